@@ -1,0 +1,1 @@
+"""xDSL dialect definitions: relax (graph), tir (tensor programs), lib (library calls)."""

@@ -1,0 +1,109 @@
+"""The library-call dialect `lib`.
+
+`lib.func` declares an external function in destination-passing style over
+symbolic buffers (inputs, then outputs): its C symbol, library, header and
+link flags, and the name of its numpy reference (registered from Python in
+relax_xdsl.libraries, used by the evaluator and the interpreter).
+`lib.call` calls it from a graph function: the callee writes its outputs,
+whose symbolic types the results give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects.builtin import ArrayAttr, FunctionType, StringAttr, SymbolNameConstraint, SymbolRefAttr
+from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.irdl import IRDLOperation, ParsePropInAttrDict, irdl_op_definition, opt_prop_def, prop_def, traits_def, var_operand_def, var_result_def
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.traits import SymbolOpInterface
+from xdsl.utils.exceptions import VerifyException
+
+from relax_xdsl.dialects.relax import TensorType, _dps_verify, parse_dps_call, print_dps_call
+from relax_xdsl.dialects.tir import BufferType
+
+
+@irdl_op_definition
+class LibFuncOp(IRDLOperation):
+    """`lib.func @sgemm(!tir.buffer<[n, k], f32>, ...) {symbol = "...", library = "blas", header = "cblas.h", link = [...], reference = "blas.matmul"}`.
+
+    The C function takes one pointer per buffer, then the int64 value of each
+    symbol of the buffers' shapes, in order of first appearance."""
+
+    name = "lib.func"
+    sym_name = prop_def(SymbolNameConstraint())
+    function_type = prop_def(FunctionType)
+    symbol = prop_def(StringAttr)
+    library = prop_def(StringAttr)
+    header = opt_prop_def(StringAttr)
+    link = opt_prop_def(ArrayAttr[StringAttr])
+    reference = opt_prop_def(StringAttr)
+    traits = traits_def(SymbolOpInterface())
+
+    assembly_format = "$sym_name $function_type attr-dict"
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, name: str, buffers: Sequence[BufferType], symbol: str, library: str, header: str | None = None, link: Sequence[str] = (), reference: str | None = None):
+        props: dict[str, Attribute] = {
+            "sym_name": StringAttr(name),
+            "function_type": FunctionType.from_lists(buffers, []),
+            "symbol": StringAttr(symbol),
+            "library": StringAttr(library),
+        }
+        if header:
+            props["header"] = StringAttr(header)
+        if link:
+            props["link"] = ArrayAttr([StringAttr(x) for x in link])
+        if reference:
+            props["reference"] = StringAttr(reference)
+        super().__init__(properties=props)
+
+    def buffer_types(self) -> list[BufferType]:
+        return list(self.function_type.inputs.data)  # type: ignore[arg-type]
+
+    def num_sym_args(self) -> int:
+        return 0
+
+    def verify_(self) -> None:
+        for i, t in enumerate(self.function_type.inputs.data):
+            if not isinstance(t, BufferType):
+                raise VerifyException(f"lib.func @{self.sym_name.data}: parameter {i} is {t}, not a !tir.buffer")
+        if self.function_type.outputs.data:
+            raise VerifyException(f"lib.func @{self.sym_name.data}: results are written to output buffers, not returned")
+
+
+@irdl_op_definition
+class LibCallOp(IRDLOperation):
+    """`lib.call @sgemm(%a, %b) : (A, B) -> C` at the graph level."""
+
+    name = "lib.call"
+    callee = prop_def(SymbolRefAttr)
+    inputs = var_operand_def(TensorType)
+    outs = var_result_def(TensorType)
+
+    def __init__(self, callee: str | SymbolRefAttr, inputs: Sequence[SSAValue], out_types: Sequence[Attribute]):
+        super().__init__(
+            operands=[inputs], result_types=[out_types],
+            properties={"callee": SymbolRefAttr(callee) if isinstance(callee, str) else callee},
+        )
+
+    def verify_(self) -> None:
+        _dps_verify(self, self.callee, (LibFuncOp,), "a lib.func", 0)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> LibCallOp:
+        pos = parser.pos
+        callee, values, syms, outs, extra = parse_dps_call(parser)
+        if syms:
+            parser.raise_error("lib.call takes no symbolic args (the library gets them from the buffer shapes)", pos)
+        op = LibCallOp(callee, values, outs)
+        op.attributes |= extra
+        return op
+
+    def print(self, printer: Printer) -> None:
+        print_dps_call(printer, self, self.callee, None)
+
+
+def lib_dialect() -> Dialect:
+    return Dialect("lib", [LibFuncOp, LibCallOp], [])

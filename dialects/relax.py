@@ -1,0 +1,591 @@
+"""The graph dialect `relax`: tensor and shape types, functions, dataflow
+regions, match_cast, constants, tuples, call_tir, and the base class of the
+operator set (whose members live, one family per file, in relax_xdsl/ops/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import sympy
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
+    FunctionType,
+    IntAttr,
+    StringAttr,
+    SymbolNameConstraint,
+    SymbolRefAttr,
+    TensorType as BuiltinTensorType,
+    TupleType,
+)
+from xdsl.dialects.utils import parse_func_op_like, print_func_op_like
+from xdsl.ir import Attribute, Block, Data, Dialect, Operation, ParametrizedAttribute, Region, SSAValue, TypeAttribute
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import AttrParser, Parser
+from xdsl.printer import Printer
+from xdsl.traits import (
+    HasParent,
+    IsolatedFromAbove,
+    IsTerminator,
+    Pure,
+    SymbolOpInterface,
+    SymbolTable,
+)
+from xdsl.utils.exceptions import VerifyException
+
+from relax_xdsl import dtypes
+from relax_xdsl.shape import Dim, canon, parse_dims, shape_to_str, to_python
+
+
+# --- attributes and types ---------------------------------------------------
+
+
+@irdl_attr_definition
+class DimsAttr(Data[tuple[sympy.Expr, ...]]):
+    """A list of symbolic dims, `#relax.dims<[n, 2*n + 1]>`: used for shape
+    attributes (reshape targets, call_tir's symbolic extra args)."""
+
+    name = "relax.dims"
+
+    @classmethod
+    def parse_parameter(cls, parser: AttrParser) -> tuple[sympy.Expr, ...]:
+        with parser.in_angle_brackets():
+            return parse_dims(parser)
+
+    def print_parameter(self, printer: Printer) -> None:
+        printer.print_string(f"<{shape_to_str(self.data)}>")
+
+    @staticmethod
+    def of(dims: Sequence[Dim | str]) -> DimsAttr:
+        return DimsAttr(tuple(canon(d) for d in dims))
+
+
+def _parse_shape_and_dtype(parser: AttrParser) -> list[Attribute]:
+    with parser.in_angle_brackets():
+        dims = DimsAttr(parse_dims(parser))
+        parser.parse_punctuation(",", " between the shape and the element type")
+        pos = parser.pos
+        elem = parser.parse_type()
+        try:
+            dtypes.dtype_name(elem)
+        except Exception as err:  # noqa: BLE001
+            parser.raise_error(str(err), pos, parser.pos)
+    return [dims, elem]
+
+
+class _Shaped:
+    """Shared accessors of tensor-like types carrying DimsAttr + element type."""
+
+    dims: DimsAttr
+    element_type: Attribute
+
+    @property
+    def shape(self) -> tuple[Dim, ...]:
+        return tuple(to_python(d) for d in self.dims.data)
+
+    @property
+    def sym_shape(self) -> tuple[sympy.Expr, ...]:
+        return self.dims.data
+
+    @property
+    def dtype(self) -> str:
+        return dtypes.dtype_name(self.element_type)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.dims.data)
+
+
+@irdl_attr_definition
+class TensorType(_Shaped, ParametrizedAttribute, TypeAttribute):
+    """`!relax.tensor<[n, 784], f32>`: a tensor with a symbolic shape."""
+
+    name = "relax.tensor"
+    dims: DimsAttr
+    element_type: Attribute
+
+    @staticmethod
+    def of(shape: Sequence[Dim | str], dtype: object) -> TensorType:
+        return TensorType(DimsAttr.of(shape), dtypes.to_xdsl(dtype))
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        return _parse_shape_and_dtype(parser)
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(f"<{shape_to_str(self.dims.data)}, ")
+        printer.print_attribute(self.element_type)
+        printer.print_string(">")
+
+
+@irdl_attr_definition
+class ShapeType(ParametrizedAttribute, TypeAttribute):
+    """`!relax.shape<[n, 4]>`: a first-class shape value (what shape_of gives)."""
+
+    name = "relax.shape"
+    dims: DimsAttr
+
+    @staticmethod
+    def of(shape: Sequence[Dim | str]) -> ShapeType:
+        return ShapeType(DimsAttr.of(shape))
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        with parser.in_angle_brackets():
+            return [DimsAttr(parse_dims(parser))]
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(f"<{shape_to_str(self.dims.data)}>")
+
+
+def is_value_type(t: Attribute) -> bool:
+    """Types a graph value may have: tensors, shapes, and tuples of them."""
+    if isinstance(t, (TensorType, ShapeType)):
+        return True
+    return isinstance(t, TupleType) and all(is_value_type(x) for x in t.types.data)
+
+
+# --- structural ops ---------------------------------------------------------
+
+
+@irdl_op_definition
+class FunctionOp(IRDLOperation):
+    """`relax.function @main(%x: !relax.tensor<[n, 784], f32>) -> ... { }`."""
+
+    name = "relax.function"
+    body = region_def("single_block")
+    sym_name = prop_def(SymbolNameConstraint())
+    function_type = prop_def(FunctionType)
+    arg_attrs = opt_prop_def(ArrayAttr[DictionaryAttr])
+    res_attrs = opt_prop_def(ArrayAttr[DictionaryAttr])
+    traits = traits_def(IsolatedFromAbove(), SymbolOpInterface())
+
+    def __init__(self, name: str, inputs: Sequence[Attribute], outputs: Sequence[Attribute], region: Region | None = None):
+        ftype = FunctionType.from_lists(inputs, outputs)
+        if region is None:
+            region = Region(Block(arg_types=ftype.inputs))
+        super().__init__(properties={"sym_name": StringAttr(name), "function_type": ftype}, regions=[region])
+
+    @property
+    def args(self) -> tuple[SSAValue, ...]:
+        return self.body.block.args
+
+    def verify_(self) -> None:
+        if tuple(self.body.block.arg_types) != self.function_type.inputs.data:
+            raise VerifyException("relax.function: block argument types differ from the signature")
+        for i, t in enumerate(self.function_type.inputs.data + self.function_type.outputs.data):
+            if not is_value_type(t):
+                raise VerifyException(f"relax.function @{self.sym_name.data}: type #{i} {t} is not a relax type")
+        ret = self.body.block.last_op
+        if not isinstance(ret, ReturnOp):
+            raise VerifyException(f"relax.function @{self.sym_name.data} must end with relax.return")
+        got = tuple(v.type for v in ret.values)
+        if got != self.function_type.outputs.data:
+            raise VerifyException(
+                f"relax.function @{self.sym_name.data}: relax.return gives "
+                f"({', '.join(map(str, got))}) but the signature says "
+                f"({', '.join(map(str, self.function_type.outputs.data))})"
+            )
+
+    @classmethod
+    def parse(cls, parser: Parser) -> FunctionOp:
+        name, inputs, outputs, region, extra, arg_attrs, res_attrs = parse_func_op_like(
+            parser, reserved_attr_names=("sym_name", "function_type")
+        )
+        if region is None:
+            parser.raise_error("relax.function needs a body")
+        op = FunctionOp(name, inputs, outputs, region)
+        if arg_attrs is not None:
+            op.arg_attrs = arg_attrs
+        if res_attrs is not None:
+            op.res_attrs = res_attrs
+        if extra is not None:
+            op.attributes |= extra.data
+        return op
+
+    def print(self, printer: Printer) -> None:
+        print_func_op_like(
+            printer, self.sym_name, self.function_type, self.body, self.attributes,
+            arg_attrs=self.arg_attrs, res_attrs=self.res_attrs,
+            reserved_attr_names=("sym_name", "function_type"),
+        )
+
+
+@irdl_op_definition
+class ReturnOp(IRDLOperation):
+    name = "relax.return"
+    values = var_operand_def()
+    assembly_format = "($values^ `:` type($values))? attr-dict"
+    traits = traits_def(IsTerminator(), HasParent(FunctionOp))
+
+    def __init__(self, *values: SSAValue):
+        super().__init__(operands=[values])
+
+
+@irdl_op_definition
+class DataflowOp(IRDLOperation):
+    """A pure, single-assignment region; its results are what `relax.output`
+    yields. Values defined inside are not visible after it."""
+
+    name = "relax.dataflow"
+    outs = var_result_def()
+    body = region_def("single_block")
+    assembly_format = "attr-dict (`->` `(` type($outs)^ `)`)? $body"
+
+    def __init__(self, body: Region, result_types: Sequence[Attribute]):
+        super().__init__(result_types=[result_types], regions=[body])
+
+    def verify_(self) -> None:
+        out = self.body.block.last_op
+        if not isinstance(out, OutputOp):
+            raise VerifyException("relax.dataflow must end with relax.output")
+        if tuple(v.type for v in out.values) != tuple(r.type for r in self.outs):
+            raise VerifyException("relax.output types differ from the relax.dataflow result types")
+
+
+@irdl_op_definition
+class OutputOp(IRDLOperation):
+    name = "relax.output"
+    values = var_operand_def()
+    assembly_format = "($values^ `:` type($values))? attr-dict"
+    traits = traits_def(IsTerminator(), HasParent(DataflowOp))
+
+    def __init__(self, *values: SSAValue):
+        super().__init__(operands=[values])
+
+
+@irdl_op_definition
+class MatchCastOp(IRDLOperation):
+    """Asserts at run time that a value has the given shape, binding any
+    symbol of that shape not bound yet."""
+
+    name = "relax.match_cast"
+    value = operand_def()
+    result = result_def()
+    assembly_format = "$value attr-dict `:` type($value) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, value: SSAValue, result_type: Attribute):
+        super().__init__(operands=[value], result_types=[result_type])
+
+    def verify_(self) -> None:
+        src, dst = self.value.type, self.result.type
+        if isinstance(src, TensorType) and isinstance(dst, TensorType):
+            if src.element_type != dst.element_type:
+                raise VerifyException(f"relax.match_cast cannot change the dtype ({src.dtype} -> {dst.dtype})")
+            if src.ndim != dst.ndim:
+                raise VerifyException(f"relax.match_cast cannot change the rank ({src.ndim} -> {dst.ndim})")
+        elif type(src) is not type(dst):
+            raise VerifyException(f"relax.match_cast from {src} to {dst}: kinds differ")
+
+
+@irdl_op_definition
+class ConstantOp(IRDLOperation):
+    """A tensor constant: `relax.constant dense<...> : tensor<2x3xf32>`
+    (large data prints as hex, so weights parse and print fast)."""
+
+    name = "relax.constant"
+    value = prop_def(DenseIntOrFPElementsAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+
+    def __init__(self, value: DenseIntOrFPElementsAttr):
+        shape = value.get_shape() or ()
+        super().__init__(
+            properties={"value": value},
+            result_types=[TensorType(DimsAttr.of(shape), value.get_element_type())],
+        )
+
+    @staticmethod
+    def from_array(array: np.ndarray) -> ConstantOp:
+        array = np.asarray(array)
+        dtype = dtypes.dtype_name(array.dtype)
+        elem = dtypes.to_xdsl(dtype)
+        data = array.astype(np.int8) if dtype == "bool" else array
+        attr = DenseIntOrFPElementsAttr.from_list(
+            BuiltinTensorType(elem, array.shape), data.reshape(-1).tolist()
+        ) if array.size < 16 else DenseIntOrFPElementsAttr.create_dense_int_or_float_from_bytes(
+            BuiltinTensorType(elem, array.shape), data
+        )
+        return ConstantOp(attr)
+
+    def to_array(self) -> np.ndarray:
+        return constant_array(self.value)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ConstantOp:
+        pos = parser.pos
+        attr = parser.parse_attribute()
+        if not isinstance(attr, DenseIntOrFPElementsAttr):
+            parser.raise_error("relax.constant expects a dense<...> : tensor<...> value", pos, parser.pos)
+        extra = parser.parse_optional_attr_dict()
+        op = ConstantOp(attr)
+        op.attributes |= extra
+        return op
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_attribute(self.value)
+        printer.print_op_attributes(self.attributes)
+
+
+def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """The numpy array a dense attribute holds."""
+    elem = attr.get_element_type()
+    dtype = dtypes.dtype_name(elem)
+    shape = tuple(attr.get_shape() or ())
+    np_dtype = np.int8 if dtype == "bool" else np.dtype(dtype)
+    raw = attr.data.data
+    data = np.frombuffer(raw, dtype=np_dtype) if isinstance(raw, bytes) else np.asarray(
+        attr.get_values(), dtype=np_dtype
+    )
+    out = data.reshape(shape) if data.size == int(np.prod(shape)) else np.broadcast_to(data, shape)
+    return out.astype(bool) if dtype == "bool" else np.array(out)
+
+
+@irdl_op_definition
+class TupleOp(IRDLOperation):
+    name = "relax.tuple"
+    fields = var_operand_def()
+    result = result_def(TupleType)
+    traits = traits_def(Pure())
+
+    def __init__(self, *fields: SSAValue):
+        super().__init__(operands=[fields], result_types=[TupleType(tuple(f.type for f in fields))])
+
+    @classmethod
+    def parse(cls, parser: Parser) -> TupleOp:
+        args = parser.parse_comma_separated_list(parser.Delimiter.NONE, parser.parse_unresolved_operand) \
+            if parser._current_token.text.startswith("%") else []  # noqa: SLF001
+        extra = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        types = parser.parse_comma_separated_list(parser.Delimiter.PAREN, parser.parse_type)
+        values = parser.resolve_operands(args, types, parser.pos)
+        op = TupleOp(*values)
+        op.attributes |= extra
+        return op
+
+    def print(self, printer: Printer) -> None:
+        if self.fields:
+            printer.print_string(" ")
+            printer.print_list(self.fields, printer.print_operand)
+        printer.print_op_attributes(self.attributes)
+        printer.print_string(" : (")
+        printer.print_list([f.type for f in self.fields], printer.print_attribute)
+        printer.print_string(")")
+
+
+@irdl_op_definition
+class GetItemOp(IRDLOperation):
+    """`relax.get_item %t[0] : tuple<...>`: one field of a tuple."""
+
+    name = "relax.get_item"
+    tuple_value = operand_def(TupleType)
+    index = prop_def(IntAttr)
+    result = result_def()
+    traits = traits_def(Pure())
+
+    def __init__(self, value: SSAValue, index: int):
+        assert isinstance(value.type, TupleType)
+        super().__init__(
+            operands=[value], properties={"index": IntAttr(index)},
+            result_types=[value.type.types.data[index]],
+        )
+
+    def verify_(self) -> None:
+        n = len(self.tuple_value.type.types.data)
+        if not 0 <= self.index.data < n:
+            raise VerifyException(f"relax.get_item index {self.index.data} out of range for a tuple of {n}")
+        if self.result.type != self.tuple_value.type.types.data[self.index.data]:
+            raise VerifyException("relax.get_item result type differs from the tuple field type")
+
+    @classmethod
+    def parse(cls, parser: Parser) -> GetItemOp:
+        operand = parser.parse_unresolved_operand()
+        parser.parse_punctuation("[")
+        index = parser.parse_integer(allow_boolean=False)
+        parser.parse_punctuation("]")
+        extra = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        pos = parser.pos
+        tuple_type = parser.parse_type()
+        if not isinstance(tuple_type, TupleType):
+            parser.raise_error("relax.get_item expects a tuple type", pos, parser.pos)
+        if not 0 <= index < len(tuple_type.types.data):
+            parser.raise_error(f"relax.get_item index {index} out of range for {tuple_type}", pos, parser.pos)
+        value = parser.resolve_operand(operand, tuple_type)
+        op = GetItemOp(value, index)
+        op.attributes |= extra
+        return op
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_operand(self.tuple_value)
+        printer.print_string(f"[{self.index.data}]")
+        printer.print_op_attributes(self.attributes)
+        printer.print_string(" : ")
+        printer.print_attribute(self.tuple_value.type)
+
+
+@irdl_op_definition
+class ShapeOfOp(IRDLOperation):
+    name = "relax.shape_of"
+    value = operand_def(TensorType)
+    result = result_def(ShapeType)
+    assembly_format = "$value attr-dict `:` type($value) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, value: SSAValue):
+        assert isinstance(value.type, TensorType)
+        super().__init__(operands=[value], result_types=[ShapeType(value.type.dims)])
+
+    def verify_(self) -> None:
+        if self.result.type.dims != self.value.type.dims:
+            raise VerifyException("relax.shape_of result shape differs from the operand's")
+
+
+def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operation], ...], what: str, n_syms: int) -> Operation:
+    """Checks a destination-passing call against its callee: existence, kind,
+    arity (inputs + outputs = callee buffers), ranks and dtypes."""
+    target = SymbolTable.lookup_symbol(op, callee)
+    name = callee.string_value()
+    if target is None:
+        raise VerifyException(f"{op.name}: callee @{name} does not exist")
+    if not isinstance(target, kinds):
+        raise VerifyException(f"{op.name}: @{name} is a {target.name}, not {what}")
+    params = target.buffer_types()  # type: ignore[attr-defined]
+    values = [v.type for v in op.operands] + [r.type for r in op.results]
+    if len(params) != len(values):
+        raise VerifyException(
+            f"{op.name} @{name}: {len(op.operands)} inputs + {len(op.results)} outputs, "
+            f"but the callee takes {len(params)} buffers"
+        )
+    for i, (p, v) in enumerate(zip(params, values)):
+        role = f"input {i}" if i < len(op.operands) else f"output {i - len(op.operands)}"
+        if not isinstance(v, TensorType):
+            raise VerifyException(f"{op.name} @{name}: {role} is {v}, not a tensor")
+        if p.ndim != v.ndim:
+            raise VerifyException(f"{op.name} @{name}: {role} has rank {v.ndim}, the callee's buffer {i} rank {p.ndim}")
+        if p.element_type != v.element_type:
+            raise VerifyException(f"{op.name} @{name}: {role} is {v.dtype}, the callee's buffer {i} {p.dtype}")
+    want_syms = target.num_sym_args()  # type: ignore[attr-defined]
+    if n_syms != want_syms:
+        raise VerifyException(f"{op.name} @{name}: {n_syms} symbolic args given, the callee takes {want_syms}")
+    return target
+
+
+def parse_dps_call(parser: Parser) -> tuple[SymbolRefAttr, list[SSAValue], tuple[sympy.Expr, ...], list[Attribute], dict[str, Attribute]]:
+    """`@callee(%a, %b) [n, 2*n] {attrs} : (A, B) -> (C, D)`."""
+    callee = parser.parse_symbol_name()
+    args = parser.parse_comma_separated_list(parser.Delimiter.PAREN, parser.parse_unresolved_operand)
+    syms: tuple[sympy.Expr, ...] = ()
+    if parser._current_token.text == "[":  # noqa: SLF001
+        syms = parse_dims(parser)
+    extra = parser.parse_optional_attr_dict()
+    parser.parse_punctuation(":")
+    pos = parser.pos
+    ftype = parser.parse_function_type()
+    if len(ftype.inputs) != len(args):
+        parser.raise_error(f"{len(args)} operands but {len(ftype.inputs)} input types", pos, parser.pos)
+    values = parser.resolve_operands(args, list(ftype.inputs.data), pos)
+    return SymbolRefAttr(callee), values, syms, list(ftype.outputs.data), extra
+
+
+def print_dps_call(printer: Printer, op: Operation, callee: SymbolRefAttr, syms: DimsAttr | None) -> None:
+    printer.print_string(" ")
+    printer.print_attribute(callee)
+    printer.print_string("(")
+    printer.print_list(op.operands, printer.print_operand)
+    printer.print_string(")")
+    if syms is not None:
+        printer.print_string(" " + shape_to_str(syms.data))
+    printer.print_op_attributes(op.attributes)
+    printer.print_string(" : ")
+    printer.print_function_type([o.type for o in op.operands], [r.type for r in op.results])
+
+
+@irdl_op_definition
+class CallTIROp(IRDLOperation):
+    """`relax.call_tir @prog(%a, %b) [n] : (A, B) -> C`: calls a tensor
+    program in destination-passing style: the program writes its outputs,
+    whose shapes (symbolic) the result types give. `[n]` are the symbolic
+    extra args bound to the program's index parameters."""
+
+    name = "relax.call_tir"
+    callee = prop_def(SymbolRefAttr)
+    sym_args = opt_prop_def(DimsAttr)
+    inputs = var_operand_def(TensorType)
+    outs = var_result_def(TensorType)
+
+    def __init__(self, callee: str | SymbolRefAttr, inputs: Sequence[SSAValue], out_types: Sequence[Attribute], sym_args: Sequence[Dim] | None = None):
+        props: dict[str, Attribute] = {"callee": SymbolRefAttr(callee) if isinstance(callee, str) else callee}
+        if sym_args:
+            props["sym_args"] = DimsAttr.of(sym_args)
+        super().__init__(operands=[inputs], result_types=[out_types], properties=props)
+
+    def verify_(self) -> None:
+        from relax_xdsl.dialects.tir import PrimFuncOp
+
+        _dps_verify(self, self.callee, (PrimFuncOp,), "a tir.prim_func", len(self.sym_args.data) if self.sym_args else 0)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CallTIROp:
+        callee, values, syms, outs, extra = parse_dps_call(parser)
+        op = CallTIROp(callee, values, outs, syms)
+        op.attributes |= extra
+        return op
+
+    def print(self, printer: Printer) -> None:
+        print_dps_call(printer, self, self.callee, self.sym_args)
+
+
+# --- the operator set -------------------------------------------------------
+
+
+class GraphOp(IRDLOperation):
+    """Base of every operator of the operator set: tensor operands, one result
+    (a tensor, or a tuple for split), op parameters as attributes. `spec`
+    (`SPEC`, an OpSpec from relax_xdsl.ops) holds the op's shape rule, numpy
+    reference, legalization and fusion pattern kind."""
+
+    inputs = var_operand_def()
+    res = result_def()
+    traits = traits_def(Pure())
+    assembly_format = "$inputs attr-dict `:` functional-type($inputs, $res)"
+
+    SPEC: ClassVar[Any] = None  # the OpSpec, set for each generated class
+
+    def verify_(self) -> None:
+        from relax_xdsl.ops.registry import verify_graph_op
+
+        verify_graph_op(self)
+
+
+STRUCTURAL_OPS: list[type[Operation]] = [
+    FunctionOp, ReturnOp, DataflowOp, OutputOp, MatchCastOp, ConstantOp,
+    TupleOp, GetItemOp, ShapeOfOp, CallTIROp,
+]
+ATTRIBUTES: list[type[Attribute]] = [DimsAttr, TensorType, ShapeType]
+
+
+def relax_dialect() -> Dialect:
+    """The dialect with every registered graph op (user-registered ones too)."""
+    from relax_xdsl.ops.registry import graph_op_classes
+
+    return Dialect("relax", [*STRUCTURAL_OPS, *graph_op_classes()], ATTRIBUTES)

@@ -1,0 +1,1 @@
+"""Module-to-module passes and the named pipelines."""
