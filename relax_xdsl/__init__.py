@@ -1,1 +1,18 @@
-"""relax_xdsl: a Relax-style ML compiler with symbolic shapes, on xDSL."""
+"""relax_xdsl: a Relax-style ML compiler with symbolic shapes, on xDSL.
+
+The public API: FunctionBuilder and `op` to build graph functions,
+parse_module / print_module for textual IR, evaluate for the numpy
+reference, and the error types."""
+
+from relax_xdsl import op
+from relax_xdsl.builder import FunctionBuilder, Var
+from relax_xdsl.errors import DimParseError, IRParseError, RelaxError, ShapeError
+from relax_xdsl.evaluator import evaluate
+from relax_xdsl.ir import make_context, parse_module, print_module
+from relax_xdsl.ops.registry import OpSpec, Param, register_op
+from relax_xdsl.shape import sym
+
+__all__ = [
+    "DimParseError", "FunctionBuilder", "IRParseError", "OpSpec", "Param", "RelaxError", "ShapeError", "Var",
+    "evaluate", "make_context", "op", "parse_module", "print_module", "register_op", "sym",
+]

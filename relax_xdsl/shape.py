@@ -346,9 +346,10 @@ def bind_shape(
         except ShapeError as err:
             raise ShapeError(f"{what}: dim {i}: {err}") from None
         if want != v:
+            expect = dim_to_str(e) if e.is_Integer else f"{dim_to_str(e)} = {want} ({format_bindings(bindings)})"
             raise ShapeError(
-                f"{what}: dim {i} is {v} but the signature expects {dim_to_str(e)} = {want} "
-                f"({format_bindings(bindings)}); full shape {tuple(actual)}, expected {shape_to_str(expected)}"
+                f"{what}: dim {i} is {v} but the signature expects {expect}; "
+                f"full shape {tuple(actual)}, expected {shape_to_str(expected)}"
             )
 
 

@@ -1,0 +1,47 @@
+"""Library functions known from Python: the numpy references that the
+evaluator and the interpreter run for `lib.call` (by the `reference` name
+of a `lib.func`), and what the C target needs to call and link them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from relax_xdsl.errors import RelaxError
+
+Reference = Callable[..., None]
+"""Called with the input arrays then the output arrays; writes the outputs."""
+
+
+@dataclass
+class LibraryFunction:
+    name: str
+    reference: Reference
+    c_source: str = ""
+    link: list[str] = field(default_factory=list)
+
+
+_REFERENCES: dict[str, LibraryFunction] = {}
+
+
+def register_library_function(name: str, reference: Reference, c_source: str = "", link: list[str] | None = None) -> LibraryFunction:
+    """Registers (or replaces) the library function `name`."""
+    fn = LibraryFunction(name, reference, c_source, list(link or []))
+    _REFERENCES[name] = fn
+    return fn
+
+
+def lookup(name: str) -> LibraryFunction:
+    if name not in _REFERENCES:
+        known = ", ".join(sorted(_REFERENCES)) or "none"
+        raise RelaxError(f"no library function registered as {name!r} (registered: {known})")
+    return _REFERENCES[name]
+
+
+def _matmul_ref(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    np.matmul(a, b, out=out)
+
+
+register_library_function("blas.matmul", _matmul_ref)
