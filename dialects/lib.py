@@ -12,16 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from relax_xdsl.dialects.relax import TensorType, _dps_verify, parse_dps_call, print_dps_call
+from relax_xdsl.dialects.tir import BufferType
 from xdsl.dialects.builtin import ArrayAttr, FunctionType, StringAttr, SymbolNameConstraint, SymbolRefAttr
 from xdsl.ir import Attribute, Dialect, SSAValue
-from xdsl.irdl import IRDLOperation, ParsePropInAttrDict, irdl_op_definition, opt_prop_def, prop_def, traits_def, var_operand_def, var_result_def
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    opt_prop_def,
+    prop_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.traits import SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
-
-from relax_xdsl.dialects.relax import TensorType, _dps_verify, parse_dps_call, print_dps_call
-from relax_xdsl.dialects.tir import BufferType
 
 
 @irdl_op_definition

@@ -19,8 +19,10 @@ from xdsl.dialects.builtin import (
     StringAttr,
     SymbolNameConstraint,
     SymbolRefAttr,
-    TensorType as BuiltinTensorType,
     TupleType,
+)
+from xdsl.dialects.builtin import (
+    TensorType as BuiltinTensorType,
 )
 from xdsl.dialects.utils import parse_func_op_like, print_func_op_like
 from xdsl.ir import Attribute, Block, Data, Dialect, Operation, ParametrizedAttribute, Region, SSAValue, TypeAttribute
@@ -51,7 +53,6 @@ from xdsl.utils.exceptions import VerifyException
 
 from relax_xdsl import dtypes
 from relax_xdsl.shape import Dim, canon, parse_dims, shape_to_str, to_python
-
 
 # --- attributes and types ---------------------------------------------------
 

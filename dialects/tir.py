@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sympy
+from relax_xdsl.dialects.relax import DimsAttr, _parse_shape_and_dtype, _Shaped
 from xdsl.dialects.builtin import IndexType, StringAttr, SymbolNameConstraint
 from xdsl.ir import Attribute, Block, Dialect, ParametrizedAttribute, Region, SSAValue, TypeAttribute
 from xdsl.irdl import (
@@ -41,7 +42,6 @@ from xdsl.traits import HasAncestor, IsolatedFromAbove, IsTerminator, NoTerminat
 from xdsl.utils.exceptions import VerifyException
 
 from relax_xdsl import dtypes
-from relax_xdsl.dialects.relax import DimsAttr, _parse_shape_and_dtype, _Shaped
 from relax_xdsl.shape import Dim, canon, dim_to_str, dims_equal, parse_dim, parse_dims, shape_to_str
 
 COMBINERS = ("add", "mul", "max", "min")

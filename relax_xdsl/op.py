@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 from typing import Any
 
@@ -45,7 +45,7 @@ def emit(spec: OpSpec, *args: Any, **kwargs: Any) -> Var:
     return builder.emit(op)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _emitter(name: str) -> Callable[..., Var]:
     spec = get_spec(name)
 

@@ -9,8 +9,8 @@ provable equality, and binding symbols from concrete shapes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
-from typing import TYPE_CHECKING, Union
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING
 
 import sympy
 
@@ -19,13 +19,13 @@ from relax_xdsl.errors import DimParseError, ShapeError
 if TYPE_CHECKING:
     from xdsl.parser import AttrParser
 
-Dim = Union[int, sympy.Expr]
+Dim = int | sympy.Expr
 """A dim as users see it: a Python int, or a sympy expression."""
 
 KEYWORDS = frozenset({"floordiv", "ceildiv", "mod", "min", "max"})
 
 
-@lru_cache(maxsize=None)
+@cache
 def sym(name: str) -> sympy.Symbol:
     """The symbol `name`: a positive integer (every dim is >= 1)."""
     if not name.isidentifier() or name in KEYWORDS:
@@ -48,10 +48,25 @@ def canon(d: Dim | str) -> sympy.Expr:
     if isinstance(d, sympy.Expr):
         if not d.free_symbols <= {s for s in d.free_symbols if s.is_integer and s.is_positive}:
             d = d.xreplace({s: sym(s.name) for s in d.free_symbols})
-        return sympy.expand(d) if not d.has(sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max) else d
+        if not d.has(sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max):
+            return sympy.expand(d)
+        return d.replace(_is_nested_floordiv, _merge_floordiv)
     if hasattr(d, "__index__"):
         return sympy.Integer(int(d))
     raise DimParseError(f"a dim must be an int, a str or a sympy expression, not {type(d).__name__}")
+
+
+def _is_nested_floordiv(e: sympy.Expr) -> bool:
+    """floor(floor(x) / c) with c a positive integer."""
+    if not isinstance(e, sympy.floor):
+        return False
+    coeff, rest = e.args[0].as_coeff_Mul()
+    return coeff.is_Rational and coeff.p == 1 and coeff.q > 1 and isinstance(rest, sympy.floor)
+
+
+def _merge_floordiv(e: sympy.Expr) -> sympy.Expr:
+    coeff, rest = e.args[0].as_coeff_Mul()
+    return sympy.floor(rest.args[0] * coeff)
 
 
 def to_python(d: sympy.Expr) -> Dim:
@@ -60,7 +75,7 @@ def to_python(d: sympy.Expr) -> Dim:
 
 
 def floordiv(a: Dim, b: Dim) -> sympy.Expr:
-    return sympy.floor(canon(a) / canon(b))
+    return canon(sympy.floor(canon(a) / canon(b)))
 
 
 def ceildiv(a: Dim, b: Dim) -> sympy.Expr:

@@ -1,0 +1,556 @@
+"""Neural-network ops, named and parametrized as TVM Relax's `R.nn.*`:
+softmax, log_softmax, layer_norm, rms_norm, batch_norm (inference),
+conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d.
+
+Layouts: only NCHW data and OIHW kernels; another layout is a clear error
+(transpose with permute_dims first), so every lowering handles one layout.
+
+Window ops (conv, pools) deduce output dims symbolically, as TVM does:
+`(H + pad_top + pad_bottom - dilation*(k - 1) - 1) floordiv stride + 1`
+(`ceildiv` in ceil_mode). An output dim that cannot be proven >= 1 becomes
+a runtime assumption, so a too-small input is a ShapeError, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import sympy
+from numpy.lib.stride_tricks import sliding_window_view
+
+from relax_xdsl import dtypes
+from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.errors import ShapeError
+from relax_xdsl.ops.registry import (
+    BROADCAST,
+    OPAQUE,
+    OUT_FUSIBLE,
+    REQUIRED,
+    Infer,
+    OpSpec,
+    Param,
+    register_op,
+    tensor,
+)
+from relax_xdsl.shape import canon, ceildiv, dim_to_str, floordiv, mod
+
+# --- shared checks ------------------------------------------------------------
+
+
+def _need_float(ctx: Infer, t: TensorType, what: str) -> None:
+    if not dtypes.is_float(t.dtype):
+        ctx.fail(f"{what} must have a floating-point dtype, got {t.dtype}")
+
+
+def _same_dtype(ctx: Infer, named: Sequence[tuple[str, TensorType]]) -> None:
+    first_name, first = named[0]
+    for name, t in named[1:]:
+        if t.dtype != first.dtype:
+            ctx.fail(f"{name} has dtype {t.dtype} but {first_name} has {first.dtype}; insert astype")
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    """Accumulate float16 in float32 (as TVM's legalizations do for norms)."""
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
+
+
+def _pair(ctx: Infer, values: tuple[int, ...], name: str, minimum: int = 1) -> tuple[int, int]:
+    """A 2-d window parameter given as 1 or 2 ints."""
+    if len(values) == 1:
+        values = (values[0], values[0])
+    if len(values) != 2:
+        ctx.fail(f"{name} must have 1 or 2 ints (height, width), got {len(values)}: {tuple(values)}")
+    if any(v < minimum for v in values):
+        ctx.fail(f"{name} must be >= {minimum}, got {tuple(values)}")
+    return values[0], values[1]
+
+
+def _padding(ctx: Infer, padding: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """TVM's 2-d padding: 1 int (all sides), 2 (top/bottom, left/right) or
+    4 (top, left, bottom, right)."""
+    if len(padding) == 1:
+        padding = padding * 4
+    elif len(padding) == 2:
+        padding = (padding[0], padding[1], padding[0], padding[1])
+    elif len(padding) != 4:
+        ctx.fail(f"padding must have 1, 2 or 4 ints (top, left, bottom, right), got {len(padding)}: {tuple(padding)}")
+    if any(p < 0 for p in padding):
+        ctx.fail(f"padding must be >= 0, got {tuple(padding)}")
+    return padding[0], padding[1], padding[2], padding[3]
+
+
+def _layout(ctx: Infer, name: str, value: str, supported: str) -> None:
+    if value != supported:
+        ctx.fail(f"{name} {value!r} is not supported, only {supported!r}; transpose with permute_dims first")
+
+
+def _rank(ctx: Infer, t: TensorType, rank: int, what: str, layout: str) -> None:
+    if t.ndim != rank:
+        ctx.fail(f"{what} must have rank {rank} ({layout}), got rank {t.ndim}")
+
+
+def _window_dim(ctx: Infer, size: Any, pad_before: int, pad_after: int, kernel: Any, stride: int,
+                dilation: int, ceil_mode: bool, what: str) -> sympy.Expr:
+    """Output extent of a sliding window along one axis; it must be >= 1.
+
+    ceil_mode follows TVM (and PyTorch): ceildiv, but a last window that
+    would start inside the bottom/right padding is dropped. That can only
+    happen when pad_after + stride exceeds the dilated window, so the plain
+    ceildiv form is kept otherwise."""
+    size = canon(size)
+    window = dilation * (canon(kernel) - 1) + 1
+    span = size + pad_before + pad_after - window
+    out = canon((ceildiv(span, stride) if ceil_mode else floordiv(span, stride)) + 1)
+    if ceil_mode and not (window - pad_after - stride).is_nonnegative:
+        # TVM's if_then_else is min(raw, max(raw - 1, starts)), with `starts` the
+        # windows starting before the end padding; with pad_after <= window
+        # that is exactly `starts`.
+        starts = canon(floordiv(size + pad_before - 1, stride) + 1)
+        out = starts if (window - pad_after).is_nonnegative else canon(sympy.Min(out, sympy.Max(out - 1, starts)))
+    if out.is_Integer:
+        if out < 1:
+            ctx.fail(f"{what} would be {out}: the padded input extent {dim_to_str(size + pad_before + pad_after)} "
+                     f"is smaller than the dilated window {dim_to_str(window)}")
+        return out
+    if out.is_positive is not True:
+        ctx.same(sympy.Max(out, 1), out, f"{what} {dim_to_str(out)} must be >= 1 (input smaller than the window)")
+    return out
+
+
+def _window_extent(size: int, pad_before: int, pad_after: int, kernel: int, stride: int, dilation: int,
+                   ceil_mode: bool, op: str, what: str) -> int:
+    """The same rule on concrete sizes (for the references)."""
+    span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_before:
+        out -= 1  # the last window would start in the bottom/right padding
+    if out < 1:
+        raise ShapeError(f"relax.{op}: {what} would be {out}: padded input extent {size + pad_before + pad_after} "
+                         f"is smaller than the dilated window {dilation * (kernel - 1) + 1}")
+    return out
+
+
+# --- softmax --------------------------------------------------------------------
+
+
+class _SoftmaxBase(OpSpec):
+    inputs = ("data",)
+    params = {"axis": Param("int", -1)}
+    pattern = OPAQUE  # several passes over the axis, as TVM (Relay marks it opaque)
+
+    def infer(self, ctx: Infer, data: TensorType, axis: int) -> TensorType:
+        _need_float(ctx, data, "data")
+        if data.ndim == 0:
+            ctx.fail("data must have rank >= 1, got a scalar")
+        ctx.axis(axis, data.ndim)
+        return data
+
+
+@register_op
+class Softmax(_SoftmaxBase):
+    """relax.softmax (R.nn.softmax): exp(x - max) / sum(exp(x - max)) along `axis`."""
+
+    name = "softmax"
+
+    def reference(self, data: np.ndarray, axis: int) -> np.ndarray:
+        x = data.astype(_compute_dtype(data.dtype), copy=False)
+        e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        return (e / np.sum(e, axis=axis, keepdims=True)).astype(data.dtype, copy=False)
+
+
+@register_op
+class LogSoftmax(_SoftmaxBase):
+    """relax.log_softmax (R.nn.log_softmax): x - max - log(sum(exp(x - max))) along `axis`."""
+
+    name = "log_softmax"
+
+    def reference(self, data: np.ndarray, axis: int) -> np.ndarray:
+        x = data.astype(_compute_dtype(data.dtype), copy=False)
+        shifted = x - np.max(x, axis=axis, keepdims=True)
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        return out.astype(data.dtype, copy=False)
+
+
+# --- normalizations -----------------------------------------------------------------
+
+
+def _check_affine(ctx: Infer, data: TensorType, axes: tuple[int, ...], named: Sequence[tuple[str, TensorType]]) -> None:
+    """gamma/beta/weight: one dim per normalized axis, equal to data's dim there."""
+    for name, t in named:
+        if t.ndim != len(axes):
+            ctx.fail(f"{name} must have rank {len(axes)} (one dim per axis in {axes}), got rank {t.ndim}")
+        for i, a in enumerate(axes):
+            ctx.same(t.sym_shape[i], data.sym_shape[a], f"{name} dim {i} vs data dim {a}")
+
+
+def _affine_view(param: np.ndarray, axes: tuple[int, ...], ndim: int) -> np.ndarray:
+    """A gamma-like array whose dim i belongs to data axis axes[i], shaped to broadcast against data."""
+    order = sorted(range(len(axes)), key=lambda i: axes[i])
+    shape = [1] * ndim
+    moved = np.transpose(param, order)
+    for i in order:
+        shape[axes[i]] = param.shape[i]
+    return moved.reshape(shape)
+
+
+@register_op
+class LayerNorm(OpSpec):
+    """relax.layer_norm (R.nn.layer_norm): (x - mean) / sqrt(var + epsilon) * gamma + beta,
+    mean and (biased) variance over `axes`; gamma/beta have data's dims at `axes`."""
+
+    name = "layer_norm"
+    inputs = ("data", "gamma", "beta")
+    params = {"axes": Param("ints", REQUIRED), "epsilon": Param("float", 1e-5),
+              "center": Param("bool", True), "scale": Param("bool", True)}
+    pattern = OPAQUE  # a reduction feeding an elementwise epilogue over the same data
+
+    def infer(self, ctx: Infer, data: TensorType, gamma: TensorType, beta: TensorType, axes: tuple[int, ...],
+              epsilon: float, center: bool, scale: bool) -> TensorType:
+        _need_float(ctx, data, "data")
+        _same_dtype(ctx, [("data", data), ("gamma", gamma), ("beta", beta)])
+        if not axes:
+            ctx.fail("axes must name at least one axis")
+        norm = ctx.axes(axes, data.ndim, "axes")
+        _check_affine(ctx, data, norm, [("gamma", gamma), ("beta", beta)])
+        return data
+
+    def reference(self, data: np.ndarray, gamma: np.ndarray, beta: np.ndarray, axes: tuple[int, ...],
+                  epsilon: float, center: bool, scale: bool) -> np.ndarray:
+        norm = tuple(a % data.ndim for a in axes)
+        ct = _compute_dtype(data.dtype)
+        x = data.astype(ct, copy=False)
+        mean = np.mean(x, axis=norm, keepdims=True)
+        centered = x - mean
+        var = np.mean(centered * centered, axis=norm, keepdims=True)
+        out = centered / np.sqrt(var + ct.type(epsilon))
+        if scale:
+            out = out * _affine_view(gamma.astype(ct, copy=False), norm, data.ndim)
+        if center:
+            out = out + _affine_view(beta.astype(ct, copy=False), norm, data.ndim)
+        return out.astype(data.dtype, copy=False)
+
+
+@register_op
+class RmsNorm(OpSpec):
+    """relax.rms_norm (R.nn.rms_norm): x / sqrt(mean(x^2 over axes) + epsilon) * weight."""
+
+    name = "rms_norm"
+    inputs = ("data", "weight")
+    params = {"axes": Param("ints", -1), "epsilon": Param("float", 1e-5)}
+    pattern = OPAQUE
+
+    def infer(self, ctx: Infer, data: TensorType, weight: TensorType, axes: tuple[int, ...],
+              epsilon: float) -> TensorType:
+        _need_float(ctx, data, "data")
+        _same_dtype(ctx, [("data", data), ("weight", weight)])
+        if not axes:
+            ctx.fail("axes must name at least one axis")
+        norm = ctx.axes(axes, data.ndim, "axes")
+        _check_affine(ctx, data, norm, [("weight", weight)])
+        return data
+
+    def reference(self, data: np.ndarray, weight: np.ndarray, axes: tuple[int, ...], epsilon: float) -> np.ndarray:
+        norm = tuple(a % data.ndim for a in axes)
+        ct = _compute_dtype(data.dtype)
+        x = data.astype(ct, copy=False)
+        ms = np.mean(x * x, axis=norm, keepdims=True)
+        out = x / np.sqrt(ms + ct.type(epsilon)) * _affine_view(weight.astype(ct, copy=False), norm, data.ndim)
+        return out.astype(data.dtype, copy=False)
+
+
+@register_op
+class BatchNorm(OpSpec):
+    """relax.batch_norm (R.nn.batch_norm), inference only:
+    (x - moving_mean) / sqrt(moving_var + epsilon) * gamma + beta per channel `axis`.
+
+    Unlike TVM, which returns a 3-tuple (data, new mean, new var) and has
+    `momentum`/`training`, this returns only the normalized data."""
+
+    name = "batch_norm"
+    inputs = ("data", "gamma", "beta", "moving_mean", "moving_var")
+    params = {"axis": Param("int", 1), "epsilon": Param("float", 1e-5),
+              "center": Param("bool", True), "scale": Param("bool", True)}
+    pattern = BROADCAST  # each output element reads one element of each operand
+
+    def infer(self, ctx: Infer, data: TensorType, gamma: TensorType, beta: TensorType, moving_mean: TensorType,
+              moving_var: TensorType, axis: int, epsilon: float, center: bool, scale: bool) -> TensorType:
+        _need_float(ctx, data, "data")
+        named = [("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean), ("moving_var", moving_var)]
+        _same_dtype(ctx, [("data", data), *named])
+        if data.ndim == 0:
+            ctx.fail("data must have rank >= 1, got a scalar")
+        a = ctx.axis(axis, data.ndim)
+        for name, t in named:
+            if t.ndim != 1:
+                ctx.fail(f"{name} must have rank 1 (one value per channel), got rank {t.ndim}")
+            ctx.same(t.sym_shape[0], data.sym_shape[a], f"{name} dim 0 vs data channel dim {a}")
+        return data
+
+    def reference(self, data: np.ndarray, gamma: np.ndarray, beta: np.ndarray, moving_mean: np.ndarray,
+                  moving_var: np.ndarray, axis: int, epsilon: float, center: bool, scale: bool) -> np.ndarray:
+        a = axis % data.ndim
+        ct = _compute_dtype(data.dtype)
+        shape = [1] * data.ndim
+        shape[a] = data.shape[a]
+
+        def per_channel(v: np.ndarray) -> np.ndarray:
+            return v.astype(ct, copy=False).reshape(shape)
+
+        out = (data.astype(ct, copy=False) - per_channel(moving_mean)) / np.sqrt(per_channel(moving_var) + ct.type(epsilon))
+        if scale:
+            out = out * per_channel(gamma)
+        if center:
+            out = out + per_channel(beta)
+        return out.astype(data.dtype, copy=False)
+
+
+# --- conv2d ---------------------------------------------------------------------------
+
+
+@register_op
+class Conv2d(OpSpec):
+    """relax.conv2d (R.nn.conv2d): 2-d convolution (cross-correlation), NCHW data,
+    OIHW weight, grouped when groups > 1; computed in out_dtype (default: data's)."""
+
+    name = "conv2d"
+    inputs = ("data", "weight")
+    params = {"strides": Param("ints", (1, 1)), "padding": Param("ints", (0, 0)),
+              "dilation": Param("ints", (1, 1)), "groups": Param("int", 1),
+              "data_layout": Param("str", "NCHW"), "kernel_layout": Param("str", "OIHW"),
+              "out_dtype": Param("str", None)}
+    pattern = OUT_FUSIBLE
+
+    def infer(self, ctx: Infer, data: TensorType, weight: TensorType, strides: tuple[int, ...],
+              padding: tuple[int, ...], dilation: tuple[int, ...], groups: int, data_layout: str,
+              kernel_layout: str, out_dtype: str | None) -> TensorType:
+        _layout(ctx, "data_layout", data_layout, "NCHW")
+        _layout(ctx, "kernel_layout", kernel_layout, "OIHW")
+        _rank(ctx, data, 4, "data", "NCHW")
+        _rank(ctx, weight, 4, "weight", "OIHW")
+        sh, sw = _pair(ctx, strides, "strides")
+        dh, dw = _pair(ctx, dilation, "dilation")
+        pt, pl, pb, pr = _padding(ctx, padding)
+        if groups < 1:
+            ctx.fail(f"groups must be >= 1, got {groups}")
+        if out_dtype is None:
+            if data.dtype != weight.dtype:
+                ctx.fail(f"data dtype {data.dtype} and weight dtype {weight.dtype} differ; set out_dtype or insert astype")
+            res_dtype = data.dtype
+        else:
+            try:
+                res_dtype = dtypes.dtype_name(out_dtype)
+            except Exception as err:  # noqa: BLE001
+                ctx.fail(f"out_dtype: {err}")
+        if res_dtype == "bool":
+            ctx.fail("out_dtype bool is not supported")
+        n, c, h, w = data.sym_shape
+        o, i, kh, kw = weight.sym_shape
+        ctx.same(c, i * groups, f"data in-channels (dim 1) vs weight in-channels (dim 1) * groups {groups}")
+        if groups > 1:
+            if o.is_Integer and int(o) % groups:
+                ctx.fail(f"weight out-channels {o} (dim 0) is not divisible by groups {groups}")
+            if not o.is_Integer:
+                ctx.same(mod(o, groups), 0, f"weight out-channels {dim_to_str(o)} mod groups {groups}")
+        oh = _window_dim(ctx, h, pt, pb, kh, sh, dh, False, "output height")
+        ow = _window_dim(ctx, w, pl, pr, kw, sw, dw, False, "output width")
+        return tensor((n, o, oh, ow), res_dtype)
+
+    def reference(self, data: np.ndarray, weight: np.ndarray, strides: tuple[int, ...], padding: tuple[int, ...],
+                  dilation: tuple[int, ...], groups: int, data_layout: str, kernel_layout: str,
+                  out_dtype: str | None) -> np.ndarray:
+        ctx = Infer(self.name)
+        (sh, sw), (dh, dw) = _pair(ctx, strides, "strides"), _pair(ctx, dilation, "dilation")
+        pt, pl, pb, pr = _padding(ctx, padding)
+        res = np.dtype(dtypes.dtype_name(out_dtype) if out_dtype is not None else data.dtype.name)
+        acc = _compute_dtype(res)
+        n, c, h, w = data.shape
+        o, ci, kh, kw = weight.shape
+        oh = _window_extent(h, pt, pb, kh, sh, dh, False, self.name, "output height")
+        ow = _window_extent(w, pl, pr, kw, sw, dw, False, self.name, "output width")
+        x = np.pad(data.astype(acc, copy=False), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+        win = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
+        win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]  # (n, c, oh, ow, kh, kw)
+        # One batched matmul per kernel tap: no im2col copy, BLAS for the
+        # channel contraction, groups as the matmul batch axis.
+        g = groups
+        k = weight.astype(acc, copy=False).reshape(g, o // g, ci, kh, kw)
+        out = np.zeros((n, g, o // g, oh * ow), dtype=acc)
+        for i in range(kh):
+            for j in range(kw):
+                tap = win[..., i, j].reshape(n, g, c // g, oh * ow)
+                out += np.matmul(k[None, :, :, :, i, j], tap)
+        out = out.reshape(n, o, oh, ow)
+        return out.astype(res, copy=False)
+
+
+# --- pooling -------------------------------------------------------------------------------
+
+
+class _Pool2dBase(OpSpec):
+    """Shared parameters and shape rule of max_pool2d / avg_pool2d (TVM's:
+    ceil_mode uses ceildiv and, as PyTorch, drops a last window that would
+    start in the bottom/right padding)."""
+
+    inputs = ("data",)
+    params = {"pool_size": Param("ints", (1, 1)), "strides": Param("ints", (1, 1)),
+              "padding": Param("ints", (0, 0)), "dilation": Param("ints", (1, 1)),
+              "ceil_mode": Param("bool", False), "count_include_pad": Param("bool", False),
+              "layout": Param("str", "NCHW")}
+    pattern = OUT_FUSIBLE
+    allow_bool: ClassVar[bool] = True
+
+    def infer(self, ctx: Infer, data: TensorType, pool_size: tuple[int, ...], strides: tuple[int, ...],
+              padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+              layout: str) -> TensorType:
+        _layout(ctx, "layout", layout, "NCHW")
+        _rank(ctx, data, 4, "data", "NCHW")
+        if data.dtype == "bool" and not self.allow_bool:
+            ctx.fail("data must be numeric, got bool")
+        kh, kw = _pair(ctx, pool_size, "pool_size")
+        sh, sw = _pair(ctx, strides, "strides")
+        dh, dw = _pair(ctx, dilation, "dilation")
+        pt, pl, pb, pr = _padding(ctx, padding)
+        n, c, h, w = data.sym_shape
+        oh = _window_dim(ctx, h, pt, pb, kh, sh, dh, ceil_mode, "output height")
+        ow = _window_dim(ctx, w, pl, pr, kw, sw, dw, ceil_mode, "output width")
+        return tensor((n, c, oh, ow), data.dtype)
+
+    def _windows(self, data: np.ndarray, pad_value: Any, pool_size: tuple[int, ...], strides: tuple[int, ...],
+                 padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool) -> np.ndarray:
+        """(n, c, oh, ow, kh, kw) windows over data padded with pad_value
+        (and extra bottom/right padding for ceil_mode's last window)."""
+        ctx = Infer(self.name)
+        (kh, kw), (sh, sw), (dh, dw) = (_pair(ctx, v, nm) for v, nm in
+                                        ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
+        pt, pl, pb, pr = _padding(ctx, padding)
+        _, _, h, w = data.shape
+        oh = _window_extent(h, pt, pb, kh, sh, dh, ceil_mode, self.name, "output height")
+        ow = _window_extent(w, pl, pr, kw, sw, dw, ceil_mode, self.name, "output width")
+        eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        xb = max(0, (oh - 1) * sh + eh - (h + pt + pb))
+        xr = max(0, (ow - 1) * sw + ew - (w + pl + pr))
+        x = np.pad(data, ((0, 0), (0, 0), (pt, pb + xb), (pl, pr + xr)), constant_values=pad_value)
+        win = sliding_window_view(x, (eh, ew), axis=(2, 3))
+        return win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]
+
+
+@register_op
+class MaxPool2d(_Pool2dBase):
+    """relax.max_pool2d (R.nn.max_pool2d): window maximum; padding counts as
+    -inf (the dtype's minimum for integers). count_include_pad is ignored."""
+
+    name = "max_pool2d"
+
+    def reference(self, data: np.ndarray, pool_size: tuple[int, ...], strides: tuple[int, ...],
+                  padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+                  layout: str) -> np.ndarray:
+        if data.dtype.kind == "f":
+            low: Any = -np.inf
+        elif data.dtype.kind == "b":
+            low = False
+        else:
+            low = np.iinfo(data.dtype).min
+        win = self._windows(data, low, pool_size, strides, padding, dilation, ceil_mode)
+        return np.ascontiguousarray(win.max(axis=(4, 5)))
+
+
+def _tap_counts(size: int, out: int, kernel: int, stride: int, dilation: int, pad_before: int,
+                pad_after: int, include_pad: bool) -> np.ndarray:
+    """Per output position: how many window taps fall in the input (or in
+    the padded input, for count_include_pad)."""
+    pos = np.arange(out)[:, None] * stride - pad_before + np.arange(kernel)[None, :] * dilation
+    lo, hi = (-pad_before, size + pad_after - 1) if include_pad else (0, size - 1)
+    return ((pos >= lo) & (pos <= hi)).sum(axis=1)
+
+
+def _divide(sums: np.ndarray, counts: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """sums / counts in dtype (integers divide truncating, as TVM's div)."""
+    counts = np.maximum(counts, 1)
+    if dtype.kind == "f":
+        return (sums / counts.astype(sums.dtype)).astype(dtype, copy=False)
+    q = np.abs(sums) // counts
+    return (np.sign(sums) * q).astype(dtype)
+
+
+@register_op
+class AvgPool2d(_Pool2dBase):
+    """relax.avg_pool2d (R.nn.avg_pool2d): window mean. The divisor counts the
+    taps inside the input, or with count_include_pad also those in the
+    explicit padding (never ceil_mode's extra padding), as TVM and PyTorch."""
+
+    name = "avg_pool2d"
+    allow_bool = False
+
+    def reference(self, data: np.ndarray, pool_size: tuple[int, ...], strides: tuple[int, ...],
+                  padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
+                  layout: str) -> np.ndarray:
+        acc = _compute_dtype(data.dtype) if data.dtype.kind == "f" else np.dtype(np.int64)
+        win = self._windows(data.astype(acc, copy=False), 0, pool_size, strides, padding, dilation, ceil_mode)
+        sums = win.sum(axis=(4, 5))
+        ctx = Infer(self.name)
+        (kh, kw), (sh, sw), (dh, dw) = (_pair(ctx, v, nm) for v, nm in
+                                        ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
+        pt, pl, pb, pr = _padding(ctx, padding)
+        _, _, h, w = data.shape
+        oh, ow = sums.shape[2:]
+        ch = _tap_counts(h, oh, kh, sh, dh, pt, pb, count_include_pad)
+        cw = _tap_counts(w, ow, kw, sw, dw, pl, pr, count_include_pad)
+        return _divide(sums, np.outer(ch, cw), data.dtype)
+
+
+@register_op
+class AdaptiveAvgPool2d(OpSpec):
+    """relax.adaptive_avg_pool2d (R.nn.adaptive_avg_pool2d): mean over adaptive
+    windows giving output_size (None: the input's size).
+
+    Supported per axis: output 1 (global average), None, or a static input
+    dim divisible by the output size (equal windows); other sizes are an
+    error here, though the reference implements TVM's general windows
+    [floor(i*H/o), ceil((i+1)*H/o))."""
+
+    name = "adaptive_avg_pool2d"
+    inputs = ("data",)
+    params = {"output_size": Param("ints", None), "layout": Param("str", "NCHW")}
+    pattern = OUT_FUSIBLE
+
+    def infer(self, ctx: Infer, data: TensorType, output_size: tuple[int, ...] | None, layout: str) -> TensorType:
+        _layout(ctx, "layout", layout, "NCHW")
+        _rank(ctx, data, 4, "data", "NCHW")
+        if data.dtype == "bool":
+            ctx.fail("data must be numeric, got bool")
+        n, c, h, w = data.sym_shape
+        if output_size is None:
+            return data
+        oh, ow = _pair(ctx, output_size, "output_size")
+        for size, o, what in ((h, oh, "height"), (w, ow, "width")):
+            if o == 1:
+                continue
+            if not size.is_Integer:
+                ctx.fail(f"output {what} {o} over the symbolic input {what} {dim_to_str(size)} is not supported; "
+                         f"only output size 1 (global average) or None")
+            if int(size) % o:
+                ctx.fail(f"output {what} {o} does not divide the input {what} {size}; only equal windows are supported")
+        return tensor((n, c, oh, ow), data.dtype)
+
+    def reference(self, data: np.ndarray, output_size: tuple[int, ...] | None, layout: str) -> np.ndarray:
+        if output_size is None:
+            return data.copy()
+        oh, ow = _pair(Infer(self.name), output_size, "output_size")
+        acc = _compute_dtype(data.dtype) if data.dtype.kind == "f" else np.dtype(np.int64)
+        _, _, h, w = data.shape
+        mh, ch = _adaptive_windows(h, oh, acc)
+        mw, cw = _adaptive_windows(w, ow, acc)
+        sums = np.einsum("nchw,ih,jw->ncij", data.astype(acc, copy=False), mh, mw, optimize=True)
+        return _divide(sums, np.outer(ch, cw), data.dtype)
+
+
+def _adaptive_windows(size: int, out: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A 0/1 (out, size) matrix selecting each adaptive window, and the window sizes."""
+    i = np.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    pos = np.arange(size)
+    sel = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
+    return sel.astype(dtype), end - start
