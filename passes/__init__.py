@@ -1,1 +1,25 @@
-"""Module-to-module passes and the named pipelines."""
+"""Module passes (xDSL ModulePass) and the named pipelines.
+
+`get_all_passes()` maps every pass name to a loader of its class, in the
+shape xDSLOptMain's `register_pass` expects; the CLI and the pipelines
+use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.passes import ModulePass
+
+
+def _legalize() -> type[ModulePass]:
+    from relax_xdsl.passes.legalize import LegalizePass
+
+    return LegalizePass
+
+
+def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Every pass of the project, by its command-line name."""
+    return {
+        "legalize": _legalize,
+    }

@@ -44,3 +44,29 @@ def rand(shape: tuple[int, ...], dtype: str = "float32", seed: int = 0) -> np.nd
     if dtype.startswith("int"):
         return rng.integers(-5, 6, size=shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+LEVELS = ("legalized", "interp", "c")
+"""Every level an op is checked at, against the reference evaluator."""
+
+
+def check_levels(module: ModuleOp, cases: list[tuple[np.ndarray, ...]], levels: tuple[str, ...] = LEVELS,
+                 func: str = "main") -> None:
+    """Runs `func` on each input tuple (one per binding of the symbols) with
+    the reference evaluator, then checks every level against it:
+    - legalized: every graph op legalized to call_tir (printed, reparsed),
+      evaluated with tensor programs run by the interpreter;
+    - interp / c: one executable per target from `relax_xdsl.compile`,
+      called on every case."""
+    from relax_xdsl.passes.legalize import legalize_module
+
+    expected = [rx.evaluate(module, func, *args) for args in cases]
+    if "legalized" in levels:
+        legal = roundtrip(legalize_module(module.clone()))
+        for args, exp in zip(cases, expected):
+            assert_close(rx.evaluate(legal, func, *args), exp)
+    for target in ("interp", "c"):
+        if target in levels:
+            exe = rx.compile(module, target=target)
+            for args, exp in zip(cases, expected):
+                assert_close(exe[func](*args), exp)

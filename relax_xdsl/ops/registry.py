@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 import numpy as np
 import sympy
@@ -36,6 +36,9 @@ from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import DimsAttr, GraphOp, TensorType
 from relax_xdsl.errors import ShapeError
 from relax_xdsl.shape import Dim, canon, dim_to_str, dims_differ, dims_equal, shape_to_str
+
+if TYPE_CHECKING:
+    from relax_xdsl.tir_builder import Buffer, PrimFuncBuilder
 
 # Fusion pattern kinds, as in TVM's OpPatternKind.
 ELEMWISE = "elementwise"
@@ -192,6 +195,17 @@ class OpSpec:
 
     def reference(self, *arrays: np.ndarray, **params: Any) -> np.ndarray | tuple[np.ndarray, ...]:
         raise NotImplementedError
+
+    def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer], **params: Any) -> None:
+        """Writes the op as a tensor program with `pb` (relax_xdsl.tir_builder):
+        `inputs` are the operand buffers, `outputs` the result buffers (one per
+        tensor of the result), typed exactly as the op's operands/results.
+        An op without it is left alone by the `legalize` pass."""
+        raise NotImplementedError
+
+    @property
+    def can_legalize(self) -> bool:
+        return type(self).legalize is not OpSpec.legalize
 
     @property
     def variadic(self) -> bool:
