@@ -18,8 +18,22 @@ def _legalize() -> type[ModulePass]:
     return LegalizePass
 
 
+def _lower_graph() -> type[ModulePass]:
+    from relax_xdsl.passes.lower_graph import LowerGraphPass
+
+    return LowerGraphPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
         "legalize": _legalize,
+        "lower-graph": _lower_graph,
     }
+
+
+def all_passes_for_pipeline() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Ours plus xDSL's upstream passes (canonicalize, cse, dce, ...)."""
+    from xdsl.transforms import get_all_passes as upstream
+
+    return {**upstream(), **get_all_passes()}

@@ -2,7 +2,8 @@
 
 The public API: FunctionBuilder and `op` to build graph functions,
 parse_module / print_module for textual IR, evaluate for the numpy
-reference, and the error types."""
+reference, compile for executables (targets interp and c), and the
+error types."""
 
 from relax_xdsl import op
 from relax_xdsl.builder import FunctionBuilder, Var
@@ -10,9 +11,10 @@ from relax_xdsl.errors import DimParseError, IRParseError, RelaxError, ShapeErro
 from relax_xdsl.evaluator import evaluate
 from relax_xdsl.ir import make_context, parse_module, print_module
 from relax_xdsl.ops.registry import OpSpec, Param, register_op
+from relax_xdsl.runtime import Executable, compile, lower  # noqa: A004
 from relax_xdsl.shape import sym
 
 __all__ = [
-    "DimParseError", "FunctionBuilder", "IRParseError", "OpSpec", "Param", "RelaxError", "ShapeError", "Var",
-    "evaluate", "make_context", "op", "parse_module", "print_module", "register_op", "sym",
+    "DimParseError", "Executable", "FunctionBuilder", "IRParseError", "OpSpec", "Param", "RelaxError", "ShapeError", "Var",
+    "compile", "evaluate", "lower", "make_context", "op", "parse_module", "print_module", "register_op", "sym",
 ]

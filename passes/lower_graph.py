@@ -1,0 +1,357 @@
+"""`lower-graph`: graph functions -> host functions at the loop level.
+
+`relax.function @main(%x: !relax.tensor<[n, 784], f32>) -> ...` becomes
+`func.func @main(%x: memref<?x784xf32>) -> (memref<?x10xf32>)` that
+1. binds every symbol from the input dims (`memref.dim`; a dim linear in
+   one unbound symbol is solved for it) and checks every input dim against
+   the signature with `cf.assert` (message: function, input, dim, expected);
+2. allocates outputs and intermediates with sizes computed from the
+   symbolic expressions, and frees intermediates before returning;
+3. calls tensor programs (`relax.call_tir` -> `func.call` of the lowered
+   program: inputs, outputs, symbolic index args) and library functions
+   (`lib.call` -> `func.call` of a private declaration carrying the
+   library's attributes: inputs, outputs, then each symbol of the
+   declaration's buffer shapes in order of first appearance);
+4. checks `relax.match_cast` at run time, binding its new symbols;
+5. returns the results (a tuple result is returned flattened; copies are
+   made where a result would alias an input, a constant or another result,
+   so the caller owns every returned buffer).
+
+Constants become private `memref.global`s. Tensor programs must have been
+lowered (`lower-tir`) first; graph ops must have been legalized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
+from relax_xdsl.dialects.relax import (
+    CallTIROp,
+    ConstantOp,
+    DataflowOp,
+    FunctionOp,
+    GetItemOp,
+    GraphOp,
+    MatchCastOp,
+    OutputOp,
+    ReturnOp,
+    ShapeOfOp,
+    TensorType,
+    TupleOp,
+)
+from relax_xdsl.dialects.tir import BufferType, PrimFuncOp
+from xdsl.context import Context
+from xdsl.dialects import arith, cf, func, memref
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    ArrayAttr,
+    DenseIntOrFPElementsAttr,
+    IndexType,
+    IntegerAttr,
+    MemRefType,
+    ModuleOp,
+    StringAttr,
+    TupleType,
+    UnitAttr,
+)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.traits import SymbolTable
+
+from relax_xdsl.dim_lowering import DimEmitter
+from relax_xdsl.errors import RelaxError
+from relax_xdsl.shape import dim_to_str
+
+Value = Any
+"""A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
+
+
+def memref_type(t: TensorType | BufferType) -> MemRefType:
+    """The memref of a tensor/buffer type: static ints, `?` for symbolic dims."""
+    shape = [int(d) if d.is_Integer else DYNAMIC_INDEX for d in t.sym_shape]
+    return MemRefType(t.element_type, shape)
+
+
+def flatten_types(t: Attribute) -> list[Attribute]:
+    if isinstance(t, TupleType):
+        return [x for e in t.types.data for x in flatten_types(e)]
+    return [t]
+
+
+def _flatten(v: Value) -> list[SSAValue]:
+    if isinstance(v, list):
+        return [x for e in v for x in _flatten(e)]
+    return [v]
+
+
+def _arg_name(v: SSAValue, i: int) -> str:
+    return v.name_hint or f"arg{i}"
+
+
+@dataclass
+class _HostBuilder:
+    """Lowers one relax.function into one func.func."""
+
+    fn: FunctionOp
+    module: ModuleOp
+    lowering: LowerGraph
+
+    def run(self) -> func.FuncOp:
+        ftype = self.fn.function_type
+        in_types = [memref_type(t) for t in ftype.inputs.data]  # type: ignore[arg-type]
+        out_types = [memref_type(t) for r in ftype.outputs.data for t in flatten_types(r)]  # type: ignore[arg-type]
+        self.block = Block(arg_types=in_types)
+        self.dims = DimEmitter(self.block.add_op)
+        self.env: dict[SSAValue, Value] = {}
+        self.allocated: list[SSAValue] = []
+        self.dim_values: dict[tuple[SSAValue, int], SSAValue] = {}
+        self.name = self.fn.sym_name.data
+        for old, new in zip(self.fn.args, self.block.args):
+            new.name_hint = old.name_hint
+            self.env[old] = new
+        self._bind_inputs()
+        results = self._lower_block(self.fn.body.block)
+        self._finish(results)
+        return func.FuncOp(self.name, (in_types, out_types), Region(self.block))
+
+    # -- symbols and checks ------------------------------------------------
+    def _dim(self, memref_value: SSAValue, axis: int) -> SSAValue:
+        key = (memref_value, axis)
+        if key not in self.dim_values:
+            op = memref.DimOp(memref_value, self.dims.const(axis))
+            self.block.add_op(op)
+            self.dim_values[key] = op.results[0]
+        return self.dim_values[key]
+
+    def _cast(self, value: SSAValue, t: Attribute) -> SSAValue:
+        """`value` as the memref type a callee declares (static <-> dynamic dims)."""
+        if value.type == t:
+            return value
+        cast = memref.CastOp.get(value, t)
+        self.block.add_op(cast)
+        return cast.results[0]
+
+    def _call(self, callee: str, formal: list[Attribute], actual: list[SSAValue]) -> None:
+        args = [self._cast(v, t) for v, t in zip(actual, formal)]
+        self.block.add_op(func.CallOp(callee, args, []))
+
+    def _assert_dim(self, value: SSAValue, expected: sympy.Expr, what: str) -> None:
+        ok = arith.CmpiOp(value, self.dims.emit(expected), "eq")
+        self.block.add_op(ok)
+        self.block.add_op(cf.AssertOp(ok, f"{what} is not {dim_to_str(expected)}"))
+
+    def _match(self, items: list[tuple[SSAValue, TensorType, str]]) -> None:
+        """Binds the unbound symbols of the given values' types, then checks
+        every dynamic dim (static dims are guaranteed by the memref type,
+        which the caller checks before calling)."""
+        pending = [(v, t, i, d, what) for v, t, what in items for i, d in enumerate(t.sym_shape)]
+        progress = True
+        bound_here: set[tuple[int, int]] = set()
+        while progress:
+            progress = False
+            for v, _t, i, d, _what in pending:
+                if (id(v), i) in bound_here or d.is_Integer:
+                    continue
+                if any(s not in self.dims.env for s in d.free_symbols) and self.dims.try_bind(d, self._dim(v, i)):
+                    bound_here.add((id(v), i))
+                    progress = True
+        for v, _t, i, d, what in pending:
+            if d.is_Integer:
+                continue
+            missing = sorted(s.name for s in d.free_symbols if s not in self.dims.env)
+            if missing:
+                raise RelaxError(f"{what} dim {i}: cannot bind symbol(s) {', '.join(missing)} from {dim_to_str(d)}")
+            if (id(v), i) in bound_here and d.is_Symbol:
+                continue
+            self._assert_dim(self._dim(v, i), d, f"{what} dim {i}")
+
+    def _bind_inputs(self) -> None:
+        items = []
+        for i, (old, new) in enumerate(zip(self.fn.args, self.block.args)):
+            t = old.type
+            if not isinstance(t, TensorType):
+                raise RelaxError(f"@{self.name}: parameter {_arg_name(old, i)} of type {t} is not supported by lower-graph")
+            items.append((new, t, f"@{self.name}: input {_arg_name(old, i)}"))
+        self._match(items)
+
+    # -- body ----------------------------------------------------------------
+    def _lower_block(self, block: Block) -> list[Value]:
+        for op in block.ops:
+            if isinstance(op, (ReturnOp, OutputOp)):
+                return [self.env[v] for v in op.values]
+            self._lower_op(op)
+        raise RelaxError(f"@{self.name}: block without a terminator")
+
+    def _alloc(self, t: TensorType) -> SSAValue:
+        mt = memref_type(t)
+        sizes = [self.dims.emit(d) for d in t.sym_shape if not d.is_Integer]
+        op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
+        self.block.add_op(op)
+        self.allocated.append(op.memref)
+        return op.memref
+
+    def _lower_op(self, op: Operation) -> None:
+        if isinstance(op, ConstantOp):
+            self.env[op.result] = self.lowering.global_for(op, self.block)
+        elif isinstance(op, CallTIROp):
+            self._call_tir(op)
+        elif isinstance(op, LibCallOp):
+            self._lib_call(op)
+        elif isinstance(op, TupleOp):
+            self.env[op.result] = [self.env[v] for v in op.fields]
+        elif isinstance(op, GetItemOp):
+            self.env[op.result] = self.env[op.tuple_value][op.index.data]
+        elif isinstance(op, DataflowOp):
+            outs = self._lower_block(op.body.block)
+            for r, v in zip(op.outs, outs):
+                self.env[r] = v
+        elif isinstance(op, MatchCastOp):
+            self._match_cast(op)
+        elif isinstance(op, ShapeOfOp):
+            raise RelaxError(f"@{self.name}: lower-graph does not support relax.shape_of values yet")
+        elif isinstance(op, GraphOp):
+            raise RelaxError(f"@{self.name}: {op.name} is not legalized; run the legalize pass first")
+        else:
+            raise RelaxError(f"@{self.name}: lower-graph cannot lower {op.name}")
+
+    def _call_tir(self, op: CallTIROp) -> None:
+        callee = SymbolTable.lookup_symbol(op, op.callee)
+        if isinstance(callee, PrimFuncOp):
+            raise RelaxError(f"@{self.name}: tensor program @{op.callee.root_reference.data} is not lowered; "
+                             "run lower-tir before lower-graph")
+        outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
+        syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
+        assert isinstance(callee, func.FuncOp)
+        args = [self.env[v] for v in op.inputs] + outs + syms
+        self._call(callee.sym_name.data, list(callee.function_type.inputs.data), args)
+        for r, v in zip(op.outs, outs):
+            self.env[r] = v
+
+    def _lib_call(self, op: LibCallOp) -> None:
+        callee = SymbolTable.lookup_symbol(op, op.callee)
+        assert isinstance(callee, LibFuncOp)
+        outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
+        actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
+        values: dict[sympy.Symbol, SSAValue] = {}
+        for formal, act in zip(callee.buffer_types(), actual):
+            for d, a in zip(formal.sym_shape, act.sym_shape):  # type: ignore[attr-defined]
+                if d.is_Symbol and d not in values:
+                    values[d] = self.dims.emit(a)
+        order = _symbols_in_order(callee.buffer_types())
+        for s in order:
+            if s not in values:
+                raise RelaxError(f"lib.func @{callee.sym_name.data}: symbol {s} is not a dim of any buffer")
+        args = [self.env[v] for v in op.inputs] + outs + [values[s] for s in order]
+        decl = self.lowering.declare(callee)
+        self._call(decl.sym_name.data, list(decl.function_type.inputs.data), args)
+        for r, v in zip(op.outs, outs):
+            self.env[r] = v
+
+    def _match_cast(self, op: MatchCastOp) -> None:
+        src, dst = op.value.type, op.result.type
+        value = self.env[op.value]
+        if not isinstance(dst, TensorType):
+            raise RelaxError(f"@{self.name}: lower-graph supports relax.match_cast on tensors only")
+        self._match([(value, dst, f"@{self.name}: relax.match_cast")])
+        if memref_type(src) != memref_type(dst):  # type: ignore[arg-type]
+            cast = memref.CastOp.get(value, memref_type(dst))
+            self.block.add_op(cast)
+            value = cast.results[0]
+        self.env[op.result] = value
+
+    def _finish(self, results: list[Value]) -> None:
+        flat = [v for r in results for v in _flatten(r)]
+        owned = set(self.allocated)
+        returned: list[SSAValue] = []
+        seen: set[SSAValue] = set()
+        for v in flat:
+            if v not in owned or v in seen:
+                copy = self._alloc_like(v)
+                self.block.add_op(memref.CopyOp(v, copy))
+                v = copy
+            seen.add(v)
+            returned.append(v)
+        for a in self.allocated:
+            if a not in seen:
+                self.block.add_op(memref.DeallocOp.get(a))
+        self.block.add_op(func.ReturnOp(*returned))
+
+    def _alloc_like(self, v: SSAValue) -> SSAValue:
+        mt = v.type
+        assert isinstance(mt, MemRefType)
+        sizes = [self._dim(v, i) for i, s in enumerate(mt.get_shape()) if s == DYNAMIC_INDEX]
+        op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
+        self.block.add_op(op)
+        return op.memref
+
+
+def _symbols_in_order(types: list[BufferType]) -> list[sympy.Symbol]:
+    seen: list[sympy.Symbol] = []
+    for t in types:
+        for d in t.sym_shape:
+            for s in sorted(d.free_symbols, key=str):
+                if s not in seen:
+                    seen.append(s)
+    return seen
+
+
+class LowerGraph:
+    """Module-level state: constant globals and library declarations."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.n_globals = 0
+        self.declared: dict[str, func.FuncOp] = {}
+
+    def global_for(self, op: ConstantOp, block: Block) -> SSAValue:
+        t = op.result.type
+        assert isinstance(t, TensorType)
+        mt = memref_type(t)
+        name = f"__constant_{self.n_globals}"
+        self.n_globals += 1
+        value: DenseIntOrFPElementsAttr = op.value
+        glob = memref.GlobalOp.get(StringAttr(name), mt, value, StringAttr("private"), UnitAttr())
+        self.module.body.block.insert_op_before(glob, self.module.body.block.first_op)  # type: ignore[arg-type]
+        get = memref.GetGlobalOp(name, mt)
+        block.add_op(get)
+        return get.memref
+
+    def declare(self, lib: LibFuncOp) -> func.FuncOp:
+        """A private func.func for the library function (once per symbol)."""
+        key = lib.sym_name.data
+        if key not in self.declared:
+            types = [memref_type(t) for t in lib.buffer_types()]
+            n_syms = len(_symbols_in_order(lib.buffer_types()))
+            decl = func.FuncOp.external(lib.symbol.data, [*types, *([IndexType()] * n_syms)], [])
+            decl.attributes["relax.library"] = lib.library
+            decl.attributes["relax.reference"] = lib.reference or lib.symbol
+            if lib.header:
+                decl.attributes["relax.header"] = lib.header
+            if lib.link:
+                decl.attributes["relax.link"] = ArrayAttr(list(lib.link.data))
+            self.declared[key] = decl
+            self.module.body.block.add_op(decl)
+        return self.declared[key]
+
+    def run(self) -> None:
+        graph_funcs = [op for op in self.module.body.ops if isinstance(op, FunctionOp)]
+        hosts = [(fn, _HostBuilder(fn, self.module, self).run()) for fn in graph_funcs]
+        for fn, host in hosts:
+            self.module.body.block.insert_op_before(host, fn)
+            fn.detach()
+            fn.erase()
+        for op in list(self.module.body.ops):
+            if isinstance(op, LibFuncOp):
+                op.detach()
+                op.erase()
+
+
+@dataclass(frozen=True)
+class LowerGraphPass(ModulePass):
+    name = "lower-graph"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        LowerGraph(op).run()

@@ -1,0 +1,54 @@
+"""Named pipelines: the route from graph to loops in one screen.
+
+    graph --legalize--> graph + tensor programs --lower-tir--> + loop kernels
+          --lower-graph--> host functions (loop level) --canonicalize,cse--> C / interpreter
+
+Each is a pass-pipeline spec (as `relax-xdsl-opt -p` takes it); `run_pipeline`
+applies one to a module from Python.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import PassPipeline
+
+from relax_xdsl.ir import make_context, verify_module
+
+PIPELINES: dict[str, str] = {
+    # graph -> loop level, cleaned up by upstream canonicalization and CSE
+    "default": "legalize,lower-tir,lower-graph,canonicalize,cse",
+    # the same steps without clean-ups (output closest to what each step wrote)
+    "debug": "legalize,lower-tir,lower-graph",
+}
+
+
+def expand(spec: str) -> str:
+    """A pipeline name, or a pass-pipeline spec whose items may be pipeline names."""
+    return ",".join(PIPELINES.get(item.strip(), item.strip()) for item in _split(spec))
+
+
+def _split(spec: str) -> list[str]:
+    items, depth, cur = [], 0, ""
+    for ch in spec:
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        items.append(cur)
+    return items
+
+
+def run_pipeline(module: ModuleOp, spec: str = "default", verify_each: bool = False) -> ModuleOp:
+    """Applies a named pipeline or pass spec to `module` in place."""
+    from relax_xdsl.passes import all_passes_for_pipeline
+
+    ctx = make_context()
+    callback = (lambda _p, m, _n: verify_module(m)) if verify_each else None
+    pipeline = PassPipeline.parse_spec(all_passes_for_pipeline(), expand(spec), callback)
+    pipeline.apply(ctx, module)
+    verify_module(module)
+    return module

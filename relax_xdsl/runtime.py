@@ -1,0 +1,123 @@
+"""`relax_xdsl.compile`: a graph module -> an executable on numpy arrays.
+
+The module is lowered by a named pipeline (passes/pipelines.py) to the loop
+level, then run by a backend (relax_xdsl/backend): `interp` (xDSL's
+interpreter) or `c` (generated C, compiled and loaded with ctypes).
+
+Calling a function checks the inputs against its signature first (count,
+dtype, rank, every dim, symbols bound consistently) and raises TypeError /
+ShapeError naming the input, dim, expected expression and bound values; the
+host code checks them again, so nothing a caller passes reaches a kernel
+unchecked.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp, TupleType
+from xdsl.ir import Attribute
+
+from relax_xdsl.backend import Backend
+from relax_xdsl.dialects.relax import FunctionOp
+from relax_xdsl.errors import RelaxError
+from relax_xdsl.evaluator import bind_inputs
+
+TARGETS = ("interp", "c")
+
+
+def _structure(t: Attribute, flat: list[np.ndarray]) -> Any:
+    """Re-nests flattened results following the (tuple) result type."""
+    if isinstance(t, TupleType):
+        return tuple(_structure(e, flat) for e in t.types.data)
+    return flat.pop(0)
+
+
+class CompiledFunction:
+    """One graph function of an executable: `f(*arrays)`."""
+
+    def __init__(self, exe: Executable, func: FunctionOp):
+        self.exe = exe
+        self.func = func
+        self.name = func.sym_name.data
+        self.result_types = list(func.function_type.outputs.data)
+
+    def __call__(self, *arrays: Any) -> Any:
+        checked, _ = bind_inputs(self.func, arrays)
+        args = [np.ascontiguousarray(a) for a in checked]
+        flat = list(self.exe.backend.call(self.name, args))
+        results = [_structure(t, flat) for t in self.result_types]
+        return results[0] if len(results) == 1 else tuple(results)
+
+    def __repr__(self) -> str:
+        return f"<compiled @{self.name} ({self.exe.target})>"
+
+
+class Executable:
+    """The result of `compile`: `exe["main"](*arrays)` or `exe.main(*arrays)`."""
+
+    def __init__(self, graph: ModuleOp, loops: ModuleOp, backend: Backend, target: str, timings: dict[str, float]):
+        self.graph = graph
+        self.loops = loops
+        self.backend = backend
+        self.target = target
+        self.timings = timings
+        self._functions = {
+            op.sym_name.data: CompiledFunction(self, op) for op in graph.body.ops if isinstance(op, FunctionOp)
+        }
+
+    def __getitem__(self, name: str) -> CompiledFunction:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise KeyError(f"no graph function @{name}; the module has {', '.join(self._functions) or 'none'}") from None
+
+    def __getattr__(self, name: str) -> CompiledFunction:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as err:
+            raise AttributeError(str(err)) from None
+
+    @property
+    def functions(self) -> list[str]:
+        return list(self._functions)
+
+    @property
+    def c_source(self) -> str:
+        return getattr(self.backend, "source", "")
+
+
+def lower(module: ModuleOp, pipeline: str = "default") -> ModuleOp:
+    """A lowered copy of `module` (the input is left as it is)."""
+    from relax_xdsl.passes.pipelines import run_pipeline
+
+    return run_pipeline(module.clone(), pipeline)
+
+
+def compile(module: ModuleOp, target: str = "c", pipeline: str = "default", **options: Any) -> Executable:  # noqa: A001
+    """Lowers `module` with `pipeline` and loads it on `target` ("c" or "interp")."""
+    if target not in TARGETS:
+        raise RelaxError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    loops = lower(module, pipeline)
+    timings["pipeline"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    backend: Backend
+    if target == "interp":
+        from relax_xdsl.backend.interp import InterpModule
+
+        backend = InterpModule(loops, **options)
+    else:
+        from relax_xdsl.backend.c import CModule
+
+        backend = CModule(loops, **options)
+    timings["backend"] = time.perf_counter() - t1
+    return Executable(module, loops, backend, target, timings)
+
+
+__all__ = ["TARGETS", "Executable", "compile", "lower"]
