@@ -254,6 +254,16 @@ class FunctionBuilder:
             outs.append(outer)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
+    def add_func(self, func: Operation) -> str:
+        """Adds a tensor program (tir.prim_func) or library declaration
+        (lib.func) to the module, for call_tir / call_lib; returns its name."""
+        name = func.sym_name.data  # type: ignore[attr-defined]
+        for existing in self.module.ops:
+            if getattr(existing, "sym_name", None) is not None and existing.sym_name.data == name:
+                raise RelaxError(f"the module already has a function named @{name}")
+        self.module.body.block.add_op(func)
+        return name
+
     # -- finishing ---------------------------------------------------------
     def ret(self, *values: Var) -> FunctionOp:
         """Returns the values and adds the finished function to the module."""
