@@ -10,12 +10,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import sympy
+from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     ArrayAttr,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     FunctionType,
     IntAttr,
+    MemRefType,
     StringAttr,
     SymbolNameConstraint,
     SymbolRefAttr,
@@ -461,6 +463,15 @@ class ShapeOfOp(IRDLOperation):
             raise VerifyException("relax.shape_of result shape differs from the operand's")
 
 
+class _MemRefView:
+    """A memref parameter seen as a buffer (rank, element type, dtype)."""
+
+    def __init__(self, t: MemRefType):
+        self.ndim = len(t.get_shape())
+        self.element_type = t.get_element_type()
+        self.dtype = dtypes.dtype_name(self.element_type)
+
+
 def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operation], ...], what: str, n_syms: int) -> Operation:
     """Checks a destination-passing call against its callee: existence, kind,
     arity (inputs + outputs = callee buffers), ranks and dtypes."""
@@ -470,7 +481,13 @@ def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operatio
         raise VerifyException(f"{op.name}: callee @{name} does not exist")
     if not isinstance(target, kinds):
         raise VerifyException(f"{op.name}: @{name} is a {target.name}, not {what}")
-    params = target.buffer_types()  # type: ignore[attr-defined]
+    if isinstance(target, func.FuncOp):  # a tensor program already lowered by lower-tir
+        types = list(target.function_type.inputs.data)
+        params = [_MemRefView(t) for t in types if isinstance(t, MemRefType)]
+        want_syms = len(types) - len(params)
+    else:
+        params = target.buffer_types()  # type: ignore[attr-defined]
+        want_syms = target.num_sym_args()  # type: ignore[attr-defined]
     values = [v.type for v in op.operands] + [r.type for r in op.results]
     if len(params) != len(values):
         raise VerifyException(
@@ -485,7 +502,6 @@ def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operatio
             raise VerifyException(f"{op.name} @{name}: {role} has rank {v.ndim}, the callee's buffer {i} rank {p.ndim}")
         if p.element_type != v.element_type:
             raise VerifyException(f"{op.name} @{name}: {role} is {v.dtype}, the callee's buffer {i} {p.dtype}")
-    want_syms = target.num_sym_args()  # type: ignore[attr-defined]
     if n_syms != want_syms:
         raise VerifyException(f"{op.name} @{name}: {n_syms} symbolic args given, the callee takes {want_syms}")
     return target
@@ -543,7 +559,7 @@ class CallTIROp(IRDLOperation):
     def verify_(self) -> None:
         from relax_xdsl.dialects.tir import PrimFuncOp
 
-        _dps_verify(self, self.callee, (PrimFuncOp,), "a tir.prim_func", len(self.sym_args.data) if self.sym_args else 0)
+        _dps_verify(self, self.callee, (PrimFuncOp, func.FuncOp), "a tir.prim_func (or its lowered func.func)", len(self.sym_args.data) if self.sym_args else 0)
 
     @classmethod
     def parse(cls, parser: Parser) -> CallTIROp:

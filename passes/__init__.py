@@ -18,6 +18,12 @@ def _legalize() -> type[ModulePass]:
     return LegalizePass
 
 
+def _lower_tir() -> type[ModulePass]:
+    from relax_xdsl.passes.lower_tir import LowerTIRPass
+
+    return LowerTIRPass
+
+
 def _lower_graph() -> type[ModulePass]:
     from relax_xdsl.passes.lower_graph import LowerGraphPass
 
@@ -28,6 +34,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
         "legalize": _legalize,
+        "lower-tir": _lower_tir,
         "lower-graph": _lower_graph,
     }
 

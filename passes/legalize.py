@@ -108,7 +108,7 @@ class Legalizer:
         sym_args = [e.subs(from_canon) for e in program.syms]
         call = CallTIROp(program.name, list(op.inputs), out_types, sym_args or None)
         if isinstance(op.res.type, TupleType):
-            tup = TupleOp(list(call.results))
+            tup = TupleOp(*call.results)
             Rewriter.replace_op(op, [call, tup], [tup.results[0]])
         else:
             Rewriter.replace_op(op, call)

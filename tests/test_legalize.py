@@ -112,7 +112,7 @@ def test_one_program_per_signature_shared_across_symbol_names() -> None:
 def test_symbols_not_bound_by_a_buffer_become_index_args() -> None:
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", [sym("n") * 2], "float32")
-        fb.ret(op.test_halves(x))
+        fb.ret(op.test_pad_one(x))
     module = legalize_module(fb.module)
     (prog,) = programs(module)
     assert prog.sym_params is not None and [str(s) for s in prog.sym_params.data] == ["n"]
@@ -121,7 +121,21 @@ def test_symbols_not_bound_by_a_buffer_become_index_args() -> None:
     again = roundtrip(module)
     for n in (1, 3):
         x = rand((2 * n,))
-        assert_close(rx.evaluate(again, "main", x), (x[:n], x[n:]))
+        assert_close(rx.evaluate(again, "main", x), np.concatenate([x, np.zeros(1, np.float32)]))
+
+
+def test_tuple_results() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [sym("n") * 2], "float32")
+        lo, hi = op.test_halves(x)
+        fb.ret(fb.tuple(hi, lo))
+    module = legalize_module(fb.module)
+    (call,) = [o for o in module.walk() if isinstance(o, CallTIROp)]
+    assert len(call.results) == 2
+    again = roundtrip(module)
+    for n in (1, 3):
+        x = rand((2 * n,))
+        assert_close(rx.evaluate(again, "main", x), (x[n:], x[:n]))
 
 
 def test_partial_legalization_and_user_programs_left_alone() -> None:

@@ -1,0 +1,272 @@
+"""`lower-tir`: tensor programs -> the loop level (func/scf/memref/arith/math/cf).
+
+`tir.prim_func @f(%a: !tir.buffer<[n, 4], f32>, ...) syms [k]` becomes
+`func.func @f(%a: memref<?x4xf32>, ..., %k: index)`:
+- each symbol is bound once at entry (`memref.dim` of the first buffer dim
+  where it is bare, or the trailing index args); every other dim is checked
+  with `cf.assert` naming program, buffer, dim and expected expression, so a
+  kernel stays in bounds whatever its caller passes;
+- `tir.compute` -> an `scf.for` nest: spatial axes outer, reduction axes
+  inner with the accumulator carried in `iter_args` from the combiner's
+  identity, then the epilogue, then `memref.store`;
+- `tir.for` -> `scf.for` (serial), `scf.parallel` (parallel), or `scf.for`
+  tagged `{relax.loop = "vectorize" | "unroll"}`;
+- `tir.load/store/alloc/sym` -> `memref.load/store/alloc(+dealloc)`, index arithmetic.
+
+Everything else in the module is left as it is (partial lowering).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from relax_xdsl.dialects.tir import AllocOp, ComputeOp, ForOp, LoadOp, PrimFuncOp, StoreOp, SymExprOp, YieldOp
+from xdsl.context import Context
+from xdsl.dialects import arith, cf, func, memref, scf
+from xdsl.dialects.builtin import AnyFloat, FloatAttr, IndexType, IntegerAttr, IntegerType, ModuleOp, StringAttr
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import (
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
+
+from relax_xdsl.dim_lowering import DimEmitter
+from relax_xdsl.errors import RelaxError
+from relax_xdsl.shape import dim_to_str
+
+INDEX = IndexType()
+
+_COMBINE_FLOAT = {"add": arith.AddfOp, "mul": arith.MulfOp, "max": arith.MaximumfOp, "min": arith.MinimumfOp}
+_COMBINE_INT = {"add": arith.AddiOp, "mul": arith.MuliOp, "max": arith.MaxSIOp, "min": arith.MinSIOp}
+
+
+def identity_constant(combiner: str, t: Attribute) -> arith.ConstantOp:
+    """The combiner's identity: the initial value of a reduction."""
+    if isinstance(t, AnyFloat):
+        value = {"add": 0.0, "mul": 1.0, "max": -math.inf, "min": math.inf}[combiner]
+        return arith.ConstantOp(FloatAttr(value, t))
+    assert isinstance(t, IntegerType)
+    w = t.width.data
+    value = {"add": 0, "mul": 1, "max": -(2 ** (w - 1)), "min": 2 ** (w - 1) - 1}[combiner]
+    return arith.ConstantOp(IntegerAttr(value, t))
+
+
+def combine_op(combiner: str, acc: SSAValue, v: SSAValue) -> Operation:
+    table = _COMBINE_FLOAT if isinstance(acc.type, AnyFloat) else _COMBINE_INT
+    return table[combiner](acc, v)
+
+
+def memref_type_of(t: Attribute) -> Attribute:
+    from relax_xdsl.passes.lower_graph import memref_type
+
+    return memref_type(t)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Lowering:
+    """Lowers one prim_func; values map tir SSA values to loop-level ones."""
+
+    prim: PrimFuncOp
+
+    def run(self) -> func.FuncOp:
+        prim = self.prim
+        self.name = prim.sym_name.data
+        buffers = prim.buffer_types()
+        nsyms = prim.num_sym_args()
+        arg_types = [memref_type_of(t) for t in buffers] + [INDEX] * nsyms
+        self.entry = Block(arg_types=arg_types)
+        self.prologue: list[Operation] = []
+        self.dims = DimEmitter(self.prologue.append)
+        self.map: dict[SSAValue, SSAValue] = {}
+        self.allocs: list[SSAValue] = []
+        for old, new in zip(prim.args, self.entry.args):
+            new.name_hint = old.name_hint
+            self.map[old] = new
+        if prim.sym_params:
+            for s, v in zip(prim.sym_params.data, self.entry.args[len(buffers):]):
+                v.name_hint = str(s)
+                self.dims.bind(s, v)  # type: ignore[arg-type]
+        self._bind_and_check()
+        body = Block()
+        self._convert_block(prim.body.block, body)
+        for a in self.allocs:
+            body.add_op(memref.DeallocOp.get(a))
+        body.add_op(func.ReturnOp())
+        self.entry.add_ops(self.prologue)
+        for o in list(body.ops):
+            o.detach()
+            self.entry.add_op(o)
+        f = func.FuncOp(self.name, (arg_types, []), Region(self.entry))
+        for key, value in prim.attributes.items():
+            f.attributes[key] = value
+        return f
+
+    # -- entry: bind symbols, check dims ------------------------------------
+    def _dim(self, buf: SSAValue, axis: int) -> SSAValue:
+        op = memref.DimOp(buf, self.dims.const(axis))
+        self.prologue.append(op)
+        return op.results[0]
+
+    def _bind_and_check(self) -> None:
+        args = self.entry.args
+        dims = [(args[b], t, i, d) for b, t in enumerate(self.prim.buffer_types()) for i, d in enumerate(t.sym_shape)]
+        bound_from: set[tuple[int, int]] = set()
+        for b, (buf, _t, i, d) in enumerate(dims):
+            if d.is_Symbol and d not in self.dims.env:
+                self.dims.bind(d, self._dim(buf, i))  # type: ignore[arg-type]
+                bound_from.add((b, i))
+        for b, (buf, _t, i, d) in enumerate(dims):
+            if d.is_Integer or (b, i) in bound_from:
+                continue
+            missing = sorted(s.name for s in d.free_symbols if s not in self.dims.env)
+            if missing:
+                raise RelaxError(f"tensor program {self.name}: symbol(s) {', '.join(missing)} are not bound")
+            ok = arith.CmpiOp(self._dim(buf, i), self.dims.emit(d), "eq")
+            self.prologue.append(ok)
+            name = buf.name_hint or f"#{b}"
+            self.prologue.append(cf.AssertOp(ok, f"tensor program {self.name}: buffer {name} dim {i} is not {dim_to_str(d)}"))
+
+    # -- body ------------------------------------------------------------------
+    def _convert_block(self, src: Block, dst: Block) -> SSAValue | None:
+        """Converts `src`'s ops into `dst`; returns the value a tir.yield yields."""
+        for op in src.ops:
+            if isinstance(op, YieldOp):
+                return self.map[op.values[0]] if op.values else None
+            self._convert(op, dst)
+        return None
+
+    def _convert(self, op: Operation, dst: Block) -> None:
+        m = self.map
+        if isinstance(op, LoadOp):
+            new: Operation = memref.LoadOp.get(m[op.buffer], [m[i] for i in op.indices])
+        elif isinstance(op, StoreOp):
+            new = memref.StoreOp.get(m[op.value], m[op.buffer], [m[i] for i in op.indices])
+        elif isinstance(op, SymExprOp):
+            m[op.results[0]] = self.dims.emit(op.expr.data[0])
+            return
+        elif isinstance(op, AllocOp):
+            t = op.result.type
+            sizes = [self.dims.emit(d) for d in t.sym_shape if not d.is_Integer]  # type: ignore[attr-defined]
+            new = memref.AllocOp(sizes, [], memref_type_of(t), IntegerAttr(64, 64))
+            self.allocs.append(new.results[0])
+        elif isinstance(op, ComputeOp):
+            self._compute(op, dst)
+            return
+        elif isinstance(op, ForOp):
+            self._for(op, dst)
+            return
+        else:
+            regions = []
+            for r in op.regions:
+                blocks = []
+                for b in r.blocks:
+                    nb = Block(arg_types=b.arg_types)
+                    for a, na in zip(b.args, nb.args):
+                        m[a] = na
+                    for inner in b.ops:
+                        if isinstance(inner, YieldOp):
+                            raise RelaxError(f"tensor program {self.name}: tir.yield inside {op.name}")
+                        self._convert(inner, nb)
+                    blocks.append(nb)
+                regions.append(Region(blocks))
+            new = op.__class__.create(
+                operands=[m[o] for o in op.operands], result_types=[r.type for r in op.results],
+                properties=dict(op.properties), attributes=dict(op.attributes), regions=regions,
+            )
+        dst.add_op(new)
+        for old, res in zip(op.results, new.results):
+            m[old] = res
+            res.name_hint = old.name_hint
+
+    def _loop_nest(self, dst: Block, extents: list[SSAValue], iter_init: SSAValue | None,
+                   inner: object) -> SSAValue | None:
+        """scf.for nest over [0, extent) each; `inner(block, ivs, acc)` fills the
+        innermost body and returns the new accumulator (or None)."""
+        zero, one = self.dims.const(0), self.dims.const(1)
+
+        def build(level: int, block: Block, ivs: list[SSAValue], acc: SSAValue | None) -> SSAValue | None:
+            if level == len(extents):
+                return inner(block, ivs, acc)  # type: ignore[operator]
+            arg_types = [INDEX] + ([acc.type] if acc is not None else [])
+            body = Block(arg_types=arg_types)
+            res = build(level + 1, body, [*ivs, body.args[0]], body.args[1] if acc is not None else None)
+            body.add_op(scf.YieldOp(*([res] if acc is not None else [])))
+            loop = scf.ForOp(zero, extents[level], one, [acc] if acc is not None else [], body)
+            block.add_op(loop)
+            return loop.results[0] if acc is not None else None
+
+        return build(0, dst, [], iter_init)
+
+    def _inline(self, region: Region, args: list[SSAValue], dst: Block) -> SSAValue:
+        for a, v in zip(region.block.args, args):
+            self.map[a] = v
+        value = self._convert_block(region.block, dst)
+        assert value is not None
+        return value
+
+    def _compute(self, op: ComputeOp, dst: Block) -> None:
+        out = self.map[op.out]
+        spatial = [self.dims.emit(d) for d in op.out_type.sym_shape]
+        reduce = [self.dims.emit(d) for d in op.reduce_extents()]
+        combiner = op.combiner.data if op.combiner else None
+        acc_t = op.body_value_type()
+
+        def spatial_body(block: Block, ivs: list[SSAValue], _acc: SSAValue | None) -> None:
+            if combiner is None:
+                value = self._inline(op.body, ivs, block)
+            else:
+                init = identity_constant(combiner, acc_t)
+                block.add_op(init)
+
+                def reduce_body(rblock: Block, rivs: list[SSAValue], acc: SSAValue | None) -> SSAValue:
+                    v = self._inline(op.body, [*ivs, *rivs], rblock)
+                    c = combine_op(combiner, acc, v)  # type: ignore[arg-type]
+                    rblock.add_op(c)
+                    return c.results[0]
+
+                value = self._loop_nest(block, reduce, init.results[0], reduce_body)  # type: ignore[assignment]
+            if op.epilogue is not None:
+                value = self._inline(op.epilogue, [value, *ivs], block)
+            block.add_op(memref.StoreOp.get(value, out, ivs))
+
+        self._loop_nest(dst, spatial, None, spatial_body)
+
+    def _for(self, op: ForOp, dst: Block) -> None:
+        kind = op.kind.data
+        lb, ub, step = self.map[op.lb], self.map[op.ub], self.map[op.step]
+        body = Block(arg_types=[INDEX])
+        self.map[op.induction_var] = body.args[0]
+        for inner in op.body.block.ops:
+            self._convert(inner, body)
+        if kind == "parallel":
+            body.add_op(scf.ReduceOp())
+            loop: Operation = scf.ParallelOp([lb], [ub], [step], Region(body))
+        else:
+            body.add_op(scf.YieldOp())
+            loop = scf.ForOp(lb, ub, step, [], body)
+            if kind != "serial":
+                loop.attributes["relax.loop"] = StringAttr(kind)
+        dst.add_op(loop)
+
+
+class LowerPrimFunc(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: PrimFuncOp, rewriter: PatternRewriter) -> None:
+        rewriter.replace(op, _Lowering(op).run(), [])
+
+
+def lower_prim_func(prim: PrimFuncOp) -> func.FuncOp:
+    """The loop-level function of one tensor program (the input is untouched)."""
+    return _Lowering(prim).run()
+
+
+@dataclass(frozen=True)
+class LowerTIRPass(ModulePass):
+    name = "lower-tir"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        PatternRewriteWalker(LowerPrimFunc(), apply_recursively=False).rewrite_module(op)

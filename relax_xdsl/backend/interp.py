@@ -1,0 +1,367 @@
+"""The `interp` target: xDSL's interpreter on the loop level.
+
+Upstream interpreter functions run func, scf, arith, math and builtin;
+`RelaxFunctions` adds what they lack for our loop level: memrefs held as
+numpy arrays (dynamic `memref.alloc`, `memref.dim`, `memref.copy`,
+`memref.cast`, globals), `cf.assert` (-> ShapeError), `scf.parallel`, the
+arith/math ops lowering emits that upstream does not implement, i1 as
+Python bools, and calls to library declarations (their numpy reference).
+Slow (about 1e5 scalar ops per second): the debugging target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from xdsl.dialects import arith, cf, func, memref, scf
+from xdsl.dialects import math as xmath
+from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, IntegerType, MemRefType, ModuleOp
+from xdsl.interpreter import (
+    Interpreter,
+    InterpreterFunctions,
+    PythonValues,
+    impl,
+    register_impls,
+)
+from xdsl.interpreters.arith import ArithFunctions
+from xdsl.interpreters.builtin import BuiltinFunctions
+from xdsl.interpreters.func import FuncFunctions
+from xdsl.interpreters.math import MathFunctions
+from xdsl.interpreters.scf import ScfFunctions
+from xdsl.traits import SymbolTable
+
+from relax_xdsl import dtypes
+from relax_xdsl.errors import RelaxError, ShapeError
+
+
+def _np_dtype(t: Any) -> np.dtype:
+    return np.dtype(dtypes.dtype_name(t))
+
+
+def _float_type(t: Any) -> type:
+    return np.dtype(dtypes.dtype_name(t)).type
+
+
+def _unary_float(fn: Any) -> Any:
+    def run(self: Any, interpreter: Interpreter, op: Any, args: PythonValues) -> PythonValues:
+        return (_float_type(op.result.type)(fn(args[0])),)
+
+    return run
+
+
+def _erf(x: float) -> float:
+    return math.erf(x)
+
+
+def _pow(a: float, b: float) -> float:
+    try:
+        return math.pow(a, b)
+    except (ValueError, OverflowError):
+        return float(np.power(np.float64(a), np.float64(b)))
+
+
+def _safe(fn: Any) -> Any:
+    def run(x: float) -> float:
+        try:
+            return fn(x)
+        except ValueError:
+            return math.nan
+        except OverflowError:
+            return math.inf
+
+    return run
+
+
+@register_impls
+class RelaxFunctions(InterpreterFunctions):
+    """What the loop level needs beyond xDSL's upstream interpreter functions."""
+
+    # -- memrefs as numpy arrays ----------------------------------------------
+    @impl(memref.AllocOp)
+    def run_alloc(self, interpreter: Interpreter, op: memref.AllocOp, args: PythonValues) -> PythonValues:
+        t = op.memref.type
+        assert isinstance(t, MemRefType)
+        sizes = iter(args)
+        shape = tuple(next(sizes) if d < 0 else d for d in t.get_shape())
+        return (np.zeros(shape, _np_dtype(t.get_element_type())),)
+
+    @impl(memref.DeallocOp)
+    def run_dealloc(self, interpreter: Interpreter, op: memref.DeallocOp, args: PythonValues) -> PythonValues:
+        return ()
+
+    @impl(memref.DimOp)
+    def run_dim(self, interpreter: Interpreter, op: memref.DimOp, args: PythonValues) -> PythonValues:
+        return (int(args[0].shape[args[1]]),)
+
+    @impl(memref.LoadOp)
+    def run_load(self, interpreter: Interpreter, op: memref.LoadOp, args: PythonValues) -> PythonValues:
+        a, *idx = args
+        if any(i < 0 or i >= n for i, n in zip(idx, a.shape)):
+            raise RelaxError(f"memref.load out of bounds: index {tuple(idx)} of shape {a.shape}")
+        v = a[tuple(idx)]
+        return (bool(v),) if a.dtype == np.bool_ else (v,)
+
+    @impl(memref.StoreOp)
+    def run_store(self, interpreter: Interpreter, op: memref.StoreOp, args: PythonValues) -> PythonValues:
+        v, a, *idx = args
+        if any(i < 0 or i >= n for i, n in zip(idx, a.shape)):
+            raise RelaxError(f"memref.store out of bounds: index {tuple(idx)} of shape {a.shape}")
+        a[tuple(idx)] = v
+        return ()
+
+    @impl(memref.CopyOp)
+    def run_copy(self, interpreter: Interpreter, op: memref.CopyOp, args: PythonValues) -> PythonValues:
+        args[1][...] = args[0]
+        return ()
+
+    @impl(memref.CastOp)
+    def run_cast(self, interpreter: Interpreter, op: memref.CastOp, args: PythonValues) -> PythonValues:
+        return (args[0],)
+
+    @impl(memref.GetGlobalOp)
+    def run_get_global(self, interpreter: Interpreter, op: memref.GetGlobalOp, args: PythonValues) -> PythonValues:
+        glob = SymbolTable.lookup_symbol(op, op.name_)
+        assert isinstance(glob, memref.GlobalOp)
+        cache = interpreter.__dict__.setdefault("_relax_globals", {})
+        key = glob.sym_name.data
+        if key not in cache:
+            value = glob.initial_value
+            assert isinstance(value, DenseIntOrFPElementsAttr)
+            t = glob.type
+            assert isinstance(t, MemRefType)
+            dt = _np_dtype(t.get_element_type())
+            data = np.frombuffer(value.data.data, dtype=dt) if dt != np.bool_ else np.array(value.get_values(), dt)
+            shape = tuple(t.get_shape())
+            cache[key] = np.broadcast_to(data, shape) if data.size == 1 else data.reshape(shape)
+        return (cache[key],)
+
+    # -- control --------------------------------------------------------------
+    @impl(cf.AssertOp)
+    def run_assert(self, interpreter: Interpreter, op: cf.AssertOp, args: PythonValues) -> PythonValues:
+        if not args[0]:
+            raise ShapeError(op.msg.data)
+        return ()
+
+    @impl(scf.ParallelOp)
+    def run_parallel(self, interpreter: Interpreter, op: scf.ParallelOp, args: PythonValues) -> PythonValues:
+        n = len(op.lowerBound)
+        lbs, ubs, steps = args[:n], args[n:2 * n], args[2 * n:3 * n]
+        for idx in np.ndindex(*[len(range(lb, ub, s)) for lb, ub, s in zip(lbs, ubs, steps)]):
+            ivs = tuple(lb + i * s for lb, i, s in zip(lbs, idx, steps))
+            interpreter.run_ssacfg_region(op.body, ivs, "parallel_loop")
+        return ()
+
+    # -- arith beyond upstream ------------------------------------------------
+    @impl(arith.DivfOp)
+    def run_divf(self, interpreter: Interpreter, op: arith.DivfOp, args: PythonValues) -> PythonValues:
+        t = _float_type(op.result.type)
+        with np.errstate(all="ignore"):
+            return (t(t(args[0]) / t(args[1])),)
+
+    @impl(arith.NegfOp)
+    def run_negf(self, interpreter: Interpreter, op: arith.NegfOp, args: PythonValues) -> PythonValues:
+        return (-_float_type(op.result.type)(args[0]),)
+
+    @impl(arith.CeilDivSIOp)
+    def run_ceildivsi(self, interpreter: Interpreter, op: arith.CeilDivSIOp, args: PythonValues) -> PythonValues:
+        return (-((-int(args[0])) // int(args[1])),)
+
+    @impl(arith.DivSIOp)
+    def run_divsi(self, interpreter: Interpreter, op: arith.DivSIOp, args: PythonValues) -> PythonValues:
+        a, b = int(args[0]), int(args[1])
+        if b == 0:
+            raise RelaxError("integer division by zero")
+        q = abs(a) // abs(b)
+        return (q if (a >= 0) == (b > 0) else -q,)
+
+    @impl(arith.RemSIOp)
+    def run_remsi(self, interpreter: Interpreter, op: arith.RemSIOp, args: PythonValues) -> PythonValues:
+        a, b = int(args[0]), int(args[1])
+        if b == 0:
+            raise RelaxError("integer remainder by zero")
+        return (int(math.fmod(a, b)),)
+
+    @impl(arith.FloorDivSIOp)
+    def run_floordivsi(self, interpreter: Interpreter, op: arith.FloorDivSIOp, args: PythonValues) -> PythonValues:
+        if int(args[1]) == 0:
+            raise RelaxError("integer division by zero")
+        return (int(args[0]) // int(args[1]),)
+
+    @impl(arith.MaxSIOp)
+    def run_maxsi(self, interpreter: Interpreter, op: arith.MaxSIOp, args: PythonValues) -> PythonValues:
+        return (max(args[0], args[1]),)
+
+    @impl(arith.MinSIOp)
+    def run_minsi(self, interpreter: Interpreter, op: arith.MinSIOp, args: PythonValues) -> PythonValues:
+        return (min(args[0], args[1]),)
+
+    @impl(arith.AndIOp)
+    def run_andi(self, interpreter: Interpreter, op: arith.AndIOp, args: PythonValues) -> PythonValues:
+        if _is_bool(op.result.type):
+            return (bool(args[0]) and bool(args[1]),)
+        return (int(args[0]) & int(args[1]),)
+
+    @impl(arith.OrIOp)
+    def run_ori(self, interpreter: Interpreter, op: arith.OrIOp, args: PythonValues) -> PythonValues:
+        if _is_bool(op.result.type):
+            return (bool(args[0]) or bool(args[1]),)
+        return (int(args[0]) | int(args[1]),)
+
+    @impl(arith.XOrIOp)
+    def run_xori(self, interpreter: Interpreter, op: arith.XOrIOp, args: PythonValues) -> PythonValues:
+        if _is_bool(op.result.type):
+            return (bool(args[0]) != bool(args[1]),)
+        return (int(args[0]) ^ int(args[1]),)
+
+    @impl(arith.ConstantOp)
+    def run_constant(self, interpreter: Interpreter, op: arith.ConstantOp, args: PythonValues) -> PythonValues:
+        t = op.result.type
+        v = op.value.value.data  # type: ignore[attr-defined]
+        if _is_bool(t):
+            return (bool(v),)
+        if isinstance(t, AnyFloat):
+            return (_float_type(t)(v),)
+        return (int(v),)
+
+    @impl(arith.SelectOp)
+    def run_select(self, interpreter: Interpreter, op: arith.SelectOp, args: PythonValues) -> PythonValues:
+        return (args[1] if args[0] else args[2],)
+
+    @impl(arith.ExtFOp)
+    def run_extf(self, interpreter: Interpreter, op: arith.ExtFOp, args: PythonValues) -> PythonValues:
+        return (_float_type(op.result.type)(args[0]),)
+
+    @impl(arith.TruncFOp)
+    def run_truncf(self, interpreter: Interpreter, op: arith.TruncFOp, args: PythonValues) -> PythonValues:
+        with np.errstate(all="ignore"):
+            return (_float_type(op.result.type)(args[0]),)
+
+    @impl(arith.SIToFPOp)
+    def run_sitofp(self, interpreter: Interpreter, op: arith.SIToFPOp, args: PythonValues) -> PythonValues:
+        return (_float_type(op.result.type)(int(args[0])),)
+
+    @impl(arith.UIToFPOp)
+    def run_uitofp(self, interpreter: Interpreter, op: arith.UIToFPOp, args: PythonValues) -> PythonValues:
+        return (_float_type(op.result.type)(int(args[0])),)
+
+    @impl(arith.FPToSIOp)
+    def run_fptosi(self, interpreter: Interpreter, op: arith.FPToSIOp, args: PythonValues) -> PythonValues:
+        v = float(args[0])
+        if not math.isfinite(v):
+            return (0,)
+        return (_wrap(int(v), op.result.type),)
+
+    @impl(arith.ExtSIOp)
+    def run_extsi(self, interpreter: Interpreter, op: arith.ExtSIOp, args: PythonValues) -> PythonValues:
+        return (-1 if args[0] is True else int(args[0]),)
+
+    @impl(arith.ExtUIOp)
+    def run_extui(self, interpreter: Interpreter, op: arith.ExtUIOp, args: PythonValues) -> PythonValues:
+        v = args[0]
+        if isinstance(v, (bool, np.bool_)):
+            return (int(bool(v)),)
+        w = op.input.type.width.data  # type: ignore[attr-defined]
+        return (int(v) % (1 << w),)
+
+    @impl(arith.TruncIOp)
+    def run_trunci(self, interpreter: Interpreter, op: arith.TruncIOp, args: PythonValues) -> PythonValues:
+        if _is_bool(op.result.type):
+            return (bool(int(args[0]) & 1),)
+        return (_wrap(int(args[0]), op.result.type),)
+
+    @impl(arith.IndexCastOp)
+    def run_index_cast(self, interpreter: Interpreter, op: arith.IndexCastOp, args: PythonValues) -> PythonValues:
+        return (int(args[0]),)
+
+    @impl(arith.CmpfOp)
+    def run_cmpf(self, interpreter: Interpreter, op: arith.CmpfOp, args: PythonValues) -> PythonValues:
+        a, b = float(args[0]), float(args[1])
+        unordered = math.isnan(a) or math.isnan(b)
+        return (_cmpf(_CMPF[op.predicate.value.data], a, b, unordered),)
+
+    # -- math ------------------------------------------------------------------
+    run_tanh = impl(xmath.TanhOp)(_unary_float(math.tanh))
+    run_erf = impl(xmath.ErfOp)(_unary_float(_erf))
+    run_exp = impl(xmath.ExpOp)(_unary_float(_safe(math.exp)))
+    run_log = impl(xmath.LogOp)(_unary_float(lambda x: -math.inf if x == 0 else _safe(math.log)(x)))
+    run_sqrt = impl(xmath.SqrtOp)(_unary_float(_safe(math.sqrt)))
+    run_rsqrt = impl(xmath.RsqrtOp)(_unary_float(lambda x: math.inf if x == 0 else _safe(lambda y: 1 / math.sqrt(y))(x)))
+    run_absf = impl(xmath.AbsFOp)(_unary_float(abs))
+    run_floor = impl(xmath.FloorOp)(_unary_float(lambda x: math.floor(x) if math.isfinite(x) else x))
+    run_ceil = impl(xmath.CeilOp)(_unary_float(lambda x: math.ceil(x) if math.isfinite(x) else x))
+
+    @impl(xmath.AbsIOp)
+    def run_absi(self, interpreter: Interpreter, op: xmath.AbsIOp, args: PythonValues) -> PythonValues:
+        return (abs(int(args[0])),)
+
+    @impl(xmath.PowFOp)
+    def run_powf(self, interpreter: Interpreter, op: xmath.PowFOp, args: PythonValues) -> PythonValues:
+        return (_float_type(op.result.type)(_pow(float(args[0]), float(args[1]))),)
+
+
+_CMPF = ["false", "oeq", "ogt", "oge", "olt", "ole", "one", "ord", "ueq", "ugt", "uge", "ult", "ule", "une", "uno", "true"]
+
+
+def _cmpf(pred: str, a: float, b: float, unordered: bool) -> bool:
+    if pred == "false":
+        return False
+    if pred == "true":
+        return True
+    if pred == "ord":
+        return not unordered
+    if pred == "uno":
+        return unordered
+    rel = {"eq": a == b, "gt": a > b, "ge": a >= b, "lt": a < b, "le": a <= b, "ne": a != b}[pred[1:]]
+    return (unordered or rel) if pred[0] == "u" else (not unordered and rel)
+
+
+def _is_bool(t: Any) -> bool:
+    return isinstance(t, IntegerType) and t.width.data == 1
+
+
+def _wrap(v: int, t: Any) -> int:
+    w = t.width.data if isinstance(t, IntegerType) else 64
+    v &= (1 << w) - 1
+    return v - (1 << w) if v >= 1 << (w - 1) else v
+
+
+class InterpModule:
+    """Runs a loop-level module's functions on numpy arrays (see backend/__init__)."""
+
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.interpreter = Interpreter(module)
+        for fns in (FuncFunctions(), ScfFunctions(), MathFunctions(), BuiltinFunctions(), ArithFunctions()):
+            self.interpreter.register_implementations(fns)
+        self.interpreter.register_implementations(RelaxFunctions(), override=True)
+        self._library_calls()
+
+    def _library_calls(self) -> None:
+        """func.call of a `relax.reference` declaration runs the numpy reference."""
+        from relax_xdsl import libraries
+
+        impls = self.interpreter._impls  # noqa: SLF001
+        for op in self.module.body.ops:
+            if isinstance(op, func.FuncOp) and op.is_declaration:
+                ref = op.attributes.get("relax.reference")
+                if ref is None:
+                    continue
+                fn = libraries.lookup(ref.data)  # type: ignore[attr-defined]
+                n_mem = sum(isinstance(t, MemRefType) for t in op.function_type.inputs.data)
+
+                def call(_funcs: Any, _interp: Interpreter, _op: Any, args: PythonValues, fn: Any = fn,
+                         n_mem: int = n_mem) -> PythonValues:
+                    fn.reference(*args[:n_mem])
+                    return ()
+
+                impls._external_funcs_dict[op.sym_name.data] = (RelaxFunctions(), call)  # noqa: SLF001
+
+    def call(self, func_name: str, args: Sequence[np.ndarray | int]) -> tuple[np.ndarray, ...]:
+        f = SymbolTable.lookup_symbol(self.module, func_name)
+        if not isinstance(f, func.FuncOp):
+            raise RelaxError(f"no loop-level function @{func_name}")
+        results = self.interpreter.call_op(f, tuple(args))
+        return tuple(np.asarray(r) for r in results)
