@@ -49,6 +49,23 @@ def _bare_symbols(types: list[TensorType]) -> set[sympy.Symbol]:
     return {d for t in types for d in t.sym_shape if isinstance(d, sympy.Symbol)}
 
 
+def _assume(spec: OpSpec, in_types: list[TensorType], params: dict[str, object],
+            out_types: list[TensorType]) -> list[TensorType]:
+    """The program's input buffer types: where the op's shape rule assumed two
+    dims equal without proof (`[n] + [m]`), the input dim is replaced by the
+    one the result uses, so the program checks the assumption at run time
+    (it verifies every buffer dim on entry) instead of trusting it."""
+    _, ctx = spec.run_infer(in_types, params)
+    if not ctx.assumptions:
+        return in_types
+    out_dims = {d for t in out_types for d in t.sym_shape}
+    subst: dict[sympy.Expr, sympy.Expr] = {}
+    for a, b, _what in ctx.assumptions:
+        winner, loser = (b, a) if b in out_dims and a not in out_dims else (a, b)
+        subst[loser] = winner
+    return [TensorType.of([subst.get(d, d) for d in t.sym_shape], t.dtype) for t in in_types]
+
+
 def _buffer_names(spec: OpSpec, n_in: int, n_out: int) -> list[str]:
     if spec.variadic:
         base = spec.inputs[0].lstrip("*")
@@ -93,8 +110,8 @@ class Legalizer:
     def legalize(self, op: GraphOp) -> None:
         spec: OpSpec = op.SPEC
         params = spec.decode_params(dict(op.attributes))
-        in_types: list[TensorType] = [v.type for v in op.inputs]  # type: ignore[misc]
         out_types = _result_types(op)
+        in_types = _assume(spec, [v.type for v in op.inputs], params, out_types)  # type: ignore[misc]
         types = in_types + out_types
         order = _symbols_in_order(types)
         to_canon = {s: sym(f"s{i}") for i, s in enumerate(order)}

@@ -1,0 +1,153 @@
+"""The `c` target: emitted C (backend/c_emitter.py) compiled with the system
+C compiler into a shared library, cached, loaded with ctypes.
+
+Cache: `$RELAX_XDSL_CACHE_DIR` (default `~/.cache/relax_xdsl`), one library
+per sha256 of (C source, compiler identity, flags). A library is compiled
+to a temporary file in the cache directory and renamed into place, so
+concurrent processes compiling the same module never see a partial file; an
+entry that fails to load is rebuilt.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shlex
+import subprocess
+import tempfile
+import weakref
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+
+from relax_xdsl import dtypes
+from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
+from relax_xdsl.errors import RelaxError, ShapeError
+
+DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno")
+WARNING_FLAGS = ("-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-variable",
+                 "-Wno-unused-but-set-variable", "-Wno-unused-function")
+
+
+def cache_dir() -> Path:
+    d = Path(os.environ.get("RELAX_XDSL_CACHE_DIR") or Path.home() / ".cache" / "relax_xdsl")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def compiler() -> list[str]:
+    return shlex.split(os.environ.get("CC", "cc"))
+
+
+@functools.lru_cache(maxsize=8)
+def compiler_identity(cc: tuple[str, ...]) -> str:
+    try:
+        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise RelaxError(f"the C compiler {' '.join(cc)!r} is not usable: {err}") from None
+    return out.splitlines()[0] if out else " ".join(cc)
+
+
+def build_library(source: str, flags: Sequence[str]) -> Path:
+    """The cached shared library of `source` (compiled if missing)."""
+    cc = tuple(compiler())
+    key = hashlib.sha256("\0".join([source, compiler_identity(cc), *flags]).encode()).hexdigest()[:32]
+    path = cache_dir() / f"rx_{key}.so"
+    if path.exists():
+        return path
+    compile_to(path, source, cc, flags)
+    return path
+
+
+def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str]) -> None:
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
+        src = Path(tmp) / "module.c"
+        src.write_text(source)
+        out = Path(tmp) / "module.so"
+        proc = subprocess.run([*cc, *flags, str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{proc.stderr.strip()[:4000]}")
+        os.replace(out, path)
+
+
+def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
+    try:
+        return ctypes.CDLL(str(path))
+    except OSError:
+        # A corrupted or truncated entry: rebuild it in place (atomically).
+        compile_to(path, source, tuple(compiler()), flags)
+        return ctypes.CDLL(str(path))
+
+
+class CModule:
+    """A loop-level module compiled to a shared library (see backend/__init__)."""
+
+    def __init__(self, module: ModuleOp, cflags: Sequence[str] | None = None):
+        emitter = CEmitter(module)
+        self.source = emitter.emit()
+        self.flags = tuple(cflags) if cflags is not None else DEFAULT_FLAGS
+        self.path = build_library(self.source, self.flags)
+        self.lib = _load(self.path, self.source, self.flags)
+        self.lib.rx_last_error.restype = ctypes.c_char_p
+        self.lib.rx_free.argtypes = [ctypes.c_void_p]
+        self._globals = emitter.global_data()
+        table = (ctypes.c_void_p * max(1, len(self._globals)))(*[g.ctypes.data for g in self._globals])
+        self._table = table
+        self._signatures = emitter.signatures
+        self._functions: dict[str, tuple[ctypes._CFuncPtr, FuncSignature]] = {}  # type: ignore[name-defined]
+
+    def _function(self, name: str) -> tuple[object, FuncSignature]:
+        if name not in self._functions:
+            sig = self._signatures.get(name)
+            if sig is None:
+                raise RelaxError(f"no compiled function @{name}")
+            fn = getattr(self.lib, "rxf_" + _ident(name))
+            fn.restype = ctypes.c_int
+            self._functions[name] = (fn, sig)
+        return self._functions[name]
+
+    def call(self, func: str, args: Sequence[np.ndarray | int]) -> tuple[np.ndarray, ...]:
+        fn, sig = self._function(func)
+        if len(args) != len(sig.params):
+            raise RelaxError(f"@{func} takes {len(sig.params)} arguments, got {len(args)}")
+        cargs: list[object] = [self._table]
+        keep = []
+        for (kind, info), a in zip(sig.params, args):
+            if kind == "memref":
+                elem, dyn, rank = info  # type: ignore[misc]
+                arr = np.ascontiguousarray(a, dtype=dtypes.dtype_name(elem))
+                if arr.ndim != rank:
+                    raise ShapeError(f"@{func}: expected a rank-{rank} array, got shape {arr.shape}")
+                keep.append(arr)
+                cargs.append(ctypes.c_void_p(arr.ctypes.data))
+                cargs += [ctypes.c_int64(arr.shape[j]) for j in dyn]
+            else:
+                cargs.append(ctypes.c_int64(int(a)))  # type: ignore[arg-type]
+        ptrs = [ctypes.c_void_p() for _ in sig.results]
+        dims = [(ctypes.c_int64 * max(1, rank))() for _, rank in sig.results]
+        for p, d in zip(ptrs, dims):
+            cargs += [ctypes.byref(p), d]
+        status = fn(*cargs)  # type: ignore[operator]
+        if status != 0:
+            msg = self.lib.rx_last_error().decode(errors="replace")
+            raise ShapeError(msg) if "out of memory" not in msg else MemoryError(msg)
+        return tuple(self._wrap(p, d, elem, rank) for p, d, (elem, rank) in zip(ptrs, dims, sig.results))
+
+    def _wrap(self, ptr: ctypes.c_void_p, dims: ctypes.Array, elem: object, rank: int) -> np.ndarray:
+        """A numpy array owning a buffer malloc'd by the library (freed with it)."""
+        shape = tuple(int(dims[i]) for i in range(rank))
+        dt = np.dtype(dtypes.dtype_name(elem))
+        size = int(np.prod(shape, dtype=np.int64))
+        address = ptr.value
+        if address is None:
+            return np.empty(shape, dt)
+        if size == 0:
+            self.lib.rx_free(address)
+            return np.empty(shape, dt)
+        raw = (ctypes.c_uint8 * (size * dt.itemsize)).from_address(address)
+        weakref.finalize(raw, self.lib.rx_free, address)
+        return np.frombuffer(raw, dtype=dt).reshape(shape)
