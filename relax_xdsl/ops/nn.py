@@ -13,6 +13,7 @@ a runtime assumption, so a too-small input is a ShapeError, never a crash.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -554,3 +555,259 @@ def _adaptive_windows(size: int, out: int, dtype: np.dtype) -> tuple[np.ndarray,
     pos = np.arange(size)
     sel = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
     return sel.astype(dtype), end - start
+
+
+# --- legalizations (tensor programs in the structured compute form) ----------------
+# Each writes the op with PrimFuncBuilder; reductions go to local buffers
+# (tir.alloc), padded window loads are guarded by scf.if so no program reads
+# out of bounds.
+
+
+def _rows(pb: Any, x: Any, axes: Sequence[int], combiner: str, value: Any, ct: str) -> Any:
+    """A local buffer over x's non-reduced axes: combine over `axes` of value(x[idx], idx)."""
+    from relax_xdsl.ops.reduction import input_index
+
+    rest = [d for i, d in enumerate(x.shape) if i not in axes]
+    buf = pb.alloc(rest, ct)
+
+    def body(*args: Any) -> Any:
+        sp, rv = args[: len(rest)], args[len(rest):]
+        idx = input_index(x.ndim, list(axes), False, sp, rv)
+        return value(x[idx], idx)
+
+    pb.compute(buf, body, reduce=(combiner, [x.shape[a] for a in axes]))
+    return buf
+
+
+def _row_index(ndim: int, axes: Sequence[int], idx: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(i for a, i in enumerate(idx) if a not in axes)
+
+
+def _softmax_legalize(self: _SoftmaxBase, pb: Any, inputs: list[Any], outputs: list[Any], axis: int) -> None:
+    (x,), (out,) = inputs, outputs
+    a = axis % x.ndim
+    ct = _compute_dtype(np.dtype(x.dtype)).name
+    log = self.name == "log_softmax"
+
+    def load(idx: Sequence[Any]) -> Any:
+        return pb.cast(x[tuple(idx)], ct)
+
+    mx = _rows(pb, x, [a], "max", lambda v, idx: pb.cast(v, ct), ct)
+    sm = _rows(pb, x, [a], "add", lambda v, idx: pb.math("exp", pb.cast(v, ct) - mx[_row_index(x.ndim, [a], idx)]), ct)
+
+    def body(*idx: Any) -> Any:
+        r = _row_index(x.ndim, [a], idx)
+        shifted = load(idx) - mx[r]
+        y = shifted - pb.math("log", sm[r]) if log else pb.math("exp", shifted) / sm[r]
+        return pb.cast(y, out.dtype)
+
+    pb.compute(out, body)
+
+
+def _affine_index(axes: Sequence[int], idx: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(idx[a] for a in axes)
+
+
+def _norm_legalize(pb: Any, x: Any, out: Any, axes: Sequence[int], epsilon: float, rms: bool,
+                   scale: Any = None, shift: Any = None) -> None:
+    from relax_xdsl.ops.reduction import element_count
+
+    ct = _compute_dtype(np.dtype(x.dtype)).name
+    norm = sorted(a % x.ndim for a in axes)
+    n = element_count(pb, x.shape, norm, ct)
+
+    def row(idx: Sequence[Any]) -> tuple[Any, ...]:
+        return _row_index(x.ndim, norm, idx)
+
+    if rms:
+        ms = _rows(pb, x, norm, "add", lambda v, idx: pb.cast(v, ct) * pb.cast(v, ct), ct)
+        mean = None
+    else:
+        sums = _rows(pb, x, norm, "add", lambda v, idx: pb.cast(v, ct), ct)
+        mean = sums
+
+        def centered_sq(v: Any, idx: Sequence[Any]) -> Any:
+            c = pb.cast(v, ct) - sums[row(idx)] / n
+            return c * c
+
+        ms = _rows(pb, x, norm, "add", centered_sq, ct)
+
+    def body(*idx: Any) -> Any:
+        r = row(idx)
+        v = pb.cast(x[idx], ct)
+        if mean is not None:
+            v = v - mean[r] / n
+        y = v / pb.math("sqrt", ms[r] / n + epsilon)
+        if scale is not None:
+            y = y * pb.cast(scale[_affine_index([a % x.ndim for a in axes], idx)], ct)
+        if shift is not None:
+            y = y + pb.cast(shift[_affine_index([a % x.ndim for a in axes], idx)], ct)
+        return pb.cast(y, out.dtype)
+
+    pb.compute(out, body)
+
+
+def _layer_norm_legalize(self: LayerNorm, pb: Any, inputs: list[Any], outputs: list[Any], axes: tuple[int, ...],
+                         epsilon: float, center: bool, scale: bool) -> None:
+    (x, gamma, beta), (out,) = inputs, outputs
+    _norm_legalize(pb, x, out, axes, epsilon, False, gamma if scale else None, beta if center else None)
+
+
+def _rms_norm_legalize(self: RmsNorm, pb: Any, inputs: list[Any], outputs: list[Any], axes: tuple[int, ...],
+                       epsilon: float) -> None:
+    (x, weight), (out,) = inputs, outputs
+    _norm_legalize(pb, x, out, axes, epsilon, True, weight, None)
+
+
+def _batch_norm_legalize(self: BatchNorm, pb: Any, inputs: list[Any], outputs: list[Any], axis: int, epsilon: float,
+                         center: bool, scale: bool) -> None:
+    (x, gamma, beta, mean, var), (out,) = inputs, outputs
+    a = axis % x.ndim
+    ct = _compute_dtype(np.dtype(x.dtype)).name
+
+    def body(*idx: Any) -> Any:
+        c = idx[a]
+        y = (pb.cast(x[idx], ct) - pb.cast(mean[c], ct)) / pb.math("sqrt", pb.cast(var[c], ct) + epsilon)
+        if scale:
+            y = y * pb.cast(gamma[c], ct)
+        if center:
+            y = y + pb.cast(beta[c], ct)
+        return pb.cast(y, out.dtype)
+
+    pb.compute(out, body)
+
+
+def _in_bounds(pb: Any, pos: Sequence[Any], lo: Sequence[Any], hi: Sequence[Any]) -> Any:
+    """lo <= pos < hi for every pair (index values)."""
+    cond = None
+    for p, low, high in zip(pos, lo, hi):
+        c = (p >= low) & (p < high)
+        cond = c if cond is None else cond & c
+    return cond
+
+
+def _conv2d_legalize(self: Conv2d, pb: Any, inputs: list[Any], outputs: list[Any], strides: tuple[int, ...],
+                     padding: tuple[int, ...], dilation: tuple[int, ...], groups: int, data_layout: str,
+                     kernel_layout: str, out_dtype: str | None) -> None:
+    (x, w), (out,) = inputs, outputs
+    ctx = Infer(self.name)
+    (sh, sw), (dh, dw) = _pair(ctx, strides, "strides"), _pair(ctx, dilation, "dilation")
+    pt, pl, pb_, pr = _padding(ctx, padding)
+    unpadded = (pt, pl, pb_, pr) == (0, 0, 0, 0)
+    ct = _compute_dtype(np.dtype(out.dtype)).name
+    _, c_in, h, wd = x.shape
+    o, ci, kh, kw = w.shape
+    per_group = canon(o / groups)
+
+    def body(n: Any, oc: Any, y: Any, xx: Any, ic: Any, ky: Any, kx: Any) -> Any:
+        g = oc // pb.index(per_group) if groups > 1 else None
+        c = g * pb.index(ci) + ic if g is not None else ic
+        iy = y * sh - pt + ky * dh if (sh, pt, dh) != (1, 0, 1) else y + ky
+        ix = xx * sw - pl + kx * dw if (sw, pl, dw) != (1, 0, 1) else xx + kx
+        wv = pb.cast(w[oc, ic, ky, kx], ct)
+        if unpadded:  # every window lies inside the input (output dims are floor-mode)
+            return pb.cast(x[n, c, iy, ix], ct) * wv
+        ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(wd)])
+        v = pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], ct), 0.0 if dtypes.is_float(ct) else 0)
+        return v * wv
+
+    pb.compute(out, body, reduce=("add", [ci, kh, kw]),
+               epilogue=(lambda acc, *sp: pb.cast(acc, out.dtype)), value_type=ct)
+
+
+def _window_taps(pb: Any, y: Any, k: Any, s: int, p: int, d: int) -> Any:
+    return y * s - p + k * d
+
+
+def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: list[Any], pool_size: tuple[int, ...],
+                       strides: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
+                       ceil_mode: bool, count_include_pad: bool, layout: str) -> None:
+    (x,), (out,) = inputs, outputs
+    ctx = Infer(self.name)
+    (kh, kw), (sh, sw), (dh, dw) = (_pair(ctx, v, nm) for v, nm in
+                                    ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
+    pt, pl, _, _ = _padding(ctx, padding)
+    _, _, h, w = x.shape
+    acc = "int8" if x.dtype == "bool" else x.dtype
+    low = -math.inf if dtypes.is_float(acc) else -(2 ** (np.dtype(acc).itemsize * 8 - 1))
+
+    def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+        iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
+        ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(w)])
+        return pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], acc), low)
+
+    pb.compute(out, body, reduce=("max", [kh, kw]), epilogue=lambda a, *sp: pb.cast(a, out.dtype), value_type=acc)
+
+
+def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: list[Any], pool_size: tuple[int, ...],
+                       strides: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
+                       ceil_mode: bool, count_include_pad: bool, layout: str) -> None:
+    (x,), (out,) = inputs, outputs
+    ctx = Infer(self.name)
+    (kh, kw), (sh, sw), (dh, dw) = (_pair(ctx, v, nm) for v, nm in
+                                    ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
+    pt, pl, pb_, pr = _padding(ctx, padding)
+    _, _, h, w = x.shape
+    is_float = dtypes.is_float(x.dtype)
+    acc = _compute_dtype(np.dtype(x.dtype)).name if is_float else "int64"
+    counts = pb.alloc(out.shape[2:], "int64")
+
+    def count(y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+        iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
+        if count_include_pad:
+            ok = _in_bounds(pb, [iy, ix], [-pt, -pl], [pb.index(h + pb_), pb.index(w + pr)])
+        else:
+            ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(w)])
+        return pb.select(ok, pb.const(1, dtypes.to_xdsl("int64")), 0)
+
+    pb.compute(counts, count, reduce=("add", [kh, kw]))
+
+    def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+        iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
+        ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(w)])
+        return pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], acc), 0.0 if is_float else 0)
+
+    def finish(s: Any, n: Any, c: Any, y: Any, xx: Any) -> Any:
+        cnt = pb.max(counts[y, xx], 1)
+        if is_float:
+            return pb.cast(s / pb.cast(cnt, acc), out.dtype)
+        q = pb.select(s < 0, -((-s) // cnt), s // cnt)  # truncating division, as TVM's div
+        return pb.cast(q, out.dtype)
+
+    pb.compute(out, body, reduce=("add", [kh, kw]), epilogue=finish, value_type=acc)
+
+
+def _adaptive_avg_pool_legalize(self: AdaptiveAvgPool2d, pb: Any, inputs: list[Any], outputs: list[Any],
+                                output_size: tuple[int, ...] | None, layout: str) -> None:
+    (x,), (out,) = inputs, outputs
+    if output_size is None:
+        pb.compute(out, lambda *idx: x[idx])
+        return
+    _, _, h, w = x.shape
+    oh, ow = _pair(Infer(self.name), output_size, "output_size")
+    wh = h if oh == 1 else canon(h / oh)
+    ww = w if ow == 1 else canon(w / ow)
+    is_float = dtypes.is_float(x.dtype)
+    acc = _compute_dtype(np.dtype(x.dtype)).name if is_float else "int64"
+    count = canon(wh * ww)
+
+    def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+        return pb.cast(x[n, c, y * pb.index(wh) + ky, xx * pb.index(ww) + kx], acc)
+
+    def finish(s: Any, *sp: Any) -> Any:
+        cnt = pb.cast(pb.index(count), acc)
+        if is_float:
+            return pb.cast(s / cnt, out.dtype)
+        return pb.cast(pb.select(s < 0, -((-s) // cnt), s // cnt), out.dtype)
+
+    pb.compute(out, body, reduce=("add", [wh, ww]), epilogue=finish, value_type=acc)
+
+
+_SoftmaxBase.legalize = _softmax_legalize  # type: ignore[method-assign,assignment]
+LayerNorm.legalize = _layer_norm_legalize  # type: ignore[method-assign,assignment]
+RmsNorm.legalize = _rms_norm_legalize  # type: ignore[method-assign,assignment]
+BatchNorm.legalize = _batch_norm_legalize  # type: ignore[method-assign,assignment]
+Conv2d.legalize = _conv2d_legalize  # type: ignore[method-assign,assignment]
+MaxPool2d.legalize = _max_pool_legalize  # type: ignore[method-assign,assignment]
+AvgPool2d.legalize = _avg_pool_legalize  # type: ignore[method-assign,assignment]
+AdaptiveAvgPool2d.legalize = _adaptive_avg_pool_legalize  # type: ignore[method-assign,assignment]
