@@ -13,6 +13,7 @@ import sympy
 from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     ArrayAttr,
+    BytesAttr,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     FunctionType,
@@ -320,13 +321,11 @@ class ConstantOp(IRDLOperation):
         array = np.asarray(array)
         dtype = dtypes.dtype_name(array.dtype)
         elem = dtypes.to_xdsl(dtype)
-        data = array.astype(np.int8) if dtype == "bool" else array
-        attr = DenseIntOrFPElementsAttr.from_list(
-            BuiltinTensorType(elem, array.shape), data.reshape(-1).tolist()
-        ) if array.size < 16 else DenseIntOrFPElementsAttr.create_dense_int_or_float_from_bytes(
-            BuiltinTensorType(elem, array.shape), data
-        )
-        return ConstantOp(attr)
+        # Raw little-endian bytes, as xDSL packs them (i1 true as 0xff): no
+        # per-element Python work, so million-weight constants build fast.
+        data = np.where(array, -1, 0).astype(np.int8) if dtype == "bool" else array
+        raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
+        return ConstantOp(DenseIntOrFPElementsAttr(BuiltinTensorType(elem, array.shape), BytesAttr(raw)))
 
     def to_array(self) -> np.ndarray:
         return constant_array(self.value)
