@@ -357,7 +357,7 @@ def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
     data = np.frombuffer(raw, dtype=np_dtype) if isinstance(raw, bytes) else np.asarray(
         attr.get_values(), dtype=np_dtype
     )
-    out = data.reshape(shape) if data.size == int(np.prod(shape)) else np.broadcast_to(data, shape)
+    out = data.reshape(shape) if data.size == int(np.prod(shape)) else np.broadcast_to(data[0], shape)
     return out.astype(bool) if dtype == "bool" else np.array(out)
 
 

@@ -129,6 +129,9 @@ def _run_op(op: Operation, env: dict[SSAValue, Any], bindings: Bindings, module:
                     f"{_where(op)}: {what}: the op assumed {dim_to_str(a)} == {dim_to_str(b)} but "
                     f"{dim_to_str(a)} = {va}, {dim_to_str(b)} = {vb} ({format_bindings(bindings)})"
                 )
+        for name, p in spec.params.items():
+            if p.kind == "dims" and params.get(name) is not None:  # symbolic dims -> bound values
+                params[name] = tuple(evaluate_dim(d, bindings) for d in params[name])
         result = spec.reference(*args, **params)
         check_value(result, op.res.type, bindings, _where(op))
         return [result]

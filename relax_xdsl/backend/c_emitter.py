@@ -194,7 +194,7 @@ class CEmitter:
 
     def global_data(self) -> list[np.ndarray]:
         """The constant globals as numpy arrays (the `rx_g` table)."""
-        from relax_xdsl import dtypes
+        from relax_xdsl.dialects.relax import constant_array
 
         out = []
         for g in self.globals_:
@@ -203,11 +203,7 @@ class CEmitter:
             v = g.initial_value
             if not isinstance(v, DenseIntOrFPElementsAttr):
                 raise RelaxError(f"memref.global @{g.sym_name.data} has no dense initial value")
-            dt = np.dtype(dtypes.dtype_name(t.get_element_type()))
-            raw = np.frombuffer(v.data.data, dtype=np.uint8 if dt == np.bool_ else dt)
-            data = raw != 0 if dt == np.bool_ else raw
-            shape = tuple(t.get_shape())
-            full = np.broadcast_to(data, shape) if data.size == 1 else data.reshape(shape)
+            full = constant_array(v)
             out.append(np.ascontiguousarray(full))
         return out
 

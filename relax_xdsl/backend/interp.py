@@ -34,6 +34,7 @@ from xdsl.interpreters.scf import ScfFunctions
 from xdsl.traits import SymbolTable
 
 from relax_xdsl import dtypes
+from relax_xdsl.dialects.relax import constant_array
 from relax_xdsl.errors import RelaxError, ShapeError
 
 
@@ -130,12 +131,7 @@ class RelaxFunctions(InterpreterFunctions):
         if key not in cache:
             value = glob.initial_value
             assert isinstance(value, DenseIntOrFPElementsAttr)
-            t = glob.type
-            assert isinstance(t, MemRefType)
-            dt = _np_dtype(t.get_element_type())
-            data = np.frombuffer(value.data.data, dtype=dt) if dt != np.bool_ else np.array(value.get_values(), dt)
-            shape = tuple(t.get_shape())
-            cache[key] = np.broadcast_to(data, shape) if data.size == 1 else data.reshape(shape)
+            cache[key] = constant_array(value)
         return (cache[key],)
 
     # -- control --------------------------------------------------------------

@@ -2,6 +2,10 @@
 registers every built-in graph op."""
 
 from relax_xdsl.ops import (
+    creation,  # noqa: F401
     elementwise,  # noqa: F401
+    linalg,  # noqa: F401
+    manipulate,  # noqa: F401
     nn,  # noqa: F401
+    reduction,  # noqa: F401
 )

@@ -55,7 +55,7 @@ REQUIRED: Any = inspect.Parameter.empty
 @dataclass(frozen=True)
 class Param:
     """An op parameter: `kind` is one of int, ints (an int is taken as a
-    one-element list), float, bool, str, dims (symbolic dims, -1 allowed);
+    one-element list), int_or_ints (an int and a list mean different things), float, bool, str, dims (symbolic dims, -1 allowed);
     `default` None means optional, REQUIRED means it must be given."""
 
     kind: str
@@ -65,7 +65,9 @@ class Param:
         try:
             if self.kind == "int":
                 return IntegerAttr(_as_int(value), i64)
-            if self.kind == "ints":
+            if self.kind == "int_or_ints" and isinstance(value, (int, np.integer)):
+                return IntegerAttr(_as_int(value), i64)
+            if self.kind in ("ints", "int_or_ints"):
                 values = [value] if isinstance(value, (int, np.integer)) else list(value)
                 return DenseArrayBase.from_list(i64, [_as_int(v) for v in values])
             if self.kind == "float":
@@ -88,6 +90,8 @@ class Param:
         """The Python value an op's infer/reference receive."""
         if value is None:
             return None
+        if self.kind == "int_or_ints":
+            return int(value) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
         if self.kind == "ints":
             return tuple(int(v) for v in ([value] if isinstance(value, (int, np.integer)) else value))
         if self.kind == "dims":

@@ -1,0 +1,461 @@
+"""Shape manipulation ops (TVM Relax names): reshape, permute_dims, flatten,
+concat, split, strided_slice, take, broadcast_to, expand_dims, squeeze.
+
+Shape rules keep symbolic dims exact: `reshape([b, t, 256], [-1, 64])` is
+`[4*b*t, 64]`, `concat([n, 4], [m, 4])` is `[n + m, 4]`. Element counts or
+dims that cannot be proven equal become runtime assumptions.
+Legalizations are index maps: each output element reads one input element
+(a flat row-major index for reshape, a guarded choice of operand for concat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import sympy
+from xdsl.dialects.builtin import IndexType, TupleType
+
+from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.ops.registry import (
+    INJECTIVE,
+    REQUIRED,
+    Infer,
+    OpSpec,
+    Param,
+    register_op,
+    tensor,
+)
+from relax_xdsl.shape import canon, ceildiv, dim_to_str, floordiv, mod, shape_to_str
+
+
+def _prod(dims: Sequence[Any]) -> sympy.Expr:
+    return canon(sympy.Mul(*dims)) if dims else sympy.Integer(1)
+
+
+def _flat_index(pb: Any, shape: Sequence[Any], idx: Sequence[Any]) -> Any:
+    """Row-major linear index of `idx` in `shape` (an index Expr)."""
+    lin = None
+    for d, i in zip(shape, idx):
+        lin = i if lin is None else lin * pb.index(d) + i
+    return lin if lin is not None else pb.index(0)
+
+
+def _unflatten(pb: Any, shape: Sequence[Any], lin: Any) -> tuple[Any, ...]:
+    out = []
+    stride = sympy.Integer(1)
+    for d in reversed(shape):
+        out.append(lin // pb.index(stride) % pb.index(d) if stride != 1 else lin % pb.index(d))
+        stride = canon(stride * d)
+    return tuple(reversed(out))
+
+
+def _reshape_legalize(pb: Any, x: Any, out: Any) -> None:
+    pb.compute(out, lambda *idx: x[_unflatten(pb, x.shape, _flat_index(pb, out.shape, idx))] if x.ndim else x[()])
+
+
+@register_op
+class Reshape(OpSpec):
+    """relax.reshape: same elements, new shape; one -1 dim is inferred
+    (exact symbolic division where possible)."""
+
+    name = "reshape"
+    inputs = ("x",)
+    params = {"shape": Param("dims", REQUIRED)}
+    pattern = INJECTIVE
+
+    def infer(self, ctx: Infer, x: TensorType, shape: tuple[sympy.Expr, ...]) -> TensorType:
+        total = _prod(x.sym_shape)
+        holes = [i for i, d in enumerate(shape) if d == -1]
+        if len(holes) > 1:
+            ctx.fail(f"at most one -1 dim in the target shape {list(map(dim_to_str, shape))}")
+        for d in shape:
+            if d != -1 and (d.is_Integer and d < 0 or d == 0):
+                ctx.fail(f"target dim {dim_to_str(d)} must be positive (or -1)")
+        if holes:
+            known = _prod([d for d in shape if d != -1])
+            q = canon(total / known)
+            num, den = sympy.fraction(sympy.together(q))
+            if den != 1:
+                q = floordiv(total, known)
+                rem = mod(total, known)
+                if rem.is_Integer and rem != 0:
+                    ctx.fail(f"cannot reshape {shape_to_str(x.sym_shape)} ({dim_to_str(total)} elements) "
+                             f"into {list(map(dim_to_str, shape))}: not divisible by {dim_to_str(known)}")
+                ctx.same(rem, 0, f"element count {dim_to_str(total)} divisible by {dim_to_str(known)}")
+            out = tuple(q if d == -1 else d for d in shape)
+        else:
+            out = tuple(shape)
+            ctx.same(_prod(out), total, "element count")
+        return tensor(out, x.dtype)
+
+    def reference(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return np.reshape(x, shape).copy()
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], shape: Any) -> None:
+        _reshape_legalize(pb, inputs[0], outputs[0])
+
+
+@register_op
+class Flatten(OpSpec):
+    """relax.flatten: to one dimension (the product of all dims)."""
+
+    name = "flatten"
+    inputs = ("x",)
+    pattern = INJECTIVE
+
+    def infer(self, ctx: Infer, x: TensorType) -> TensorType:
+        return tensor((_prod(x.sym_shape),), x.dtype)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(-1).copy()
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any]) -> None:
+        _reshape_legalize(pb, inputs[0], outputs[0])
+
+
+@register_op
+class PermuteDims(OpSpec):
+    """relax.permute_dims: out dim i is x dim axes[i] (reversed when axes is None)."""
+
+    name = "permute_dims"
+    inputs = ("x",)
+    params = {"axes": Param("ints", None)}
+    pattern = INJECTIVE
+
+    def _axes(self, ctx: Infer, ndim: int, axes: tuple[int, ...] | None) -> tuple[int, ...]:
+        if axes is None:
+            return tuple(reversed(range(ndim)))
+        if len(axes) != ndim:
+            ctx.fail(f"axes {list(axes)} must list each of the {ndim} axes once")
+        return ctx.axes(axes, ndim, "axes")
+
+    def infer(self, ctx: Infer, x: TensorType, axes: tuple[int, ...] | None) -> TensorType:
+        perm = self._axes(ctx, x.ndim, axes)
+        return tensor(tuple(x.sym_shape[a] for a in perm), x.dtype)
+
+    def reference(self, x: np.ndarray, axes: tuple[int, ...] | None) -> np.ndarray:
+        return np.ascontiguousarray(np.transpose(x, axes))
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axes: tuple[int, ...] | None) -> None:
+        (x,), (out,) = inputs, outputs
+        perm = self._axes(Infer(self.name), x.ndim, axes)
+
+        def body(*idx: Any) -> Any:
+            src: list[Any] = [None] * x.ndim
+            for i, a in enumerate(perm):
+                src[a] = idx[i]
+            return x[tuple(src)]
+
+        pb.compute(out, body)
+
+
+@register_op
+class Concat(OpSpec):
+    """relax.concat: join along `axis`; the other dims must agree."""
+
+    name = "concat"
+    inputs = ("*tensors",)
+    params = {"axis": Param("int", 0)}
+    pattern = INJECTIVE
+
+    def infer(self, ctx: Infer, *tensors: TensorType, axis: int) -> TensorType:
+        first = tensors[0]
+        if first.ndim == 0:
+            ctx.fail("cannot concatenate scalars")
+        a = ctx.axis(axis, first.ndim)
+        dims = list(first.sym_shape)
+        for k, t in enumerate(tensors[1:], 1):
+            if t.ndim != first.ndim:
+                ctx.fail(f"operand {k} has rank {t.ndim}, operand 0 rank {first.ndim}")
+            if t.dtype != first.dtype:
+                ctx.fail(f"operand {k} has dtype {t.dtype}, operand 0 {first.dtype}")
+            for i, d in enumerate(t.sym_shape):
+                if i == a:
+                    dims[i] = canon(dims[i] + d)
+                else:
+                    dims[i] = ctx.same(dims[i], d, f"operand {k} dim {i}")
+        return tensor(dims, first.dtype)
+
+    def reference(self, *tensors: np.ndarray, axis: int) -> np.ndarray:
+        return np.concatenate(tensors, axis=axis)
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: int) -> None:
+        (out,) = outputs
+        a = axis % out.ndim
+        offsets = [sympy.Integer(0)]
+        for t in inputs:
+            offsets.append(canon(offsets[-1] + t.shape[a]))
+
+        def pick(k: int, idx: tuple[Any, ...]) -> Any:
+            local = idx[:a] + (idx[a] - pb.index(offsets[k]) if offsets[k] != 0 else idx[a],) + idx[a + 1:]
+            if k == len(inputs) - 1:
+                return inputs[k][local]
+            return pb.if_then_else(idx[a] < pb.index(offsets[k + 1]), lambda: inputs[k][local],
+                                   lambda: pick(k + 1, idx))
+
+        pb.compute(out, lambda *idx: pick(0, idx))
+
+
+@register_op
+class Split(OpSpec):
+    """relax.split: `indices_or_sections` an int (equal sections; the dim must
+    divide) or a list of split points; returns a tuple."""
+
+    name = "split"
+    inputs = ("x",)
+    params = {"indices_or_sections": Param("int_or_ints", REQUIRED), "axis": Param("int", 0)}
+    pattern = INJECTIVE
+
+    def _bounds(self, ctx: Infer, x: TensorType, indices_or_sections: int | tuple[int, ...],
+                axis: int) -> tuple[int, list[tuple[sympy.Expr, sympy.Expr]]]:
+        """(axis, [(offset, extent)] per output)."""
+        if x.ndim == 0:
+            ctx.fail("cannot split a scalar")
+        a = ctx.axis(axis, x.ndim)
+        d = x.sym_shape[a]
+        if isinstance(indices_or_sections, int):
+            s = indices_or_sections
+            if s < 1:
+                ctx.fail(f"sections must be >= 1, got {s}")
+            if d.is_Integer and int(d) % s:
+                ctx.fail(f"dim {a} of size {d} does not split into {s} equal sections")
+            if not d.is_Integer:
+                ctx.same(mod(d, s), 0, f"dim {a} ({dim_to_str(d)}) divisible by {s} sections")
+            part = floordiv(d, s)
+            return a, [(canon(part * k), part) for k in range(s)]
+        points = list(indices_or_sections)
+        if any(p < 0 for p in points) or points != sorted(points):
+            ctx.fail(f"split indices {points} must be non-negative and increasing")
+        bounds = [sympy.Integer(0)] + [canon(sympy.Min(p, d)) for p in points] + [d]
+        return a, [(lo, canon(hi - lo)) for lo, hi in zip(bounds, bounds[1:])]
+
+    def infer(self, ctx: Infer, x: TensorType, indices_or_sections: Any, axis: int) -> TupleType:
+        a, parts = self._bounds(ctx, x, indices_or_sections, axis)
+        types = []
+        for _, ext in parts:
+            shape = list(x.sym_shape)
+            shape[a] = ext
+            types.append(tensor(shape, x.dtype))
+        return TupleType(types)
+
+    def reference(self, x: np.ndarray, indices_or_sections: Any, axis: int) -> tuple[np.ndarray, ...]:
+        return tuple(p.copy() for p in np.split(x, indices_or_sections, axis=axis))
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], indices_or_sections: Any, axis: int) -> None:
+        (x,) = inputs
+        t = TensorType.of(x.shape, x.dtype)
+        a, parts = self._bounds(Infer(self.name), t, indices_or_sections, axis)
+        for out, (off, _) in zip(outputs, parts):
+            pb.compute(out, lambda *idx, off=off: x[idx[:a] + (idx[a] + pb.index(off),) + idx[a + 1:]])
+
+
+def _slice_axis(ctx: Infer, d: sympy.Expr, begin: int, end: int, stride: int) -> tuple[sympy.Expr, sympy.Expr]:
+    """(first index, length) of x[begin:end:stride] along a dim of size d (numpy semantics)."""
+    if stride == 0:
+        ctx.fail("strides must be non-zero")
+    if d.is_Integer:
+        rng = range(*slice(begin, end, stride).indices(int(d)))
+        return sympy.Integer(rng.start if len(rng) else 0), sympy.Integer(len(rng))
+    if stride < 0:
+        ctx.fail(f"negative strides over the symbolic dim {dim_to_str(d)} are not supported")
+
+    def clamp(v: int) -> sympy.Expr:
+        return canon(sympy.Max(d + v, 0)) if v < 0 else canon(sympy.Min(v, d))
+
+    b, e = clamp(begin), clamp(end)
+    return b, canon(sympy.Max(ceildiv(e - b, stride), 0))
+
+
+@register_op
+class StridedSlice(OpSpec):
+    """relax.strided_slice: x[begin:end:stride] along `axes` (numpy
+    semantics: negative indices count from the end, out-of-range ends clamp)."""
+
+    name = "strided_slice"
+    inputs = ("x",)
+    params = {"axes": Param("ints", REQUIRED), "begin": Param("ints", REQUIRED), "end": Param("ints", REQUIRED),
+              "strides": Param("ints", None)}
+    pattern = INJECTIVE
+
+    def _plan(self, ctx: Infer, shape: Sequence[sympy.Expr], axes: Any, begin: Any, end: Any,
+              strides: Any) -> dict[int, tuple[sympy.Expr, sympy.Expr, int]]:
+        strides = strides if strides is not None else (1,) * len(axes)
+        if not len(axes) == len(begin) == len(end) == len(strides):
+            ctx.fail(f"axes {list(axes)}, begin {list(begin)}, end {list(end)} and strides {list(strides)} "
+                     "must have the same length")
+        norm = ctx.axes(axes, len(shape))
+        plan = {}
+        for a, b, e, s in zip(norm, begin, end, strides):
+            first, length = _slice_axis(ctx, shape[a], b, e, s)
+            plan[a] = (first, length, s)
+        return plan
+
+    def infer(self, ctx: Infer, x: TensorType, axes: Any, begin: Any, end: Any, strides: Any) -> TensorType:
+        plan = self._plan(ctx, x.sym_shape, axes, begin, end, strides)
+        return tensor([plan[i][1] if i in plan else d for i, d in enumerate(x.sym_shape)], x.dtype)
+
+    def reference(self, x: np.ndarray, axes: Any, begin: Any, end: Any, strides: Any) -> np.ndarray:
+        idx = [slice(None)] * x.ndim
+        for k, a in enumerate(axes):
+            idx[a % x.ndim] = slice(begin[k], end[k], strides[k] if strides is not None else 1)
+        return x[tuple(idx)].copy()
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axes: Any, begin: Any, end: Any,
+                 strides: Any) -> None:
+        (x,), (out,) = inputs, outputs
+        plan = self._plan(Infer(self.name), x.shape, axes, begin, end, strides)
+
+        def body(*idx: Any) -> Any:
+            src = []
+            for i, v in enumerate(idx):
+                if i in plan:
+                    first, _, s = plan[i]
+                    v = v * s if s != 1 else v
+                    v = v + pb.index(first) if first != 0 else v
+                src.append(v)
+            return x[tuple(src)]
+
+        pb.compute(out, body)
+
+
+@register_op
+class Take(OpSpec):
+    """relax.take: elements of x at integer `indices` along `axis` (None: of
+    the flattened x). Negative indices count from the end; indices still out
+    of range are clipped to the nearest valid one (TVM's "clip" mode), at
+    every level, so no program reads out of bounds."""
+
+    name = "take"
+    inputs = ("x", "indices")
+    params = {"axis": Param("int", None)}
+    pattern = INJECTIVE
+
+    def infer(self, ctx: Infer, x: TensorType, indices: TensorType, axis: int | None) -> TensorType:
+        if not indices.dtype.startswith("int"):
+            ctx.fail(f"indices must be integers, got {indices.dtype}")
+        if axis is None:
+            return tensor(indices.sym_shape, x.dtype)
+        if x.ndim == 0:
+            ctx.fail("cannot take along an axis of a scalar")
+        a = ctx.axis(axis, x.ndim)
+        return tensor(x.sym_shape[:a] + indices.sym_shape + x.sym_shape[a + 1:], x.dtype)
+
+    def reference(self, x: np.ndarray, indices: np.ndarray, axis: int | None) -> np.ndarray:
+        src = x.reshape(-1) if axis is None else x
+        a = 0 if axis is None else axis % x.ndim
+        d = src.shape[a]
+        i = indices.astype(np.int64)
+        i = np.clip(np.where(i < 0, i + d, i), 0, d - 1)
+        return np.take(src, i, axis=a)
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: int | None) -> None:
+        (x, ind), (out,) = inputs, outputs
+        flat = axis is None
+        a = 0 if flat else axis % x.ndim
+        d = _prod(x.shape) if flat else x.shape[a]
+        k = ind.ndim
+
+        def body(*idx: Any) -> Any:
+            i = pb.cast(ind[idx[a:a + k]], IndexType()) if k else pb.cast(ind[()], IndexType())
+            dd = pb.index(d)
+            i = pb.select(i < 0, i + dd, i)
+            i = pb.max(pb.min(i, dd - 1), 0)
+            if flat:
+                return x[_unflatten(pb, x.shape, i)] if x.ndim else x[()]
+            return x[idx[:a] + (i,) + idx[a + k:]]
+
+        pb.compute(out, body)
+
+
+@register_op
+class BroadcastTo(OpSpec):
+    """relax.broadcast_to: numpy broadcasting of x to `shape`."""
+
+    name = "broadcast_to"
+    inputs = ("x",)
+    params = {"shape": Param("dims", REQUIRED)}
+    pattern = INJECTIVE
+
+    def infer(self, ctx: Infer, x: TensorType, shape: tuple[sympy.Expr, ...]) -> TensorType:
+        if len(shape) < x.ndim:
+            ctx.fail(f"target shape {shape_to_str(shape)} has lower rank than {shape_to_str(x.sym_shape)}")
+        lead = len(shape) - x.ndim
+        for i, d in enumerate(x.sym_shape):
+            if d != 1:
+                ctx.same(d, shape[lead + i], f"dim {i} vs target dim {lead + i}")
+        return tensor(shape, x.dtype)
+
+    def reference(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return np.broadcast_to(x, shape).copy()
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], shape: Any) -> None:
+        (x,), (out,) = inputs, outputs
+        lead = out.ndim - x.ndim
+        zero = sympy.Integer(0)
+        pb.compute(out, lambda *idx: x[tuple(pb.index(zero) if d == 1 else idx[lead + i]
+                                             for i, d in enumerate(x.shape))])
+
+
+@register_op
+class ExpandDims(OpSpec):
+    """relax.expand_dims: insert size-1 dims at `axis` (positions in the output)."""
+
+    name = "expand_dims"
+    inputs = ("x",)
+    params = {"axis": Param("ints", REQUIRED)}
+    pattern = INJECTIVE
+
+    def _positions(self, ctx: Infer, ndim: int, axis: tuple[int, ...]) -> tuple[int, ...]:
+        return ctx.axes(axis, ndim + len(axis))
+
+    def infer(self, ctx: Infer, x: TensorType, axis: tuple[int, ...]) -> TensorType:
+        pos = set(self._positions(ctx, x.ndim, axis))
+        dims = iter(x.sym_shape)
+        return tensor([sympy.Integer(1) if i in pos else next(dims) for i in range(x.ndim + len(pos))], x.dtype)
+
+    def reference(self, x: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+        return np.expand_dims(x, axis).copy()
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: tuple[int, ...]) -> None:
+        (x,), (out,) = inputs, outputs
+        pos = set(self._positions(Infer(self.name), x.ndim, axis))
+        pb.compute(out, lambda *idx: x[tuple(v for i, v in enumerate(idx) if i not in pos)])
+
+
+@register_op
+class Squeeze(OpSpec):
+    """relax.squeeze: drop size-1 dims (`axis` None: every dim that is the
+    literal 1; a symbolic dim is kept). A named symbolic dim is assumed to be
+    1 and checked at run time; a dim provably not 1 is an error."""
+
+    name = "squeeze"
+    inputs = ("x",)
+    params = {"axis": Param("ints", None)}
+    pattern = INJECTIVE
+
+    def _drop(self, ctx: Infer, x: TensorType, axis: tuple[int, ...] | None) -> set[int]:
+        if axis is None:
+            return {i for i, d in enumerate(x.sym_shape) if d == 1}
+        drop = set(ctx.axes(axis, x.ndim))
+        for i in drop:
+            ctx.same(x.sym_shape[i], 1, f"squeezed dim {i}")
+        return drop
+
+    def infer(self, ctx: Infer, x: TensorType, axis: tuple[int, ...] | None) -> TensorType:
+        drop = self._drop(ctx, x, axis)
+        return tensor([d for i, d in enumerate(x.sym_shape) if i not in drop], x.dtype)
+
+    def reference(self, x: np.ndarray, axis: tuple[int, ...] | None) -> np.ndarray:
+        return np.squeeze(x, axis).copy()
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: tuple[int, ...] | None) -> None:
+        (x,), (out,) = inputs, outputs
+        drop = self._drop(Infer(self.name), TensorType.of(x.shape, x.dtype), axis)
+
+        def body(*idx: Any) -> Any:
+            it = iter(idx)
+            return x[tuple(pb.index(0) if i in drop else next(it) for i in range(x.ndim))]
+
+        pb.compute(out, body)
