@@ -63,7 +63,7 @@ from xdsl.traits import SymbolTable
 
 from relax_xdsl.dim_lowering import DimEmitter
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.shape import dim_to_str
+from relax_xdsl.shape import canon, dim_to_str, dims_equal
 
 Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
@@ -225,10 +225,38 @@ class _HostBuilder:
         outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
         syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
         assert isinstance(callee, func.FuncOp)
+        self._check_call_args(op, callee)
         args = [self.env[v] for v in op.inputs] + outs + syms
         self._call(callee.sym_name.data, list(callee.function_type.inputs.data), args)
         for r, v in zip(op.outs, outs):
             self.env[r] = v
+
+    def _check_call_args(self, op: CallTIROp, callee: func.FuncOp) -> None:
+        """Checks what the callee's buffer types require of the arguments
+        beyond what the caller's types prove (e.g. an `[m]` tensor passed for
+        the program's `[n]` buffer: the assumption n == m of `[n] + [m]`)."""
+        formal = callee.attributes.get("relax.buffers")
+        if not isinstance(formal, ArrayAttr):
+            return
+        actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
+        name = op.callee.root_reference.data
+        mapping: dict[sympy.Symbol, sympy.Expr] = {}
+        for f, a in zip(formal.data, actual):
+            for d, ad in zip(f.sym_shape, a.sym_shape):  # type: ignore[attr-defined]
+                if d.is_Symbol and d not in mapping:
+                    mapping[d] = ad
+        for k, (f, a) in enumerate(zip(formal.data, actual)):
+            role = f"input {k}" if k < len(op.inputs) else f"output {k - len(op.inputs)}"
+            for i, (d, ad) in enumerate(zip(f.sym_shape, a.sym_shape)):  # type: ignore[attr-defined]
+                if any(s not in mapping for s in d.free_symbols):
+                    continue
+                want = canon(d.xreplace(mapping))
+                if dims_equal(want, ad):
+                    continue
+                ok = arith.CmpiOp(self.dims.emit(ad), self.dims.emit(want), "eq")
+                self.block.add_op(ok)
+                self.block.add_op(cf.AssertOp(ok, f"@{self.name}: relax.call_tir @{name} {role} dim {i}: "
+                                                  f"{dim_to_str(ad)} must equal {dim_to_str(want)}"))
 
     def _lib_call(self, op: LibCallOp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)

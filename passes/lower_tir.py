@@ -24,7 +24,16 @@ from dataclasses import dataclass
 from relax_xdsl.dialects.tir import AllocOp, ComputeOp, ForOp, LoadOp, PrimFuncOp, StoreOp, SymExprOp, YieldOp
 from xdsl.context import Context
 from xdsl.dialects import arith, cf, func, memref, scf
-from xdsl.dialects.builtin import AnyFloat, FloatAttr, IndexType, IntegerAttr, IntegerType, ModuleOp, StringAttr
+from xdsl.dialects.builtin import (
+    AnyFloat,
+    ArrayAttr,
+    FloatAttr,
+    IndexType,
+    IntegerAttr,
+    IntegerType,
+    ModuleOp,
+    StringAttr,
+)
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import (
@@ -103,6 +112,8 @@ class _Lowering:
         f = func.FuncOp(self.name, (arg_types, []), Region(self.entry))
         for key, value in prim.attributes.items():
             f.attributes[key] = value
+        # The symbolic buffer types, for callers that check their arguments (lower-graph).
+        f.attributes["relax.buffers"] = ArrayAttr(buffers)
         return f
 
     # -- entry: bind symbols, check dims ------------------------------------

@@ -32,6 +32,7 @@ from relax_xdsl.dialects.relax import (
     TensorType,
     TupleOp,
 )
+from relax_xdsl.dialects.tir import PrimFuncOp
 from relax_xdsl.errors import RelaxError, ShapeError
 from relax_xdsl.shape import bind_shape, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
@@ -177,5 +178,12 @@ def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindi
         from relax_xdsl.tir_interpreter import run_prim_func
 
         syms = [evaluate_dim(d, bindings) for d in op.sym_args.data] if op.sym_args else []
+        assert isinstance(callee, PrimFuncOp)
+        inner: Bindings = dict(zip(callee.sym_params.data, syms)) if callee.sym_params else {}
+        for k, (formal, actual, r) in enumerate(zip(callee.buffer_types(), [*args, *outs],
+                                                    [*op.operands, *op.results])):
+            role = f"input {k}" if k < len(args) else f"output {k - len(args)}"
+            bind_shape(formal.sym_shape, actual.shape, inner,
+                       f"{_where(op)}: {role} {shape_to_str(r.type.sym_shape)} of @{callee.sym_name.data}")
         run_prim_func(callee, [*args, *outs], syms)  # type: ignore[arg-type]
     return outs

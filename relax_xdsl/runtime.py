@@ -46,7 +46,7 @@ class CompiledFunction:
 
     def __call__(self, *arrays: Any) -> Any:
         checked, _ = bind_inputs(self.func, arrays)
-        args = [np.ascontiguousarray(a) for a in checked]
+        args = [np.require(a, requirements="C") for a in checked]
         flat = list(self.exe.backend.call(self.name, args))
         results = [_structure(t, flat) for t in self.result_types]
         return results[0] if len(results) == 1 else tuple(results)

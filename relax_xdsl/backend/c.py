@@ -119,7 +119,7 @@ class CModule:
         for (kind, info), a in zip(sig.params, args):
             if kind == "memref":
                 elem, dyn, rank = info  # type: ignore[misc]
-                arr = np.ascontiguousarray(a, dtype=dtypes.dtype_name(elem))
+                arr = np.require(a, dtype=dtypes.dtype_name(elem), requirements="C")
                 if arr.ndim != rank:
                     raise ShapeError(f"@{func}: expected a rank-{rank} array, got shape {arr.shape}")
                 keep.append(arr)

@@ -282,6 +282,7 @@ class _FunctionEmitter:
         binary = {
             arith.AddiOp: "+", arith.SubiOp: "-", arith.MuliOp: "*", arith.AddfOp: "+", arith.SubfOp: "-",
             arith.MulfOp: "*", arith.DivfOp: "/", arith.AndIOp: "&", arith.OrIOp: "|", arith.XOrIOp: "^",
+            arith.ShLIOp: "<<", arith.ShRSIOp: ">>",
         }
         for cls, sym in binary.items():
             if isinstance(op, cls):

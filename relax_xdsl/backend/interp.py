@@ -103,6 +103,8 @@ class RelaxFunctions(InterpreterFunctions):
         if any(i < 0 or i >= n for i, n in zip(idx, a.shape)):
             raise RelaxError(f"memref.load out of bounds: index {tuple(idx)} of shape {a.shape}")
         v = a[tuple(idx)]
+        if a.dtype.kind in "iu":
+            return (int(v),)  # upstream integer ops work on Python ints
         return (bool(v),) if a.dtype == np.bool_ else (v,)
 
     @impl(memref.StoreOp)
@@ -291,7 +293,7 @@ class RelaxFunctions(InterpreterFunctions):
 
     @impl(xmath.AbsIOp)
     def run_absi(self, interpreter: Interpreter, op: xmath.AbsIOp, args: PythonValues) -> PythonValues:
-        return (abs(int(args[0])),)
+        return (_wrap(abs(int(args[0])), op.result.type),)
 
     @impl(xmath.PowFOp)
     def run_powf(self, interpreter: Interpreter, op: xmath.PowFOp, args: PythonValues) -> PythonValues:
@@ -359,5 +361,8 @@ class InterpModule:
         f = SymbolTable.lookup_symbol(self.module, func_name)
         if not isinstance(f, func.FuncOp):
             raise RelaxError(f"no loop-level function @{func_name}")
-        results = self.interpreter.call_op(f, tuple(args))
+        try:
+            results = self.interpreter.call_op(f, tuple(args))
+        except RelaxError as err:  # drop the interpreter's IR dump (an exception note)
+            raise type(err)(str(err)) from None
         return tuple(np.asarray(r) for r in results)
