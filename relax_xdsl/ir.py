@@ -3,10 +3,12 @@ parse_module / print_module."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import StringIO
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Dialect
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
@@ -15,22 +17,27 @@ from relax_xdsl.errors import IRParseError
 UPSTREAM_DIALECTS = ("builtin", "func", "arith", "math", "scf", "memref", "affine", "cf", "omp", "llvm", "vector")
 
 
+def project_dialects() -> dict[str, Callable[[], Dialect]]:
+    """Our dialects by name, as factories (relax is built from the op
+    registry when loaded, so it includes ops registered from user code)."""
+    from relax_xdsl.dialects.lib import lib_dialect
+    from relax_xdsl.dialects.relax import relax_dialect
+    from relax_xdsl.dialects.tir import Tir
+
+    return {"relax": relax_dialect, "tir": lambda: Tir, "lib": lib_dialect}
+
+
 def make_context() -> Context:
     """A context with relax, tir, lib (including ops registered from user
     code so far) and the upstream loop-level dialects."""
     from xdsl.universe import Universe
 
-    from relax_xdsl.dialects.lib import lib_dialect
-    from relax_xdsl.dialects.relax import relax_dialect
-    from relax_xdsl.dialects.tir import Tir
-
     ctx = Context()
     all_dialects = Universe.get_multiverse().all_dialects
     for name in UPSTREAM_DIALECTS:
         ctx.register_dialect(name, all_dialects[name])
-    ctx.load_dialect(relax_dialect())
-    ctx.load_dialect(Tir)
-    ctx.load_dialect(lib_dialect())
+    for factory in project_dialects().values():
+        ctx.load_dialect(factory())
     return ctx
 
 

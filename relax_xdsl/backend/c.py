@@ -118,10 +118,11 @@ class CModule:
         keep = []
         for (kind, info), a in zip(sig.params, args):
             if kind == "memref":
-                elem, dyn, rank = info  # type: ignore[misc]
+                elem, dyn, shape = info  # type: ignore[misc]
                 arr = np.require(a, dtype=dtypes.dtype_name(elem), requirements="C")
-                if arr.ndim != rank:
-                    raise ShapeError(f"@{func}: expected a rank-{rank} array, got shape {arr.shape}")
+                if arr.ndim != len(shape) or any(d >= 0 and d != n for d, n in zip(shape, arr.shape)):
+                    want = "x".join("?" if d < 0 else str(d) for d in shape)
+                    raise ShapeError(f"@{func}: argument {len(keep)} has shape {arr.shape}, expected {want}")
                 keep.append(arr)
                 cargs.append(ctypes.c_void_p(arr.ctypes.data))
                 cargs += [ctypes.c_int64(arr.shape[j]) for j in dyn]

@@ -135,7 +135,7 @@ class FuncSignature:
     """What Python needs to call a function (built alongside the C text)."""
 
     name: str
-    params: list[tuple[str, object]]  # ("memref", (dtype element, [dynamic dim indexes], rank)) | ("index", None)
+    params: list[tuple[str, object]]  # ("memref", (element type, [dynamic dim indexes], shape)) | ("index", None)
     results: list[tuple[Attribute, int]]  # (element type, rank)
 
 
@@ -179,7 +179,7 @@ class CEmitter:
                 dyn = [j for j, d in enumerate(t.get_shape()) if d == DYNAMIC]
                 params.append(f"{c_type(t.get_element_type())}* restrict a{i}")
                 params += [f"int64_t a{i}_d{j}" for j in dyn]
-                sig_params.append(("memref", (t.get_element_type(), dyn, len(t.get_shape()))))
+                sig_params.append(("memref", (t.get_element_type(), dyn, tuple(t.get_shape()))))
             else:
                 params.append(f"{c_type(t)} a{i}")
                 sig_params.append(("index", None))
