@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy
-from relax_xdsl.dialects.relax import CallTIROp, FunctionOp, GraphOp, TensorType, TupleOp
+from relax_xdsl.dialects.relax import CallTIROp, DimsAttr, FunctionOp, GraphOp, TensorType, TupleOp
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TupleType
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TupleType
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
@@ -50,20 +50,26 @@ def _bare_symbols(types: list[TensorType]) -> set[sympy.Symbol]:
 
 
 def _assume(spec: OpSpec, in_types: list[TensorType], params: dict[str, object],
-            out_types: list[TensorType]) -> list[TensorType]:
+            out_types: list[TensorType]) -> tuple[list[TensorType], list[tuple[sympy.Expr, sympy.Expr, str]]]:
     """The program's input buffer types: where the op's shape rule assumed two
     dims equal without proof (`[n] + [m]`), the input dim is replaced by the
     one the result uses, so the program checks the assumption at run time
-    (it verifies every buffer dim on entry) instead of trusting it."""
+    (it verifies every buffer dim on entry) instead of trusting it. The other
+    assumptions (`n mod 2 == 0`) are returned, for explicit entry checks."""
     _, ctx = spec.run_infer(in_types, params)
     if not ctx.assumptions:
-        return in_types
+        return in_types, []
     out_dims = {d for t in out_types for d in t.sym_shape}
+    in_dims = {d for t in in_types for d in t.sym_shape}
     subst: dict[sympy.Expr, sympy.Expr] = {}
-    for a, b, _what in ctx.assumptions:
+    rest = []
+    for a, b, what in ctx.assumptions:
         winner, loser = (b, a) if b in out_dims and a not in out_dims else (a, b)
-        subst[loser] = winner
-    return [TensorType.of([subst.get(d, d) for d in t.sym_shape], t.dtype) for t in in_types]
+        if loser in in_dims:
+            subst[loser] = winner
+        else:
+            rest.append((a, b, what))
+    return [TensorType.of([subst.get(d, d) for d in t.sym_shape], t.dtype) for t in in_types], rest
 
 
 def _buffer_names(spec: OpSpec, n_in: int, n_out: int) -> list[str]:
@@ -111,16 +117,17 @@ class Legalizer:
         spec: OpSpec = op.SPEC
         params = spec.decode_params(dict(op.attributes))
         out_types = _result_types(op)
-        in_types = _assume(spec, [v.type for v in op.inputs], params, out_types)  # type: ignore[misc]
+        in_types, checks = _assume(spec, [v.type for v in op.inputs], params, out_types)  # type: ignore[misc]
         types = in_types + out_types
         order = _symbols_in_order(types)
         to_canon = {s: sym(f"s{i}") for i, s in enumerate(order)}
         from_canon = {c: s for s, c in to_canon.items()}
         key = "|".join([spec.name, str(sorted(op.attributes.items())),
-                        *(str(TensorType.of([d.subs(to_canon) for d in t.sym_shape], t.dtype)) for t in types)])
+                        *(str(TensorType.of([d.subs(to_canon) for d in t.sym_shape], t.dtype)) for t in types),
+                        *(f"{a.subs(to_canon)}=={b.subs(to_canon)}" for a, b, _ in checks)])
         program = self.programs.get(key)
         if program is None:
-            program = self._generate(spec, params, in_types, out_types, to_canon)
+            program = self._generate(spec, params, in_types, out_types, to_canon, checks)
             self.programs[key] = program
         sym_args = [e.subs(from_canon) for e in program.syms]
         call = CallTIROp(program.name, list(op.inputs), out_types, sym_args or None)
@@ -131,7 +138,8 @@ class Legalizer:
             Rewriter.replace_op(op, call)
 
     def _generate(self, spec: OpSpec, params: dict[str, object], in_types: list[TensorType], out_types: list[TensorType],
-                  to_canon: dict[sympy.Symbol, sympy.Symbol]) -> _Program:
+                  to_canon: dict[sympy.Symbol, sympy.Symbol],
+                  checks: list[tuple[sympy.Expr, sympy.Expr, str]]) -> _Program:
         types = in_types + out_types
         free = [s for s in _symbols_in_order(types) if s not in _bare_symbols(types)]
         name = self._fresh(spec.name)
@@ -140,6 +148,9 @@ class Legalizer:
         spec.legalize(pb, pb.params[: len(in_types)], pb.params[len(in_types):], **params)
         func = pb.finish()
         func.attributes["relax.op"] = StringAttr(spec.name)
+        if checks:  # checked on entry by lower-tir
+            func.attributes["relax.assume"] = DimsAttr.of([d for a, b, _ in checks for d in (a, b)])
+            func.attributes["relax.assume_what"] = ArrayAttr([StringAttr(w) for _, _, w in checks])
         self._insert(func)
         return _Program(name, [s.subs(to_canon) for s in free])
 

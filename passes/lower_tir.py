@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from relax_xdsl.dialects.relax import DimsAttr
 from relax_xdsl.dialects.tir import AllocOp, ComputeOp, ForOp, LoadOp, PrimFuncOp, StoreOp, SymExprOp, YieldOp
 from xdsl.context import Context
 from xdsl.dialects import arith, cf, func, memref, scf
@@ -140,6 +141,17 @@ class _Lowering:
             self.prologue.append(ok)
             name = buf.name_hint or f"#{b}"
             self.prologue.append(cf.AssertOp(ok, f"tensor program {self.name}: buffer {name} dim {i} is not {dim_to_str(d)}"))
+        assume, what = self.prim.attributes.get("relax.assume"), self.prim.attributes.get("relax.assume_what")
+        if isinstance(assume, DimsAttr):
+            exprs = assume.data
+            texts = [w.data for w in what.data] if isinstance(what, ArrayAttr) else []  # type: ignore[attr-defined]
+            for k in range(0, len(exprs) - 1, 2):
+                a, b = exprs[k], exprs[k + 1]
+                ok = arith.CmpiOp(self.dims.emit(a), self.dims.emit(b), "eq")
+                self.prologue.append(ok)
+                why = texts[k // 2] if k // 2 < len(texts) else "assumption"
+                self.prologue.append(cf.AssertOp(
+                    ok, f"tensor program {self.name}: {why}: {dim_to_str(a)} must equal {dim_to_str(b)}"))
 
     # -- body ------------------------------------------------------------------
     def _convert_block(self, src: Block, dst: Block) -> SSAValue | None:

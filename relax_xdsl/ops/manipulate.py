@@ -262,6 +262,8 @@ def _slice_axis(ctx: Infer, d: sympy.Expr, begin: int, end: int, stride: int) ->
         ctx.fail(f"negative strides over the symbolic dim {dim_to_str(d)} are not supported")
 
     def clamp(v: int) -> sympy.Expr:
+        if v >= 2**31 - 1:  # "to the end" sentinels (INT_MAX, as exporters write them)
+            return d
         return canon(sympy.Max(d + v, 0)) if v < 0 else canon(sympy.Min(v, d))
 
     b, e = clamp(begin), clamp(end)
