@@ -1,0 +1,18 @@
+// RUN: relax-xdsl-opt %s -p default -t c | filecheck %s
+
+builtin.module {
+  relax.function @main(%x: !relax.tensor<[n, 8], f32>) -> !relax.tensor<[n, 8], f32> {
+    %0 = relax.softmax %x : (!relax.tensor<[n, 8], f32>) -> !relax.tensor<[n, 8], f32>
+    relax.return %0 : !relax.tensor<[n, 8], f32>
+  }
+}
+
+// CHECK: const char* rx_last_error(void)
+// CHECK: int rxf_main(const void* const* rx_g, float* restrict a0, int64_t a0_d0, void** r0, int64_t* r0_dims) {
+// CHECK:   rx_alloc(
+// CHECK:   if (rxf_softmax(rx_g, a0, a0_d0, {{.*}})) return 1;
+// CHECK:   *r0 = (void*)
+// CHECK: int rxf_softmax(
+// CHECK:   if (!({{.*}})) return rx_fail("tensor program softmax: buffer out dim 0 is not n");
+// CHECK:   expf(
+// CHECK:   free(
