@@ -38,7 +38,10 @@ def emit(spec: OpSpec, *args: Any, **kwargs: Any) -> Var:
     params = {k: v for k, v in bound.arguments.items() if k not in names}
     first = next((v for v in raw_inputs if isinstance(v, Var)), None)
     builder = first.builder if first is not None else FunctionBuilder.current()
-    inputs = [_as_var(v, first, builder) for v in raw_inputs]
+    # Python scalars take the dtype of a tensor operand, preferring a non-bool
+    # one (`where(cond, x, 0.0)` means x's dtype, not cond's).
+    like = next((v for v in raw_inputs if isinstance(v, Var) and v.dtype != "bool"), first)
+    inputs = [_as_var(v, like, builder) for v in raw_inputs]
     attrs = spec.param_attrs(params)
     result_type, _ = spec.run_infer([v.type for v in inputs], spec.decode_params(attrs))
     op = spec.op_class.create(operands=[v.value for v in inputs], result_types=[result_type], attributes=attrs)

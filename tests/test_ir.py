@@ -1,0 +1,115 @@
+"""Textual IR: print -> parse -> print is the identity (all three dialects,
+weights, symbolic shapes, every example), large weights are fast, and
+malformed input is an error with line and column."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from relax_xdsl.passes.pipelines import run_pipeline
+from util import roundtrip
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from relax_xdsl.models import cnn, mlp, transformer_block
+
+FILECHECK = sorted((Path(__file__).parent / "filecheck").rglob("*.mlir"))
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, lambda: transformer_block(d=16, heads=2, ff=32)],
+                         ids=["mlp", "cnn", "transformer"])
+def test_models_roundtrip_at_every_stage(build: object) -> None:
+    module = build().module  # type: ignore[operator]
+    roundtrip(module)
+    for spec in ("legalize", "lower-tir", "lower-graph", "canonicalize,cse"):
+        module = run_pipeline(module, spec)
+        roundtrip(module)
+
+
+def test_bundled_example_and_filecheck_inputs_roundtrip() -> None:
+    text = resources.files("relax_xdsl").joinpath("examples", "mlp.mlir").read_text()
+    assert rx.print_module(rx.parse_module(text)) == text
+    for path in FILECHECK:
+        roundtrip(rx.parse_module(path.read_text(), name=str(path)))
+
+
+def test_large_weights_parse_and_print_fast() -> None:
+    w = np.random.default_rng(0).standard_normal((1000, 1000)).astype(np.float32)
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 1000], "float32")
+        fb.ret(op.matmul(x, fb.const(w)))
+    t0 = time.perf_counter()
+    text = rx.print_module(fb.module)
+    again = rx.parse_module(text)
+    elapsed = time.perf_counter() - t0
+    assert rx.print_module(again) == text
+    np.testing.assert_array_equal(again.body.block.first_op.body.block.first_op.to_array(), w)
+    assert elapsed < 5.0, "generous bound: a million weights must not take per-element Python work"
+
+
+def test_all_dtypes_and_symbolic_dims_roundtrip() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        outs = []
+        for dt in ("float32", "float64", "float16", "int32", "int64", "int8", "bool"):
+            v = fb.param(f"x_{dt}", ["n", "2*n + 1", "n floordiv 2", "min(n, 4)"], dt)
+            outs.append(v)
+        fb.ret(fb.tuple(*outs))
+    text = rx.print_module(roundtrip(fb.module))
+    assert "!relax.tensor<[n, 2*n + 1, n floordiv 2, min(4, n)], i1>" in text
+
+
+BAD_IR = [
+    ("builtin.module {\n  relax.function @main(%x: !relax.tensor<[n], f32>) -> !relax.tensor<[n], f32> {\n",
+     r"2:\d+|3:\d+", "truncated"),
+    ("builtin.module {\n  relax.nope %x\n}", r"2:\d+(.|\n)*relax.nope is not registered", "unknown op"),
+    ("builtin.module {\n relax.function @f(%x: !relax.tensor<[n+], f32>) -> !relax.tensor<[n], f32> {\n"
+     "  relax.return %x : !relax.tensor<[n], f32>\n }\n}", r"2:\d+", "bad dim n+"),
+    ("builtin.module {\n relax.function @f(%x: !relax.tensor<[2**n], f32>) -> !relax.tensor<[n], f32> {\n"
+     "  relax.return %x : !relax.tensor<[n], f32>\n }\n}", r"2:\d+", "2**n"),
+    ("builtin.module {\n relax.function @f(%x: !relax.tensor<[__import__('os')], f32>) -> !relax.tensor<[n], f32> {\n"
+     "  relax.return %x : !relax.tensor<[n], f32>\n }\n}", r"2:\d+", "__import__"),
+    ("builtin.module {\n relax.function @f(%x: !relax.tensor<[n], f32>) -> !relax.tensor<[n], f32> {\n"
+     "  %0 = relax.exp %x : (!relax.tensor<[n], f32>) -> !relax.tensor<[n], i32>\n"
+     "  relax.return %x : !relax.tensor<[n], f32>\n }\n}", r"exp", "wrong result type"),
+]
+
+
+@pytest.mark.parametrize(("text", "where", "what"), BAD_IR, ids=[b[2] for b in BAD_IR])
+def test_parse_errors_name_the_place(text: str, where: str, what: str) -> None:
+    with pytest.raises(rx.IRParseError, match=where):
+        rx.parse_module(text)
+
+
+CALL = """builtin.module {{
+  tir.prim_func @p(%a: !tir.buffer<[n, 4], f32>, %o: !tir.buffer<[n, 4], f32>) {{
+  }}
+  relax.function @main(%x: !relax.tensor<{xt}>) -> !relax.tensor<[n, 4], f32> {{
+    %0 = relax.call_tir @{callee}({args}) : ({argt}) -> !relax.tensor<[n, 4], f32>
+    relax.return %0 : !relax.tensor<[n, 4], f32>
+  }}
+}}"""
+
+
+@pytest.mark.parametrize(("xt", "callee", "args", "argt", "match"), [
+    ("[n, 4], f32", "p", "%x, %x", "!relax.tensor<[n, 4], f32>, !relax.tensor<[n, 4], f32>", "3 buffers|takes 2"),
+    ("[n], f32", "p", "%x", "!relax.tensor<[n], f32>", "rank"),
+    ("[n, 4], i32", "p", "%x", "!relax.tensor<[n, 4], i32>", "int32|i32"),
+    ("[n, 4], f32", "nope", "%x", "!relax.tensor<[n, 4], f32>", "does not exist"),
+], ids=["arity", "rank", "dtype", "undefined-callee"])
+def test_call_tir_verifier(xt: str, callee: str, args: str, argt: str, match: str) -> None:
+    with pytest.raises(rx.IRParseError, match=match):
+        rx.parse_module(CALL.format(xt=xt, callee=callee, args=args, argt=argt))
+
+
+def test_undefined_symbol_and_duplicate_names() -> None:
+    with pytest.raises(rx.IRParseError, match="undefined symbol"):
+        rx.parse_module("builtin.module {\n tir.prim_func @p(%a: !tir.buffer<[n], f32>) {\n"
+                        "  %s = tir.sym m\n }\n}")
+    dup = ("builtin.module {\n tir.prim_func @p(%a: !tir.buffer<[n], f32>) {\n }\n"
+           " tir.prim_func @p(%a: !tir.buffer<[n], f32>) {\n }\n}")
+    with pytest.raises(rx.IRParseError, match="p"):
+        rx.parse_module(dup)
