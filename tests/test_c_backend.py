@@ -1,0 +1,135 @@
+"""The C backend itself: warning-free generated C, the compile cache (hit,
+concurrent compiles of one module, a corrupted entry), failing checks
+raise without killing the process, outputs owned by numpy."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from util import assert_close, rand
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from relax_xdsl.backend import c as cbackend
+from relax_xdsl.backend.c import DEFAULT_FLAGS, WARNING_FLAGS, CModule
+from relax_xdsl.models import cnn, mlp, transformer_block
+
+
+def small_module(scale: float = 2.0) -> object:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3], "float32")
+        idx = fb.param("i", ["k"], "int64")
+        y = op.take(op.multiply(x, scale), idx, axis=0)
+        fb.ret(fb.tuple(op.sum(y, axis=[1]), op.greater(y, 0.0)))
+    return fb.module
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RELAX_XDSL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("build", [mlp, cnn, transformer_block, small_module], ids=["mlp", "cnn", "transformer", "small"])
+def test_generated_c_is_warning_free(build: object, cache: Path) -> None:
+    module = build()  # type: ignore[operator]
+    loops = rx.lower(module.module if hasattr(module, "module") else module)
+    CModule(loops, cflags=(*DEFAULT_FLAGS, *WARNING_FLAGS, "-Werror"))
+
+
+def test_cache_hit_skips_the_compiler(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rx.compile(small_module(), target="c")
+    assert len(list(cache.glob("rx_*.so"))) == 1
+
+    def no_compiler(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the compiler ran on a cache hit")
+
+    monkeypatch.setattr(cbackend, "compile_to", no_compiler)
+    exe = rx.compile(small_module(), target="c")
+    out = exe.main(rand((2, 3)), np.array([1, 0], np.int64))
+    assert out[0].shape == (2,)
+
+
+def test_weights_do_not_change_the_binary(cache: Path) -> None:
+    """Constants are passed to the library at run time: two models that
+    differ only in weights share one library and still give their own results."""
+    a, b = rx.compile(small_module(2.0), target="c"), rx.compile(small_module(3.0), target="c")
+    assert len(list(cache.glob("rx_*.so"))) == 1 or a.backend.path != b.backend.path
+    x, i = rand((2, 3)), np.array([1, 0], np.int64)
+    assert_close(a.main(x, i)[0], (x * 2)[[1, 0]].sum(axis=1))
+    assert_close(b.main(x, i)[0], (x * 3)[[1, 0]].sum(axis=1))
+
+
+def _compile_in_child(cache_dir: str, q: multiprocessing.Queue) -> None:
+    os.environ["RELAX_XDSL_CACHE_DIR"] = cache_dir
+    exe = rx.compile(mlp().module, target="c")
+    x = mlp().make_inputs(3)[0]
+    q.put(float(exe.main(x).sum()))
+
+
+def test_concurrent_compiles_of_one_module(cache: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_compile_in_child, args=(str(cache), q)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(300)
+        assert p.exitcode == 0
+    sums = [q.get(timeout=10) for _ in procs]
+    assert np.allclose(sums, 3.0)  # softmax rows sum to 1
+    assert len(list(cache.glob("rx_*.so"))) == 1
+    assert not list(cache.glob(".build_*"))
+
+
+def test_corrupted_cache_entry_is_rebuilt(cache: Path) -> None:
+    """A truncated library (a crash mid-copy, a full disk) is rebuilt. Runs in
+    child processes: a library this process has loaded stays mapped."""
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    first = ctx.Process(target=_compile_in_child, args=(str(cache), q))
+    first.start()
+    first.join(300)
+    assert first.exitcode == 0 and abs(q.get(timeout=10) - 3.0) < 1e-4
+    (lib,) = cache.glob("rx_*.so")
+    broken = lib.with_suffix(".tmp")
+    broken.write_bytes(lib.read_bytes()[:100])
+    os.replace(broken, lib)
+    again = ctx.Process(target=_compile_in_child, args=(str(cache), q))
+    again.start()
+    again.join(300)
+    assert again.exitcode == 0 and abs(q.get(timeout=10) - 3.0) < 1e-4
+    assert lib.stat().st_size > 1000
+
+
+def test_failing_checks_raise_and_the_process_survives() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        a = fb.param("a", ["n"], "float32")
+        b = fb.param("b", ["m"], "float32")
+        fb.ret(op.add(a, b))
+    exe = rx.compile(fb.module, target="c")
+    for _ in range(3):
+        with pytest.raises(rx.ShapeError, match="must equal"):
+            exe.main(rand((3,)), rand((4,)))
+    assert_close(exe.main(rand((4,)), rand((4,))), rand((4,)) + rand((4,)))
+
+
+def test_outputs_are_owned_by_numpy() -> None:
+    exe = rx.compile(small_module(), target="c")
+    outs = [exe.main(rand((50, 3)), np.arange(50, dtype=np.int64))[0] for _ in range(20)]
+    base = outs[0].copy()
+    del outs[1:]
+    gc.collect()
+    np.testing.assert_array_equal(outs[0], base)
+    assert outs[0].flags.writeable and outs[0].flags.c_contiguous
+
+
+def test_compiler_errors_are_reported(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CC", "cc -include /nonexistent/header.h")
+    with pytest.raises(rx.RelaxError, match="C compiler failed"):
+        rx.compile(small_module(), target="c")
