@@ -39,6 +39,7 @@ from relax_xdsl.dialects.relax import (
     OutputOp,
     ReturnOp,
     ShapeOfOp,
+    ShapeType,
     TensorType,
     TupleOp,
 )
@@ -56,6 +57,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TupleType,
     UnitAttr,
+    i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
@@ -69,8 +71,11 @@ Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
 
 
-def memref_type(t: TensorType | BufferType) -> MemRefType:
-    """The memref of a tensor/buffer type: static ints, `?` for symbolic dims."""
+def memref_type(t: TensorType | BufferType | ShapeType) -> MemRefType:
+    """The memref of a tensor/buffer type: static ints, `?` for symbolic dims
+    (a shape value is a memref of i64, one element per dim)."""
+    if isinstance(t, ShapeType):
+        return MemRefType(i64, [len(t.dims.data)])
     shape = [int(d) if d.is_Integer else DYNAMIC_INDEX for d in t.sym_shape]
     return MemRefType(t.element_type, shape)
 
@@ -173,7 +178,8 @@ class _HostBuilder:
         for i, (old, new) in enumerate(zip(self.fn.args, self.block.args)):
             t = old.type
             if not isinstance(t, TensorType):
-                raise RelaxError(f"@{self.name}: parameter {_arg_name(old, i)} of type {t} is not supported by lower-graph")
+                raise RelaxError(f"@{self.name}: parameter {_arg_name(old, i)} of type {t} is not supported by "
+                                 "lower-graph (only tensors)")
             items.append((new, t, f"@{self.name}: input {_arg_name(old, i)}"))
         self._match(items)
 
@@ -211,11 +217,25 @@ class _HostBuilder:
         elif isinstance(op, MatchCastOp):
             self._match_cast(op)
         elif isinstance(op, ShapeOfOp):
-            raise RelaxError(f"@{self.name}: lower-graph does not support relax.shape_of values yet")
+            self.env[op.result] = self._shape_of(op)
         elif isinstance(op, GraphOp):
             raise RelaxError(f"@{self.name}: {op.name} is not legalized; run the legalize pass first")
         else:
             raise RelaxError(f"@{self.name}: lower-graph cannot lower {op.name}")
+
+    def _shape_of(self, op: ShapeOfOp) -> SSAValue:
+        """A first-class shape: a memref of i64, one element per dim."""
+        t = op.value.type
+        assert isinstance(t, TensorType)
+        mt = MemRefType(i64, [t.ndim])
+        alloc = memref.AllocOp([], [], mt, IntegerAttr(64, 64))
+        self.block.add_op(alloc)
+        self.allocated.append(alloc.memref)
+        for i, d in enumerate(t.sym_shape):
+            cast = arith.IndexCastOp(self.dims.emit(d), i64)
+            self.block.add_op(cast)
+            self.block.add_op(memref.StoreOp.get(cast.result, alloc.memref, [self.dims.const(i)]))
+        return alloc.memref
 
     def _call_tir(self, op: CallTIROp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)

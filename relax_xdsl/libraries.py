@@ -14,6 +14,12 @@ from relax_xdsl.errors import RelaxError
 Reference = Callable[..., None]
 """Called with the input arrays then the output arrays; writes the outputs."""
 
+# The C calling convention of a library function (what `c_source` defines,
+# or what a library given by `link` exports): `void f(T* in..., T* out...,
+# int64_t sym...)`: one data pointer per buffer (inputs, then outputs, dense
+# row-major), then the value of each symbol of the `lib.func`'s buffer
+# shapes, in order of first appearance.
+
 
 @dataclass
 class LibraryFunction:

@@ -21,7 +21,7 @@ from xdsl.dialects.builtin import ModuleOp, TupleType
 from xdsl.ir import Attribute
 
 from relax_xdsl.backend import Backend
-from relax_xdsl.dialects.relax import FunctionOp
+from relax_xdsl.dialects.relax import FunctionOp, ShapeType
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.evaluator import bind_inputs
 
@@ -32,6 +32,8 @@ def _structure(t: Attribute, flat: list[np.ndarray]) -> Any:
     """Re-nests flattened results following the (tuple) result type."""
     if isinstance(t, TupleType):
         return tuple(_structure(e, flat) for e in t.types.data)
+    if isinstance(t, ShapeType):  # a first-class shape, as the evaluator gives it
+        return tuple(int(v) for v in flat.pop(0))
     return flat.pop(0)
 
 

@@ -143,3 +143,65 @@ def test_unknown_target_and_function() -> None:
     exe = rx.compile(module, target="c")
     with pytest.raises(KeyError, match="no graph function @nope"):
         exe["nope"]
+
+
+AXPY_C = """
+void test_axpy(float* x, float* y, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = 2.0f * x[i] + y[i];
+}
+"""
+
+
+def _axpy_ref(x: np.ndarray, y: np.ndarray, out: np.ndarray) -> None:
+    out[...] = 2.0 * x + y
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_library_call_beside_legalized_ops(target: str) -> None:
+    from relax_xdsl.dialects.lib import LibFuncOp
+    from relax_xdsl.dialects.tir import BufferType
+
+    from relax_xdsl.libraries import register_library_function
+
+    register_library_function("test.axpy", _axpy_ref, c_source=AXPY_C)
+    buf = BufferType.of(["n"], "float32")
+    with rx.FunctionBuilder("main") as fb:
+        fb.add_func(LibFuncOp("axpy", [buf, buf, buf], "test_axpy", "test", reference="test.axpy"))
+        x = fb.param("x", ["n"], "float32")
+        y = op.exp(x)
+        z = fb.call_lib("axpy", [x, y], TensorType.of(["n"], "float32"))
+        fb.ret(op.relu(z))
+    exe = rx.compile(roundtrip(fb.module), target=target)
+    for n in SIZES:
+        x = rand((n,), seed=n)
+        assert_close(exe.main(x), np.maximum(2 * x + np.exp(x), 0))
+
+
+def test_library_without_c_implementation_is_a_clear_error() -> None:
+    from relax_xdsl.dialects.lib import LibFuncOp
+    from relax_xdsl.dialects.tir import BufferType
+
+    from relax_xdsl.libraries import register_library_function
+
+    register_library_function("test.ref_only", _axpy_ref)
+    buf = BufferType.of(["n"], "float32")
+    with rx.FunctionBuilder("main") as fb:
+        fb.add_func(LibFuncOp("f", [buf, buf, buf], "ref_only", "test", reference="test.ref_only"))
+        x = fb.param("x", ["n"], "float32")
+        fb.ret(fb.call_lib("f", [x, x], TensorType.of(["n"], "float32")))
+    assert_close(rx.compile(fb.module, target="interp").main(rand((3,))), 3 * rand((3,)))
+    with pytest.raises(rx.RelaxError, match="no C implementation"):
+        rx.compile(fb.module, target="c")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_shape_values(target: str) -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3], "float32")
+        y = op.reshape(x, [-1])
+        fb.ret(fb.tuple(fb.shape_of(y), y))
+    exe = rx.compile(fb.module, target=target)
+    x = rand((4, 3))
+    shape, flat = exe.main(x)
+    assert shape == (12,) == rx.evaluate(fb.module, "main", x)[0]
+    assert_close(flat, x.reshape(-1))

@@ -68,7 +68,10 @@ def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str])
         src = Path(tmp) / "module.c"
         src.write_text(source)
         out = Path(tmp) / "module.so"
-        proc = subprocess.run([*cc, *flags, str(src), "-o", str(out), "-lm"], capture_output=True, text=True)
+        compile_flags = [f for f in flags if not f.startswith(("-l", "-L", "-Wl"))]
+        link_flags = [f for f in flags if f.startswith(("-l", "-L", "-Wl"))]
+        proc = subprocess.run([*cc, *compile_flags, str(src), "-o", str(out), *link_flags, "-lm"],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{proc.stderr.strip()[:4000]}")
         os.replace(out, path)
@@ -89,7 +92,7 @@ class CModule:
     def __init__(self, module: ModuleOp, cflags: Sequence[str] | None = None):
         emitter = CEmitter(module)
         self.source = emitter.emit()
-        self.flags = tuple(cflags) if cflags is not None else DEFAULT_FLAGS
+        self.flags = (*(tuple(cflags) if cflags is not None else DEFAULT_FLAGS), *emitter.link_flags)
         self.path = build_library(self.source, self.flags)
         self.lib = _load(self.path, self.source, self.flags)
         self.lib.rx_last_error.restype = ctypes.c_char_p

@@ -145,6 +145,7 @@ class CEmitter:
     lines: list[str] = field(default_factory=list)
     signatures: dict[str, FuncSignature] = field(default_factory=dict)
     globals_: list[memref.GlobalOp] = field(default_factory=list)
+    link_flags: list[str] = field(default_factory=list)
 
     def emit(self) -> str:
         out = [PRELUDE]
@@ -159,9 +160,26 @@ class CEmitter:
         for f in funcs:
             out.append(self._prototype(f) + ";")
         for f in funcs:
+            if f.is_declaration:
+                out.append(self._library_source(f))
+        for f in funcs:
             if not f.is_declaration:
                 out.append(_FunctionEmitter(self, f).emit())
         return "\n".join(out) + "\n"
+
+    def _library_source(self, f: func.FuncOp) -> str:
+        """The C of a library function: its registered source (or nothing,
+        when it comes from a library linked with its `link` flags)."""
+        from relax_xdsl import libraries
+
+        ref = f.attributes.get("relax.reference")
+        name = ref.data if ref is not None else f.sym_name.data  # type: ignore[attr-defined]
+        fn = libraries.lookup(name)
+        if not fn.c_source and not fn.link:
+            raise RelaxError(f"library function {name!r} (@{f.sym_name.data}) has no C implementation: register "
+                             "it with c_source=... or link=[...] (relax_xdsl.libraries.register_library_function)")
+        self.link_flags.extend(x for x in fn.link if x not in self.link_flags)
+        return fn.c_source
 
     def _prototype(self, f: func.FuncOp) -> str:
         name = c_name(f)
