@@ -26,23 +26,13 @@ from xdsl.traits import SymbolOpInterface
 
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.ops.registry import OpSpec, all_specs
-from relax_xdsl.shape import sym
+from relax_xdsl.shape import sym, symbols_in_order
 from relax_xdsl.tir_builder import PrimFuncBuilder
 
 
 def _result_types(op: GraphOp) -> list[TensorType]:
     t = op.res.type
     return list(t.types.data) if isinstance(t, TupleType) else [t]  # type: ignore[list-item]
-
-
-def _symbols_in_order(types: list[TensorType]) -> list[sympy.Symbol]:
-    seen: list[sympy.Symbol] = []
-    for t in types:
-        for d in t.sym_shape:
-            for s in sorted(d.free_symbols, key=str):
-                if s not in seen:
-                    seen.append(s)
-    return seen
 
 
 def _bare_symbols(types: list[TensorType]) -> set[sympy.Symbol]:
@@ -119,7 +109,7 @@ class Legalizer:
         out_types = _result_types(op)
         in_types, checks = _assume(spec, [v.type for v in op.inputs], params, out_types)  # type: ignore[misc]
         types = in_types + out_types
-        order = _symbols_in_order(types)
+        order = symbols_in_order(t.sym_shape for t in types)
         to_canon = {s: sym(f"s{i}") for i, s in enumerate(order)}
         from_canon = {c: s for s, c in to_canon.items()}
         key = "|".join([spec.name, str(sorted(op.attributes.items())),
@@ -141,7 +131,7 @@ class Legalizer:
                   to_canon: dict[sympy.Symbol, sympy.Symbol],
                   checks: list[tuple[sympy.Expr, sympy.Expr, str]]) -> _Program:
         types = in_types + out_types
-        free = [s for s in _symbols_in_order(types) if s not in _bare_symbols(types)]
+        free = [s for s in symbols_in_order(t.sym_shape for t in types) if s not in _bare_symbols(types)]
         name = self._fresh(spec.name)
         buffers = [(n, t.sym_shape, t.dtype) for n, t in zip(_buffer_names(spec, len(in_types), len(out_types)), types)]
         pb = PrimFuncBuilder(name, buffers, [str(s) for s in free])

@@ -65,7 +65,7 @@ from xdsl.traits import SymbolTable
 
 from relax_xdsl.dim_lowering import DimEmitter
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.shape import canon, dim_to_str, dims_equal
+from relax_xdsl.shape import canon, dim_to_str, dims_equal, symbols_in_order
 
 Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
@@ -288,7 +288,7 @@ class _HostBuilder:
             for d, a in zip(formal.sym_shape, act.sym_shape):  # type: ignore[attr-defined]
                 if d.is_Symbol and d not in values:
                     values[d] = self.dims.emit(a)
-        order = _symbols_in_order(callee.buffer_types())
+        order = symbols_in_order(t.sym_shape for t in callee.buffer_types())
         for s in order:
             if s not in values:
                 raise RelaxError(f"lib.func @{callee.sym_name.data}: symbol {s} is not a dim of any buffer")
@@ -336,16 +336,6 @@ class _HostBuilder:
         return op.memref
 
 
-def _symbols_in_order(types: list[BufferType]) -> list[sympy.Symbol]:
-    seen: list[sympy.Symbol] = []
-    for t in types:
-        for d in t.sym_shape:
-            for s in sorted(d.free_symbols, key=str):
-                if s not in seen:
-                    seen.append(s)
-    return seen
-
-
 class LowerGraph:
     """Module-level state: constant globals and library declarations."""
 
@@ -372,7 +362,7 @@ class LowerGraph:
         key = lib.sym_name.data
         if key not in self.declared:
             types = [memref_type(t) for t in lib.buffer_types()]
-            n_syms = len(_symbols_in_order(lib.buffer_types()))
+            n_syms = len(symbols_in_order(t.sym_shape for t in lib.buffer_types()))
             decl = func.FuncOp.external(lib.symbol.data, [*types, *([IndexType()] * n_syms)], [])
             decl.attributes["relax.library"] = lib.library
             decl.attributes["relax.reference"] = lib.reference or lib.symbol

@@ -311,6 +311,18 @@ def free_symbols(dims: Iterable[Dim]) -> set[sympy.Symbol]:
     return out
 
 
+def symbols_in_order(shapes: Iterable[Sequence[Dim]]) -> list[sympy.Symbol]:
+    """The symbols of some shapes in order of first appearance (the order of
+    a program's index parameters and of a library function's symbol args)."""
+    seen: list[sympy.Symbol] = []
+    for shape in shapes:
+        for d in shape:
+            for s in sorted(canon(d).free_symbols, key=str):
+                if s not in seen:
+                    seen.append(s)
+    return seen
+
+
 def evaluate_dim(d: Dim, bindings: Mapping[sympy.Symbol, int]) -> int:
     """The value of a dim under bound symbols (every symbol must be bound)."""
     e = canon(d)

@@ -715,6 +715,14 @@ def _conv2d_legalize(self: Conv2d, pb: Any, inputs: list[Any], outputs: list[Any
                epilogue=(lambda acc, *sp: pb.cast(acc, out.dtype)), value_type=ct)
 
 
+def _pool_windows(op: str, pool_size: tuple[int, ...], strides: tuple[int, ...],
+                  dilation: tuple[int, ...]) -> tuple[tuple[int, int], ...]:
+    """(kernel, stride, dilation) pairs of a pool op."""
+    ctx = Infer(op)
+    return tuple(_pair(ctx, v, nm) for v, nm in ((pool_size, "pool_size"), (strides, "strides"),
+                                                  (dilation, "dilation")))
+
+
 def _window_taps(pb: Any, y: Any, k: Any, s: int, p: int, d: int) -> Any:
     return y * s - p + k * d
 
@@ -723,10 +731,8 @@ def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: lis
                        strides: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
                        ceil_mode: bool, count_include_pad: bool, layout: str) -> None:
     (x,), (out,) = inputs, outputs
-    ctx = Infer(self.name)
-    (kh, kw), (sh, sw), (dh, dw) = (_pair(ctx, v, nm) for v, nm in
-                                    ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
-    pt, pl, _, _ = _padding(ctx, padding)
+    (kh, kw), (sh, sw), (dh, dw) = _pool_windows(self.name, pool_size, strides, dilation)
+    pt, pl, _, _ = _padding(Infer(self.name), padding)
     _, _, h, w = x.shape
     acc = "int8" if x.dtype == "bool" else x.dtype
     low = -math.inf if dtypes.is_float(acc) else -(2 ** (np.dtype(acc).itemsize * 8 - 1))
@@ -743,10 +749,8 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
                        strides: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
                        ceil_mode: bool, count_include_pad: bool, layout: str) -> None:
     (x,), (out,) = inputs, outputs
-    ctx = Infer(self.name)
-    (kh, kw), (sh, sw), (dh, dw) = (_pair(ctx, v, nm) for v, nm in
-                                    ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
-    pt, pl, pb_, pr = _padding(ctx, padding)
+    (kh, kw), (sh, sw), (dh, dw) = _pool_windows(self.name, pool_size, strides, dilation)
+    pt, pl, pb_, pr = _padding(Infer(self.name), padding)
     _, _, h, w = x.shape
     is_float = dtypes.is_float(x.dtype)
     acc = _compute_dtype(np.dtype(x.dtype)).name if is_float else "int64"
