@@ -36,8 +36,8 @@ from xdsl.utils.exceptions import VerifyException
 class LibFuncOp(IRDLOperation):
     """`lib.func @sgemm(!tir.buffer<[n, k], f32>, ...) {symbol = "...", library = "blas", header = "cblas.h", link = [...], reference = "blas.matmul"}`.
 
-    The C function takes one pointer per buffer, then the int64 value of each
-    symbol of the buffers' shapes, in order of first appearance."""
+    The C function takes one pointer per buffer (inputs, then outputs), then
+    the int64 dims of every buffer in the same order (relax_xdsl/libraries.py)."""
 
     name = "lib.func"
     sym_name = prop_def(SymbolNameConstraint())

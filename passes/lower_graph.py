@@ -65,7 +65,7 @@ from xdsl.traits import SymbolTable
 
 from relax_xdsl.dim_lowering import DimEmitter
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.shape import canon, dim_to_str, dims_equal, symbols_in_order
+from relax_xdsl.shape import canon, dim_to_str, dims_equal
 
 Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
@@ -245,27 +245,25 @@ class _HostBuilder:
         outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
         syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
         assert isinstance(callee, func.FuncOp)
-        self._check_call_args(op, callee)
+        formal = callee.attributes.get("relax.buffers")
+        if isinstance(formal, ArrayAttr):
+            self._check_args(op, list(formal.data), f"relax.call_tir @{op.callee.root_reference.data}")
         args = [self.env[v] for v in op.inputs] + outs + syms
         self._call(callee.sym_name.data, list(callee.function_type.inputs.data), args)
         for r, v in zip(op.outs, outs):
             self.env[r] = v
 
-    def _check_call_args(self, op: CallTIROp, callee: func.FuncOp) -> None:
+    def _check_args(self, op: CallTIROp | LibCallOp, formal: list[Attribute], what: str) -> None:
         """Checks what the callee's buffer types require of the arguments
         beyond what the caller's types prove (e.g. an `[m]` tensor passed for
         the program's `[n]` buffer: the assumption n == m of `[n] + [m]`)."""
-        formal = callee.attributes.get("relax.buffers")
-        if not isinstance(formal, ArrayAttr):
-            return
         actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
-        name = op.callee.root_reference.data
         mapping: dict[sympy.Symbol, sympy.Expr] = {}
-        for f, a in zip(formal.data, actual):
+        for f, a in zip(formal, actual):
             for d, ad in zip(f.sym_shape, a.sym_shape):  # type: ignore[attr-defined]
                 if d.is_Symbol and d not in mapping:
                     mapping[d] = ad
-        for k, (f, a) in enumerate(zip(formal.data, actual)):
+        for k, (f, a) in enumerate(zip(formal, actual)):
             role = f"input {k}" if k < len(op.inputs) else f"output {k - len(op.inputs)}"
             for i, (d, ad) in enumerate(zip(f.sym_shape, a.sym_shape)):  # type: ignore[attr-defined]
                 if any(s not in mapping for s in d.free_symbols):
@@ -275,24 +273,17 @@ class _HostBuilder:
                     continue
                 ok = arith.CmpiOp(self.dims.emit(ad), self.dims.emit(want), "eq")
                 self.block.add_op(ok)
-                self.block.add_op(cf.AssertOp(ok, f"@{self.name}: relax.call_tir @{name} {role} dim {i}: "
+                self.block.add_op(cf.AssertOp(ok, f"@{self.name}: {what} {role} dim {i}: "
                                                   f"{dim_to_str(ad)} must equal {dim_to_str(want)}"))
 
     def _lib_call(self, op: LibCallOp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)
         assert isinstance(callee, LibFuncOp)
         outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
+        self._check_args(op, callee.buffer_types(), f"lib.call @{callee.sym_name.data}")
         actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
-        values: dict[sympy.Symbol, SSAValue] = {}
-        for formal, act in zip(callee.buffer_types(), actual):
-            for d, a in zip(formal.sym_shape, act.sym_shape):  # type: ignore[attr-defined]
-                if d.is_Symbol and d not in values:
-                    values[d] = self.dims.emit(a)
-        order = symbols_in_order(t.sym_shape for t in callee.buffer_types())
-        for s in order:
-            if s not in values:
-                raise RelaxError(f"lib.func @{callee.sym_name.data}: symbol {s} is not a dim of any buffer")
-        args = [self.env[v] for v in op.inputs] + outs + [values[s] for s in order]
+        dims = [self.dims.emit(d) for t in actual for d in t.sym_shape]  # type: ignore[attr-defined]
+        args = [self.env[v] for v in op.inputs] + outs + dims
         decl = self.lowering.declare(callee)
         self._call(decl.sym_name.data, list(decl.function_type.inputs.data), args)
         for r, v in zip(op.outs, outs):
@@ -362,8 +353,8 @@ class LowerGraph:
         key = lib.sym_name.data
         if key not in self.declared:
             types = [memref_type(t) for t in lib.buffer_types()]
-            n_syms = len(symbols_in_order(t.sym_shape for t in lib.buffer_types()))
-            decl = func.FuncOp.external(lib.symbol.data, [*types, *([IndexType()] * n_syms)], [])
+            n_dims = sum(t.ndim for t in lib.buffer_types())
+            decl = func.FuncOp.external(lib.symbol.data, [*types, *([IndexType()] * n_dims)], [])
             decl.attributes["relax.library"] = lib.library
             decl.attributes["relax.reference"] = lib.reference or lib.symbol
             if lib.header:

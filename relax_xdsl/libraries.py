@@ -16,9 +16,9 @@ Reference = Callable[..., None]
 
 # The C calling convention of a library function (what `c_source` defines,
 # or what a library given by `link` exports): `void f(T* in..., T* out...,
-# int64_t sym...)`: one data pointer per buffer (inputs, then outputs, dense
-# row-major), then the value of each symbol of the `lib.func`'s buffer
-# shapes, in order of first appearance.
+# int64_t dims...)`: one data pointer per buffer (inputs, then outputs, dense
+# row-major), then every dim of every buffer, in the same order. The caller
+# has checked the dims against the `lib.func`'s buffer types.
 
 
 @dataclass

@@ -146,7 +146,7 @@ def test_unknown_target_and_function() -> None:
 
 
 AXPY_C = """
-void test_axpy(float* x, float* y, float* out, int64_t n) {
+void test_axpy(float* x, float* y, float* out, int64_t nx, int64_t ny, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = 2.0f * x[i] + y[i];
 }
 """
