@@ -1,13 +1,14 @@
-"""Side-by-side benchmarks: the compiled C executable against numpy.
+"""Side-by-side benchmarks: the compiled C executables against numpy.
 
     python benchmarks/run.py                 # all models, small and large sizes
-    python benchmarks/run.py --models mlp --repeat 50
+    python benchmarks/run.py --models mlp --repeat 50 --pipelines default
 
-For each model: compile time (pipeline + C compiler) cold (empty cache) and
-warm (cached library), then, per size, the median run time of numpy and of
-the C executable on the same inputs (one executable serves every size), the
-ratio C/numpy (< 1 means C is faster) and the achieved GFLOP/s. Results are
-checked against numpy before timing.
+For each model and pipeline (`default`: everything generated; `fast`: matmuls
+offloaded to BLAS, needs scipy-openblas32): compile time (pipeline + C
+compiler) cold (empty cache) and warm (cached library); then, per size, the
+median run time of numpy and of each C executable on the same inputs (one
+executable serves every size), the ratio to numpy (< 1 means faster than
+numpy) and the achieved GFLOP/s. Results are checked against numpy first.
 """
 
 from __future__ import annotations
@@ -44,17 +45,17 @@ def median_time(fn: Callable[[], object], repeat: int, budget: float) -> float:
     return statistics.median(times)
 
 
-def compile_times(module: object) -> tuple[rx.Executable, float, float]:
+def compile_times(module: object, pipeline: str) -> tuple[rx.Executable, float, float]:
     """Cold compile (fresh cache directory) and warm compile (same directory)."""
     old = os.environ.get("RELAX_XDSL_CACHE_DIR")
     with tempfile.TemporaryDirectory() as cache:
         os.environ["RELAX_XDSL_CACHE_DIR"] = cache
         try:
             t0 = time.perf_counter()
-            rx.compile(module, target="c")
+            rx.compile(module, target="c", pipeline=pipeline)
             cold = time.perf_counter() - t0
             t0 = time.perf_counter()
-            exe = rx.compile(module, target="c")
+            exe = rx.compile(module, target="c", pipeline=pipeline)
             warm = time.perf_counter() - t0
         finally:
             if old is None:
@@ -69,29 +70,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="*", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--budget", type=float, default=5.0, help="seconds per timing at most (after 3 runs)")
+    ap.add_argument("--pipelines", nargs="*", default=["default", "fast"], choices=["default", "fast"])
     args = ap.parse_args(argv)
 
     rows = []
     for name in args.models:
         model = MODELS[name]()
-        exe, cold, warm = compile_times(model.module)
-        print(f"{name}: compile cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
+        exes = {}
+        for pipeline in args.pipelines:
+            exe, cold, warm = compile_times(model.module, pipeline)
+            exes[pipeline] = exe
+            print(f"{name} [{pipeline}]: compile cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
+            rows.append(("compile", name, pipeline, cold, warm))
         for size in SIZES[name]:
             inputs = model.make_inputs(*size)
             want = model.numpy_fn(*inputs)
-            got = exe["main"](*inputs)
-            np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
             t_np = median_time(lambda: model.numpy_fn(*inputs), args.repeat, args.budget)  # noqa: B023
-            t_c = median_time(lambda: exe["main"](*inputs), args.repeat, args.budget)  # noqa: B023
-            gflops = model.flops(*size) / t_c / 1e9
-            rows.append((name, size, t_np, t_c, cold, warm, gflops))
-            print(f"  {name} {size}: numpy {t_np * 1e3:9.3f} ms  c {t_c * 1e3:9.3f} ms  "
-                  f"c/numpy {t_c / t_np:6.2f}x  {gflops:6.2f} GFLOP/s", flush=True)
+            line = f"  {name} {size}: numpy {t_np * 1e3:9.3f} ms"
+            for pipeline, exe in exes.items():
+                np.testing.assert_allclose(exe["main"](*inputs), want, rtol=1e-3, atol=1e-4)
+                t_c = median_time(lambda: exe["main"](*inputs), args.repeat, args.budget)  # noqa: B023
+                gflops = model.flops(*size) / t_c / 1e9
+                rows.append(("run", name, pipeline, size, t_np, t_c, gflops))
+                line += f" | {pipeline} {t_c * 1e3:9.3f} ms ({t_c / t_np:5.2f}x numpy, {gflops:6.2f} GFLOP/s)"
+            print(line, flush=True)
 
-    print("\n| model | sizes | numpy median (ms) | C median (ms) | C / numpy | C GFLOP/s | compile cold (s) | warm (s) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, size, t_np, t_c, cold, warm, gflops in rows:
-        print(f"| {name} | {size} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | {gflops:.2f} | {cold:.2f} | {warm:.3f} |")
+    print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | C GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        if row[0] == "run":
+            _, name, pipeline, size, t_np, t_c, gflops = row
+            print(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | {gflops:.2f} |")
+    print("\n| model | pipeline | compile cold (s) | compile warm (s) |")
+    print("|---|---|---|---|")
+    for row in rows:
+        if row[0] == "compile":
+            _, name, pipeline, cold, warm = row
+            print(f"| {name} | {pipeline} | {cold:.2f} | {warm:.3f} |")
     return 0
 
 

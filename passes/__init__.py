@@ -18,6 +18,12 @@ def _legalize() -> type[ModulePass]:
     return LegalizePass
 
 
+def _offload() -> type[ModulePass]:
+    from relax_xdsl.passes.offload import OffloadPass
+
+    return OffloadPass
+
+
 def _lower_tir() -> type[ModulePass]:
     from relax_xdsl.passes.lower_tir import LowerTIRPass
 
@@ -34,6 +40,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
         "legalize": _legalize,
+        "offload": _offload,
         "lower-tir": _lower_tir,
         "lower-graph": _lower_graph,
     }

@@ -39,7 +39,17 @@ def register_library_function(name: str, reference: Reference, c_source: str = "
     return fn
 
 
+_BUILTIN_LIBRARIES = {"blas.": "relax_xdsl.blas"}
+"""Name prefixes of library functions registered by a module of the package."""
+
+
 def lookup(name: str) -> LibraryFunction:
+    if name not in _REFERENCES:
+        for prefix, module in _BUILTIN_LIBRARIES.items():
+            if name.startswith(prefix):
+                import importlib
+
+                importlib.import_module(module)
     if name not in _REFERENCES:
         known = ", ".join(sorted(_REFERENCES)) or "none"
         raise RelaxError(f"no library function registered as {name!r} (registered: {known})")

@@ -1,0 +1,105 @@
+"""offload{lib=blas}: matmuls become BLAS library calls (scipy-openblas32 on
+the C target, numpy's matmul on the interpreter); the rest is legalized as
+usual; patterns are data a user can extend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from relax_xdsl.dialects.lib import LibFuncOp
+from relax_xdsl.dialects.tir import BufferType
+from relax_xdsl.passes.offload import OffloadPattern, offload_module, register_offload_pattern
+from util import SIZES, assert_close, check_levels, rand, roundtrip
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from relax_xdsl.libraries import register_library_function
+from relax_xdsl.models import transformer_block
+
+
+def matmul_module(a: list[Any], b: list[Any]) -> Any:
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(op.nn.relu(op.matmul(fb.param("a", a, "float32"), fb.param("b", b, "float32"))))
+    return fb.module
+
+
+@pytest.mark.parametrize(("a", "b", "envs"), [
+    (["n", "k"], ["k", 5], [{"n": 1, "k": 3}, {"n": 7, "k": 1}]),
+    (["b", "t", 4], [4, "m"], [{"b": 1, "t": 1, "m": 2}, {"b": 2, "t": 3, "m": 5}]),
+    (["b", 2, "t", 4], [4, 3], [{"b": 1, "t": 1}, {"b": 3, "t": 2}]),
+    (["b", "t", 4], ["b", 4, "t"], [{"b": 1, "t": 1}, {"b": 3, "t": 2}]),
+    (["b", 2, "t", 3], ["b", 2, 3, "t"], [{"b": 1, "t": 1}, {"b": 2, "t": 3}]),
+], ids=["2x2", "3x2", "4x2", "3x3", "4x4"])
+def test_matmul_offloaded_at_every_level(a: list[Any], b: list[Any], envs: list[dict[str, int]]) -> None:
+    module = offload_module(matmul_module(a, b))
+    text = rx.print_module(roundtrip(module))
+    assert "lib.call @blas_matmul_" in text and "relax.matmul" not in text
+    cases = []
+    for k, env in enumerate(envs):
+        shape_a = tuple(env[d] if isinstance(d, str) else d for d in a)
+        shape_b = tuple(env[d] if isinstance(d, str) else d for d in b)
+        cases.append((rand(shape_a, seed=k), rand(shape_b, seed=k + 5)))
+    for x, y in cases:
+        assert_close(rx.evaluate(module, "main", x, y), np.maximum(x @ y, 0))
+    check_levels(module, cases)
+
+
+def test_broadcast_batch_is_left_to_generated_code() -> None:
+    module = offload_module(matmul_module(["b", "t", 4], [1, 4, "t"]))
+    assert "relax.matmul" in rx.print_module(module)
+
+
+def test_fast_pipeline_transformer_matches_numpy() -> None:
+    model = transformer_block()
+    exe = rx.compile(model.module, target="c", pipeline="fast")
+    assert "rx_blas_matmul" in exe.c_source
+    for b, t in ((1, 1), (2, 7)):
+        (x,) = model.make_inputs(b, t)
+        assert_close(exe.main(x), model.numpy_fn(x))
+
+
+def test_inconsistent_inner_dims_are_checked_before_the_library_call() -> None:
+    module = offload_module(matmul_module(["n", "k"], ["j", 5]))
+    exe = rx.compile(module, target="c")
+    with pytest.raises(rx.ShapeError, match="must equal"):
+        exe.main(rand((2, 3)), rand((4, 5)))
+
+
+def _scale_c() -> str:
+    return """void user_scale2(float* x, float* out, int64_t n0, int64_t n1) {
+  for (int64_t i = 0; i < n0; ++i) out[i] = 2.0f * x[i];
+}
+"""
+
+
+def test_user_offload_pattern() -> None:
+    """A new library function and pattern from user code: exp of a 1-D
+    float32 tensor 'offloaded' to a (deliberately wrong) C function that
+    doubles, so the test sees which implementation ran."""
+    register_library_function("user.scale2", lambda x, out: np.multiply(x, 2, out=out), c_source=_scale_c())
+
+    def match(o: Any) -> LibFuncOp | None:
+        t = o.inputs[0].type
+        if t.ndim != 1 or t.dtype != "float32":
+            return None
+        buf = BufferType.of(["n"], "float32")
+        return LibFuncOp("user_scale2", [buf, buf], "user_scale2", "user", reference="user.scale2")
+
+    register_offload_pattern("user", OffloadPattern("exp", match))
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n"], "float32")
+        fb.ret(op.add(op.exp(x), 1.0))
+    module = offload_module(fb.module, "user")
+    assert "lib.call @user_scale2" in rx.print_module(module)
+    for target in ("interp", "c"):
+        exe = rx.compile(module, target=target)
+        for n in SIZES:
+            x = rand((n,), seed=n)
+            assert_close(exe.main(x), 2 * x + 1)
+
+
+def test_unknown_library_is_an_error() -> None:
+    with pytest.raises(rx.RelaxError, match="no patterns for library 'nope'"):
+        offload_module(matmul_module(["n", 2], [2, 2]), "nope")
