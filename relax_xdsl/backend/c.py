@@ -86,6 +86,29 @@ def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
         return ctypes.CDLL(str(path))
 
 
+class _Callable:
+    """A compiled function with its argument plan precomputed: per parameter
+    (numpy dtype, dynamic dim indexes, static shape) or (None, ...) for an
+    index; per result (numpy dtype, rank). Keeps the per-call cost low."""
+
+    def __init__(self, fn: object, sig: FuncSignature):
+        argtypes: list[object] = [ctypes.c_void_p]
+        self.params: list[tuple[np.dtype | None, list[int], tuple[int, ...]]] = []
+        for kind, info in sig.params:
+            if kind == "memref":
+                elem, dyn, shape = info  # type: ignore[misc]
+                self.params.append((np.dtype(dtypes.dtype_name(elem)), list(dyn), tuple(shape)))
+                argtypes += [ctypes.c_void_p] + [ctypes.c_int64] * len(dyn)
+            else:
+                self.params.append((None, [], ()))
+                argtypes.append(ctypes.c_int64)
+        self.results = [(np.dtype(dtypes.dtype_name(elem)), rank) for elem, rank in sig.results]
+        for _, rank in sig.results:
+            argtypes += [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64 * max(1, rank)]
+        fn.argtypes = argtypes  # type: ignore[attr-defined]
+        self.fn = fn
+
+
 class CModule:
     """A loop-level module compiled to a shared library (see backend/__init__)."""
 
@@ -101,50 +124,50 @@ class CModule:
         table = (ctypes.c_void_p * max(1, len(self._globals)))(*[g.ctypes.data for g in self._globals])
         self._table = table
         self._signatures = emitter.signatures
-        self._functions: dict[str, tuple[ctypes._CFuncPtr, FuncSignature]] = {}  # type: ignore[name-defined]
+        self._functions: dict[str, _Callable] = {}
 
-    def _function(self, name: str) -> tuple[object, FuncSignature]:
+    def _function(self, name: str) -> _Callable:
         if name not in self._functions:
             sig = self._signatures.get(name)
             if sig is None:
                 raise RelaxError(f"no compiled function @{name}")
             fn = getattr(self.lib, "rxf_" + _ident(name))
             fn.restype = ctypes.c_int
-            self._functions[name] = (fn, sig)
+            self._functions[name] = _Callable(fn, sig)
         return self._functions[name]
 
     def call(self, func: str, args: Sequence[np.ndarray | int]) -> tuple[np.ndarray, ...]:
-        fn, sig = self._function(func)
-        if len(args) != len(sig.params):
-            raise RelaxError(f"@{func} takes {len(sig.params)} arguments, got {len(args)}")
+        f = self._function(func)
+        if len(args) != len(f.params):
+            raise RelaxError(f"@{func} takes {len(f.params)} arguments, got {len(args)}")
         cargs: list[object] = [self._table]
         keep = []
-        for (kind, info), a in zip(sig.params, args):
-            if kind == "memref":
-                elem, dyn, shape = info  # type: ignore[misc]
-                arr = np.require(a, dtype=dtypes.dtype_name(elem), requirements="C")
-                if arr.ndim != len(shape) or any(d >= 0 and d != n for d, n in zip(shape, arr.shape)):
-                    want = "x".join("?" if d < 0 else str(d) for d in shape)
-                    raise ShapeError(f"@{func}: argument {len(keep)} has shape {arr.shape}, expected {want}")
-                keep.append(arr)
-                cargs.append(ctypes.c_void_p(arr.ctypes.data))
-                cargs += [ctypes.c_int64(arr.shape[j]) for j in dyn]
-            else:
-                cargs.append(ctypes.c_int64(int(a)))  # type: ignore[arg-type]
-        ptrs = [ctypes.c_void_p() for _ in sig.results]
-        dims = [(ctypes.c_int64 * max(1, rank))() for _, rank in sig.results]
+        for (dtype, dyn, shape), a in zip(f.params, args):
+            if dtype is None:
+                cargs.append(int(a))  # type: ignore[arg-type]
+                continue
+            arr = a if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous else \
+                np.require(a, dtype=dtype, requirements="C")
+            ashape = arr.shape
+            if len(ashape) != len(shape) or any(d >= 0 and d != n for d, n in zip(shape, ashape)):
+                want = "x".join("?" if d < 0 else str(d) for d in shape)
+                raise ShapeError(f"@{func}: argument {len(keep)} has shape {ashape}, expected {want}")
+            keep.append(arr)
+            cargs.append(arr.ctypes.data)
+            cargs.extend(ashape[j] for j in dyn)
+        ptrs = [ctypes.c_void_p() for _ in f.results]
+        dims = [(ctypes.c_int64 * max(1, rank))() for _, rank in f.results]
         for p, d in zip(ptrs, dims):
             cargs += [ctypes.byref(p), d]
-        status = fn(*cargs)  # type: ignore[operator]
+        status = f.fn(*cargs)
         if status != 0:
             msg = self.lib.rx_last_error().decode(errors="replace")
             raise ShapeError(msg) if "out of memory" not in msg else MemoryError(msg)
-        return tuple(self._wrap(p, d, elem, rank) for p, d, (elem, rank) in zip(ptrs, dims, sig.results))
+        return tuple(self._wrap(p, d, dt, rank) for p, d, (dt, rank) in zip(ptrs, dims, f.results))
 
-    def _wrap(self, ptr: ctypes.c_void_p, dims: ctypes.Array, elem: object, rank: int) -> np.ndarray:
+    def _wrap(self, ptr: ctypes.c_void_p, dims: ctypes.Array, dt: np.dtype, rank: int) -> np.ndarray:
         """A numpy array owning a buffer malloc'd by the library (freed with it)."""
-        shape = tuple(int(dims[i]) for i in range(rank))
-        dt = np.dtype(dtypes.dtype_name(elem))
+        shape = tuple(dims[:rank])
         size = int(np.prod(shape, dtype=np.int64))
         address = ptr.value
         if address is None:
