@@ -206,9 +206,10 @@ class _Lowering:
             res.name_hint = old.name_hint
 
     def _loop_nest(self, dst: Block, extents: list[SSAValue], iter_init: SSAValue | None,
-                   inner: object) -> SSAValue | None:
+                   inner: object, parallel_outer: bool = False) -> SSAValue | None:
         """scf.for nest over [0, extent) each; `inner(block, ivs, acc)` fills the
-        innermost body and returns the new accumulator (or None)."""
+        innermost body and returns the new accumulator (or None). With
+        `parallel_outer` the outermost loop is an scf.parallel (no accumulator)."""
         zero, one = self.dims.const(0), self.dims.const(1)
 
         def build(level: int, block: Block, ivs: list[SSAValue], acc: SSAValue | None) -> SSAValue | None:
@@ -217,6 +218,10 @@ class _Lowering:
             arg_types = [INDEX] + ([acc.type] if acc is not None else [])
             body = Block(arg_types=arg_types)
             res = build(level + 1, body, [*ivs, body.args[0]], body.args[1] if acc is not None else None)
+            if level == 0 and parallel_outer and acc is None:
+                body.add_op(scf.ReduceOp())
+                block.add_op(scf.ParallelOp([zero], [extents[0]], [one], Region(body)))
+                return None
             body.add_op(scf.YieldOp(*([res] if acc is not None else [])))
             loop = scf.ForOp(zero, extents[level], one, [acc] if acc is not None else [], body)
             block.add_op(loop)
@@ -256,7 +261,9 @@ class _Lowering:
                 value = self._inline(op.epilogue, [value, *ivs], block)
             block.add_op(memref.StoreOp.get(value, out, ivs))
 
-        self._loop_nest(dst, spatial, None, spatial_body)
+        # Default schedule: the outermost spatial axis runs in parallel (the C
+        # target only forks threads when the whole nest is large enough).
+        self._loop_nest(dst, spatial, None, spatial_body, parallel_outer=True)
 
     def _for(self, op: ForOp, dst: Block) -> None:
         kind = op.kind.data

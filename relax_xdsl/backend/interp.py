@@ -23,7 +23,10 @@ from xdsl.interpreter import (
     Interpreter,
     InterpreterFunctions,
     PythonValues,
+    ReturnedValues,
+    TerminatorValue,
     impl,
+    impl_terminator,
     register_impls,
 )
 from xdsl.interpreters.arith import ArithFunctions
@@ -151,6 +154,11 @@ class RelaxFunctions(InterpreterFunctions):
             ivs = tuple(lb + i * s for lb, i, s in zip(lbs, idx, steps))
             interpreter.run_ssacfg_region(op.body, ivs, "parallel_loop")
         return ()
+
+    @impl_terminator(scf.ReduceOp)
+    def run_reduce(self, interpreter: Interpreter, op: scf.ReduceOp,
+                   args: PythonValues) -> tuple[TerminatorValue, PythonValues]:
+        return ReturnedValues(()), ()
 
     # -- arith beyond upstream ------------------------------------------------
     @impl(arith.DivfOp)
