@@ -261,9 +261,12 @@ class _Lowering:
                 value = self._inline(op.epilogue, [value, *ivs], block)
             block.add_op(memref.StoreOp.get(value, out, ivs))
 
-        # Default schedule: the outermost spatial axis runs in parallel (the C
-        # target only forks threads when the whole nest is large enough).
-        self._loop_nest(dst, spatial, None, spatial_body, parallel_outer=True)
+        # Default schedule: the outermost spatial axis of a compute without
+        # reduction runs in parallel (the C target forks threads only when
+        # the nest is large). Reductions stay serial: measured, gcc vectorizes
+        # a serial matmul-like nest across the output axis ~4x better than it
+        # does the OpenMP-outlined one.
+        self._loop_nest(dst, spatial, None, spatial_body, parallel_outer=combiner is None)
 
     def _for(self, op: ForOp, dst: Block) -> None:
         kind = op.kind.data

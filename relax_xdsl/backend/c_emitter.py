@@ -540,9 +540,21 @@ class _FunctionEmitter:
             lb, ub, st = self.v(op.lowerBound[k]), self.v(op.upperBound[k]), self.v(op.step[k])
             self.line(f"for (int64_t {ivs[k]} = {lb}; {ivs[k]} < {ub}; {ivs[k]} += {st}) {{")
             self.indent += 1
+        # restrict-qualified local copies of the buffers the body uses: the
+        # outlined OpenMP function would otherwise lose the parameters'
+        # no-alias guarantee (and with it vectorization).
+        saved = dict(self.mems)
+        for inner in body.walk():
+            for v in inner.operands:
+                m = self.mems.get(v)
+                if m is not None and not m.ptr.startswith("(("):
+                    local = self.fresh("p")
+                    self.line(f"{m.elem}* restrict {local} = {m.ptr};")
+                    self.mems[v] = MemRef(local, m.dims, m.elem)
         self.parallel_depth += 1
         self.block(body)
         self.parallel_depth -= 1
+        self.mems = saved
         for _ in range(n):
             self.indent -= 1
             self.line("}")
