@@ -24,18 +24,22 @@ builtin.module {
 // CHECK:        %[[OUT0:.*]] = memref.dim %out, %{{.*}} : memref<?xf32>
 // CHECK:        arith.cmpi eq, %[[OUT0]], %[[N]] : index
 // CHECK:        cf.assert %{{.*}}, "tensor program rowsum: buffer out dim 0 is not n"
-// CHECK:        scf.for %[[I:.*]] = %{{.*}} to %[[N]] step %{{.*}} {
+// A row reduction: its outermost output axis is parallel (default schedule).
+// CHECK:        "scf.parallel"(%{{.*}}, %[[N]], %{{.*}})
+// CHECK-NEXT:   ^bb0(%[[I:.*]]: index):
 // CHECK:          %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK:          %[[ACC:.*]] = scf.for %[[R:.*]] = %{{.*}} to %[[K]] step %{{.*}} iter_args(%[[A:.*]] = %[[ZERO]]) -> (f32) {
 // CHECK:            memref.load %a[%[[I]], %[[R]]]
 // CHECK:            arith.addf %[[A]], %{{.*}} : f32
 // CHECK:          memref.store %[[ACC]], %out[%[[I]]]
+// CHECK-NEXT:     scf.reduce
 // CHECK:        func.return
 
 // Index parameters bind symbols no buffer dim binds on its own.
 // CHECK:      func.func @pairs(%a: memref<?xf32>, %out: memref<?xf32>, %n: index)
 // CHECK:        arith.muli %{{.*}}, %n : index
 // CHECK:        cf.assert %{{.*}}, "tensor program pairs: buffer a dim 0 is not 2*n"
-// A compute without reduction: its outermost axis is parallel (default schedule).
+// A compute without reduction: parallel too.
 // CHECK:        "scf.parallel"(%{{.*}}, %n, %{{.*}})
 // CHECK:          scf.reduce
+
