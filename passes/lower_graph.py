@@ -23,6 +23,7 @@ lowered (`lower-tir`) first; graph ops must have been legalized.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,15 @@ def memref_type(t: TensorType | BufferType | ShapeType) -> MemRefType:
         return MemRefType(i64, [len(t.dims.data)])
     shape = [int(d) if d.is_Integer else DYNAMIC_INDEX for d in t.sym_shape]
     return MemRefType(t.element_type, shape)
+
+
+VIEW_OPS = frozenset({"reshape", "flatten", "expand_dims", "squeeze"})
+"""Graph ops whose programs only copy dense data into a new shape: the host
+views the input instead of calling them."""
+
+
+def _product(dims: Sequence[sympy.Expr]) -> sympy.Expr:
+    return canon(sympy.Mul(*dims)) if dims else sympy.Integer(1)
 
 
 def flatten_types(t: Attribute) -> list[Attribute]:
@@ -242,9 +252,13 @@ class _HostBuilder:
         if isinstance(callee, PrimFuncOp):
             raise RelaxError(f"@{self.name}: tensor program @{op.callee.root_reference.data} is not lowered; "
                              "run lower-tir before lower-graph")
+        assert isinstance(callee, func.FuncOp)
+        kind = callee.attributes.get("relax.op")
+        if isinstance(kind, StringAttr) and kind.data in VIEW_OPS and len(op.inputs) == len(op.outs) == 1:
+            self.env[op.outs[0]] = self._view(op.inputs[0], op.outs[0].type, op)  # type: ignore[arg-type]
+            return
         outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
         syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
-        assert isinstance(callee, func.FuncOp)
         formal = callee.attributes.get("relax.buffers")
         if isinstance(formal, ArrayAttr):
             self._check_args(op, list(formal.data), f"relax.call_tir @{op.callee.root_reference.data}")
@@ -252,6 +266,29 @@ class _HostBuilder:
         self._call(callee.sym_name.data, list(callee.function_type.inputs.data), args)
         for r, v in zip(op.outs, outs):
             self.env[r] = v
+
+    def _view(self, src: SSAValue, t: TensorType, op: CallTIROp) -> SSAValue:
+        """A reshape of dense row-major data is the same data seen with new
+        dims: a memref.reinterpret_cast instead of a copy, after checking that
+        the element counts agree (what the program would have checked)."""
+        value = self.env[src]
+        src_t = src.type
+        assert isinstance(src_t, TensorType)
+        total_in, total_out = _product(src_t.sym_shape), _product(t.sym_shape)
+        if not dims_equal(total_in, total_out):
+            ok = arith.CmpiOp(self.dims.emit(total_in), self.dims.emit(total_out), "eq")
+            self.block.add_op(ok)
+            self.block.add_op(cf.AssertOp(ok, f"@{self.name}: relax.call_tir @{op.callee.root_reference.data}: "
+                                              f"{dim_to_str(total_in)} elements cannot be viewed as "
+                                              f"{dim_to_str(total_out)}"))
+        sizes: list[SSAValue | int] = [int(d) if d.is_Integer else self.dims.emit(d) for d in t.sym_shape]
+        strides: list[SSAValue | int] = []
+        for i in range(t.ndim):
+            stride = _product(t.sym_shape[i + 1:])
+            strides.append(int(stride) if stride.is_Integer else self.dims.emit(stride))
+        cast = memref.ReinterpretCastOp.from_dynamic(value, [0], sizes, strides, memref_type(t))
+        self.block.add_op(cast)
+        return cast.result
 
     def _check_args(self, op: CallTIROp | LibCallOp, formal: list[Attribute], what: str) -> None:
         """Checks what the callee's buffer types require of the arguments

@@ -160,9 +160,12 @@ def _print(e: sympy.Expr) -> tuple[str, int]:
             factors.append(coeff)
         factors.extend(sympy.Mul.make_args(rest))
         texts = []
-        for f in factors:
+        for i, f in enumerate(factors):
             text, prec = _print(f)
-            texts.append(text if prec >= _MUL else f"({text})")
+            # `a*b floordiv c` reads as `(a*b) floordiv c`: a floordiv/ceildiv/mod
+            # factor after the first needs parentheses.
+            keyword = isinstance(f, (sympy.floor, sympy.ceiling, sympy.Mod)) and i > 0
+            texts.append(text if prec >= _MUL and not keyword else f"({text})")
         return "*".join(texts), _MUL
     if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
         text, prec = _print(e.base)

@@ -93,3 +93,14 @@ def test_evaluate_and_bind() -> None:
         bind_shape(["2*m"], [7], {}, "input y")
     with pytest.raises(ShapeError, match="must be >= 1"):
         bind_shape(["n"], [0], {}, "input z")
+
+
+def test_floordiv_factors_print_with_parentheses() -> None:
+    """`4*((3*n) floordiv 2)` is not `(4*3*n) floordiv 2`: the printer must keep
+    the grouping so the text parses back to the same dim."""
+    from relax_xdsl.shape import canon, dim_to_str, floordiv, parse_dim_text, sym
+
+    n = sym("n")
+    for e in (4 * floordiv(3 * n, 2), floordiv(3 * n, 2) * n, sympy.Mod(n, 3) * 2, 2 * n * sympy.ceiling(n / 4)):
+        text = dim_to_str(e)
+        assert canon(parse_dim_text(text)) == canon(e), text

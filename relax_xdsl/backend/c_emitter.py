@@ -429,6 +429,11 @@ class _FunctionEmitter:
             assert isinstance(t, MemRefType)
             dims = [src.dims[i] if d == DYNAMIC else str(d) for i, d in enumerate(t.get_shape())]
             self.mems[op.dest] = MemRef(src.ptr, dims, src.elem)
+        elif isinstance(op, memref.ReinterpretCastOp):
+            src = self.mems[op.source]
+            dyn = iter(op.sizes)
+            dims = [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in op.static_sizes.get_values()]
+            self.mems[op.result] = MemRef(src.ptr, dims, src.elem)
         elif isinstance(op, memref.CopyOp):
             s, d = self.mems[op.source], self.mems[op.destination]
             size = " * ".join(f"({x})" for x in s.dims) or "1"

@@ -127,6 +127,15 @@ class RelaxFunctions(InterpreterFunctions):
     def run_cast(self, interpreter: Interpreter, op: memref.CastOp, args: PythonValues) -> PythonValues:
         return (args[0],)
 
+    @impl(memref.ReinterpretCastOp)
+    def run_reinterpret_cast(self, interpreter: Interpreter, op: memref.ReinterpretCastOp,
+                             args: PythonValues) -> PythonValues:
+        """A dense row-major view with new sizes (offset 0, row-major strides)."""
+        src = args[0]
+        sizes = iter(args[1 + len(op.offsets):1 + len(op.offsets) + len(op.sizes)])
+        shape = tuple(int(next(sizes)) if d < 0 else d for d in op.static_sizes.get_values())
+        return (src.reshape(shape),)
+
     @impl(memref.GetGlobalOp)
     def run_get_global(self, interpreter: Interpreter, op: memref.GetGlobalOp, args: PythonValues) -> PythonValues:
         glob = SymbolTable.lookup_symbol(op, op.name_)
