@@ -23,6 +23,9 @@ the GEMM rows when x2 is a matrix, or a loop over equal batch dims."""
 
 def link_flags() -> list[str]:
     """Compile and link flags for scipy-openblas32, or [] when it is missing."""
+    from relax_xdsl.backend.c import quiet_idle_threads
+
+    quiet_idle_threads()  # before OpenBLAS loads
     try:
         import scipy_openblas32 as sob
     except ImportError:

@@ -77,7 +77,10 @@ def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str])
         os.replace(out, path)
 
 
-def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
+def quiet_idle_threads() -> None:
+    """Idle thread pools sleep unless the user chose otherwise. Both
+    variables are read when the runtime library loads, so this runs before
+    loading a compiled library or OpenBLAS."""
     # OpenMP threads that spin while idle starve OpenBLAS's threads on a
     # small machine (measured: 13x slower offloaded matmuls); unless the user
     # chose, idle OpenMP threads sleep. Read by libgomp when first loaded.
@@ -86,6 +89,10 @@ def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
     # stealing a core from the generated kernels between GEMMs (measured on
     # the transformer block: 34.6 -> 27.3 ms). Read when the library loads.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+
+def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
+    quiet_idle_threads()
     try:
         return ctypes.CDLL(str(path))
     except OSError:
