@@ -45,3 +45,10 @@ def test_model_interp_and_c_agree_small() -> None:
     a = rx.compile(model.module, target="interp")["main"](*inputs)
     b = rx.compile(model.module, target="c")["main"](*inputs)
     assert_close(a, b)
+
+
+@pytest.mark.slow
+def test_full_size_mlp_on_the_interpreter() -> None:
+    """The issue's MLP (784-256-10 + softmax) itself on the interpreter, from
+    one executable at two batch sizes (about 4 s per sample there)."""
+    check(mlp(), "interp", [(1,), (2,)])
