@@ -122,6 +122,9 @@ class _HostBuilder:
         self.dims = DimEmitter(self.block.add_op)
         self.env: dict[SSAValue, Value] = {}
         self.allocated: list[SSAValue] = []
+        self.freed: set[SSAValue] = set()
+        self.root: dict[SSAValue, SSAValue] = {}  # a view -> the buffer it views
+        self._number_ops()
         self.dim_values: dict[tuple[SSAValue, int], SSAValue] = {}
         self.name = self.fn.sym_name.data
         for old, new in zip(self.fn.args, self.block.args):
@@ -199,7 +202,39 @@ class _HostBuilder:
             if isinstance(op, (ReturnOp, OutputOp)):
                 return [self.env[v] for v in op.values]
             self._lower_op(op)
+            self._free_dead(self.position[op])
         raise RelaxError(f"@{self.name}: block without a terminator")
+
+    # -- memory: each intermediate is freed right after its last use ----------
+    def _number_ops(self) -> None:
+        """Positions of the ops in execution order, and each value's last use."""
+        self.position: dict[Operation, int] = {}
+        self.last_use: dict[SSAValue, int] = {}
+        end = 1 << 62
+        for k, op in enumerate(self.fn.body.walk()):
+            self.position[op] = k
+            for v in op.operands:
+                self.last_use[v] = end if isinstance(op, ReturnOp) else max(self.last_use.get(v, -1), k)
+        # A dataflow block's results stand for its outputs: keep those alive.
+        for op in self.fn.body.walk():
+            if isinstance(op, DataflowOp):
+                out = op.body.block.last_op
+                assert isinstance(out, OutputOp)
+                for inner, res in zip(out.values, op.outs):
+                    self.last_use[inner] = max(self.last_use.get(inner, -1), self.last_use.get(res, -1))
+
+    def _roots(self, value: Value) -> set[SSAValue]:
+        return {self.root.get(m, m) for m in _flatten(value)}
+
+    def _free_dead(self, p: int) -> None:
+        live: set[SSAValue] = set()
+        for v, lowered in self.env.items():
+            if self.last_use.get(v, -1) > p:
+                live |= self._roots(lowered)
+        for a in self.allocated:
+            if a not in self.freed and a not in live:
+                self.block.add_op(memref.DeallocOp.get(a))
+                self.freed.add(a)
 
     def _alloc(self, t: TensorType) -> SSAValue:
         mt = memref_type(t)
@@ -288,6 +323,7 @@ class _HostBuilder:
             strides.append(int(stride) if stride.is_Integer else self.dims.emit(stride))
         cast = memref.ReinterpretCastOp.from_dynamic(value, [0], sizes, strides, memref_type(t))
         self.block.add_op(cast)
+        self.root[cast.result] = self.root.get(value, value)
         return cast.result
 
     def _check_args(self, op: CallTIROp | LibCallOp, formal: list[Attribute], what: str) -> None:
@@ -335,6 +371,7 @@ class _HostBuilder:
         if memref_type(src) != memref_type(dst):  # type: ignore[arg-type]
             cast = memref.CastOp.get(value, memref_type(dst))
             self.block.add_op(cast)
+            self.root[cast.results[0]] = self.root.get(value, value)
             value = cast.results[0]
         self.env[op.result] = value
 
@@ -351,7 +388,7 @@ class _HostBuilder:
             seen.add(v)
             returned.append(v)
         for a in self.allocated:
-            if a not in seen:
+            if a not in seen and a not in self.freed:
                 self.block.add_op(memref.DeallocOp.get(a))
         self.block.add_op(func.ReturnOp(*returned))
 
