@@ -24,6 +24,12 @@ def _offload() -> type[ModulePass]:
     return OffloadPass
 
 
+def _fuse_ops() -> type[ModulePass]:
+    from relax_xdsl.passes.fuse_ops import FuseOpsPass
+
+    return FuseOpsPass
+
+
 def _lower_tir() -> type[ModulePass]:
     from relax_xdsl.passes.lower_tir import LowerTIRPass
 
@@ -41,6 +47,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "legalize": _legalize,
         "offload": _offload,
+        "fuse-ops": _fuse_ops,
         "lower-tir": _lower_tir,
         "lower-graph": _lower_graph,
     }

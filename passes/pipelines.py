@@ -19,8 +19,9 @@ PIPELINES: dict[str, str] = {
     "default": "legalize,lower-tir,lower-graph,canonicalize,cse",
     # the same steps without clean-ups (output closest to what each step wrote)
     "debug": "legalize,lower-tir,lower-graph",
-    # matmuls to BLAS (scipy-openblas32) first, everything else as in default
-    "fast": "offload{lib=blas},legalize,lower-tir,lower-graph,canonicalize,cse",
+    # matmuls to BLAS (scipy-openblas32), injective producers fused into
+    # their consumers, then as default
+    "fast": "offload{lib=blas},fuse-ops,legalize,lower-tir,lower-graph,canonicalize,cse",
 }
 
 

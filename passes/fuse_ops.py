@@ -1,0 +1,229 @@
+"""`fuse-ops`: an op and the elementwise / broadcast / injective ops that
+feed only it become one tensor program (TVM's FuseOps + FuseTIR for
+injective producers).
+
+Grouping: walking consumers first, a graph op absorbs each producer whose
+pattern kind is elementwise, broadcast or injective, whose single result
+has no other use, and whose shape rule needed no runtime assumption
+(recursively). Generation: the root op's own legalization runs with a
+*virtual buffer* in place of each absorbed producer's output: reading it
+computes the producer's element from its inputs (its legalization's compute
+body, captured), so the intermediate is never materialized. A producer whose
+legalization is not a single plain compute (e.g. it needs a local buffer or
+a reduction) is not absorbed. Groups of one op are left to `legalize`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+from relax_xdsl.dialects.relax import CallTIROp, FunctionOp, GraphOp, TensorType
+from relax_xdsl.dialects.tir import BufferType
+from relax_xdsl.passes.legalize import Legalizer, _bare_symbols
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TupleType
+from xdsl.ir import SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import Rewriter
+from xdsl.utils.exceptions import VerifyException
+
+from relax_xdsl.errors import RelaxError
+from relax_xdsl.ops.registry import BROADCAST, ELEMWISE, INJECTIVE
+from relax_xdsl.shape import sym, symbols_in_order
+from relax_xdsl.tir_builder import PrimFuncBuilder
+
+FUSABLE_PRODUCERS = frozenset({ELEMWISE, BROADCAST, INJECTIVE})
+
+
+class _NotFusable(Exception):
+    """A producer whose legalization is not one plain compute."""
+
+
+class VirtualBuffer:
+    """Looks like a tir_builder.Buffer to a legalization; `buf[idx]` computes
+    the element instead of loading it."""
+
+    def __init__(self, pb: PrimFuncBuilder, t: TensorType, body: Callable[..., Any] | None = None):
+        self.b = pb
+        self.type = BufferType.of(t.sym_shape, t.dtype)
+        self.body = body
+
+    @property
+    def shape(self) -> tuple[sympy.Expr, ...]:
+        return self.type.sym_shape
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.type.ndim
+
+    def __getitem__(self, idx: Any) -> Any:
+        if self.body is None:
+            raise _NotFusable("a producer read its own output")
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        return self.b.lift(self.body(*(self.b.index(i) for i in idx)), self.type.element_type)
+
+
+class _Capture:
+    """Stands in for the PrimFuncBuilder while a producer's legalization
+    runs: its one compute's body is recorded, everything else delegated."""
+
+    def __init__(self, pb: PrimFuncBuilder):
+        self._pb = pb
+        self.body: Callable[..., Any] | None = None
+
+    def compute(self, out: Any, body: Callable[..., Any], reduce: Any = None, epilogue: Any = None,
+                value_type: Any = None) -> None:
+        if reduce is not None or epilogue is not None or value_type is not None or self.body is not None:
+            raise _NotFusable("not a single plain compute")
+        self.body = body
+
+    def alloc(self, *args: Any, **kwargs: Any) -> Any:
+        raise _NotFusable("needs a local buffer")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pb, name)
+
+
+def _assumes(op: GraphOp) -> bool:
+    spec = op.SPEC
+    _, ctx = spec.run_infer([v.type for v in op.inputs], spec.decode_params(dict(op.attributes)))
+    return bool(ctx.assumptions)
+
+
+@dataclass
+class _Group:
+    root: GraphOp
+    ops: list[GraphOp] = field(default_factory=list)  # producers first, root last
+    inputs: list[SSAValue] = field(default_factory=list)  # from outside the group
+
+
+def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp]) -> GraphOp | None:
+    p = v.owner
+    if not isinstance(p, GraphOp) or p in taken or p.parent is not root.parent:
+        return None
+    if p.SPEC.pattern not in FUSABLE_PRODUCERS or not p.SPEC.can_legalize or isinstance(p.res.type, TupleType):
+        return None
+    if len(list(p.res.uses)) != 1 or _assumes(p):
+        return None
+    return p
+
+
+def _absorb(o: GraphOp, root: GraphOp, taken: set[GraphOp], members: list[GraphOp]) -> None:
+    for v in o.inputs:
+        p = _fusable_producer(v, root, taken)
+        if p is not None:
+            taken.add(p)
+            _absorb(p, root, taken, members)
+            members.append(p)
+
+
+def find_groups(func: FunctionOp) -> list[_Group]:
+    """Fusion groups of a function, roots taken consumers first."""
+    taken: set[GraphOp] = set()
+    groups = []
+    for op in reversed(list(func.walk())):
+        if not isinstance(op, GraphOp) or op in taken or not op.SPEC.can_legalize or _assumes(op):
+            continue
+        group = _Group(op)
+        members: list[GraphOp] = []
+
+        _absorb(op, op, taken, members)
+        if members:
+            taken.add(op)
+            members.sort(key=lambda o: list(func.walk()).index(o))
+            group.ops = [*members, op]
+            inside = {o.res for o in group.ops}
+            for o in group.ops:
+                for v in o.inputs:
+                    if v not in inside and v not in group.inputs:
+                        group.inputs.append(v)
+            groups.append(group)
+    return groups
+
+
+class Fuser(Legalizer):
+    """Generates one program per fusion group (shared between equal groups)."""
+
+    def fuse(self, group: _Group) -> bool:
+        root = group.root
+        out_types: list[TensorType] = (list(root.res.type.types.data) if isinstance(root.res.type, TupleType)
+                                       else [root.res.type])  # type: ignore[list-item]
+        in_types: list[TensorType] = [v.type for v in group.inputs]  # type: ignore[misc]
+        types = in_types + out_types
+        order = symbols_in_order(t.sym_shape for t in types)
+        to_canon = {s: sym(f"s{i}") for i, s in enumerate(order)}
+        from_canon = {c: s for s, c in to_canon.items()}
+        index = {o.res: k for k, o in enumerate(group.ops)}
+        key = "|".join(["fused", *(str(TensorType.of([d.subs(to_canon) for d in t.sym_shape], t.dtype)) for t in types),
+                        *(f"{o.SPEC.name}{sorted(o.attributes.items())}"
+                          f"{[('op', index[v]) if v in index else ('in', group.inputs.index(v)) for v in o.inputs]}"
+                          for o in group.ops)])
+        program = self.programs.get(key)
+        if program is None:
+            try:
+                program = self._generate_group(group, in_types, out_types, to_canon)
+            except (_NotFusable, VerifyException, RelaxError):
+                return False
+            self.programs[key] = program
+        sym_args = [e.subs(from_canon) for e in program.syms]
+        call = CallTIROp(program.name, list(group.inputs), out_types, sym_args or None)
+        Rewriter.replace_op(root, call)
+        for o in reversed(group.ops[:-1]):
+            o.detach()
+            o.erase()
+        return True
+
+    def _generate_group(self, group: _Group, in_types: list[TensorType], out_types: list[TensorType],
+                        to_canon: dict[sympy.Symbol, sympy.Symbol]) -> Any:
+        from relax_xdsl.passes.legalize import _Program
+
+        types = in_types + out_types
+        free = [s for s in symbols_in_order(t.sym_shape for t in types) if s not in _bare_symbols(types)]
+        name = self._fresh("fused_" + "_".join(o.SPEC.name for o in reversed(group.ops)))
+        buffers = [(f"in{i}", t.sym_shape, t.dtype) for i, t in enumerate(in_types)]
+        buffers += [("out" if len(out_types) == 1 else f"out{i}", t.sym_shape, t.dtype) for i, t in enumerate(out_types)]
+        pb = PrimFuncBuilder(name, buffers, [str(s) for s in free])
+        bufs: dict[SSAValue, Any] = dict(zip(group.inputs, pb.params))
+        for o in group.ops[:-1]:
+            spec = o.SPEC
+            capture = _Capture(pb)
+            out = VirtualBuffer(pb, o.res.type)  # type: ignore[arg-type]
+            spec.legalize(capture, [bufs[v] for v in o.inputs], [out],  # type: ignore[arg-type]
+                          **spec.decode_params(dict(o.attributes)))
+            if capture.body is None:
+                raise _NotFusable("no compute")
+            bufs[o.res] = VirtualBuffer(pb, o.res.type, capture.body)  # type: ignore[arg-type]
+        root = group.root
+        root.SPEC.legalize(pb, [bufs[v] for v in root.inputs], pb.params[len(in_types):],
+                           **root.SPEC.decode_params(dict(root.attributes)))
+        func = pb.finish()
+        func.attributes["relax.fused"] = StringAttr(",".join(o.SPEC.name for o in group.ops))
+        func.verify()
+        self._insert(func)
+        return _Program(name, [s.subs(to_canon) for s in free])
+
+
+def fuse_module(module: ModuleOp) -> ModuleOp:
+    fuser = Fuser(module)
+    for func in [op for op in module.body.ops if isinstance(op, FunctionOp)]:
+        for group in find_groups(func):
+            fuser.fuse(group)
+    return module
+
+
+@dataclass(frozen=True)
+class FuseOpsPass(ModulePass):
+    """fuse-ops: injective producers fused into their single consumer."""
+
+    name = "fuse-ops"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        fuse_module(op)
+

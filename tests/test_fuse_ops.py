@@ -1,0 +1,87 @@
+"""fuse-ops: injective producers fused into their single consumer, with no
+intermediate buffer, at every level; what must not fuse does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from relax_xdsl.dialects.relax import CallTIROp, GraphOp
+from relax_xdsl.dialects.tir import AllocOp, PrimFuncOp
+from relax_xdsl.passes.fuse_ops import fuse_module
+from util import assert_close, check_levels, rand, roundtrip
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from relax_xdsl.models import cnn, mlp, transformer_block
+
+
+def build(body: Any, *specs: tuple[list[Any], str]) -> Any:
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(body(*[fb.param(f"a{i}", s, d) for i, (s, d) in enumerate(specs)]))
+    return fb.module
+
+
+def programs(module: Any) -> list[PrimFuncOp]:
+    return [o for o in module.body.ops if isinstance(o, PrimFuncOp)]
+
+
+def test_elementwise_chain_becomes_one_program_without_intermediates() -> None:
+    module = build(lambda x, b: op.nn.gelu(op.add(op.exp(x), b)), (["n", 4], "float32"), ([4], "float32"))
+    fused = roundtrip(fuse_module(module.clone()))
+    (prog,) = programs(fused)
+    assert prog.attributes["relax.fused"].data == "exp,add,gelu"  # type: ignore[attr-defined]
+    assert not any(isinstance(o, AllocOp) for o in prog.walk())
+    assert not any(isinstance(o, GraphOp) for o in fused.walk())
+    cases = [(rand((n, 4), seed=n), rand((4,), seed=9)) for n in (1, 3, 7)]
+    check_levels(fused, cases)
+    for args in cases:
+        assert_close(rx.evaluate(fused, "main", *args), rx.evaluate(module, "main", *args))
+
+
+def test_broadcast_producer_into_a_reduction_consumer() -> None:
+    module = build(lambda x: op.nn.softmax(op.multiply(x, 0.5), axis=-1), (["n", "m"], "float32"))
+    fused = fuse_module(module.clone())
+    (call,) = [o for o in fused.walk() if isinstance(o, CallTIROp)]
+    assert call.callee.root_reference.data.startswith("fused_softmax_multiply")
+    check_levels(fused, [(rand((n, m), seed=n),) for n, m in ((1, 1), (3, 5), (7, 2))])
+
+
+def test_injective_chain_reads_through_index_maps() -> None:
+    module = build(lambda x: op.exp(op.permute_dims(op.reshape(op.negative(x), ["b", "t", 2, 4]), [0, 2, 1, 3])),
+                   (["b", "t", 8], "float32"))
+    fused = fuse_module(module.clone())
+    assert len(programs(fused)) == 1
+    check_levels(fused, [(rand((b, t, 8), seed=b),) for b, t in ((1, 1), (2, 3))])
+
+
+def test_what_must_not_fuse() -> None:
+    # a producer with two uses stays on its own
+    module = build(_two_uses, (["n"], "float32"))
+    fused = fuse_module(module.clone())
+    assert any(isinstance(o, GraphOp) and o.SPEC.name == "exp" for o in fused.walk())
+    # a producer whose shape rule assumed [n] == [m] stays on its own (its program checks it)
+    module = build(lambda a, b: op.exp(op.add(a, b)), (["n"], "float32"), (["m"], "float32"))
+    fused = fuse_module(module.clone())
+    assert any(isinstance(o, GraphOp) and o.SPEC.name == "add" for o in fused.walk())
+    # a reduction is no producer
+    module = build(lambda x: op.exp(op.sum(x, axis=[1])), (["n", 3], "float32"))
+    assert not programs(fuse_module(module.clone()))
+
+
+def _two_uses(x: rx.Var) -> rx.Var:
+    e = op.exp(x)
+    return op.add(e, op.negative(e))
+
+
+def test_models_on_the_fast_pipeline() -> None:
+    for model, sizes in ((mlp(), [(1,), (4,)]), (cnn(), [(1,), (2,)]), (transformer_block(), [(1, 1), (2, 7)])):
+        exe = rx.compile(model.module, target="c", pipeline="fast")
+        assert "fused_" in exe.c_source
+        for size in sizes:
+            inputs = model.make_inputs(*size)
+            assert_close(exe.main(*inputs), model.numpy_fn(*inputs).astype(np.float32))
+    small = transformer_block(d=8, heads=2, ff=16)
+    exe = rx.compile(small.module, target="interp", pipeline="fast")
+    inputs = small.make_inputs(2, 3)
+    assert_close(exe.main(*inputs), rx.evaluate(small.module, "main", *inputs))
