@@ -240,6 +240,8 @@ class _FunctionEmitter:
         self.counter = 0
         self.parallel_depth = 0
         self.is_host = bool(f.function_type.outputs.data)
+        self.owned: dict[SSAValue, int] = {}  # buffers this function allocated: freed on an error path
+        self.uses_cleanup = False
 
     def fresh(self, hint: str | None = None) -> str:
         self.counter += 1
@@ -259,7 +261,15 @@ class _FunctionEmitter:
             else:
                 self.names[a] = f"a{i}"
         self.block(block)
-        return proto + " {\n" + "\n".join(self.lines) + "\n}\n"
+        head, tail = [], []
+        if self.owned:
+            head.append(f"  void* rx_owned[{len(self.owned)}] = {{0}};")
+        if self.uses_cleanup:
+            tail.append("rx_cleanup:")
+            if self.owned:
+                tail.append(f"  for (int k = 0; k < {len(self.owned)}; ++k) free(rx_owned[k]);")
+            tail.append("  return 1;")
+        return proto + " {\n" + "\n".join(head + self.lines + tail) + "\n}\n"
 
     def v(self, value: SSAValue) -> str:
         return self.names[value]
@@ -397,8 +407,16 @@ class _FunctionEmitter:
         return f"isnan({a}) || isnan({b}) || {a} {rel} {b}" if rel != "!=" else f"{a} != {b}"
 
     def _fail(self, msg: str) -> str:
+        """The statement for a failed check: record the message, free what this
+        function allocated so far, return 1."""
         text = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        return f'return rx_fail("{text}");'
+        return f'{{ rx_fail("{text}"); {self._error()} }}'
+
+    def _error(self) -> str:
+        if self.parallel_depth:
+            return "return 1;"  # not reached: no checks inside parallel loops
+        self.uses_cleanup = True
+        return "goto rx_cleanup;"
 
     def _stmt(self, op: Operation) -> None:  # noqa: C901
         if isinstance(op, memref.StoreOp):
@@ -414,9 +432,14 @@ class _FunctionEmitter:
             size = " * ".join(f"({d})" for d in dims) or "1"
             self.line(f"{elem}* {name} = ({elem}*)rx_alloc({size}, (int64_t)sizeof({elem}));")
             self.line(f"if (!{name}) {self._fail('out of memory: cannot allocate a buffer')}")
+            if self.parallel_depth == 0 and self.indent == 1:
+                k = self.owned[op.memref] = len(self.owned)
+                self.line(f"rx_owned[{k}] = {name};")
             self.mems[op.memref] = MemRef(name, dims, elem)
         elif isinstance(op, memref.DeallocOp):
             self.line(f"free({self.mems[op.memref].ptr});")
+            if op.memref in self.owned:
+                self.line(f"rx_owned[{self.owned[op.memref]}] = NULL;")
         elif isinstance(op, memref.GetGlobalOp):
             t = op.memref.type
             assert isinstance(t, MemRefType)
@@ -485,7 +508,7 @@ class _FunctionEmitter:
         if self.parallel_depth:
             self.line(f"(void){call};")
         else:
-            self.line(f"if ({call}) return 1;")
+            self.line(f"if ({call}) {self._error()}")
 
     def _carried(self, results: list[SSAValue], inits: list[str], args: list[SSAValue]) -> list[str]:
         """Variables carrying loop/if values, declared before the statement."""
