@@ -33,7 +33,7 @@ from xdsl.utils.exceptions import VerifyException
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.ops.registry import BROADCAST, ELEMWISE, INJECTIVE
 from relax_xdsl.shape import sym, symbols_in_order
-from relax_xdsl.tir_builder import PrimFuncBuilder
+from relax_xdsl.tir_builder import Buffer, PrimFuncBuilder
 
 FUSABLE_PRODUCERS = frozenset({ELEMWISE, BROADCAST, INJECTIVE})
 
@@ -42,26 +42,18 @@ class _NotFusable(Exception):
     """A producer whose legalization is not one plain compute."""
 
 
-class VirtualBuffer:
-    """Looks like a tir_builder.Buffer to a legalization; `buf[idx]` computes
-    the element instead of loading it."""
+class VirtualBuffer(Buffer):
+    """Looks like a tir_builder.Buffer to a legalization (shape, dtype, ndim,
+    type); `buf[idx]` computes the element instead of loading it."""
 
     def __init__(self, pb: PrimFuncBuilder, t: TensorType, body: Callable[..., Any] | None = None):
         self.b = pb
-        self.type = BufferType.of(t.sym_shape, t.dtype)
+        self._type = BufferType.of(t.sym_shape, t.dtype)
         self.body = body
 
     @property
-    def shape(self) -> tuple[sympy.Expr, ...]:
-        return self.type.sym_shape
-
-    @property
-    def dtype(self) -> str:
-        return self.type.dtype
-
-    @property
-    def ndim(self) -> int:
-        return self.type.ndim
+    def type(self) -> BufferType:
+        return self._type
 
     def __getitem__(self, idx: Any) -> Any:
         if self.body is None:
