@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pipelines", nargs="*", default=["default", "fast"], choices=["default", "fast"])
     args = ap.parse_args(argv)
 
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    t_peak = median_time(lambda: a @ a, 5, args.budget)
+    peak = 2 * 2048**3 / t_peak / 1e9
+    print(f"machine BLAS peak (numpy float32 2048x2048 matmul): {peak:.1f} GFLOP/s", flush=True)
+
     rows = []
     for name in args.models:
         model = MODELS[name]()
@@ -95,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                 line += f" | {pipeline} {t_c * 1e3:9.3f} ms ({t_c / t_np:5.2f}x numpy, {gflops:6.2f} GFLOP/s)"
             print(line, flush=True)
 
-    print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | C GFLOP/s |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | C GFLOP/s | % of BLAS peak |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         if row[0] == "run":
             _, name, pipeline, size, t_np, t_c, gflops = row
-            print(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | {gflops:.2f} |")
+            print(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | "
+                  f"{gflops:.2f} | {100 * gflops / peak:.0f}% |")
     print("\n| model | pipeline | compile cold (s) | compile warm (s) |")
     print("|---|---|---|---|")
     for row in rows:
