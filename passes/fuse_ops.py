@@ -1,6 +1,7 @@
 """`fuse-ops`: an op and the elementwise / broadcast / injective ops that
-feed only it become one tensor program (TVM's FuseOps + FuseTIR for
-injective producers).
+feed only it become one tensor program (TVM's FuseOps + FuseTIR), and an
+output-fusible or reduction op (conv2d, pools, matmul, sum) takes the
+elementwise ops that follow it as its epilogue.
 
 Grouping: walking consumers first, a graph op absorbs each producer whose
 pattern kind is elementwise, broadcast or injective, whose single result
@@ -9,8 +10,10 @@ has no other use, and whose shape rule needed no runtime assumption
 *virtual buffer* in place of each absorbed producer's output: reading it
 computes the producer's element from its inputs (its legalization's compute
 body, captured), so the intermediate is never materialized. A producer whose
-legalization is not a single plain compute (e.g. it needs a local buffer or
-a reduction) is not absorbed. Groups of one op are left to `legalize`.
+legalization is not a single compute (e.g. it needs a local buffer) is not
+absorbed; a reduction producer's element is its reduction computed inline
+(an scf.for nest), which is an epilogue when the consumers are elementwise.
+Groups of one op are left to `legalize`.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.passes.legalize import Legalizer, _bare_symbols
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, StringAttr, TupleType
-from xdsl.ir import SSAValue
+from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
 from xdsl.utils.exceptions import VerifyException
 
+from relax_xdsl import dtypes
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.ops.registry import BROADCAST, ELEMWISE, INJECTIVE
+from relax_xdsl.ops.registry import BROADCAST, ELEMWISE, INJECTIVE, OUT_FUSIBLE, REDUCTION, types_match
 from relax_xdsl.shape import sym, symbols_in_order
 from relax_xdsl.tir_builder import Buffer, PrimFuncBuilder
 
 FUSABLE_PRODUCERS = frozenset({ELEMWISE, BROADCAST, INJECTIVE})
+EPILOGUE_PRODUCERS = frozenset({OUT_FUSIBLE, REDUCTION})
 
 
 class _NotFusable(Exception):
@@ -64,17 +69,44 @@ class VirtualBuffer(Buffer):
 
 class _Capture:
     """Stands in for the PrimFuncBuilder while a producer's legalization
-    runs: its one compute's body is recorded, everything else delegated."""
+    runs: its one compute (body, reduction, epilogue) is recorded,
+    everything else delegated."""
 
     def __init__(self, pb: PrimFuncBuilder):
         self._pb = pb
         self.body: Callable[..., Any] | None = None
+        self.reduce: tuple[str, Any] | None = None
+        self.epilogue: Callable[..., Any] | None = None
+        self.value_type: str | None = None
 
     def compute(self, out: Any, body: Callable[..., Any], reduce: Any = None, epilogue: Any = None,
                 value_type: Any = None) -> None:
-        if reduce is not None or epilogue is not None or value_type is not None or self.body is not None:
-            raise _NotFusable("not a single plain compute")
-        self.body = body
+        if self.body is not None:
+            raise _NotFusable("more than one compute")
+        self.body, self.reduce, self.epilogue, self.value_type = body, reduce, epilogue, value_type
+
+    def element(self, pb: PrimFuncBuilder, out_type: Attribute) -> Callable[..., Any]:
+        """out[idx] as an expression: the body, folded over the reduction
+        (from the combiner's identity) and passed through the epilogue."""
+        body, reduce, epilogue = self.body, self.reduce, self.epilogue
+        assert body is not None
+        if reduce is None:
+            return body
+        combiner, extents = reduce
+        acc_t = dtypes.to_xdsl(self.value_type) if self.value_type else out_type
+
+        def element(*idx: Any) -> Any:
+            init = pb.lift(pb.identity(combiner, acc_t), acc_t)
+
+            def step(acc: Any, *rivs: Any) -> Any:
+                v = pb.lift(body(*idx, *rivs), acc_t)
+                return {"add": lambda: acc + v, "mul": lambda: acc * v, "max": lambda: pb.max(acc, v),
+                        "min": lambda: pb.min(acc, v)}[combiner]()
+
+            total = pb.fold(list(extents), init, step)
+            return epilogue(total, *idx) if epilogue is not None else total
+
+        return element
 
     def alloc(self, *args: Any, **kwargs: Any) -> Any:
         raise _NotFusable("needs a local buffer")
@@ -96,23 +128,47 @@ class _Group:
     inputs: list[SSAValue] = field(default_factory=list)  # from outside the group
 
 
-def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp]) -> GraphOp | None:
+def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwise_path: bool) -> GraphOp | None:
+    """A producer to absorb: injective, or (epilogue fusion) output-fusible /
+    reduction when only elementwise ops lie between it and the root and it
+    has the root's shape, so each of its elements is computed once."""
     p = v.owner
     if not isinstance(p, GraphOp) or p in taken or p.parent is not root.parent:
         return None
-    if p.SPEC.pattern not in FUSABLE_PRODUCERS or not p.SPEC.can_legalize or isinstance(p.res.type, TupleType):
+    if not p.SPEC.can_legalize or isinstance(p.res.type, TupleType):
         return None
     if len(list(p.res.uses)) != 1 or _assumes(p):
         return None
-    return p
+    if p.SPEC.pattern in FUSABLE_PRODUCERS:
+        if not elementwise_path and _heads_an_epilogue(p):
+            return None  # left as the root of conv + bias + relu rather than split from it
+        return p
+    if p.SPEC.pattern in EPILOGUE_PRODUCERS and elementwise_path and types_match(p.res.type, root.res.type):
+        return p
+    return None
 
 
-def _absorb(o: GraphOp, root: GraphOp, taken: set[GraphOp], members: list[GraphOp]) -> None:
+def _heads_an_epilogue(o: GraphOp) -> bool:
+    """An elementwise op that could take an output-fusible producer (through
+    a chain of single-use elementwise ops) as its epilogue group."""
+    if o.SPEC.pattern not in (ELEMWISE, BROADCAST):
+        return False
     for v in o.inputs:
-        p = _fusable_producer(v, root, taken)
+        p = v.owner
+        if not isinstance(p, GraphOp) or len(list(p.res.uses)) != 1 or not types_match(p.res.type, o.res.type):
+            continue
+        if p.SPEC.pattern in EPILOGUE_PRODUCERS or _heads_an_epilogue(p):
+            return True
+    return False
+
+
+def _absorb(o: GraphOp, root: GraphOp, taken: set[GraphOp], members: list[GraphOp], elementwise_path: bool) -> None:
+    path = elementwise_path and o.SPEC.pattern in (ELEMWISE, BROADCAST)
+    for v in o.inputs:
+        p = _fusable_producer(v, root, taken, path)
         if p is not None:
             taken.add(p)
-            _absorb(p, root, taken, members)
+            _absorb(p, root, taken, members, path)
             members.append(p)
 
 
@@ -126,7 +182,7 @@ def find_groups(func: FunctionOp) -> list[_Group]:
         group = _Group(op)
         members: list[GraphOp] = []
 
-        _absorb(op, op, taken, members)
+        _absorb(op, op, taken, members, True)
         if members:
             taken.add(op)
             members.sort(key=lambda o: list(func.walk()).index(o))
@@ -191,7 +247,8 @@ class Fuser(Legalizer):
                           **spec.decode_params(dict(o.attributes)))
             if capture.body is None:
                 raise _NotFusable("no compute")
-            bufs[o.res] = VirtualBuffer(pb, o.res.type, capture.body)  # type: ignore[arg-type]
+            element = capture.element(pb, out.type.element_type)
+            bufs[o.res] = VirtualBuffer(pb, o.res.type, element)  # type: ignore[arg-type]
         root = group.root
         root.SPEC.legalize(pb, [bufs[v] for v in root.inputs], pb.params[len(in_types):],
                            **root.SPEC.decode_params(dict(root.attributes)))

@@ -269,6 +269,25 @@ class PrimFuncBuilder:
         self._blocks.pop()
         return self.emit(scf.IfOp(cond.value, [t.type], Region(then_block), Region(else_block)))
 
+    def fold(self, extents: Sequence[Dim | str], init: Expr, step: Callable[..., Expr]) -> Expr:
+        """An scf.for nest over [0, extent) each, carrying a value from `init`:
+        acc = step(acc, *indices) at every point; returns the final value.
+        (How a reduction is computed inline, e.g. in a fused consumer.)"""
+        if not extents:
+            return step(init)
+        zero, one = self.index(0), self.index(1)
+        body = Block(arg_types=[INDEX, init.type])
+        self._blocks.append(body)
+        try:
+            iv, acc = Expr(self, body.args[0]), Expr(self, body.args[1])
+            rest = list(extents[1:])
+            new = self.fold(rest, acc, lambda a, *ivs: step(a, iv, *ivs)) if rest else step(acc, iv)
+            body.add_op(scf.YieldOp(self.lift(new, init.type).value))
+        finally:
+            self._blocks.pop()
+        loop = scf.ForOp(zero.value, self.index(extents[0]).value, one.value, [init.value], body)
+        return self.emit(loop)
+
     @staticmethod
     def identity(combiner: str, type_: Attribute) -> float | int:
         if isinstance(type_, AnyFloat):

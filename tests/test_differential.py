@@ -28,7 +28,8 @@ BINARY = ["add", "subtract", "multiply", "maximum", "minimum"]
 def programs(draw: Any) -> tuple[Any, list[tuple[np.ndarray, ...]]]:
     """A function of x: [n, 4] and y: [4] or [n, 4], with a random op chain."""
     y_full = draw(st.booleans())
-    steps = draw(st.lists(st.sampled_from(["unary", "binary", "reduce", "reshape", "permute", "concat", "matmul"]),
+    steps = draw(st.lists(st.sampled_from(["unary", "binary", "reduce", "epilogue", "reshape", "permute", "concat",
+                                           "matmul"]),
                           min_size=1, max_size=6))
     choices = [draw(st.integers(0, 1000)) for _ in steps]
     with rx.FunctionBuilder("main") as fb:
@@ -46,6 +47,9 @@ def programs(draw: Any) -> tuple[Any, list[tuple[np.ndarray, ...]]]:
             elif step == "reduce":
                 red = op.sum(cur, axis=[1], keepdims=True) if c % 2 else op.max(cur, axis=[1], keepdims=True)
                 cur = op.subtract(cur, red)
+            elif step == "epilogue":  # a reduction with elementwise ops of its shape after it
+                red = op.sum(cur, axis=[1]) if c % 2 else op.max(cur, axis=[1])
+                cur = op.add(x, op.expand_dims(getattr(op, UNARY[c % len(UNARY)])(red), [1]))
             elif step == "reshape":
                 cur = op.reshape(op.reshape(cur, [-1, 2]), ["n", 4])
             elif step == "permute":

@@ -64,8 +64,8 @@ def test_what_must_not_fuse() -> None:
     module = build(lambda a, b: op.exp(op.add(a, b)), (["n"], "float32"), (["m"], "float32"))
     fused = fuse_module(module.clone())
     assert any(isinstance(o, GraphOp) and o.SPEC.name == "add" for o in fused.walk())
-    # a reduction is no producer
-    module = build(lambda x: op.exp(op.sum(x, axis=[1])), (["n", 3], "float32"))
+    # a reduction is no producer for a consumer that is not elementwise
+    module = build(lambda x: op.nn.softmax(op.sum(x, axis=[1]), axis=0), (["n", 3], "float32"))
     assert not programs(fuse_module(module.clone()))
 
 
@@ -85,3 +85,23 @@ def test_models_on_the_fast_pipeline() -> None:
     exe = rx.compile(small.module, target="interp", pipeline="fast")
     inputs = small.make_inputs(2, 3)
     assert_close(exe.main(*inputs), rx.evaluate(small.module, "main", *inputs))
+
+
+def test_elementwise_epilogue_fused_into_conv_and_reductions() -> None:
+    module = build(lambda x, w, b: op.nn.relu(op.add(op.nn.conv2d(x, w, padding=(1, 1)), b)),
+                   (["n", 2, "h", "h"], "float32"), ([3, 2, 3, 3], "float32"), ([1, 3, 1, 1], "float32"))
+    fused = roundtrip(fuse_module(module.clone()))
+    (prog,) = programs(fused)
+    assert prog.attributes["relax.fused"].data == "conv2d,add,relu"  # type: ignore[attr-defined]
+    assert not any(isinstance(o, AllocOp) for o in prog.walk())
+    check_levels(fused, [(rand((n, 2, h, h), seed=n), rand((3, 2, 3, 3), seed=1), rand((1, 3, 1, 1), seed=2))
+                         for n, h in ((1, 1), (2, 4))])
+    # a reduction followed by elementwise ops of its own shape: one program
+    module = build(lambda x: op.sqrt(op.abs(op.sum(x, axis=[1]))), (["n", "m"], "float32"))
+    fused = fuse_module(module.clone())
+    assert len(programs(fused)) == 1
+    check_levels(fused, [(rand((n, m), seed=n),) for n, m in ((1, 1), (3, 4))])
+    # ... but not when the consumer broadcasts it (its elements would be recomputed)
+    module = build(lambda x: op.subtract(x, op.sum(x, axis=[1], keepdims=True)), (["n", "m"], "float32"))
+    fused = fuse_module(module.clone())
+    assert any(isinstance(o, GraphOp) and o.SPEC.name == "sum" for o in fused.walk())
