@@ -1,0 +1,226 @@
+"""Hand-scheduling one tensor program from Python.
+
+    sch = Schedule(module, "matmul")        # a tir.prim_func of the module
+    i, j, k = sch.loops()                    # its compute as explicit tir.for loops
+    sch.reorder(j, k)                        # i, k, j: the contiguous axis innermost
+    sch.vectorize(j)
+    sch.parallel(i)
+    io, ii = sch.split(i, 32)                # guarded when 32 may not divide
+
+`loops()` rewrites a `tir.compute` into explicit loops: with a reduction,
+an init nest, an update nest (spatial then reduction loops, the accumulator
+kept in the output buffer or a local one) and an epilogue nest; it returns
+the update nest's loops. The other primitives transform `tir.for` loops in
+place; the program stays valid IR and runs on every target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from xdsl.dialects import arith, scf
+from xdsl.dialects.builtin import IndexType, IntegerAttr, ModuleOp
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.rewriter import InsertPoint, Rewriter
+from xdsl.traits import SymbolTable
+
+from relax_xdsl.dialects.tir import (
+    AllocOp,
+    BufferType,
+    ComputeOp,
+    ForOp,
+    LoadOp,
+    PrimFuncOp,
+    StoreOp,
+    SymExprOp,
+    YieldOp,
+)
+from relax_xdsl.errors import RelaxError
+from relax_xdsl.passes.lower_tir import combine_op, identity_constant
+
+INDEX = IndexType()
+
+
+class Schedule:
+    """Loop transformations on one tensor program (see the module docstring)."""
+
+    def __init__(self, module_or_prim: ModuleOp | PrimFuncOp, name: str | None = None):
+        if isinstance(module_or_prim, PrimFuncOp):
+            self.prim = module_or_prim
+        else:
+            found = SymbolTable.lookup_symbol(module_or_prim, name or "")
+            if not isinstance(found, PrimFuncOp):
+                raise RelaxError(f"no tensor program @{name} in the module")
+            self.prim = found
+        self.reduction_loops: set[ForOp] = set()
+
+    # -- helpers -------------------------------------------------------------
+    def _before(self, anchor: Operation, *ops: Operation) -> None:
+        Rewriter.insert_op(list(ops), InsertPoint.before(anchor))
+
+    def _index(self, anchor: Operation, d: object) -> SSAValue:
+        from relax_xdsl.shape import canon
+
+        e = canon(d)  # type: ignore[arg-type]
+        op: Operation = arith.ConstantOp(IntegerAttr(int(e), INDEX)) if e.is_Integer else SymExprOp(e)
+        self._before(anchor, op)
+        return op.results[0]
+
+    def _nest(self, anchor: Operation, extents: Sequence[object]) -> tuple[list[ForOp], Block]:
+        """An empty loop nest before `anchor` over [0, extent) each; returns the
+        loops and the innermost body."""
+        zero, one = self._index(anchor, 0), self._index(anchor, 1)
+        ubs = [self._index(anchor, e) for e in extents]
+        loops: list[ForOp] = []
+        parent_block: Block | None = None
+        for ub in ubs:
+            loop = ForOp(zero, ub, one, Region(Block(arg_types=[INDEX])))
+            if parent_block is None:
+                self._before(anchor, loop)
+            else:
+                parent_block.add_op(loop)
+            loops.append(loop)
+            parent_block = loop.body.block
+        assert parent_block is not None
+        return loops, parent_block
+
+    @staticmethod
+    def _inline(region: Region, args: Sequence[SSAValue], into: Block) -> SSAValue:
+        """Clones a compute region's ops into `into` with its arguments bound;
+        returns the value it yields."""
+        mapping: dict[SSAValue, SSAValue] = dict(zip(region.block.args, args))
+        for op in region.block.ops:
+            if isinstance(op, YieldOp):
+                return mapping.get(op.values[0], op.values[0])
+            into.add_op(op.clone(value_mapper=mapping))
+        raise RelaxError("compute region without tir.yield")
+
+    # -- primitives ------------------------------------------------------------
+    def computes(self) -> list[ComputeOp]:
+        return [op for op in self.prim.body.walk() if isinstance(op, ComputeOp)]
+
+    def loops(self, compute: int = 0) -> list[ForOp]:
+        """Materializes the `compute`-th tir.compute into loops; returns the
+        (update) nest's loops: spatial axes, then reduction axes."""
+        computes = self.computes()
+        if not 0 <= compute < len(computes):
+            raise RelaxError(f"@{self.prim.sym_name.data} has {len(computes)} tir.compute ops, no #{compute}")
+        c = computes[compute]
+        out = c.out
+        out_t = c.out_type
+        spatial = list(out_t.sym_shape)
+        if c.combiner is None:
+            loops, body = self._nest(c, spatial)
+            ivs = [lp.induction_var for lp in loops]
+            value = self._inline(c.body, ivs, body)
+            if c.epilogue is not None:
+                value = self._inline(c.epilogue, [value, *ivs], body)
+            body.add_op(StoreOp(value, out, ivs))
+            c.detach()
+            c.erase()
+            return loops
+        acc_t = c.body_value_type()
+        acc = out
+        if acc_t != out_t.element_type:
+            alloc = AllocOp(BufferType.of(spatial, acc_t))
+            self._before(c, alloc)
+            acc = alloc.result
+        combiner = c.combiner.data
+        # init
+        init_loops, body = self._nest(c, spatial)
+        ivs = [lp.induction_var for lp in init_loops]
+        ident = identity_constant(combiner, acc_t)
+        body.add_op(ident)
+        body.add_op(StoreOp(ident.results[0], acc, ivs))
+        # update
+        loops, body = self._nest(c, [*spatial, *c.reduce_extents()])
+        ivs = [lp.induction_var for lp in loops]
+        value = self._inline(c.body, ivs, body)
+        old = LoadOp(acc, ivs[: len(spatial)])
+        new = combine_op(combiner, old.results[0], value)
+        body.add_ops([old, new, StoreOp(new.results[0], acc, ivs[: len(spatial)])])
+        self.reduction_loops |= set(loops[len(spatial):])
+        # epilogue
+        if c.epilogue is not None or acc is not out:
+            epi_loops, body = self._nest(c, spatial)
+            ivs = [lp.induction_var for lp in epi_loops]
+            a = LoadOp(acc, ivs)
+            body.add_op(a)
+            value = self._inline(c.epilogue, [a.results[0], *ivs], body) if c.epilogue is not None else a.results[0]
+            body.add_op(StoreOp(value, out, ivs))
+        c.detach()
+        c.erase()
+        return loops
+
+    def split(self, loop: ForOp, factor: int) -> tuple[ForOp, ForOp]:
+        """for i < n  ->  for io < ceildiv(n, f): for ii < f: i = io*f + ii (guarded
+        by i < n unless f provably divides n)."""
+        if factor < 1:
+            raise RelaxError(f"split factor must be >= 1, got {factor}")
+        lb = loop.lb.owner
+        if not (isinstance(lb, arith.ConstantOp) and lb.value.value.data == 0):  # type: ignore[attr-defined]
+            raise RelaxError("split needs a loop starting at 0")
+        st = loop.step.owner
+        if not (isinstance(st, arith.ConstantOp) and st.value.value.data == 1):  # type: ignore[attr-defined]
+            raise RelaxError("split needs a loop of step 1")
+        f = self._index(loop, factor)
+        n_outer = arith.CeilDivSIOp(loop.ub, f)
+        self._before(loop, n_outer)
+        ub_def = loop.ub.owner
+        exact = isinstance(ub_def, arith.ConstantOp) and ub_def.value.value.data % factor == 0  # type: ignore[attr-defined]
+        kind = loop.kind.data
+        inner = ForOp(loop.lb, f, loop.step, Region(Block(arg_types=[INDEX])), kind if kind != "parallel" else "serial")
+        outer = ForOp(loop.lb, n_outer.result, loop.step, Region(Block([inner], arg_types=[INDEX])),
+                      "parallel" if kind == "parallel" else "serial")
+        ib = inner.body.block
+        scaled = arith.MuliOp(outer.induction_var, f)
+        index = arith.AddiOp(scaled, inner.induction_var)
+        ib.add_ops([scaled, index])
+        body_ops = list(loop.body.block.ops)
+        for op in body_ops:
+            op.detach()
+        if exact:
+            ib.add_ops(body_ops)
+        else:
+            cond = arith.CmpiOp(index.result, loop.ub, "slt")
+            then = Block(body_ops)
+            then.add_op(scf.YieldOp())
+            ib.add_ops([cond, scf.IfOp(cond.result, [], Region(then), Region())])
+        loop.induction_var.replace_all_uses_with(index.result)
+        Rewriter.replace_op(loop, outer)
+        if loop in self.reduction_loops:
+            self.reduction_loops |= {outer, inner}
+        return outer, inner
+
+    def reorder(self, outer: ForOp, inner: ForOp) -> None:
+        """Swaps two perfectly nested loops (`inner` the only op of `outer`'s
+        body): `inner` becomes the outer loop. Loop handles keep their axes."""
+        if list(outer.body.block.ops) != [inner]:
+            raise RelaxError("reorder needs two perfectly nested loops (the inner one alone in the outer body)")
+        if outer.induction_var in (inner.lb, inner.ub, inner.step):
+            raise RelaxError("reorder: the inner loop's bounds depend on the outer loop")
+        body_ops = list(inner.body.block.ops)
+        for op in body_ops:
+            op.detach()
+        inner.detach()
+        Rewriter.insert_op(inner, InsertPoint.before(outer))
+        outer.detach()
+        inner.body.block.add_op(outer)
+        outer.body.block.add_ops(body_ops)
+
+    def _kind(self, loop: ForOp, kind: str) -> None:
+        from xdsl.dialects.builtin import StringAttr
+
+        loop.kind = StringAttr(kind)
+
+    def parallel(self, loop: ForOp) -> None:
+        """Runs the loop's iterations on all cores (they must be independent)."""
+        if loop in self.reduction_loops:
+            raise RelaxError("parallel: this loop carries a reduction (its iterations update the same elements)")
+        self._kind(loop, "parallel")
+
+    def vectorize(self, loop: ForOp) -> None:
+        self._kind(loop, "vectorize")
+
+    def unroll(self, loop: ForOp) -> None:
+        self._kind(loop, "unroll")

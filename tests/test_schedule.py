@@ -1,0 +1,80 @@
+"""The Python scheduling API: loops / split / reorder / parallel / vectorize /
+unroll on legalized programs, checked on both targets against numpy, and
+its errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from relax_xdsl.passes.legalize import legalize_module
+from util import SIZES, assert_close, rand, roundtrip
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from relax_xdsl.schedule import Schedule
+
+
+def legalized(body: Any, *specs: tuple[list[Any], str]) -> Any:
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(body(*[fb.param(f"a{i}", s, d) for i, (s, d) in enumerate(specs)]))
+    return legalize_module(fb.module)
+
+
+def run_both(module: Any, cases: list[tuple[np.ndarray, ...]], expected: Any) -> None:
+    again = roundtrip(module)
+    for target in ("interp", "c"):
+        exe = rx.compile(again, target=target)
+        for args in cases:
+            assert_close(exe.main(*args), expected(*args))
+
+
+def test_matmul_schedule() -> None:
+    m = legalized(op.matmul, (["n", "k"], "float32"), (["k", "m"], "float32"))
+    sch = Schedule(m, "matmul")
+    i, j, k = sch.loops()
+    sch.reorder(j, k)
+    sch.vectorize(j)
+    io, ii = sch.split(i, 4)  # 4 does not divide n = 1, 3, 7: guarded
+    sch.parallel(io)
+    sch.unroll(ii)
+    cases = [(rand((n, 3), seed=n), rand((3, m), seed=m)) for n, m in zip(SIZES, reversed(SIZES))]
+    run_both(m, cases, lambda a, b: a @ b)
+
+
+def test_split_by_a_dividing_factor_has_no_guard() -> None:
+    m = legalized(op.exp, ([8, "n"], "float32"))
+    sch = Schedule(m, "exp")
+    i, _ = sch.loops()
+    sch.split(i, 4)
+    assert "scf.if" not in rx.print_module(m)
+    run_both(m, [(rand((8, n), seed=n),) for n in SIZES], np.exp)
+
+
+def test_reductions_with_epilogue_and_wider_accumulator() -> None:
+    m = legalized(lambda x: op.mean(x, axis=[1]), (["n", "m"], "float16"))
+    sch = Schedule(m, "mean")
+    loops = sch.loops()
+    assert len(loops) == 2
+    with pytest.raises(rx.RelaxError, match="carries a reduction"):
+        sch.parallel(loops[1])
+    sch.parallel(loops[0])
+    text = rx.print_module(m)
+    assert "tir.alloc" in text  # float16 accumulated in float32
+    run_both(m, [(rand((n, 4), "float16", seed=n),) for n in SIZES],
+             lambda x: x.astype(np.float32).mean(axis=1).astype(np.float16))
+
+
+def test_errors() -> None:
+    m = legalized(op.matmul, (["n", "k"], "float32"), (["k", "m"], "float32"))
+    with pytest.raises(rx.RelaxError, match="no tensor program @nope"):
+        Schedule(m, "nope")
+    sch = Schedule(m, "matmul")
+    with pytest.raises(rx.RelaxError, match="no #3"):
+        sch.loops(3)
+    i, j, k = sch.loops()
+    with pytest.raises(rx.RelaxError, match="perfectly nested"):
+        sch.reorder(i, k)
+    with pytest.raises(rx.RelaxError, match="factor"):
+        sch.split(i, 0)
