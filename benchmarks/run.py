@@ -1,4 +1,5 @@
-"""Side-by-side benchmarks: the compiled C executables against numpy.
+"""Side-by-side benchmarks: the compiled C executables against numpy and
+(when installed, `pip install ".[bench]"`) onnxruntime with 2 threads.
 
     python benchmarks/run.py                 # all models, small and large sizes
     python benchmarks/run.py --models mlp --repeat 50 --pipelines default
@@ -20,11 +21,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
 import relax_xdsl as rx
 from relax_xdsl.models import MODELS
+
+sys.path.insert(0, str(Path(__file__).parent))
+from onnx_models import session as onnx_session  # noqa: E402  (a sibling script)
 
 SIZES: dict[str, list[tuple[int, ...]]] = {
     "mlp": [(1,), (64,), (512,)],
@@ -87,11 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             exes[pipeline] = exe
             print(f"{name} [{pipeline}]: compile cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
             rows.append(("compile", name, pipeline, cold, warm))
+        ort = onnx_session(name, model.weights)
         for size in SIZES[name]:
             inputs = model.make_inputs(*size)
             want = model.numpy_fn(*inputs)
             t_np = median_time(lambda: model.numpy_fn(*inputs), args.repeat, args.budget)  # noqa: B023
             line = f"  {name} {size}: numpy {t_np * 1e3:9.3f} ms"
+            if ort is not None:
+                feed = {"x": inputs[0]}
+                np.testing.assert_allclose(ort.run(None, feed)[0], want, rtol=1e-3, atol=1e-4)
+                t_ort = median_time(lambda: ort.run(None, feed), args.repeat, args.budget)  # noqa: B023
+                rows.append(("ort", name, size, t_ort))
+                line += f" | onnxruntime {t_ort * 1e3:9.3f} ms"
             for pipeline, exe in exes.items():
                 np.testing.assert_allclose(exe["main"](*inputs), want, rtol=1e-3, atol=1e-4)
                 t_c = median_time(lambda: exe["main"](*inputs), args.repeat, args.budget)  # noqa: B023
@@ -100,13 +112,17 @@ def main(argv: list[str] | None = None) -> int:
                 line += f" | {pipeline} {t_c * 1e3:9.3f} ms ({t_c / t_np:5.2f}x numpy, {gflops:6.2f} GFLOP/s)"
             print(line, flush=True)
 
-    print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | C GFLOP/s | % of BLAS peak |")
-    print("|---|---|---|---|---|---|---|---|")
+    ort_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "ort"}
+    print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | onnxruntime (ms) | C / ort "
+          "| C GFLOP/s | % of BLAS peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if row[0] == "run":
             _, name, pipeline, size, t_np, t_c, gflops = row
+            t_ort = ort_times.get((name, size))
+            ort_cols = f"{t_ort * 1e3:.3f} | {t_c / t_ort:.2f}" if t_ort else "- | -"
             print(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | "
-                  f"{gflops:.2f} | {100 * gflops / peak:.0f}% |")
+                  f"{ort_cols} | {gflops:.2f} | {100 * gflops / peak:.0f}% |")
     print("\n| model | pipeline | compile cold (s) | compile warm (s) |")
     print("|---|---|---|---|")
     for row in rows:

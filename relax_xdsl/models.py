@@ -9,8 +9,9 @@ making inputs for given symbol values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import sqrt
+from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -28,6 +29,8 @@ class Model:
     symbols: tuple[str, ...]
     flops: Callable[..., float]
     """Multiply-adds x 2 of the model at given symbol values."""
+    weights: dict[str, Any] = field(default_factory=dict)
+    """The parameters and hyper-parameters (for building the same model elsewhere)."""
 
 
 def _weight(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -75,7 +78,7 @@ def mlp(seed: int = 0, sizes: tuple[int, ...] = (784, 256, 10)) -> Model:
     def flops(n: int) -> float:
         return float(sum(2 * n * a * b for a, b in zip(sizes, sizes[1:])))
 
-    return Model("mlp", fb.module, numpy_fn, make_inputs, ("n",), flops)
+    return Model("mlp", fb.module, numpy_fn, make_inputs, ("n",), flops, {"layers": ws})
 
 
 def cnn(seed: int = 0, channels: tuple[int, int, int] = (3, 8, 16), image: int = 32, classes: int = 10) -> Model:
@@ -119,7 +122,9 @@ def cnn(seed: int = 0, channels: tuple[int, int, int] = (3, 8, 16), image: int =
         s1, s2 = image * image, (image // 2) ** 2
         return float(2 * n * (c1 * c0 * 9 * s1 + c2 * c1 * 9 * s2 + feat * classes))
 
-    return Model("cnn", fb.module, numpy_fn, make_inputs, ("n",), flops)
+    return Model("cnn", fb.module, numpy_fn, make_inputs, ("n",), flops,
+                 {"k1": k1, "b1": b1, "k2": k2, "b2": b2, "wd": wd, "bd": bd, "channels": channels, "image": image,
+                  "feat": feat})
 
 
 def transformer_block(seed: int = 0, d: int = 256, heads: int = 4, ff: int = 1024) -> Model:
@@ -180,7 +185,8 @@ def transformer_block(seed: int = 0, d: int = 256, heads: int = 4, ff: int = 102
     def flops(b: int, t: int) -> float:
         return float(2 * b * t * (4 * d * d + 2 * d * ff) + 2 * 2 * b * heads * t * t * dh)
 
-    return Model("transformer", fb.module, numpy_fn, make_inputs, ("b", "t"), flops)
+    return Model("transformer", fb.module, numpy_fn, make_inputs, ("b", "t"), flops,
+                 {**p, "d": d, "heads": heads, "ff": ff})
 
 
 MODELS: dict[str, Callable[..., Model]] = {"mlp": mlp, "cnn": cnn, "transformer": transformer_block}
