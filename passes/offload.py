@@ -3,7 +3,8 @@
 A pattern is data: the graph op it matches, a predicate on the op, and the
 `lib.func` to call (added to the module once). `register_offload_pattern`
 adds patterns from user code; this file registers BLAS for float32 matmuls
-of the rank patterns in relax_xdsl/blas.py. Ops no pattern matches stay as
+of the rank patterns in relax_xdsl/blas.py, and float32 conv2d (groups 1,
+dilation 1) as im2col + GEMM. Ops no pattern matches stay as
 they are (and are legalized to generated code later).
 """
 
@@ -55,7 +56,25 @@ def _blas_matmul(op: GraphOp) -> LibFuncOp | None:
     return matmul_function(*ranks)
 
 
+def _blas_conv2d(op: GraphOp) -> LibFuncOp | None:
+    from relax_xdsl.blas import conv2d_function
+    from relax_xdsl.ops.nn import _padding
+
+    x, w = (v.type for v in op.inputs)
+    if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in (x, w, op.res.type)):
+        return None
+    p = op.SPEC.decode_params(dict(op.attributes))
+    if p["groups"] != 1 or tuple(p["dilation"]) not in ((1,), (1, 1)) or p["out_dtype"] not in (None, "float32"):
+        return None
+    strides = tuple(p["strides"]) * (2 // len(p["strides"]))
+    from relax_xdsl.ops.registry import Infer
+
+    padding = _padding(Infer("conv2d"), p["padding"])
+    return conv2d_function(strides, padding)  # type: ignore[arg-type]
+
+
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
+register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 
 
 def offload_module(module: ModuleOp, library: str = "blas") -> ModuleOp:

@@ -14,7 +14,7 @@ import numpy as np
 
 from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.dialects.tir import BufferType
-from relax_xdsl.libraries import register_library_function
+from relax_xdsl.libraries import register_library_function, register_resolver
 
 MATMUL_RANKS = ((2, 2), (3, 2), (4, 2), (3, 3), (4, 4))
 """(rank of x1, rank of x2) pairs offloaded: x1's leading dims folded into
@@ -74,6 +74,71 @@ def matmul_function(ra: int, rb: int) -> LibFuncOp:
                      header="cblas.h", link=link_flags(), reference=f"blas.matmul_{ra}x{rb}")
 
 
+def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int) -> str:
+    """im2col (one image at a time, zero padding) + one SGEMM per image."""
+    return f"""#include <cblas.h>
+#include <stdlib.h>
+void {symbol}(float* X, float* W, float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
+              int64_t o, int64_t c2, int64_t kh, int64_t kw, int64_t n2, int64_t o2, int64_t oh, int64_t ow) {{
+  int64_t k = c * kh * kw, p = oh * ow;
+  float* cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
+  if (!cols) return;
+  for (int64_t b = 0; b < n; ++b) {{
+    const float* x = X + b * c * h * w;
+    for (int64_t ci = 0; ci < c; ++ci)
+      for (int64_t ky = 0; ky < kh; ++ky)
+        for (int64_t kx = 0; kx < kw; ++kx) {{
+          float* row = cols + ((ci * kh + ky) * kw + kx) * p;
+          for (int64_t y = 0; y < oh; ++y) {{
+            int64_t iy = y * {sh} - {pt} + ky;
+            for (int64_t xx = 0; xx < ow; ++xx) {{
+              int64_t ix = xx * {sw} - {pl} + kx;
+              row[y * ow + xx] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(ci * h + iy) * w + ix] : 0.0f;
+            }}
+          }}
+        }}
+    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)o, (blasint)p, (blasint)k,
+                      1.0f, W, (blasint)k, cols, (blasint)p, 0.0f, Y + b * o * p, (blasint)p);
+  }}
+  free(cols);
+}}
+"""
+
+
+CONV_PREFIX = "blas.conv2d:"
+
+
+def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int]) -> LibFuncOp:
+    """The `lib.func` of a float32 NCHW/OIHW conv2d (groups 1, dilation 1)."""
+    params = ",".join(str(v) for v in (*strides, *padding))
+    tag = params.replace(",", "_")
+    bufs = [BufferType.of(s, "float32") for s in (["n", "c", "h", "w"], ["o", "c", "kh", "kw"], ["n", "o", "oh", "ow"])]
+    return LibFuncOp(f"blas_conv2d_{tag}", bufs, f"rx_blas_conv2d_{tag}", "blas", header="cblas.h",
+                     link=link_flags(), reference=CONV_PREFIX + params)
+
+
+def _resolve_conv(name: str) -> object:
+    """Registers `blas.conv2d:sh,sw,pt,pl,pb,pr` (its C and numpy reference)."""
+    if not name.startswith(CONV_PREFIX):
+        return None
+    try:
+        sh, sw, pt, pl, pb, pr = (int(v) for v in name[len(CONV_PREFIX):].split(","))
+    except ValueError:
+        return None
+    from relax_xdsl.ops.registry import get_spec
+
+    spec = get_spec("conv2d")
+
+    def reference(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+        out[...] = spec.reference(x, w, strides=(sh, sw), padding=(pt, pl, pb, pr), dilation=(1, 1), groups=1,
+                                  data_layout="NCHW", kernel_layout="OIHW", out_dtype=None)
+
+    flags = link_flags()
+    symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr))
+    return register_library_function(name, reference, c_source=_conv2d_c(symbol, sh, sw, pt, pl) if flags else "",
+                                     link=flags)
+
+
 def register() -> None:
     flags = link_flags()
     for ra, rb in MATMUL_RANKS:
@@ -82,3 +147,4 @@ def register() -> None:
 
 
 register()
+register_resolver(_resolve_conv)

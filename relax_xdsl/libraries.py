@@ -43,6 +43,16 @@ _BUILTIN_LIBRARIES = {"blas.": "relax_xdsl.blas"}
 """Name prefixes of library functions registered by a module of the package."""
 
 
+_RESOLVERS: list[Callable[[str], LibraryFunction | None]] = []
+
+
+def register_resolver(resolver: Callable[[str], LibraryFunction | None]) -> None:
+    """A family of library functions whose names carry their parameters
+    (`blas.conv2d:1,1,1,1,1,1`): `resolver(name)` registers and returns the
+    function for such a name, or returns None."""
+    _RESOLVERS.append(resolver)
+
+
 def lookup(name: str) -> LibraryFunction:
     if name not in _REFERENCES:
         for prefix, module in _BUILTIN_LIBRARIES.items():
@@ -50,6 +60,10 @@ def lookup(name: str) -> LibraryFunction:
                 import importlib
 
                 importlib.import_module(module)
+    if name not in _REFERENCES:
+        for resolver in _RESOLVERS:
+            if resolver(name) is not None:
+                break
     if name not in _REFERENCES:
         known = ", ".join(sorted(_REFERENCES)) or "none"
         raise RelaxError(f"no library function registered as {name!r} (registered: {known})")

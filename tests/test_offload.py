@@ -103,3 +103,24 @@ def test_user_offload_pattern() -> None:
 def test_unknown_library_is_an_error() -> None:
     with pytest.raises(rx.RelaxError, match="no patterns for library 'nope'"):
         offload_module(matmul_module(["n", 2], [2, 2]), "nope")
+
+
+@pytest.mark.parametrize(("strides", "padding"), [((1, 1), (0, 0)), ((2, 2), (1, 1)), ((1, 2), (1, 0, 2, 1))])
+def test_conv2d_offloaded_as_im2col_gemm(strides: tuple[int, int], padding: tuple[int, ...]) -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 2, "h", "h"], "float32")
+        w = fb.param("w", [3, 2, 3, 3], "float32")
+        fb.ret(op.nn.conv2d(x, w, strides=strides, padding=padding))
+    module = offload_module(fb.module)
+    text = rx.print_module(module)
+    assert "lib.call @blas_conv2d_" in text and "relax.conv2d" not in text
+    again = rx.parse_module(text)  # the library function is found again from its name
+    cases = [(rand((n, 2, h, h), seed=n), rand((3, 2, 3, 3), seed=7)) for n, h in ((1, 3), (2, 6))]
+    check_levels(again, cases)
+
+
+def test_grouped_conv_is_left_to_generated_code() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(op.nn.conv2d(fb.param("x", ["n", 4, 5, 5], "float32"), fb.param("w", [4, 2, 3, 3], "float32"),
+                            groups=2))
+    assert "relax.conv2d" in rx.print_module(offload_module(fb.module))
