@@ -236,9 +236,21 @@ class _HostBuilder:
                 self.block.add_op(memref.DeallocOp.get(a))
                 self.freed.add(a)
 
-    def _alloc(self, t: TensorType) -> SSAValue:
+    def _alloc(self, t: TensorType, what: str = "") -> SSAValue:
+        """A buffer of type `t`; a dynamic size that could be negative (e.g.
+        `h - 2` for a too-small input) is checked first, naming `what`."""
         mt = memref_type(t)
-        sizes = [self.dims.emit(d) for d in t.sym_shape if not d.is_Integer]
+        sizes = []
+        for i, d in enumerate(t.sym_shape):
+            if d.is_Integer:
+                continue
+            size = self.dims.emit(d)
+            if not d.is_nonnegative:
+                ok = arith.CmpiOp(size, self.dims.const(0), "sge")
+                self.block.add_op(ok)
+                self.block.add_op(cf.AssertOp(ok, f"@{self.name}: {what} result dim {i} ({dim_to_str(d)}) is negative: "
+                                              "the input is too small for the op"))
+            sizes.append(size)
         op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
         self.block.add_op(op)
         self.allocated.append(op.memref)
@@ -292,7 +304,8 @@ class _HostBuilder:
         if isinstance(kind, StringAttr) and kind.data in VIEW_OPS and len(op.inputs) == len(op.outs) == 1:
             self.env[op.outs[0]] = self._view(op.inputs[0], op.outs[0].type, op)  # type: ignore[arg-type]
             return
-        outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
+        outs = [self._alloc(r.type, f"relax.call_tir @{op.callee.root_reference.data}")  # type: ignore[arg-type]
+                for r in op.outs]
         syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
         formal = callee.attributes.get("relax.buffers")
         if isinstance(formal, ArrayAttr):
@@ -352,7 +365,8 @@ class _HostBuilder:
     def _lib_call(self, op: LibCallOp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)
         assert isinstance(callee, LibFuncOp)
-        outs = [self._alloc(r.type) for r in op.outs]  # type: ignore[arg-type]
+        outs = [self._alloc(r.type, f"lib.call @{op.callee.root_reference.data}")  # type: ignore[arg-type]
+                for r in op.outs]
         self._check_args(op, callee.buffer_types(), f"lib.call @{callee.sym_name.data}")
         actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
         dims = [self.dims.emit(d) for t in actual for d in t.sym_shape]  # type: ignore[attr-defined]

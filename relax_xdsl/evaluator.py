@@ -166,7 +166,12 @@ def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindi
     for r in op.results:
         t = r.type
         assert isinstance(t, TensorType)
-        outs.append(np.zeros(tuple(evaluate_dim(d, bindings) for d in t.sym_shape), dtype=dtypes.dtype_name(t.dtype)))
+        dims = tuple(evaluate_dim(d, bindings) for d in t.sym_shape)
+        for axis, (d, v) in enumerate(zip(t.sym_shape, dims)):
+            if v < 0:
+                raise ShapeError(f"{_where(op)}: result dim {axis} is {dim_to_str(d)} = {v}, negative "
+                                 f"({format_bindings(bindings)}): the input is too small for the op")
+        outs.append(np.zeros(dims, dtype=dtypes.dtype_name(t.dtype)))
     if isinstance(op, LibCallOp):
         from relax_xdsl import libraries
 

@@ -506,10 +506,10 @@ class AdaptiveAvgPool2d(OpSpec):
     """relax.adaptive_avg_pool2d (R.nn.adaptive_avg_pool2d): mean over adaptive
     windows giving output_size (None: the input's size).
 
-    Supported per axis: output 1 (global average), None, or a static input
-    dim divisible by the output size (equal windows); other sizes are an
-    error here, though the reference implements TVM's general windows
-    [floor(i*H/o), ceil((i+1)*H/o))."""
+    Any output size over any (symbolic) input size: output position i
+    averages TVM's window [floor(i*H/o), ceil((i+1)*H/o)) (windows of
+    different lengths, overlapping when o does not divide H, repeating
+    rows when o > H)."""
 
     name = "adaptive_avg_pool2d"
     inputs = ("data",)
@@ -525,14 +525,6 @@ class AdaptiveAvgPool2d(OpSpec):
         if output_size is None:
             return data
         oh, ow = _pair(ctx, output_size, "output_size")
-        for size, o, what in ((h, oh, "height"), (w, ow, "width")):
-            if o == 1:
-                continue
-            if not size.is_Integer:
-                ctx.fail(f"output {what} {o} over the symbolic input {what} {dim_to_str(size)} is not supported; "
-                         f"only output size 1 (global average) or None")
-            if int(size) % o:
-                ctx.fail(f"output {what} {o} does not divide the input {what} {size}; only equal windows are supported")
         return tensor((n, c, oh, ow), data.dtype)
 
     def reference(self, data: np.ndarray, output_size: tuple[int, ...] | None, layout: str) -> np.ndarray:
@@ -677,6 +669,14 @@ def _batch_norm_legalize(self: BatchNorm, pb: Any, inputs: list[Any], outputs: l
     pb.compute(out, body)
 
 
+def _window_taps(pb: Any, y: Any, k: Any, s: int, p: int, d: int) -> Any:
+    """Input position of tap k of output position y: y*s - p + k*d (no ops for unit factors)."""
+    pos = y * s if s != 1 else y
+    if p:
+        pos = pos - p
+    return pos + (k * d if d != 1 else k)
+
+
 def _in_bounds(pb: Any, pos: Sequence[Any], lo: Sequence[Any], hi: Sequence[Any]) -> Any:
     """lo <= pos < hi for every pair (index values)."""
     cond = None
@@ -697,13 +697,12 @@ def _conv2d_legalize(self: Conv2d, pb: Any, inputs: list[Any], outputs: list[Any
     ct = _compute_dtype(np.dtype(out.dtype)).name
     _, c_in, h, wd = x.shape
     o, ci, kh, kw = w.shape
-    per_group = canon(o / groups)
+    per_group = floordiv(o, groups)  # exact: the shape rule checks o mod groups == 0
 
     def body(n: Any, oc: Any, y: Any, xx: Any, ic: Any, ky: Any, kx: Any) -> Any:
         g = oc // pb.index(per_group) if groups > 1 else None
         c = g * pb.index(ci) + ic if g is not None else ic
-        iy = y * sh - pt + ky * dh if (sh, pt, dh) != (1, 0, 1) else y + ky
-        ix = xx * sw - pl + kx * dw if (sw, pl, dw) != (1, 0, 1) else xx + kx
+        iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
         wv = pb.cast(w[oc, ic, ky, kx], ct)
         if unpadded:  # every window lies inside the input (output dims are floor-mode)
             return pb.cast(x[n, c, iy, ix], ct) * wv
@@ -723,8 +722,6 @@ def _pool_windows(op: str, pool_size: tuple[int, ...], strides: tuple[int, ...],
                                                   (dilation, "dilation")))
 
 
-def _window_taps(pb: Any, y: Any, k: Any, s: int, p: int, d: int) -> Any:
-    return y * s - p + k * d
 
 
 def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: list[Any], pool_size: tuple[int, ...],
@@ -735,7 +732,8 @@ def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: lis
     pt, pl, _, _ = _padding(Infer(self.name), padding)
     _, _, h, w = x.shape
     acc = "int8" if x.dtype == "bool" else x.dtype
-    low = -math.inf if dtypes.is_float(acc) else -(2 ** (np.dtype(acc).itemsize * 8 - 1))
+    # a window wholly in the padding gives the pad value: -inf, the integer minimum, False for bool
+    low = -math.inf if dtypes.is_float(acc) else 0 if x.dtype == "bool" else -(2 ** (np.dtype(acc).itemsize * 8 - 1))
 
     def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
         iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
@@ -781,6 +779,32 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
     pb.compute(out, body, reduce=("add", [kh, kw]), epilogue=finish, value_type=acc)
 
 
+def _adaptive_axis(pb: Any, size: sympy.Expr, o: int) -> tuple[sympy.Expr, Any, Any]:
+    """One axis of adaptive pooling: (reduce extent, start(y), length(y) or
+    None when every window has the extent). Output position y covers TVM's
+    window [floor(y*size/o), ceil((y+1)*size/o)); when the windows differ in
+    length the extent is the longest and the taps beyond a window's length
+    are skipped."""
+    if o == 1:
+        return size, lambda y: pb.index(0), None
+    if size.is_Integer and int(size) % o == 0:
+        step = int(size) // o
+        return sympy.Integer(step), lambda y: y * step if step != 1 else y, None
+    if size.is_Integer:
+        n = int(size)
+        extent: sympy.Expr = sympy.Integer(max(-(-(i + 1) * n // o) - i * n // o for i in range(o)))
+    else:
+        extent = canon(ceildiv(size, o) + 1)  # ceil((y+1)s/o) - floor(ys/o) < s/o + 2
+
+    def start(y: Any) -> Any:
+        return (y * pb.index(size)) // o
+
+    def length(y: Any) -> Any:
+        return ((y + 1) * pb.index(size) + (o - 1)) // o - start(y)
+
+    return extent, start, length
+
+
 def _adaptive_avg_pool_legalize(self: AdaptiveAvgPool2d, pb: Any, inputs: list[Any], outputs: list[Any],
                                 output_size: tuple[int, ...] | None, layout: str) -> None:
     (x,), (out,) = inputs, outputs
@@ -789,22 +813,29 @@ def _adaptive_avg_pool_legalize(self: AdaptiveAvgPool2d, pb: Any, inputs: list[A
         return
     _, _, h, w = x.shape
     oh, ow = _pair(Infer(self.name), output_size, "output_size")
-    wh = h if oh == 1 else canon(h / oh)
-    ww = w if ow == 1 else canon(w / ow)
+    (eh, start_h, len_h), (ew, start_w, len_w) = _adaptive_axis(pb, h, oh), _adaptive_axis(pb, w, ow)
     is_float = dtypes.is_float(x.dtype)
     acc = _compute_dtype(np.dtype(x.dtype)).name if is_float else "int64"
-    count = canon(wh * ww)
+    zero = 0.0 if is_float else 0
 
     def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
-        return pb.cast(x[n, c, y * pb.index(wh) + ky, xx * pb.index(ww) + kx], acc)
+        def load() -> Any:
+            return pb.cast(x[n, c, start_h(y) + ky, start_w(xx) + kx], acc)
 
-    def finish(s: Any, *sp: Any) -> Any:
-        cnt = pb.cast(pb.index(count), acc)
+        guards = [k < ln(p) for k, ln, p in ((ky, len_h, y), (kx, len_w, xx)) if ln is not None]
+        if not guards:
+            return load()
+        return pb.if_then_else(guards[0] & guards[1] if len(guards) == 2 else guards[0], load, zero)
+
+    def finish(s: Any, n: Any, c: Any, y: Any, xx: Any) -> Any:
+        ch = len_h(y) if len_h is not None else pb.index(eh)
+        cw = len_w(xx) if len_w is not None else pb.index(ew)
+        cnt = pb.cast(ch * cw, acc)
         if is_float:
             return pb.cast(s / cnt, out.dtype)
         return pb.cast(pb.select(s < 0, -((-s) // cnt), s // cnt), out.dtype)
 
-    pb.compute(out, body, reduce=("add", [wh, ww]), epilogue=finish, value_type=acc)
+    pb.compute(out, body, reduce=("add", [eh, ew]), epilogue=finish, value_type=acc)
 
 
 _SoftmaxBase.legalize = _softmax_legalize  # type: ignore[method-assign,assignment]
