@@ -9,8 +9,12 @@ applies one to a module from Python.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.passes import PassPipeline
+from xdsl.passes import ModulePass, PassPipeline
 
 from relax_xdsl.ir import make_context, verify_module
 
@@ -45,12 +49,40 @@ def _split(spec: str) -> list[str]:
     return items
 
 
+PassObserver = Callable[[str, float], None]
+_OBSERVERS: list[PassObserver] = []
+
+
+@contextmanager
+def observe_passes(observer: PassObserver) -> Iterator[None]:
+    """Within the block, every pipeline run (also inside `relax_xdsl.compile`)
+    calls `observer(pass_spec, seconds)` after each pass: how `--verbose`
+    shows each pass and its time."""
+    _OBSERVERS.append(observer)
+    try:
+        yield
+    finally:
+        _OBSERVERS.remove(observer)
+
+
 def run_pipeline(module: ModuleOp, spec: str = "default", verify_each: bool = False) -> ModuleOp:
     """Applies a named pipeline or pass spec to `module` in place."""
     from relax_xdsl.passes import all_passes_for_pipeline
 
     ctx = make_context()
-    callback = (lambda _p, m, _n: verify_module(m)) if verify_each else None
+    observers = list(_OBSERVERS)
+    started = [time.perf_counter()]
+
+    def between(prev: ModulePass | None, m: ModuleOp, _next: ModulePass | None) -> None:
+        if verify_each and prev is not None:
+            verify_module(m)
+        now = time.perf_counter()
+        if prev is not None:
+            for obs in observers:
+                obs(str(prev.pipeline_pass_spec()), now - started[0])
+        started[0] = time.perf_counter()
+
+    callback = between if verify_each or observers else None
     pipeline = PassPipeline.parse_spec(all_passes_for_pipeline(), expand(spec), callback)
     pipeline.apply(ctx, module)
     verify_module(module)

@@ -1,20 +1,32 @@
 """`relax-xdsl`: the user-facing driver.
 
-    relax-xdsl demo                          # bundled MLP, dynamic batch, two sizes
-    relax-xdsl run model.mlir --shape n=8    # random inputs, compiled, summary
-    relax-xdsl run model.mlir --input x=x.npy --target interp --check
+    relax-xdsl demo                                    # bundled MLP, dynamic batch, two sizes
+    relax-xdsl import model.onnx -o model.mlir         # ONNX -> textual IR (weights inline, hex)
+    relax-xdsl import model.onnx -o model.mlir --params-file model.npz   # weights in a side file
+    relax-xdsl run model.onnx --shape batch=8          # random inputs, compiled, summary
+    relax-xdsl run model.mlir --input x=x.npy --params model.npz --target interp --check
+    relax-xdsl bench model.onnx --shape batch=64 --pipeline fast --ort
 
-Errors print one line (what and where) and exit 1, without a traceback.
+Models are textual IR (`.mlir`) or ONNX (`.onnx`, needs the [onnx] extra).
+Symbols without a given input take their size from `--shape SYMBOL=N`.
+Long steps print progress to stderr; `--verbose` also prints each pass of
+the pipeline and its time. Errors print one line (what and where) and exit
+1, without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,35 +34,110 @@ import relax_xdsl as rx
 from relax_xdsl.errors import RelaxError
 
 
+class Progress:
+    """Step lines on stderr (`[step] ... done in 0.31 s`); with verbose, each pass."""
+
+    def __init__(self, verbose: bool, quiet: bool = False):
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def say(self, msg: str) -> None:
+        if not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    @contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        self.say(f"{what} ...")
+        t0 = time.perf_counter()
+        yield
+        self.say(f"{what}: done in {time.perf_counter() - t0:.2f} s")
+
+    def passes(self) -> Any:
+        if not self.verbose:
+            return nullcontext()
+        from relax_xdsl.passes.pipelines import observe_passes
+
+        return observe_passes(lambda spec, secs: self.say(f"  pass {spec:<28} {secs * 1e3:9.2f} ms"))
+
+    def compile(self, module: Any, target: str, pipeline: str) -> rx.Executable:
+        with self.step(f"compiling for {target} (pipeline {pipeline})"), self.passes():
+            exe = rx.compile(module, target=target, pipeline=pipeline)
+        self.say(f"  pipeline {exe.timings['pipeline']:.2f} s, backend {exe.timings['backend']:.2f} s")
+        return exe
+
+
 def _bundled(name: str) -> str:
     return resources.files("relax_xdsl").joinpath("examples", name).read_text()
 
 
-def _load(path: str) -> object:
-    text = Path(path).read_text()
-    return rx.parse_module(text, name=path)
+def _is_onnx(path: str) -> bool:
+    return path.endswith(".onnx")
 
 
-def _inputs(func: object, given: dict[str, np.ndarray], shapes: dict[str, int], seed: int) -> list[np.ndarray]:
-    """Given arrays, or random ones whose dims come from --shape bindings."""
-    from relax_xdsl.dialects.relax import FunctionOp
-    from relax_xdsl.shape import evaluate_dim, sym
+def _load(path: str, progress: Progress) -> Any:
+    """A module from textual IR or ONNX (by extension)."""
+    if not Path(path).is_file():
+        raise RelaxError(f"{path}: no such file")
+    if _is_onnx(path):
+        with progress.step(f"importing {path}"):
+            return rx.from_onnx(path)
+    with progress.step(f"parsing {path}"):
+        return rx.parse_module(Path(path).read_text(), name=path)
 
-    assert isinstance(func, FunctionOp)
+
+def _shape_bindings(items: Sequence[str]) -> dict[str, int]:
+    shapes = {}
+    for k, v in _parse_assignments(items, "--shape").items():
+        try:
+            shapes[k] = int(v)
+        except ValueError:
+            raise RelaxError(f"--shape {k}={v}: not an integer") from None
+        if shapes[k] < 1:
+            raise RelaxError(f"--shape {k}={v}: sizes must be >= 1")
+    return shapes
+
+
+def _given_inputs(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    from relax_xdsl.frontend.onnx_import import identifier
+
+    given: dict[str, np.ndarray] = {}
+    if getattr(args, "params", None):
+        with np.load(args.params) as data:
+            given.update({identifier(k, k): data[k] for k in data.files})
+    for k, v in _parse_assignments(args.input, "--input").items():
+        try:
+            given[identifier(k, k)] = np.load(v)
+        except (OSError, ValueError) as err:
+            raise RelaxError(f"--input {k}={v}: cannot read a .npy array ({err})") from None
+    return given
+
+
+def _inputs(func: Any, given: dict[str, np.ndarray], shapes: dict[str, int], seed: int) -> list[np.ndarray]:
+    """Given arrays, or random ones whose dims come from --shape bindings
+    (and from the dims of the given arrays)."""
+    from relax_xdsl.shape import bind_shape, evaluate_dim, sym
+
     rng = np.random.default_rng(seed)
     bindings = {sym(k): v for k, v in shapes.items()}
+    names = [arg.name_hint or f"arg{i}" for i, arg in enumerate(func.args)]
+    unknown = set(given) - set(names)
+    if unknown:
+        raise RelaxError(f"no input named {', '.join(sorted(unknown))} (inputs: {', '.join(names)})")
+    for name, arg in zip(names, func.args):
+        if name in given:
+            bind_shape(arg.type.sym_shape, np.shape(given[name]), bindings, f"input {name}")
     out = []
-    for i, arg in enumerate(func.args):
-        name = arg.name_hint or f"arg{i}"
+    for name, arg in zip(names, func.args):
         if name in given:
             out.append(given[name])
             continue
         t = arg.type
         try:
-            shape = tuple(evaluate_dim(d, bindings) for d in t.sym_shape)  # type: ignore[attr-defined]
+            shape = tuple(evaluate_dim(d, bindings) for d in t.sym_shape)
         except RelaxError as err:
-            raise RelaxError(f"input {name}: {err}; give its size with --shape SYMBOL=N or --input {name}=FILE.npy") from None
-        dtype = t.dtype  # type: ignore[attr-defined]
+            raise RelaxError(f"input {name}: {err}; give its size with --shape SYMBOL=N or --input {name}=FILE.npy") \
+                from None
+        dtype = t.dtype
         if dtype == "bool":
             out.append(rng.random(shape) > 0.5)
         elif dtype.startswith(("int", "uint")):
@@ -70,20 +157,56 @@ def _summary(value: object) -> str:
 
 
 def _max_error(a: object, b: object) -> float:
-    if isinstance(a, tuple):
-        return max(_max_error(x, y) for x, y in zip(a, b))  # type: ignore[arg-type]
+    if isinstance(a, (tuple, list)):
+        return max(_max_error(x, y) for x, y in zip(a, b))  # type: ignore[call-overload]
     x, y = np.asarray(a), np.asarray(b)
+    if x.shape != y.shape:
+        return float("inf")
     return float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0.0
 
 
+def _parse_assignments(items: Sequence[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise RelaxError(f"{what} expects NAME=VALUE, got {item!r}")
+        out[name] = value
+    return out
+
+
+def _ort_session(path: str) -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RelaxError("--ort needs onnxruntime: pip install 'relax_xdsl[bench]'") from None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def _ort_feed(sess: Any, inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    inits = {vi.name for vi in sess.get_inputs()}
+    names = [i.name for i in sess.get_inputs()]
+    if len(names) != len(inputs):
+        raise RelaxError(f"onnxruntime expects {len(names)} inputs ({sorted(inits)}), the module takes {len(inputs)}")
+    return dict(zip(names, inputs))
+
+
+# -- commands -------------------------------------------------------------------------------------------------------
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    progress = Progress(args.verbose)
     text = _bundled("mlp.mlir")
     t0 = time.perf_counter()
     module = rx.parse_module(text, name="mlp.mlir")
     t_parse = time.perf_counter() - t0
-    print(f"bundled example: MLP 784-256-10 + softmax, dynamic batch n ({len(text) / 1e6:.1f} MB of IR, parsed in {t_parse:.2f} s)")
+    print(f"bundled example: MLP 784-256-10 + softmax, dynamic batch n ({len(text) / 1e6:.1f} MB of IR, "
+          f"parsed in {t_parse:.2f} s)")
     t0 = time.perf_counter()
-    exe = rx.compile(module, target=args.target)
+    with progress.passes():
+        exe = rx.compile(module, target=args.target)
     print(f"compiled for target {args.target} in {time.perf_counter() - t0:.2f} s "
           f"(pipeline {exe.timings['pipeline']:.2f} s, backend {exe.timings['backend']:.2f} s)")
     worst = 0.0
@@ -104,70 +227,176 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _parse_assignments(items: Sequence[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise RelaxError(f"{what} expects NAME=VALUE, got {item!r}")
-        out[name] = value
-    return out
+def cmd_import(args: argparse.Namespace) -> int:
+    progress = Progress(args.verbose)
+    if not _is_onnx(args.model):
+        raise RelaxError(f"{args.model}: import takes an .onnx model")
+    shapes = {}
+    for k, v in _parse_assignments(args.input_shape, "--input-shape").items():
+        shapes[k] = [int(d) if d.strip().isdigit() else d.strip() for d in v.split(",")]
+    with progress.step(f"importing {args.model}"):
+        result = rx.from_onnx(args.model, keep_params_in_input=bool(args.params_file), shapes=shapes or None)
+    module, params = result if args.params_file else (result, {})
+    with progress.step("printing IR"):
+        text = rx.print_module(module)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text)
+        progress.say(f"wrote {args.output} ({len(text) / 1e6:.2f} MB)")
+    if args.params_file:
+        np.savez(args.params_file, **params)
+        progress.say(f"wrote {args.params_file}: {len(params)} weights "
+                     f"({sum(a.nbytes for a in params.values()) / 1e6:.2f} MB); pass it to run with --params")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from relax_xdsl.evaluator import find_function
 
-    module = _load(args.model)
-    shapes = {}
-    for k, v in _parse_assignments(args.shape, "--shape").items():
-        try:
-            shapes[k] = int(v)
-        except ValueError:
-            raise RelaxError(f"--shape {k}={v}: not an integer") from None
-    given = {k: np.load(v) for k, v in _parse_assignments(args.input, "--input").items()}
-    func = find_function(module, args.function)  # type: ignore[arg-type]
-    inputs = _inputs(func, given, shapes, args.seed)
+    progress = Progress(args.verbose)
+    module = _load(args.model, progress)
+    func = find_function(module, args.function)
+    inputs = _inputs(func, _given_inputs(args), _shape_bindings(args.shape), args.seed)
     for a, x in zip(func.args, inputs):
         print(f"input {a.name_hint}: {_summary(x)}")
-    t0 = time.perf_counter()
     if args.target == "eval":
-        result = rx.evaluate(module, args.function, *inputs)  # type: ignore[arg-type]
+        t0 = time.perf_counter()
+        result = rx.evaluate(module, args.function, *inputs)
     else:
-        exe = rx.compile(module, target=args.target)  # type: ignore[arg-type]
-        print(f"compiled for {args.target} in {time.perf_counter() - t0:.2f} s")
+        exe = progress.compile(module, args.target, args.pipeline)
         t0 = time.perf_counter()
         result = exe[args.function](*inputs)
     print(f"ran in {(time.perf_counter() - t0) * 1e3:.2f} ms")
     print(f"output: {_summary(result)}")
+    status = 0
     if args.check and args.target != "eval":
-        err = _max_error(result, rx.evaluate(module, args.function, *inputs))  # type: ignore[arg-type]
+        with progress.step("reference evaluator"):
+            err = _max_error(result, rx.evaluate(module, args.function, *inputs))
         print(f"max |difference| from the reference evaluator: {err:.2e}")
-        return 0 if err < 1e-3 else 1
+        status |= err >= args.tolerance
+    if args.ort:
+        if not _is_onnx(args.model):
+            raise RelaxError("--ort compares with onnxruntime, which needs an .onnx model")
+        sess = _ort_session(args.model)
+        want = tuple(sess.run(None, _ort_feed(sess, inputs)))
+        err = _max_error(result if isinstance(result, tuple) else (result,), want)
+        print(f"max |difference| from onnxruntime: {err:.2e}")
+        status |= err >= args.tolerance
+    return int(status)
+
+
+def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 3) -> tuple[float, float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3, min(times) * 1e3
+
+
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = old
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from relax_xdsl.evaluator import find_function
+
+    progress = Progress(args.verbose)
+    t0 = time.perf_counter()
+    module = _load(args.model, progress)
+    t_load = time.perf_counter() - t0
+    func = find_function(module, args.function)
+    inputs = _inputs(func, _given_inputs(args), _shape_bindings(args.shape), args.seed)
+    print(f"inputs: {', '.join(f'{a.name_hint} {_summary(x)}' for a, x in zip(func.args, inputs))}")
+    rows: list[tuple[str, float, float]] = []
+    with tempfile.TemporaryDirectory() as tmp, _env("RELAX_XDSL_CACHE_DIR", tmp):  # a cold compile: empty cache
+        exe = progress.compile(module, args.target, args.pipeline)
+        cold = exe.timings
+        t0 = time.perf_counter()
+        rx.compile(module, target=args.target, pipeline=args.pipeline)  # the library is cached now
+        warm = time.perf_counter() - t0
+    print(f"load {t_load:.2f} s; compile cold {cold['pipeline'] + cold['backend']:.2f} s "
+          f"(pipeline {cold['pipeline']:.2f} s, backend {cold['backend']:.2f} s), cached {warm:.2f} s")
+    with progress.step(f"timing {args.repeat} runs"):
+        rows.append((f"relax_xdsl {args.target} ({args.pipeline})",
+                     *_median_ms(lambda: exe[args.function](*inputs), args.repeat)))
+        if args.ort:
+            if not _is_onnx(args.model):
+                raise RelaxError("--ort compares with onnxruntime, which needs an .onnx model")
+            sess = _ort_session(args.model)
+            feed = _ort_feed(sess, inputs)
+            rows.append(("onnxruntime (2 threads)", *_median_ms(lambda: sess.run(None, feed), args.repeat)))
+    base = rows[0][1]
+    print(f"{'':32} {'median ms':>10} {'min ms':>10} {'ratio':>7}")
+    for name, med, best in rows:
+        print(f"{name:32} {med:10.3f} {best:10.3f} {med / base if base else 0:7.2f}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="relax-xdsl", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="print each pass and its time")
     sub = ap.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="compile and run the bundled MLP at two batch sizes")
+
+    demo = sub.add_parser("demo", parents=[common], help="compile and run the bundled MLP at two batch sizes")
     demo.add_argument("--target", choices=("c", "interp"), default="c")
     demo.set_defaults(fn=cmd_demo)
-    run = sub.add_parser("run", help="run a textual-IR model on given or random inputs")
-    run.add_argument("model")
-    run.add_argument("--function", default="main")
-    run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
-    run.add_argument("--shape", action="append", default=[], metavar="SYMBOL=N")
+
+    imp = sub.add_parser("import", parents=[common], help="ONNX model -> textual IR")
+    imp.add_argument("model")
+    imp.add_argument("-o", "--output", help="output file (default: stdout)")
+    imp.add_argument("--params-file", metavar="FILE.npz",
+                     help="keep the weights as function parameters and write them to this file")
+    imp.add_argument("--input-shape", action="append", default=[], metavar="NAME=d0,d1,...",
+                     help="override an input's shape (ints or symbol names)")
+    imp.set_defaults(fn=cmd_import)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", help="a .mlir or .onnx file")
+        p.add_argument("--function", default="main")
+        p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
+        p.add_argument("--params", metavar="FILE.npz", help="weights written by import --params-file")
+        p.add_argument("--shape", action="append", default=[], metavar="SYMBOL=N")
+        p.add_argument("--pipeline", default="default", help="default, fast, debug or a pass pipeline")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--ort", action="store_true", help="compare with onnxruntime (.onnx models)")
+
+    run = sub.add_parser("run", parents=[common], help="run a model on given or random inputs")
+    model_args(run)
     run.add_argument("--target", choices=("c", "interp", "eval"), default="c")
     run.add_argument("--check", action="store_true", help="compare with the reference evaluator")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--tolerance", type=float, default=1e-3)
     run.set_defaults(fn=cmd_run)
+
+    bench = sub.add_parser("bench", parents=[common], help="compile time and run-time medians")
+    model_args(bench)
+    bench.add_argument("--target", choices=("c", "interp"), default="c")
+    bench.add_argument("--repeat", type=int, default=20)
+    bench.set_defaults(fn=cmd_bench)
+
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))
     except (RelaxError, TypeError, OSError, ValueError, KeyError) as err:
         print(f"relax-xdsl: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("relax-xdsl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,576 @@
+"""ONNX -> a relax graph function (`from_onnx`).
+
+The importer walks the graph in order. Every ONNX value becomes either a
+graph value (a `Var`, computed at run time) or a `Known` value, computed here
+at import time: initializers, `Constant` nodes, and whatever exporters
+compute from them and from `Shape` (the shape subgraphs). A `Known` may hold
+sympy dims, so `Reshape(x, Concat(Shape(x)[0:2], [4, 64]))` reshapes to
+`[b, t, 4, 64]` rather than to unknown dims. A graph op whose inputs are
+all Known numbers is folded with the op's own numpy reference.
+
+One converter per ONNX op type lives in onnx_ops.py; `register_converter`
+adds more from user code. Unknown ops, unsupported attributes and outputs
+fail here, naming the node, its op type and what is missing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+import sympy
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import SSAValue
+
+from relax_xdsl import dtypes
+from relax_xdsl import op as rop
+from relax_xdsl.builder import FunctionBuilder, Var
+from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.errors import RelaxError
+from relax_xdsl.ops.registry import get_spec
+from relax_xdsl.shape import KEYWORDS, Dim, canon, dim_to_str, dims_differ, dims_equal, floordiv, sym
+
+# TensorProto.DataType -> numpy dtype name (the element types relax_xdsl has)
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
+_ONNX_TYPE_NAMES = {0: "UNDEFINED", 4: "UINT16", 5: "INT16", 8: "STRING", 12: "UINT32", 13: "UINT64",
+                    14: "COMPLEX64", 15: "COMPLEX128", 16: "BFLOAT16"}
+FOLD_LIMIT = 1 << 20  # elements: larger results of foldable ops are computed at run time instead
+
+
+class OnnxImportError(RelaxError):
+    """The ONNX model cannot be imported: names the node, op and what is missing."""
+
+
+def onnx_dtype(code: int, what: str) -> str:
+    if code not in ONNX_DTYPES:
+        raise OnnxImportError(f"{what}: element type {_ONNX_TYPE_NAMES.get(code, code)} is not supported "
+                              f"(supported: {', '.join(ONNX_DTYPES.values())})")
+    return ONNX_DTYPES[code]
+
+
+def identifier(name: str, fallback: str) -> str:
+    """An ONNX name as a valid identifier for symbols and parameters."""
+    s = re.sub(r"\W", "_", name) or fallback
+    if s[0].isdigit():
+        s = f"v{s}"
+    return f"{s}_" if s in KEYWORDS else s
+
+
+@dataclass(eq=False)
+class Known:
+    """A value known at import time. `array` holds numbers, or (dtype object)
+    sympy dims for shape computations; `initializer` names the graph
+    initializer it is (kept as a parameter with keep_params_in_input)."""
+
+    array: np.ndarray
+    dtype: str
+    initializer: str | None = None
+
+    @property
+    def symbolic(self) -> bool:
+        return self.array.dtype == object
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.array.ndim
+
+    def values(self) -> list[Any]:
+        """Flattened entries: ints or floats, or sympy dims."""
+        if self.symbolic:
+            return [canon(v) if not isinstance(v, sympy.Expr) else v for v in self.array.reshape(-1)]
+        return self.array.reshape(-1).tolist()
+
+
+def known_dims(values: Sequence[Dim]) -> Known:
+    """A 1-d int64 Known holding dims (sympy where symbolic)."""
+    arr = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        arr[i] = canon(v)
+    return simplify_known(Known(arr, "int64"))
+
+
+def simplify_known(k: Known) -> Known:
+    """Object arrays whose entries are all plain integers become int64 arrays."""
+    if k.symbolic and all(isinstance(v, sympy.Integer) or isinstance(v, (int, np.integer)) for v in k.array.flat):
+        return Known(np.array([int(v) for v in k.array.flat], dtype=np.int64).reshape(k.shape).astype(k.dtype), k.dtype)
+    return k
+
+
+class Unavailable:
+    """An output the converter does not produce (e.g. MaxPool's Indices):
+    an error only if something uses it."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+
+Value = Var | Known
+
+
+@dataclass
+class Node:
+    """One ONNX node being converted: its inputs (resolved), attributes
+    (python values), the opset, and helpers that fail with its location."""
+
+    importer: Importer
+    op_type: str
+    name: str
+    inputs: list[Value | None]
+    attrs: dict[str, Any]
+    outputs: list[str]
+    opset: int
+
+    def fail(self, msg: str) -> NoReturn:
+        raise OnnxImportError(f"node {self.name!r} ({self.op_type}): {msg}")
+
+    def attr(self, name: str, default: Any = ...) -> Any:
+        if name in self.attrs:
+            return self.attrs[name]
+        if default is ...:
+            self.fail(f"attribute {name!r} is required")
+        return default
+
+    def optional(self, i: int) -> Value | None:
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def input(self, i: int, what: str = "") -> Value:
+        v = self.optional(i)
+        if v is None:
+            self.fail(f"input {i}{f' ({what})' if what else ''} is required")
+        return v
+
+    def tensor(self, i: int, what: str = "") -> Var:
+        return self.importer.tensor(self.input(i, what), self)
+
+    def known(self, i: int, what: str) -> Known:
+        v = self.input(i, what)
+        if not isinstance(v, Known):
+            self.fail(f"input {i} ({what}) must be known at import time (a constant, or computed from shapes), "
+                      "but it is computed at run time")
+        return v
+
+    def ints(self, i: int, what: str) -> list[Any]:
+        """A known integer input as a list (ints, or sympy dims)."""
+        k = self.known(i, what)
+        if not k.symbolic and k.array.dtype.kind not in "iub":
+            self.fail(f"input {i} ({what}) must hold integers, got {k.dtype}")
+        return [int(v) if isinstance(v, (int, np.integer, sympy.Integer)) else v for v in k.values()]
+
+    def static_ints(self, i: int, what: str) -> list[int]:
+        vals = self.ints(i, what)
+        for v in vals:
+            if not isinstance(v, int):
+                self.fail(f"input {i} ({what}) must be static here, but depends on symbolic dims: "
+                          f"[{', '.join(dim_to_str(canon(x)) for x in vals)}]")
+        return vals
+
+    def scalar(self, i: int, what: str) -> float | int | None:
+        v = self.optional(i)
+        if v is None:
+            return None
+        k = self.known(i, what)
+        if k.symbolic or k.array.size != 1:
+            self.fail(f"input {i} ({what}) must be a single known number")
+        return k.array.reshape(-1)[0].item()
+
+    def axis(self, a: int, rank: int, what: str = "axis") -> int:
+        if not -rank <= a < max(rank, 1):
+            self.fail(f"{what} {a} is out of range for rank {rank}")
+        return a % rank if rank else 0
+
+    def op(self, name: str, *args: Any, **params: Any) -> Value:
+        return self.importer.op(self, name, *args, **params)
+
+    def rank(self, v: Value) -> int:
+        return v.ndim
+
+    def shape(self, v: Value) -> tuple[Any, ...]:
+        return tuple(v.shape)
+
+
+@dataclass
+class Converter:
+    fn: Callable[[Node], Value | Sequence[Value | Unavailable]]
+    attrs: frozenset[str]
+    doc: str = ""
+
+
+CONVERTERS: dict[str, Converter] = {}
+
+
+def register_converter(op_type: str | Iterable[str], attrs: Iterable[str] = ()) -> Callable[[Callable[..., Any]], Any]:
+    """Decorator: `fn(node) -> value | [values]` converts ONNX `op_type`
+    (default domain). `attrs` lists the attributes it understands; any other
+    attribute on a node is an import error."""
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for t in [op_type] if isinstance(op_type, str) else op_type:
+            CONVERTERS[t] = Converter(fn, frozenset(attrs), fn.__doc__ or "")
+        return fn
+
+    return wrap
+
+
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise RelaxError("importing ONNX needs the onnx package: pip install 'relax_xdsl[onnx]'") from None
+    return onnx
+
+
+def load_model(model: Any) -> Any:
+    """A ModelProto from a path, bytes or a ModelProto, with clear errors for
+    missing, truncated or non-ONNX files."""
+    onnx = _onnx()
+    from google.protobuf.message import DecodeError
+
+    if isinstance(model, onnx.ModelProto):
+        what, proto = "the model", model
+    elif isinstance(model, (bytes, bytearray)):
+        what = "the given bytes"
+        try:
+            proto = onnx.load_from_string(bytes(model))
+        except (DecodeError, ValueError, RuntimeError) as err:
+            raise OnnxImportError(f"{what}: not a valid ONNX model ({err})") from None
+    elif isinstance(model, (str, Path)):
+        what = str(model)
+        if not Path(model).is_file():
+            raise OnnxImportError(f"{what}: no such file")
+        try:
+            proto = onnx.load(str(model))
+        except (DecodeError, ValueError, RuntimeError, OSError) as err:
+            raise OnnxImportError(f"{what}: not a valid ONNX model ({type(err).__name__}: {err})") from None
+        except Exception as err:  # onnx's own checker/external-data errors
+            raise OnnxImportError(f"{what}: cannot load ({type(err).__name__}: {err})") from None
+    else:
+        raise OnnxImportError(f"from_onnx takes a path, bytes or onnx.ModelProto, not {type(model).__name__}")
+    if not proto.HasField("graph") or not proto.graph.output:
+        raise OnnxImportError(f"{what}: not a valid ONNX model (no graph outputs)")
+    return proto
+
+
+class Importer:
+    """State of one import: the function being built, ONNX names -> values,
+    dim_param names -> symbols, and the parameters kept as inputs."""
+
+    def __init__(self, proto: Any, keep_params_in_input: bool, shapes: dict[str, Sequence[Dim | str]] | None,
+                 name: str):
+        self.proto = proto
+        self.graph = proto.graph
+        self.keep_params = keep_params_in_input
+        self.shapes = dict(shapes or {})
+        self.fb = FunctionBuilder(name)
+        self.values: dict[str, Value | Unavailable] = {}
+        self.symbols: dict[str, sympy.Symbol] = {}
+        self.params: dict[str, np.ndarray] = {}
+        self._names: set[str] = set()
+        self._materialized: dict[int, tuple[Known, Var]] = {}  # by id; holds the Known so its id is not reused
+        self._named: set[SSAValue] = set()
+        self.opset = self._opset()
+
+    # -- setup ----------------------------------------------------------------
+    def _opset(self) -> int:
+        for o in self.proto.opset_import:
+            if o.domain in ("", "ai.onnx"):
+                return int(o.version)
+        if not self.proto.opset_import:
+            return 1
+        raise OnnxImportError("the model imports no default-domain (ai.onnx) opset")
+
+    def _unique(self, name: str) -> str:
+        base = identifier(name, "arg")
+        out, i = base, 1
+        while out in self._names:
+            out, i = f"{base}_{i}", i + 1
+        self._names.add(out)
+        return out
+
+    def _symbol(self, name: str) -> sympy.Symbol:
+        if name not in self.symbols:
+            self.symbols[name] = sym(identifier(name, "d"))
+        return self.symbols[name]
+
+    def _initializers(self) -> None:
+        onnx = _onnx()
+        from onnx import numpy_helper
+
+        if len(self.graph.sparse_initializer):
+            raise OnnxImportError(f"sparse initializer {self.graph.sparse_initializer[0].values.name!r} is not supported")
+        for t in self.graph.initializer:
+            dtype = onnx_dtype(t.data_type, f"initializer {t.name!r}")
+            if t.data_location == onnx.TensorProto.EXTERNAL:
+                raise OnnxImportError(f"initializer {t.name!r} keeps its data in an external file that was not "
+                                      "loaded; import the model from its path (next to the data file)")
+            if any(d < 0 for d in t.dims):
+                raise OnnxImportError(f"initializer {t.name!r} has negative dims {list(t.dims)}")
+            count = int(np.prod(t.dims, dtype=object)) if len(t.dims) else 1
+            if t.raw_data and len(t.raw_data) != count * np.dtype(dtype).itemsize:
+                raise OnnxImportError(f"initializer {t.name!r}: dims {list(t.dims)} ({dtype}) need "
+                                      f"{count * np.dtype(dtype).itemsize} bytes but its data has {len(t.raw_data)}")
+            try:
+                array = numpy_helper.to_array(t)
+            except Exception as err:
+                raise OnnxImportError(f"initializer {t.name!r}: unreadable data ({err})") from None
+            if array.shape != tuple(t.dims):
+                raise OnnxImportError(f"initializer {t.name!r}: data does not match its dims {list(t.dims)}")
+            self.values[t.name] = Known(np.array(array, dtype=dtype, order="C"), dtype, t.name)
+
+    def _dims_of(self, vi: Any, name: str) -> list[Dim]:
+        if name in self.shapes:
+            return [canon(d) if not isinstance(d, str) else self._symbol(d) for d in self.shapes[name]]
+        tt = vi.type.tensor_type
+        if not tt.HasField("shape"):
+            raise OnnxImportError(f"input {name!r} has no shape in the model; give one with shapes={{{name!r}: [...]}}")
+        dims: list[Dim] = []
+        for axis, d in enumerate(tt.shape.dim):
+            if d.HasField("dim_value"):
+                if d.dim_value <= 0:
+                    raise OnnxImportError(f"input {name!r} dim {axis} is {d.dim_value}; dims must be >= 1")
+                dims.append(int(d.dim_value))
+            elif d.dim_param:
+                dims.append(self._symbol(d.dim_param))
+            else:  # unnamed dynamic dim: a fresh symbol
+                dims.append(self._symbol(f"{name}_dim{axis}"))
+        return dims
+
+    def _inputs(self) -> None:
+        inits = {t.name for t in self.graph.initializer}
+        for vi in self.graph.input:
+            if vi.name in inits:
+                continue  # older exporters list initializers among the inputs
+            if not vi.type.HasField("tensor_type"):
+                raise OnnxImportError(f"input {vi.name!r}: only tensor inputs are supported")
+            dtype = onnx_dtype(vi.type.tensor_type.elem_type, f"input {vi.name!r}")
+            v = self.fb.param(self._unique(vi.name), self._dims_of(vi, vi.name), dtype)
+            self._named.add(v.value)
+            self.values[vi.name] = v
+        unknown = set(self.shapes) - {vi.name for vi in self.graph.input}
+        if unknown:
+            raise OnnxImportError(f"shapes given for {sorted(unknown)}, which are not graph inputs "
+                                  f"(inputs: {[vi.name for vi in self.graph.input if vi.name not in inits]})")
+
+    # -- values ---------------------------------------------------------------
+    def tensor(self, v: Value, node: Node | None = None) -> Var:
+        """A graph value for `v` (a Known becomes a constant, or a parameter)."""
+        if isinstance(v, Var):
+            return v
+        key = id(v)
+        if key in self._materialized:
+            return self._materialized[key][1]
+        k = simplify_known(v)
+        if k.symbolic:
+            where = f"node {node.name!r} ({node.op_type}): " if node else ""
+            raise OnnxImportError(f"{where}a value computed from symbolic dims "
+                                  f"([{', '.join(dim_to_str(x) for x in k.values())}]) is used as tensor data; "
+                                  "only shapes may depend on symbols")
+        dtype = dtypes.dtype_name(k.dtype)
+        if v.initializer is not None and self.keep_params:
+            name = self._unique(v.initializer)
+            var = self.fb.param(name, list(k.shape), dtype)
+            self.params[name] = k.array
+        else:
+            var = self.fb.const(k.array, dtype)
+        self._materialized[key] = (v, var)
+        return var
+
+    def op(self, node: Node, name: str, *args: Any, **params: Any) -> Value:
+        """Emit graph op `name`, or fold it when every input is known."""
+        foldable = all(isinstance(a, Known) and not (self.keep_params and a.initializer) for a in args)
+        if args and foldable:
+            known = [simplify_known(a) for a in args]
+            if any(k.symbolic for k in known):
+                return _fold_symbolic(node, name, known, params)
+            spec = get_spec(name)
+            types = [TensorType.of(list(k.shape), dtypes.dtype_name(k.dtype)) for k in known]
+            attrs = spec.param_attrs(params)
+            result_type, _ = spec.run_infer(types, spec.decode_params(attrs))
+            if isinstance(result_type, TensorType) and all(d.is_Integer for d in result_type.sym_shape) and \
+                    np.prod([int(d) for d in result_type.sym_shape], dtype=object) <= FOLD_LIMIT:
+                out = spec.reference(*[k.array for k in known], **spec.decode_params(attrs))
+                return Known(np.asarray(out), np.asarray(out).dtype.name)
+        vars_ = [self.tensor(a, node) if isinstance(a, Known) else a for a in args]
+        spec = get_spec(name)
+        return rop.emit(spec, vars_, **params) if spec.variadic else rop.emit(spec, *vars_, **params)
+
+    # -- the walk -------------------------------------------------------------
+    def _attrs(self, proto: Any, node_name: str, op_type: str) -> dict[str, Any]:
+        onnx = _onnx()
+        from onnx import numpy_helper
+
+        out: dict[str, Any] = {}
+        for a in proto.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                try:
+                    out[a.name] = numpy_helper.to_array(a.t)
+                except Exception as err:
+                    raise OnnxImportError(f"node {node_name!r} ({op_type}): attribute {a.name!r}: "
+                                          f"unreadable tensor ({err})") from None
+                continue
+            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+                raise OnnxImportError(f"node {node_name!r} ({op_type}): subgraph attribute {a.name!r} "
+                                      "(control flow) is not supported")
+            value = onnx.helper.get_attribute_value(a)
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            elif isinstance(value, list) and value and isinstance(value[0], bytes):
+                value = [v.decode("utf-8", "replace") for v in value]
+            out[a.name] = value
+        return out
+
+    def _convert(self, index: int, proto: Any) -> None:
+        name = proto.name or f"#{index}"
+        op_type = proto.op_type
+        if proto.domain not in ("", "ai.onnx"):
+            raise OnnxImportError(f"node {name!r} ({op_type}): domain {proto.domain!r} is not supported "
+                                  "(only the default ai.onnx domain)")
+        conv = CONVERTERS.get(op_type)
+        if conv is None:
+            raise OnnxImportError(f"node {name!r}: op {op_type} is not supported "
+                                  f"(supported: {', '.join(sorted(CONVERTERS))})")
+        attrs = self._attrs(proto, name, op_type)
+        for a in attrs:
+            if a not in conv.attrs:
+                raise OnnxImportError(f"node {name!r} ({op_type}): attribute {a!r} is not supported"
+                                      f"{' (supported: ' + ', '.join(sorted(conv.attrs)) + ')' if conv.attrs else ''}")
+        inputs: list[Value | None] = []
+        for i, n in enumerate(proto.input):
+            if n == "":
+                inputs.append(None)
+                continue
+            if n not in self.values:
+                raise OnnxImportError(f"node {name!r} ({op_type}): input {i} {n!r} is not defined (no graph input, "
+                                      "initializer or earlier node output has that name)")
+            v = self.values[n]
+            if isinstance(v, Unavailable):
+                raise OnnxImportError(f"node {name!r} ({op_type}): input {i} {n!r}: {v.why}")
+            inputs.append(v)
+        node = Node(self, op_type, name, inputs, attrs, list(proto.output), self.opset)
+        try:
+            result = conv.fn(node)
+        except RelaxError as err:
+            if isinstance(err, OnnxImportError):
+                raise
+            raise OnnxImportError(f"node {name!r} ({op_type}): {err}") from err
+        results = list(result) if isinstance(result, (list, tuple)) else [result]
+        for i, out_name in enumerate(proto.output):
+            if not out_name:
+                continue
+            if i < len(results):
+                v = results[i]
+                self.values[out_name] = v
+                if isinstance(v, Var) and v.value not in self._named:
+                    v.value.name_hint = identifier(out_name, "v")
+                    self._named.add(v.value)
+            else:
+                self.values[out_name] = Unavailable(f"output {i} of node {name!r} ({op_type}) is not supported")
+
+    def run(self) -> tuple[ModuleOp, dict[str, np.ndarray]]:
+        with self.fb:
+            self._initializers()
+            self._inputs()
+            for i, proto in enumerate(self.graph.node):
+                self._convert(i, proto)
+            outs = []
+            for vi in self.graph.output:
+                v = self.values.get(vi.name)
+                if v is None:
+                    raise OnnxImportError(f"graph output {vi.name!r} is not produced by any node or input")
+                if isinstance(v, Unavailable):
+                    raise OnnxImportError(f"graph output {vi.name!r}: {v.why}")
+                outs.append(self.tensor(v))
+            self.fb.ret(*outs)
+        return self.fb.module, self.params
+
+
+def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[str, Sequence[Dim | str]] | None = None,
+              name: str = "main") -> Any:
+    """An ONNX model (path, bytes or onnx.ModelProto) as a module with one
+    graph function `name`.
+
+    Dynamic dims become symbols (`dim_param` names; unnamed ones
+    `<input>_dim<axis>`); `shapes` overrides input shapes (ints or symbol
+    names). Initializers become constants, or, with keep_params_in_input,
+    trailing function parameters: then `(module, params)` is returned,
+    params mapping each added parameter's name to its array, in order."""
+    from relax_xdsl.frontend import onnx_ops  # noqa: F401  (registers the converters)
+
+    proto = load_model(model)
+    module, params = Importer(proto, keep_params_in_input, shapes, name).run()
+    return (module, params) if keep_params_in_input else module
+
+
+# -- folding on symbolic dims -------------------------------------------------------------------------------------
+
+
+def _sym_compare(fn: Callable[[Any, Any], bool | None]) -> Callable[[Any, Any], bool]:
+    def cmp(a: Any, b: Any) -> bool:
+        r = fn(canon(a), canon(b))
+        if r is None:
+            raise OnnxImportError(f"cannot decide {dim_to_str(canon(a))} vs {dim_to_str(canon(b))} at import time")
+        return r
+
+    return cmp
+
+
+def _eq(a: sympy.Expr, b: sympy.Expr) -> bool | None:
+    return True if dims_equal(a, b) else False if dims_differ(a, b) else None
+
+
+def _lt(a: sympy.Expr, b: sympy.Expr) -> bool | None:
+    r = sympy.Lt(a, b)
+    return bool(r) if r in (sympy.true, sympy.false) else None
+
+
+_SYMBOLIC_FOLDS: dict[str, Callable[..., Any]] = {
+    "add": lambda a, b: canon(a + b),
+    "subtract": lambda a, b: canon(a - b),
+    "multiply": lambda a, b: canon(a * b),
+    "divide": lambda a, b: floordiv(a, b),
+    "maximum": lambda a, b: canon(sympy.Max(a, b)),
+    "minimum": lambda a, b: canon(sympy.Min(a, b)),
+    "negative": lambda a: canon(-a),
+    "abs": lambda a: canon(sympy.Abs(a)),
+    "equal": _sym_compare(_eq),
+    "not_equal": _sym_compare(lambda a, b: None if _eq(a, b) is None else not _eq(a, b)),
+    "less": _sym_compare(_lt),
+    "greater": _sym_compare(lambda a, b: _lt(b, a)),
+    "less_equal": _sym_compare(lambda a, b: None if _lt(b, a) is None else not _lt(b, a)),
+    "greater_equal": _sym_compare(lambda a, b: None if _lt(a, b) is None else not _lt(a, b)),
+    "where": lambda c, a, b: a if bool(c) else b,
+}
+
+
+def _fold_symbolic(node: Node, name: str, args: list[Known], params: dict[str, Any]) -> Known:
+    """Elementwise shape arithmetic on dims (`Shape(x)[0] * 4`, `Equal`, `Where`)."""
+    if name == "astype":
+        target = params["dtype"]
+        if target == "bool" or target.startswith("float"):
+            node.fail(f"converting symbolic dims to {target} is not supported")
+        return Known(args[0].array, target)
+    fn = _SYMBOLIC_FOLDS.get(name)
+    if fn is None:
+        node.fail(f"{name} on values computed from symbolic dims is not supported at import time")
+    if name not in ("where",) and any(not k.symbolic and k.array.dtype.kind == "f" for k in args):
+        node.fail(f"{name} mixing symbolic dims with floating-point values is not supported")
+    if name == "divide":
+        for k in args[1:]:
+            for v in k.values():
+                if canon(v) == 0:
+                    node.fail("division by zero in a shape computation")
+    arrays = [np.asarray(k.array, dtype=object) for k in args]
+    out = np.frompyfunc(fn, len(arrays), 1)(*arrays)
+    out = np.asarray(out, dtype=object)
+    dtype = "bool" if name in ("equal", "not_equal", "less", "greater", "less_equal", "greater_equal") else \
+        next((k.dtype for k in args[1:] if k.symbolic), args[-1].dtype) if name == "where" else args[0].dtype
+    if dtype == "bool":
+        return Known(out.astype(bool), "bool")
+    return simplify_known(Known(out, dtype))

@@ -1,0 +1,89 @@
+"""Models exported from torch.nn with dynamic axes (where torch is
+installed) import with symbolic dims and match onnxruntime at several sizes
+from one compiled executable, on both pipelines."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+import relax_xdsl as rx  # noqa: E402
+
+try:
+    import onnxscript  # noqa: F401
+
+    DYNAMO = True  # torch's current exporter
+except ImportError:
+    DYNAMO = False  # the TorchScript exporter
+
+EXPORTERS = [pytest.param(False, id="torchscript"),
+             pytest.param(True, id="dynamo", marks=pytest.mark.skipif(not DYNAMO, reason="needs onnxscript"))]
+
+
+def export(module: Any, example: Any, dynamic: dict[int, str], opset: int = 17, dynamo: bool = DYNAMO) -> bytes:
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (example,), f, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": dynamic, "y": {0: dynamic[0]}}, opset_version=opset, dynamo=dynamo)
+    return f.getvalue()
+
+
+def check(data: bytes, shapes: list[tuple[int, ...]], module: Any) -> Any:
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    mod = rx.from_onnx(data)
+    exes = [rx.compile(mod, target="c", pipeline=p) for p in ("default", "fast")]
+    for shape in shapes:
+        x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+        want = sess.run(None, {"x": x})[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(module(torch.from_numpy(x)).numpy(), want, rtol=1e-4, atol=1e-4)
+        for exe in exes:
+            np.testing.assert_allclose(exe["main"](x), want, rtol=1e-4, atol=1e-4)
+    return mod
+
+
+def main_sig(mod: Any) -> str:
+    return rx.print_module(mod).splitlines()[1]
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_torch_mlp(dynamo: bool) -> None:
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5), torch.nn.Softmax(-1))
+    mod = check(export(m, torch.randn(2, 20), {0: "batch"}, dynamo=dynamo), [(1, 20), (3, 20), (8, 20)], m)
+    assert "[batch, 20]" in main_sig(mod) and "[batch, 5]" in main_sig(mod)
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_torch_cnn(dynamo: bool) -> None:
+    torch.manual_seed(0)
+    nn = torch.nn
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=2), nn.ReLU(), nn.AvgPool2d(2),
+                      nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(), nn.Linear(8, 4))
+    m.eval()
+    with torch.no_grad():  # non-trivial running statistics
+        m[1].running_mean.uniform_(-0.5, 0.5)
+        m[1].running_var.uniform_(0.5, 1.5)
+    mod = check(export(m, torch.randn(2, 3, 16, 16), {0: "n"}, dynamo=dynamo), [(1, 3, 16, 16), (4, 3, 16, 16)], m)
+    assert "[n, 3, 16, 16]" in main_sig(mod)
+
+
+def test_torch_transformer_encoder_layer() -> None:
+    if not DYNAMO:
+        pytest.skip("the TorchScript exporter cannot export TransformerEncoderLayer; install onnxscript")
+    torch.manual_seed(0)
+    m = torch.nn.TransformerEncoderLayer(d_model=32, nhead=4, dim_feedforward=64, batch_first=True,
+                                         activation="gelu", dropout=0.0)
+    mod = check(export(m, torch.randn(2, 5, 32), {0: "b", 1: "t"}), [(1, 1, 32), (2, 5, 32), (3, 7, 32)], m)
+    assert "[b, t, 32]" in main_sig(mod)
+    assert "[t, 4*b, 8]" in rx.print_module(mod)  # heads split with symbolic shapes
