@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sympy
-from relax_xdsl.dialects.relax import CallTIROp, FunctionOp, GraphOp, TensorType
+from relax_xdsl.dialects.relax import CallTIROp, FunctionOp, GraphOp, TensorType, TupleOp
 from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.passes.legalize import Legalizer, _bare_symbols
 from xdsl.context import Context
@@ -222,7 +222,11 @@ class Fuser(Legalizer):
             self.programs[key] = program
         sym_args = [e.subs(from_canon) for e in program.syms]
         call = CallTIROp(program.name, list(group.inputs), out_types, sym_args or None)
-        Rewriter.replace_op(root, call)
+        if isinstance(root.res.type, TupleType):  # e.g. split: its results as a tuple, as legalize does
+            tup = TupleOp(*call.results)
+            Rewriter.replace_op(root, [call, tup], [tup.results[0]])
+        else:
+            Rewriter.replace_op(root, call)
         for o in reversed(group.ops[:-1]):
             o.detach()
             o.erase()

@@ -47,6 +47,18 @@ def test_broadcast_producer_into_a_reduction_consumer() -> None:
     check_levels(fused, [(rand((n, m), seed=n),) for n, m in ((1, 1), (3, 5), (7, 2))])
 
 
+def test_producer_fused_into_a_split() -> None:
+    """A tuple-valued root (split) with a fused producer keeps its tuple result."""
+    def body(x: rx.Var) -> rx.Var:
+        parts = op.split(op.multiply(x, 2.0), [1, 3], axis=1)
+        return op.add(parts[0], parts[2])
+
+    module = build(body, (["n", 4], "float32"))
+    fused = roundtrip(fuse_module(module.clone()))
+    assert any(p.attributes["relax.fused"].data == "multiply,split" for p in programs(fused))  # type: ignore[attr-defined]
+    check_levels(fused, [(rand((n, 4), seed=n),) for n in (1, 3, 7)])
+
+
 def test_injective_chain_reads_through_index_maps() -> None:
     module = build(lambda x: op.exp(op.permute_dims(op.reshape(op.negative(x), ["b", "t", 2, 4]), [0, 2, 1, 3])),
                    (["b", "t", 8], "float32"))

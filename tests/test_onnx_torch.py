@@ -87,3 +87,42 @@ def test_torch_transformer_encoder_layer() -> None:
     mod = check(export(m, torch.randn(2, 5, 32), {0: "b", 1: "t"}), [(1, 1, 32), (2, 5, 32), (3, 7, 32)], m)
     assert "[b, t, 32]" in main_sig(mod)
     assert "[t, 4*b, 8]" in rx.print_module(mod)  # heads split with symbolic shapes
+
+
+class _GPTBlock(torch.nn.Module):
+    """Token + positional embeddings sliced to the sequence (`pos[:t]`), a
+    causal mask from `tril`, masked_fill, split heads, tanh GELU."""
+
+    def __init__(self, d: int = 32, heads: int = 4, vocab: int = 50, max_len: int = 16):
+        super().__init__()
+        nn = torch.nn
+        self.heads = heads
+        self.qkv, self.o, self.ln = nn.Linear(d, 3 * d), nn.Linear(d, d), nn.LayerNorm(d)
+        self.emb, self.pos = nn.Embedding(vocab, d), nn.Parameter(torch.randn(max_len, d))
+
+    def forward(self, ids: Any) -> Any:
+        b, t = ids.shape
+        x = self.emb(ids) + self.pos[:t]
+        q, k, v = self.qkv(self.ln(x)).split(x.shape[-1], dim=-1)
+        q, k, v = (z.view(b, t, self.heads, -1).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / (q.shape[-1] ** 0.5)
+        att = att.masked_fill(torch.ones(t, t).tril() == 0, float("-inf")).softmax(-1)
+        y = self.o((att @ v).transpose(1, 2).reshape(b, t, -1))
+        return torch.nn.functional.gelu(y, approximate="tanh") + x.pow(2).mean(-1, keepdim=True).sqrt()
+
+
+@pytest.mark.parametrize("dynamo", EXPORTERS)
+def test_torch_gpt_block_symbolic_slices_and_causal_mask(dynamo: bool) -> None:
+    torch.manual_seed(0)
+    m = _GPTBlock().eval()
+    data = export(m, torch.randint(0, 50, (2, 5)), {0: "b", 1: "t"}, dynamo=dynamo)
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    mod = rx.from_onnx(data)
+    assert "[b, t]" in main_sig(mod) and "[b, t, 32]" in main_sig(mod)
+    exe = rx.compile(mod, target="c", pipeline="fast")
+    for b, t in ((1, 1), (2, 5), (3, 16)):
+        ids = np.random.default_rng(t).integers(0, 50, (b, t)).astype(np.int64)
+        np.testing.assert_allclose(exe["main"](ids), sess.run(None, {"x": ids})[0], rtol=1e-4, atol=1e-4)
+    # a sequence longer than the positional table: the slice's assumption fails clearly
+    with pytest.raises(rx.ShapeError, match="slice end"):
+        exe["main"](np.zeros((1, 17), np.int64))

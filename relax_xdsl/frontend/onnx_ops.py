@@ -582,16 +582,19 @@ def _slice(n: Node) -> Value:
         [_slice_bound(n, x, a, e, "end") for a, e in zip(axes, ends)]
     if any(s == 0 for s in steps):
         n.fail("steps must not be 0")
-    if isinstance(x, Known) and not (n.importer.keep_params and x.initializer):
+    symbolic = any(not isinstance(v, int) for v in begin + end)
+    if isinstance(x, Known) and not symbolic and not (n.importer.keep_params and x.initializer):
         index: list[slice] = [slice(None)] * x.ndim
         for a, b, e, s in zip(axes, begin, end, steps):
             index[a] = slice(b, e, s)
         return simplify_known(Known(x.array[tuple(index)], x.dtype))
-    return n.op("strided_slice", x, axes=axes, begin=begin, end=end, strides=steps)
+    # symbolic bounds (`pos[:t]`): assumed within the dim, checked at run time
+    return n.op("strided_slice", x, axes=axes, begin=begin, end=end, strides=steps, assume_inbound=symbolic)
 
 
-def _slice_bound(n: Node, x: Value, axis: int, v: Any, what: str) -> int:
-    """A static slice bound; a symbolic one equal to the dim (or its negative) is clamped to the end (start)."""
+def _slice_bound(n: Node, x: Value, axis: int, v: Any, what: str) -> Any:
+    """A slice bound: an int (clamped to int64), or a symbolic dim; one equal
+    to the whole dim (or its negative) becomes the "to the end" sentinel."""
     if isinstance(v, int):
         return max(min(v, INT64_MAX), -INT64_MAX)
     d = canon(x.shape[axis])
@@ -599,8 +602,14 @@ def _slice_bound(n: Node, x: Value, axis: int, v: Any, what: str) -> int:
         return INT64_MAX
     if dims_equal(-v, d):
         return -INT64_MAX
-    n.fail(f"slice {what} {dim_to_str(canon(v))} on axis {axis} depends on symbolic dims; only static bounds or "
-           f"the whole dim ({dim_to_str(d)}) are supported")
+    return canon(v)
+
+
+@register_converter("Trilu", attrs=("upper",))
+def _trilu(n: Node) -> Value:
+    x = n.input(0, "input")
+    k = n.scalar(1, "k")
+    return n.op("triu" if n.attr("upper", 1) else "tril", x, k=int(k or 0))
 
 
 @register_converter("Expand")

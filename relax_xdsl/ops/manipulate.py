@@ -251,38 +251,54 @@ class Split(OpSpec):
             pb.compute(out, lambda *idx, off=off: x[idx[:a] + (idx[a] + pb.index(off),) + idx[a + 1:]])
 
 
-def _slice_axis(ctx: Infer, d: sympy.Expr, begin: int, end: int, stride: int) -> tuple[sympy.Expr, sympy.Expr]:
-    """(first index, length) of x[begin:end:stride] along a dim of size d (numpy semantics)."""
+def _slice_axis(ctx: Infer, d: sympy.Expr, begin: sympy.Expr, end: sympy.Expr, stride: int,
+                assume_inbound: bool = False) -> tuple[sympy.Expr, sympy.Expr]:
+    """(first index, length) of x[begin:end:stride] along a dim of size d
+    (numpy semantics). Bounds may be symbolic (`x[:t]`); with
+    assume_inbound a symbolic bound is taken to lie within the dim, which is
+    checked at run time, so the length stays `end - begin` instead of
+    `min(end, d) - begin`."""
     if stride == 0:
         ctx.fail("strides must be non-zero")
-    if d.is_Integer:
-        rng = range(*slice(begin, end, stride).indices(int(d)))
+    begin, end = canon(begin), canon(end)
+    if d.is_Integer and begin.is_Integer and end.is_Integer:
+        rng = range(*slice(int(begin), int(end), stride).indices(int(d)))
         return sympy.Integer(rng.start if len(rng) else 0), sympy.Integer(len(rng))
     if stride < 0:
-        ctx.fail(f"negative strides over the symbolic dim {dim_to_str(d)} are not supported")
+        ctx.fail("negative strides with symbolic dims or bounds are not supported")
 
-    def clamp(v: int) -> sympy.Expr:
-        if v >= 2**31 - 1:  # "to the end" sentinels (INT_MAX, as exporters write them)
+    def clamp(v: sympy.Expr, what: str) -> sympy.Expr:
+        if v.is_Integer and v >= 2**31 - 1:  # "to the end" sentinels (INT_MAX, as exporters write them)
             return d
-        return canon(sympy.Max(d + v, 0)) if v < 0 else canon(sympy.Min(v, d))
+        if v.is_nonnegative:
+            pos, bounded = v, canon(sympy.Min(v, d))
+        elif v.is_negative:
+            pos, bounded = canon(d + v), canon(sympy.Max(d + v, 0))
+        else:
+            ctx.fail(f"the sign of {what} {dim_to_str(v)} is unknown")
+        if assume_inbound and not v.is_Integer:
+            return ctx.same(bounded, pos, f"slice {what} {dim_to_str(v)} within the dim {dim_to_str(d)}")
+        return bounded
 
-    b, e = clamp(begin), clamp(end)
+    b, e = clamp(begin, "begin"), clamp(end, "end")
     return b, canon(sympy.Max(ceildiv(e - b, stride), 0))
 
 
 @register_op
 class StridedSlice(OpSpec):
     """relax.strided_slice: x[begin:end:stride] along `axes` (numpy
-    semantics: negative indices count from the end, out-of-range ends clamp)."""
+    semantics: negative indices count from the end, out-of-range ends clamp).
+    `begin`/`end` may be symbolic dims; `assume_inbound` (as TVM's) takes
+    symbolic bounds to lie within the dim, checked at run time."""
 
     name = "strided_slice"
     inputs = ("x",)
-    params = {"axes": Param("ints", REQUIRED), "begin": Param("ints", REQUIRED), "end": Param("ints", REQUIRED),
-              "strides": Param("ints", None)}
+    params = {"axes": Param("ints", REQUIRED), "begin": Param("dims", REQUIRED), "end": Param("dims", REQUIRED),
+              "strides": Param("ints", None), "assume_inbound": Param("bool", False)}
     pattern = INJECTIVE
 
     def _plan(self, ctx: Infer, shape: Sequence[sympy.Expr], axes: Any, begin: Any, end: Any,
-              strides: Any) -> dict[int, tuple[sympy.Expr, sympy.Expr, int]]:
+              strides: Any, assume_inbound: bool = False) -> dict[int, tuple[sympy.Expr, sympy.Expr, int]]:
         strides = strides if strides is not None else (1,) * len(axes)
         if not len(axes) == len(begin) == len(end) == len(strides):
             ctx.fail(f"axes {list(axes)}, begin {list(begin)}, end {list(end)} and strides {list(strides)} "
@@ -290,24 +306,26 @@ class StridedSlice(OpSpec):
         norm = ctx.axes(axes, len(shape))
         plan = {}
         for a, b, e, s in zip(norm, begin, end, strides):
-            first, length = _slice_axis(ctx, shape[a], b, e, s)
+            first, length = _slice_axis(ctx, shape[a], b, e, s, assume_inbound)
             plan[a] = (first, length, s)
         return plan
 
-    def infer(self, ctx: Infer, x: TensorType, axes: Any, begin: Any, end: Any, strides: Any) -> TensorType:
-        plan = self._plan(ctx, x.sym_shape, axes, begin, end, strides)
+    def infer(self, ctx: Infer, x: TensorType, axes: Any, begin: Any, end: Any, strides: Any,
+              assume_inbound: bool) -> TensorType:
+        plan = self._plan(ctx, x.sym_shape, axes, begin, end, strides, assume_inbound)
         return tensor([plan[i][1] if i in plan else d for i, d in enumerate(x.sym_shape)], x.dtype)
 
-    def reference(self, x: np.ndarray, axes: Any, begin: Any, end: Any, strides: Any) -> np.ndarray:
+    def reference(self, x: np.ndarray, axes: Any, begin: Any, end: Any, strides: Any,
+                  assume_inbound: bool) -> np.ndarray:
         idx = [slice(None)] * x.ndim
         for k, a in enumerate(axes):
-            idx[a % x.ndim] = slice(begin[k], end[k], strides[k] if strides is not None else 1)
+            idx[a % x.ndim] = slice(int(begin[k]), int(end[k]), strides[k] if strides is not None else 1)
         return x[tuple(idx)].copy()
 
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axes: Any, begin: Any, end: Any,
-                 strides: Any) -> None:
+                 strides: Any, assume_inbound: bool) -> None:
         (x,), (out,) = inputs, outputs
-        plan = self._plan(Infer(self.name), x.shape, axes, begin, end, strides)
+        plan = self._plan(Infer(self.name), x.shape, axes, begin, end, strides, assume_inbound)
 
         def body(*idx: Any) -> Any:
             src = []
@@ -461,3 +479,46 @@ class Squeeze(OpSpec):
             return x[tuple(pb.index(0) if i in drop else next(it) for i in range(x.ndim))]
 
         pb.compute(out, body)
+
+
+class _Triangle(OpSpec):
+    """relax.tril / relax.triu: the lower / upper triangle of the last two
+    dims (elements with j - i <= k, resp. >= k), the rest zero (numpy's
+    tril/triu; ONNX Trilu)."""
+
+    inputs = ("x",)
+    params = {"k": Param("int", 0)}
+    pattern = INJECTIVE
+    upper = False
+
+    def infer(self, ctx: Infer, x: TensorType, k: int) -> TensorType:
+        if x.ndim < 2:
+            ctx.fail(f"x must have rank >= 2, got rank {x.ndim}")
+        return tensor(x.sym_shape, x.dtype)
+
+    def reference(self, x: np.ndarray, k: int) -> np.ndarray:
+        return (np.triu if self.upper else np.tril)(x, k)
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], k: int) -> None:
+        (x,), (out,) = inputs, outputs
+        zero = False if x.dtype == "bool" else 0.0 if x.dtype.startswith("float") else 0
+
+        def body(*idx: Any) -> Any:
+            row = idx[-2] + k if k else idx[-2]
+            keep = idx[-1] >= row if self.upper else idx[-1] <= row
+            return pb.if_then_else(keep, lambda: x[idx], zero)
+
+        pb.compute(out, body)
+
+
+@register_op
+class Tril(_Triangle):
+    __doc__ = _Triangle.__doc__
+    name = "tril"
+
+
+@register_op
+class Triu(_Triangle):
+    __doc__ = _Triangle.__doc__
+    name = "triu"
+    upper = True
