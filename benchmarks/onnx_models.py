@@ -102,3 +102,28 @@ def session(model_name: str, weights: dict[str, Any], threads: int = 2) -> Any:
     opts.inter_op_num_threads = 1
     proto = BUILDERS[model_name](weights)
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def tvm_function(model_name: str, weights: dict[str, Any]) -> tuple[Any, float] | None:
+    """Apache TVM Relax's untuned default build of the same ONNX graph
+    (`tvm.relax.frontend.onnx.from_onnx`, `tvm.compile(target="llvm")`) as
+    (run(x) -> numpy array, compile seconds); None without apache-tvm."""
+    try:
+        import tvm
+        from tvm import relax
+        from tvm.relax.frontend.onnx import from_onnx
+    except ImportError:
+        return None
+    import time
+
+    proto = BUILDERS[model_name](weights)
+    t0 = time.perf_counter()
+    mod = from_onnx(proto)
+    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    seconds = time.perf_counter() - t0
+    main = vm["main"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return main(tvm.runtime.tensor(x)).numpy()
+
+    return run, seconds

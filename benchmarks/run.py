@@ -1,5 +1,7 @@
-"""Side-by-side benchmarks: the compiled C executables against numpy and
-(when installed, `pip install ".[bench]"`) onnxruntime with 2 threads.
+"""Side-by-side benchmarks: the compiled C executables against numpy,
+(when installed, `pip install ".[bench]"`) onnxruntime with 2 threads, and
+(when `apache-tvm` is installed) TVM Relax's untuned default `tvm.compile`
+for llvm, both on the same ONNX graphs and weights.
 
     python benchmarks/run.py                 # all models, small and large sizes
     python benchmarks/run.py --models mlp --repeat 50 --pipelines default
@@ -30,6 +32,7 @@ from relax_xdsl.models import MODELS
 
 sys.path.insert(0, str(Path(__file__).parent))
 from onnx_models import session as onnx_session  # noqa: E402  (a sibling script)
+from onnx_models import tvm_function  # noqa: E402
 
 SIZES: dict[str, list[tuple[int, ...]]] = {
     "mlp": [(1,), (64,), (512,)],
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--budget", type=float, default=5.0, help="seconds per timing at most (after 3 runs)")
     ap.add_argument("--pipelines", nargs="*", default=["default", "fast"], choices=["default", "fast"])
+    ap.add_argument("--no-tvm", action="store_true", help="skip TVM even when installed")
     args = ap.parse_args(argv)
 
     a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
@@ -93,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} [{pipeline}]: compile cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
             rows.append(("compile", name, pipeline, cold, warm))
         ort = onnx_session(name, model.weights)
+        tvm = tvm_function(name, model.weights) if not args.no_tvm else None
+        if tvm is not None:
+            print(f"{name} [tvm]: compile {tvm[1]:.2f} s", flush=True)
+            rows.append(("compile", name, "tvm (untuned)", tvm[1], float("nan")))
         for size in SIZES[name]:
             inputs = model.make_inputs(*size)
             want = model.numpy_fn(*inputs)
@@ -104,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
                 t_ort = median_time(lambda: ort.run(None, feed), args.repeat, args.budget)  # noqa: B023
                 rows.append(("ort", name, size, t_ort))
                 line += f" | onnxruntime {t_ort * 1e3:9.3f} ms"
+            if tvm is not None:
+                np.testing.assert_allclose(tvm[0](inputs[0]), want, rtol=1e-3, atol=1e-4)
+                t_tvm = median_time(lambda: tvm[0](inputs[0]), args.repeat, args.budget)  # noqa: B023
+                rows.append(("tvm", name, size, t_tvm))
+                line += f" | tvm {t_tvm * 1e3:9.3f} ms"
             for pipeline, exe in exes.items():
                 np.testing.assert_allclose(exe["main"](*inputs), want, rtol=1e-3, atol=1e-4)
                 t_c = median_time(lambda: exe["main"](*inputs), args.repeat, args.budget)  # noqa: B023
@@ -113,16 +126,19 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
     ort_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "ort"}
+    tvm_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "tvm"}
     print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | onnxruntime (ms) | C / ort "
-          "| C GFLOP/s | % of BLAS peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| TVM untuned (ms) | TVM / C | C GFLOP/s | % of BLAS peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         if row[0] == "run":
             _, name, pipeline, size, t_np, t_c, gflops = row
             t_ort = ort_times.get((name, size))
             ort_cols = f"{t_ort * 1e3:.3f} | {t_c / t_ort:.2f}" if t_ort else "- | -"
+            t_tvm = tvm_times.get((name, size))
+            tvm_cols = f"{t_tvm * 1e3:.3f} | {t_tvm / t_c:.1f}" if t_tvm else "- | -"
             print(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | "
-                  f"{ort_cols} | {gflops:.2f} | {100 * gflops / peak:.0f}% |")
+                  f"{ort_cols} | {tvm_cols} | {gflops:.2f} | {100 * gflops / peak:.0f}% |")
     print("\n| model | pipeline | compile cold (s) | compile warm (s) |")
     print("|---|---|---|---|")
     for row in rows:
