@@ -30,6 +30,18 @@ def _fuse_ops() -> type[ModulePass]:
     return FuseOpsPass
 
 
+def _annotate_op_pattern() -> type[ModulePass]:
+    from relax_xdsl.passes.fuse_ops import AnnotateOpPatternPass
+
+    return AnnotateOpPatternPass
+
+
+def _fuse_tir() -> type[ModulePass]:
+    from relax_xdsl.passes.fuse_ops import FuseTIRPass
+
+    return FuseTIRPass
+
+
 def _lower_tir() -> type[ModulePass]:
     from relax_xdsl.passes.lower_tir import LowerTIRPass
 
@@ -47,7 +59,9 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     return {
         "legalize": _legalize,
         "offload": _offload,
+        "annotate-op-pattern": _annotate_op_pattern,
         "fuse-ops": _fuse_ops,
+        "fuse-tir": _fuse_tir,
         "lower-tir": _lower_tir,
         "lower-graph": _lower_graph,
     }

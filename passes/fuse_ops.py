@@ -1,19 +1,26 @@
-"""`fuse-ops`: an op and the elementwise / broadcast / injective ops that
-feed only it become one tensor program (TVM's FuseOps + FuseTIR), and an
-output-fusible or reduction op (conv2d, pools, matmul, sum) takes the
-elementwise ops that follow it as its epilogue.
+"""Operator fusion in three passes (TVM's AnnotateOpPattern, FuseOps, FuseTIR):
 
-Grouping: walking consumers first, a graph op absorbs each producer whose
-pattern kind is elementwise, broadcast or injective, whose single result
-has no other use, and whose shape rule needed no runtime assumption
-(recursively). Generation: the root op's own legalization runs with a
-*virtual buffer* in place of each absorbed producer's output: reading it
-computes the producer's element from its inputs (its legalization's compute
-body, captured), so the intermediate is never materialized. A producer whose
-legalization is not a single compute (e.g. it needs a local buffer) is not
-absorbed; a reduction producer's element is its reduction computed inline
-(an scf.for nest), which is an epilogue when the consumers are elementwise.
-Groups of one op are left to `legalize`.
+- `annotate-op-pattern` writes each graph op's pattern kind (elementwise,
+  broadcast, injective, reduction, output-fusible, opaque) as its
+  `relax.op_pattern` attribute: the OpSpec's kind, or one set from user code
+  with `set_op_pattern`.
+- `fuse-ops` groups ops and marks each member with `relax.fusion_group`.
+  Walking consumers first, a graph op absorbs each producer whose kind is
+  elementwise, broadcast or injective, whose single result has no other
+  use, and whose shape rule needed no runtime assumption (recursively), except
+  into an output-fusible op (whose operands are read many times); an
+  output-fusible or reduction op (conv2d, pools, matmul, sum) takes the
+  elementwise ops that follow it as its epilogue. Rules registered with
+  `register_fusion_rule` decide first.
+- `fuse-tir` turns each group into one tensor program: the root op's own
+  legalization runs with a *virtual buffer* in place of each absorbed
+  producer's output; reading it computes the producer's element from its
+  inputs (its legalization's compute body, captured), so the intermediate is
+  never materialized. A reduction producer's element is its reduction
+  computed inline (an scf.for nest). A group whose program cannot be formed
+  (a producer needing a local buffer) is left to `legalize`.
+
+`fuse_module` runs all three.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from relax_xdsl.dialects.relax import CallTIROp, FunctionOp, GraphOp, TensorType
 from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.passes.legalize import Legalizer, _bare_symbols
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TupleType
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, StringAttr, TupleType, i64
 from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import Rewriter
@@ -35,7 +42,16 @@ from xdsl.utils.exceptions import VerifyException
 
 from relax_xdsl import dtypes
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.ops.registry import BROADCAST, ELEMWISE, INJECTIVE, OUT_FUSIBLE, REDUCTION, types_match
+from relax_xdsl.ops.registry import (
+    BROADCAST,
+    ELEMWISE,
+    INJECTIVE,
+    OUT_FUSIBLE,
+    PATTERN_KINDS,
+    REDUCTION,
+    get_spec,
+    types_match,
+)
 from relax_xdsl.shape import sym, symbols_in_order
 from relax_xdsl.tir_builder import Buffer, PrimFuncBuilder
 
@@ -115,6 +131,52 @@ class _Capture:
         return getattr(self._pb, name)
 
 
+PATTERN_ATTR = "relax.op_pattern"
+GROUP_ATTR = "relax.fusion_group"
+_PATTERN_OVERRIDES: dict[str, str] = {}
+
+FusionRule = Callable[[GraphOp, GraphOp], "bool | None"]
+_RULES: list[FusionRule] = []
+
+
+def set_op_pattern(op_name: str, kind: str) -> None:
+    """Override the pattern kind `annotate-op-pattern` gives op `op_name`
+    (e.g. mark a user op "opaque" to keep it out of every group)."""
+    get_spec(op_name)
+    if kind not in PATTERN_KINDS:
+        raise RelaxError(f"unknown pattern kind {kind!r}; choose one of {', '.join(PATTERN_KINDS)}")
+    _PATTERN_OVERRIDES[op_name] = kind
+
+
+def register_fusion_rule(rule: FusionRule) -> FusionRule:
+    """Adds a rule `rule(producer, consumer) -> True | False | None` that
+    `fuse-ops` asks, latest first, before its own: True absorbs the producer
+    into the consumer's group (if it has a single use and can be computed
+    inline), False keeps it out, None leaves the decision to the next rule
+    and finally to the pattern kinds. Usable as a decorator."""
+    _RULES.insert(0, rule)
+    return rule
+
+
+def unregister_fusion_rule(rule: FusionRule) -> None:
+    _RULES.remove(rule)
+
+
+def pattern_of(op: GraphOp) -> str:
+    """The op's pattern kind: its annotation, else the override or its OpSpec's."""
+    attr = op.attributes.get(PATTERN_ATTR)
+    if isinstance(attr, StringAttr):
+        return attr.data
+    return _PATTERN_OVERRIDES.get(op.SPEC.name, op.SPEC.pattern)
+
+
+def annotate_op_patterns(module: ModuleOp) -> ModuleOp:
+    for op in module.walk():
+        if isinstance(op, GraphOp):
+            op.attributes[PATTERN_ATTR] = StringAttr(_PATTERN_OVERRIDES.get(op.SPEC.name, op.SPEC.pattern))
+    return module
+
+
 def _assumes(op: GraphOp) -> bool:
     spec = op.SPEC
     _, ctx = spec.run_infer([v.type for v in op.inputs], spec.decode_params(dict(op.attributes)))
@@ -139,11 +201,19 @@ def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwi
         return None
     if len(list(p.res.uses)) != 1 or _assumes(p):
         return None
-    if p.SPEC.pattern in FUSABLE_PRODUCERS:
+    consumer = next(iter(p.res.uses)).operation
+    for rule in _RULES:
+        verdict = rule(p, consumer)  # type: ignore[arg-type]
+        if verdict is not None:
+            return p if verdict else None
+    if isinstance(consumer, GraphOp) and pattern_of(consumer) == OUT_FUSIBLE:
+        return None  # computed inline, a matmul/conv operand would be recomputed for every output it feeds
+    kind = pattern_of(p)
+    if kind in FUSABLE_PRODUCERS:
         if not elementwise_path and _heads_an_epilogue(p):
             return None  # left as the root of conv + bias + relu rather than split from it
         return p
-    if p.SPEC.pattern in EPILOGUE_PRODUCERS and elementwise_path and types_match(p.res.type, root.res.type):
+    if kind in EPILOGUE_PRODUCERS and elementwise_path and types_match(p.res.type, root.res.type):
         return p
     return None
 
@@ -151,19 +221,19 @@ def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwi
 def _heads_an_epilogue(o: GraphOp) -> bool:
     """An elementwise op that could take an output-fusible producer (through
     a chain of single-use elementwise ops) as its epilogue group."""
-    if o.SPEC.pattern not in (ELEMWISE, BROADCAST):
+    if pattern_of(o) not in (ELEMWISE, BROADCAST):
         return False
     for v in o.inputs:
         p = v.owner
         if not isinstance(p, GraphOp) or len(list(p.res.uses)) != 1 or not types_match(p.res.type, o.res.type):
             continue
-        if p.SPEC.pattern in EPILOGUE_PRODUCERS or _heads_an_epilogue(p):
+        if pattern_of(p) in EPILOGUE_PRODUCERS or _heads_an_epilogue(p):
             return True
     return False
 
 
 def _absorb(o: GraphOp, root: GraphOp, taken: set[GraphOp], members: list[GraphOp], elementwise_path: bool) -> None:
-    path = elementwise_path and o.SPEC.pattern in (ELEMWISE, BROADCAST)
+    path = elementwise_path and pattern_of(o) in (ELEMWISE, BROADCAST)
     for v in o.inputs:
         p = _fusable_producer(v, root, taken, path)
         if p is not None:
@@ -187,13 +257,50 @@ def find_groups(func: FunctionOp) -> list[_Group]:
             taken.add(op)
             members.sort(key=lambda o: list(func.walk()).index(o))
             group.ops = [*members, op]
-            inside = {o.res for o in group.ops}
-            for o in group.ops:
-                for v in o.inputs:
-                    if v not in inside and v not in group.inputs:
-                        group.inputs.append(v)
+            _group_inputs(group)
             groups.append(group)
     return groups
+
+
+def _group_inputs(group: _Group) -> None:
+    inside = {o.res for o in group.ops}
+    for o in group.ops:
+        for v in o.inputs:
+            if v not in inside and v not in group.inputs:
+                group.inputs.append(v)
+
+
+def mark_groups(module: ModuleOp) -> ModuleOp:
+    """fuse-ops: every member of a group gets `relax.fusion_group = k`
+    (numbered per function, in order)."""
+    for func in [op for op in module.body.ops if isinstance(op, FunctionOp)]:
+        for k, group in enumerate(reversed(find_groups(func))):
+            for o in group.ops:
+                o.attributes[GROUP_ATTR] = IntegerAttr(k, i64)
+    return module
+
+
+def marked_groups(func: FunctionOp) -> list[_Group]:
+    """The groups fuse-ops marked, each root (its last member) last."""
+    by_id: dict[int, list[GraphOp]] = {}
+    for op in func.walk():
+        attr = op.attributes.get(GROUP_ATTR)
+        if isinstance(op, GraphOp) and isinstance(attr, IntegerAttr):
+            by_id.setdefault(attr.value.data, []).append(op)
+    groups = []
+    for members in by_id.values():
+        if len(members) < 2:
+            continue
+        group = _Group(members[-1], list(members))
+        _group_inputs(group)
+        groups.append(group)
+    return groups
+
+
+def _clear_marks(module: ModuleOp) -> None:
+    for op in module.walk():
+        if isinstance(op, GraphOp):
+            op.attributes.pop(GROUP_ATTR, None)
 
 
 class Fuser(Legalizer):
@@ -263,20 +370,48 @@ class Fuser(Legalizer):
         return _Program(name, [s.subs(to_canon) for s in free])
 
 
-def fuse_module(module: ModuleOp) -> ModuleOp:
+def fuse_tir(module: ModuleOp) -> ModuleOp:
+    """fuse-tir: one tensor program per marked group; marks are removed."""
     fuser = Fuser(module)
     for func in [op for op in module.body.ops if isinstance(op, FunctionOp)]:
-        for group in find_groups(func):
+        for group in marked_groups(func):
+            group.inputs = []  # an earlier group's call may now produce some of them
+            _group_inputs(group)
             fuser.fuse(group)
+    _clear_marks(module)
     return module
+
+
+def fuse_module(module: ModuleOp) -> ModuleOp:
+    """annotate-op-pattern, fuse-ops and fuse-tir."""
+    return fuse_tir(mark_groups(annotate_op_patterns(module)))
+
+
+@dataclass(frozen=True)
+class AnnotateOpPatternPass(ModulePass):
+    """annotate-op-pattern: each graph op's pattern kind as `relax.op_pattern`."""
+
+    name = "annotate-op-pattern"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        annotate_op_patterns(op)
 
 
 @dataclass(frozen=True)
 class FuseOpsPass(ModulePass):
-    """fuse-ops: injective producers fused into their single consumer."""
+    """fuse-ops: groups marked with `relax.fusion_group` (see the module docstring)."""
 
     name = "fuse-ops"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        fuse_module(op)
+        mark_groups(op)
 
+
+@dataclass(frozen=True)
+class FuseTIRPass(ModulePass):
+    """fuse-tir: each marked group becomes one tensor program."""
+
+    name = "fuse-tir"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        fuse_tir(op)

@@ -24,8 +24,8 @@ PIPELINES: dict[str, str] = {
     # the same steps without clean-ups (output closest to what each step wrote)
     "debug": "legalize,lower-tir,lower-graph",
     # matmuls to BLAS (scipy-openblas32), injective producers fused into
-    # their consumers, then as default
-    "fast": "offload{lib=blas},fuse-ops,legalize,lower-tir,lower-graph,canonicalize,cse",
+    # their consumers and elementwise epilogues into their producers, then as default
+    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,lower-tir,lower-graph,canonicalize,cse",
 }
 
 

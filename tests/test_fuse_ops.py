@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from relax_xdsl.dialects.relax import CallTIROp, GraphOp
 from relax_xdsl.dialects.tir import AllocOp, PrimFuncOp
 from relax_xdsl.passes.fuse_ops import fuse_module
@@ -117,3 +118,48 @@ def test_elementwise_epilogue_fused_into_conv_and_reductions() -> None:
     module = build(lambda x: op.subtract(x, op.sum(x, axis=[1], keepdims=True)), (["n", "m"], "float32"))
     fused = fuse_module(module.clone())
     assert any(isinstance(o, GraphOp) and o.SPEC.name == "sum" for o in fused.walk())
+
+
+def test_custom_fusion_rules_and_op_patterns_from_user_code() -> None:
+    from relax_xdsl.passes import fuse_ops
+
+    def body(x: rx.Var) -> rx.Var:
+        return op.sum(op.exp(op.negative(x)), axis=[1])
+
+    module = build(body, (["n", 4], "float32"))
+    cases = [(rand((n, 4), seed=n),) for n in (1, 3)]
+    (prog,) = programs(fuse_module(module.clone()))
+    assert prog.attributes["relax.fused"].data == "negative,exp,sum"  # type: ignore[attr-defined]
+
+    # a rule that keeps exp out of every group (None: default for the rest)
+    def no_exp(producer: Any, consumer: Any) -> bool | None:
+        return False if producer.SPEC.name == "exp" else None
+
+    fuse_ops.register_fusion_rule(no_exp)
+    try:
+        fused = fuse_module(module.clone())
+        assert [p.attributes["relax.fused"].data for p in programs(fused)] == ["negative,exp"]  # type: ignore[attr-defined]
+        check_levels(fused, cases, levels=("legalized", "c"))
+    finally:
+        fuse_ops.unregister_fusion_rule(no_exp)
+
+    # an op marked opaque is never absorbed
+    fuse_ops.set_op_pattern("negative", "opaque")
+    try:
+        fused = fuse_module(module.clone())
+        assert [p.attributes["relax.fused"].data for p in programs(fused)] == ["exp,sum"]  # type: ignore[attr-defined]
+    finally:
+        fuse_ops._PATTERN_OVERRIDES.pop("negative")  # noqa: SLF001
+
+    # a rule forcing a producer the defaults refuse: matmul operands are not fused, unless a rule says so
+    mm = build(lambda x, w: op.matmul(op.exp(x), w), (["n", 4], "float32"), ([4, 3], "float32"))
+    assert programs(fuse_module(mm.clone())) == []
+    rule = fuse_ops.register_fusion_rule(lambda p, c: True if c.SPEC.name == "matmul" else None)
+    try:
+        fused = fuse_module(mm.clone())
+        assert [p.attributes["relax.fused"].data for p in programs(fused)] == ["exp,matmul"]  # type: ignore[attr-defined]
+        check_levels(fused, [(rand((n, 4), seed=n), rand((4, 3), seed=5)) for n in (1, 3)], levels=("c",))
+    finally:
+        fuse_ops.unregister_fusion_rule(rule)
+    with pytest.raises(rx.RelaxError, match="unknown pattern kind"):
+        fuse_ops.set_op_pattern("exp", "weird")
