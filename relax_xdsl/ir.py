@@ -8,7 +8,8 @@ from io import StringIO
 
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Dialect
+from xdsl.ir import Dialect, Operation
+from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import DiagnosticException, ParseError, VerifyException
 
@@ -41,16 +42,50 @@ def make_context() -> Context:
     return ctx
 
 
+class LocatingParser(Parser):
+    """xDSL's parser, remembering where each operation starts, so a
+    verifier failure can name the line and column of the op."""
+
+    def __init__(self, ctx: Context, text: str, name: str = "<string>"):
+        super().__init__(ctx, text, name)
+        self.text, self.name = text, name
+        self.starts: dict[Operation, int] = {}
+
+    def parse_operation(self) -> Operation:
+        start = self.pos
+        op = super().parse_operation()
+        self.starts[op] = start
+        return op
+
+    def location(self, op: Operation) -> str:
+        pos = self.starts.get(op)
+        if pos is None:
+            return self.name
+        line = self.text.count("\n", 0, pos) + 1
+        return f"{self.name}:{line}:{pos - (self.text.rfind(chr(10), 0, pos) + 1) + 1}"
+
+    def verify(self, module: ModuleOp) -> None:
+        """Verifies `module`; the error names the first failing op and its position."""
+        try:
+            module.verify()
+        except (VerifyException, DiagnosticException) as err:
+            for op in module.walk():
+                try:
+                    op.verify(verify_nested_ops=False)
+                except (VerifyException, DiagnosticException) as inner:
+                    raise IRParseError(f"{self.location(op)}: {op.name}: verification failed: {inner}") from None
+            raise IRParseError(f"{self.name}: verification failed: {err}") from None
+
+
 def parse_module(text: str, name: str = "<string>", verify: bool = True) -> ModuleOp:
     """Parses (and verifies) a module; errors carry line and column."""
-    from xdsl.parser import Parser
-
+    parser = LocatingParser(make_context(), text, name)
     try:
-        module = Parser(make_context(), text, name).parse_module()
+        module = parser.parse_module()
     except ParseError as err:
         raise IRParseError(str(err)) from None
     if verify:
-        verify_module(module)
+        parser.verify(module)
     return module
 
 
