@@ -278,7 +278,19 @@ def _constant_cast() -> Any:
                  [("x", F, ["n", 3])], ["ai", "m", "xd"])
 
 
+def _symbolic_range() -> Any:
+    """Position ids from the sequence length (`torch.arange(t)`) and an
+    embedding lookup with them."""
+    return model([node("Shape", ["x"], ["s"]), node("Gather", ["s", "one"], ["t"]),
+                  node("Range", ["zero", "t", "one"], ["pos"]), node("Gather", ["emb", "pos"], ["pe"]),
+                  node("Add", ["x", "pe"], ["y"]), node("Range", ["two", "t", "three"], ["odd"])],
+                 [("x", F, ["b", "t", 4])], ["y", "odd"],
+                 {"zero": np.array(0, np.int64), "one": np.array(1, np.int64), "two": np.array(2, np.int64),
+                  "three": np.array(3, np.int64), "emb": w(16, 4)})
+
+
 CASES: list[Case] = [
+    ("symbolic-range", _symbolic_range, [{"b": 1, "t": 1}, {"b": 2, "t": 5}, {"b": 1, "t": 9}]),
     ("gemm", _gemm, N), ("gemm-transA", _gemm_ta, N), ("matmul-batched", _matmul_batched, BT),
     ("conv-groups-asym", _conv, [{"n": s} for s in (3, 4, 7)]), ("conv-same", _conv_same, [{"n": s} for s in (1, 4, 7)]),
     ("conv1d", _conv1d, N), ("pools", _pools, N), ("batchnorm-flatten", _batchnorm_flatten, N),

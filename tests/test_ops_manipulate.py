@@ -143,6 +143,8 @@ VALUE_CASES: list[tuple[str, Sequence[Spec], Callable[..., rx.Var], Callable[...
     ("full", [("x", ["n", 2], "float32")], lambda x: op.add(x, op.full([1, 2], 2.5)), lambda x: x + np.float32(2.5)),
     ("arange", [("x", [4], "float32")], lambda x: op.add(x, op.arange(1.0, 3.0, 0.5, "float32")),
      lambda x: x + np.arange(1.0, 3.0, 0.5, dtype=np.float32)),
+    ("arange-symbolic-length", [("x", ["n", "m"], "int64")],
+     lambda x: op.add(x, op.arange(2.0, step=3.0, length=["m"])), lambda x: x + (2 + 3 * np.arange(x.shape[1]))),
 ]
 
 

@@ -32,7 +32,7 @@ from relax_xdsl.frontend.onnx_import import (
     register_converter,
     simplify_known,
 )
-from relax_xdsl.shape import canon, dim_to_str, dims_equal, is_one
+from relax_xdsl.shape import canon, ceildiv, dim_to_str, dims_equal, is_one
 
 INT64_MAX = 2**63 - 1
 
@@ -654,19 +654,26 @@ def _constant_of_shape(n: Node) -> Value:
 
 @register_converter("Range")
 def _range(n: Node) -> Value:
-    start, limit, delta = (n.input(i, w) for i, w in enumerate(("start", "limit", "delta")))
-    vals = [n.scalar(i, w) for i, w in enumerate(("start", "limit", "delta"))] \
-        if all(isinstance(v, Known) and not v.symbolic for v in (start, limit, delta)) else None
-    if vals is None:
-        for i, (v, w) in enumerate(zip((start, limit, delta), ("start", "limit", "delta"))):
-            if isinstance(v, Known) and v.symbolic:
-                n.fail(f"input {i} ({w}) = {dim_to_str(canon(v.values()[0]))} depends on symbolic dims; "
-                       "Range needs static bounds")
-        n.fail("Range needs bounds known at import time")
-    if vals[2] == 0:
+    """Static bounds: folded (or arange); a symbolic limit (`torch.arange(t)`)
+    with static start and delta: arange with a symbolic length."""
+    values = []
+    for i, w in enumerate(("start", "limit", "delta")):
+        k = n.known(i, w)
+        if k.array.size != 1:
+            n.fail(f"input {i} ({w}) must be a scalar")
+        values.append(k.values()[0])
+    start, limit, delta = values
+    dtype = n.input(0, "start").dtype
+    if not isinstance(start, (int, float)) or not isinstance(delta, (int, float)):
+        n.fail("start and delta must be static")
+    if delta == 0:
         n.fail("delta must not be 0")
-    dtype = start.dtype
-    count = max(math.ceil((vals[1] - vals[0]) / vals[2]), 0)
+    if not isinstance(limit, (int, float)):
+        if not isinstance(start, int) or not isinstance(delta, int) or delta < 0:
+            n.fail(f"a symbolic limit ({dim_to_str(canon(limit))}) needs integer start and a positive integer delta")
+        length = canon(sympy.Max(ceildiv(canon(limit) - start, delta), 0))
+        return n.op("arange", start=float(start), step=float(delta), dtype=dtype, length=[length])
+    count = max(math.ceil((limit - start) / delta), 0)
     if count <= FOLD_LIMIT:
-        return Known(np.arange(vals[0], vals[1], vals[2], dtype=dtype), dtype)
-    return n.op("arange", start=float(vals[0]), end=float(vals[1]), step=float(vals[2]), dtype=dtype)
+        return Known(np.arange(start, limit, delta, dtype=dtype), dtype)
+    return n.op("arange", start=float(start), end=float(limit), step=float(delta), dtype=dtype)

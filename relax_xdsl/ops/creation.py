@@ -82,12 +82,14 @@ class Full(_Fill):
 
 @register_op
 class Arange(OpSpec):
-    """relax.arange: start, start + step, ... below end (numpy semantics)."""
+    """relax.arange: start, start + step, ... below end (numpy semantics).
+    With `length` (one dim, possibly symbolic: `[t]`) instead of `end`, the
+    first `length` values: what `torch.arange(t)` exports to."""
 
     name = "arange"
     inputs = ()
     params = {"start": Param("float", REQUIRED), "end": Param("float", None), "step": Param("float", 1.0),
-              "dtype": Param("str", "int64")}
+              "dtype": Param("str", "int64"), "length": Param("dims", None)}
     pattern = INJECTIVE
 
     @staticmethod
@@ -96,23 +98,33 @@ class Arange(OpSpec):
             start, end = 0.0, start
         return start, step, max(0, math.ceil((end - start) / step))
 
-    def infer(self, ctx: Infer, start: float, end: float | None, step: float, dtype: str) -> TensorType:
+    def infer(self, ctx: Infer, start: float, end: float | None, step: float, dtype: str,
+              length: tuple[Any, ...] | None) -> TensorType:
         if step == 0:
             ctx.fail("step must be non-zero")
-        _, _, n = self._range(start, end, step)
+        if length is not None:
+            if end is not None or len(length) != 1:
+                ctx.fail("length (one dim) replaces end; give one or the other")
+            n: Any = length[0]
+        else:
+            _, _, n = self._range(start, end, step)
         try:
             name = dtypes.dtype_name(dtype)
         except Exception as err:  # noqa: BLE001
             ctx.fail(f"dtype: {err}")
         return tensor((n,), name)
 
-    def reference(self, start: float, end: float | None, step: float, dtype: str) -> np.ndarray:
-        s, st, n = self._range(start, end, step)
+    def reference(self, start: float, end: float | None, step: float, dtype: str,
+                  length: tuple[Any, ...] | None) -> np.ndarray:
+        if length is not None:
+            s, st, n = start, step, int(length[0])
+        else:
+            s, st, n = self._range(start, end, step)
         return (s + st * np.arange(n, dtype=np.float64)).astype(dtypes.dtype_name(dtype))
 
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], start: float, end: float | None, step: float,
-                 dtype: str) -> None:
+                 dtype: str, length: tuple[Any, ...] | None) -> None:
         (out,) = outputs
-        s, st, _ = self._range(start, end, step)
+        s, st = (start, step) if length is not None else self._range(start, end, step)[:2]
         f64 = dtypes.to_xdsl("float64")
         pb.compute(out, lambda i: pb.cast(pb.cast(i, f64) * st + s, out.dtype))
