@@ -252,6 +252,9 @@ class _HostBuilder:
                                               "the input is too small for the op"))
             sizes.append(size)
         op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
+        hint = what.rsplit("@", 1)[-1] if "@" in what else ""
+        if hint.replace("_", "a").isalnum():
+            op.memref.name_hint = f"{hint}_out"  # names the buffer in errors and generated code
         self.block.add_op(op)
         self.allocated.append(op.memref)
         return op.memref

@@ -7,7 +7,7 @@ error types."""
 
 from relax_xdsl import op
 from relax_xdsl.builder import FunctionBuilder, Var
-from relax_xdsl.errors import DimParseError, IRParseError, RelaxError, ShapeError
+from relax_xdsl.errors import BoundsError, DimParseError, IRParseError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.evaluator import evaluate
 from relax_xdsl.frontend import OnnxImportError, from_onnx
 from relax_xdsl.ir import make_context, parse_module, print_module
@@ -16,6 +16,6 @@ from relax_xdsl.runtime import Executable, compile, lower  # noqa: A004
 from relax_xdsl.shape import sym
 
 __all__ = [
-    "DimParseError", "Executable", "OnnxImportError", "FunctionBuilder", "IRParseError", "OpSpec", "Param", "RelaxError", "ShapeError", "Var",
+    "BoundsError", "DimParseError", "Executable", "OnnxImportError", "FunctionBuilder", "IRParseError", "OpSpec", "Param", "RelaxError", "ResourceLimitError", "ShapeError", "Var",
     "compile", "evaluate", "from_onnx", "lower", "make_context", "op", "parse_module", "print_module", "register_op", "sym",
 ]

@@ -20,3 +20,13 @@ class DimParseError(RelaxError, ValueError):
 class IRParseError(RelaxError, ValueError):
     """Textual IR could not be parsed or verified; the message carries the
     line and column."""
+
+
+class ResourceLimitError(RelaxError, MemoryError):
+    """A buffer would exceed the allocation limit (RELAX_XDSL_MAX_ALLOC_BYTES)
+    or cannot be allocated: names the buffer, its byte count and the limit."""
+
+
+class BoundsError(RelaxError, IndexError):
+    """Debug mode caught a buffer access out of bounds (function, buffer,
+    dim, index and extent)."""

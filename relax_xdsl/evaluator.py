@@ -34,6 +34,7 @@ from relax_xdsl.dialects.relax import (
 )
 from relax_xdsl.dialects.tir import PrimFuncOp
 from relax_xdsl.errors import RelaxError, ShapeError
+from relax_xdsl.limits import check_alloc
 from relax_xdsl.shape import bind_shape, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
 Bindings = dict[sympy.Symbol, int]
@@ -101,6 +102,16 @@ def _where(op: Operation) -> str:
     return f"{op.name}{' (' + names + ')' if names else ''}"
 
 
+def _check_result_size(op: Operation, bindings: Bindings) -> None:
+    """The allocation limit, before the numpy reference allocates the result."""
+    for r in op.results:
+        types = r.type.types.data if isinstance(r.type, TupleType) else [r.type]
+        for t in types:
+            if isinstance(t, TensorType):
+                dims = [evaluate_dim(d, bindings) for d in t.sym_shape]
+                check_alloc(dims, np.dtype(dtypes.dtype_name(t.dtype)).itemsize, f"{_where(op)} result")
+
+
 def check_value(value: Any, t: Attribute, bindings: Bindings, what: str) -> None:
     """A produced value must have the shape its deduced type promises."""
     if isinstance(t, TensorType):
@@ -133,6 +144,7 @@ def _run_op(op: Operation, env: dict[SSAValue, Any], bindings: Bindings, module:
         for name, p in spec.params.items():
             if p.kind == "dims" and params.get(name) is not None:  # symbolic dims -> bound values
                 params[name] = tuple(evaluate_dim(d, bindings) for d in params[name])
+        _check_result_size(op, bindings)
         result = spec.reference(*args, **params)
         check_value(result, op.res.type, bindings, _where(op))
         return [result]
@@ -171,6 +183,7 @@ def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindi
             if v < 0:
                 raise ShapeError(f"{_where(op)}: result dim {axis} is {dim_to_str(d)} = {v}, negative "
                                  f"({format_bindings(bindings)}): the input is too small for the op")
+        check_alloc(dims, np.dtype(dtypes.dtype_name(t.dtype)).itemsize, f"{_where(op)} result")
         outs.append(np.zeros(dims, dtype=dtypes.dtype_name(t.dtype)))
     if isinstance(op, LibCallOp):
         from relax_xdsl import libraries

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from io import StringIO
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Dialect, Operation
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -73,14 +73,30 @@ class LocatingParser(Parser):
                 try:
                     op.verify(verify_nested_ops=False)
                 except (VerifyException, DiagnosticException) as inner:
+                    op = _redefinition(op, str(inner)) or op
                     raise IRParseError(f"{self.location(op)}: {op.name}: verification failed: {inner}") from None
             raise IRParseError(f"{self.name}: verification failed: {err}") from None
 
 
+def _redefinition(table: Operation, message: str) -> Operation | None:
+    """The second definition of the symbol a 'Redefinition of symbol "x"' names."""
+    if not message.startswith("Redefinition of symbol") or not table.regions or not table.regions[0].blocks:
+        return None
+    name = message.split('"')[1] if message.count('"') >= 2 else None
+    seen = False
+    for op in table.regions[0].blocks[0].ops:
+        sym = op.get_attr_or_prop("sym_name")
+        if isinstance(sym, StringAttr) and sym.data == name:
+            if seen:
+                return op
+            seen = True
+    return None
+
+
 def parse_module(text: str, name: str = "<string>", verify: bool = True) -> ModuleOp:
     """Parses (and verifies) a module; errors carry line and column."""
-    parser = LocatingParser(make_context(), text, name)
     try:
+        parser = LocatingParser(make_context(), text, name)  # lexes the first token
         module = parser.parse_module()
     except ParseError as err:
         raise IRParseError(str(err)) from None

@@ -26,7 +26,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from relax_xdsl import dtypes
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
-from relax_xdsl.errors import RelaxError, ShapeError
+from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
+from relax_xdsl.limits import max_alloc_bytes
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno")
 WARNING_FLAGS = ("-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-variable",
@@ -127,14 +128,21 @@ class _Callable:
 class CModule:
     """A loop-level module compiled to a shared library (see backend/__init__)."""
 
-    def __init__(self, module: ModuleOp, cflags: Sequence[str] | None = None):
-        emitter = CEmitter(module)
+    def __init__(self, module: ModuleOp, cflags: Sequence[str] | None = None, debug: bool = False):
+        """`debug`: every buffer access is bounds-checked; a violation raises
+        BoundsError naming the function, buffer, dim, index and extent (the
+        source differs, so debug builds are cached apart)."""
+        emitter = CEmitter(module, debug=debug)
+        self.debug = debug
         self.source = emitter.emit()
         self.flags = (*(tuple(cflags) if cflags is not None else DEFAULT_FLAGS), *emitter.link_flags)
         self.path = build_library(self.source, self.flags)
         self.lib = _load(self.path, self.source, self.flags)
         self.lib.rx_last_error.restype = ctypes.c_char_p
+        self.lib.rx_debug_error.restype = ctypes.c_char_p
         self.lib.rx_free.argtypes = [ctypes.c_void_p]
+        self.lib.rx_set_max_alloc.argtypes = [ctypes.c_int64]
+        self.lib.rx_set_max_alloc(max_alloc_bytes())
         self._globals = emitter.global_data()
         table = (ctypes.c_void_p * max(1, len(self._globals)))(*[g.ctypes.data for g in self._globals])
         self._table = table
@@ -174,11 +182,19 @@ class CModule:
         dims = [(ctypes.c_int64 * max(1, rank))() for _, rank in f.results]
         for p, d in zip(ptrs, dims):
             cargs += [ctypes.byref(p), d]
+        if self.debug:
+            self.lib.rx_debug_reset()
         status = f.fn(*cargs)
+        results = tuple(self._wrap(p, d, dt, rank) for p, d, (dt, rank) in zip(ptrs, dims, f.results)) \
+            if status == 0 else ()
+        if self.debug and self.lib.rx_debug_error():
+            raise BoundsError(self.lib.rx_debug_error().decode(errors="replace"))
         if status != 0:
             msg = self.lib.rx_last_error().decode(errors="replace")
-            raise ShapeError(msg) if "out of memory" not in msg else MemoryError(msg)
-        return tuple(self._wrap(p, d, dt, rank) for p, d, (dt, rank) in zip(ptrs, dims, f.results))
+            if "allocation limit" in msg or "out of memory" in msg:
+                raise ResourceLimitError(msg)
+            raise ShapeError(msg)
+        return results
 
     def _wrap(self, ptr: ctypes.c_void_p, dims: ctypes.Array, dt: np.dtype, rank: int) -> np.ndarray:
         """A numpy array owning a buffer malloc'd by the library (freed with it)."""

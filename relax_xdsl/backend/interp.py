@@ -38,7 +38,8 @@ from xdsl.traits import SymbolTable
 
 from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import constant_array
-from relax_xdsl.errors import RelaxError, ShapeError
+from relax_xdsl.errors import BoundsError, RelaxError, ShapeError
+from relax_xdsl.limits import check_alloc
 
 
 def _np_dtype(t: Any) -> np.dtype:
@@ -90,7 +91,11 @@ class RelaxFunctions(InterpreterFunctions):
         assert isinstance(t, MemRefType)
         sizes = iter(args)
         shape = tuple(next(sizes) if d < 0 else d for d in t.get_shape())
-        return (np.zeros(shape, _np_dtype(t.get_element_type())),)
+        dtype = _np_dtype(t.get_element_type())
+        if any(d < 0 for d in shape):
+            raise ShapeError(f"memref.alloc of a negative size {shape}")
+        check_alloc(shape, np.dtype(dtype).itemsize, f"memref.alloc {op.memref.name_hint or ''}".strip())
+        return (np.zeros(shape, dtype),)
 
     @impl(memref.DeallocOp)
     def run_dealloc(self, interpreter: Interpreter, op: memref.DeallocOp, args: PythonValues) -> PythonValues:
@@ -104,7 +109,7 @@ class RelaxFunctions(InterpreterFunctions):
     def run_load(self, interpreter: Interpreter, op: memref.LoadOp, args: PythonValues) -> PythonValues:
         a, *idx = args
         if any(i < 0 or i >= n for i, n in zip(idx, a.shape)):
-            raise RelaxError(f"memref.load out of bounds: index {tuple(idx)} of shape {a.shape}")
+            raise BoundsError(f"memref.load out of bounds: index {tuple(idx)} of shape {a.shape}")
         v = a[tuple(idx)]
         if a.dtype.kind in "iu":
             return (int(v),)  # upstream integer ops work on Python ints
@@ -114,7 +119,7 @@ class RelaxFunctions(InterpreterFunctions):
     def run_store(self, interpreter: Interpreter, op: memref.StoreOp, args: PythonValues) -> PythonValues:
         v, a, *idx = args
         if any(i < 0 or i >= n for i, n in zip(idx, a.shape)):
-            raise RelaxError(f"memref.store out of bounds: index {tuple(idx)} of shape {a.shape}")
+            raise BoundsError(f"memref.store out of bounds: index {tuple(idx)} of shape {a.shape}")
         a[tuple(idx)] = v
         return ()
 
@@ -346,7 +351,9 @@ def _wrap(v: int, t: Any) -> int:
 class InterpModule:
     """Runs a loop-level module's functions on numpy arrays (see backend/__init__)."""
 
-    def __init__(self, module: ModuleOp):
+    def __init__(self, module: ModuleOp, debug: bool = False):
+        """(`debug` is accepted for symmetry with the C target: the
+        interpreter always checks every buffer access.)"""
         self.module = module
         self.interpreter = Interpreter(module)
         for fns in (FuncFunctions(), ScfFunctions(), MathFunctions(), BuiltinFunctions(), ArithFunctions()):

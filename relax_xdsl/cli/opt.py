@@ -7,32 +7,62 @@ named pipelines and targets registered.
     relax-xdsl-opt model.mlir -p fast --print-ir-after=fuse-ops --time-passes
     relax-xdsl-opt model.mlir -p debug --print-ir-after-all  # IR after each pass, on stderr
 
-`-p` takes pass names, pass options and pipeline names from
-relax_xdsl.passes.pipelines (`default`, `debug`, `fast`). Targets: `mlir`
-(default), `c`, `dot`, and xDSL's. Inspection: `--print-ir-after=PASS`
-(repeatable) and `--print-ir-after-all` print the IR after those passes to
-stderr; `--time-passes` prints a table of each pass's time to stderr;
-xDSL's `--print-between-passes` and `--verify-diagnostics` work too. Errors
-(malformed input, failing verifier, unknown pass or option, missing file)
-print a diagnostic with line and column where there is one, and exit 1,
-without a Python traceback.
+Passes (`-p`): pass names with options (`offload{lib=blas}`), xDSL's
+upstream passes (`canonicalize`, `cse`, ...) and the pipeline names of
+relax_xdsl.passes.pipelines (`default`, `debug`, `fast`), freely mixed:
+`-p "legalize{ops=matmul},default"`.
+
+Targets (`-t`): `mlir` (default; parses back), `c` (the generated C of a
+lowered module), `dot` (Graphviz view of the graph functions: ops as nodes,
+values as edges labelled `[n, 784] f32`), and xDSL's own.
+
+Inspection (output of the module itself stays on stdout):
+  --print-ir-after=PASS    IR after each run of PASS, to stderr (repeatable;
+                           PASS is a pass name, with or without options)
+  --print-ir-after-all     IR after every pass, to stderr
+  --time-passes            table of each pass's wall time, to stderr
+  --print-between-passes   xDSL's: IR between passes, to stdout
+  --print-op-generic, --print-no-properties, --print-debuginfo
+                           xDSL's printing options; they apply to the
+                           --print-ir-after(-all) output as well
+  --verify-diagnostics     xDSL's: print a verifier or pass failure and exit 0
+  --parsing-diagnostics    xDSL's: print a parse error and exit 0
+  --split-input-file       xDSL's: run each `// -----` chunk on its own
+                           (diagnostics give lines of the whole file)
+  --disable-verify         no verification after parsing or between passes
+
+Errors (malformed input, unknown op, bad dim expression, failing verifier,
+unknown pass or pass option, a pass rejecting its input, missing or
+unreadable file) print one diagnostic, `relax-xdsl-opt: error: FILE:LINE:COL
+...` where the input has a position, and exit 1 without a Python traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
 from typing import IO
 
+from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.printer import Printer
-from xdsl.utils.exceptions import ArgSpecParseError, DiagnosticException, ParseError, PassFailedException
+from xdsl.utils.arg_spec import parse_pipeline
+from xdsl.utils.exceptions import (
+    ArgSpecParseError,
+    DiagnosticException,
+    ParseError,
+    PassFailedException,
+    VerifyException,
+)
 from xdsl.xdsl_opt_main import xDSLOptMain
 
-from relax_xdsl.errors import RelaxError
+from relax_xdsl.errors import IRParseError, RelaxError
+from relax_xdsl.ir import LocatingParser
 
 
 def _emit_c(module: ModuleOp, out: IO[str]) -> None:
@@ -47,7 +77,29 @@ def _emit_dot(module: ModuleOp, out: IO[str]) -> None:
     emit_dot(module, out)
 
 
+class _ChunkParser(LocatingParser):
+    """The locating parser for one `--split-input-file` chunk: verifier
+    failures name lines of the whole file, as xDSL does for parse errors."""
+
+    def __init__(self, ctx: Context, text: str, name: str, line_offset: int):
+        super().__init__(ctx, text, name)
+        self.line_offset = line_offset
+
+    def location(self, op: Operation) -> str:
+        pos = self.starts.get(op)
+        if pos is None:
+            return self.name
+        line = self.text.count("\n", 0, pos) + 1 + self.line_offset
+        return f"{self.name}:{line}:{pos - (self.text.rfind(chr(10), 0, pos) + 1) + 1}"
+
+
+def _pass_name(item: str) -> str:
+    return item.split("{", 1)[0].strip()
+
+
 class RelaxOptMain(xDSLOptMain):
+    _chunk_offset = 0
+
     def register_all_dialects(self) -> None:
         super().register_all_dialects()
         from relax_xdsl.ir import project_dialects
@@ -65,20 +117,31 @@ class RelaxOptMain(xDSLOptMain):
             self.register_pass(name, factory)
 
     def register_all_frontends(self) -> None:
-        """`.mlir` through the locating parser: a failing verifier names the op's line and column."""
+        """`.mlir` through the locating parser: a failing verifier names the
+        op's line and column (as a VerifyException, so xDSL's
+        --verify-diagnostics sees it)."""
         super().register_all_frontends()
-        from relax_xdsl.ir import LocatingParser
 
         def parse_mlir(io: IO[bytes]) -> ModuleOp:
             data = io.read()
             text = data.decode("utf-8") if isinstance(data, bytes) else data
-            parser = LocatingParser(self.ctx, text, self.get_input_name())
+            name = self.get_input_name()
+            if not text.strip():
+                raise RelaxError(f"{name}: the input is empty (expected a builtin.module)")
+            parser = _ChunkParser(self.ctx, text, name, self._chunk_offset)
             module = parser.parse_module(not self.args.no_implicit_module)
             if not self.args.disable_verify:
-                parser.verify(module)
+                try:
+                    parser.verify(module)
+                except IRParseError as err:
+                    raise VerifyException(str(err)) from None
             return module
 
         self.available_frontends["mlir"] = parse_mlir
+
+    def parse_chunk(self, chunk: IO[bytes], file_extension: str, start_offset: int = 0) -> ModuleOp | None:
+        self._chunk_offset = start_offset
+        return super().parse_chunk(chunk, file_extension, start_offset)
 
     def register_all_targets(self) -> None:
         super().register_all_targets()
@@ -91,54 +154,116 @@ class RelaxOptMain(xDSLOptMain):
                                 help="print the IR to stderr after each run of PASS (repeatable)")
         arg_parser.add_argument("--print-ir-after-all", action="store_true",
                                 help="print the IR to stderr after every pass")
+        for action in arg_parser._actions:  # noqa: SLF001 - retitle xDSL's option: ours prints a table to stderr
+            if "--time-passes" in action.option_strings:
+                action.help = "print a table of each pass's wall time to stderr"
+
+    def _printer(self, stream: IO[str]) -> Printer:
+        """A printer honouring xDSL's printing options."""
+        return Printer(stream=stream, print_generic_format=self.args.print_op_generic,
+                       print_properties_as_attributes=self.args.print_no_properties,
+                       print_debuginfo=self.args.print_debuginfo)
+
+    def _parse_passes(self, spec: str) -> list[ModulePass]:
+        """Like PassPipeline.parse_spec, but an unknown pass lists what is
+        known and a bad option names its pass and the pass's options."""
+        from relax_xdsl.passes import get_all_passes
+        from relax_xdsl.passes.pipelines import PIPELINES
+
+        passes = []
+        for item in parse_pipeline(spec):
+            if item.name not in self.available_passes:
+                raise RelaxError(
+                    f"-p: unknown pass {item.name!r}; this project's passes: {', '.join(get_all_passes())}; "
+                    f"pipelines: {', '.join(PIPELINES)}; xDSL's passes: see --help")
+            cls = self.available_passes[item.name]()
+            try:
+                passes.append(cls.from_pass_spec(item))
+            except (ValueError, TypeError) as err:
+                options = ", ".join(f.name.replace("_", "-") for f in dataclasses.fields(cls)) or "none"
+                raise RelaxError(f"-p: pass {item.name!r}: {err} (its options: {options})") from None
+        return passes
+
+    def _check_print_ir_after(self, passes: Sequence[ModulePass]) -> None:
+        from relax_xdsl.passes.pipelines import PIPELINES
+
+        self.print_after = {_pass_name(p) for p in self.args.print_ir_after}
+        for name in sorted(self.print_after):
+            if name in PIPELINES:
+                raise RelaxError(f"--print-ir-after: {name!r} is a pipeline; name one of its passes "
+                                 f"({PIPELINES[name]})")
+            if name not in self.available_passes:
+                raise RelaxError(f"--print-ir-after: unknown pass {name!r}")
+            if name not in {p.name for p in passes}:
+                print(f"relax-xdsl-opt: warning: --print-ir-after={name}: the pipeline does not run {name}",
+                      file=sys.stderr)
 
     def setup_pipeline(self) -> None:
-        """Our callback instead of xDSL's: verification between passes,
-        --print-ir-after(-all), xDSL's --print-between-passes, and
-        --time-passes as a table on stderr."""
+        """Our callback instead of xDSL's: verification after each pass
+        (a failure names the pass), --print-ir-after(-all), xDSL's
+        --print-between-passes, and per-pass times for --time-passes."""
         from relax_xdsl.passes.pipelines import expand
 
         args = self.args
-        spec = expand(args.passes) if args.passes else args.passes
-        unknown = [p for p in args.print_ir_after if p not in self.available_passes]
-        if unknown:
-            raise RelaxError(f"--print-ir-after: unknown pass {unknown[0]!r}")
+        passes = self._parse_passes(expand(args.passes)) if args.passes.strip() else []
+        self._check_print_ir_after(passes)
         self.timings: list[tuple[str, float]] = []
+        self.running: ModulePass | None = None
         started = [time.perf_counter()]
 
         def callback(prev: ModulePass | None, module: ModuleOp, nxt: ModulePass | None) -> None:
             if prev is not None:
-                self.timings.append((str(prev.pipeline_pass_spec()), time.perf_counter() - started[0]))
-            if not args.disable_verify:
-                module.verify()
-            if prev is not None and (args.print_ir_after_all or prev.name in args.print_ir_after):
-                print(f"// -----// IR after {prev.pipeline_pass_spec()} //----- //", file=sys.stderr)
-                Printer(stream=sys.stderr).print_op(module)
-                print("\n", file=sys.stderr)
-            if prev is not None and nxt is not None and args.print_between_passes:
-                print(f"IR after {prev.name}:")
-                Printer(stream=sys.stdout).print_op(module)
-                print("\n\n\n")
+                spec = str(prev.pipeline_pass_spec())
+                self.timings.append((spec, time.perf_counter() - started[0]))
+                if not args.disable_verify:
+                    try:
+                        module.verify()
+                    except VerifyException as err:
+                        raise VerifyException(f"the IR after pass {spec} does not verify: {err}") from None
+                if args.print_ir_after_all or prev.name in self.print_after:
+                    print(f"// -----// IR after {spec} //----- //", file=sys.stderr)
+                    self._printer(sys.stderr).print_op(module)
+                    print("\n", file=sys.stderr)
+                if nxt is not None and args.print_between_passes:
+                    print(f"IR after {prev.name}:")
+                    self._printer(sys.stdout).print_op(module)
+                    print("\n\n\n")
+            self.running = nxt
             started[0] = time.perf_counter()
 
-        self.pipeline = PassPipeline.parse_spec(self.available_passes, spec, callback)
+        self.pipeline = PassPipeline(tuple(passes), callback)
 
     def apply_passes(self, prog: ModuleOp) -> None:
+        """Runs the pipeline; a pass rejecting its input becomes a
+        PassFailedException naming the pass (so --verify-diagnostics
+        reports it too)."""
+        self.timings = []
         t0 = time.perf_counter()
-        super().apply_passes(prog)
+        try:
+            super().apply_passes(prog)
+        except RelaxError as err:
+            name = self.running.name if self.running is not None else "?"
+            msg = str(err).strip() or type(err).__name__
+            raise PassFailedException(msg if msg.startswith(name) else f"pass {name}: {msg}") from None
         if self.args.time_passes:
-            total = time.perf_counter() - t0
-            print(f"{'pass':<36} {'ms':>10} {'%':>6}", file=sys.stderr)
-            for name, secs in self.timings:
-                print(f"{name:<36} {secs * 1e3:10.2f} {100 * secs / total if total else 0:6.1f}", file=sys.stderr)
-            print(f"{'total':<36} {total * 1e3:10.2f} {100.0:6.1f}", file=sys.stderr)
+            self._print_timings(time.perf_counter() - t0)
+
+    def _print_timings(self, wall: float) -> None:
+        total = sum(secs for _, secs in self.timings)
+        width = max([36, *(len(name) + 2 for name, _ in self.timings)])
+        print(f"{'pass':<{width}} {'ms':>10} {'%':>6}", file=sys.stderr)
+        for name, secs in self.timings:
+            print(f"{name:<{width}} {secs * 1e3:10.2f} {100 * secs / total if total else 0:6.1f}", file=sys.stderr)
+        print(f"{'total':<{width}} {total * 1e3:10.2f} {100.0:6.1f}", file=sys.stderr)
+        print(f"{'(verification, printing)':<{width}} {(wall - total) * 1e3:10.2f}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the driver; every error the input or the command line can
+    cause is one line (plus source context) on stderr and exit code 1."""
     try:
         RelaxOptMain("relax_xdsl modular optimizer driver", args=argv).run()
-    except (ParseError, DiagnosticException, ArgSpecParseError, PassFailedException, RelaxError, ValueError, KeyError,
-            TypeError, FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as err:
+    except (ParseError, DiagnosticException, ArgSpecParseError, RelaxError, ValueError, OSError) as err:
         msg = str(err).strip() or type(err).__name__
         print(f"relax-xdsl-opt: error: {msg}", file=sys.stderr)
         return 1

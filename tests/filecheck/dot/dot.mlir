@@ -11,7 +11,7 @@ builtin.module {
 
 // Ops are nodes, values are edges labelled with their symbolic shapes.
 // CHECK:      digraph relax {
-// CHECK:        subgraph cluster_f0 {
+// CHECK:        subgraph cluster_0 {
 // CHECK-NEXT:     label="@main";
 // CHECK-NEXT:     [[X:n[0-9]+]] [label="%x", shape=oval
 // CHECK-NEXT:     [[W:n[0-9]+]] [label="%w", shape=oval
