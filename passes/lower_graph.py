@@ -6,7 +6,12 @@
    one unbound symbol is solved for it) and checks every input dim against
    the signature with `cf.assert` (message: function, input, dim, expected);
 2. allocates outputs and intermediates with sizes computed from the
-   symbolic expressions, and frees intermediates before returning;
+   symbolic expressions, and frees intermediates before returning; with
+   `plan-memory` (the default) the intermediates whose sizes the inputs
+   determine share one pool instead (passes/memory_planning.py): slots
+   reused by buffers whose lifetimes do not overlap, each buffer a
+   `memref.view` into the pool, the pool one `memref.alloc` per call
+   marked `relax.pool` (the C target keeps it across calls);
 3. calls tensor programs (`relax.call_tir` -> `func.call` of the lowered
    program: inputs, outputs, symbolic index args) and library functions
    (`lib.call` -> `func.call` of a private declaration carrying the
@@ -27,12 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
 from relax_xdsl.dialects.relax import (
     CallTIROp,
     ConstantOp,
     DataflowOp,
+    DimsAttr,
     FunctionOp,
     GetItemOp,
     GraphOp,
@@ -51,6 +58,7 @@ from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     ArrayAttr,
     DenseIntOrFPElementsAttr,
+    DictionaryAttr,
     IndexType,
     IntegerAttr,
     MemRefType,
@@ -58,6 +66,7 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TupleType,
     UnitAttr,
+    i8,
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
@@ -65,8 +74,11 @@ from xdsl.passes import ModulePass
 from xdsl.traits import SymbolTable
 
 from relax_xdsl.dim_lowering import DimEmitter
+from relax_xdsl.dtypes import dtype_name
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import canon, dim_to_str, dims_equal
+
+from .memory_planning import MemoryPlan
 
 Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
@@ -131,9 +143,12 @@ class _HostBuilder:
             new.name_hint = old.name_hint
             self.env[old] = new
         self._bind_inputs()
+        self._start_pool()
         results = self._lower_block(self.fn.body.block)
         self._finish(results)
-        return func.FuncOp(self.name, (in_types, out_types), Region(self.block))
+        host = func.FuncOp(self.name, (in_types, out_types), Region(self.block))
+        self._finish_pool(host)
+        return host
 
     # -- symbols and checks ------------------------------------------------
     def _dim(self, memref_value: SSAValue, axis: int) -> SSAValue:
@@ -235,8 +250,99 @@ class _HostBuilder:
             if a not in self.freed and a not in live:
                 self.block.add_op(memref.DeallocOp.get(a))
                 self.freed.add(a)
+        for a, buffer in self.pooled.items():
+            if a not in self.freed and a not in live:
+                self.plan.release(buffer)
+                self.freed.add(a)
 
-    def _alloc(self, t: TensorType, what: str = "") -> SSAValue:
+    # -- memory planning: one pool for the intermediates -----------------------
+    def _escaping(self) -> set[SSAValue]:
+        """Graph values whose storage may be returned: followed back from the
+        return through tuples, dataflow outputs, match_cast and views."""
+        users: list[SSAValue] = []
+        for op in self.fn.body.walk():
+            if isinstance(op, ReturnOp):
+                users.extend(op.values)
+        out: set[SSAValue] = set()
+        while users:
+            v = users.pop()
+            if v in out:
+                continue
+            out.add(v)
+            owner = v.owner
+            if isinstance(owner, TupleOp):
+                users.extend(owner.fields)
+            elif isinstance(owner, (GetItemOp, MatchCastOp)):
+                users.extend(owner.operands)
+            elif isinstance(owner, DataflowOp):
+                term = owner.body.block.last_op
+                assert isinstance(term, OutputOp)
+                users.extend(term.values)
+            elif isinstance(owner, CallTIROp) and self._is_view(owner):
+                users.extend(owner.inputs)
+        return out
+
+    def _is_view(self, op: CallTIROp) -> bool:
+        """A reshape-like program the host replaces by a view of its input."""
+        callee = SymbolTable.lookup_symbol(op, op.callee)
+        kind = callee.attributes.get("relax.op") if callee is not None else None
+        return isinstance(kind, StringAttr) and kind.data in VIEW_OPS and len(op.inputs) == len(op.outs) == 1
+
+    def _start_pool(self) -> None:
+        """Placeholders for the pool (its size is known once every buffer is
+        planned): an `arith.constant` for the size and the pool alloc itself."""
+        self.pooled: dict[SSAValue, int] = {}  # view -> its buffer in the plan
+        self.plan = MemoryPlan()
+        self.pool_symbols = dict(self.dims.env)
+        self.offsets: list[arith.ConstantOp] = []  # per pooled buffer, in allocation order
+        self.escaping = self._escaping() if self.lowering.plan_memory else set()
+        self.pool_size = arith.ConstantOp(IntegerAttr(0, IndexType()))
+        self.pool = memref.AllocOp([self.pool_size.result], [], MemRefType(i8, [DYNAMIC_INDEX]), IntegerAttr(64, 64))
+        self.pool.memref.name_hint = "pool"
+        self.pool.attributes["relax.pool"] = UnitAttr()
+        self.block.add_ops([self.pool_size, self.pool])
+
+    def _pool_view(self, t: TensorType, sizes: list[SSAValue]) -> SSAValue:
+        nbytes = canon(_product(t.sym_shape) * np.dtype(dtype_name(t.dtype)).itemsize)
+        buffer = self.plan.take(nbytes)
+        placeholder = arith.ConstantOp(IntegerAttr(0, IndexType()))  # its offset, known once all are placed
+        self.block.insert_op_before(placeholder, self.pool)
+        self.offsets.append(placeholder)
+        view = memref.ViewOp(self.pool.memref, placeholder.result, sizes, memref_type(t))
+        self.block.add_op(view)
+        self.pooled[view.result] = buffer
+        return view.result
+
+    def _finish_pool(self, host: func.FuncOp) -> None:
+        """Computes the slot offsets and the pool size where the pool is
+        allocated (every symbol they use is bound by then), frees the pool
+        before each return, and records the plan's figures on `host`."""
+        if not self.plan.buffers:
+            for op in (self.pool, self.pool_size):
+                op.detach()
+                op.erase()
+            return
+        emitter = DimEmitter(lambda op: self.block.insert_op_before(op, self.pool))
+        for sym, value in self.pool_symbols.items():
+            emitter.bind(sym, value)
+        for placeholder, offset in zip(self.offsets, self.plan.place()):
+            placeholder.result.replace_all_uses_with(emitter.emit(offset))
+            placeholder.detach()
+            placeholder.erase()
+        self.pool_size.result.replace_all_uses_with(emitter.emit(self.plan.pool))
+        self.pool_size.detach()
+        self.pool_size.erase()
+        ret = self.block.last_op
+        assert isinstance(ret, func.ReturnOp)
+        self.block.insert_op_before(memref.DeallocOp.get(self.pool.memref), ret)
+        host.attributes["relax.memory_plan"] = DictionaryAttr({
+            "buffers": IntegerAttr(len(self.plan.buffers), 64),
+            "unshared_bytes": DimsAttr.of([self.plan.unshared]),
+            "peak_live_bytes": DimsAttr.of([self.plan.peak]),
+            "pool_bytes": DimsAttr.of([self.plan.pool]),
+        })
+
+    def _alloc(self, t: TensorType, what: str = "", value: SSAValue | None = None) -> SSAValue:
         """A buffer of type `t`; a dynamic size that could be negative (e.g.
         `h - 2` for a too-small input) is checked first, naming `what`."""
         mt = memref_type(t)
@@ -251,6 +357,9 @@ class _HostBuilder:
                 self.block.add_op(cf.AssertOp(ok, f"@{self.name}: {what} result dim {i} ({dim_to_str(d)}) is negative: "
                                               "the input is too small for the op"))
             sizes.append(size)
+        if (value is not None and self.lowering.plan_memory and value not in self.escaping
+                and all(s in self.pool_symbols for d in t.sym_shape for s in d.free_symbols)):
+            return self._pool_view(t, sizes)
         op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
         hint = what.rsplit("@", 1)[-1] if "@" in what else ""
         if hint.replace("_", "a").isalnum():
@@ -303,11 +412,10 @@ class _HostBuilder:
             raise RelaxError(f"@{self.name}: tensor program @{op.callee.root_reference.data} is not lowered; "
                              "run lower-tir before lower-graph")
         assert isinstance(callee, func.FuncOp)
-        kind = callee.attributes.get("relax.op")
-        if isinstance(kind, StringAttr) and kind.data in VIEW_OPS and len(op.inputs) == len(op.outs) == 1:
+        if self._is_view(op):
             self.env[op.outs[0]] = self._view(op.inputs[0], op.outs[0].type, op)  # type: ignore[arg-type]
             return
-        outs = [self._alloc(r.type, f"relax.call_tir @{op.callee.root_reference.data}")  # type: ignore[arg-type]
+        outs = [self._alloc(r.type, f"relax.call_tir @{op.callee.root_reference.data}", r)  # type: ignore[arg-type]
                 for r in op.outs]
         syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
         formal = callee.attributes.get("relax.buffers")
@@ -368,7 +476,7 @@ class _HostBuilder:
     def _lib_call(self, op: LibCallOp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)
         assert isinstance(callee, LibFuncOp)
-        outs = [self._alloc(r.type, f"lib.call @{op.callee.root_reference.data}")  # type: ignore[arg-type]
+        outs = [self._alloc(r.type, f"lib.call @{op.callee.root_reference.data}", r)  # type: ignore[arg-type]
                 for r in op.outs]
         self._check_args(op, callee.buffer_types(), f"lib.call @{callee.sym_name.data}")
         actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
@@ -398,6 +506,12 @@ class _HostBuilder:
         returned: list[SSAValue] = []
         seen: set[SSAValue] = set()
         for v in flat:
+            root = self.root.get(v)
+            if root is not None and root in owned and root not in seen and root not in self.freed \
+                    and sum(self.root.get(w, w) == root for w in flat) == 1:
+                seen.add(root)  # a view (reshape) of a buffer nothing else returns: returned as it is
+                returned.append(v)
+                continue
             if v not in owned or v in seen:
                 copy = self._alloc_like(v)
                 self.block.add_op(memref.CopyOp(v, copy))
@@ -421,8 +535,9 @@ class _HostBuilder:
 class LowerGraph:
     """Module-level state: constant globals and library declarations."""
 
-    def __init__(self, module: ModuleOp):
+    def __init__(self, module: ModuleOp, plan_memory: bool = True):
         self.module = module
+        self.plan_memory = plan_memory
         self.n_globals = 0
         self.declared: dict[str, func.FuncOp] = {}
 
@@ -471,7 +586,10 @@ class LowerGraph:
 
 @dataclass(frozen=True)
 class LowerGraphPass(ModulePass):
+    """`lower-graph{plan-memory=false}` allocates every intermediate on its own."""
+
     name = "lower-graph"
+    plan_memory: bool = True
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        LowerGraph(op).run()
+        LowerGraph(op, self.plan_memory).run()

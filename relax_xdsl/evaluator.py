@@ -196,7 +196,10 @@ def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindi
         from relax_xdsl.tir_interpreter import run_prim_func
 
         syms = [evaluate_dim(d, bindings) for d in op.sym_args.data] if op.sym_args else []
-        assert isinstance(callee, PrimFuncOp)
+        if not isinstance(callee, PrimFuncOp):
+            raise RelaxError(f"{_where(op)}: the evaluator runs tensor programs (tir.prim_func), and "
+                             f"@{callee.sym_name.data} is a {callee.name} (lowered by lower-tir); evaluate the "
+                             "module before lower-tir, or run it with compile(..., target='interp')")
         inner: Bindings = dict(zip(callee.sym_params.data, syms)) if callee.sym_params else {}
         for k, (formal, actual, r) in enumerate(zip(callee.buffer_types(), [*args, *outs],
                                                     [*op.operands, *op.results])):

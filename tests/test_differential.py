@@ -1,9 +1,14 @@
-"""Differential testing: random graph functions over a slice of the operator
-set (elementwise chains with broadcasting, reductions, reshapes, permutes,
-concat, matmul) with symbolic shapes, valid by construction, run through the
-reference evaluator and the C target with the default and fast pipelines at
-several bindings of the symbols including 1. A fixed seed and a bounded
-example count keep CI fast; RELAX_XDSL_FUZZ_EXAMPLES raises the count."""
+"""Differential testing: random graph functions (tests/fuzz_programs.py) run
+through the reference evaluator, the interpreter and the C target (default
+and fast pipelines, and a bounds-checked debug build), at several bindings
+of the symbols including all ones; all must agree. Every pass of the fast
+pipeline is applied one at a time with print -> parse -> print checked
+after each, and while the module still has graph functions the evaluator
+runs it again (so a pass that changes the meaning is caught at that pass).
+
+A fixed seed and a bounded example count keep CI fast;
+RELAX_XDSL_FUZZ_EXAMPLES=2000 runs thousands, RELAX_XDSL_FUZZ_SEED picks
+other programs (the summary line with -s reports what ran)."""
 
 from __future__ import annotations
 
@@ -11,71 +16,68 @@ import os
 from typing import Any
 
 import numpy as np
+import pytest
+from fuzz_programs import BINDINGS, Program, describe, programs
 from hypothesis import HealthCheck, given, seed, settings
-from hypothesis import strategies as st
-from util import assert_close, roundtrip
+from relax_xdsl.passes.pipelines import PIPELINES, _split, run_pipeline
+from util import roundtrip
 
 import relax_xdsl as rx
-from relax_xdsl import op
+from relax_xdsl.backend.c import CModule
+from relax_xdsl.runtime import Executable
 
-EXAMPLES = int(os.environ.get("RELAX_XDSL_FUZZ_EXAMPLES", "12"))
-
-UNARY = ["exp", "negative", "tanh", "sigmoid", "relu", "abs"]
-BINARY = ["add", "subtract", "multiply", "maximum", "minimum"]
-
-
-@st.composite
-def programs(draw: Any) -> tuple[Any, list[tuple[np.ndarray, ...]]]:
-    """A function of x: [n, 4] and y: [4] or [n, 4], with a random op chain."""
-    y_full = draw(st.booleans())
-    steps = draw(st.lists(st.sampled_from(["unary", "binary", "reduce", "epilogue", "reshape", "permute", "concat",
-                                           "matmul"]),
-                          min_size=1, max_size=6))
-    choices = [draw(st.integers(0, 1000)) for _ in steps]
-    with rx.FunctionBuilder("main") as fb:
-        x = fb.param("x", ["n", 4], "float32")
-        y = fb.param("y", ["n", 4] if y_full else [4], "float32")
-        w = fb.const(np.linspace(-1, 1, 16, dtype=np.float32).reshape(4, 4))
-        cur = x
-        for step, c in zip(steps, choices):
-            if cur.ndim != 2 or cur.shape[1] != 4:
-                cur = op.reshape(cur, ["n", 4]) if cur.ndim else op.add(x, cur)
-            if step == "unary":
-                cur = getattr(op, UNARY[c % len(UNARY)])(cur)
-            elif step == "binary":
-                cur = getattr(op, BINARY[c % len(BINARY)])(cur, y if c % 2 else x)
-            elif step == "reduce":
-                red = op.sum(cur, axis=[1], keepdims=True) if c % 2 else op.max(cur, axis=[1], keepdims=True)
-                cur = op.subtract(cur, red)
-            elif step == "epilogue":  # a reduction with elementwise ops of its shape after it
-                red = op.sum(cur, axis=[1]) if c % 2 else op.max(cur, axis=[1])
-                cur = op.add(x, op.expand_dims(getattr(op, UNARY[c % len(UNARY)])(red), [1]))
-            elif step == "reshape":
-                cur = op.reshape(op.reshape(cur, [-1, 2]), ["n", 4])
-            elif step == "permute":
-                cur = op.permute_dims(op.permute_dims(cur, [1, 0]), [1, 0])
-            elif step == "concat":
-                cur = op.strided_slice(op.concat([cur, x], axis=1), [1], [c % 4], [c % 4 + 4])
-            else:
-                cur = op.nn.softmax(op.matmul(cur, w), axis=-1)
-        fb.ret(cur)
-    cases = []
-    for k, n in enumerate((1, 3, 5)):
-        rng = np.random.default_rng(k)
-        cases.append((rng.standard_normal((n, 4)).astype(np.float32),
-                      rng.standard_normal((n, 4) if y_full else (4,)).astype(np.float32)))
-    return fb.module, cases
+EXAMPLES = int(os.environ.get("RELAX_XDSL_FUZZ_EXAMPLES", "15"))
+SEED = int(os.environ.get("RELAX_XDSL_FUZZ_SEED", "20261201"))
+RAN: list[Program] = []
 
 
-@seed(20261125)
+def agree(actual: Any, expected: Any, program: Program, where: str) -> None:
+    if isinstance(expected, tuple):
+        assert isinstance(actual, tuple) and len(actual) == len(expected), where
+        for a, e in zip(actual, expected):
+            agree(a, e, program, where)
+        return
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype, \
+        f"{where}: {actual.shape} {actual.dtype} != {expected.shape} {expected.dtype}"
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=program.atol, err_msg=where)
+
+
+def stepwise(module: Any, pipeline: str, program: Program, expected: list[Any]) -> Any:
+    """Applies `pipeline` one pass at a time: round trip after each, and the
+    evaluator on the first binding while graph functions remain."""
+    for spec in _split(PIPELINES[pipeline]):
+        module = roundtrip(run_pipeline(module, spec))
+        if not any(o.name == "func.func" for o in module.body.ops):  # tensor programs not yet lowered
+            agree(rx.evaluate(module, "main", *program.cases[0]), expected[0], program, f"evaluate after {spec}")
+    return module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Any:
+    yield
+    if RAN:
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\ndifferential: {describe(RAN)}")
+
+
+@seed(SEED)
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(programs())
-def test_random_programs_agree_everywhere(program: tuple[Any, list[tuple[np.ndarray, ...]]]) -> None:
-    module, cases = program
-    module = roundtrip(module)
-    expected = [rx.evaluate(module, "main", *args) for args in cases]
-    for pipeline in ("default", "fast"):
-        roundtrip(rx.lower(module, pipeline))
-        exe = rx.compile(module, target="c", pipeline=pipeline)
-        for args, want in zip(cases, expected):
-            assert_close(exe.main(*args), want)
+def test_random_programs_agree_everywhere(program: Program) -> None:
+    module = roundtrip(program.module)
+    expected = [rx.evaluate(module, "main", *args) for args in program.cases]
+    interp = rx.compile(module, target="interp")
+    for args, want, b in zip(program.cases, expected, BINDINGS):
+        agree(interp.main(*args), want, program, f"interp at {b}")
+    c_default = rx.compile(module, target="c")
+    for args, want, b in zip(program.cases, expected, BINDINGS):
+        agree(c_default.main(*args), want, program, f"c default at {b}")
+    loops = stepwise(module.clone(), "fast", program, expected)
+    debug = len(RAN) % 3 == 0  # a third of the programs also run bounds-checked
+    for flag in (False, True) if debug else (False,):
+        exe = Executable(module, loops, CModule(loops, debug=flag), "c", {})
+        for args, want, b in zip(program.cases, expected, BINDINGS):
+            agree(exe.main(*args), want, program, f"c fast{' debug' if flag else ''} at {b}")
+    RAN.append(program)

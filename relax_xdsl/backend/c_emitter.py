@@ -83,6 +83,24 @@ static void* rx_alloc(int64_t n, int64_t size, const char* what) {
   }
   return p;
 }
+/* Memory planning's pool (a memref.alloc marked relax.pool), kept across
+   calls: one cached block per host function, grown when a call needs more.
+   One call at a time holds it; a concurrent call (ctypes releases the GIL)
+   allocates a block of its own, freed when it returns. */
+typedef struct { void* p; int64_t bytes; int busy; } rx_pool;
+static void* rx_pool_take(rx_pool* c, int64_t bytes, const char* what) {
+  if (__atomic_exchange_n(&c->busy, 1, __ATOMIC_ACQUIRE)) return rx_alloc(bytes, 1, what);
+  if (c->p && c->bytes >= bytes) return c->p;
+  free(c->p);
+  c->p = rx_alloc(bytes, 1, what);
+  c->bytes = c->p ? bytes : 0;
+  if (!c->p) __atomic_store_n(&c->busy, 0, __ATOMIC_RELEASE);
+  return c->p;
+}
+static void rx_pool_give(rx_pool* c, void* p) {
+  if (p == __atomic_load_n(&c->p, __ATOMIC_RELAXED)) __atomic_store_n(&c->busy, 0, __ATOMIC_RELEASE);
+  else free(p);
+}
 /* Debug mode: a checked index. Out of bounds, the first violation is
    recorded (rx_debug_error) and 0 is used instead, so nothing is read or
    written outside the buffer; the call then fails. */
@@ -276,6 +294,7 @@ class _FunctionEmitter:
         self.is_host = bool(f.function_type.outputs.data)
         self.owned: dict[SSAValue, int] = {}  # buffers this function allocated: freed on an error path
         self.uses_cleanup = False
+        self.pool: tuple[str, str, str] | None = None  # memory planning: (variable, cache, element type)
 
     def fresh(self, hint: str | None = None) -> str:
         self.counter += 1
@@ -298,10 +317,16 @@ class _FunctionEmitter:
         head, tail = [], []
         if self.owned:
             head.append(f"  void* rx_owned[{len(self.owned)}] = {{0}};")
+        if self.pool is not None:
+            name, cache, elem = self.pool
+            head.append(f"  {elem}* {name} = NULL;")
+            proto = f"static rx_pool {cache};\n{proto}"
         if self.uses_cleanup:
             tail.append("rx_cleanup:")
             if self.owned:
                 tail.append(f"  for (int k = 0; k < {len(self.owned)}; ++k) free(rx_owned[k]);")
+            if self.pool is not None:
+                tail.append(f"  if ({self.pool[0]}) rx_pool_give(&{self.pool[1]}, {self.pool[0]});")
             tail.append("  return 1;")
         return proto + " {\n" + "\n".join(head + self.lines + tail) + "\n}\n"
 
@@ -469,6 +494,12 @@ class _FunctionEmitter:
             name = self.fresh(op.memref.name_hint or "buf")
             size = " * ".join(f"({d})" for d in dims) or "1"
             what = f"@{self.f.sym_name.data}: buffer {name}".replace('"', "")
+            self.mems[op.memref] = MemRef(name, dims, elem)
+            if "relax.pool" in op.attributes and self.indent == 1 and self.pool is None:
+                self.pool = (name, f"rx_pool_{self.f.sym_name.data}", elem)
+                self.line(f'{name} = ({elem}*)rx_pool_take(&{self.pool[1]}, {size}, "{what}");')
+                self.line(f"if (!{name}) {{ {self._error()} }}")
+                return
             self.line(f'{elem}* {name} = ({elem}*)rx_alloc({size}, (int64_t)sizeof({elem}), "{what}");')
             self.line(f"if (!{name}) {{ {self._error()} }}")  # rx_alloc set the message
             if self.parallel_depth == 0 and self.indent == 1:
@@ -476,6 +507,9 @@ class _FunctionEmitter:
                 self.line(f"rx_owned[{k}] = {name};")
             self.mems[op.memref] = MemRef(name, dims, elem)
         elif isinstance(op, memref.DeallocOp):
+            if self.pool is not None and self.mems[op.memref].ptr == self.pool[0]:
+                self.line(f"rx_pool_give(&{self.pool[1]}, {self.pool[0]}); {self.pool[0]} = NULL;")
+                return
             self.line(f"free({self.mems[op.memref].ptr});")
             if op.memref in self.owned:
                 self.line(f"rx_owned[{self.owned[op.memref]}] = NULL;")
@@ -496,6 +530,16 @@ class _FunctionEmitter:
             dyn = iter(op.sizes)
             dims = [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in op.static_sizes.get_values()]
             self.mems[op.result] = MemRef(src.ptr, dims, src.elem)
+        elif isinstance(op, memref.ViewOp):  # a typed buffer at a byte offset of the memory-planning pool
+            src = self.mems[op.source]
+            t = op.result.type
+            assert isinstance(t, MemRefType)
+            dyn = iter(op.sizes)
+            dims = [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in t.get_shape()]
+            elem = c_type(t.get_element_type())
+            name = self.fresh(op.result.name_hint or "view")
+            self.line(f"{elem}* {name} = ({elem}*)((char*){src.ptr} + {self.v(op.byte_shift)});")
+            self.mems[op.result] = MemRef(name, dims, elem)
         elif isinstance(op, memref.CopyOp):
             s, d = self.mems[op.source], self.mems[op.destination]
             size = " * ".join(f"({x})" for x in s.dims) or "1"

@@ -141,6 +141,20 @@ class RelaxFunctions(InterpreterFunctions):
         shape = tuple(int(next(sizes)) if d < 0 else d for d in op.static_sizes.get_values())
         return (src.reshape(shape),)
 
+    @impl(memref.ViewOp)
+    def run_view(self, interpreter: Interpreter, op: memref.ViewOp, args: PythonValues) -> PythonValues:
+        """A typed buffer inside the byte pool of memory planning (shares its memory)."""
+        pool, shift, *dyn = args
+        t = op.result.type
+        assert isinstance(t, MemRefType)
+        sizes = iter(dyn)
+        shape = tuple(int(next(sizes)) if d < 0 else d for d in t.get_shape())
+        dtype = np.dtype(_np_dtype(t.get_element_type()))
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if shift < 0 or shift + nbytes > pool.size:
+            raise BoundsError(f"memref.view of {nbytes} bytes at {shift} outside a pool of {pool.size} bytes")
+        return (pool[shift:shift + nbytes].view(dtype).reshape(shape),)
+
     @impl(memref.GetGlobalOp)
     def run_get_global(self, interpreter: Interpreter, op: memref.GetGlobalOp, args: PythonValues) -> PythonValues:
         glob = SymbolTable.lookup_symbol(op, op.name_)
