@@ -163,3 +163,22 @@ def test_custom_fusion_rules_and_op_patterns_from_user_code() -> None:
         fuse_ops.unregister_fusion_rule(rule)
     with pytest.raises(rx.RelaxError, match="unknown pattern kind"):
         fuse_ops.set_op_pattern("exp", "weird")
+
+
+def test_only_cheap_producers_are_recomputed_inside_row_ops() -> None:
+    """softmax / layer_norm / rms_norm read their input once per pass over
+    the row: an add is inlined into layer_norm, a gelu is not inlined into
+    rms_norm (it would be computed three times per element)."""
+    g = np.linspace(0.5, 1.5, 8, dtype=np.float32)
+
+    def body(x: Any, y: Any) -> Any:
+        ln = op.nn.layer_norm(op.add(x, y), rx.FunctionBuilder.current().const(g),
+                              rx.FunctionBuilder.current().const(g), axes=[-1])
+        return op.nn.rms_norm(op.nn.gelu(ln), rx.FunctionBuilder.current().const(g), axes=[-1])
+
+    module = build(body, (["n", 8], "float32"), (["n", 8], "float32"))
+    fused = roundtrip(fuse_module(module.clone()))
+    kinds = sorted(p.attributes["relax.fused"].data for p in programs(fused) if "relax.fused" in p.attributes)
+    assert kinds == ["add,layer_norm"], kinds
+    cases = [(rand((n, 8), seed=n), rand((n, 8), seed=9)) for n in (1, 3)]
+    check_levels(fused, cases)
