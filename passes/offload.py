@@ -1,11 +1,16 @@
 """`offload{lib=blas}`: graph ops -> library calls, by pattern.
 
-A pattern is data: the graph op it matches, a predicate on the op, and the
-`lib.func` to call (added to the module once). `register_offload_pattern`
-adds patterns from user code; this file registers BLAS for float32 matmuls
-of the rank patterns in relax_xdsl/blas.py, and float32 conv2d (groups 1,
-dilation 1) as im2col + GEMM. Ops no pattern matches stay as
-they are (and are legalized to generated code later).
+A pattern is data: the graph op it matches (optionally followed by a chain
+of ops, each the single user of the one before: `matmul, add, relu`), a
+function of the matched ops giving the `lib.func` to call or None, and the
+call replaces the chain (its operands: the first op's, then each later
+op's other operand). `register_offload_pattern` adds patterns from user
+code; longer chains are tried first. This file registers BLAS for float32
+matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
+by a matrix + a bias row, optionally + relu) as one GEMM call with the
+bias as its C operand, and float32 conv2d (groups 1, dilation 1) as
+im2col + GEMM. Ops no pattern matches stay as they are (and are legalized
+to generated code later).
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from relax_xdsl.dialects.relax import FunctionOp, GraphOp, TensorType
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
-from xdsl.rewriter import Rewriter
+from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import SymbolTable
 
 from relax_xdsl.errors import RelaxError
+from relax_xdsl.ops.registry import types_match
 from relax_xdsl.shape import dims_equal
 
 
@@ -29,8 +35,11 @@ from relax_xdsl.shape import dims_equal
 class OffloadPattern:
     op: str
     """The graph op name (relax.<op>)."""
-    function: Callable[[GraphOp], LibFuncOp | None]
-    """The library function for this op, or None when the op does not match."""
+    function: Callable[..., LibFuncOp | None]
+    """The library function for the matched op(s) (`function(op)`, or
+    `function([op, *chain_ops])` for a chain), or None when they do not match."""
+    chain: tuple[str, ...] = ()
+    """Ops that must follow, each the single user of the previous one."""
 
 
 OFFLOAD_PATTERNS: dict[str, list[OffloadPattern]] = {}
@@ -73,6 +82,23 @@ def _blas_conv2d(op: GraphOp) -> LibFuncOp | None:
     return conv2d_function(strides, padding)  # type: ignore[arg-type]
 
 
+def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
+    """matmul(x, W) + bias [+ relu]: W a matrix, bias a row of W's columns."""
+    from relax_xdsl.blas import dense_function
+
+    mm, add = ops[0], ops[1]
+    if _blas_matmul(mm) is None or mm.inputs[1].type.ndim != 2:  # type: ignore[union-attr]
+        return None
+    bias, out = next(v for v in add.inputs if v is not mm.res).type, add.res.type
+    n = mm.inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
+    if not (isinstance(bias, TensorType) and bias.dtype == "float32" and bias.ndim == 1
+            and dims_equal(bias.sym_shape[0], n) and types_match(out, mm.res.type)):
+        return None
+    return dense_function(mm.inputs[0].type.ndim, relu=len(ops) == 3)  # type: ignore[union-attr]
+
+
+register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
+register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 
@@ -82,22 +108,47 @@ def offload_module(module: ModuleOp, library: str = "blas") -> ModuleOp:
     if patterns is None:
         raise RelaxError(f"offload: no patterns for library {library!r}; known: {', '.join(OFFLOAD_PATTERNS)}")
     table = SymbolTable
+    ordered = sorted(patterns, key=lambda p: -len(p.chain))  # stable: registration order within a length
     for func in [op for op in module.body.ops if isinstance(op, FunctionOp)]:
         for op in list(func.walk()):
-            if not isinstance(op, GraphOp):
-                continue
-            for pattern in patterns:
+            if not isinstance(op, GraphOp) or op.parent is None:
+                continue  # (already replaced as part of a chain)
+            for pattern in ordered:
                 if pattern.op != op.SPEC.name:
                     continue
-                lib = pattern.function(op)
+                ops = _chain(op, pattern.chain)
+                if ops is None:
+                    continue
+                lib = pattern.function(ops) if pattern.chain else pattern.function(op)
                 if lib is None:
                     continue
                 name = lib.sym_name.data
                 if table.lookup_symbol(module, name) is None:
                     module.body.block.add_op(lib)
-                Rewriter.replace_op(op, LibCallOp(name, list(op.inputs), [op.res.type]))
+                operands = list(op.inputs)
+                for prev, nxt in zip(ops, ops[1:]):
+                    operands += [v for v in nxt.inputs if v is not prev.res]
+                call = LibCallOp(name, operands, [ops[-1].res.type])
+                Rewriter.insert_op(call, InsertPoint.before(ops[-1]))
+                ops[-1].res.replace_all_uses_with(call.results[0])
+                for o in reversed(ops):
+                    Rewriter.erase_op(o)
                 break
     return module
+
+
+def _chain(op: GraphOp, names: tuple[str, ...]) -> list[GraphOp] | None:
+    """`op` and the ops named `names` after it, each the single user of the previous."""
+    ops = [op]
+    for name in names:
+        uses = list(ops[-1].res.uses)
+        if len(uses) != 1:
+            return None
+        user = uses[0].operation
+        if not isinstance(user, GraphOp) or user.SPEC.name != name or user.parent is not op.parent:
+            return None
+        ops.append(user)
+    return ops
 
 
 @dataclass(frozen=True)

@@ -124,3 +124,40 @@ def test_grouped_conv_is_left_to_generated_code() -> None:
         fb.ret(op.nn.conv2d(fb.param("x", ["n", 4, 5, 5], "float32"), fb.param("w", [4, 2, 3, 3], "float32"),
                             groups=2))
     assert "relax.conv2d" in rx.print_module(offload_module(fb.module))
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias_first", [False, True])
+@pytest.mark.parametrize("lead", [["n"], ["b", "t"]])
+def test_dense_bias_relu_is_one_library_call(relu: bool, bias_first: bool, lead: list[str]) -> None:
+    """matmul(x, W) + bias (+ relu) -> one GEMM with the bias as C (beta = 1)."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [*lead, 6], "float32")
+        w = fb.param("w", [6, "m"], "float32")
+        bias = fb.param("bias", ["m"], "float32")
+        mm = op.matmul(x, w)
+        y = op.add(bias, mm) if bias_first else op.add(mm, bias)
+        fb.ret(op.nn.relu(y) if relu else y)
+    module = roundtrip(offload_module(fb.module.clone()))
+    text = rx.print_module(module)
+    tag = f"{len(lead) + 1}x2{'_relu' if relu else ''}"
+    assert f"lib.call @blas_dense_{tag}(%x, %w, %bias)" in text and "relax." + "add" not in text
+    cases = []
+    for k, size in enumerate(SIZES):
+        env = {"n": size, "b": size, "t": 2, "m": 4 - k}
+        cases.append((rand(tuple(env[d] for d in lead) + (6,), seed=k), rand((6, env["m"]), seed=k + 3),
+                      rand((env["m"],), seed=k + 7)))
+    for x, w, b in cases:
+        want = x @ w + b
+        assert_close(rx.evaluate(module, "main", x, w, b), np.maximum(want, 0) if relu else want)
+    check_levels(module, cases)
+
+
+def test_dense_needs_a_bias_row_and_a_single_use() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 6], "float32")
+        w = fb.param("w", [6, 4], "float32")
+        mm = op.matmul(x, w)
+        fb.ret(fb.tuple(op.add(mm, fb.param("full", ["n", 4], "float32")), op.add(op.matmul(x, w), mm)))
+    text = rx.print_module(offload_module(fb.module.clone()))
+    assert "blas_dense" not in text and text.count("lib.call @blas_matmul_2x2") == 2
