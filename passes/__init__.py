@@ -54,6 +54,12 @@ def _lower_graph() -> type[ModulePass]:
     return LowerGraphPass
 
 
+def _fuse_row_loops() -> type[ModulePass]:
+    from relax_xdsl.passes.fuse_loops import FuseRowLoopsPass
+
+    return FuseRowLoopsPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
@@ -63,6 +69,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fuse-ops": _fuse_ops,
         "fuse-tir": _fuse_tir,
         "lower-tir": _lower_tir,
+        "fuse-row-loops": _fuse_row_loops,
         "lower-graph": _lower_graph,
     }
 

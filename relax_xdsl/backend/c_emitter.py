@@ -671,14 +671,22 @@ class _FunctionEmitter:
             self.line("}")
 
     def _work(self, op: scf.ParallelOp) -> str:
-        """A C expression estimating the iterations of the whole nest (the
-        parallel extents times those of loops nested inside whose bounds are
-        known before the nest), or "" when unknown."""
+        """A C expression estimating the iterations of the whole nest: the
+        parallel extents times the work of its body, where loops one after
+        another add up and nested loops multiply (a loop whose bounds are
+        computed inside the nest counts as one iteration)."""
         terms = [f"({self.v(u)} - {self.v(lb)})" for u, lb in zip(op.upperBound, op.lowerBound)]
-        for inner in op.body.walk():
-            if isinstance(inner, scf.ForOp) and inner.ub in self.names and inner.lb in self.names:
-                terms.append(f"({self.v(inner.ub)} - {self.v(inner.lb)})")
-        return " * ".join(terms)
+        return " * ".join([*terms, self._body_work(op.body.block)])
+
+    def _body_work(self, block: Block) -> str:
+        loops = []
+        for inner in block.ops:
+            if isinstance(inner, scf.ForOp):
+                inside = self._body_work(inner.body.block)
+                if inner.ub in self.names and inner.lb in self.names:
+                    inside = f"({self.v(inner.ub)} - {self.v(inner.lb)}) * {inside}"
+                loops.append(inside)
+        return "(" + " + ".join(loops) + ")" if loops else "1"
 
     def _if(self, op: scf.IfOp) -> None:
         names = self._carried(list(op.results), ["" for _ in op.results], [])
