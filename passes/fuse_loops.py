@@ -15,6 +15,10 @@ parallel too). Ops between the loops that only define values (allocs,
 constants, index arithmetic, dims) move above the first loop. Anything
 else -- a call, a store outside a loop, different bounds, a buffer read at
 another row -- ends the run.
+
+Not in the `fast` pipeline: measured on 4096x256 rows, softmax is unchanged
+(exp-bound) but layer_norm and rms_norm run 2.5-2.8x slower fused, because
+gcc stops vectorizing the inner loops of the fused body.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ PIPELINES: dict[str, str] = {
     "debug": "legalize,lower-tir,lower-graph",
     # matmuls to BLAS (scipy-openblas32), injective producers fused into
     # their consumers and elementwise epilogues into their producers, then as default
-    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,lower-tir,fuse-row-loops,lower-graph,canonicalize,cse",
+    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,lower-tir,lower-graph,canonicalize,cse",
 }
 
 
