@@ -124,15 +124,16 @@ def _fuse_runs(block: Block) -> int:
             group.append((op, nxt[3], nacc))
             j += 1
         if len(group) > 1:
-            _merge(group, movable)
+            merged = _merge(group, movable)
             fused += len(group) - 1
             ops = list(block.ops)
-            i = ops.index(group[0][0]) if group[0][0].parent else 0
+            i = ops.index(merged)
         i += 1
     return fused
 
 
-def _merge(group: list[tuple[Operation, SSAValue, _Access]], movable: list[Operation]) -> None:
+def _merge(group: list[tuple[Operation, SSAValue, _Access]], movable: list[Operation]) -> scf.ParallelOp:
+    """One parallel loop in place of the group (returned); `movable` ops go above it."""
     head, iv, _ = group[0]
     last = group[-1][0]
     for op in movable:  # defined before the loops that use them (they only define values)
@@ -152,6 +153,7 @@ def _merge(group: list[tuple[Operation, SSAValue, _Access]], movable: list[Opera
     Rewriter.insert_op(fused, InsertPoint.before(head))
     for loop, _, _ in group:
         Rewriter.erase_op(loop)
+    return fused
 
 
 def _before(a: Operation, b: Operation) -> bool:

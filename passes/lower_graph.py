@@ -8,7 +8,7 @@
 2. allocates outputs and intermediates with sizes computed from the
    symbolic expressions, and frees intermediates before returning; with
    `plan-memory` (the default) the intermediates whose sizes the inputs
-   determine share one pool instead (passes/memory_planning.py): slots
+   determine share one pool instead (passes/memory_planning.py): bytes
    reused by buffers whose lifetimes do not overlap, each buffer a
    `memref.view` into the pool, the pool one `memref.alloc` per call
    marked `relax.pool` (the C target keeps it across calls);
@@ -314,7 +314,7 @@ class _HostBuilder:
         return view.result
 
     def _finish_pool(self, host: func.FuncOp) -> None:
-        """Computes the slot offsets and the pool size where the pool is
+        """Computes the buffers' offsets and the pool size where the pool is
         allocated (every symbol they use is bound by then), frees the pool
         before each return, and records the plan's figures on `host`."""
         if not self.plan.buffers:

@@ -31,7 +31,7 @@ import sympy
 from relax_xdsl.shape import canon
 
 ALIGN = 64
-"""Bytes: every slot starts on a cache line (and a SIMD-aligned address)."""
+"""Bytes: every buffer starts on a cache line (and a SIMD-aligned address)."""
 
 
 def aligned(nbytes: sympy.Expr) -> sympy.Expr:
@@ -123,12 +123,3 @@ class MemoryPlan:
         tops = [canon(b.offset + b.size) for b in self.buffers]  # type: ignore[operator]
         self.pool = canon(sympy.Max(*tops)) if tops else sympy.Integer(0)
         return [b.offset for b in self.buffers]  # type: ignore[misc]
-
-    def report(self, bindings: dict[str, int]) -> dict[str, int]:
-        """Byte figures at one binding of the symbols (by name)."""
-
-        def at(e: sympy.Expr) -> int:
-            return int(e.subs({s: bindings[s.name] for s in e.free_symbols}))
-
-        return {"buffers": len(self.buffers), "unshared": at(self.unshared), "peak_live": at(self.peak),
-                "pool": at(self.pool)}

@@ -44,11 +44,12 @@ def make_context() -> Context:
 
 class LocatingParser(Parser):
     """xDSL's parser, remembering where each operation starts, so a
-    verifier failure can name the line and column of the op."""
+    verifier failure can name the line and column of the op. `line_offset`:
+    the text's first line in its file (a `--split-input-file` chunk)."""
 
-    def __init__(self, ctx: Context, text: str, name: str = "<string>"):
+    def __init__(self, ctx: Context, text: str, name: str = "<string>", line_offset: int = 0):
         super().__init__(ctx, text, name)
-        self.text, self.name = text, name
+        self.text, self.name, self.line_offset = text, name, line_offset
         self.starts: dict[Operation, int] = {}
 
     def parse_operation(self) -> Operation:
@@ -61,7 +62,7 @@ class LocatingParser(Parser):
         pos = self.starts.get(op)
         if pos is None:
             return self.name
-        line = self.text.count("\n", 0, pos) + 1
+        line = self.text.count("\n", 0, pos) + 1 + self.line_offset
         return f"{self.name}:{line}:{pos - (self.text.rfind(chr(10), 0, pos) + 1) + 1}"
 
     def verify(self, module: ModuleOp) -> None:

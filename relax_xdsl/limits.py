@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import cache
 
 from relax_xdsl.errors import ResourceLimitError
 
 ENV = "RELAX_XDSL_MAX_ALLOC_BYTES"
 
 
+@cache
 def physical_memory() -> int:
     try:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))

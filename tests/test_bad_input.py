@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import LEGALIZED_RELU as GOOD
 from util import assert_close, rand
 
 import relax_xdsl as rx
@@ -116,20 +117,6 @@ def test_absurd_allocations_are_refused(monkeypatch: pytest.MonkeyPatch) -> None
 
 # --- textual IR ----------------------------------------------------------------------------------------------------
 
-GOOD = """builtin.module {
-  relax.function @main(%x: !relax.tensor<[n, 4], f32>) -> !relax.tensor<[n, 4], f32> {
-    %0 = relax.call_tir @relu(%x) : (!relax.tensor<[n, 4], f32>) -> !relax.tensor<[n, 4], f32>
-    relax.return %0 : !relax.tensor<[n, 4], f32>
-  }
-  tir.prim_func @relu(%x: !tir.buffer<[n, 4], f32>, %out: !tir.buffer<[n, 4], f32>) {
-    tir.compute %out : !tir.buffer<[n, 4], f32> {
-    ^bb0(%0: index, %1: index):
-      %2 = tir.load %x[%0, %1] : !tir.buffer<[n, 4], f32>
-      tir.yield %2 : f32
-    }
-  }
-}
-"""
 
 BAD_IR = [
     ("truncated", GOOD[: len(GOOD) // 3], r"<string>:\d+:\d+"),

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from util import LEGALIZED_RELU as LEGALIZED
 
 BIN = Path(sys.executable).parent
 
@@ -38,20 +39,6 @@ RELU = """builtin.module {
 }
 """
 
-LEGALIZED = """builtin.module {
-  relax.function @main(%x: !relax.tensor<[n, 4], f32>) -> !relax.tensor<[n, 4], f32> {
-    %0 = relax.call_tir @relu(%x) : (!relax.tensor<[n, 4], f32>) -> !relax.tensor<[n, 4], f32>
-    relax.return %0 : !relax.tensor<[n, 4], f32>
-  }
-  tir.prim_func @relu(%x: !tir.buffer<[n, 4], f32>, %out: !tir.buffer<[n, 4], f32>) {
-    tir.compute %out : !tir.buffer<[n, 4], f32> {
-    ^bb0(%0: index, %1: index):
-      %2 = tir.load %x[%0, %1] : !tir.buffer<[n, 4], f32>
-      tir.yield %2 : f32
-    }
-  }
-}
-"""
 
 
 def opt(path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -70,3 +70,21 @@ def check_levels(module: ModuleOp, cases: list[tuple[np.ndarray, ...]], levels: 
             exe = rx.compile(module, target=target)
             for args, exp in zip(cases, expected):
                 assert_close(exe[func](*args), exp)
+
+
+LEGALIZED_RELU = """builtin.module {
+  relax.function @main(%x: !relax.tensor<[n, 4], f32>) -> !relax.tensor<[n, 4], f32> {
+    %0 = relax.call_tir @relu(%x) : (!relax.tensor<[n, 4], f32>) -> !relax.tensor<[n, 4], f32>
+    relax.return %0 : !relax.tensor<[n, 4], f32>
+  }
+  tir.prim_func @relu(%x: !tir.buffer<[n, 4], f32>, %out: !tir.buffer<[n, 4], f32>) {
+    tir.compute %out : !tir.buffer<[n, 4], f32> {
+    ^bb0(%0: index, %1: index):
+      %2 = tir.load %x[%0, %1] : !tir.buffer<[n, 4], f32>
+      tir.yield %2 : f32
+    }
+  }
+}
+"""
+"""relu on [n, 4] as a graph function calling its tensor program: the
+base that textual-IR error tests break in one place each."""

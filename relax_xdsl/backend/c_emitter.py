@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -481,6 +482,12 @@ class _FunctionEmitter:
         self.uses_cleanup = True
         return "goto rx_cleanup;"
 
+    def dims(self, shape: Sequence[int], dynamic: Sequence[SSAValue]) -> list[str]:
+        """One C expression per dim: static sizes as literals, each dynamic
+        one (in order) from its SSA value."""
+        dyn = iter(dynamic)
+        return [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in shape]
+
     def _stmt(self, op: Operation) -> None:  # noqa: C901
         if isinstance(op, memref.StoreOp):
             m = self.mems[op.memref]
@@ -488,8 +495,7 @@ class _FunctionEmitter:
         elif isinstance(op, memref.AllocOp):
             t = op.memref.type
             assert isinstance(t, MemRefType)
-            dyn = iter(op.dynamic_sizes)
-            dims = [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in t.get_shape()]
+            dims = self.dims(t.get_shape(), op.dynamic_sizes)
             elem = c_type(t.get_element_type())
             name = self.fresh(op.memref.name_hint or "buf")
             size = " * ".join(f"({d})" for d in dims) or "1"
@@ -505,7 +511,6 @@ class _FunctionEmitter:
             if self.parallel_depth == 0 and self.indent == 1:
                 k = self.owned[op.memref] = len(self.owned)
                 self.line(f"rx_owned[{k}] = {name};")
-            self.mems[op.memref] = MemRef(name, dims, elem)
         elif isinstance(op, memref.DeallocOp):
             if self.pool is not None and self.mems[op.memref].ptr == self.pool[0]:
                 self.line(f"rx_pool_give(&{self.pool[1]}, {self.pool[0]}); {self.pool[0]} = NULL;")
@@ -527,19 +532,15 @@ class _FunctionEmitter:
             self.mems[op.dest] = MemRef(src.ptr, dims, src.elem)
         elif isinstance(op, memref.ReinterpretCastOp):
             src = self.mems[op.source]
-            dyn = iter(op.sizes)
-            dims = [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in op.static_sizes.get_values()]
-            self.mems[op.result] = MemRef(src.ptr, dims, src.elem)
+            self.mems[op.result] = MemRef(src.ptr, self.dims(op.static_sizes.get_values(), op.sizes), src.elem)
         elif isinstance(op, memref.ViewOp):  # a typed buffer at a byte offset of the memory-planning pool
             src = self.mems[op.source]
             t = op.result.type
             assert isinstance(t, MemRefType)
-            dyn = iter(op.sizes)
-            dims = [self.v(next(dyn)) if d == DYNAMIC else str(d) for d in t.get_shape()]
             elem = c_type(t.get_element_type())
             name = self.fresh(op.result.name_hint or "view")
             self.line(f"{elem}* {name} = ({elem}*)((char*){src.ptr} + {self.v(op.byte_shift)});")
-            self.mems[op.result] = MemRef(name, dims, elem)
+            self.mems[op.result] = MemRef(name, self.dims(t.get_shape(), op.sizes), elem)
         elif isinstance(op, memref.CopyOp):
             s, d = self.mems[op.source], self.mems[op.destination]
             size = " * ".join(f"({x})" for x in s.dims) or "1"

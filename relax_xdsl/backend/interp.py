@@ -42,6 +42,12 @@ from relax_xdsl.errors import BoundsError, RelaxError, ShapeError
 from relax_xdsl.limits import check_alloc
 
 
+def _shape(static: Sequence[int], dynamic: Sequence[Any]) -> tuple[int, ...]:
+    """A memref's shape: static sizes, each dynamic one (< 0) from `dynamic` in order."""
+    sizes = iter(dynamic)
+    return tuple(int(next(sizes)) if d < 0 else d for d in static)
+
+
 def _np_dtype(t: Any) -> np.dtype:
     return np.dtype(dtypes.dtype_name(t))
 
@@ -89,8 +95,7 @@ class RelaxFunctions(InterpreterFunctions):
     def run_alloc(self, interpreter: Interpreter, op: memref.AllocOp, args: PythonValues) -> PythonValues:
         t = op.memref.type
         assert isinstance(t, MemRefType)
-        sizes = iter(args)
-        shape = tuple(next(sizes) if d < 0 else d for d in t.get_shape())
+        shape = _shape(t.get_shape(), args)
         dtype = _np_dtype(t.get_element_type())
         if any(d < 0 for d in shape):
             raise ShapeError(f"memref.alloc of a negative size {shape}")
@@ -137,8 +142,7 @@ class RelaxFunctions(InterpreterFunctions):
                              args: PythonValues) -> PythonValues:
         """A dense row-major view with new sizes (offset 0, row-major strides)."""
         src = args[0]
-        sizes = iter(args[1 + len(op.offsets):1 + len(op.offsets) + len(op.sizes)])
-        shape = tuple(int(next(sizes)) if d < 0 else d for d in op.static_sizes.get_values())
+        shape = _shape(op.static_sizes.get_values(), args[1 + len(op.offsets):1 + len(op.offsets) + len(op.sizes)])
         return (src.reshape(shape),)
 
     @impl(memref.ViewOp)
@@ -147,8 +151,7 @@ class RelaxFunctions(InterpreterFunctions):
         pool, shift, *dyn = args
         t = op.result.type
         assert isinstance(t, MemRefType)
-        sizes = iter(dyn)
-        shape = tuple(int(next(sizes)) if d < 0 else d for d in t.get_shape())
+        shape = _shape(t.get_shape(), dyn)
         dtype = np.dtype(_np_dtype(t.get_element_type()))
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if shift < 0 or shift + nbytes > pool.size:

@@ -46,9 +46,7 @@ import time
 from collections.abc import Sequence
 from typing import IO
 
-from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.printer import Printer
 from xdsl.utils.arg_spec import parse_pipeline
@@ -75,22 +73,6 @@ def _emit_dot(module: ModuleOp, out: IO[str]) -> None:
     from relax_xdsl.backend.dot import emit_dot
 
     emit_dot(module, out)
-
-
-class _ChunkParser(LocatingParser):
-    """The locating parser for one `--split-input-file` chunk: verifier
-    failures name lines of the whole file, as xDSL does for parse errors."""
-
-    def __init__(self, ctx: Context, text: str, name: str, line_offset: int):
-        super().__init__(ctx, text, name)
-        self.line_offset = line_offset
-
-    def location(self, op: Operation) -> str:
-        pos = self.starts.get(op)
-        if pos is None:
-            return self.name
-        line = self.text.count("\n", 0, pos) + 1 + self.line_offset
-        return f"{self.name}:{line}:{pos - (self.text.rfind(chr(10), 0, pos) + 1) + 1}"
 
 
 def _pass_name(item: str) -> str:
@@ -128,7 +110,7 @@ class RelaxOptMain(xDSLOptMain):
             name = self.get_input_name()
             if not text.strip():
                 raise RelaxError(f"{name}: the input is empty (expected a builtin.module)")
-            parser = _ChunkParser(self.ctx, text, name, self._chunk_offset)
+            parser = LocatingParser(self.ctx, text, name, self._chunk_offset)
             module = parser.parse_module(not self.args.no_implicit_module)
             if not self.args.disable_verify:
                 try:
