@@ -110,6 +110,14 @@ VALUE_CASES: list[tuple[str, Sequence[Spec], Callable[..., rx.Var], Callable[...
     ("reshape", [("x", ["n", 6], "float32")], lambda x: op.reshape(x, [-1, 3, 2]), lambda x: x.reshape(-1, 3, 2)),
     ("reshape-sym", [("x", ["n", "m", 4], "int32")], lambda x: op.reshape(x, ["m", -1]),
      lambda x: x.reshape(x.shape[1], -1)),
+    ("reshape-merge-split", [("x", ["n", 4, "m", 2], "float32")], lambda x: op.reshape(x, ["n", 2, 2, -1]),
+     lambda x: x.reshape(x.shape[0], 2, 2, -1)),
+    ("reshape-unit-dims", [("x", ["n", 1, "m"], "float32")], lambda x: op.reshape(x, [1, "n", "m", 1]),
+     lambda x: x.reshape(1, x.shape[0], x.shape[2], 1)),
+    ("reshape-symbolic-merge", [("x", ["n", "m", 3], "int32")], lambda x: op.reshape(x, [-1, 3]),
+     lambda x: x.reshape(-1, 3)),
+    ("reshape-unsplit-sym", [("x", ["n", "m"], "float32")], lambda x: op.reshape(x, ["m", "n"]),
+     lambda x: x.reshape(x.shape[1], x.shape[0])),
     ("flatten", [("x", ["n", 2, 3], "float32")], op.flatten, lambda x: x.ravel()),
     ("permute", [("x", ["n", "m", 3], "float32")], lambda x: op.permute_dims(x, [1, 2, 0]),
      lambda x: x.transpose(1, 2, 0)),
@@ -175,3 +183,20 @@ def test_reshape_unprovable_count_is_checked_at_run_time() -> None:
         rx.evaluate(mod2, "main", rand((3,)))
     with pytest.raises(rx.ShapeError):
         rx.compile(mod2, target="c").main(rand((3,)))
+
+
+@pytest.mark.parametrize(("src", "dst", "groups"), [
+    (["b", "t", 4, 64], ["b", "t", 256], [(0, 1, 0, 1), (1, 2, 1, 2), (2, 4, 2, 3)]),
+    (["b", 4, "t", 64], ["b", "t", 256], [(0, 1, 0, 1), (1, 4, 1, 3)]),
+    (["n", 1, "m"], ["n", "m"], [(0, 1, 0, 1), (1, 2, 1, 1), (2, 3, 1, 2)]),
+    (["n", "m"], ["n", 1, "m"], [(0, 1, 0, 1), (1, 2, 1, 3)]),
+    (["n", "m"], ["m", "n"], [(0, 2, 0, 2)]),
+    ([6], [2, 3], [(0, 1, 0, 2)]),
+])
+def test_reshape_indexes_each_run_of_dims_on_its_own(src: list[Any], dst: list[Any], groups: list[Any]) -> None:
+    """A reshape is legalized run by run: splitting or merging dims next to
+    dims that stay costs no division by a symbol."""
+    from relax_xdsl.ops.manipulate import _reshape_groups
+    from relax_xdsl.shape import canon
+
+    assert _reshape_groups([canon(d) for d in src], [canon(d) for d in dst]) == groups

@@ -13,11 +13,11 @@ from __future__ import annotations
 import ctypes
 import functools
 import hashlib
+import math
 import os
 import shlex
 import subprocess
 import tempfile
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -125,6 +125,29 @@ class _Callable:
         self.fn = fn
 
 
+def _address(arr: np.ndarray) -> int:
+    """The data address of a C-contiguous array (a writable buffer's address
+    is taken without building `arr.ctypes`, which costs microseconds)."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(arr))
+    except (TypeError, ValueError):  # read-only or empty
+        return arr.ctypes.data
+
+
+class _Freed:
+    """Frees a buffer the library malloc'd when the array viewing it dies
+    (kept on the ctypes view; cheaper than weakref.finalize per result)."""
+
+    __slots__ = ("free", "address")
+
+    def __init__(self, free: object, address: int):
+        self.free = free
+        self.address = address
+
+    def __del__(self) -> None:
+        self.free(self.address)  # type: ignore[operator]
+
+
 class CModule:
     """A loop-level module compiled to a shared library (see backend/__init__)."""
 
@@ -176,7 +199,7 @@ class CModule:
                 want = "x".join("?" if d < 0 else str(d) for d in shape)
                 raise ShapeError(f"@{func}: argument {len(keep)} has shape {ashape}, expected {want}")
             keep.append(arr)
-            cargs.append(arr.ctypes.data)
+            cargs.append(_address(arr))
             cargs.extend(ashape[j] for j in dyn)
         ptrs = [ctypes.c_void_p() for _ in f.results]
         dims = [(ctypes.c_int64 * max(1, rank))() for _, rank in f.results]
@@ -199,7 +222,7 @@ class CModule:
     def _wrap(self, ptr: ctypes.c_void_p, dims: ctypes.Array, dt: np.dtype, rank: int) -> np.ndarray:
         """A numpy array owning a buffer malloc'd by the library (freed with it)."""
         shape = tuple(dims[:rank])
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         address = ptr.value
         if address is None:
             return np.empty(shape, dt)
@@ -207,5 +230,5 @@ class CModule:
             self.lib.rx_free(address)
             return np.empty(shape, dt)
         raw = (ctypes.c_uint8 * (size * dt.itemsize)).from_address(address)
-        weakref.finalize(raw, self.lib.rx_free, address)
+        raw.owner = _Freed(self.lib.rx_free, address)  # type: ignore[attr-defined]
         return np.frombuffer(raw, dtype=dt).reshape(shape)

@@ -43,16 +43,51 @@ def _flat_index(pb: Any, shape: Sequence[Any], idx: Sequence[Any]) -> Any:
 
 
 def _unflatten(pb: Any, shape: Sequence[Any], lin: Any) -> tuple[Any, ...]:
+    """The index in `shape` of row-major position `lin` (0 <= lin < size, so
+    the outermost dim needs no modulo)."""
     out = []
     stride = sympy.Integer(1)
-    for d in reversed(shape):
-        out.append(lin // pb.index(stride) % pb.index(d) if stride != 1 else lin % pb.index(d))
+    for k, d in enumerate(reversed(shape)):
+        q = lin // pb.index(stride) if stride != 1 else lin
+        out.append(q if k == len(shape) - 1 else q % pb.index(d))
         stride = canon(stride * d)
     return tuple(reversed(out))
 
 
+def _reshape_groups(src: Sequence[Any], dst: Sequence[Any]) -> list[tuple[int, int, int, int]]:
+    """Runs of dims (src[i0:i1] <-> dst[j0:j1]) with equal element counts, as
+    fine as the symbolic shapes allow: a reshape then indexes each run on its
+    own instead of linearizing the whole index, so a split or merge of two
+    dims costs one division by a constant, not a divmod per dim by symbols."""
+    pdst = [sympy.Integer(1)]
+    for d in dst:
+        pdst.append(canon(pdst[-1] * d))
+    groups = []
+    i0 = j0 = 0
+    pa = sympy.Integer(1)
+    for i, d in enumerate(src[:-1], start=1):
+        pa = canon(pa * d)
+        j = next((j for j in range(j0, len(dst)) if pdst[j] == pa), None)
+        if j is not None:  # j == j0: src[i0:i] are all 1s
+            groups.append((i0, i, j0, j))
+            i0, j0 = i, j
+    groups.append((i0, len(src), j0, len(dst)))
+    return groups
+
+
 def _reshape_legalize(pb: Any, x: Any, out: Any) -> None:
-    pb.compute(out, lambda *idx: x[_unflatten(pb, x.shape, _flat_index(pb, out.shape, idx))] if x.ndim else x[()])
+    if not x.ndim:
+        pb.compute(out, lambda *idx: x[()])
+        return
+    groups = _reshape_groups(x.shape, out.shape)
+
+    def element(*idx: Any) -> Any:
+        src: list[Any] = []
+        for i0, i1, j0, j1 in groups:
+            src.extend(_unflatten(pb, x.shape[i0:i1], _flat_index(pb, out.shape[j0:j1], idx[j0:j1])))
+        return x[tuple(src)]
+
+    pb.compute(out, element)
 
 
 @register_op

@@ -724,6 +724,12 @@ def _pool_windows(op: str, pool_size: tuple[int, ...], strides: tuple[int, ...],
 
 
 
+def _windows_inside(padding: tuple[int, ...], ceil_mode: bool) -> bool:
+    """Every pool window lies in the input (no padding, floor mode), so the
+    legalized program needs no bounds test per tap."""
+    return not ceil_mode and not any(padding)
+
+
 def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: list[Any], pool_size: tuple[int, ...],
                        strides: tuple[int, ...], padding: tuple[int, ...], dilation: tuple[int, ...],
                        ceil_mode: bool, count_include_pad: bool, layout: str) -> None:
@@ -735,8 +741,12 @@ def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: lis
     # a window wholly in the padding gives the pad value: -inf, the integer minimum, False for bool
     low = -math.inf if dtypes.is_float(acc) else 0 if x.dtype == "bool" else -(2 ** (np.dtype(acc).itemsize * 8 - 1))
 
+    inside = _windows_inside(padding, ceil_mode)
+
     def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
         iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
+        if inside:
+            return pb.cast(x[n, c, iy, ix], acc)
         ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(w)])
         return pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], acc), low)
 
@@ -752,6 +762,17 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
     _, _, h, w = x.shape
     is_float = dtypes.is_float(x.dtype)
     acc = _compute_dtype(np.dtype(x.dtype)).name if is_float else "int64"
+    if _windows_inside(padding, ceil_mode):  # every window has kh*kw taps, all in the input
+        def tap(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+            return pb.cast(x[n, c, _window_taps(pb, y, ky, sh, 0, dh), _window_taps(pb, xx, kx, sw, 0, dw)], acc)
+
+        def mean(s: Any, *_: Any) -> Any:
+            if is_float:
+                return pb.cast(s / pb.const(kh * kw, dtypes.to_xdsl(acc)), out.dtype)
+            return pb.cast(pb.select(s < 0, -((-s) // (kh * kw)), s // (kh * kw)), out.dtype)
+
+        pb.compute(out, tap, reduce=("add", [kh, kw]), epilogue=mean, value_type=acc)
+        return
     counts = pb.alloc(out.shape[2:], "int64")
 
     def count(y: Any, xx: Any, ky: Any, kx: Any) -> Any:

@@ -20,5 +20,5 @@ builtin.module {
 // CHECK-NEXT: return 1;
 // CHECK: int rxf_softmax(
 // CHECK:   if (!({{.*}})) { rx_fail("tensor program softmax: buffer out dim 0 is not n"); goto rx_cleanup; }
-// CHECK:   expf(
+// CHECK:   rx_expf(
 // CHECK:   free(
