@@ -9,7 +9,7 @@ code; longer chains are tried first. This file registers BLAS for float32
 matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
 by a matrix + a bias row, optionally + relu) as one GEMM call with the
 bias as its C operand, and float32 conv2d (groups 1, dilation 1) as
-im2col + GEMM. Ops no pattern matches stay as they are (and are legalized
+im2col + GEMM, likewise with a per-channel bias [+ relu]. Ops no pattern matches stay as they are (and are legalized
 to generated code later).
 """
 
@@ -65,21 +65,38 @@ def _blas_matmul(op: GraphOp) -> LibFuncOp | None:
     return matmul_function(*ranks)
 
 
-def _blas_conv2d(op: GraphOp) -> LibFuncOp | None:
+def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
     from relax_xdsl.blas import conv2d_function
     from relax_xdsl.ops.nn import _padding
+    from relax_xdsl.ops.registry import Infer
 
     x, w = (v.type for v in op.inputs)
     if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in (x, w, op.res.type)):
         return None
     p = op.SPEC.decode_params(dict(op.attributes))
-    if p["groups"] != 1 or tuple(p["dilation"]) not in ((1,), (1, 1)) or p["out_dtype"] not in (None, "float32"):
+    if p["groups"] != 1 or tuple(p["dilation"]) not in ((1,), (1, 1)) or p["out_dtype"] not in (None, "float32") \
+            or p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW":
         return None
     strides = tuple(p["strides"]) * (2 // len(p["strides"]))
-    from relax_xdsl.ops.registry import Infer
-
     padding = _padding(Infer("conv2d"), p["padding"])
-    return conv2d_function(strides, padding)  # type: ignore[arg-type]
+    return conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
+
+
+def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
+    """conv2d + a per-channel bias ((o, 1, 1) or (1, o, 1, 1)) [+ relu]."""
+    conv, add = ops[0], ops[1]
+    others = [v for v in add.inputs if v is not conv.res]
+    if len(others) != 1:
+        return None
+    bias, out = others[0].type, add.res.type
+    if not (isinstance(bias, TensorType) and bias.dtype == "float32" and bias.ndim in (3, 4)
+            and types_match(out, conv.res.type)):
+        return None
+    o = conv.res.type.sym_shape[1]  # type: ignore[union-attr]
+    want = [1] * (bias.ndim - 3) + [o, 1, 1]
+    if not all(dims_equal(d, e) for d, e in zip(bias.sym_shape, want)):
+        return None
+    return _blas_conv2d(conv, f"_bias{bias.ndim}{'_relu' if len(ops) == 3 else ''}")
 
 
 def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
@@ -89,7 +106,10 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     mm, add = ops[0], ops[1]
     if _blas_matmul(mm) is None or mm.inputs[1].type.ndim != 2:  # type: ignore[union-attr]
         return None
-    bias, out = next(v for v in add.inputs if v is not mm.res).type, add.res.type
+    others = [v for v in add.inputs if v is not mm.res]
+    if len(others) != 1:
+        return None
+    bias, out = others[0].type, add.res.type
     n = mm.inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
     if not (isinstance(bias, TensorType) and bias.dtype == "float32" and bias.ndim == 1
             and dims_equal(bias.sym_shape[0], n) and types_match(out, mm.res.type)):
@@ -100,6 +120,8 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
+register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))
+register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 
 

@@ -114,69 +114,119 @@ def dense_function(ra: int, relu: bool) -> LibFuncOp:
                      header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}")
 
 
-def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int) -> str:
-    """im2col (one image at a time, zero padding) + one SGEMM per image."""
+CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
+"""Conv2d library functions: plain, + a per-channel bias of shape (o, 1, 1)
+or (1, o, 1, 1), each optionally + relu (applied per image while it is in
+cache, instead of another pass over the output)."""
+
+
+def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> str:
+    """Per image: im2col (each row's in-input run copied, its padding
+    zeroed, no test per element), then one SGEMM (with the bias as its C
+    operand), then relu; images split across OpenMP threads, each with its
+    own column buffer (OpenBLAS runs these small GEMMs on one thread)."""
+    bias = "_bias" in variant
+    relu = variant.endswith("_relu")
+    bias_dims = ", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
+    fill = """
+      for (int64_t oc = 0; oc < o; ++oc)
+        for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
+    act = """
+      for (int64_t j = 0; j < o * p; ++j) y[j] = y[j] > 0.0f ? y[j] : 0.0f;""" if relu else ""
     return f"""#include <cblas.h>
 #include <stdlib.h>
-void {symbol}(float* X, float* W, float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
-              int64_t o, int64_t c2, int64_t kh, int64_t kw, int64_t n2, int64_t o2, int64_t oh, int64_t ow) {{
+/* short rows: inline loops, not memset/memcpy calls */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
+              int64_t o, int64_t c2, int64_t kh, int64_t kw{bias_dims if bias else ""}, int64_t n2, int64_t o2, int64_t oh,
+              int64_t ow) {{
   int64_t k = c * kh * kw, p = oh * ow;
-  float* cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
-  if (!cols) return;
-  for (int64_t b = 0; b < n; ++b) {{
-    const float* x = X + b * c * h * w;
-    for (int64_t ci = 0; ci < c; ++ci)
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) {{
-          float* row = cols + ((ci * kh + ky) * kw + kx) * p;
-          for (int64_t y = 0; y < oh; ++y) {{
-            int64_t iy = y * {sh} - {pt} + ky;
-            for (int64_t xx = 0; xx < ow; ++xx) {{
-              int64_t ix = xx * {sw} - {pl} + kx;
-              row[y * ow + xx] = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? x[(ci * h + iy) * w + ix] : 0.0f;
+  #pragma omp parallel if(n > 1 && n * o * p * k >= 262144)
+  {{
+    float* cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
+    #pragma omp for schedule(static)
+    for (int64_t b = 0; b < n; ++b) {{
+      if (!cols) continue;
+      const float* x = X + b * c * h * w;
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {{
+            float* row = cols + ((ci * kh + ky) * kw + kx) * p;
+            /* output columns whose tap lies in the input: [lo, hi) */
+            int64_t first = {pl} - kx, last = w - 1 + {pl} - kx;
+            int64_t lo = first <= 0 ? 0 : (first + {sw} - 1) / {sw};
+            int64_t hi = last < 0 ? 0 : last / {sw} + 1;
+            if (hi > ow) hi = ow;
+            if (lo > hi) lo = hi;
+            for (int64_t yy = 0; yy < oh; ++yy) {{
+              float* r = row + yy * ow;
+              int64_t iy = yy * {sh} - {pt} + ky;
+              if (iy < 0 || iy >= h) {{ for (int64_t xx = 0; xx < ow; ++xx) r[xx] = 0.0f; continue; }}
+              const float* src = x + (ci * h + iy) * w - {pl} + kx;
+              for (int64_t xx = 0; xx < lo; ++xx) r[xx] = 0.0f;
+              for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx * {sw}];
+              for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
             }}
           }}
-        }}
-    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)o, (blasint)p, (blasint)k,
-                      1.0f, W, (blasint)k, cols, (blasint)p, 0.0f, Y + b * o * p, (blasint)p);
+      float* y = Y + b * o * p;{fill}
+      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)o, (blasint)p, (blasint)k,
+                        1.0f, W, (blasint)k, cols, (blasint)p, {"1.0f" if bias else "0.0f"}, y, (blasint)p);{act}
+    }}
+    free(cols);
   }}
-  free(cols);
 }}
 """
 
 
-CONV_PREFIX = "blas.conv2d:"
+CONV_PREFIX = "blas.conv2d"
 
 
-def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int]) -> LibFuncOp:
-    """The `lib.func` of a float32 NCHW/OIHW conv2d (groups 1, dilation 1)."""
+def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int], variant: str = "") -> LibFuncOp:
+    """The `lib.func` of a float32 NCHW/OIHW conv2d (groups 1, dilation 1),
+    with the bias / relu epilogue of `variant` (one of CONV_VARIANTS)."""
+    if variant not in CONV_VARIANTS:
+        raise ValueError(f"conv2d variant {variant!r}; known: {CONV_VARIANTS}")
     params = ",".join(str(v) for v in (*strides, *padding))
-    tag = params.replace(",", "_")
-    bufs = [BufferType.of(s, "float32") for s in (["n", "c", "h", "w"], ["o", "c", "kh", "kw"], ["n", "o", "oh", "ow"])]
+    tag = params.replace(",", "_") + variant
+    shapes = [["n", "c", "h", "w"], ["o", "c", "kh", "kw"]]
+    if variant.startswith("_bias3"):
+        shapes.append(["o", 1, 1])
+    elif variant.startswith("_bias4"):
+        shapes.append([1, "o", 1, 1])
+    shapes.append(["n", "o", "oh", "ow"])
+    bufs = [BufferType.of(s, "float32") for s in shapes]
     return LibFuncOp(f"blas_conv2d_{tag}", bufs, f"rx_blas_conv2d_{tag}", "blas", header="cblas.h",
-                     link=link_flags(), reference=CONV_PREFIX + params)
+                     link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{params}")
 
 
 def _resolve_conv(name: str) -> object:
-    """Registers `blas.conv2d:sh,sw,pt,pl,pb,pr` (its C and numpy reference)."""
-    if not name.startswith(CONV_PREFIX):
+    """Registers `blas.conv2d[variant]:sh,sw,pt,pl,pb,pr` (its C and numpy reference)."""
+    if not name.startswith(CONV_PREFIX) or ":" not in name:
+        return None
+    variant, _, params = name[len(CONV_PREFIX):].partition(":")
+    if variant not in CONV_VARIANTS:
         return None
     try:
-        sh, sw, pt, pl, pb, pr = (int(v) for v in name[len(CONV_PREFIX):].split(","))
+        sh, sw, pt, pl, pb, pr = (int(v) for v in params.split(","))
     except ValueError:
         return None
     from relax_xdsl.ops.registry import get_spec
 
     spec = get_spec("conv2d")
 
-    def reference(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+    def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
+        out = rest[-1]
         out[...] = spec.reference(x, w, strides=(sh, sw), padding=(pt, pl, pb, pr), dilation=(1, 1), groups=1,
                                   data_layout="NCHW", kernel_layout="OIHW", out_dtype=None)
+        if variant:
+            out += rest[0].reshape(1, -1, 1, 1)
+        if variant.endswith("_relu"):
+            np.maximum(out, 0, out=out)
 
     flags = link_flags()
-    symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr))
-    return register_library_function(name, reference, c_source=_conv2d_c(symbol, sh, sw, pt, pl) if flags else "",
-                                     link=flags)
+    symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr)) + variant
+    return register_library_function(name, reference,
+                                     c_source=_conv2d_c(symbol, sh, sw, pt, pl, variant) if flags else "", link=flags)
 
 
 def register() -> None:

@@ -119,6 +119,38 @@ def test_conv2d_offloaded_as_im2col_gemm(strides: tuple[int, int], padding: tupl
     check_levels(again, cases)
 
 
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize(("bias_shape", "bias_first"), [([1, 8, 1, 1], False), ([8, 1, 1], True)])
+@pytest.mark.parametrize(("strides", "padding"), [((1, 1), (1, 1)), ((2, 1), (0, 2, 1, 0))])
+def test_conv2d_bias_relu_is_one_library_call(relu: bool, bias_shape: list[int], bias_first: bool,
+                                              strides: tuple[int, int], padding: tuple[int, ...]) -> None:
+    """conv2d + per-channel bias (+ relu) -> one call: the bias is the GEMM's
+    C operand and relu runs per image; 4 images of this size take the
+    multi-threaded path (one column buffer per thread)."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4, "h", "h"], "float32")
+        w = fb.param("w", [8, 4, 3, 3], "float32")
+        b = fb.param("b", bias_shape, "float32")
+        y = op.nn.conv2d(x, w, strides=strides, padding=padding)
+        y = op.add(b, y) if bias_first else op.add(y, b)
+        fb.ret(op.nn.relu(y) if relu else y)
+    text = rx.print_module(offload_module(fb.module))
+    assert text.count("lib.call") == 1 and "relax.add" not in text and ("relax.relu" not in text)
+    assert f"_bias{len(bias_shape)}{'_relu' if relu else ''}" in text
+    cases = [(rand((n, 4, h, h), seed=n), rand((8, 4, 3, 3), seed=7), rand(bias_shape, seed=3))
+             for n, h in ((1, 2), (1, 5), (4, 16))]
+    check_levels(rx.parse_module(text), cases)
+
+
+def test_conv2d_with_a_non_channel_bias_keeps_the_add() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 2, 4, 4], "float32")
+        y = op.nn.conv2d(x, fb.param("w", [3, 2, 3, 3], "float32"), padding=(1, 1))
+        fb.ret(op.add(y, fb.param("b", [3, 4, 4], "float32")))
+    text = rx.print_module(offload_module(fb.module))
+    assert "lib.call @blas_conv2d_1_1_1_1_1_1(" in text and "relax.add" in text
+
+
 def test_grouped_conv_is_left_to_generated_code() -> None:
     with rx.FunctionBuilder("main") as fb:
         fb.ret(op.nn.conv2d(fb.param("x", ["n", 4, 5, 5], "float32"), fb.param("w", [4, 2, 3, 3], "float32"),
