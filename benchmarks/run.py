@@ -11,7 +11,8 @@ offloaded to BLAS, needs scipy-openblas32): compile time (pipeline + C
 compiler) cold (empty cache) and warm (cached library); then, per size, the
 median run time of numpy and of each C executable on the same inputs (one
 executable serves every size), the ratio to numpy (< 1 means faster than
-numpy) and the achieved GFLOP/s. Results are checked against numpy first.
+numpy) and the achieved GFLOP/s. Results are checked against numpy first; the
+contenders of one size are timed in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -43,14 +44,37 @@ SIZES: dict[str, list[tuple[int, ...]]] = {
 
 def median_time(fn: Callable[[], object], repeat: int, budget: float) -> float:
     """Median of up to `repeat` runs (fewer if they exceed `budget` seconds)."""
-    fn()  # warm-up
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < repeat and (len(times) < 3 or time.perf_counter() - start < budget):
+    return interleaved_medians({"": fn}, repeat, budget, pause=0.0)[""]
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, budget: float,
+                        pause: float = 0.15) -> dict[str, float]:
+    """Per function, the median of up to `repeat` runs, taken in rounds so
+    that the machine's drift (this VM's speed varies by tens of percent over
+    seconds) falls on all of them alike. Each round gives each function a
+    block of runs (about 50 ms) after a pause and one untimed run: the other
+    runtimes' thread pools spin after a call (numpy's OpenBLAS for about
+    0.1 s, onnxruntime's, TVM's) and would otherwise steal the cores from
+    whoever runs next. Stops after `budget` seconds per function (at least 3 rounds)."""
+    block: dict[str, int] = {}
+    for k, fn in fns.items():
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        fn()  # warm-up
+        block[k] = max(1, min(20, int(0.05 / max(time.perf_counter() - t0, 1e-6))))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    start = time.perf_counter()
+    rounds = 0
+    while min(len(v) for v in times.values()) < repeat and \
+            (rounds < 3 or time.perf_counter() - start < budget * len(fns)):
+        for k, fn in fns.items():
+            time.sleep(pause)
+            fn()
+            for _ in range(block[k]):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def compile_times(module: object, pipeline: str) -> tuple[rx.Executable, float, float]:
@@ -104,22 +128,26 @@ def main(argv: list[str] | None = None) -> int:
         for size in SIZES[name]:
             inputs = model.make_inputs(*size)
             want = model.numpy_fn(*inputs)
-            t_np = median_time(lambda: model.numpy_fn(*inputs), args.repeat, args.budget)  # noqa: B023
-            line = f"  {name} {size}: numpy {t_np * 1e3:9.3f} ms"
+            contenders: dict[str, Callable[[], object]] = {"numpy": lambda: model.numpy_fn(*inputs)}  # noqa: B023
             if ort is not None:
                 feed = {"x": inputs[0]}
                 np.testing.assert_allclose(ort.run(None, feed)[0], want, rtol=1e-3, atol=1e-4)
-                t_ort = median_time(lambda: ort.run(None, feed), args.repeat, args.budget)  # noqa: B023
-                rows.append(("ort", name, size, t_ort))
-                line += f" | onnxruntime {t_ort * 1e3:9.3f} ms"
+                contenders["ort"] = lambda: ort.run(None, feed)  # noqa: B023
             if tvm is not None:
                 np.testing.assert_allclose(tvm[0](inputs[0]), want, rtol=1e-3, atol=1e-4)
-                t_tvm = median_time(lambda: tvm[0](inputs[0]), args.repeat, args.budget)  # noqa: B023
-                rows.append(("tvm", name, size, t_tvm))
-                line += f" | tvm {t_tvm * 1e3:9.3f} ms"
+                contenders["tvm"] = lambda: tvm[0](inputs[0])  # noqa: B023
             for pipeline, exe in exes.items():
                 np.testing.assert_allclose(exe["main"](*inputs), want, rtol=1e-3, atol=1e-4)
-                t_c = median_time(lambda: exe["main"](*inputs), args.repeat, args.budget)  # noqa: B023
+                contenders[pipeline] = lambda exe=exe: exe["main"](*inputs)  # noqa: B023
+            t = interleaved_medians(contenders, args.repeat, args.budget)
+            t_np = t["numpy"]
+            line = f"  {name} {size}: numpy {t_np * 1e3:9.3f} ms"
+            for other, label in (("ort", "onnxruntime"), ("tvm", "tvm")):
+                if other in t:
+                    rows.append((other, name, size, t[other]))
+                    line += f" | {label} {t[other] * 1e3:9.3f} ms"
+            for pipeline in exes:
+                t_c = t[pipeline]
                 gflops = model.flops(*size) / t_c / 1e9
                 rows.append(("run", name, pipeline, size, t_np, t_c, gflops))
                 line += f" | {pipeline} {t_c * 1e3:9.3f} ms ({t_c / t_np:5.2f}x numpy, {gflops:6.2f} GFLOP/s)"

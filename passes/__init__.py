@@ -60,6 +60,12 @@ def _fuse_row_loops() -> type[ModulePass]:
     return FuseRowLoopsPass
 
 
+def _auto_schedule() -> type[ModulePass]:
+    from relax_xdsl.passes.auto_schedule import AutoSchedulePass
+
+    return AutoSchedulePass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
@@ -68,6 +74,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "annotate-op-pattern": _annotate_op_pattern,
         "fuse-ops": _fuse_ops,
         "fuse-tir": _fuse_tir,
+        "auto-schedule": _auto_schedule,
         "lower-tir": _lower_tir,
         "fuse-row-loops": _fuse_row_loops,
         "lower-graph": _lower_graph,

@@ -1,6 +1,7 @@
 """Named pipelines: the route from graph to loops in one screen.
 
-    graph --legalize--> graph + tensor programs --lower-tir--> + loop kernels
+    graph --legalize--> graph + tensor programs --auto-schedule--> contractions
+          as explicit loops --lower-tir--> + loop kernels
           --lower-graph--> host functions (loop level) --canonicalize,cse--> C / interpreter
 
 Each is a pass-pipeline spec (as `relax-xdsl-opt -p` takes it); `run_pipeline`
@@ -20,12 +21,14 @@ from relax_xdsl.ir import make_context, verify_module
 
 PIPELINES: dict[str, str] = {
     # graph -> loop level, cleaned up by upstream canonicalization and CSE
-    "default": "legalize,lower-tir,lower-graph,canonicalize,cse",
+    # (contractions reordered, parallel and vectorized by auto-schedule)
+    "default": "legalize,auto-schedule,lower-tir,lower-graph,canonicalize,cse",
     # the same steps without clean-ups (output closest to what each step wrote)
-    "debug": "legalize,lower-tir,lower-graph",
+    "debug": "legalize,auto-schedule,lower-tir,lower-graph",
     # matmuls to BLAS (scipy-openblas32), injective producers fused into
     # their consumers and elementwise epilogues into their producers, then as default
-    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,lower-tir,lower-graph,canonicalize,cse",
+    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,lower-graph,"
+            "canonicalize,cse",
 }
 
 

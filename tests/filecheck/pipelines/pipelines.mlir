@@ -52,6 +52,7 @@ builtin.module {
 // TIME-NEXT: fuse-ops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: fuse-tir {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: legalize {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: auto-schedule {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: lower-tir {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: lower-graph {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: canonicalize {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}

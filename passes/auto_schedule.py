@@ -1,0 +1,79 @@
+"""`auto-schedule`: the default schedule of contractions, chosen from the
+tensor program itself (before lower-tir).
+
+lower-tir writes a reduction as spatial loops around reduction loops, so
+matmul's `out[i, j] = sum_k A[i, k] * B[k, j]` walks B down a column per
+output element. When the innermost output axis is the contiguous (last)
+index of a load (B[k, j]; the sum of x[k, j] over k), this pass rewrites the
+compute with `Schedule` into explicit loops ordered
+
+    parallel s0:  ...  for k...:  vectorize s_last:  out[.., s_last] += ...
+
+so the innermost loop streams rows of B and of the output, vectorized, and
+the outermost output axis runs on all cores (when the output has two or
+more axes; a reduction into one axis keeps its k loop outermost, serial).
+Each output element still accumulates over k in the same order, so results
+are bit-identical to the unscheduled program.
+
+Computes with no such load (row reductions like softmax's sums, whose
+reduction axis is the contiguous one; elementwise programs) are left to
+lower-tir's default (outer axis parallel, gcc vectorizes the innermost).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from relax_xdsl.dialects.tir import ComputeOp, LoadOp, PrimFuncOp
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from relax_xdsl.schedule import Schedule
+
+
+def contraction_over_contiguous_axis(c: ComputeOp) -> bool:
+    """A reduction whose innermost output axis is the last index of a load."""
+    if c.combiner is None or c.out_type.ndim == 0 or not c.reduce_extents():
+        return False
+    last = c.body.block.args[c.out_type.ndim - 1]
+    return any(isinstance(o, LoadOp) and o.indices and o.indices[-1] == last for o in c.body.walk())
+
+
+def schedule_contraction(sch: Schedule, c: ComputeOp) -> None:
+    """Reorders `c` (a compute of `sch`'s program) to s0.., k.., s_last; s0
+    parallel when there are two or more output axes; s_last vectorized."""
+    rank = c.out_type.ndim
+    loops = sch.loops(sch.computes().index(c))
+    spatial, reduction = loops[:rank], loops[rank:]
+    last = spatial[-1]
+    for k in reduction:
+        sch.reorder(last, k)
+    sch.vectorize(last)
+    if rank >= 2:
+        sch.parallel(spatial[0])
+
+
+def auto_schedule(module: ModuleOp) -> int:
+    """Schedules every contraction of every tensor program; returns how many."""
+    count = 0
+    for prim in [op for op in module.walk() if isinstance(op, PrimFuncOp)]:
+        computes = [op for op in prim.body.block.ops if isinstance(op, ComputeOp)]
+        targets = [c for c in computes if contraction_over_contiguous_axis(c)]
+        if not targets:
+            continue
+        sch = Schedule(prim)
+        for c in targets:
+            schedule_contraction(sch, c)
+            count += 1
+    return count
+
+
+@dataclass(frozen=True)
+class AutoSchedulePass(ModulePass):
+    """auto-schedule: see the module docstring."""
+
+    name = "auto-schedule"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        auto_schedule(op)
