@@ -3,20 +3,22 @@ tensor program itself (before lower-tir).
 
 lower-tir writes a reduction as spatial loops around reduction loops, so
 matmul's `out[i, j] = sum_k A[i, k] * B[k, j]` walks B down a column per
-output element. When the innermost output axis is the contiguous (last)
-index of a load (B[k, j]; the sum of x[k, j] over k), this pass rewrites the
-compute with `Schedule` into explicit loops ordered
+output element. When putting the innermost output axis innermost instead
+reads fewer loads with a stride (B[k, j] in matmul; x[k, j] in a sum over
+k), this pass rewrites the compute with `Schedule` into explicit loops
+ordered
 
     parallel s0:  ...  for k...:  vectorize s_last:  out[.., s_last] += ...
 
 so the innermost loop streams rows of B and of the output, vectorized, and
 the outermost output axis runs on all cores (when the output has two or
 more axes; a reduction into one axis keeps its k loop outermost, serial).
-Each output element still accumulates over k in the same order, so results
-are bit-identical to the unscheduled program.
+Each output element still accumulates over k in the same order (the
+interpreter gives identical values; in C, gcc may contract a multiply-add
+into an FMA differently).
 
-Computes with no such load (row reductions like softmax's sums, whose
-reduction axis is the contiguous one; elementwise programs) are left to
+Other computes (row reductions like softmax's sums, whose input is
+contiguous along the reduction axis; elementwise programs) are left to
 lower-tir's default (outer axis parallel, gcc vectorizes the innermost).
 """
 
@@ -27,17 +29,41 @@ from dataclasses import dataclass
 from relax_xdsl.dialects.tir import ComputeOp, LoadOp, PrimFuncOp
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from relax_xdsl.schedule import Schedule
 
 
+def _uses(value: SSAValue, iv: SSAValue) -> bool:
+    """`value` depends on `iv` (through index arithmetic in the compute body)."""
+    if value == iv:
+        return True
+    owner = value.owner
+    return isinstance(owner, Operation) and any(_uses(o, iv) for o in owner.operands)
+
+
+def _strided_loads(c: ComputeOp, iv: SSAValue) -> int:
+    """Loads that would not be contiguous with `iv` as the innermost loop:
+    they depend on it other than as their bare last index."""
+    count = 0
+    for o in c.body.walk():
+        if isinstance(o, LoadOp) and any(_uses(i, iv) for i in o.indices):
+            contiguous = o.indices[-1] == iv and not any(_uses(i, iv) for i in o.indices[:-1])
+            count += not contiguous
+    return count
+
+
 def contraction_over_contiguous_axis(c: ComputeOp) -> bool:
-    """A reduction whose innermost output axis is the last index of a load."""
+    """A reduction that reads fewer loads with a stride when its innermost
+    output axis, not its last reduction axis, is the innermost loop
+    (matmul's B[k, j]; not softmax's row sum, whose x[i, j] is contiguous
+    in the reduction axis)."""
     if c.combiner is None or c.out_type.ndim == 0 or not c.reduce_extents():
         return False
-    last = c.body.block.args[c.out_type.ndim - 1]
-    return any(isinstance(o, LoadOp) and o.indices and o.indices[-1] == last for o in c.body.walk())
+    args = c.body.block.args
+    last_spatial, last_reduction = args[c.out_type.ndim - 1], args[-1]
+    return _strided_loads(c, last_spatial) < _strided_loads(c, last_reduction)
 
 
 def schedule_contraction(sch: Schedule, c: ComputeOp) -> None:
