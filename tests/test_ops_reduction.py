@@ -224,3 +224,24 @@ def test_scalar_input_levels() -> None:
     expect = (x, np.array(0.0, np.float32), np.array(0, np.int64), x)
     assert_close(rx.evaluate(module, "main", x), expect)
     check_levels(module, [(x,)])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vectorized_row_max_min_propagate_nan(dtype: str) -> None:
+    """Long rows take the vectorized (omp simd reduction) max / min in C: a
+    NaN anywhere in a row, first or last lane included, still wins."""
+    rows = np.random.default_rng(0).standard_normal((7, 70)).astype(dtype)
+    for r, col in ((0, 0), (1, 35), (2, 69), (3, 16)):
+        rows[r, col] = np.nan
+    rows[4] = -np.inf
+    rows[5] = np.nan
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", "m"], dtype)
+        fb.ret(fb.tuple(op.max(x, axis=1), op.min(x, axis=1)))
+    exe = rx.compile(fb.module, target="c")
+    suffix = "f" if dtype == "float32" else ""
+    assert f"simd reduction(rxr_maxf{suffix}:" in exe.c_source and f"simd reduction(rxr_minf{suffix}:" in exe.c_source
+    for n in (1, 7):
+        got = exe.main(rows[:n])
+        np.testing.assert_array_equal(got[0], rows[:n].max(axis=1))
+        np.testing.assert_array_equal(got[1], rows[:n].min(axis=1))

@@ -180,10 +180,18 @@ static inline int64_t rx_ceildiv(int64_t a, int64_t b) {
 }
 static inline int64_t rx_div(int64_t a, int64_t b) { return b == 0 ? 0 : (a == INT64_MIN && b == -1) ? a : a / b; }
 static inline int64_t rx_rem(int64_t a, int64_t b) { return (b == 0 || b == -1) ? 0 : a % b; }
-static inline double rx_maxf(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }
-static inline double rx_minf(double a, double b) { return (isnan(a) || isnan(b)) ? NAN : (a < b ? a : b); }
-static inline float rx_maxff(float a, float b) { return (isnan(a) || isnan(b)) ? NAN : (a > b ? a : b); }
-static inline float rx_minff(float a, float b) { return (isnan(a) || isnan(b)) ? NAN : (a < b ? a : b); }
+/* NaN-propagating max / min as selects (a NaN a is kept; a NaN b fails the
+   comparison and is taken), so loops using them vectorize; as reductions
+   (a row max) they are declared for `omp simd reduction` (exact: max and min
+   do not round, so any order gives the same value). */
+static inline double rx_maxf(double a, double b) { return (a > b || a != a) ? a : b; }
+static inline double rx_minf(double a, double b) { return (a < b || a != a) ? a : b; }
+static inline float rx_maxff(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float rx_minff(float a, float b) { return (a < b || a != a) ? a : b; }
+#pragma omp declare reduction(rxr_maxf : double : omp_out = rx_maxf(omp_out, omp_in)) initializer(omp_priv = -INFINITY)
+#pragma omp declare reduction(rxr_minf : double : omp_out = rx_minf(omp_out, omp_in)) initializer(omp_priv = INFINITY)
+#pragma omp declare reduction(rxr_maxff : float : omp_out = rx_maxff(omp_out, omp_in)) initializer(omp_priv = -INFINITY)
+#pragma omp declare reduction(rxr_minff : float : omp_out = rx_minff(omp_out, omp_in)) initializer(omp_priv = INFINITY)
 """
 
 
@@ -685,8 +693,8 @@ class _FunctionEmitter:
             self.line("#pragma omp simd")
         elif kind is not None and kind.data == "unroll":  # type: ignore[attr-defined]
             self.line("#pragma GCC unroll 8")
-        elif kind is None and _contiguous_sum(op):
-            self.line(f"#pragma omp simd reduction(+:{names[0]})")
+        elif kind is None and (combiner := _contiguous_reduction(op)) is not None:
+            self.line(f"#pragma omp simd reduction({combiner}:{names[0]})")
         self.line(f"for (int64_t {iv} = {self.v(op.lb)}; {iv} < {self.v(op.ub)}; {iv} += {self.v(op.step)}) {{")
         self.indent += 1
         self.block(body)
@@ -760,27 +768,36 @@ class _FunctionEmitter:
         self.line("}")
 
 
-def _contiguous_sum(op: scf.ForOp) -> bool:
-    """An innermost loop summing one float accumulator over loads contiguous
-    in its induction variable (a row sum): vectorized with `omp simd
-    reduction`, which lets the compiler reorder the additions (as BLAS and
-    onnxruntime do); gcc will not otherwise, and fused row loops are not
-    vectorized across rows."""
+def _contiguous_reduction(op: scf.ForOp) -> str | None:
+    """An innermost loop reducing one float accumulator (sum, max or min)
+    over loads contiguous in its induction variable (a row sum or row max):
+    the `omp simd reduction` combiner that vectorizes it, or None. For sums
+    this lets the compiler reorder the additions (as BLAS and onnxruntime
+    do; gcc will not otherwise); max and min are exact in any order. Fused
+    row loops are not vectorized across rows."""
     body = op.body.block
     if len(op.iter_args) != 1 or not isinstance(op.iter_args[0].type, (Float32Type, Float64Type)):
-        return False
+        return None
     term = body.last_op
-    if not isinstance(term, scf.YieldOp) or not isinstance(term.operands[0].owner, arith.AddfOp):
-        return False
-    if body.args[1] not in term.operands[0].owner.operands:
-        return False
+    if not isinstance(term, scf.YieldOp):
+        return None
+    update = term.operands[0].owner
+    f32 = isinstance(op.iter_args[0].type, Float32Type)
+    if isinstance(update, arith.AddfOp):
+        combiner = "+"
+    elif isinstance(update, (arith.MaximumfOp, arith.MinimumfOp)):
+        combiner = ("rxr_maxf" if isinstance(update, arith.MaximumfOp) else "rxr_minf") + ("f" if f32 else "")
+    else:
+        return None
+    if body.args[1] not in update.operands:
+        return None
     iv = body.args[0]
     for inner in body.walk():
         if isinstance(inner, (scf.ForOp, scf.ParallelOp, scf.IfOp, func.CallOp, memref.StoreOp)):
-            return False
+            return None
         if isinstance(inner, memref.LoadOp) and any(i is iv for i in inner.indices[:-1]):
-            return False  # strided in iv (a matmul's B[k, j]): left to gcc
-    return True
+            return None  # strided in iv (a matmul's B[k, j]): left to gcc
+    return combiner
 
 
 def emit_c(module: ModuleOp, debug: bool = False) -> str:
