@@ -7,7 +7,7 @@ call replaces the chain (its operands: the first op's, then each later
 op's other operand). `register_offload_pattern` adds patterns from user
 code; longer chains are tried first. This file registers BLAS for float32
 matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
-by a matrix + a bias row, optionally + relu) as one GEMM call with the
+by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
 bias as its C operand, and float32 conv2d (groups 1, dilation 1) as
 im2col + GEMM, likewise with a per-channel bias [+ relu]. Ops no pattern matches stay as they are (and are legalized
 to generated code later).
@@ -100,7 +100,7 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
 
 
 def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
-    """matmul(x, W) + bias [+ relu]: W a matrix, bias a row of W's columns."""
+    """matmul(x, W) + bias [+ relu | gelu]: W a matrix, bias a row of W's columns."""
     from relax_xdsl.blas import dense_function
 
     mm, add = ops[0], ops[1]
@@ -114,10 +114,11 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     if not (isinstance(bias, TensorType) and bias.dtype == "float32" and bias.ndim == 1
             and dims_equal(bias.sym_shape[0], n) and types_match(out, mm.res.type)):
         return None
-    return dense_function(mm.inputs[0].type.ndim, relu=len(ops) == 3)  # type: ignore[union-attr]
+    return dense_function(mm.inputs[0].type.ndim, ops[2].SPEC.name if len(ops) == 3 else "")  # type: ignore[union-attr]
 
 
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
+register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "gelu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))

@@ -75,41 +75,61 @@ def matmul_function(ra: int, rb: int) -> LibFuncOp:
                      header="cblas.h", link=link_flags(), reference=f"blas.matmul_{ra}x{rb}")
 
 
-def _dense_c(ra: int, relu: bool) -> str:
-    """C = bias (each row), then C += A @ B in one SGEMM (beta = 1), then relu in place."""
-    name = f"rx_blas_dense_{ra}x2{'_relu' if relu else ''}"
+DENSE_ACTIVATIONS = ("", "relu", "gelu")
+"""Epilogues of the dense library functions, applied in place after the GEMM."""
+
+_DENSE_EPILOGUE = {
+    "relu": "v > 0.0f ? v : 0.0f",
+    # as relax.gelu's legalization computes it, with the prelude's vectorizable erf
+    "gelu": "(0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f))",
+}
+
+
+def _dense_c(ra: int, act: str) -> str:
+    """C = bias (each row), then C += A @ B in one SGEMM (beta = 1), then the
+    activation in place; the fill and the activation are split over OpenMP
+    threads when large."""
+    name = f"rx_blas_dense_{ra}x2{'_' + act if act else ''}"
     rows = " * ".join(f"a{i}" for i in range(ra - 1))
     dims = [f"int64_t a{i}" for i in range(ra)] + ["int64_t b0", "int64_t b1", "int64_t d0"] + \
            [f"int64_t c{i}" for i in range(ra)]
-    act = """
-  for (int64_t i = 0; i < m * b1; ++i) C[i] = C[i] > 0.0f ? C[i] : 0.0f;""" if relu else ""
+    epilogue = f"""
+  #pragma omp parallel for if(m * b1 >= 65536)
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < b1; ++j) {{ float v = C[i * b1 + j]; C[i * b1 + j] = {_DENSE_EPILOGUE[act]}; }}""" \
+        if act else ""
     return f"""#include <cblas.h>
 #include <string.h>
 void {name}(float* A, float* B, float* D, float* C, {", ".join(dims)}) {{
   int64_t m = {rows};
+  #pragma omp parallel for if(m * b1 >= 65536)
   for (int64_t i = 0; i < m; ++i) memcpy(C + i * b1, D, (size_t)b1 * sizeof(float));
   scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)b1, (blasint)b0,
-                    1.0f, A, (blasint)b0, B, (blasint)b1, 1.0f, C, (blasint)b1);{act}
+                    1.0f, A, (blasint)b0, B, (blasint)b1, 1.0f, C, (blasint)b1);{epilogue}
 }}
 """
 
 
-def _dense_reference(relu: bool) -> object:
+def _dense_reference(act: str) -> object:
+    from relax_xdsl.ops.registry import get_spec
+
     def reference(a: np.ndarray, b: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
         out += bias
-        if relu:
-            np.maximum(out, 0, out=out)
+        if act:
+            out[...] = get_spec(act).reference(out)
 
     return reference
 
 
-def dense_function(ra: int, relu: bool) -> LibFuncOp:
-    """The `lib.func` of float32 matmul(x, W) + bias (+ relu), x of rank `ra`."""
+def dense_function(ra: int, act: str = "") -> LibFuncOp:
+    """The `lib.func` of float32 matmul(x, W) + bias (+ relu / gelu), x of rank `ra`."""
+    if act not in DENSE_ACTIVATIONS:
+        raise ValueError(f"dense activation {act!r}; known: {DENSE_ACTIVATIONS}")
     lead = [f"b{i}" for i in range(ra - 2)]
     a, b, d, c = [*lead, "m", "k"], ["k", "n"], ["n"], [*lead, "m", "n"]
     bufs = [BufferType.of(s, "float32") for s in (a, b, d, c)]
-    tag = f"{ra}x2{'_relu' if relu else ''}"
+    tag = f"{ra}x2{'_' + act if act else ''}"
     return LibFuncOp(f"blas_dense_{tag}", bufs, f"rx_blas_dense_{tag}", "blas",
                      header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}")
 
@@ -235,10 +255,10 @@ def register() -> None:
         register_library_function(f"blas.matmul_{ra}x{rb}", _matmul_reference,
                                   c_source=_matmul_c(ra, rb) if flags else "", link=flags)
         if rb == 2:
-            for relu in (False, True):
-                tag = f"{ra}x2{'_relu' if relu else ''}"
-                register_library_function(f"blas.dense_{tag}", _dense_reference(relu),
-                                          c_source=_dense_c(ra, relu) if flags else "", link=flags)
+            for act in DENSE_ACTIVATIONS:
+                tag = f"{ra}x2{'_' + act if act else ''}"
+                register_library_function(f"blas.dense_{tag}", _dense_reference(act),
+                                          c_source=_dense_c(ra, act) if flags else "", link=flags)
 
 
 register()

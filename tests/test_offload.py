@@ -4,6 +4,7 @@ usual; patterns are data a user can extend."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -158,21 +159,26 @@ def test_grouped_conv_is_left_to_generated_code() -> None:
     assert "relax.conv2d" in rx.print_module(offload_module(fb.module))
 
 
-@pytest.mark.parametrize("relu", [False, True])
+ACTIVATIONS = {"": lambda v: v, "relu": lambda v: np.maximum(v, 0),
+               "gelu": lambda v: 0.5 * v * (1 + np.vectorize(math.erf)(v / math.sqrt(2)))}
+
+
+@pytest.mark.parametrize("act", list(ACTIVATIONS))
 @pytest.mark.parametrize("bias_first", [False, True])
 @pytest.mark.parametrize("lead", [["n"], ["b", "t"]])
-def test_dense_bias_relu_is_one_library_call(relu: bool, bias_first: bool, lead: list[str]) -> None:
-    """matmul(x, W) + bias (+ relu) -> one GEMM with the bias as C (beta = 1)."""
+def test_dense_bias_activation_is_one_library_call(act: str, bias_first: bool, lead: list[str]) -> None:
+    """matmul(x, W) + bias (+ relu | gelu) -> one GEMM with the bias as C
+    (beta = 1) and the activation in place."""
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", [*lead, 6], "float32")
         w = fb.param("w", [6, "m"], "float32")
         bias = fb.param("bias", ["m"], "float32")
         mm = op.matmul(x, w)
         y = op.add(bias, mm) if bias_first else op.add(mm, bias)
-        fb.ret(op.nn.relu(y) if relu else y)
+        fb.ret(getattr(op.nn, act)(y) if act else y)
     module = roundtrip(offload_module(fb.module.clone()))
     text = rx.print_module(module)
-    tag = f"{len(lead) + 1}x2{'_relu' if relu else ''}"
+    tag = f"{len(lead) + 1}x2{'_' + act if act else ''}"
     assert f"lib.call @blas_dense_{tag}(%x, %w, %bias)" in text and "relax." + "add" not in text
     cases = []
     for k, size in enumerate(SIZES):
@@ -180,9 +186,21 @@ def test_dense_bias_relu_is_one_library_call(relu: bool, bias_first: bool, lead:
         cases.append((rand(tuple(env[d] for d in lead) + (6,), seed=k), rand((6, env["m"]), seed=k + 3),
                       rand((env["m"],), seed=k + 7)))
     for x, w, b in cases:
-        want = x @ w + b
-        assert_close(rx.evaluate(module, "main", x, w, b), np.maximum(want, 0) if relu else want)
+        assert_close(rx.evaluate(module, "main", x, w, b), ACTIVATIONS[act]((x @ w + b).astype(np.float64)).astype(np.float32))
     check_levels(module, cases)
+
+
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+def test_dense_epilogue_on_many_threads(act: str) -> None:
+    """Large enough for the bias fill and the activation to be split over threads."""
+    with rx.FunctionBuilder("main") as fb:
+        y = op.add(op.matmul(fb.param("x", ["n", 64], "float32"), fb.param("w", [64, 256], "float32")),
+                   fb.param("bias", [256], "float32"))
+        fb.ret(getattr(op.nn, act)(y))
+    exe = rx.compile(fb.module, target="c", pipeline="fast")
+    assert f"rx_blas_dense_2x2_{act}(" in exe.c_source
+    x, w, b = rand((512, 64), seed=1), rand((64, 256), seed=2), rand((256,), seed=3)
+    assert_close(exe.main(x, w, b), ACTIVATIONS[act]((x @ w + b).astype(np.float64)).astype(np.float32))
 
 
 def test_dense_needs_a_bias_row_and_a_single_use() -> None:
