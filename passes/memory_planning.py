@@ -24,6 +24,7 @@ function (`relax.memory_plan`), for any binding to be read off.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import sympy
@@ -43,10 +44,13 @@ def aligned(nbytes: sympy.Expr) -> sympy.Expr:
     return canon(ALIGN * sympy.ceiling(nbytes / ALIGN))
 
 
+@functools.lru_cache(maxsize=65536)
 def _provably_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
     """a >= b for every binding of the (positive integer) symbols. Sizes and
     offsets are sums and Maxes of nonnegative terms, so ceilings can be
     bounded for sympy: ceiling(x) >= x in `a`, ceiling(x) < x + 1 in `b`."""
+    if any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024)):
+        return False  # refuted at a binding: no need for a symbolic proof
     diff = sympy.expand(a - b)
     if diff.is_nonnegative:
         return True
@@ -61,8 +65,9 @@ REPRESENTATIVE = 64
 """The symbol value at which sizes are compared to order placement."""
 
 
+@functools.lru_cache(maxsize=65536)
 def _at(e: sympy.Expr, value: int = REPRESENTATIVE) -> int:
-    return int(e.subs({s: value for s in e.free_symbols}))
+    return int(e.xreplace({s: sympy.Integer(value) for s in e.free_symbols}))
 
 
 @dataclass
@@ -103,23 +108,61 @@ class MemoryPlan:
         self._live = canon(self._live - b.size)
 
     def place(self) -> list[sympy.Expr]:
-        """Each buffer's byte offset in the pool (and sets `pool`)."""
+        """Each buffer's byte offset in the pool (and sets `pool`): greedy
+        placements in a few orders (largest first as sizes compare at small
+        and at large symbol values, then by lifetime), keeping the one whose
+        pool is closest to the live peak over a range of bindings."""
+        orders = [
+            sorted(self.buffers, key=lambda x: (-_at(x.size), x.start)),
+            sorted(self.buffers, key=lambda x: (-_at(x.size, 4096), x.start)),
+            sorted(self.buffers, key=lambda x: (-((x.end or self._clock + 1) - x.start), -_at(x.size), x.start)),
+            sorted(self.buffers, key=lambda x: x.start),
+        ]
+        best: tuple[float, list[sympy.Expr], list[sympy.Expr]] | None = None
+        tried: set[tuple[int, ...]] = set()
+        for order in orders:
+            key = tuple(id(b) for b in order)
+            if key in tried:
+                continue
+            tried.add(key)
+            offsets, tops = self._place(order)
+            # compared numerically: building each symbolic Max costs seconds
+            worst = max(max(_at(t, v) for t in tops) / max(1, _at(self.peak, v)) for v in (16, 128, 1024)) \
+                if tops else 0.0
+            if best is None or worst < best[0]:
+                best = (worst, offsets, tops)
+            if worst <= 1.0:
+                break  # the live peak: no order does better
+        assert best is not None
+        _, offsets, tops = best
+        kept = [t for i, t in enumerate(tops)  # drop tops provably under another one
+                if not any(j != i and _provably_ge(u, t) and (j < i or not _provably_ge(t, u))
+                           for j, u in enumerate(tops))]
+        self.pool = canon(sympy.Max(*kept)) if kept else sympy.Integer(0)
+        for b, o in zip(self.buffers, offsets):
+            b.offset = o
+        return offsets
+
+    def _place(self, order: list[Buffer]) -> tuple[list[sympy.Expr], list[sympy.Expr]]:
+        """Greedy placement in `order`: each buffer at the lowest candidate
+        offset (0 or the end of a buffer alive with it) that provably clears
+        every buffer alive with it already placed, else above them all.
+        Returns the offsets and each buffer's end (the pool is their max)."""
         end_of_time = self._clock + 1
 
         def overlap(a: Buffer, b: Buffer) -> bool:
             return a.start < (b.end or end_of_time) and b.start < (a.end or end_of_time)
 
+        offset: dict[int, sympy.Expr] = {}
         placed: list[Buffer] = []
-        for b in sorted(self.buffers, key=lambda x: (-_at(x.size), x.start)):
+        for b in order:
             conflicts = [p for p in placed if overlap(p, b)]
-            ends = [canon(p.offset + p.size) for p in conflicts]  # type: ignore[operator]
+            ends = [canon(offset[id(p)] + p.size) for p in conflicts]
             candidates = sorted({sympy.Integer(0), *ends}, key=_at)
-            b.offset = next((c for c in candidates if all(
-                _provably_ge(c, e) or _provably_ge(p.offset, c + b.size)  # type: ignore[arg-type]
+            chosen = next((c for c in candidates if all(
+                _provably_ge(c, e) or _provably_ge(offset[id(p)], c + b.size)
                 for p, e in zip(conflicts, ends))), None)
-            if b.offset is None:
-                b.offset = canon(sympy.Max(*ends))
+            offset[id(b)] = chosen if chosen is not None else canon(sympy.Max(*ends))
             placed.append(b)
-        tops = [canon(b.offset + b.size) for b in self.buffers]  # type: ignore[operator]
-        self.pool = canon(sympy.Max(*tops)) if tops else sympy.Integer(0)
-        return [b.offset for b in self.buffers]  # type: ignore[misc]
+        offsets = [offset[id(b)] for b in self.buffers]
+        return offsets, [canon(o + b.size) for o, b in zip(offsets, self.buffers)]

@@ -37,23 +37,26 @@ def _structure(t: Attribute, flat: list[np.ndarray]) -> Any:
     return flat.pop(0)
 
 
-def _input_plan(func: FunctionOp) -> list[tuple[np.dtype, list[Any]]] | None:
-    """Per input: its numpy dtype and dims as ints or bare symbols; None when
-    some dim is an expression (those inputs always take the full check)."""
+def _input_plan(func: FunctionOp) -> list[tuple[np.dtype, int, tuple[tuple[int, int], ...],
+                                                 tuple[tuple[int, Any], ...]]] | None:
+    """Per input: its numpy dtype, rank, (axis, extent) of its static dims and
+    (axis, symbol) of its bare-symbol dims; None when some dim is an
+    expression (those inputs always take the full check)."""
     plan = []
     for arg in func.args:
         t = arg.type
         if not isinstance(t, TensorType):
             return None
-        dims: list[Any] = []
-        for d in t.sym_shape:
+        static: list[tuple[int, int]] = []
+        syms: list[tuple[int, Any]] = []
+        for axis, d in enumerate(t.sym_shape):
             if d.is_Integer:
-                dims.append(int(d))
+                static.append((axis, int(d)))
             elif d.is_Symbol:
-                dims.append(d)
+                syms.append((axis, d))
             else:
                 return None
-        plan.append((np.dtype(t.dtype), dims))
+        plan.append((np.dtype(t.dtype), len(t.sym_shape), tuple(static), tuple(syms)))
     return plan
 
 
@@ -66,30 +69,37 @@ class CompiledFunction:
         self.name = func.sym_name.data
         self.result_types = list(func.function_type.outputs.data)
         self._plan = _input_plan(func)
+        self._one_tensor = len(self.result_types) == 1 and isinstance(self.result_types[0], TensorType)
 
     def _fast_check(self, arrays: tuple[Any, ...]) -> bool:
         """True when every input certainly matches the signature (ints and
         bare symbols only, consistently bound); anything else takes the full
         check, which also words the error."""
-        if self._plan is None or len(arrays) != len(self._plan):
+        plan = self._plan
+        if plan is None or len(arrays) != len(plan):
             return False
         env: dict[Any, int] = {}
-        for a, (dtype, dims) in zip(arrays, self._plan):
-            if type(a) is not np.ndarray or a.dtype != dtype or a.ndim != len(dims):
+        for a, (dtype, rank, static, syms) in zip(arrays, plan):
+            if type(a) is not np.ndarray or a.dtype != dtype or a.ndim != rank:
                 return False
-            for d, n in zip(dims, a.shape):
-                if type(d) is int:
-                    if d != n:
-                        return False
-                elif n < 1 or env.setdefault(d, n) != n:
+            shape = a.shape
+            for axis, d in static:
+                if shape[axis] != d:
+                    return False
+            for axis, d in syms:
+                n = shape[axis]
+                if n < 1 or env.setdefault(d, n) != n:
                     return False
         return True
 
     def __call__(self, *arrays: Any) -> Any:
         checked = arrays if self._fast_check(arrays) else bind_inputs(self.func, arrays)[0]
         args = [a if a.flags.c_contiguous else np.require(a, requirements="C") for a in checked]
-        flat = list(self.exe.backend.call(self.name, args))
-        results = [_structure(t, flat) for t in self.result_types]
+        flat = self.exe.backend.call(self.name, args)
+        if self._one_tensor:
+            return flat[0]
+        rest = list(flat)
+        results = [_structure(t, rest) for t in self.result_types]
         return results[0] if len(results) == 1 else tuple(results)
 
     def __repr__(self) -> str:

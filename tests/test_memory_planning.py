@@ -53,18 +53,19 @@ def test_placement_never_overlaps_live_buffers(spec: list[tuple[int, int]]) -> N
 
 
 def test_transformer_pool_is_the_peak() -> None:
-    """The benchmark's block (d=256): at its sizes the pool is the peak of
-    live bytes (the least any placement needs); a small block's plans agree
-    with unplanned execution."""
+    """The benchmark's block (d=256): the pool is the peak of live bytes
+    (the least any placement needs) at small sizes and within 1.2x of it at
+    the large ones, where the offsets that would reach it hold only for some
+    bindings; a small block's plans agree with unplanned execution."""
     loops = rx.lower(transformer_block().module, "fast")
     main = next(o for o in loops.body.ops if o.name == "func.func" and o.sym_name.data == "main")
     plan = main.attributes["relax.memory_plan"].data
     pool, peak, unshared = (plan[k].data[0] for k in ("pool_bytes", "peak_live_bytes", "unshared_bytes"))
     for b, t in ((1, 1), (1, 16), (8, 128), (1, 512)):
         env = {s: {"b": b, "t": t}[s.name] for s in pool.free_symbols | peak.free_symbols | unshared.free_symbols}
-        assert int(peak.subs(env)) <= int(pool.subs(env)) <= 1.25 * int(peak.subs(env))
+        assert int(peak.subs(env)) <= int(pool.subs(env)) <= 1.2 * int(peak.subs(env))
         assert int(pool.subs(env)) < 0.6 * int(unshared.subs(env))
-        if (b, t) in ((1, 16), (8, 128)):
+        if (b, t) in ((1, 1), (1, 16)):
             assert int(pool.subs(env)) == int(peak.subs(env))
     model = transformer_block(d=64, heads=2, ff=128)
     planned = rx.compile(model.module, pipeline="fast")

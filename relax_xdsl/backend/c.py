@@ -103,26 +103,39 @@ def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
 
 
 class _Callable:
-    """A compiled function with its argument plan precomputed: per parameter
-    (numpy dtype, dynamic dim indexes, static shape) or (None, ...) for an
-    index; per result (numpy dtype, rank). Keeps the per-call cost low."""
+    """A compiled function with its argument plan precomputed, keeping the
+    per-call cost low: per parameter (numpy dtype, dynamic dim indexes,
+    (axis, extent) of each static dim, rank) or (None, ...) for an index; per
+    result (numpy dtype, rank, offset of its dims in the result buffer). A
+    call passes one int64 buffer: the result pointers, then their dims."""
 
     def __init__(self, fn: object, sig: FuncSignature):
         argtypes: list[object] = [ctypes.c_void_p]
-        self.params: list[tuple[np.dtype | None, list[int], tuple[int, ...]]] = []
+        self.params: list[tuple[np.dtype | None, tuple[int, ...], tuple[tuple[int, int], ...], int]] = []
         for kind, info in sig.params:
             if kind == "memref":
                 elem, dyn, shape = info  # type: ignore[misc]
-                self.params.append((np.dtype(dtypes.dtype_name(elem)), list(dyn), tuple(shape)))
+                static = tuple((axis, d) for axis, d in enumerate(shape) if d >= 0)
+                self.params.append((np.dtype(dtypes.dtype_name(elem)), tuple(dyn), static, len(shape)))
                 argtypes += [ctypes.c_void_p] + [ctypes.c_int64] * len(dyn)
             else:
-                self.params.append((None, [], ()))
+                self.params.append((None, (), (), 0))
                 argtypes.append(ctypes.c_int64)
-        self.results = [(np.dtype(dtypes.dtype_name(elem)), rank) for elem, rank in sig.results]
-        for _, rank in sig.results:
-            argtypes += [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64 * max(1, rank)]
+        nres = len(sig.results)
+        self.results: list[tuple[np.dtype, int, int]] = []
+        offset = nres
+        for elem, rank in sig.results:
+            self.results.append((np.dtype(dtypes.dtype_name(elem)), rank, offset))
+            offset += max(1, rank)
+            argtypes += [ctypes.c_void_p, ctypes.c_void_p]  # int64_t* (as void**), int64_t[rank]
+        self.buffer_type = ctypes.c_int64 * max(1, offset)
         fn.argtypes = argtypes  # type: ignore[attr-defined]
         self.fn = fn
+
+    def expected(self, k: int) -> str:
+        _, dyn, static, rank = self.params[k]
+        known = dict(static)
+        return "x".join(str(known[a]) if a in known else "?" for a in range(rank))
 
 
 def _address(arr: np.ndarray) -> int:
@@ -188,28 +201,32 @@ class CModule:
             raise RelaxError(f"@{func} takes {len(f.params)} arguments, got {len(args)}")
         cargs: list[object] = [self._table]
         keep = []
-        for (dtype, dyn, shape), a in zip(f.params, args):
+        for k, ((dtype, dyn, static, rank), a) in enumerate(zip(f.params, args)):
             if dtype is None:
                 cargs.append(int(a))  # type: ignore[arg-type]
                 continue
             arr = a if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous else \
                 np.require(a, dtype=dtype, requirements="C")
             ashape = arr.shape
-            if len(ashape) != len(shape) or any(d >= 0 and d != n for d, n in zip(shape, ashape)):
-                want = "x".join("?" if d < 0 else str(d) for d in shape)
-                raise ShapeError(f"@{func}: argument {len(keep)} has shape {ashape}, expected {want}")
+            if len(ashape) != rank:
+                raise ShapeError(f"@{func}: argument {k} has shape {ashape}, expected {f.expected(k)}")
+            for axis, d in static:
+                if ashape[axis] != d:
+                    raise ShapeError(f"@{func}: argument {k} has shape {ashape}, expected {f.expected(k)}")
             keep.append(arr)
             cargs.append(_address(arr))
-            cargs.extend(ashape[j] for j in dyn)
-        ptrs = [ctypes.c_void_p() for _ in f.results]
-        dims = [(ctypes.c_int64 * max(1, rank))() for _, rank in f.results]
-        for p, d in zip(ptrs, dims):
-            cargs += [ctypes.byref(p), d]
+            for j in dyn:
+                cargs.append(ashape[j])
+        out = f.buffer_type()
+        base = ctypes.addressof(out)
+        for i, (_, _, offset) in enumerate(f.results):
+            cargs.append(base + 8 * i)
+            cargs.append(base + 8 * offset)
         if self.debug:
             self.lib.rx_debug_reset()
         status = f.fn(*cargs)
-        results = tuple(self._wrap(p, d, dt, rank) for p, d, (dt, rank) in zip(ptrs, dims, f.results)) \
-            if status == 0 else ()
+        results = tuple(self._wrap(out[i], tuple(out[offset:offset + rank]), dt)
+                        for i, (dt, rank, offset) in enumerate(f.results)) if status == 0 else ()
         if self.debug and self.lib.rx_debug_error():
             raise BoundsError(self.lib.rx_debug_error().decode(errors="replace"))
         if status != 0:
@@ -219,16 +236,15 @@ class CModule:
             raise ShapeError(msg)
         return results
 
-    def _wrap(self, ptr: ctypes.c_void_p, dims: ctypes.Array, dt: np.dtype, rank: int) -> np.ndarray:
+    def _wrap(self, address: int, shape: tuple[int, ...], dt: np.dtype) -> np.ndarray:
         """A numpy array owning a buffer malloc'd by the library (freed with it)."""
-        shape = tuple(dims[:rank])
         size = math.prod(shape)
-        address = ptr.value
-        if address is None:
+        if not address:
             return np.empty(shape, dt)
         if size == 0:
             self.lib.rx_free(address)
             return np.empty(shape, dt)
         raw = (ctypes.c_uint8 * (size * dt.itemsize)).from_address(address)
         raw.owner = _Freed(self.lib.rx_free, address)  # type: ignore[attr-defined]
-        return np.frombuffer(raw, dtype=dt).reshape(shape)
+        array = np.frombuffer(raw, dtype=dt)
+        return array.reshape(shape) if len(shape) != 1 else array
