@@ -769,8 +769,9 @@ class _FunctionEmitter:
 
 
 def _contiguous_reduction(op: scf.ForOp) -> str | None:
-    """An innermost loop reducing one float accumulator (sum, max or min)
-    over loads contiguous in its induction variable (a row sum or row max):
+    """An innermost loop of 16 or more (or unknown) iterations reducing one
+    float accumulator (sum, max or min) over loads of which one at least is
+    contiguous in its induction variable (a row sum or row max):
     the `omp simd reduction` combiner that vectorizes it, or None. For sums
     this lets the compiler reorder the additions (as BLAS and onnxruntime
     do; gcc will not otherwise); max and min are exact in any order. Fused
@@ -791,13 +792,19 @@ def _contiguous_reduction(op: scf.ForOp) -> str | None:
         return None
     if body.args[1] not in update.operands:
         return None
+    ub = op.ub.owner
+    if isinstance(ub, arith.ConstantOp) and ub.value.value.data < 16:  # type: ignore[attr-defined]
+        return None  # a short window (a pool's 2 taps): unrolled and vectorized across outputs by gcc
     iv = body.args[0]
+    unit_stride = False
     for inner in body.walk():
         if isinstance(inner, (scf.ForOp, scf.ParallelOp, scf.IfOp, func.CallOp, memref.StoreOp)):
             return None
-        if isinstance(inner, memref.LoadOp) and any(i is iv for i in inner.indices[:-1]):
-            return None  # strided in iv (a matmul's B[k, j]): left to gcc
-    return combiner
+        if isinstance(inner, memref.LoadOp):
+            if any(i is iv for i in inner.indices[:-1]):
+                return None  # strided in iv (a matmul's B[k, j]): left to gcc
+            unit_stride |= bool(inner.indices) and inner.indices[-1] is iv
+    return combiner if unit_stride else None
 
 
 def emit_c(module: ModuleOp, debug: bool = False) -> str:
