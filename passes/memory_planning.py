@@ -116,7 +116,6 @@ class MemoryPlan:
             sorted(self.buffers, key=lambda x: (-_at(x.size), x.start)),
             sorted(self.buffers, key=lambda x: (-_at(x.size, 4096), x.start)),
             sorted(self.buffers, key=lambda x: (-((x.end or self._clock + 1) - x.start), -_at(x.size), x.start)),
-            sorted(self.buffers, key=lambda x: x.start),
         ]
         best: tuple[float, list[sympy.Expr], list[sympy.Expr]] | None = None
         tried: set[tuple[int, ...]] = set()
