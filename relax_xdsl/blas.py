@@ -144,7 +144,8 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
     """Per image: im2col (each row's in-input run copied, its padding
     zeroed, no test per element), then one SGEMM (with the bias as its C
     operand), then relu; images split across OpenMP threads, each with its
-    own column buffer (OpenBLAS runs these small GEMMs on one thread)."""
+    own column buffer (OpenBLAS runs these small GEMMs on one thread). A
+    thread that cannot allocate its buffer convolves directly instead."""
     bias = "_bias" in variant
     relu = variant.endswith("_relu")
     bias_dims = ", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
@@ -163,34 +164,53 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
   int64_t k = c * kh * kw, p = oh * ow;
   #pragma omp parallel if(n > 1 && n * o * p * k >= 262144)
   {{
+#ifndef RX_TEST_CONV_DIRECT
     float* cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
+#else
+    float* cols = NULL;  /* tests of the direct path */
+#endif
     #pragma omp for schedule(static)
     for (int64_t b = 0; b < n; ++b) {{
-      if (!cols) continue;
       const float* x = X + b * c * h * w;
-      for (int64_t ci = 0; ci < c; ++ci)
-        for (int64_t ky = 0; ky < kh; ++ky)
-          for (int64_t kx = 0; kx < kw; ++kx) {{
-            float* row = cols + ((ci * kh + ky) * kw + kx) * p;
-            /* output columns whose tap lies in the input: [lo, hi) */
-            int64_t first = {pl} - kx, last = w - 1 + {pl} - kx;
-            int64_t lo = first <= 0 ? 0 : (first + {sw} - 1) / {sw};
-            int64_t hi = last < 0 ? 0 : last / {sw} + 1;
-            if (hi > ow) hi = ow;
-            if (lo > hi) lo = hi;
-            for (int64_t yy = 0; yy < oh; ++yy) {{
-              float* r = row + yy * ow;
-              int64_t iy = yy * {sh} - {pt} + ky;
-              if (iy < 0 || iy >= h) {{ for (int64_t xx = 0; xx < ow; ++xx) r[xx] = 0.0f; continue; }}
-              const float* src = x + (ci * h + iy) * w - {pl} + kx;
-              for (int64_t xx = 0; xx < lo; ++xx) r[xx] = 0.0f;
-              for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx * {sw}];
-              for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
-            }}
-          }}
       float* y = Y + b * o * p;{fill}
-      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)o, (blasint)p, (blasint)k,
-                        1.0f, W, (blasint)k, cols, (blasint)p, {"1.0f" if bias else "0.0f"}, y, (blasint)p);{act}
+      if (!cols) {{  /* no memory for the columns: a direct convolution, slower but right */
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t yy = 0; yy < oh; ++yy)
+            for (int64_t xx = 0; xx < ow; ++xx) {{
+              float acc = {"y[(oc * oh + yy) * ow + xx]" if bias else "0.0f"};
+              for (int64_t ci = 0; ci < c; ++ci)
+                for (int64_t ky = 0; ky < kh; ++ky)
+                  for (int64_t kx = 0; kx < kw; ++kx) {{
+                    int64_t iy = yy * {sh} - {pt} + ky, ix = xx * {sw} - {pl} + kx;
+                    if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                      acc += x[(ci * h + iy) * w + ix] * W[((oc * c + ci) * kh + ky) * kw + kx];
+                  }}
+              y[(oc * oh + yy) * ow + xx] = acc;
+            }}
+      }} else {{
+        for (int64_t ci = 0; ci < c; ++ci)
+          for (int64_t ky = 0; ky < kh; ++ky)
+            for (int64_t kx = 0; kx < kw; ++kx) {{
+              float* row = cols + ((ci * kh + ky) * kw + kx) * p;
+              /* output columns whose tap lies in the input: [lo, hi) */
+              int64_t first = {pl} - kx, last = w - 1 + {pl} - kx;
+              int64_t lo = first <= 0 ? 0 : (first + {sw} - 1) / {sw};
+              int64_t hi = last < 0 ? 0 : last / {sw} + 1;
+              if (hi > ow) hi = ow;
+              if (lo > hi) lo = hi;
+              for (int64_t yy = 0; yy < oh; ++yy) {{
+                float* r = row + yy * ow;
+                int64_t iy = yy * {sh} - {pt} + ky;
+                if (iy < 0 || iy >= h) {{ for (int64_t xx = 0; xx < ow; ++xx) r[xx] = 0.0f; continue; }}
+                const float* src = x + (ci * h + iy) * w - {pl} + kx;
+                for (int64_t xx = 0; xx < lo; ++xx) r[xx] = 0.0f;
+                for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx * {sw}];
+                for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
+              }}
+            }}
+        scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)o, (blasint)p, (blasint)k,
+                          1.0f, W, (blasint)k, cols, (blasint)p, {"1.0f" if bias else "0.0f"}, y, (blasint)p);
+      }}{act}
     }}
     free(cols);
   }}

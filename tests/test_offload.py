@@ -211,3 +211,26 @@ def test_dense_needs_a_bias_row_and_a_single_use() -> None:
         fb.ret(fb.tuple(op.add(mm, fb.param("full", ["n", 4], "float32")), op.add(op.matmul(x, w), mm)))
     text = rx.print_module(offload_module(fb.module.clone()))
     assert "blas_dense" not in text and text.count("lib.call @blas_matmul_2x2") == 2
+
+
+@pytest.mark.parametrize("variant", ["plain", "bias_relu"])
+def test_conv2d_without_memory_for_columns_convolves_directly(variant: str) -> None:
+    """When a thread cannot allocate its im2col buffer the library call
+    still computes the convolution (directly), never leaves the output
+    unwritten (the build flag stands in for a failing malloc)."""
+    from relax_xdsl.backend.c import DEFAULT_FLAGS, CModule
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3, "h", "h"], "float32")
+        y = op.nn.conv2d(x, fb.param("w", [4, 3, 3, 3], "float32"), strides=(2, 1), padding=(1, 0, 2, 1))
+        if variant == "bias_relu":
+            y = op.nn.relu(op.add(y, fb.param("b", [1, 4, 1, 1], "float32")))
+        fb.ret(y)
+    loops = rx.lower(fb.module, "fast")
+    lib = CModule(loops, cflags=(*DEFAULT_FLAGS, "-DRX_TEST_CONV_DIRECT"))
+    assert "RX_TEST_CONV_DIRECT" in lib.source
+    for n, h in ((1, 3), (5, 9)):
+        args = [rand((n, 3, h, h), seed=n), rand((4, 3, 3, 3), seed=2)] + ([rand((1, 4, 1, 1), seed=3)]
+                                                                          if variant == "bias_relu" else [])
+        (got,) = lib.call("main", args)
+        assert_close(got, rx.evaluate(fb.module, "main", *args))
