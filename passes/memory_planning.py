@@ -7,13 +7,14 @@ an offset in one *pool*, allocated once per call right after the inputs are
 bound; each intermediate is a `memref.view` into it. Buffers whose
 lifetimes do not overlap may share bytes.
 
-Placement is greedy by size (the arena planning of TFLite and others), with
-symbolic sizes: buffers are placed largest first (sizes compared at a
-representative binding, every symbol = 64; only the order depends on it),
-each at the lowest candidate offset -- 0 or the end of a buffer it overlaps
-in time -- that provably clears every already placed buffer it overlaps
-in time, for every binding; if no candidate is provable, at the symbolic
-Max of their ends, which always is. So the plan is valid for all bindings,
+Placement is greedy (the arena planning of TFLite and others), with
+symbolic sizes: buffers are placed one by one -- largest first, sizes
+compared with every symbol = 64 and again = 4096, or longest-lived first;
+the order whose pool comes closest to the live peak is kept -- each at the
+lowest candidate offset -- 0 or the end of a buffer it overlaps in time --
+that provably clears every already placed buffer it overlaps in time, for
+every binding; if no candidate is provable, at the symbolic Max of their
+ends, which always is. Only the order depends on the sample bindings. So the plan is valid for all bindings,
 and offsets and the pool size are expressions lower-graph computes at run
 time. Sizes are rounded up to 64 bytes (cache lines, SIMD alignment).
 
@@ -75,7 +76,6 @@ class Buffer:
     size: sympy.Expr  # aligned bytes
     start: int
     end: int | None = None  # None: live to the end
-    offset: sympy.Expr | None = None
 
 
 @dataclass
@@ -138,8 +138,6 @@ class MemoryPlan:
                 if not any(j != i and _provably_ge(u, t) and (j < i or not _provably_ge(t, u))
                            for j, u in enumerate(tops))]
         self.pool = canon(sympy.Max(*kept)) if kept else sympy.Integer(0)
-        for b, o in zip(self.buffers, offsets):
-            b.offset = o
         return offsets
 
     def _place(self, order: list[Buffer]) -> tuple[list[sympy.Expr], list[sympy.Expr]]:

@@ -82,15 +82,21 @@ def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
     return conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
 
 
+def _bias(producer: GraphOp, add: GraphOp) -> TensorType | None:
+    """The type of the add's other operand, a float32 tensor, when the add
+    keeps the producer's type (adding it to itself does not count)."""
+    others = [v for v in add.inputs if v is not producer.res]
+    if len(others) != 1 or not types_match(add.res.type, producer.res.type):
+        return None
+    bias = others[0].type
+    return bias if isinstance(bias, TensorType) and bias.dtype == "float32" else None
+
+
 def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     """conv2d + a per-channel bias ((o, 1, 1) or (1, o, 1, 1)) [+ relu]."""
     conv, add = ops[0], ops[1]
-    others = [v for v in add.inputs if v is not conv.res]
-    if len(others) != 1:
-        return None
-    bias, out = others[0].type, add.res.type
-    if not (isinstance(bias, TensorType) and bias.dtype == "float32" and bias.ndim in (3, 4)
-            and types_match(out, conv.res.type)):
+    bias = _bias(conv, add)
+    if bias is None or bias.ndim not in (3, 4):
         return None
     o = conv.res.type.sym_shape[1]  # type: ignore[union-attr]
     want = [1] * (bias.ndim - 3) + [o, 1, 1]
@@ -106,13 +112,9 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     mm, add = ops[0], ops[1]
     if _blas_matmul(mm) is None or mm.inputs[1].type.ndim != 2:  # type: ignore[union-attr]
         return None
-    others = [v for v in add.inputs if v is not mm.res]
-    if len(others) != 1:
-        return None
-    bias, out = others[0].type, add.res.type
+    bias = _bias(mm, add)
     n = mm.inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
-    if not (isinstance(bias, TensorType) and bias.dtype == "float32" and bias.ndim == 1
-            and dims_equal(bias.sym_shape[0], n) and types_match(out, mm.res.type)):
+    if bias is None or bias.ndim != 1 or not dims_equal(bias.sym_shape[0], n):
         return None
     return dense_function(mm.inputs[0].type.ndim, ops[2].SPEC.name if len(ops) == 3 else "")  # type: ignore[union-attr]
 

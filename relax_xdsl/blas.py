@@ -78,25 +78,31 @@ def matmul_function(ra: int, rb: int) -> LibFuncOp:
 DENSE_ACTIVATIONS = ("", "relu", "gelu")
 """Epilogues of the dense library functions, applied in place after the GEMM."""
 
-_DENSE_EPILOGUE = {
+_ACTIVATION = {
     "relu": "v > 0.0f ? v : 0.0f",
     # as relax.gelu's legalization computes it, with the prelude's vectorizable erf
     "gelu": "(0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f))",
 }
+"""The C expression of each activation of an offloaded call, of its input `v`."""
+
+
+def _dense_tag(ra: int, act: str) -> str:
+    """`2x2`, `3x2_relu`, ...: names the dense function of each rank and activation."""
+    return f"{ra}x2{'_' + act if act else ''}"
 
 
 def _dense_c(ra: int, act: str) -> str:
     """C = bias (each row), then C += A @ B in one SGEMM (beta = 1), then the
     activation in place; the fill and the activation are split over OpenMP
     threads when large."""
-    name = f"rx_blas_dense_{ra}x2{'_' + act if act else ''}"
+    name = f"rx_blas_dense_{_dense_tag(ra, act)}"
     rows = " * ".join(f"a{i}" for i in range(ra - 1))
     dims = [f"int64_t a{i}" for i in range(ra)] + ["int64_t b0", "int64_t b1", "int64_t d0"] + \
            [f"int64_t c{i}" for i in range(ra)]
     epilogue = f"""
   #pragma omp parallel for if(m * b1 >= 65536)
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < b1; ++j) {{ float v = C[i * b1 + j]; C[i * b1 + j] = {_DENSE_EPILOGUE[act]}; }}""" \
+    for (int64_t j = 0; j < b1; ++j) {{ float v = C[i * b1 + j]; C[i * b1 + j] = {_ACTIVATION[act]}; }}""" \
         if act else ""
     return f"""#include <cblas.h>
 #include <string.h>
@@ -129,7 +135,7 @@ def dense_function(ra: int, act: str = "") -> LibFuncOp:
     lead = [f"b{i}" for i in range(ra - 2)]
     a, b, d, c = [*lead, "m", "k"], ["k", "n"], ["n"], [*lead, "m", "n"]
     bufs = [BufferType.of(s, "float32") for s in (a, b, d, c)]
-    tag = f"{ra}x2{'_' + act if act else ''}"
+    tag = _dense_tag(ra, act)
     return LibFuncOp(f"blas_dense_{tag}", bufs, f"rx_blas_dense_{tag}", "blas",
                      header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}")
 
@@ -152,8 +158,8 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
     fill = """
       for (int64_t oc = 0; oc < o; ++oc)
         for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
-    act = """
-      for (int64_t j = 0; j < o * p; ++j) y[j] = y[j] > 0.0f ? y[j] : 0.0f;""" if relu else ""
+    act = f"""
+      for (int64_t j = 0; j < o * p; ++j) {{ float v = y[j]; y[j] = {_ACTIVATION["relu"]}; }}""" if relu else ""
     return f"""#include <cblas.h>
 #include <stdlib.h>
 /* short rows: inline loops, not memset/memcpy calls */
@@ -252,7 +258,7 @@ def _resolve_conv(name: str) -> object:
         return None
     from relax_xdsl.ops.registry import get_spec
 
-    spec = get_spec("conv2d")
+    spec, spec_relu = get_spec("conv2d"), get_spec("relu")
 
     def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
         out = rest[-1]
@@ -261,7 +267,7 @@ def _resolve_conv(name: str) -> object:
         if variant:
             out += rest[0].reshape(1, -1, 1, 1)
         if variant.endswith("_relu"):
-            np.maximum(out, 0, out=out)
+            out[...] = spec_relu.reference(out)
 
     flags = link_flags()
     symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr)) + variant
@@ -276,8 +282,7 @@ def register() -> None:
                                   c_source=_matmul_c(ra, rb) if flags else "", link=flags)
         if rb == 2:
             for act in DENSE_ACTIVATIONS:
-                tag = f"{ra}x2{'_' + act if act else ''}"
-                register_library_function(f"blas.dense_{tag}", _dense_reference(act),
+                register_library_function(f"blas.dense_{_dense_tag(ra, act)}", _dense_reference(act),
                                           c_source=_dense_c(ra, act) if flags else "", link=flags)
 
 

@@ -133,7 +133,8 @@ class _Callable:
         self.fn = fn
 
     def expected(self, k: int) -> str:
-        _, dyn, static, rank = self.params[k]
+        """Parameter k's shape as `?x4`, for errors."""
+        _, _, static, rank = self.params[k]
         known = dict(static)
         return "x".join(str(known[a]) if a in known else "?" for a in range(rank))
 
@@ -218,10 +219,10 @@ class CModule:
             for j in dyn:
                 cargs.append(ashape[j])
         out = f.buffer_type()
-        base = ctypes.addressof(out)
+        base, slot = ctypes.addressof(out), ctypes.sizeof(ctypes.c_int64)
         for i, (_, _, offset) in enumerate(f.results):
-            cargs.append(base + 8 * i)
-            cargs.append(base + 8 * offset)
+            cargs.append(base + slot * i)
+            cargs.append(base + slot * offset)
         if self.debug:
             self.lib.rx_debug_reset()
         status = f.fn(*cargs)

@@ -85,9 +85,9 @@ static void* rx_alloc(int64_t n, int64_t size, const char* what) {
   return p;
 }
 /* Vectorizable float32 exp and erf (gcc vectorizes loops calling these;
-   libm's expf/erff are scalar calls). exp: |rel err| <= 2 ulp with IEEE
+   libm's expf/erff are scalar calls). exp: within 1 ulp, with IEEE
    overflow to inf, gradual underflow to 0 and NaN passed through; erf:
-   |rel err| < 3e-7 (x * P(x^2) below 1, 1 - exp(-x^2) Q(x) up to 4, +-1
+   within 3 ulp (x * P(x^2) below 1, 1 - exp(-x^2) Q(x) up to 4, +-1
    beyond; coefficients are Chebyshev fits in double rounded to float). */
 static inline float rx_pow2i(int32_t k) {
   int32_t bits = (k + 127) << 23;

@@ -693,7 +693,7 @@ def _conv2d_legalize(self: Conv2d, pb: Any, inputs: list[Any], outputs: list[Any
     ctx = Infer(self.name)
     (sh, sw), (dh, dw) = _pair(ctx, strides, "strides"), _pair(ctx, dilation, "dilation")
     pt, pl, pb_, pr = _padding(ctx, padding)
-    unpadded = (pt, pl, pb_, pr) == (0, 0, 0, 0)
+    unpadded = _windows_inside(padding, ceil_mode=False)
     ct = _compute_dtype(np.dtype(out.dtype)).name
     _, c_in, h, wd = x.shape
     o, ci, kh, kw = w.shape
@@ -725,9 +725,19 @@ def _pool_windows(op: str, pool_size: tuple[int, ...], strides: tuple[int, ...],
 
 
 def _windows_inside(padding: tuple[int, ...], ceil_mode: bool) -> bool:
-    """Every pool window lies in the input (no padding, floor mode), so the
+    """Every window lies in the input (no padding, floor mode), so the
     legalized program needs no bounds test per tap."""
     return not ceil_mode and not any(padding)
+
+
+def _window_mean(pb: Any, s: Any, count: Any, acc: str, out_dtype: str) -> Any:
+    """A window sum `s` (of type `acc`) over `count` taps (an int or an
+    integer value), in `out_dtype`: float division, or integer division
+    truncating toward zero as TVM's div."""
+    cnt = pb.const(count, dtypes.to_xdsl(acc)) if isinstance(count, int) else pb.cast(count, acc)
+    if dtypes.is_float(acc):
+        return pb.cast(s / cnt, out_dtype)
+    return pb.cast(pb.select(s < 0, -((-s) // cnt), s // cnt), out_dtype)
 
 
 def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: list[Any], pool_size: tuple[int, ...],
@@ -766,12 +776,8 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
         def tap(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
             return pb.cast(x[n, c, _window_taps(pb, y, ky, sh, 0, dh), _window_taps(pb, xx, kx, sw, 0, dw)], acc)
 
-        def mean(s: Any, *_: Any) -> Any:
-            if is_float:
-                return pb.cast(s / pb.const(kh * kw, dtypes.to_xdsl(acc)), out.dtype)
-            return pb.cast(pb.select(s < 0, -((-s) // (kh * kw)), s // (kh * kw)), out.dtype)
-
-        pb.compute(out, tap, reduce=("add", [kh, kw]), epilogue=mean, value_type=acc)
+        pb.compute(out, tap, reduce=("add", [kh, kw]), epilogue=lambda s, *_: _window_mean(pb, s, kh * kw, acc, out.dtype),
+                   value_type=acc)
         return
     counts = pb.alloc(out.shape[2:], "int64")
 
@@ -791,11 +797,7 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
         return pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], acc), 0.0 if is_float else 0)
 
     def finish(s: Any, n: Any, c: Any, y: Any, xx: Any) -> Any:
-        cnt = pb.max(counts[y, xx], 1)
-        if is_float:
-            return pb.cast(s / pb.cast(cnt, acc), out.dtype)
-        q = pb.select(s < 0, -((-s) // cnt), s // cnt)  # truncating division, as TVM's div
-        return pb.cast(q, out.dtype)
+        return _window_mean(pb, s, pb.max(counts[y, xx], 1), acc, out.dtype)
 
     pb.compute(out, body, reduce=("add", [kh, kw]), epilogue=finish, value_type=acc)
 
@@ -851,10 +853,7 @@ def _adaptive_avg_pool_legalize(self: AdaptiveAvgPool2d, pb: Any, inputs: list[A
     def finish(s: Any, n: Any, c: Any, y: Any, xx: Any) -> Any:
         ch = len_h(y) if len_h is not None else pb.index(eh)
         cw = len_w(xx) if len_w is not None else pb.index(ew)
-        cnt = pb.cast(ch * cw, acc)
-        if is_float:
-            return pb.cast(s / cnt, out.dtype)
-        return pb.cast(pb.select(s < 0, -((-s) // cnt), s // cnt), out.dtype)
+        return _window_mean(pb, s, ch * cw, acc, out.dtype)
 
     pb.compute(out, body, reduce=("add", [eh, ew]), epilogue=finish, value_type=acc)
 
