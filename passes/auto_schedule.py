@@ -26,44 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relax_xdsl.dialects.tir import ComputeOp, LoadOp, PrimFuncOp
+from relax_xdsl.dialects.tir import ComputeOp, PrimFuncOp
+from relax_xdsl.passes.lower_tir import contraction_over_contiguous_axis
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from relax_xdsl.schedule import Schedule
-
-
-def _uses(value: SSAValue, iv: SSAValue) -> bool:
-    """`value` depends on `iv` (through index arithmetic in the compute body)."""
-    if value == iv:
-        return True
-    owner = value.owner
-    return isinstance(owner, Operation) and any(_uses(o, iv) for o in owner.operands)
-
-
-def _strided_loads(c: ComputeOp, iv: SSAValue) -> int:
-    """Loads that would not be contiguous with `iv` as the innermost loop:
-    they depend on it other than as their bare last index."""
-    count = 0
-    for o in c.body.walk():
-        if isinstance(o, LoadOp) and any(_uses(i, iv) for i in o.indices):
-            contiguous = o.indices[-1] == iv and not any(_uses(i, iv) for i in o.indices[:-1])
-            count += not contiguous
-    return count
-
-
-def contraction_over_contiguous_axis(c: ComputeOp) -> bool:
-    """A reduction that reads fewer loads with a stride when its innermost
-    output axis, not its last reduction axis, is the innermost loop
-    (matmul's B[k, j]; not softmax's row sum, whose x[i, j] is contiguous
-    in the reduction axis)."""
-    if c.combiner is None or c.out_type.ndim == 0 or not c.reduce_extents():
-        return False
-    args = c.body.block.args
-    last_spatial, last_reduction = args[c.out_type.ndim - 1], args[-1]
-    return _strided_loads(c, last_spatial) < _strided_loads(c, last_reduction)
 
 
 def schedule_contraction(sch: Schedule, c: ComputeOp) -> None:

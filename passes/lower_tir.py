@@ -281,17 +281,47 @@ class _Lowering:
         dst.add_op(loop)
 
 
+def _uses(value: SSAValue, iv: SSAValue) -> bool:
+    """`value` depends on `iv` (through index arithmetic in the compute body)."""
+    if value == iv:
+        return True
+    owner = value.owner
+    return isinstance(owner, Operation) and any(_uses(o, iv) for o in owner.operands)
+
+
+def _strided_loads(c: ComputeOp, iv: SSAValue) -> int:
+    """Loads that would not be contiguous with `iv` as the innermost loop:
+    they depend on it other than as their bare last index."""
+    count = 0
+    for o in c.body.walk():
+        if isinstance(o, LoadOp) and any(_uses(i, iv) for i in o.indices):
+            contiguous = o.indices[-1] == iv and not any(_uses(i, iv) for i in o.indices[:-1])
+            count += not contiguous
+    return count
+
+
+def contraction_over_contiguous_axis(c: ComputeOp) -> bool:
+    """A reduction that reads fewer loads with a stride when its innermost
+    output axis, not its last reduction axis, is the innermost loop
+    (matmul's B[k, j]; not softmax's row sum, whose x[i, j] is contiguous
+    in the reduction axis). auto-schedule reorders these."""
+    if c.combiner is None or c.out_type.ndim == 0 or not c.reduce_extents():
+        return False
+    args = c.body.block.args
+    last_spatial, last_reduction = args[c.out_type.ndim - 1], args[-1]
+    return _strided_loads(c, last_spatial) < _strided_loads(c, last_reduction)
+
+
 def _parallel_outer(op: ComputeOp) -> bool:
     """Default schedule: run the outermost spatial axis in parallel (the C
     target forks threads only when the nest is large), except for a
-    reduction into two or more output axes whose innermost one is the
-    contiguous index of a load (matmul's B[k, j]): measured, gcc vectorizes
-    that serial nest across j about 4x better than the OpenMP-outlined one.
-    (Row reductions into one axis, softmax's sums, stay parallel.)"""
+    contraction over the contiguous output axis into two or more axes (a
+    matmul left unscheduled, without auto-schedule): measured, gcc
+    vectorizes that serial nest across j about 4x better than the
+    OpenMP-outlined one. (Row reductions, softmax's sums, stay parallel.)"""
     if op.combiner is None or op.out_type.ndim <= 1:
         return op.out_type.ndim > 0
-    last = op.body.block.args[op.out_type.ndim - 1]
-    return not any(isinstance(o, LoadOp) and o.indices and o.indices[-1] == last for o in op.body.walk())
+    return not contraction_over_contiguous_axis(op)
 
 
 class LowerPrimFunc(RewritePattern):
