@@ -34,6 +34,106 @@ def link_flags() -> list[str]:
     return [f"-I{sob.get_include_dir()}", f"-L{lib_dir}", f"-l{sob.get_library()}", f"-Wl,-rpath,{lib_dir}"]
 
 
+SMALL_GEMM_FLOPS = 4_000_000
+"""Below this many flops a BLAS call runs on the calling thread: waking
+OpenBLAS's sleeping workers (they sleep soon after each call, see
+quiet_idle_threads) costs more than they save."""
+
+SMALL_GEMM_ROWS = 32
+"""GEMMs of 2..SMALL_GEMM_ROWS rows run in rx_sgemm_small: register tiles
+reading the weights in place. SGEMM would pack all of B on every call to
+use it a few times (measured single-threaded, 256 x 1024 weights: 16 rows
+103 vs 136 us, 32 rows 197 vs 238 us; at 64 rows SGEMM wins, 344 vs 425)."""
+
+_SMALL_GEMM = r"""
+#ifndef RX_SGEMM_SMALL
+#define RX_SGEMM_SMALL
+#include <string.h>
+typedef float rx_v16 __attribute__((vector_size(64), aligned(4)));
+#ifdef __AVX512F__
+#define RX_NV 2 /* 16 accumulators of 16 floats: 8 rows x 32 columns */
+#else
+#define RX_NV 1
+#endif
+/* C[0:MR, 0:16*NV] (+)= A[0:MR, :] @ B[:, 0:16*NV]: the tile's sums stay in
+   registers over all of k; each B vector loaded once per k serves MR rows. */
+#define RX_TILE(MR, NV) \
+static void rx_tile_##MR##_##NV(int64_t K, int64_t lda, int64_t ldb, int64_t ldc, const float* restrict A, \
+                                const float* restrict B, float* restrict C, int acc_c) { \
+  rx_v16 acc[MR][NV]; \
+  for (int i = 0; i < MR; ++i) \
+    for (int v = 0; v < NV; ++v) acc[i][v] = acc_c ? *(const rx_v16*)(C + i * ldc + 16 * v) : (rx_v16){0}; \
+  for (int64_t k = 0; k < K; ++k) { \
+    rx_v16 b[NV]; \
+    for (int v = 0; v < NV; ++v) b[v] = *(const rx_v16*)(B + k * ldb + 16 * v); \
+    for (int i = 0; i < MR; ++i) { \
+      rx_v16 a = A[i * lda + k] - (rx_v16){0}; /* a splat, no add */ \
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v]; \
+    } \
+  } \
+  for (int i = 0; i < MR; ++i) \
+    for (int v = 0; v < NV; ++v) *(rx_v16*)(C + i * ldc + 16 * v) = acc[i][v]; \
+}
+RX_TILE(8, 2) RX_TILE(4, 2) RX_TILE(2, 2) RX_TILE(1, 2)
+RX_TILE(8, 1) RX_TILE(4, 1) RX_TILE(2, 1) RX_TILE(1, 1)
+/* The columns [j, j + 16 * nv) of all M rows, in tiles of 8, 4, 2, 1 rows. */
+static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float* A, const float* B, float* C,
+                           int64_t N, int acc_c) {
+  int64_t i = 0;
+  for (; i + 8 <= M; i += 8) (nv == 2 ? rx_tile_8_2 : rx_tile_8_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c);
+  if (i + 4 <= M) { (nv == 2 ? rx_tile_4_2 : rx_tile_4_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c); i += 4; }
+  if (i + 2 <= M) { (nv == 2 ? rx_tile_2_2 : rx_tile_2_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c); i += 2; }
+  if (i < M) (nv == 2 ? rx_tile_1_2 : rx_tile_1_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c);
+}
+/* C (+)= A @ B, row-major, A M x K, B K x N, C M x N; column tiles split
+   over threads when the product is large. */
+static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c) {
+  const int64_t width = 16 * RX_NV, tiles = N / width;
+  #pragma omp parallel for schedule(static) if(2.0 * M * N * K >= SMALL_GEMM_FLOPS && tiles > 1)
+  for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c);
+  int64_t j = tiles * width;
+  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c); j += 16; }
+  for (int64_t i = 0; i < M; ++i)  /* the last < 16 columns */
+    for (int64_t jj = j; jj < N; ++jj) {
+      float s = acc_c ? C[i * N + jj] : 0.0f;
+      for (int64_t k = 0; k < K; ++k) s += A[i * K + k] * B[k * N + jj];
+      C[i * N + jj] = s;
+    }
+}
+#endif
+""".replace("SMALL_GEMM_FLOPS", f"{SMALL_GEMM_FLOPS:.1f}")
+
+_HEADER = f"""#include <cblas.h>
+#ifndef RX_BLAS_ONE_THREAD
+#define RX_BLAS_ONE_THREAD
+/* Runs `call` on the calling thread when it is small (OpenBLAS's thread
+   count is one global, restored after). */
+#define RX_BLAS_SIZED(flops, call) do {{ \\
+    if ((double)(flops) < {SMALL_GEMM_FLOPS:.1f}) {{ \\
+      int rx_nt = scipy_openblas_get_num_threads(); \\
+      if (rx_nt > 1) scipy_openblas_set_num_threads(1); \\
+      call; \\
+      if (rx_nt > 1) scipy_openblas_set_num_threads(rx_nt); \\
+    }} else {{ call; }} }} while (0)
+#endif
+{_SMALL_GEMM}"""
+"""Starts every BLAS function's C source (defined once per file)."""
+
+
+def _gemm(m: str, n: str, k: str, beta: str) -> str:
+    """C = A @ B + beta * C (beta 0 or 1) for row-major A (m x k), B (k x n),
+    C (m x n): one SGEMV for one row, rx_sgemm_small for a few, else SGEMM;
+    small BLAS calls on the calling thread."""
+    return f"""if ({m} >= 2 && {m} <= {SMALL_GEMM_ROWS})
+    rx_sgemm_small({m}, {n}, {k}, A, B, C, {beta} != 0.0f);
+  else RX_BLAS_SIZED(2.0 * {m} * {n} * {k},
+    if ({m} == 1)
+      scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint){k}, (blasint){n}, 1.0f, B, (blasint){n}, A, 1, {beta}, C, 1);
+    else
+      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint){m}, (blasint){n}, (blasint){k},
+                        1.0f, A, (blasint){k}, B, (blasint){n}, {beta}, C, (blasint){n}));"""
+
+
 def _matmul_c(ra: int, rb: int) -> str:
     rc = max(ra, rb)
     dims = [f"int64_t a{i}" for i in range(ra)] + [f"int64_t b{i}" for i in range(rb)] + \
@@ -41,18 +141,17 @@ def _matmul_c(ra: int, rb: int) -> str:
     name = f"rx_blas_matmul_{ra}x{rb}"
     if rb == 2:
         rows = " * ".join(f"a{i}" for i in range(ra - 1))
-        body = f"""  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)({rows}), (blasint)b1, (blasint)b0,
-                    1.0f, A, (blasint)b0, B, (blasint)b1, 0.0f, C, (blasint)b1);"""
+        body = f"  {_gemm(f'({rows})', 'b1', 'b0', '0.0f')}"
     else:
         batch = " * ".join(f"a{i}" for i in range(ra - 2))
         m, k, n = f"a{ra - 2}", f"a{ra - 1}", f"b{rb - 1}"
         # one strided-batch call: OpenBLAS spreads the batch over its threads
         # (a loop of small sgemm calls, each split over threads, measured 2x slower)
-        body = f"""  scipy_cblas_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint){m}, (blasint){n},
+        body = f"""  RX_BLAS_SIZED(2.0 * {batch} * {m} * {n} * {k},
+    scipy_cblas_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint){m}, (blasint){n},
                     (blasint){k}, 1.0f, A, (blasint){k}, (blasint)({m} * {k}), B, (blasint){n}, (blasint)({k} * {n}),
-                    0.0f, C, (blasint){n}, (blasint)({m} * {n}), (blasint)({batch}));"""
-    return f"""#include <cblas.h>
-void {name}(float* A, float* B, float* C, {", ".join(dims)}) {{
+                    0.0f, C, (blasint){n}, (blasint)({m} * {n}), (blasint)({batch})));"""
+    return _HEADER + f"""void {name}(float* A, float* B, float* C, {", ".join(dims)}) {{
 {body}
 }}
 """
@@ -104,14 +203,12 @@ def _dense_c(ra: int, act: str) -> str:
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < b1; ++j) {{ float v = C[i * b1 + j]; C[i * b1 + j] = {_ACTIVATION[act]}; }}""" \
         if act else ""
-    return f"""#include <cblas.h>
-#include <string.h>
+    return _HEADER + f"""#include <string.h>
 void {name}(float* A, float* B, float* D, float* C, {", ".join(dims)}) {{
   int64_t m = {rows};
   #pragma omp parallel for if(m * b1 >= 65536)
   for (int64_t i = 0; i < m; ++i) memcpy(C + i * b1, D, (size_t)b1 * sizeof(float));
-  scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)b1, (blasint)b0,
-                    1.0f, A, (blasint)b0, B, (blasint)b1, 1.0f, C, (blasint)b1);{epilogue}
+  {_gemm("m", "b1", "b0", "1.0f")}{epilogue}
 }}
 """
 
@@ -148,7 +245,8 @@ cache, instead of another pass over the output)."""
 
 def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> str:
     """Per image: im2col (each row's in-input run copied, its padding
-    zeroed, no test per element), then one SGEMM (with the bias as its C
+    zeroed, no test per element; at stride 1 with rows as wide as the
+    input's, one shifted copy of the plane per tap), then one SGEMM (with the bias as its C
     operand), then relu; images split across OpenMP threads, each with its
     own column buffer (OpenBLAS runs these small GEMMs on one thread). A
     thread that cannot allocate its buffer convolves directly instead."""
@@ -158,10 +256,32 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
     fill = """
       for (int64_t oc = 0; oc < o; ++oc)
         for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
+    # stride 1 and rows as wide as the input's: the taps' in-input rows are
+    # one shifted run of the image plane, copied at once; the runs'
+    # wrapped-around ends and the rows outside the input are then zeroed
+    flat = f"""
+              if (ow == w) {{
+                int64_t ylo = {pt} - ky, yhi = h + {pt} - ky;
+                if (ylo < 0) ylo = 0;
+                if (ylo > oh) ylo = oh;
+                if (yhi > oh) yhi = oh;
+                if (yhi < ylo) yhi = ylo;
+                int64_t shift = (ky - {pt}) * w + kx - {pl}, j0 = ylo * ow, j1 = yhi * ow;
+                if (j0 + shift < 0) j0 = -shift;
+                if (j1 + shift > h * w) j1 = h * w - shift;
+                memset(row, 0, (size_t)(ylo * ow) * sizeof(float));
+                if (j1 > j0) memcpy(row + j0, x + ci * h * w + j0 + shift, (size_t)(j1 - j0) * sizeof(float));
+                memset(row + yhi * ow, 0, (size_t)(p - yhi * ow) * sizeof(float));
+                for (int64_t yy = ylo; yy < yhi; ++yy) {{
+                  for (int64_t xx = 0; xx < lo; ++xx) row[yy * ow + xx] = 0.0f;
+                  for (int64_t xx = hi; xx < ow; ++xx) row[yy * ow + xx] = 0.0f;
+                }}
+                continue;
+              }}""" if sh == 1 and sw == 1 else ""
     act = f"""
       for (int64_t j = 0; j < o * p; ++j) {{ float v = y[j]; y[j] = {_ACTIVATION["relu"]}; }}""" if relu else ""
-    return f"""#include <cblas.h>
-#include <stdlib.h>
+    return _HEADER + f"""#include <stdlib.h>
+#include <string.h>
 /* short rows: inline loops, not memset/memcpy calls */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
@@ -203,7 +323,7 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
               int64_t lo = first <= 0 ? 0 : (first + {sw} - 1) / {sw};
               int64_t hi = last < 0 ? 0 : last / {sw} + 1;
               if (hi > ow) hi = ow;
-              if (lo > hi) lo = hi;
+              if (lo > hi) lo = hi;{flat}
               for (int64_t yy = 0; yy < oh; ++yy) {{
                 float* r = row + yy * ow;
                 int64_t iy = yy * {sh} - {pt} + ky;

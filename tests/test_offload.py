@@ -4,7 +4,9 @@ usual; patterns are data a user can extend."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import platform
 from typing import Any
 
 import numpy as np
@@ -16,6 +18,7 @@ from util import SIZES, assert_close, check_levels, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import op
+from relax_xdsl.backend.c import DEFAULT_FLAGS
 from relax_xdsl.libraries import register_library_function
 from relax_xdsl.models import transformer_block
 
@@ -120,6 +123,22 @@ def test_conv2d_offloaded_as_im2col_gemm(strides: tuple[int, int], padding: tupl
     check_levels(again, cases)
 
 
+@pytest.mark.parametrize(("kernel", "padding"), [
+    ((1, 1), (0, 0)), ((3, 3), (1, 1)), ((5, 5), (2, 2)), ((3, 3), (0, 2, 2, 0)), ((2, 3), (1, 0, 0, 2)),
+], ids=["1x1", "3x3", "5x5", "3x3-asym", "2x3-asym"])
+def test_conv2d_rows_as_wide_as_the_input(kernel: tuple[int, int], padding: tuple[int, ...]) -> None:
+    """Stride 1 with output rows as wide as the input's: each tap's columns
+    are one shifted copy of the image plane, its wrapped ends and the rows
+    outside the input zeroed (images smaller than the kernel included)."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 2, "h", "w"], "float32")
+        fb.ret(op.nn.conv2d(x, fb.param("k", [3, 2, *kernel], "float32"), padding=padding))
+    text = rx.print_module(offload_module(fb.module))
+    assert "lib.call @blas_conv2d_" in text
+    cases = [(rand((n, 2, h, w), seed=h * w), rand((3, 2, *kernel), seed=7)) for n, h, w in ((1, 1, 1), (2, 4, 6), (1, 7, 3))]
+    check_levels(rx.parse_module(text), cases)
+
+
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize(("bias_shape", "bias_first"), [([1, 8, 1, 1], False), ([8, 1, 1], True)])
 @pytest.mark.parametrize(("strides", "padding"), [((1, 1), (1, 1)), ((2, 1), (0, 2, 1, 0))])
@@ -201,6 +220,33 @@ def test_dense_epilogue_on_many_threads(act: str) -> None:
     assert f"rx_blas_dense_2x2_{act}(" in exe.c_source
     x, w, b = rand((512, 64), seed=1), rand((64, 256), seed=2), rand((256,), seed=3)
     assert_close(exe.main(x, w, b), ACTIVATIONS[act]((x @ w + b).astype(np.float64)).astype(np.float32))
+
+
+@pytest.mark.parametrize("rows", [2, 3, 8, 13, 32, 33])
+def test_few_row_gemms_in_register_tiles(rows: int) -> None:
+    """2..32 rows run in rx_sgemm_small (tiles of 8/4/2/1 rows, 32- and
+    16-column tiles, a scalar tail); 33 rows take SGEMM. Plain matmul
+    (C written) and dense + gelu (C accumulated onto the bias) at widths
+    that exercise every column path, one large enough to split over threads."""
+    with rx.FunctionBuilder("main") as fb:
+        x, w = fb.param("x", ["n", "k"], "float32"), fb.param("w", ["k", "m"], "float32")
+        fb.ret(op.matmul(x, w))
+    mm = rx.compile(fb.module, target="c", pipeline="fast")
+    with rx.FunctionBuilder("main") as fb:
+        x, w = fb.param("x", ["n", "k"], "float32"), fb.param("w", ["k", "m"], "float32")
+        fb.ret(op.nn.gelu(op.add(op.matmul(x, w), fb.param("bias", ["m"], "float32"))))
+    dense = rx.compile(fb.module, target="c", pipeline="fast")
+    assert "rx_sgemm_small(" in mm.c_source and "rx_sgemm_small(" in dense.c_source
+    exes = [(mm, dense)]
+    if platform.machine() == "x86_64" and rows in (3, 13):  # AVX2 without AVX-512: 16-column tiles only
+        flags = [f if f != "-march=native" else "-march=x86-64-v3" for f in DEFAULT_FLAGS]
+        exes.append((rx.compile(mm.graph, target="c", pipeline="fast", cflags=flags),
+                     rx.compile(dense.graph, target="c", pipeline="fast", cflags=flags)))
+    for (mm, dense), (k, m) in itertools.product(exes, ((1, 1), (7, 16), (5, 17), (64, 47), (3, 100), (256, 512))):
+        x, w, b = rand((rows, k), seed=k), rand((k, m), seed=m), rand((m,), seed=3)
+        want = x.astype(np.float64) @ w
+        assert_close(mm.main(x, w), want.astype(np.float32))
+        assert_close(dense.main(x, w, b), ACTIVATIONS["gelu"](want + b).astype(np.float32))
 
 
 def test_dense_needs_a_bias_row_and_a_single_use() -> None:
