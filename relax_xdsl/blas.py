@@ -106,10 +106,12 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
 _HEADER = f"""#include <cblas.h>
 #ifndef RX_BLAS_ONE_THREAD
 #define RX_BLAS_ONE_THREAD
+#include <omp.h>
 /* Runs `call` on the calling thread when it is small (OpenBLAS's thread
-   count is one global, restored after). */
+   count is one global, set and restored here; not from inside a parallel
+   region, whose threads would race on it). */
 #define RX_BLAS_SIZED(flops, call) do {{ \\
-    if ((double)(flops) < {SMALL_GEMM_FLOPS:.1f}) {{ \\
+    if ((double)(flops) < {SMALL_GEMM_FLOPS:.1f} && !omp_in_parallel()) {{ \\
       int rx_nt = scipy_openblas_get_num_threads(); \\
       if (rx_nt > 1) scipy_openblas_set_num_threads(1); \\
       call; \\
@@ -120,18 +122,18 @@ _HEADER = f"""#include <cblas.h>
 """Starts every BLAS function's C source (defined once per file)."""
 
 
-def _gemm(m: str, n: str, k: str, beta: str) -> str:
-    """C = A @ B + beta * C (beta 0 or 1) for row-major A (m x k), B (k x n),
-    C (m x n): one SGEMV for one row, rx_sgemm_small for a few, else SGEMM;
+def _gemm(m: str, n: str, k: str, beta: str, a: str = "A", b: str = "B", c: str = "C") -> str:
+    """c = a @ b + beta * c (beta 0 or 1) for row-major a (m x k), b (k x n),
+    c (m x n): one SGEMV for one row, rx_sgemm_small for a few, else SGEMM;
     small BLAS calls on the calling thread."""
     return f"""if ({m} >= 2 && {m} <= {SMALL_GEMM_ROWS})
-    rx_sgemm_small({m}, {n}, {k}, A, B, C, {beta} != 0.0f);
+    rx_sgemm_small({m}, {n}, {k}, {a}, {b}, {c}, {beta} != 0.0f);
   else RX_BLAS_SIZED(2.0 * {m} * {n} * {k},
     if ({m} == 1)
-      scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint){k}, (blasint){n}, 1.0f, B, (blasint){n}, A, 1, {beta}, C, 1);
+      scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint){k}, (blasint){n}, 1.0f, {b}, (blasint){n}, {a}, 1, {beta}, {c}, 1);
     else
       scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint){m}, (blasint){n}, (blasint){k},
-                        1.0f, A, (blasint){k}, B, (blasint){n}, {beta}, C, (blasint){n}));"""
+                        1.0f, {a}, (blasint){k}, {b}, (blasint){n}, {beta}, {c}, (blasint){n}));"""
 
 
 def _matmul_c(ra: int, rb: int) -> str:
@@ -191,7 +193,7 @@ def _dense_tag(ra: int, act: str) -> str:
 
 
 def _dense_c(ra: int, act: str) -> str:
-    """C = bias (each row), then C += A @ B in one SGEMM (beta = 1), then the
+    """C = bias (each row), then C += A @ B in one GEMM (beta = 1), then the
     activation in place; the fill and the activation are split over OpenMP
     threads when large."""
     name = f"rx_blas_dense_{_dense_tag(ra, act)}"
@@ -246,7 +248,7 @@ cache, instead of another pass over the output)."""
 def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> str:
     """Per image: im2col (each row's in-input run copied, its padding
     zeroed, no test per element; at stride 1 with rows as wide as the
-    input's, one shifted copy of the plane per tap), then one SGEMM (with the bias as its C
+    input's, one shifted copy of the plane per tap), then one GEMM (with the bias as its C
     operand), then relu; images split across OpenMP threads, each with its
     own column buffer (OpenBLAS runs these small GEMMs on one thread). A
     thread that cannot allocate its buffer convolves directly instead."""
@@ -334,8 +336,7 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
                 for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
               }}
             }}
-        scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)o, (blasint)p, (blasint)k,
-                          1.0f, W, (blasint)k, cols, (blasint)p, {"1.0f" if bias else "0.0f"}, y, (blasint)p);
+        {_gemm("o", "p", "k", "1.0f" if bias else "0.0f", "W", "cols", "y")}
       }}{act}
     }}
     free(cols);
