@@ -70,6 +70,9 @@ class CompiledFunction:
         self.result_types = list(func.function_type.outputs.data)
         self._plan = _input_plan(func)
         self._one_tensor = len(self.result_types) == 1 and isinstance(self.result_types[0], TensorType)
+        self._entry = getattr(exe.backend, "fast", {}).get(self.name)
+        """The backend's direct entry point: the results, or None for inputs it
+        does not take as they are (then checked, converted and called below)."""
 
     def _fast_check(self, arrays: tuple[Any, ...]) -> bool:
         """True when every input certainly matches the signature (ints and
@@ -93,11 +96,20 @@ class CompiledFunction:
         return True
 
     def __call__(self, *arrays: Any) -> Any:
+        if self._entry is not None:
+            flat = self._entry(*arrays)
+            if flat is not None:
+                if self._one_tensor:
+                    return flat
+                return self._results(flat if isinstance(flat, tuple) else (flat,))
         checked = arrays if self._fast_check(arrays) else bind_inputs(self.func, arrays)[0]
         args = [a if a.flags.c_contiguous else np.require(a, requirements="C") for a in checked]
         flat = self.exe.backend.call(self.name, args)
         if self._one_tensor:
             return flat[0]
+        return self._results(flat)
+
+    def _results(self, flat: tuple[Any, ...]) -> Any:
         rest = list(flat)
         results = [_structure(t, rest) for t in self.result_types]
         return results[0] if len(results) == 1 else tuple(results)

@@ -1,5 +1,7 @@
 """The `c` target: emitted C (backend/c_emitter.py) compiled with the system
-C compiler into a shared library, cached, loaded with ctypes.
+C compiler into a shared library, cached, loaded with ctypes; with Python's
+and numpy's headers at hand it also holds CPython entry points taking the
+arrays directly (backend/c_python.py), tried first on each call.
 
 Cache: `$RELAX_XDSL_CACHE_DIR` (default `~/.cache/relax_xdsl`), one library
 per sha256 of (C source, compiler identity, flags). A library is compiled
@@ -18,13 +20,15 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from relax_xdsl import dtypes
+from relax_xdsl.backend import c_python
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import max_alloc_bytes
@@ -176,8 +180,19 @@ class CModule:
         self.debug = debug
         self.source = emitter.emit()
         self.flags = (*(tuple(cflags) if cflags is not None else DEFAULT_FLAGS), *emitter.link_flags)
-        self.path = build_library(self.source, self.flags)
+        python_flags = c_python.include_flags() if not debug else None
+        if python_flags is not None:
+            try:  # with CPython entry points; a header that does not compile only costs their speed
+                source, flags = self.source + c_python.source(emitter.signatures), (*self.flags, *python_flags)
+                self.path = build_library(source, flags)
+                self.source, self.flags = source, flags
+            except RelaxError:
+                python_flags = None
+        if python_flags is None:
+            self.path = build_library(self.source, self.flags)
         self.lib = _load(self.path, self.source, self.flags)
+        self.fast: dict[str, Callable[..., Any]] = {}
+        """Per function, its CPython entry point (see c_python), when built with them."""
         self.lib.rx_last_error.restype = ctypes.c_char_p
         self.lib.rx_debug_error.restype = ctypes.c_char_p
         self.lib.rx_free.argtypes = [ctypes.c_void_p]
@@ -186,6 +201,10 @@ class CModule:
         self._globals = emitter.global_data()
         table = (ctypes.c_void_p * max(1, len(self._globals)))(*[g.ctypes.data for g in self._globals])
         self._table = table
+        if python_flags is not None:
+            entries = ctypes.PyDLL(str(self.path)).rxpy_functions
+            entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
+            self.fast = entries(ctypes.addressof(table))
         self._signatures = emitter.signatures
         self._functions: dict[str, _Callable] = {}
 
