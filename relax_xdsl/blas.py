@@ -48,21 +48,27 @@ use it a few times (measured single-threaded, 256 x 1024 weights: 16 rows
 _SMALL_GEMM = r"""
 #ifndef RX_SGEMM_SMALL
 #define RX_SGEMM_SMALL
+#include <stdlib.h>
 #include <string.h>
 typedef float rx_v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
 #ifdef __AVX512F__
 #define RX_NV 2 /* 16 accumulators of 16 floats: 8 rows x 32 columns */
 #else
 #define RX_NV 1
 #endif
-/* C[0:MR, 0:16*NV] (+)= A[0:MR, :] @ B[:, 0:16*NV]: the tile's sums stay in
-   registers over all of k; each B vector loaded once per k serves MR rows. */
+/* C[0:MR, 0:16*NV] (+)= A[0:MR, :] @ B[:, 0:16*NV] (+ rb[i] per row, then
+   relu when asked): the tile's sums stay in registers over all of k; each
+   B vector loaded once per k serves MR rows. */
 #define RX_TILE(MR, NV) \
 static void rx_tile_##MR##_##NV(int64_t K, int64_t lda, int64_t ldb, int64_t ldc, const float* restrict A, \
-                                const float* restrict B, float* restrict C, int acc_c) { \
+                                const float* restrict B, float* restrict C, int acc_c, const float* rb, int relu) { \
   rx_v16 acc[MR][NV]; \
   for (int i = 0; i < MR; ++i) \
-    for (int v = 0; v < NV; ++v) acc[i][v] = acc_c ? *(const rx_v16*)(C + i * ldc + 16 * v) : (rx_v16){0}; \
+    for (int v = 0; v < NV; ++v) { \
+      acc[i][v] = acc_c ? *(const rx_v16*)(C + i * ldc + 16 * v) : (rx_v16){0}; \
+      if (rb) acc[i][v] += rb[i] - (rx_v16){0}; \
+    } \
   for (int64_t k = 0; k < K; ++k) { \
     rx_v16 b[NV]; \
     for (int v = 0; v < NV; ++v) b[v] = *(const rx_v16*)(B + k * ldb + 16 * v); \
@@ -72,33 +78,66 @@ static void rx_tile_##MR##_##NV(int64_t K, int64_t lda, int64_t ldb, int64_t ldc
     } \
   } \
   for (int i = 0; i < MR; ++i) \
-    for (int v = 0; v < NV; ++v) *(rx_v16*)(C + i * ldc + 16 * v) = acc[i][v]; \
+    for (int v = 0; v < NV; ++v) { \
+      rx_v16 r = acc[i][v]; \
+      if (relu) r = (rx_v16)((rx_vi16)r & ~(rx_vi16)(r < (rx_v16){0})); /* v < 0 ? 0 : v (NaN stays) */ \
+      *(rx_v16*)(C + i * ldc + 16 * v) = r; \
+    } \
 }
 RX_TILE(8, 2) RX_TILE(4, 2) RX_TILE(2, 2) RX_TILE(1, 2)
 RX_TILE(8, 1) RX_TILE(4, 1) RX_TILE(2, 1) RX_TILE(1, 1)
 /* The columns [j, j + 16 * nv) of all M rows, in tiles of 8, 4, 2, 1 rows. */
 static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float* A, const float* B, float* C,
-                           int64_t N, int acc_c) {
+                           int64_t N, int acc_c, const float* rb, int relu) {
   int64_t i = 0;
-  for (; i + 8 <= M; i += 8) (nv == 2 ? rx_tile_8_2 : rx_tile_8_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c);
-  if (i + 4 <= M) { (nv == 2 ? rx_tile_4_2 : rx_tile_4_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c); i += 4; }
-  if (i + 2 <= M) { (nv == 2 ? rx_tile_2_2 : rx_tile_2_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c); i += 2; }
-  if (i < M) (nv == 2 ? rx_tile_1_2 : rx_tile_1_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c);
+#define RX_ROWS(R) (nv == 2 ? rx_tile_##R##_2 : rx_tile_##R##_1)(K, K, N, N, A + i * K, B + j, C + i * N + j, acc_c, \
+                                                             rb ? rb + i : NULL, relu)
+  for (; i + 8 <= M; i += 8) RX_ROWS(8);
+  if (i + 4 <= M) { RX_ROWS(4); i += 4; }
+  if (i + 2 <= M) { RX_ROWS(2); i += 2; }
+  if (i < M) RX_ROWS(1);
+#undef RX_ROWS
 }
-/* C (+)= A @ B, row-major, A M x K, B K x N, C M x N; column tiles split
-   over threads when the product is large. */
-static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c) {
+/* C (+)= A @ B (+ rb[i] on row i, then relu when asked), row-major, A M x K,
+   B K x N, C M x N; column tiles split over threads when the product is
+   large. */
+static void rx_sgemm_small_ep(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c,
+                              const float* rb, int relu) {
   const int64_t width = 16 * RX_NV, tiles = N / width;
   #pragma omp parallel for schedule(static) if(2.0 * M * N * K >= SMALL_GEMM_FLOPS && tiles > 1)
-  for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c);
+  for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
   int64_t j = tiles * width;
-  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c); j += 16; }
-  for (int64_t i = 0; i < M; ++i)  /* the last < 16 columns */
-    for (int64_t jj = j; jj < N; ++jj) {
-      float s = acc_c ? C[i * N + jj] : 0.0f;
-      for (int64_t k = 0; k < K; ++k) s += A[i * K + k] * B[k * N + jj];
-      C[i * N + jj] = s;
-    }
+  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c, rb, relu); j += 16; }
+  if (j == N) return;
+  /* the last t < 16 columns: a 16-column tile over zero-padded copies */
+  int64_t t = N - j;
+#ifndef RX_TEST_GEMM_TAIL_DIRECT
+  float* b16 = (float*)malloc((size_t)(K > 0 ? K : 1) * 16 * sizeof(float));
+  float* c16 = (float*)malloc((size_t)M * 16 * sizeof(float));
+#else
+  float *b16 = NULL, *c16 = NULL;  /* tests of the direct path */
+#endif
+  if (b16 && c16) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t jj = 0; jj < 16; ++jj) b16[k * 16 + jj] = jj < t ? B[k * N + j + jj] : 0.0f;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t jj = 0; jj < 16; ++jj) c16[i * 16 + jj] = acc_c && jj < t ? C[i * N + j + jj] : 0.0f;
+    rx_tile_column(M, K, 0, 1, A, b16, c16, 16, 1, rb, relu);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t jj = 0; jj < t; ++jj) C[i * N + j + jj] = c16[i * 16 + jj];
+  } else {  /* no memory for the copies: column by column */
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t jj = j; jj < N; ++jj) {
+        float s = (acc_c ? C[i * N + jj] : 0.0f) + (rb ? rb[i] : 0.0f);
+        for (int64_t k = 0; k < K; ++k) s += A[i * K + k] * B[k * N + jj];
+        C[i * N + jj] = relu && s < 0.0f ? 0.0f : s;
+      }
+  }
+  free(b16);
+  free(c16);
+}
+static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c) {
+  rx_sgemm_small_ep(M, N, K, A, B, C, acc_c, NULL, 0);
 }
 #endif
 """.replace("SMALL_GEMM_FLOPS", f"{SMALL_GEMM_FLOPS:.1f}")
@@ -180,7 +219,7 @@ DENSE_ACTIVATIONS = ("", "relu", "gelu")
 """Epilogues of the dense library functions, applied in place after the GEMM."""
 
 _ACTIVATION = {
-    "relu": "v > 0.0f ? v : 0.0f",
+    "relu": "v < 0.0f ? 0.0f : v",  # NaN stays NaN, as relax.relu's maximum(x, 0)
     # as relax.gelu's legalization computes it, with the prelude's vectorizable erf
     "gelu": "(0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f))",
 }
@@ -300,8 +339,8 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
     #pragma omp for schedule(static)
     for (int64_t b = 0; b < n; ++b) {{
       const float* x = X + b * c * h * w;
-      float* y = Y + b * o * p;{fill}
-      if (!cols) {{  /* no memory for the columns: a direct convolution, slower but right */
+      float* y = Y + b * o * p;
+      if (!cols) {{  /* no memory for the columns: a direct convolution, slower but right */{fill}
         for (int64_t oc = 0; oc < o; ++oc)
           for (int64_t yy = 0; yy < oh; ++yy)
             for (int64_t xx = 0; xx < ow; ++xx) {{
@@ -336,6 +375,10 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
                 for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
               }}
             }}
+        if (o >= 2 && o <= {SMALL_GEMM_ROWS}) {{  /* bias and relu applied in the register tiles */
+          rx_sgemm_small_ep(o, p, k, W, cols, y, 0, {"B" if bias else "NULL"}, {1 if relu else 0});
+          continue;
+        }}{fill}
         {_gemm("o", "p", "k", "1.0f" if bias else "0.0f", "W", "cols", "y")}
       }}{act}
     }}

@@ -225,7 +225,8 @@ def test_dense_epilogue_on_many_threads(act: str) -> None:
 @pytest.mark.parametrize("rows", [2, 3, 8, 13, 32, 33])
 def test_few_row_gemms_in_register_tiles(rows: int) -> None:
     """2..32 rows run in rx_sgemm_small (tiles of 8/4/2/1 rows, 32- and
-    16-column tiles, a scalar tail); 33 rows take SGEMM. Plain matmul
+    16-column tiles, the last columns as a zero-padded 16-column tile or,
+    without memory for it, column by column); 33 rows take SGEMM. Plain matmul
     (C written) and dense + gelu (C accumulated onto the bias) at widths
     that exercise every column path, one large enough to split over threads."""
     with rx.FunctionBuilder("main") as fb:
@@ -238,6 +239,10 @@ def test_few_row_gemms_in_register_tiles(rows: int) -> None:
     dense = rx.compile(fb.module, target="c", pipeline="fast")
     assert "rx_sgemm_small(" in mm.c_source and "rx_sgemm_small(" in dense.c_source
     exes = [(mm, dense)]
+    if rows == 13:  # the last columns without memory for their padded copies: column by column
+        flags = (*DEFAULT_FLAGS, "-DRX_TEST_GEMM_TAIL_DIRECT")
+        exes.append((rx.compile(mm.graph, target="c", pipeline="fast", cflags=flags),
+                     rx.compile(dense.graph, target="c", pipeline="fast", cflags=flags)))
     if platform.machine() == "x86_64" and rows in (3, 13):  # AVX2 without AVX-512: 16-column tiles only
         flags = [f if f != "-march=native" else "-march=x86-64-v3" for f in DEFAULT_FLAGS]
         exes.append((rx.compile(mm.graph, target="c", pipeline="fast", cflags=flags),
@@ -280,3 +285,28 @@ def test_conv2d_without_memory_for_columns_convolves_directly(variant: str) -> N
                                                                           if variant == "bias_relu" else [])
         (got,) = lib.call("main", args)
         assert_close(got, rx.evaluate(fb.module, "main", *args))
+
+
+@pytest.mark.parametrize("kind", ["dense", "dense-small", "conv", "conv-small"])
+def test_offloaded_relu_keeps_nan_as_relax_relu(kind: str) -> None:
+    """relu in a library call's epilogue (SGEMM's pass or the register
+    tiles) gives NaN for NaN, as relax.relu (maximum(x, 0)) does."""
+    rows = 4 if kind.endswith("small") else 40
+    with rx.FunctionBuilder("main") as fb:
+        if kind.startswith("dense"):
+            x = fb.param("x", ["n", 5], "float32")
+            y = op.add(op.matmul(x, fb.param("w", [5, 40], "float32")), fb.param("b", [40], "float32"))
+            args = [rand((rows, 5), seed=1), rand((5, 40), seed=2), rand((40,), seed=3)]
+        else:
+            x = fb.param("x", ["n", 2, 6, 6], "float32")
+            y = op.add(op.nn.conv2d(x, fb.param("w", [rows, 2, 3, 3], "float32"), padding=(1, 1)),
+                       fb.param("b", [1, rows, 1, 1], "float32"))
+            args = [rand((2, 2, 6, 6), seed=1), rand((rows, 2, 3, 3), seed=2), rand((1, rows, 1, 1), seed=3)]
+        fb.ret(op.nn.relu(y))
+    args[0].flat[::7] = np.nan
+    exe = rx.compile(fb.module, target="c", pipeline="fast")
+    assert exe.c_source.count("lib") and "_relu(" in exe.c_source
+    got, want = exe.main(*args), rx.evaluate(fb.module, "main", *args)
+    assert np.isnan(want).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(got, want)
