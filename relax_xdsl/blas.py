@@ -300,8 +300,8 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
     relu = variant.endswith("_relu")
     bias_dims = ", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
     fill = """
-      for (int64_t oc = 0; oc < o; ++oc)
-        for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
     # stride 1 and rows as wide as the input's: the taps' in-input rows are
     # one shifted run of the image plane, copied at once; the runs'
     # wrapped-around ends and the rows outside the input are then zeroed

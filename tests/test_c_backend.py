@@ -16,6 +16,7 @@ from util import assert_close, rand
 import relax_xdsl as rx
 from relax_xdsl import op
 from relax_xdsl.backend import c as cbackend
+from relax_xdsl.backend import c_python
 from relax_xdsl.backend.c import DEFAULT_FLAGS, WARNING_FLAGS, CModule
 from relax_xdsl.models import cnn, mlp, transformer_block
 
@@ -35,11 +36,15 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
+@pytest.mark.parametrize("pipeline", ["default", "fast"])
 @pytest.mark.parametrize("build", [mlp, cnn, transformer_block, small_module], ids=["mlp", "cnn", "transformer", "small"])
-def test_generated_c_is_warning_free(build: object, cache: Path) -> None:
+def test_generated_c_is_warning_free(build: object, pipeline: str, cache: Path) -> None:
+    """The generated C, the library functions (`fast`) and the entry points."""
     module = build()  # type: ignore[operator]
-    loops = rx.lower(module.module if hasattr(module, "module") else module)
-    CModule(loops, cflags=(*DEFAULT_FLAGS, *WARNING_FLAGS, "-Werror"))
+    loops = rx.lower(module.module if hasattr(module, "module") else module, pipeline)
+    lib = CModule(loops, cflags=(*DEFAULT_FLAGS, *WARNING_FLAGS, "-Werror"))
+    # the CPython entry points too (a build failing on them would quietly fall back without)
+    assert lib.fast or c_python.include_flags() is None
 
 
 def test_cache_hit_skips_the_compiler(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
