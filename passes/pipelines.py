@@ -26,9 +26,10 @@ PIPELINES: dict[str, str] = {
     # the same steps without clean-ups (output closest to what each step wrote)
     "debug": "legalize,auto-schedule,lower-tir,lower-graph",
     # matmuls to BLAS (scipy-openblas32), injective producers fused into
-    # their consumers and elementwise epilogues into their producers, then as default
-    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,lower-graph,"
-            "canonicalize,cse",
+    # their consumers and elementwise epilogues into their producers, then as
+    # default with a row op's loops fused into one pass per row
+    "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,"
+            "fuse-row-loops,lower-graph,canonicalize,cse",
 }
 
 
