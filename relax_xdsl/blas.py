@@ -294,7 +294,8 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
     zeroed, no test per element; at stride 1 with rows as wide as the
     input's, one shifted copy of the plane per tap), then one GEMM (with the bias as its C
     operand), then relu; images split across OpenMP threads, each with its
-    own column buffer (OpenBLAS runs these small GEMMs on one thread). A
+    own column buffer and its GEMMs on one thread (OpenBLAS's workers set
+    aside meanwhile). A
     thread that cannot allocate its buffer convolves directly instead."""
     bias = "_bias" in variant
     relu = variant.endswith("_relu")
@@ -334,7 +335,13 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
               int64_t o, int64_t c2, int64_t kh, int64_t kw{bias_dims if bias else ""}, int64_t n2, int64_t o2, int64_t oh,
               int64_t ow) {{
   int64_t k = c * kh * kw, p = oh * ow;
-  #pragma omp parallel if(n > 1 && n * o * p * k >= 262144)
+  int images_in_parallel = n > 1 && n * o * p * k >= 262144;
+  /* each image's GEMM then runs on its own thread: OpenBLAS's workers are
+     set aside meanwhile (a threaded BLAS call inside a parallel region
+     oversubscribes the cores; OpenBLAS warns it may hang) */
+  int blas_threads = images_in_parallel && !omp_in_parallel() ? scipy_openblas_get_num_threads() : 1;
+  if (blas_threads > 1) scipy_openblas_set_num_threads(1);
+  #pragma omp parallel if(images_in_parallel)
   {{
 #ifndef RX_TEST_CONV_DIRECT
     float* cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
@@ -389,6 +396,7 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
     }}
     free(cols);
   }}
+  if (blas_threads > 1) scipy_openblas_set_num_threads(blas_threads);
 }}
 """
 

@@ -310,3 +310,24 @@ def test_offloaded_relu_keeps_nan_as_relax_relu(kind: str) -> None:
     assert np.isnan(want).any()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     assert_close(got, want)
+
+
+def test_openblas_thread_count_is_restored_after_offloaded_calls() -> None:
+    """Small GEMMs and convs whose images run in parallel set OpenBLAS's
+    workers aside (one global count) and put the count back after."""
+    import ctypes
+    import glob
+
+    import scipy_openblas32 as sob
+
+    lib = ctypes.CDLL(glob.glob(f"{sob.get_lib_dir()}/*{sob.get_library()}*.so*")[0])
+    before = lib.scipy_openblas_get_num_threads()
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4, 12, 12], "float32")
+        y = op.nn.conv2d(x, fb.param("w", [40, 4, 3, 3], "float32"), padding=(1, 1))
+        fb.ret(op.matmul(op.reshape(y, ["n", 40 * 144]), fb.param("v", [40 * 144, 3], "float32")))
+    exe = rx.compile(fb.module, target="c", pipeline="fast")
+    for n in (1, 6):
+        args = (rand((n, 4, 12, 12), seed=n), rand((40, 4, 3, 3), seed=2), rand((40 * 144, 3), seed=3))
+        assert_close(exe.main(*args), rx.evaluate(fb.module, "main", *args))
+        assert lib.scipy_openblas_get_num_threads() == before
