@@ -204,7 +204,10 @@ class CModule:
         if python_flags is not None:
             entries = ctypes.PyDLL(str(self.path)).rxpy_functions
             entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
-            self.fast = entries(ctypes.addressof(table))
+            try:
+                self.fast = entries(ctypes.addressof(table))
+            except Exception:  # e.g. numpy's C API failing to import: the ctypes path serves
+                self.fast = {}
         self._signatures = emitter.signatures
         self._functions: dict[str, _Callable] = {}
 
