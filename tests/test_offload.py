@@ -218,7 +218,7 @@ def test_dense_epilogue_on_many_threads(act: str) -> None:
         fb.ret(getattr(op.nn, act)(y))
     exe = rx.compile(fb.module, target="c", pipeline="fast")
     assert f"rx_blas_dense_2x2_{act}(" in exe.c_source
-    x, w, b = rand((512, 64), seed=1), rand((64, 256), seed=2), rand((256,), seed=3)
+    x, w, b = rand((4096, 64), seed=1), rand((64, 256), seed=2), rand((256,), seed=3)
     assert_close(exe.main(x, w, b), ACTIVATIONS[act]((x @ w + b).astype(np.float64)).astype(np.float32))
 
 
