@@ -106,8 +106,8 @@ static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float*
 /* C (+)= A @ B (+ rb[i] on row i, then relu when asked), row-major, A M x K,
    B K x N, C M x N; column tiles split over threads when the product is
    large. */
-static void rx_sgemm_small_ep(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c,
-                              const float* rb, int relu) {
+static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c,
+                           const float* rb, int relu) {
   const int64_t width = 16 * RX_NV, tiles = N / width;
   #pragma omp parallel for schedule(static) if(2.0 * M * N * K >= SMALL_GEMM_FLOPS && tiles > 1)
   for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
@@ -141,9 +141,6 @@ static void rx_sgemm_small_ep(int64_t M, int64_t N, int64_t K, const float* A, c
   free(b16);
   free(c16);
 }
-static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c) {
-  rx_sgemm_small_ep(M, N, K, A, B, C, acc_c, NULL, 0);
-}
 #endif
 """.replace("SMALL_GEMM_FLOPS", f"{SMALL_GEMM_FLOPS:.1f}")
 
@@ -151,27 +148,38 @@ _HEADER = f"""#include <cblas.h>
 #ifndef RX_BLAS_ONE_THREAD
 #define RX_BLAS_ONE_THREAD
 #include <omp.h>
-/* Runs `call` on the calling thread when it is small (OpenBLAS's thread
-   count is one global, set and restored here; not from inside a parallel
-   region, whose threads would race on it). */
+/* OpenBLAS's thread count is one global: set to 1 when `alone` (and not from
+   inside a parallel region, whose threads would race on it); returns the
+   count to give back to rx_blas_restore, 0 when nothing was changed. */
+static inline int rx_blas_alone(int alone) {{
+  if (!alone || omp_in_parallel()) return 0;
+  int threads = scipy_openblas_get_num_threads();
+  if (threads <= 1) return 0;
+  scipy_openblas_set_num_threads(1);
+  return threads;
+}}
+static inline void rx_blas_restore(int threads) {{ if (threads) scipy_openblas_set_num_threads(threads); }}
+/* Runs `call` on the calling thread when it is small. */
 #define RX_BLAS_SIZED(flops, call) do {{ \\
-    if ((double)(flops) < {SMALL_GEMM_FLOPS:.1f} && !omp_in_parallel()) {{ \\
-      int rx_nt = scipy_openblas_get_num_threads(); \\
-      if (rx_nt > 1) scipy_openblas_set_num_threads(1); \\
-      call; \\
-      if (rx_nt > 1) scipy_openblas_set_num_threads(rx_nt); \\
-    }} else {{ call; }} }} while (0)
+    int rx_nt = rx_blas_alone((double)(flops) < {SMALL_GEMM_FLOPS:.1f}); \\
+    call; \\
+    rx_blas_restore(rx_nt); }} while (0)
 #endif
 {_SMALL_GEMM}"""
 """Starts every BLAS function's C source (defined once per file)."""
+
+
+def _few_rows(m: str) -> str:
+    """The C test that a GEMM of `m` rows runs in rx_sgemm_small."""
+    return f"{m} >= 2 && {m} <= {SMALL_GEMM_ROWS}"
 
 
 def _gemm(m: str, n: str, k: str, beta: str, a: str = "A", b: str = "B", c: str = "C") -> str:
     """c = a @ b + beta * c (beta 0 or 1) for row-major a (m x k), b (k x n),
     c (m x n): one SGEMV for one row, rx_sgemm_small for a few, else SGEMM;
     small BLAS calls on the calling thread."""
-    return f"""if ({m} >= 2 && {m} <= {SMALL_GEMM_ROWS})
-    rx_sgemm_small({m}, {n}, {k}, {a}, {b}, {c}, {beta} != 0.0f);
+    return f"""if ({_few_rows(m)})
+    rx_sgemm_small({m}, {n}, {k}, {a}, {b}, {c}, {beta} != 0.0f, NULL, 0);
   else RX_BLAS_SIZED(2.0 * {m} * {n} * {k},
     if ({m} == 1)
       scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint){k}, (blasint){n}, 1.0f, {b}, (blasint){n}, {a}, 1, {beta}, {c}, 1);
@@ -295,11 +303,12 @@ cache, instead of another pass over the output)."""
 def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> str:
     """Per image: im2col (each row's in-input run copied, its padding
     zeroed, no test per element; at stride 1 with rows as wide as the
-    input's, one shifted copy of the plane per tap), then one GEMM (with the bias as its C
-    operand), then relu; images split across OpenMP threads, each with its
-    own column buffer and its GEMMs on one thread (OpenBLAS's workers set
-    aside meanwhile). A
-    thread that cannot allocate its buffer convolves directly instead."""
+    input's, one shifted copy of the plane per tap), then one GEMM (with
+    the bias as its C operand, or with bias and relu in the register tiles
+    for up to SMALL_GEMM_ROWS channels), then relu; images split across
+    OpenMP threads, each with its own column buffer and its GEMMs on one
+    thread (OpenBLAS's workers set aside meanwhile). A thread that cannot
+    allocate its buffer convolves directly instead."""
     bias = "_bias" in variant
     relu = variant.endswith("_relu")
     bias_dims = ", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
@@ -342,8 +351,7 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
   /* each image's GEMM then runs on its own thread: OpenBLAS's workers are
      set aside meanwhile (a threaded BLAS call inside a parallel region
      oversubscribes the cores; OpenBLAS warns it may hang) */
-  int blas_threads = images_in_parallel && !omp_in_parallel() ? scipy_openblas_get_num_threads() : 1;
-  if (blas_threads > 1) scipy_openblas_set_num_threads(1);
+  int blas_threads = rx_blas_alone(images_in_parallel);
   #pragma omp parallel if(images_in_parallel)
   {{
 #ifndef RX_TEST_CONV_DIRECT
@@ -390,8 +398,8 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
                 for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
               }}
             }}
-        if (o >= 2 && o <= {SMALL_GEMM_ROWS}) {{  /* bias and relu applied in the register tiles */
-          rx_sgemm_small_ep(o, p, k, W, cols, y, 0, {"B" if bias else "NULL"}, {1 if relu else 0});
+        if ({_few_rows("o")}) {{  /* bias and relu applied in the register tiles */
+          rx_sgemm_small(o, p, k, W, cols, y, 0, {"B" if bias else "NULL"}, {1 if relu else 0});
           continue;
         }}{fill}
         {_gemm("o", "p", "k", "1.0f" if bias else "0.0f", "W", "cols", "y")}
@@ -399,7 +407,7 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
     }}
     free(cols);
   }}
-  if (blas_threads > 1) scipy_openblas_set_num_threads(blas_threads);
+  rx_blas_restore(blas_threads);
 }}
 """
 
