@@ -127,15 +127,16 @@ def test_conv2d_offloaded_as_im2col_gemm(strides: tuple[int, int], padding: tupl
     ((1, 1), (0, 0)), ((3, 3), (1, 1)), ((5, 5), (2, 2)), ((3, 3), (0, 2, 2, 0)), ((2, 3), (1, 0, 0, 2)),
 ], ids=["1x1", "3x3", "5x5", "3x3-asym", "2x3-asym"])
 def test_conv2d_rows_as_wide_as_the_input(kernel: tuple[int, int], padding: tuple[int, ...]) -> None:
-    """Stride 1 with output rows as wide as the input's: each tap's columns
-    are one shifted copy of the image plane, its wrapped ends and the rows
-    outside the input zeroed (images smaller than the kernel included)."""
+    """Stride 1 with output rows as wide as the input's and more output
+    channels than the windows path takes: each tap's columns are one
+    shifted copy of the image plane, its wrapped ends and the rows outside
+    the input zeroed (images smaller than the kernel included)."""
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", 2, "h", "w"], "float32")
-        fb.ret(op.nn.conv2d(x, fb.param("k", [3, 2, *kernel], "float32"), padding=padding))
+        fb.ret(op.nn.conv2d(x, fb.param("k", [40, 2, *kernel], "float32"), padding=padding))
     text = rx.print_module(offload_module(fb.module))
     assert "lib.call @blas_conv2d_" in text
-    cases = [(rand((n, 2, h, w), seed=h * w), rand((3, 2, *kernel), seed=7)) for n, h, w in ((1, 1, 1), (2, 4, 6), (1, 7, 3))]
+    cases = [(rand((n, 2, h, w), seed=h * w), rand((40, 2, *kernel), seed=7)) for n, h, w in ((1, 1, 1), (2, 4, 6), (1, 7, 3))]
     check_levels(rx.parse_module(text), cases)
 
 
@@ -222,11 +223,13 @@ def test_dense_epilogue_on_many_threads(act: str) -> None:
     assert_close(exe.main(x, w, b), ACTIVATIONS[act]((x @ w + b).astype(np.float64)).astype(np.float32))
 
 
-@pytest.mark.parametrize("rows", [2, 3, 8, 13, 32, 33])
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 13, 32, 33])
 def test_few_row_gemms_in_register_tiles(rows: int) -> None:
     """2..32 rows run in rx_sgemm_small (tiles of 8/4/2/1 rows, 32- and
     16-column tiles, the last columns as a zero-padded 16-column tile or,
-    without memory for it, column by column); 33 rows take SGEMM. Plain matmul
+    without memory for it, column by column); 33 rows take SGEMM; one row
+    takes rx_sgemv_narrow up to 64 columns (its last rows one float at a
+    time; at depth 1 all of them), SGEMV for more. Plain matmul
     (C written) and dense + gelu (C accumulated onto the bias) at widths
     that exercise every column path, one large enough to split over threads."""
     with rx.FunctionBuilder("main") as fb:
@@ -285,6 +288,41 @@ def test_conv2d_without_memory_for_columns_convolves_directly(variant: str) -> N
                                                                           if variant == "bias_relu" else [])
         (got,) = lib.call("main", args)
         assert_close(got, rx.evaluate(fb.module, "main", *args))
+
+
+@pytest.mark.parametrize(("kernel", "padding", "o"), [
+    ((3, 3), (1, 1), 8), ((1, 1), (0, 0), 1), ((5, 3), (2, 0, 1, 3), 13), ((2, 2), (0, 0), 32), ((3, 3), (1, 1), 33),
+], ids=["3x3-8", "1x1-1", "5x3-asym-13", "2x2-32", "3x3-33"])
+@pytest.mark.parametrize("variant", ["plain", "bias_relu"])
+def test_conv2d_stride_1_windows_columns_and_direct_agree(kernel: tuple[int, int], padding: tuple[int, ...], o: int,
+                                                          variant: str) -> None:
+    """A stride-1 conv of up to 32 output channels reads its GEMM's rows as
+    shifted windows of a zero-padded image copy (rx_conv_windows); the same
+    library function built to take the column (im2col) path or the direct
+    one (build flags standing in for the choice and for a failing malloc)
+    gives the evaluator's values: 1x1 images and images smaller than the
+    kernel, one image and several in parallel, a product large enough to
+    split its column tiles over threads. 33 channels take the columns."""
+    from relax_xdsl.backend.c import CModule
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", "c", "h", "w"], "float32")
+        y = op.nn.conv2d(x, fb.param("k", [o, "c", *kernel], "float32"), padding=padding)
+        if variant == "bias_relu":
+            y = op.nn.relu(op.add(y, fb.param("b", [1, o, 1, 1], "float32")))
+        fb.ret(y)
+    loops = rx.lower(fb.module, "fast")
+    libs = {flag: CModule(loops, cflags=(*DEFAULT_FLAGS, *([f"-DRX_TEST_CONV_{flag}"] if flag else [])))
+            for flag in ("", "IM2COL", "DIRECT")}
+    assert "rx_conv_windows(" in libs[""].source
+    for n, c, h, w in ((1, 1, 1, 1), (1, 3, 2, 1), (5, 2, 7, 9), (1, 16, 32, 30)):
+        if h + sum(padding[::2]) < kernel[0] or w + sum(padding[1::2]) < kernel[1]:
+            continue
+        args = [rand((n, c, h, w), seed=h * w), rand((o, c, *kernel), seed=o)]
+        args += [rand((1, o, 1, 1), seed=3)] if variant == "bias_relu" else []
+        want = rx.evaluate(fb.module, "main", *args)
+        for lib in libs.values():
+            assert_close(lib.call("main", args)[0], want)
 
 
 @pytest.mark.parametrize("kind", ["dense", "dense-small", "conv", "conv-small"])
