@@ -204,8 +204,11 @@ static void rx_conv_windows(const float* x, const float* W, const float* bias, f
 static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c,
                            const float* rb, int relu) {
   const int64_t width = 16 * RX_NV, tiles = N / width;
-  #pragma omp parallel for schedule(static) if(2.0 * M * N * K >= SMALL_GEMM_FLOPS && tiles > 1)
-  for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, NULL, C, N, acc_c, rb, relu);
+  if (2.0 * M * N * K >= SMALL_GEMM_FLOPS && tiles > 1) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, NULL, C, N, acc_c, rb, relu);
+  } else  /* no OpenMP region at all: even one kept on one thread costs ~0.45 us */
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, NULL, C, N, acc_c, rb, relu);
   int64_t j = tiles * width;
   if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, NULL, C, N, acc_c, rb, relu); j += 16; }
   if (j == N) return;
@@ -353,19 +356,31 @@ def _dense_c(ra: int, act: str) -> str:
     rows = " * ".join(f"a{i}" for i in range(ra - 1))
     dims = [f"int64_t a{i}" for i in range(ra)] + ["int64_t b0", "int64_t b1", "int64_t d0"] + \
            [f"int64_t c{i}" for i in range(ra)]
-    epilogue = f"""
-  #pragma omp parallel for if(m * b1 >= (1 << 20))
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < b1; ++j) {{ float v = C[i * b1 + j]; C[i * b1 + j] = {_ACTIVATION[act]}; }}""" \
+    activate = f"""
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < b1; ++j) {{ float v = C[i * b1 + j]; C[i * b1 + j] = {_ACTIVATION[act]}; }}""" \
         if act else ""
+    fill = """
+    for (int64_t i = 0; i < m; ++i) memcpy(C + i * b1, D, (size_t)b1 * sizeof(float));"""
+    epilogue = "\n  " + _parallel_if("m * b1 >= (1 << 20)", activate) if act else ""
     return _HEADER + f"""#include <string.h>
 void {name}(float* A, float* B, float* D, float* C, {", ".join(dims)}) {{
   int64_t m = {rows};
-  #pragma omp parallel for if(m * b1 >= (1 << 20))
-  for (int64_t i = 0; i < m; ++i) memcpy(C + i * b1, D, (size_t)b1 * sizeof(float));
+  {_parallel_if("m * b1 >= (1 << 20)", fill)}
   {_gemm("m", "b1", "b0", "1.0f")}{epilogue}
 }}
 """
+
+
+def _parallel_if(cond: str, loop: str) -> str:
+    """`loop` (C text of one for statement) as an OpenMP loop when `cond`
+    holds, else as it is: no region at all (even one kept on one thread by an
+    `if` clause costs about 0.45 us: libgomp builds a team and wakes its
+    barrier with a futex call)."""
+    return f"""if ({cond}) {{
+    #pragma omp parallel for{loop}
+  }} else {{{loop}
+  }}"""
 
 
 def _dense_reference(act: str) -> object:
@@ -445,22 +460,15 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
 #include <string.h>
 /* short rows: inline loops, not memset/memcpy calls */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
-void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
-              int64_t o, int64_t c2, int64_t kh, int64_t kw{bias_dims if bias else ""}, int64_t n2, int64_t o2, int64_t oh,
-              int64_t ow) {{
+static void {symbol}_images(int64_t b0, int64_t b1, float* X, float* W, float* B, float* Y, int64_t c, int64_t h,
+                           int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow) {{
   int64_t k = c * kh * kw, p = oh * ow;
-  int images_in_parallel = n > 1 && n * o * p * k >= 262144;
   /* shifted windows (see rx_conv_windows): stride 1, few output channels */
   int64_t hp = oh + kh - 1, wp = ow + kw - 1;
   int windows = {1 if sh == 1 and sw == 1 else 0} && o >= 1 && o <= {SMALL_GEMM_ROWS} && p > 0;
 #ifdef RX_TEST_CONV_IM2COL
   windows = 0;  /* tests of the column path */
 #endif
-  /* each image's GEMM then runs on its own thread: OpenBLAS's workers are
-     set aside meanwhile (a threaded BLAS call inside a parallel region
-     oversubscribes the cores; OpenBLAS warns it may hang) */
-  int blas_threads = rx_blas_alone(images_in_parallel);
-  #pragma omp parallel if(images_in_parallel)
   {{
     float *cols = NULL, *padded = NULL;
     int64_t* koff = NULL;
@@ -473,8 +481,7 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
     }} else
       cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
 #endif
-    #pragma omp for schedule(static)
-    for (int64_t b = 0; b < n; ++b) {{
+    for (int64_t b = b0; b < b1; ++b) {{
       const float* x = X + b * c * h * w;
       float* y = Y + b * o * p;
       if (padded) {{
@@ -527,6 +534,24 @@ void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_
     free(cols);
     free(padded);
     free(koff);
+  }}
+}}
+void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
+              int64_t o, int64_t c2, int64_t kh, int64_t kw{bias_dims if bias else ""}, int64_t n2, int64_t o2, int64_t oh,
+              int64_t ow) {{
+  if (!(n > 1 && n * o * oh * ow * c * kh * kw >= 262144)) {{
+    {symbol}_images(0, n, X, W, {"B" if bias else "NULL"}, Y, c, h, w, o, kh, kw, oh, ow);
+    return;
+  }}
+  /* images split over threads, each image's GEMM on its own thread:
+     OpenBLAS's workers are set aside meanwhile (a threaded BLAS call inside
+     a parallel region oversubscribes the cores; OpenBLAS warns it may hang) */
+  int blas_threads = rx_blas_alone(1);
+  #pragma omp parallel
+  {{
+    int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    {symbol}_images(n * t / threads, n * (t + 1) / threads, X, W, {"B" if bias else "NULL"}, Y, c, h, w, o, kh, kw,
+                    oh, ow);
   }}
   rx_blas_restore(blas_threads);
 }}
