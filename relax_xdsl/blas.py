@@ -92,17 +92,19 @@ static void rx_tile_##MR##_##NV##SUFFIX(int64_t K, int64_t lda, int64_t ldb, int
       *(rx_v16*)(C + i * ldc + 16 * v) = r; \
     } \
 }
-#define RX_TILE(MR, NV) RX_TILE_OF(MR, NV, , k * ldb, 1) RX_TILE_OF(MR, NV, _at, koff[k], 0)
+#define RX_TILE(MR, NV) RX_TILE_OF(MR, NV, , k * ldb, 1)
+#define RX_TILE_AT(MR, NV) RX_TILE_OF(MR, NV, _at, koff[k], 0)
 RX_TILE(8, 2) RX_TILE(4, 2) RX_TILE(2, 2) RX_TILE(1, 2)
 RX_TILE(8, 1) RX_TILE(4, 1) RX_TILE(2, 1) RX_TILE(1, 1)
-/* The columns [j, j + 16 * nv) of all M rows, in tiles of 8, 4, 2, 1 rows;
-   B's rows at koff[k] when koff is given, else k * N. */
-static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float* A, const float* B,
-                           const int64_t* koff, float* C, int64_t N, int acc_c, const float* rb, int relu) {
+RX_TILE_AT(8, 2) RX_TILE_AT(4, 2) RX_TILE_AT(1, 2) /* (fewer variants: less to compile) */
+RX_TILE_AT(8, 1) RX_TILE_AT(4, 1) RX_TILE_AT(1, 1)
+/* The columns [j, j + 16 * nv) of all M rows, in tiles of 8, 4, 2, 1 rows. */
+__attribute__((noinline))  /* one copy for the threaded and the plain loop */
+static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float* A, const float* B, float* C,
+                           int64_t N, int acc_c, const float* rb, int relu) {
   int64_t i = 0;
-#define RX_ROWS(R) (koff ? (nv == 2 ? rx_tile_##R##_2_at : rx_tile_##R##_1_at) \
-                         : (nv == 2 ? rx_tile_##R##_2 : rx_tile_##R##_1))(K, K, N, N, A + i * K, B + j, koff, \
-                                                             C + i * N + j, acc_c, rb ? rb + i : NULL, relu)
+#define RX_ROWS(R) (nv == 2 ? rx_tile_##R##_2 : rx_tile_##R##_1)(K, K, N, N, A + i * K, B + j, NULL, C + i * N + j, \
+                                                             acc_c, rb ? rb + i : NULL, relu)
   for (; i + 8 <= M; i += 8) RX_ROWS(8);
   if (i + 4 <= M) { RX_ROWS(4); i += 4; }
   if (i + 2 <= M) { RX_ROWS(2); i += 2; }
@@ -133,17 +135,13 @@ static void rx_gemv_##NV(int64_t N, int64_t K, const float* a, const float* B, f
     for (int64_t j = 0; j < N; ++j) r[j] += a[k] * B[k * N + j]; \
   for (int64_t j = 0; j < N; ++j) c[j] = acc_c ? c[j] + r[j] : r[j]; \
 }
-RX_GEMV(1) RX_GEMV(2) RX_GEMV(3) RX_GEMV(4)
-/* One row times a matrix of up to 64 columns: rx_gemv_NV; returns 0 (and
-   does nothing) for wider ones. */
+RX_GEMV(1) RX_GEMV(2)
+/* One row times a matrix of up to 32 columns (a classifier's last layer):
+   rx_gemv_NV; returns 0 (and does nothing) for wider ones. */
 static int rx_sgemv_narrow(int64_t N, int64_t K, const float* a, const float* B, float* c, int acc_c) {
-  if (N < 1 || N > 64) return 0;
-  switch ((N + 15) / 16) {
-    case 1: rx_gemv_1(N, K, a, B, c, acc_c); break;
-    case 2: rx_gemv_2(N, K, a, B, c, acc_c); break;
-    case 3: rx_gemv_3(N, K, a, B, c, acc_c); break;
-    default: rx_gemv_4(N, K, a, B, c, acc_c); break;
-  }
+  if (N < 1 || N > 32) return 0;
+  if (N <= 16) rx_gemv_1(N, K, a, B, c, acc_c);
+  else rx_gemv_2(N, K, a, B, c, acc_c);
   return 1;
 }
 /* A stride-1 conv as a GEMM whose B rows are windows of a zero-padded copy
@@ -183,8 +181,7 @@ static void rx_conv_windows(const float* x, const float* W, const float* bias, f
 #define RX_WINDOW_TILES(NV, CP, LDC) do { int64_t i = 0; \
       for (; i + 8 <= o; i += 8) rx_tile_8_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
       if (i + 4 <= o) { rx_tile_4_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, CP + i * LDC, 0, bias ? bias + i : NULL, relu); i += 4; } \
-      if (i + 2 <= o) { rx_tile_2_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, CP + i * LDC, 0, bias ? bias + i : NULL, relu); i += 2; } \
-      if (i < o) rx_tile_1_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+      for (; i < o; ++i) rx_tile_1_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
     } while (0)
 #if RX_NV == 2
     for (; xx + 32 <= ow; xx += 32) RX_WINDOW_TILES(2, C + xx, p);
@@ -206,11 +203,11 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
   const int64_t width = 16 * RX_NV, tiles = N / width;
   if (2.0 * M * N * K >= SMALL_GEMM_FLOPS && tiles > 1) {
     #pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, NULL, C, N, acc_c, rb, relu);
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
   } else  /* no OpenMP region at all: even one kept on one thread costs ~0.45 us */
-    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, NULL, C, N, acc_c, rb, relu);
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
   int64_t j = tiles * width;
-  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, NULL, C, N, acc_c, rb, relu); j += 16; }
+  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c, rb, relu); j += 16; }
   if (j == N) return;
   /* the last t < 16 columns: a 16-column tile over zero-padded copies */
   int64_t t = N - j;
@@ -225,7 +222,7 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
       for (int64_t jj = 0; jj < 16; ++jj) b16[k * 16 + jj] = jj < t ? B[k * N + j + jj] : 0.0f;
     for (int64_t i = 0; i < M; ++i)
       for (int64_t jj = 0; jj < 16; ++jj) c16[i * 16 + jj] = acc_c && jj < t ? C[i * N + j + jj] : 0.0f;
-    rx_tile_column(M, K, 0, 1, A, b16, NULL, c16, 16, 1, rb, relu);
+    rx_tile_column(M, K, 0, 1, A, b16, c16, 16, 1, rb, relu);
     for (int64_t i = 0; i < M; ++i)
       for (int64_t jj = 0; jj < t; ++jj) C[i * N + j + jj] = c16[i * 16 + jj];
   } else {  /* no memory for the copies: column by column */
@@ -274,7 +271,7 @@ def _few_rows(m: str) -> str:
 
 def _gemm(m: str, n: str, k: str, beta: str, a: str = "A", b: str = "B", c: str = "C") -> str:
     """c = a @ b + beta * c (beta 0 or 1) for row-major a (m x k), b (k x n),
-    c (m x n): one row through rx_sgemv_narrow (up to 64 columns) or SGEMV,
+    c (m x n): one row through rx_sgemv_narrow (up to 32 columns) or SGEMV,
     rx_sgemm_small for a few rows, else SGEMM;
     small BLAS calls on the calling thread."""
     return f"""if ({_few_rows(m)})
@@ -460,6 +457,7 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
 #include <string.h>
 /* short rows: inline loops, not memset/memcpy calls */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
+__attribute__((noinline))  /* one copy for the threaded and the plain call */
 static void {symbol}_images(int64_t b0, int64_t b1, float* X, float* W, float* B, float* Y, int64_t c, int64_t h,
                            int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow) {{
   int64_t k = c * kh * kw, p = oh * ow;

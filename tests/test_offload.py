@@ -228,7 +228,7 @@ def test_few_row_gemms_in_register_tiles(rows: int) -> None:
     """2..32 rows run in rx_sgemm_small (tiles of 8/4/2/1 rows, 32- and
     16-column tiles, the last columns as a zero-padded 16-column tile or,
     without memory for it, column by column); 33 rows take SGEMM; one row
-    takes rx_sgemv_narrow up to 64 columns (its last rows one float at a
+    takes rx_sgemv_narrow up to 32 columns (its last rows one float at a
     time; at depth 1 all of them), SGEMV for more. Plain matmul
     (C written) and dense + gelu (C accumulated onto the bias) at widths
     that exercise every column path, one large enough to split over threads."""

@@ -703,37 +703,14 @@ class _FunctionEmitter:
         self.line("}")
 
     def _parallel(self, op: scf.ParallelOp) -> None:
-        """The nest as an OpenMP loop when its work reaches PARALLEL_MIN_WORK,
-        else the same nest serially: an OpenMP region costs about 0.45 us even
-        when its `if` clause keeps it on one thread (libgomp still builds a
-        team and wakes its barrier with a futex call), which several small
-        kernels per call would pay. Nests with scheduled loops (auto-schedule's
-        contractions, hand schedules) keep one copy with an `if` clause: their
-        work is large at small sizes too, and a second vectorized copy doubles
-        gcc's time on them."""
-        n = len(op.lowerBound)
-        pragma = f"#pragma omp parallel for{f' collapse({n})' if n > 1 else ''} schedule(static)"
-        if any("relax.loop" in inner.attributes for inner in op.body.walk()):
-            self._parallel_nest(op, f"{pragma} if(({self._work(op)}) >= {PARALLEL_MIN_WORK})")
-            return
-        self.line(f"if (({self._work(op)}) >= {PARALLEL_MIN_WORK}) {{")
-        self.indent += 1
-        self._parallel_nest(op, pragma)
-        self.indent -= 1
-        self.line("} else {")
-        self.indent += 1
-        self._parallel_nest(op, None)
-        self.indent -= 1
-        self.line("}")
-
-    def _parallel_nest(self, op: scf.ParallelOp, pragma: str | None) -> None:
         body = op.body.block
         n = len(op.lowerBound)
         ivs = [self.fresh(a.name_hint or "p") for a in body.args]
         for a, name in zip(body.args, ivs):
             self.names[a] = name
-        if pragma:
-            self.line(pragma)
+        work = self._work(op)
+        cond = f" if(({work}) >= {PARALLEL_MIN_WORK})" if work else ""
+        self.line(f"#pragma omp parallel for{f' collapse({n})' if n > 1 else ''} schedule(static){cond}")
         for k in range(n):
             lb, ub, st = self.v(op.lowerBound[k]), self.v(op.upperBound[k]), self.v(op.step[k])
             self.line(f"for (int64_t {ivs[k]} = {lb}; {ivs[k]} < {ub}; {ivs[k]} += {st}) {{")

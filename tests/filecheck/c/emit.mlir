@@ -20,17 +20,5 @@ builtin.module {
 // CHECK-NEXT: return 1;
 // CHECK: int rxf_softmax(
 // CHECK:   if (!({{.*}})) { rx_fail("tensor program softmax: buffer out dim 0 is not n"); goto rx_cleanup; }
-// The rows in parallel from PARALLEL_MIN_WORK, else the same nest with no
-// OpenMP region at all (one kept on one thread by an if clause still costs
-// libgomp a team and a futex call).
-// CHECK:   if (({{.*}}) >= 32768) {
-// CHECK-NEXT: #pragma omp parallel for schedule(static)
-// CHECK-NEXT: for (int64_t [[P:p_[0-9]+]] = {{.*}}; [[P]] < v1;
-// CHECK:      rx_maxff(
-// CHECK:   } else {
-// CHECK-NEXT: for (int64_t [[S:p_[0-9]+]] = {{.*}}; [[S]] < v1;
-// CHECK-NOT: #pragma omp parallel
-// CHECK:      rx_maxff(
-// CHECK:   }
 // CHECK:   rx_expf(
 // CHECK:   free(
