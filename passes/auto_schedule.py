@@ -5,14 +5,23 @@ lower-tir writes a reduction as spatial loops around reduction loops, so
 matmul's `out[i, j] = sum_k A[i, k] * B[k, j]` walks B down a column per
 output element. When putting the innermost output axis innermost instead
 reads fewer loads with a stride (B[k, j] in matmul; x[k, j] in a sum over
-k), this pass rewrites the compute with `Schedule` into explicit loops
-ordered
+k), this pass rewrites the compute with `Schedule`:
 
-    parallel s0:  ...  for k...:  vectorize s_last:  out[.., s_last] += ...
+- a float sum into a 2-d output at least 16 wide (matmul, dense) as
+  register tiles (`Schedule.register_tile`): TILE_ROWS x 64 outputs (or the
+  multiple of 16 below a narrower static width) summed over k in a local
+  buffer gcc keeps in vector registers, column panels one after another and
+  each panel's row blocks on all cores; leftover rows and columns in the
+  plain order below (a 512^3 matmul: 11.4 -> 2.0 ms; mlp batch 512 in
+  `default`: 4.3 -> 1.35 ms);
+- any other such contraction as explicit loops ordered
 
-so the innermost loop streams rows of B and of the output, vectorized, and
-the outermost output axis runs on all cores (when the output has two or
-more axes; a reduction into one axis keeps its k loop outermost, serial).
+      parallel s0:  ...  for k...:  vectorize s_last:  out[.., s_last] += ...
+
+  so the innermost loop streams rows of B and of the output, vectorized, and
+  the outermost output axis runs on all cores (when the output has two or
+  more axes; a reduction into one axis keeps its k loop outermost, serial).
+
 Each output element still accumulates over k in the same order (the
 interpreter gives identical values; in C, gcc may contract a multiply-add
 into an FMA differently).
@@ -29,15 +38,39 @@ from dataclasses import dataclass
 from relax_xdsl.dialects.tir import ComputeOp, PrimFuncOp
 from relax_xdsl.passes.lower_tir import contraction_over_contiguous_axis
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import AnyFloat, ModuleOp
 from xdsl.passes import ModulePass
 
 from relax_xdsl.schedule import Schedule
 
+TILE_ROWS = 4
+"""Rows of a register tile: with 64 columns, 16 vectors of accumulators."""
+
+
+def tile_columns(c: ComputeOp) -> int | None:
+    """The register tile's columns for a sum into a float 2-d output: 64, or
+    the multiple of 16 up to a narrower static width; None when the output
+    is narrower than 16 or the compute is not such a sum."""
+    if c.out_type.ndim != 2 or c.combiner is None or c.combiner.data != "add":
+        return None
+    acc_t = c.body_value_type()
+    if acc_t != c.out_type.element_type or not isinstance(acc_t, AnyFloat):
+        return None
+    n = c.out_type.sym_shape[1]
+    if not n.is_Integer or int(n) >= 64:
+        return 64
+    return 16 * (int(n) // 16) or None
+
 
 def schedule_contraction(sch: Schedule, c: ComputeOp) -> None:
-    """Reorders `c` (a compute of `sch`'s program) to s0.., k.., s_last; s0
-    parallel when there are two or more output axes; s_last vectorized."""
+    """A float sum into a 2-d output at least 16 wide: register tiles of
+    TILE_ROWS x tile_columns (Schedule.register_tile). Otherwise reorders `c`
+    (a compute of `sch`'s program) to s0.., k.., s_last; s0 parallel when
+    there are two or more output axes; s_last vectorized."""
+    cols = tile_columns(c)
+    if cols is not None:
+        sch.register_tile(c, TILE_ROWS, cols)
+        return
     rank = c.out_type.ndim
     loops = sch.loops(sch.computes().index(c))
     spatial, reduction = loops[:rank], loops[rank:]

@@ -11,7 +11,8 @@
   identity, then the epilogue, then `memref.store`;
 - `tir.for` -> `scf.for` (serial), `scf.parallel` (parallel), or `scf.for`
   tagged `{relax.loop = "vectorize" | "unroll"}`;
-- `tir.load/store/alloc/sym` -> `memref.load/store/alloc(+dealloc)`, index arithmetic.
+- `tir.load/store/alloc/sym` -> `memref.load/store/alloc(+dealloc)`, index arithmetic
+  (a small static `tir.alloc` inside a loop -> `memref.alloca`).
 
 Everything else in the module is left as it is (partial lowering).
 """
@@ -49,6 +50,11 @@ from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import dim_to_str
 
 INDEX = IndexType()
+
+LOCAL_BUFFER_MAX = 4096
+"""A tir.alloc inside a loop with a static shape of at most this many
+elements lowers to memref.alloca (a stack array per iteration), not to a
+heap buffer."""
 
 _COMBINE_FLOAT = {"add": arith.AddfOp, "mul": arith.MulfOp, "max": arith.MaximumfOp, "min": arith.MinimumfOp}
 _COMBINE_INT = {"add": arith.AddiOp, "mul": arith.MuliOp, "max": arith.MaxSIOp, "min": arith.MinSIOp}
@@ -173,9 +179,16 @@ class _Lowering:
             return
         elif isinstance(op, AllocOp):
             t = op.result.type
-            sizes = [self.dims.emit(d) for d in t.sym_shape if not d.is_Integer]  # type: ignore[attr-defined]
-            new = memref.AllocOp(sizes, [], memref_type_of(t), IntegerAttr(64, 64))
-            self.allocs.append(new.results[0])
+            if not isinstance(op.parent_op(), PrimFuncOp) and all(d.is_Integer for d in t.sym_shape) \
+                    and math.prod(int(d) for d in t.sym_shape) <= LOCAL_BUFFER_MAX:  # type: ignore[attr-defined]
+                # a small buffer per loop iteration (a register tile's
+                # accumulators): on the stack, where gcc keeps it in registers
+                mt = memref_type_of(t)
+                new = memref.AllocaOp.get(mt.get_element_type(), 64, mt.get_shape())
+            else:
+                sizes = [self.dims.emit(d) for d in t.sym_shape if not d.is_Integer]  # type: ignore[attr-defined]
+                new = memref.AllocOp(sizes, [], memref_type_of(t), IntegerAttr(64, 64))
+                self.allocs.append(new.results[0])
         elif isinstance(op, ComputeOp):
             self._compute(op, dst)
             return

@@ -115,3 +115,56 @@ def test_auto_schedule_keeps_the_summation_order(body: Any, specs: list[tuple[li
                 np.testing.assert_array_equal(got, want)
             else:
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("width", ["m", 10, 16, 40, 130])
+def test_matmul_register_tiles_at_every_size(width: Any) -> None:
+    """auto-schedule's register tiles (4 rows x 64 columns, or the multiple of
+    16 below a narrower static width; none under 16) with leftover rows and
+    columns: the unscheduled program's values on both targets (exactly on
+    the interpreter), for row counts below, at and past a tile and widths
+    below, at and past 64."""
+    from relax_xdsl.passes.auto_schedule import TILE_ROWS, tile_columns
+
+    module = legalized(op.matmul, (["n", "k"], "float32"), (["k", width], "float32"))
+    cols = tile_columns(next(c for c in Schedule(module, "matmul").computes()))
+    assert cols == {"m": 64, 10: None, 16: 16, 40: 32, 130: 64}[width] and TILE_ROWS == 4
+    text = rx.print_module(rx.lower(module, "default"))
+    assert ("memref.alloca" in text) == (cols is not None)
+    widths = (1, 63, 64, 130) if width == "m" else (width,)
+    for target in ("interp", "c"):
+        plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
+        exe = rx.compile(module, target=target)
+        for n, k, m in [(1, 1, widths[0]), (4, 5, widths[-1]), (6, 3, widths[1 % len(widths)]),
+                        (9, 2, widths[2 % len(widths)])]:
+            if target == "interp" and n * m > 600:
+                continue  # the interpreter's time
+            args = [rand((n, k), seed=n), rand((k, m), seed=m)]
+            got, want = exe.main(*args), plain.main(*args)
+            if target == "interp":
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_register_tile_with_an_epilogue_from_python() -> None:
+    """Schedule.register_tile on a mean into 2-d (a sum with a dividing
+    epilogue), by hand with tiles of 2 x 16, at sizes including 1; and its
+    errors."""
+    m = legalized(lambda x: op.mean(x, axis=[1]), (["n", "k", "m"], "float32"))
+    sch = Schedule(m, "mean")
+    sch.register_tile(sch.computes()[0], 2, 16)
+    assert "tir.compute" not in rx.print_module(m)
+    run_both(m, [(rand((n, k, w), seed=n),) for n, k, w in ((1, 1, 1), (3, 2, 17), (5, 3, 40))],
+             lambda x: x.mean(axis=1))
+    for body, spec, match in [
+        (op.exp, (["n", "m"], "float32"), "reduction into a 2-d output"),
+        (lambda x: op.mean(x, axis=[1]), (["n", "k", "m"], "float16"), "accumulator of the output's element type"),
+    ]:
+        mod = legalized(body, spec)
+        sch = Schedule(mod, next(iter(o.sym_name.data for o in mod.walk() if hasattr(o, "sym_name")
+                                      and o.name == "tir.prim_func")))
+        with pytest.raises(rx.RelaxError, match=match):
+            sch.register_tile(sch.computes()[0], 2, 16)
+    with pytest.raises(rx.RelaxError, match="rows, cols >= 1"):
+        sch.register_tile(sch.computes()[0], 0, 16)

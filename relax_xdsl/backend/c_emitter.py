@@ -553,6 +553,14 @@ class _FunctionEmitter:
         if isinstance(op, memref.StoreOp):
             m = self.mems[op.memref]
             self.line(f"{m.ptr}[{self.linear(m, list(op.indices))}] = {self.v(op.value)};")
+        elif isinstance(op, memref.AllocaOp):  # a small static buffer per iteration, on the stack
+            t = op.memref.type
+            assert isinstance(t, MemRefType)
+            dims = [str(d) for d in t.get_shape()]
+            elem = c_type(t.get_element_type())
+            name = self.fresh(op.memref.name_hint or "local")
+            self.mems[op.memref] = MemRef(name, dims, elem)
+            self.line(f"{elem} {name}[{' * '.join(dims) or '1'}] __attribute__((aligned(64)));")
         elif isinstance(op, memref.AllocOp):
             t = op.memref.type
             assert isinstance(t, MemRefType)

@@ -102,6 +102,12 @@ class RelaxFunctions(InterpreterFunctions):
         check_alloc(shape, np.dtype(dtype).itemsize, f"memref.alloc {op.memref.name_hint or ''}".strip())
         return (np.zeros(shape, dtype),)
 
+    @impl(memref.AllocaOp)
+    def run_alloca(self, interpreter: Interpreter, op: memref.AllocaOp, args: PythonValues) -> PythonValues:
+        t = op.memref.type
+        assert isinstance(t, MemRefType)
+        return (np.zeros(_shape(t.get_shape(), args), _np_dtype(t.get_element_type())),)
+
     @impl(memref.DeallocOp)
     def run_dealloc(self, interpreter: Interpreter, op: memref.DeallocOp, args: PythonValues) -> PythonValues:
         return ()

@@ -1,8 +1,7 @@
 // RUN: relax-xdsl-opt %s -p legalize,auto-schedule | filecheck %s
 // RUN: relax-xdsl-opt %s -p default -t c | filecheck %s --check-prefix=C
 
-// matmul: the output row axis in parallel, k, then the contiguous column axis
-// innermost (vectorized); the sum over rows keeps k outermost; row sums
+// matmul: register tiles (below); the sum over rows keeps k outermost; row sums
 // (contiguous along the reduction axis, as softmax's, whose per-row max is
 // contiguous along the output axis) are left to lower-tir.
 builtin.module {
@@ -17,20 +16,48 @@ builtin.module {
 }
 
 
+// matmul: register tiles of 4 rows x 64 columns (column panels one after
+// another, none without a whole row tile; each panel's row blocks in
+// parallel), the partial sums in a local 4x64 buffer over all of k (the row
+// loop unrolled, the column loop vectorized), written once; then the
+// leftover columns of the tiled rows and the leftover rows, each row in
+// the plain order (k, then the columns vectorized) accumulating in %out.
 // CHECK:      tir.prim_func @matmul(
-// CHECK:        tir.for %[[I:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
-// CHECK:            tir.store %{{.*}}, %out[%[[I]], %{{.*}}]
-// CHECK:        tir.for %[[I2:.*]] = %{{.*}} to %{{.*}} step %{{.*}} parallel {
-// CHECK-NEXT:     tir.for %[[K:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
-// CHECK-NEXT:       tir.for %[[J:.*]] = %{{.*}} to %{{.*}} step %{{.*}} vectorize {
-// CHECK-NEXT:         tir.load %x1[%[[I2]], %[[K]]]
-// CHECK-NEXT:         tir.load %x2[%[[K]], %[[J]]]
-// CHECK:              tir.store %{{.*}}, %out[%[[I2]], %[[J]]]
+// CHECK-DAG:    %[[ROWS:.*]] = arith.constant 4 : index
+// CHECK-DAG:    %[[COLS:.*]] = arith.constant 64 : index
+// CHECK:        %[[TM:.*]] = arith.floordivsi %{{.*}}, %[[ROWS]] : index
+// CHECK:        %[[TN:.*]] = arith.floordivsi %{{.*}}, %[[COLS]] : index
+// CHECK:        %[[MT:.*]] = arith.muli %[[TM]], %[[ROWS]] : index
+// CHECK:        %[[NT:.*]] = arith.muli %[[TN]], %[[COLS]] : index
+// CHECK:        %[[ANY:.*]] = arith.minsi %[[TM]], %{{.*}} : index
+// CHECK:        %[[PANELS:.*]] = arith.muli %[[TN]], %[[ANY]] : index
+// CHECK:        tir.for %[[JO:.*]] = %{{.*}} to %[[PANELS]] step %{{[0-9]+}} {
+// CHECK-NEXT:     tir.for %[[IO:.*]] = %{{.*}} to %[[TM]] step %{{.*}} parallel {
+// CHECK-NEXT:       %[[ACC:.*]] = tir.alloc : !tir.buffer<[4, 64], f32>
+// CHECK:            tir.store %{{.*}}, %[[ACC]][
+// CHECK:            tir.for %[[K:.*]] = %{{.*}} to %{{.*}} step %{{[0-9]+}} {
+// CHECK-NEXT:         tir.for %[[II:.*]] = %{{.*}} to %[[ROWS]] step %{{.*}} unroll {
+// CHECK-NEXT:           tir.for %[[JI:.*]] = %{{.*}} to %[[COLS]] step %{{.*}} vectorize {
+// CHECK-NOT:              %out
+// CHECK:                  tir.load %x1[%{{.*}}, %[[K]]]
+// CHECK-NEXT:             tir.load %x2[%[[K]], %{{.*}}]
+// CHECK-NOT:              %out
+// CHECK:                  tir.store %{{.*}}, %[[ACC]][%[[II]], %[[JI]]]
+// CHECK:            tir.load %[[ACC]]
+// CHECK-NEXT:       tir.store %{{.*}}, %out[
+// CHECK:        tir.for %[[I2:.*]] = %{{.*}} to %[[MT]] step %{{.*}} parallel {
+// CHECK:          tir.for %[[K2:.*]] = %{{.*}} to %{{.*}} step %{{[0-9]+}} {
+// CHECK-NEXT:       tir.for %[[J2:.*]] = %[[NT]] to %{{.*}} step %{{.*}} vectorize {
+// CHECK:              tir.store %{{.*}}, %out[%[[I2]], %[[J2]]]
+// CHECK:        tir.for %[[I3:.*]] = %[[MT]] to %{{.*}} step %{{.*}} {
+// CHECK:          tir.for %[[K3:.*]] = %{{.*}} to %{{.*}} step %{{[0-9]+}} {
+// CHECK-NEXT:       tir.for %[[J3:.*]] = %{{.*}} to %{{.*}} step %{{.*}} vectorize {
+// CHECK:              tir.store %{{.*}}, %out[%[[I3]], %[[J3]]]
 // CHECK:      tir.prim_func @sum(
 // CHECK-NOT:    parallel
 // CHECK:        tir.store %{{.*}}, %out[
 // CHECK-NOT:    parallel
-// CHECK:        tir.for %[[K3:.*]] = %{{.*}} to %{{.*}} step %{{.*}} {
+// CHECK:        tir.for %[[K3:.*]] = %{{.*}} to %{{.*}} step %{{[0-9]+}} {
 // CHECK-NEXT:     tir.for %[[J3:.*]] = %{{.*}} to %{{.*}} step %{{.*}} vectorize {
 // CHECK-NEXT:       tir.load %x[%[[K3]], %[[J3]]]
 // CHECK:      tir.prim_func @sum_1(
@@ -44,6 +71,11 @@ builtin.module {
 // CHECK:        tir.compute %out
 
 // C:      int rxf_matmul(
-// C:        #pragma omp parallel for
-// C:        #pragma omp simd
-// C-NEXT:   for (int64_t
+// C:        for (int64_t
+// C-NEXT:     #pragma omp parallel for
+// C:          float [[LOCAL:local_[0-9]+]][4 * 64] __attribute__((aligned(64)));
+// C:          #pragma GCC unroll 8
+// C-NEXT:     for (int64_t
+// C:            #pragma omp simd
+// C-NEXT:       for (int64_t
+// C:              [[LOCAL]][
