@@ -154,8 +154,9 @@ class Schedule:
         return loops
 
     def register_tile(self, c: ComputeOp, rows: int, cols: int) -> None:
-        """Rewrites a reduction into a 2-d output, out[i, j] = epilogue(combine
-        over r of body(i, j, r)), as register tiles: for each block of `rows`
+        """Rewrites a reduction into an output of 2 or more axes, out[.., i, j]
+        = epilogue(combine over r of body(.., i, j, r)), as register tiles
+        (leading axes as serial loops around what follows): for each block of `rows`
         x `cols` outputs (blocks in parallel over rows), the partial results
         live in a local rows x cols buffer (on the stack at the loop level;
         gcc keeps it in vector registers) while the reduction loops run
@@ -168,15 +169,16 @@ class Schedule:
         The rows and columns left over (extents need not divide, symbolic
         ones included) run as plain loops accumulating in the output. Each
         output still combines over r in order: the same values."""
-        if c.combiner is None or c.out_type.ndim != 2 or not c.reduce_extents():
-            raise RelaxError("register_tile needs a reduction into a 2-d output")
+        if c.combiner is None or c.out_type.ndim < 2 or not c.reduce_extents():
+            raise RelaxError("register_tile needs a reduction into an output of 2 or more axes")
         if rows < 1 or cols < 1:
             raise RelaxError(f"register_tile needs rows, cols >= 1, got {rows}, {cols}")
         acc_t = c.body_value_type()
         if acc_t != c.out_type.element_type:
             raise RelaxError("register_tile needs the accumulator of the output's element type")
         combiner, out = c.combiner.data, c.out
-        m, n = c.out_type.sym_shape
+        *lead_dims, m, n = c.out_type.sym_shape
+        lead_ubs = [self._index(c, d) for d in lead_dims]
         zero, one, r, k = (self._index(c, v) for v in (0, 1, rows, cols))
         m_v, n_v = self._index(c, m), self._index(c, n)
         extents = [self._index(c, e) for e in c.reduce_extents()]
@@ -190,10 +192,18 @@ class Schedule:
         def loop(into: Block | None, lb: SSAValue, ub: SSAValue, kind: str = "serial") -> ForOp:
             made = ForOp(lb, ub, one, Region(Block(arg_types=[INDEX])), kind)
             if into is None:
+                into = outer
+            if into is None:
                 self._before(c, made)
             else:
                 into.add_op(made)
             return made
+
+        outer: Block | None = None  # the leading axes' innermost body
+        lead: list[SSAValue] = []
+        for ub in lead_ubs:
+            lp = loop(None, zero, ub)
+            outer, lead = lp.body.block, [*lead, lp.induction_var]
 
         def reduction(into: Block) -> tuple[Block, list[ForOp]]:
             """Reduction loops in `into` over the extents; returns the
@@ -229,7 +239,7 @@ class Schedule:
         b = ji.body.block
         i = offset(b, io.induction_var, r, ii.induction_var)
         j = offset(b, jo.induction_var, k, ji.induction_var)
-        value = self._inline(c.body, [i, j, *(lp.induction_var for lp in red)], b)
+        value = self._inline(c.body, [*lead, i, j, *(lp.induction_var for lp in red)], b)
         old = LoadOp(acc, [ii.induction_var, ji.induction_var])
         new = combine_op(combiner, old.results[0], value)
         b.add_ops([old, new, StoreOp(new.results[0], acc, [ii.induction_var, ji.induction_var])])
@@ -240,8 +250,8 @@ class Schedule:
         j = offset(b, jo.induction_var, k, ji.induction_var)
         a = LoadOp(acc, [ii.induction_var, ji.induction_var])
         b.add_op(a)
-        value = self._inline(c.epilogue, [a.results[0], i, j], b) if c.epilogue is not None else a.results[0]
-        b.add_op(StoreOp(value, out, [i, j]))
+        value = self._inline(c.epilogue, [a.results[0], *lead, i, j], b) if c.epilogue is not None else a.results[0]
+        b.add_op(StoreOp(value, out, [*lead, i, j]))
 
         # what is left: the tiled rows' last columns, then the last rows
         static_m = m.is_Integer and int(m) % rows == 0  # type: ignore[attr-defined]
@@ -253,21 +263,21 @@ class Schedule:
             row, i = li.body.block, li.induction_var
             lj = loop(row, j_lb, j_ub, "vectorize")
             ident = identity_constant(combiner, acc_t)
-            lj.body.block.add_ops([ident, StoreOp(ident.results[0], out, [i, lj.induction_var])])
+            lj.body.block.add_ops([ident, StoreOp(ident.results[0], out, [*lead, i, lj.induction_var])])
             body, red = reduction(row)
             lj = loop(body, j_lb, j_ub, "vectorize")
             j = lj.induction_var
-            value = self._inline(c.body, [i, j, *(lp.induction_var for lp in red)], lj.body.block)
-            old = LoadOp(out, [i, j])
+            value = self._inline(c.body, [*lead, i, j, *(lp.induction_var for lp in red)], lj.body.block)
+            old = LoadOp(out, [*lead, i, j])
             new = combine_op(combiner, old.results[0], value)
-            lj.body.block.add_ops([old, new, StoreOp(new.results[0], out, [i, j])])
+            lj.body.block.add_ops([old, new, StoreOp(new.results[0], out, [*lead, i, j])])
             if c.epilogue is not None:
                 lj = loop(row, j_lb, j_ub, "vectorize")
                 j = lj.induction_var
-                a = LoadOp(out, [i, j])
+                a = LoadOp(out, [*lead, i, j])
                 lj.body.block.add_op(a)
-                value = self._inline(c.epilogue, [a.results[0], i, j], lj.body.block)
-                lj.body.block.add_op(StoreOp(value, out, [i, j]))
+                value = self._inline(c.epilogue, [a.results[0], *lead, i, j], lj.body.block)
+                lj.body.block.add_op(StoreOp(value, out, [*lead, i, j]))
         c.detach()
         c.erase()
 

@@ -147,6 +147,28 @@ def test_matmul_register_tiles_at_every_size(width: Any) -> None:
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("lead", [["b"], ["b", 2]])
+def test_batched_matmul_register_tiles(lead: list[Any]) -> None:
+    """Batched matmuls (attention's) tile each batch entry: the leading axes
+    as loops around the tiles and the leftovers; the unscheduled program's
+    values on both targets."""
+    module = legalized(op.matmul, ([*lead, "n", "k"], "float32"), ([*lead, "k", "m"], "float32"))
+    assert "memref.alloca" in rx.print_module(rx.lower(module, "default"))
+    for target in ("interp", "c"):
+        plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
+        exe = rx.compile(module, target=target)
+        for b, n, k, m in [(1, 1, 1, 1), (2, 5, 3, 70), (3, 4, 2, 64)]:
+            if target == "interp" and b * n * m > 300:
+                continue
+            shape = [b, *lead[1:]]
+            args = [rand((*shape, n, k), seed=n), rand((*shape, k, m), seed=m)]
+            got, want = exe.main(*args), plain.main(*args)
+            if target == "interp":
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_register_tile_with_an_epilogue_from_python() -> None:
     """Schedule.register_tile on a mean into 2-d (a sum with a dividing
     epilogue), by hand with tiles of 2 x 16, at sizes including 1; and its
@@ -158,7 +180,7 @@ def test_register_tile_with_an_epilogue_from_python() -> None:
     run_both(m, [(rand((n, k, w), seed=n),) for n, k, w in ((1, 1, 1), (3, 2, 17), (5, 3, 40))],
              lambda x: x.mean(axis=1))
     for body, spec, match in [
-        (op.exp, (["n", "m"], "float32"), "reduction into a 2-d output"),
+        (op.exp, (["n", "m"], "float32"), "reduction into an output of 2 or more axes"),
         (lambda x: op.mean(x, axis=[1]), (["n", "k", "m"], "float16"), "accumulator of the output's element type"),
     ]:
         mod = legalized(body, spec)
