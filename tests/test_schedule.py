@@ -190,3 +190,55 @@ def test_register_tile_with_an_epilogue_from_python() -> None:
             sch.register_tile(sch.computes()[0], 2, 16)
     with pytest.raises(rx.RelaxError, match="rows, cols >= 1"):
         sch.register_tile(sch.computes()[0], 0, 16)
+
+
+FUSED = "annotate-op-pattern,fuse-ops,fuse-tir,legalize,{}lower-tir,lower-graph,canonicalize,cse"
+
+
+def test_fused_matmul_epilogue_is_register_tiled() -> None:
+    """fuse-tir writes matmul + bias + relu as one spatial compute summing in
+    an inner scf.for; auto-schedule reads it back as a `reduce add` compute
+    with that epilogue (reduction_form) and register-tiles it: the values of
+    the unscheduled fused program (exactly on the interpreter) at sizes
+    including 1 and past a tile, no intermediate buffer."""
+    from relax_xdsl.passes.auto_schedule import reduction_form
+    from relax_xdsl.passes.pipelines import run_pipeline
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 24], "float32")
+        y = op.add(op.matmul(x, fb.param("w", [24, 80], "float32")), fb.param("b", [80], "float32"))
+        fb.ret(op.nn.relu(y))
+    fused = run_pipeline(fb.module.clone(), "annotate-op-pattern,fuse-ops,fuse-tir,legalize")
+    (c,) = [o for o in fused.walk() if o.name == "tir.compute"]
+    reduced = reduction_form(c)  # type: ignore[arg-type]
+    assert reduced is not None and reduced.combiner is not None and reduced.epilogue is not None
+    scheduled = rx.print_module(rx.lower(fb.module, FUSED.format("auto-schedule,")))
+    assert "memref.alloca" in scheduled and scheduled.count("memref.alloc(") == 1  # the result only
+    for target in ("interp", "c"):
+        plain = rx.compile(fb.module, target=target, pipeline=FUSED.format(""))
+        exe = rx.compile(fb.module, target=target, pipeline=FUSED.format("auto-schedule,"))
+        for n in (1, 5) if target == "interp" else (1, 5, 64):
+            args = [rand((n, 24), seed=n), rand((24, 80), seed=2), rand((80,), seed=3)]
+            got, want = exe.main(*args), plain.main(*args)
+            np.testing.assert_allclose(want, np.maximum(args[0] @ args[1] + args[2], 0), rtol=1e-4, atol=1e-5)
+            if target == "interp":
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_reduction_form_leaves_other_computes() -> None:
+    """Only a sum from 0.0 over a constant extent, adding one term per step,
+    is read back as a reduction: a running max, or a spatial compute with no
+    loop, stays as it is."""
+    from relax_xdsl.passes.auto_schedule import reduction_form
+    from relax_xdsl.passes.pipelines import run_pipeline
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 24], "float32")
+        fb.ret(op.exp(op.max(x, axis=[1])))
+    fused = run_pipeline(fb.module.clone(), "annotate-op-pattern,fuse-ops,fuse-tir,legalize")
+    computes = [o for o in fused.walk() if o.name == "tir.compute"]
+    assert computes and all(reduction_form(c) is None for c in computes)  # type: ignore[arg-type]
+    m = legalized(op.exp, (["n", "m"], "float32"))
+    assert reduction_form(Schedule(m, "exp").computes()[0]) is None
