@@ -16,7 +16,8 @@ that provably clears every already placed buffer it overlaps in time, for
 every binding; if no candidate is provable, at the symbolic Max of their
 ends, which always is. Only the order depends on the sample bindings, so
 the plan is valid for all bindings, and offsets and the pool size are
-expressions lower-graph computes at run time. Sizes are rounded up to 64 bytes (cache lines, SIMD alignment).
+expressions lower-graph computes at run time. Sizes are rounded up to 64
+bytes (cache lines, SIMD alignment).
 
 The plan's figures -- bytes without sharing, the peak live at once, the
 pool -- are symbolic too, and lower-graph records them on the host

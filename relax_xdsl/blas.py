@@ -427,32 +427,32 @@ def _conv2d_c(symbol: str, sh: int, sw: int, pt: int, pl: int, variant: str) -> 
     relu = variant.endswith("_relu")
     bias_dims = ", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
     fill = """
-        for (int64_t oc = 0; oc < o; ++oc)
-          for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
+      for (int64_t oc = 0; oc < o; ++oc)
+        for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];""" if bias else ""
     # stride 1 and rows as wide as the input's: the taps' in-input rows are
     # one shifted run of the image plane, copied at once; the runs'
     # wrapped-around ends and the rows outside the input are then zeroed
     flat = f"""
-              if (ow == w) {{
-                int64_t ylo = {pt} - ky, yhi = h + {pt} - ky;
-                if (ylo < 0) ylo = 0;
-                if (ylo > oh) ylo = oh;
-                if (yhi > oh) yhi = oh;
-                if (yhi < ylo) yhi = ylo;
-                int64_t shift = (ky - {pt}) * w + kx - {pl}, j0 = ylo * ow, j1 = yhi * ow;
-                if (j0 + shift < 0) j0 = -shift;
-                if (j1 + shift > h * w) j1 = h * w - shift;
-                memset(row, 0, (size_t)(ylo * ow) * sizeof(float));
-                if (j1 > j0) memcpy(row + j0, x + ci * h * w + j0 + shift, (size_t)(j1 - j0) * sizeof(float));
-                memset(row + yhi * ow, 0, (size_t)(p - yhi * ow) * sizeof(float));
-                for (int64_t yy = ylo; yy < yhi; ++yy) {{
-                  for (int64_t xx = 0; xx < lo; ++xx) row[yy * ow + xx] = 0.0f;
-                  for (int64_t xx = hi; xx < ow; ++xx) row[yy * ow + xx] = 0.0f;
-                }}
-                continue;
-              }}""" if sh == 1 and sw == 1 else ""
+            if (ow == w) {{
+              int64_t ylo = {pt} - ky, yhi = h + {pt} - ky;
+              if (ylo < 0) ylo = 0;
+              if (ylo > oh) ylo = oh;
+              if (yhi > oh) yhi = oh;
+              if (yhi < ylo) yhi = ylo;
+              int64_t shift = (ky - {pt}) * w + kx - {pl}, j0 = ylo * ow, j1 = yhi * ow;
+              if (j0 + shift < 0) j0 = -shift;
+              if (j1 + shift > h * w) j1 = h * w - shift;
+              memset(row, 0, (size_t)(ylo * ow) * sizeof(float));
+              if (j1 > j0) memcpy(row + j0, x + ci * h * w + j0 + shift, (size_t)(j1 - j0) * sizeof(float));
+              memset(row + yhi * ow, 0, (size_t)(p - yhi * ow) * sizeof(float));
+              for (int64_t yy = ylo; yy < yhi; ++yy) {{
+                for (int64_t xx = 0; xx < lo; ++xx) row[yy * ow + xx] = 0.0f;
+                for (int64_t xx = hi; xx < ow; ++xx) row[yy * ow + xx] = 0.0f;
+              }}
+              continue;
+            }}""" if sh == 1 and sw == 1 else ""
     act = f"""
-      for (int64_t j = 0; j < o * p; ++j) {{ float v = y[j]; y[j] = {_ACTIVATION["relu"]}; }}""" if relu else ""
+    for (int64_t j = 0; j < o * p; ++j) {{ float v = y[j]; y[j] = {_ACTIVATION["relu"]}; }}""" if relu else ""
     return _HEADER + f"""#include <stdlib.h>
 #include <string.h>
 /* short rows: inline loops, not memset/memcpy calls */
@@ -467,72 +467,70 @@ static void {symbol}_images(int64_t b0, int64_t b1, float* X, float* W, float* B
 #ifdef RX_TEST_CONV_IM2COL
   windows = 0;  /* tests of the column path */
 #endif
-  {{
-    float *cols = NULL, *padded = NULL;
-    int64_t* koff = NULL;
+  float *cols = NULL, *padded = NULL;
+  int64_t* koff = NULL;
 #ifndef RX_TEST_CONV_DIRECT
-    if (windows) {{
-      padded = (float*)malloc((size_t)(c * hp * wp + 16) * sizeof(float));
-      koff = (int64_t*)malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
-      if (padded && koff) rx_conv_windows_init(padded, koff, c, kh, kw, hp, wp);
-      else {{ free(padded); free(koff); padded = NULL; koff = NULL; }}
-    }} else
-      cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
+  if (windows) {{
+    padded = (float*)malloc((size_t)(c * hp * wp + 16) * sizeof(float));
+    koff = (int64_t*)malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
+    if (padded && koff) rx_conv_windows_init(padded, koff, c, kh, kw, hp, wp);
+    else {{ free(padded); free(koff); padded = NULL; koff = NULL; }}
+  }} else
+    cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
 #endif
-    for (int64_t b = b0; b < b1; ++b) {{
-      const float* x = X + b * c * h * w;
-      float* y = Y + b * o * p;
-      if (padded) {{
-        rx_conv_windows(x, W, {"B" if bias else "NULL"}, y, padded, koff, c, h, w, o, k, oh, ow, hp, wp, {pt}, {pl},
-                        {1 if relu else 0});
-        continue;
-      }}
-      if (!cols) {{  /* no memory for the columns: a direct convolution, slower but right */{fill}
-        for (int64_t oc = 0; oc < o; ++oc)
-          for (int64_t yy = 0; yy < oh; ++yy)
-            for (int64_t xx = 0; xx < ow; ++xx) {{
-              float acc = {"y[(oc * oh + yy) * ow + xx]" if bias else "0.0f"};
-              for (int64_t ci = 0; ci < c; ++ci)
-                for (int64_t ky = 0; ky < kh; ++ky)
-                  for (int64_t kx = 0; kx < kw; ++kx) {{
-                    int64_t iy = yy * {sh} - {pt} + ky, ix = xx * {sw} - {pl} + kx;
-                    if (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                      acc += x[(ci * h + iy) * w + ix] * W[((oc * c + ci) * kh + ky) * kw + kx];
-                  }}
-              y[(oc * oh + yy) * ow + xx] = acc;
-            }}
-      }} else {{
-        for (int64_t ci = 0; ci < c; ++ci)
-          for (int64_t ky = 0; ky < kh; ++ky)
-            for (int64_t kx = 0; kx < kw; ++kx) {{
-              float* row = cols + ((ci * kh + ky) * kw + kx) * p;
-              /* output columns whose tap lies in the input: [lo, hi) */
-              int64_t first = {pl} - kx, last = w - 1 + {pl} - kx;
-              int64_t lo = first <= 0 ? 0 : (first + {sw} - 1) / {sw};
-              int64_t hi = last < 0 ? 0 : last / {sw} + 1;
-              if (hi > ow) hi = ow;
-              if (lo > hi) lo = hi;{flat}
-              for (int64_t yy = 0; yy < oh; ++yy) {{
-                float* r = row + yy * ow;
-                int64_t iy = yy * {sh} - {pt} + ky;
-                if (iy < 0 || iy >= h) {{ for (int64_t xx = 0; xx < ow; ++xx) r[xx] = 0.0f; continue; }}
-                const float* src = x + (ci * h + iy) * w - {pl} + kx;
-                for (int64_t xx = 0; xx < lo; ++xx) r[xx] = 0.0f;
-                for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx * {sw}];
-                for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
-              }}
-            }}
-        if ({_few_rows("o")}) {{  /* bias and relu applied in the register tiles */
-          rx_sgemm_small(o, p, k, W, cols, y, 0, {"B" if bias else "NULL"}, {1 if relu else 0});
-          continue;
-        }}{fill}
-        {_gemm("o", "p", "k", "1.0f" if bias else "0.0f", "W", "cols", "y")}
-      }}{act}
+  for (int64_t b = b0; b < b1; ++b) {{
+    const float* x = X + b * c * h * w;
+    float* y = Y + b * o * p;
+    if (padded) {{
+      rx_conv_windows(x, W, {"B" if bias else "NULL"}, y, padded, koff, c, h, w, o, k, oh, ow, hp, wp, {pt}, {pl},
+                      {1 if relu else 0});
+      continue;
     }}
-    free(cols);
-    free(padded);
-    free(koff);
+    if (!cols) {{  /* no memory for the columns: a direct convolution, slower but right */{fill}
+      for (int64_t oc = 0; oc < o; ++oc)
+        for (int64_t yy = 0; yy < oh; ++yy)
+          for (int64_t xx = 0; xx < ow; ++xx) {{
+            float acc = {"y[(oc * oh + yy) * ow + xx]" if bias else "0.0f"};
+            for (int64_t ci = 0; ci < c; ++ci)
+              for (int64_t ky = 0; ky < kh; ++ky)
+                for (int64_t kx = 0; kx < kw; ++kx) {{
+                  int64_t iy = yy * {sh} - {pt} + ky, ix = xx * {sw} - {pl} + kx;
+                  if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                    acc += x[(ci * h + iy) * w + ix] * W[((oc * c + ci) * kh + ky) * kw + kx];
+                }}
+            y[(oc * oh + yy) * ow + xx] = acc;
+          }}
+    }} else {{
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {{
+            float* row = cols + ((ci * kh + ky) * kw + kx) * p;
+            /* output columns whose tap lies in the input: [lo, hi) */
+            int64_t first = {pl} - kx, last = w - 1 + {pl} - kx;
+            int64_t lo = first <= 0 ? 0 : (first + {sw} - 1) / {sw};
+            int64_t hi = last < 0 ? 0 : last / {sw} + 1;
+            if (hi > ow) hi = ow;
+            if (lo > hi) lo = hi;{flat}
+            for (int64_t yy = 0; yy < oh; ++yy) {{
+              float* r = row + yy * ow;
+              int64_t iy = yy * {sh} - {pt} + ky;
+              if (iy < 0 || iy >= h) {{ for (int64_t xx = 0; xx < ow; ++xx) r[xx] = 0.0f; continue; }}
+              const float* src = x + (ci * h + iy) * w - {pl} + kx;
+              for (int64_t xx = 0; xx < lo; ++xx) r[xx] = 0.0f;
+              for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx * {sw}];
+              for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
+            }}
+          }}
+      if ({_few_rows("o")}) {{  /* bias and relu applied in the register tiles */
+        rx_sgemm_small(o, p, k, W, cols, y, 0, {"B" if bias else "NULL"}, {1 if relu else 0});
+        continue;
+      }}{fill}
+      {_gemm("o", "p", "k", "1.0f" if bias else "0.0f", "W", "cols", "y")}
+    }}{act}
   }}
+  free(cols);
+  free(padded);
+  free(koff);
 }}
 void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
               int64_t o, int64_t c2, int64_t kh, int64_t kw{bias_dims if bias else ""}, int64_t n2, int64_t o2, int64_t oh,

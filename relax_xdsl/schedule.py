@@ -186,13 +186,14 @@ class Schedule:
         m_t, n_t = arith.MuliOp(tiles_m.result, r), arith.MuliOp(tiles_n.result, k)
         # no column panels at all without a whole row tile (each would enter
         # an empty parallel loop)
-        panels = arith.MuliOp(tiles_n.result, arith.MinSIOp(tiles_m.result, one))
-        self._before(c, tiles_m, tiles_n, m_t, n_t, panels.operands[1].owner, panels)  # type: ignore[arg-type]
+        any_tile = arith.MinSIOp(tiles_m.result, one)
+        panels = arith.MuliOp(tiles_n.result, any_tile.result)
+        self._before(c, tiles_m, tiles_n, m_t, n_t, any_tile, panels)
 
         def loop(into: Block | None, lb: SSAValue, ub: SSAValue, kind: str = "serial") -> ForOp:
+            """A loop in `into`, else in the leading axes' body, else before `c`."""
             made = ForOp(lb, ub, one, Region(Block(arg_types=[INDEX])), kind)
-            if into is None:
-                into = outer
+            into = into if into is not None else outer
             if into is None:
                 self._before(c, made)
             else:
@@ -216,12 +217,6 @@ class Schedule:
             self.reduction_loops |= set(loops)
             return body, loops
 
-        def offset(into: Block, outer: SSAValue, size: SSAValue, inner: SSAValue) -> SSAValue:
-            scaled = arith.MuliOp(outer, size)
-            at = arith.AddiOp(scaled.result, inner)
-            into.add_ops([scaled, at])
-            return at.result
-
         # the tiles
         jo = loop(None, zero, panels.result)
         io = loop(jo.body.block, zero, tiles_m.result, "parallel")
@@ -229,35 +224,43 @@ class Schedule:
         alloc = AllocOp(BufferType.of([rows, cols], acc_t))
         block.add_op(alloc)
         acc = alloc.result
-        ii = loop(block, zero, r)
-        ji = loop(ii.body.block, zero, k, "vectorize")
+
+        def cells(into: Block, row_kind: str) -> tuple[Block, list[SSAValue]]:
+            """A rows x cols nest over the tile (columns vectorized); returns
+            its body and the cell's index in `acc`."""
+            ii = loop(into, zero, r, row_kind)
+            ji = loop(ii.body.block, zero, k, "vectorize")
+            return ji.body.block, [ii.induction_var, ji.induction_var]
+
+        def output(b: Block, cell: list[SSAValue]) -> tuple[SSAValue, SSAValue]:
+            """The output's i and j of a tile's cell."""
+            scaled_i, scaled_j = arith.MuliOp(io.induction_var, r), arith.MuliOp(jo.induction_var, k)
+            i, j = arith.AddiOp(scaled_i.result, cell[0]), arith.AddiOp(scaled_j.result, cell[1])
+            b.add_ops([scaled_i, i, scaled_j, j])
+            return i.result, j.result
+
+        b, cell = cells(block, "serial")
         ident = identity_constant(combiner, acc_t)
-        ji.body.block.add_ops([ident, StoreOp(ident.results[0], acc, [ii.induction_var, ji.induction_var])])
+        b.add_ops([ident, StoreOp(ident.results[0], acc, cell)])
         body, red = reduction(block)
-        ii = loop(body, zero, r, "unroll")
-        ji = loop(ii.body.block, zero, k, "vectorize")
-        b = ji.body.block
-        i = offset(b, io.induction_var, r, ii.induction_var)
-        j = offset(b, jo.induction_var, k, ji.induction_var)
+        b, cell = cells(body, "unroll")
+        i, j = output(b, cell)
         value = self._inline(c.body, [*lead, i, j, *(lp.induction_var for lp in red)], b)
-        old = LoadOp(acc, [ii.induction_var, ji.induction_var])
+        old = LoadOp(acc, cell)
         new = combine_op(combiner, old.results[0], value)
-        b.add_ops([old, new, StoreOp(new.results[0], acc, [ii.induction_var, ji.induction_var])])
-        ii = loop(block, zero, r)
-        ji = loop(ii.body.block, zero, k, "vectorize")
-        b = ji.body.block
-        i = offset(b, io.induction_var, r, ii.induction_var)
-        j = offset(b, jo.induction_var, k, ji.induction_var)
-        a = LoadOp(acc, [ii.induction_var, ji.induction_var])
+        b.add_ops([old, new, StoreOp(new.results[0], acc, cell)])
+        b, cell = cells(block, "serial")
+        i, j = output(b, cell)
+        a = LoadOp(acc, cell)
         b.add_op(a)
         value = self._inline(c.epilogue, [a.results[0], *lead, i, j], b) if c.epilogue is not None else a.results[0]
         b.add_op(StoreOp(value, out, [*lead, i, j]))
 
         # what is left: the tiled rows' last columns, then the last rows
-        static_m = m.is_Integer and int(m) % rows == 0  # type: ignore[attr-defined]
-        static_n = n.is_Integer and int(n) % cols == 0  # type: ignore[attr-defined]
-        left = [] if static_n else [(zero, m_t.result, n_t.result, n_v, "parallel")]
-        left += [] if static_m else [(m_t.result, m_v, zero, n_v, "serial")]
+        rows_divide = m.is_Integer and int(m) % rows == 0  # type: ignore[attr-defined]
+        cols_divide = n.is_Integer and int(n) % cols == 0  # type: ignore[attr-defined]
+        left = [] if cols_divide else [(zero, m_t.result, n_t.result, n_v, "parallel")]
+        left += [] if rows_divide else [(m_t.result, m_v, zero, n_v, "serial")]
         for i_lb, i_ub, j_lb, j_ub, kind in left:  # per row: as auto-schedule's plain order (k, then j vectorized)
             li = loop(None, i_lb, i_ub, kind)
             row, i = li.body.block, li.induction_var
