@@ -49,10 +49,23 @@ def aligned(nbytes: sympy.Expr) -> sympy.Expr:
 @functools.lru_cache(maxsize=65536)
 def _provably_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
     """a >= b for every binding of the (positive integer) symbols. Sizes and
-    offsets are sums and Maxes of nonnegative terms, so ceilings can be
-    bounded for sympy: ceiling(x) >= x in `a`, ceiling(x) < x + 1 in `b`."""
+    offsets are sums and Maxes of nonnegative terms: with the Maxes taken
+    apart (`_alternatives`), a >= b when each of b's alternatives is under
+    one of a's, and for those ceilings can be bounded for sympy: ceiling(x)
+    >= x in `a`, ceiling(x) < x + 1 in `b`. (Sufficient, not necessary: a
+    False only costs pool bytes.)"""
     if any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024)):
         return False  # refuted at a binding: no need for a symbolic proof
+    highs, lows = _alternatives(a), _alternatives(b)
+    if highs is None or lows is None:
+        return False
+    return all(any(_max_free_ge(h, low) for h in highs) for low in lows)
+
+
+@functools.lru_cache(maxsize=65536)
+def _max_free_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
+    if any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024)):
+        return False
     diff = sympy.expand(a - b)
     if diff.is_nonnegative:
         return True
@@ -61,6 +74,55 @@ def _provably_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
     low = a.replace(sympy.ceiling, lambda x: x)
     high = b.replace(sympy.ceiling, lambda x: x + 1)
     return bool(sympy.expand(low - high).is_nonnegative)
+
+
+MAX_ALTERNATIVES = 64
+
+
+@functools.lru_cache(maxsize=65536)
+def _alternatives(e: sympy.Expr) -> tuple[sympy.Expr, ...] | None:
+    """Max-free expressions whose max is `e` (Maxes in sums and positive
+    multiples distributed out), or None past MAX_ALTERNATIVES of them or
+    for a Max elsewhere (under a ceiling, say)."""
+    if not e.has(sympy.Max):
+        return (e,)
+    parts: list[tuple[sympy.Expr, ...] | None]
+    if isinstance(e, sympy.Max):
+        parts = [_alternatives(arg) for arg in e.args]
+        if any(p is None for p in parts):
+            return None
+        out = tuple(dict.fromkeys(x for p in parts if p is not None for x in p))
+    elif isinstance(e, sympy.Add):
+        out = (sympy.Integer(0),)
+        for arg in e.args:
+            alts = _alternatives(arg)
+            if alts is None or len(out) * len(alts) > MAX_ALTERNATIVES:
+                return None
+            out = tuple(dict.fromkeys(x + y for x in out for y in alts))
+    elif isinstance(e, sympy.Mul) and e.args[0].is_Number and e.args[0] > 0:
+        alts = _alternatives(sympy.Mul(*e.args[1:]))
+        if alts is None:
+            return None
+        out = tuple(e.args[0] * x for x in alts)
+    else:
+        return None
+    return out if len(out) <= MAX_ALTERNATIVES else None
+
+
+def symbolic_max(exprs: list[sympy.Expr]) -> sympy.Expr:
+    """The max of `exprs` (0 for none), those provably under another one
+    dropped first: sympy's own Max simplification compares every pair
+    symbolically, which cost most of lower-graph's time on the long lists
+    (the live totals) it left for it. Evaluated still, in the form a
+    printed and parsed expression takes."""
+    kept: list[sympy.Expr] = []
+    for i, t in enumerate(exprs):
+        if t not in kept and not any(j != i and _provably_ge(u, t) and (j < i or not _provably_ge(t, u))
+                                     for j, u in enumerate(exprs)):
+            kept.append(t)
+    if not kept:
+        return sympy.Integer(0)
+    return kept[0] if len(kept) == 1 else canon(sympy.Max(*kept))
 
 
 REPRESENTATIVE = 64
@@ -86,10 +148,15 @@ class MemoryPlan:
 
     buffers: list[Buffer] = field(default_factory=list)
     unshared: sympy.Expr = field(default_factory=lambda: sympy.Integer(0))
-    peak: sympy.Expr = field(default_factory=lambda: sympy.Integer(0))
     pool: sympy.Expr = field(default_factory=lambda: sympy.Integer(0))
     _live: sympy.Expr = field(default_factory=lambda: sympy.Integer(0))
+    _live_highs: list[sympy.Expr] = field(default_factory=list)
     _clock: int = 0
+
+    @property
+    def peak(self) -> sympy.Expr:
+        """The most bytes live at once (the max over the allocations' live totals)."""
+        return symbolic_max(self._live_highs)
 
     def take(self, nbytes: sympy.Expr) -> int:
         """A new buffer of `nbytes` bytes (a negative size, which lower-graph
@@ -97,7 +164,7 @@ class MemoryPlan:
         size = aligned(canon(sympy.Max(nbytes, 0)) if not nbytes.is_nonnegative else canon(nbytes))
         self.unshared = canon(self.unshared + size)
         self._live = canon(self._live + size)
-        self.peak = canon(sympy.Max(self.peak, self._live))
+        self._live_highs.append(self._live)
         self._clock += 1
         self.buffers.append(Buffer(size, self._clock))
         return len(self.buffers) - 1
@@ -135,10 +202,7 @@ class MemoryPlan:
                 break  # the live peak: no order does better
         assert best is not None
         _, offsets, tops = best
-        kept = [t for i, t in enumerate(tops)  # drop tops provably under another one
-                if not any(j != i and _provably_ge(u, t) and (j < i or not _provably_ge(t, u))
-                           for j, u in enumerate(tops))]
-        self.pool = canon(sympy.Max(*kept)) if kept else sympy.Integer(0)
+        self.pool = symbolic_max(tops)
         return offsets
 
     def _place(self, order: list[Buffer]) -> tuple[list[sympy.Expr], list[sympy.Expr]]:
@@ -160,7 +224,7 @@ class MemoryPlan:
             chosen = next((c for c in candidates if all(
                 _provably_ge(c, e) or _provably_ge(offset[id(p)], c + b.size)
                 for p, e in zip(conflicts, ends))), None)
-            offset[id(b)] = chosen if chosen is not None else canon(sympy.Max(*ends))
+            offset[id(b)] = chosen if chosen is not None else symbolic_max(ends)
             placed.append(b)
         offsets = [offset[id(b)] for b in self.buffers]
         return offsets, [canon(o + b.size) for o, b in zip(offsets, self.buffers)]

@@ -302,7 +302,9 @@ def test_conv2d_stride_1_windows_columns_and_direct_agree(kernel: tuple[int, int
     one (build flags standing in for the choice and for a failing malloc)
     gives the evaluator's values: 1x1 images and images smaller than the
     kernel, one image and several in parallel, a product large enough to
-    split its column tiles over threads. 33 channels take the columns."""
+    split its column tiles over threads; rows narrower than 32 taken two at
+    a time (16 wide, 16 + a tail, a tail alone, an odd last row) next to
+    32-wide tiles. 33 channels take the columns."""
     from relax_xdsl.backend.c import CModule
 
     with rx.FunctionBuilder("main") as fb:
@@ -315,7 +317,7 @@ def test_conv2d_stride_1_windows_columns_and_direct_agree(kernel: tuple[int, int
     libs = {flag: CModule(loops, cflags=(*DEFAULT_FLAGS, *([f"-DRX_TEST_CONV_{flag}"] if flag else [])))
             for flag in ("", "IM2COL", "DIRECT")}
     assert "rx_conv_windows(" in libs[""].source
-    for n, c, h, w in ((1, 1, 1, 1), (1, 3, 2, 1), (5, 2, 7, 9), (1, 16, 32, 30)):
+    for n, c, h, w in ((1, 1, 1, 1), (1, 3, 2, 1), (5, 2, 7, 9), (1, 16, 32, 30), (2, 3, 5, 16), (1, 2, 4, 50)):
         if h + sum(padding[::2]) < kernel[0] or w + sum(padding[1::2]) < kernel[1]:
             continue
         args = [rand((n, c, h, w), seed=h * w), rand((o, c, *kernel), seed=o)]

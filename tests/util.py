@@ -33,7 +33,11 @@ def roundtrip(module: ModuleOp) -> ModuleOp:
     """print -> parse -> print must be the identity; returns the reparsed module."""
     text = rx.print_module(module)
     again = rx.parse_module(text)
-    assert rx.print_module(again) == text
+    again_text = rx.print_module(again)
+    if again_text != text:
+        import difflib
+        diff = "\n".join(difflib.unified_diff(text.splitlines(), again_text.splitlines(), lineterm="", n=0))
+        raise AssertionError(f"printing the parsed module changed it:\n{diff}")
     return again
 
 
