@@ -8,7 +8,10 @@ reads fewer loads with a stride (B[k, j] in matmul; x[k, j] in a sum over
 k), this pass rewrites the compute with `Schedule`:
 
 - a float sum into 2 or more axes whose last is at least 16 wide (matmul,
-  dense, batched matmul) as register tiles (`Schedule.register_tile`):
+  dense, batched matmul; a stride-1 conv, whose input is contiguous in the
+  output column and weight invariant in it, 4 output rows at a time: the
+  CNN in `default`, batch 32 8.5 -> 2.5 ms, batch 1 0.34-0.5 -> 0.09 ms)
+  as register tiles (`Schedule.register_tile`):
   TILE_ROWS x 64 outputs (or the multiple of 16 below a narrower static
   width) summed over k in a local buffer gcc keeps in vector registers,
   leading axes as loops around, column panels one after another and each

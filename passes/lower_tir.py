@@ -302,27 +302,50 @@ def _uses(value: SSAValue, iv: SSAValue) -> bool:
     return isinstance(owner, Operation) and any(_uses(o, iv) for o in owner.operands)
 
 
+def _unit_stride(value: SSAValue, iv: SSAValue) -> bool:
+    """`value` is `iv` plus or minus terms that do not depend on it (a
+    conv's input column xx - pad + kx, in xx and in kx)."""
+    if value == iv:
+        return True
+    owner = value.owner
+    if isinstance(owner, arith.AddiOp):
+        a, b = owner.lhs, owner.rhs
+        return (_unit_stride(a, iv) and not _uses(b, iv)) or (_unit_stride(b, iv) and not _uses(a, iv))
+    if isinstance(owner, arith.SubiOp):
+        return _unit_stride(owner.lhs, iv) and not _uses(owner.rhs, iv)
+    return False
+
+
 def _strided_loads(c: ComputeOp, iv: SSAValue) -> int:
     """Loads that would not be contiguous with `iv` as the innermost loop:
-    they depend on it other than as their bare last index."""
+    they depend on it other than through their last index, at unit stride."""
     count = 0
     for o in c.body.walk():
         if isinstance(o, LoadOp) and any(_uses(i, iv) for i in o.indices):
-            contiguous = o.indices[-1] == iv and not any(_uses(i, iv) for i in o.indices[:-1])
+            contiguous = _unit_stride(o.indices[-1], iv) and not any(_uses(i, iv) for i in o.indices[:-1])
             count += not contiguous
     return count
+
+
+def _invariant_loads(c: ComputeOp, iv: SSAValue) -> int:
+    """Loads that do not depend on `iv` (one broadcast for a whole vector
+    of `iv`, when it is the innermost loop)."""
+    return sum(isinstance(o, LoadOp) and not any(_uses(i, iv) for i in o.indices) for o in c.body.walk())
 
 
 def contraction_over_contiguous_axis(c: ComputeOp) -> bool:
     """A reduction that reads fewer loads with a stride when its innermost
     output axis, not its last reduction axis, is the innermost loop
     (matmul's B[k, j]; not softmax's row sum, whose x[i, j] is contiguous
-    in the reduction axis). auto-schedule reorders these."""
+    in the reduction axis), or as few and more of them invariant (a stride-1
+    conv: x[.., xx - pad + kx] is contiguous in both, the weight invariant
+    in xx). auto-schedule reorders these."""
     if c.combiner is None or c.out_type.ndim == 0 or not c.reduce_extents():
         return False
     args = c.body.block.args
     last_spatial, last_reduction = args[c.out_type.ndim - 1], args[-1]
-    return _strided_loads(c, last_spatial) < _strided_loads(c, last_reduction)
+    spatial = (_strided_loads(c, last_spatial), -_invariant_loads(c, last_spatial))
+    return spatial < (_strided_loads(c, last_reduction), -_invariant_loads(c, last_reduction))
 
 
 def _parallel_outer(op: ComputeOp) -> bool:

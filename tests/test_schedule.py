@@ -107,9 +107,9 @@ def test_auto_schedule_keeps_the_summation_order(body: Any, specs: list[tuple[li
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
         exe = rx.compile(module, target=target)  # the default pipeline: auto-scheduled
         for size in SIZES:
-            names = {d for s, _ in specs for d in s}
+            names = {d for s, _ in specs for d in s if isinstance(d, str)}
             env = {d: size + i for i, d in enumerate(sorted(names))} if size > 1 else dict.fromkeys(names, 1)
-            args = [rand([env[d] for d in s], dtype=dt, seed=size) for s, dt in specs]
+            args = [rand([env.get(d, d) for d in s], dtype=dt, seed=size) for s, dt in specs]
             got, want = exe.main(*args), plain.main(*args)
             if target == "interp" or got.dtype.kind != "f":
                 np.testing.assert_array_equal(got, want)
@@ -140,6 +140,39 @@ def test_matmul_register_tiles_at_every_size(width: Any) -> None:
             if target == "interp" and n * m > 600:
                 continue  # the interpreter's time
             args = [rand((n, k), seed=n), rand((k, m), seed=m)]
+            got, want = exe.main(*args), plain.main(*args)
+            if target == "interp":
+                np.testing.assert_array_equal(got, want)
+            else:
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("width", "padding"), [(16, (1, 1)), (20, (0, 2, 1, 0)), ("w", (1, 1))])
+def test_stride_1_conv_register_tiles(width: Any, padding: tuple[int, ...]) -> None:
+    """A stride-1 conv is a contraction auto-schedule tiles: 4 output rows x
+    the columns of a tile per output channel, the taps (with their padding
+    tests) as the reduction; the unscheduled program's values on both
+    targets (exactly on the interpreter) at heights below, at and past a
+    tile, widths from 1 and one image or two. (Stride 1 matters: the input
+    is contiguous in the output column as in the tap, and the weight
+    invariant in it; with stride 2 the column is strided and the taps'
+    order stays.)"""
+    from relax_xdsl.passes.auto_schedule import auto_schedule
+
+    specs = (["n", 2, "h", width], "float32"), ([3, 2, 3, 3], "float32")
+    module = legalized(lambda x, w: op.nn.conv2d(x, w, padding=padding), *specs)
+    assert "memref.alloca" in rx.print_module(rx.lower(module, "default"))
+    assert auto_schedule(legalized(lambda x, w: op.nn.conv2d(x, w, strides=(1, 2), padding=padding), *specs)) == 0
+    for target in ("interp", "c"):
+        plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
+        exe = rx.compile(module, target=target)
+        for n, h, w in [(1, 1, 1), (1, 5, 17), (2, 4, 17), (1, 9, 70)]:
+            w = width if isinstance(width, int) else w
+            if target == "interp" and n * h * w > 100:
+                continue  # the interpreter's time
+            if h + padding[0] + padding[-2 if len(padding) == 4 else 0] < 3:
+                continue
+            args = [rand((n, 2, h, w), seed=h), rand((3, 2, 3, 3), seed=w)]
             got, want = exe.main(*args), plain.main(*args)
             if target == "interp":
                 np.testing.assert_array_equal(got, want)
