@@ -156,8 +156,12 @@ class Schedule:
     def register_tile(self, c: ComputeOp, rows: int, cols: int) -> None:
         """Rewrites a reduction into an output of 2 or more axes, out[.., i, j]
         = epilogue(combine over r of body(.., i, j, r)), as register tiles
-        (leading axes as serial loops around what follows): for each block of `rows`
-        x `cols` outputs (blocks in parallel over rows), the partial results
+        (leading axes as loops around what follows, the outermost in
+        parallel and all inside it serial: one OpenMP region per nest, not
+        one per batch entry; the transformer block in `default`, (8, 128)
+        21.3 -> 14.6-15.4 ms, the CNN at batch 32 2.8-3.5 -> 1.4-1.5 ms):
+        for each block of `rows` x `cols` outputs (blocks in parallel over
+        rows when there are no leading axes), the partial results
         live in a local rows x cols buffer (on the stack at the loop level;
         gcc keeps it in vector registers) while the reduction loops run
         outside an unrolled row loop and a vectorized column loop, so each
@@ -203,8 +207,9 @@ class Schedule:
         outer: Block | None = None  # the leading axes' innermost body
         lead: list[SSAValue] = []
         for ub in lead_ubs:
-            lp = loop(None, zero, ub)
+            lp = loop(None, zero, ub, "parallel" if not lead else "serial")
             outer, lead = lp.body.block, [*lead, lp.induction_var]
+        inner_kind = "serial" if lead else "parallel"  # one parallel loop per nest
 
         def reduction(into: Block) -> tuple[Block, list[ForOp]]:
             """Reduction loops in `into` over the extents; returns the
@@ -219,7 +224,7 @@ class Schedule:
 
         # the tiles
         jo = loop(None, zero, panels.result)
-        io = loop(jo.body.block, zero, tiles_m.result, "parallel")
+        io = loop(jo.body.block, zero, tiles_m.result, inner_kind)
         block = io.body.block
         alloc = AllocOp(BufferType.of([rows, cols], acc_t))
         block.add_op(alloc)
@@ -259,7 +264,7 @@ class Schedule:
         # what is left: the tiled rows' last columns, then the last rows
         rows_divide = m.is_Integer and int(m) % rows == 0  # type: ignore[attr-defined]
         cols_divide = n.is_Integer and int(n) % cols == 0  # type: ignore[attr-defined]
-        left = [] if cols_divide else [(zero, m_t.result, n_t.result, n_v, "parallel")]
+        left = [] if cols_divide else [(zero, m_t.result, n_t.result, n_v, inner_kind)]
         left += [] if rows_divide else [(m_t.result, m_v, zero, n_v, "serial")]
         for i_lb, i_ub, j_lb, j_ub, kind in left:  # per row: as auto-schedule's plain order (k, then j vectorized)
             li = loop(None, i_lb, i_ub, kind)

@@ -183,10 +183,16 @@ def test_stride_1_conv_register_tiles(width: Any, padding: tuple[int, ...]) -> N
 @pytest.mark.parametrize("lead", [["b"], ["b", 2]])
 def test_batched_matmul_register_tiles(lead: list[Any]) -> None:
     """Batched matmuls (attention's) tile each batch entry: the leading axes
-    as loops around the tiles and the leftovers; the unscheduled program's
-    values on both targets."""
+    as loops around the tiles and the leftovers, the outermost the one
+    parallel loop; the unscheduled program's values on both targets."""
+    from relax_xdsl.passes.auto_schedule import auto_schedule
+
     module = legalized(op.matmul, ([*lead, "n", "k"], "float32"), ([*lead, "k", "m"], "float32"))
     assert "memref.alloca" in rx.print_module(rx.lower(module, "default"))
+    scheduled = legalized(op.matmul, ([*lead, "n", "k"], "float32"), ([*lead, "k", "m"], "float32"))
+    auto_schedule(scheduled)
+    loops = [line.strip() for line in rx.print_module(scheduled).splitlines() if "tir.for" in line]
+    assert loops[0].endswith("parallel {") and sum("parallel" in line for line in loops) == 1
     for target in ("interp", "c"):
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
         exe = rx.compile(module, target=target)

@@ -4,7 +4,7 @@
 // is contiguous in the output column as in the tap, and the weight is
 // invariant in the output column, so auto-schedule register-tiles it (4 output
 // rows x 16 columns per output channel, the taps with their padding tests as
-// the reduction). With stride 2 the output column reads the input at a stride:
+// the reduction; the images in parallel, the rest of the nest serial). With stride 2 the output column reads the input at a stride:
 // the taps' order stays (lower-tir's default).
 builtin.module {
   relax.function @main(%x: !relax.tensor<[n, 2, h, 16], f32>, %w: !relax.tensor<[3, 2, 3, 3], f32>, %w2: !relax.tensor<[3, 3, 3, 3], f32>) -> !relax.tensor<[n, 3, (h - 3) floordiv 2 + 1, 7], f32> {
@@ -15,8 +15,11 @@ builtin.module {
 }
 
 // CHECK:      tir.prim_func @conv2d(
-// CHECK:        tir.for %{{.*}} parallel {
-// CHECK-NEXT:     %[[ACC:[0-9]+]] = tir.alloc : !tir.buffer<[4, 16], f32>
+// CHECK:        tir.for %{{[0-9]+}} = %{{.*}} parallel {
+// CHECK-NEXT:     tir.for %{{[0-9]+}} = %{{.*}} step %{{[0-9]+}} {
+// CHECK-NEXT:       tir.for %{{[0-9]+}} = %{{.*}} step %{{[0-9]+}} {
+// CHECK-NEXT:         tir.for %{{[0-9]+}} = %{{.*}} step %{{[0-9]+}} {
+// CHECK-NEXT:           %[[ACC:[0-9]+]] = tir.alloc : !tir.buffer<[4, 16], f32>
 // CHECK:          tir.store %{{.*}}, %[[ACC]][
 // CHECK:          tir.for %{{[0-9]+}} = %{{.*}} step %{{[0-9]+}} {
 // CHECK-NEXT:       tir.for %[[KY:[0-9]+]] = %{{.*}} step %{{[0-9]+}} {
