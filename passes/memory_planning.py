@@ -185,6 +185,7 @@ class MemoryPlan:
             sorted(self.buffers, key=lambda x: (-_at(x.size, 4096), x.start)),
             sorted(self.buffers, key=lambda x: (-((x.end or self._clock + 1) - x.start), -_at(x.size), x.start)),
         ]
+        peak = self.peak
         best: tuple[float, list[sympy.Expr], list[sympy.Expr]] | None = None
         tried: set[tuple[int, ...]] = set()
         for order in orders:
@@ -194,7 +195,7 @@ class MemoryPlan:
             tried.add(key)
             offsets, tops = self._place(order)
             # compared numerically: building each symbolic Max costs seconds
-            worst = max(max(_at(t, v) for t in tops) / max(1, _at(self.peak, v)) for v in (16, 128, 1024)) \
+            worst = max(max(_at(t, v) for t in tops) / max(1, _at(peak, v)) for v in (16, 128, 1024)) \
                 if tops else 0.0
             if best is None or worst < best[0]:
                 best = (worst, offsets, tops)
