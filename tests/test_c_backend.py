@@ -181,3 +181,20 @@ def test_short_windows_are_not_simd_reductions() -> None:
     assert "#pragma omp simd reduction" not in exe.c_source
     x = rand((2, 8, 32, 32))
     assert_close(exe.main(x), x.reshape(2, 8, 16, 2, 16, 2).max(axis=(3, 5)))
+
+
+def test_small_parallel_nests_have_a_plain_copy() -> None:
+    """A small parallel nest runs as plain loops below PARALLEL_MIN_WORK
+    iterations and as an OpenMP loop above (emitted twice, no region when
+    small); both give the evaluator's values, a pool in the nest included."""
+    from relax_xdsl.backend.c_emitter import PARALLEL_MIN_WORK
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 64], "float32")
+        y = op.nn.max_pool2d(op.reshape(op.add(x, x), [1, -1, 8, 8]), pool_size=(2, 2), strides=(2, 2))
+        fb.ret(op.nn.softmax(op.reshape(y, [-1, 16]), axis=-1))
+    exe = rx.compile(fb.module)
+    assert exe.c_source.count(f"< {PARALLEL_MIN_WORK}) {{") >= 2
+    for n in (1, 3, PARALLEL_MIN_WORK // 64 + 5):
+        x = rand((n, 64), seed=n)
+        assert_close(exe.main(x), rx.evaluate(fb.module, "main", x))
