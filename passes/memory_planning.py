@@ -54,17 +54,23 @@ def _provably_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
     one of a's, and for those ceilings can be bounded for sympy: ceiling(x)
     >= x in `a`, ceiling(x) < x + 1 in `b`. (Sufficient, not necessary: a
     False only costs pool bytes.)"""
-    if any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024)):
-        return False  # refuted at a binding: no need for a symbolic proof
+    if _refuted(a, b):
+        return False  # no need for a symbolic proof
     highs, lows = _alternatives(a), _alternatives(b)
     if highs is None or lows is None:
         return False
     return all(any(_max_free_ge(h, low) for h in highs) for low in lows)
 
 
+def _refuted(a: sympy.Expr, b: sympy.Expr) -> bool:
+    """a < b at some sample binding (all symbols 1, 3, 64 or 1024)."""
+    return any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024))
+
+
 @functools.lru_cache(maxsize=65536)
 def _max_free_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
-    if any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024)):
+    """`_provably_ge` for Max-free a and b."""
+    if _refuted(a, b):
         return False
     diff = sympy.expand(a - b)
     if diff.is_nonnegative:

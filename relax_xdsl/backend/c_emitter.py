@@ -729,52 +729,44 @@ class _FunctionEmitter:
         if work and sum(1 for _ in body.walk()) <= SERIAL_COPY_MAX_OPS:
             self.line(f"if (({work}) < {PARALLEL_MIN_WORK}) {{")
             self.indent += 1
-            self._nest(op, ivs)
+            self._nest(op, ivs, None)
             self.indent -= 1
             self.line("} else {")
             self.indent += 1
-            self._parallel_nest(op, ivs, "")
+            self._nest(op, ivs, "")
             self.indent -= 1
             self.line("}")
             return
-        self._parallel_nest(op, ivs, cond)
+        self._nest(op, ivs, cond)
 
-    def _nest(self, op: scf.ParallelOp, ivs: list[str]) -> None:
-        """The parallel loop's nest as plain loops (what it defines stays in it)."""
-        saved = dict(self.mems)
-        for k in range(len(op.lowerBound)):
-            lb, ub, st = self.v(op.lowerBound[k]), self.v(op.upperBound[k]), self.v(op.step[k])
-            self.line(f"for (int64_t {ivs[k]} = {lb}; {ivs[k]} < {ub}; {ivs[k]} += {st}) {{")
-            self.indent += 1
-        self.block(op.body.block)
-        self.mems = saved
-        for _ in op.lowerBound:
-            self.indent -= 1
-            self.line("}")
-
-    def _parallel_nest(self, op: scf.ParallelOp, ivs: list[str], cond: str) -> None:
-        """The parallel loop's nest as an OpenMP loop (on one thread when `cond` fails)."""
+    def _nest(self, op: scf.ParallelOp, ivs: list[str], omp: str | None) -> None:
+        """The parallel loop's nest: an OpenMP loop whose pragma ends with
+        `omp` (an `if` clause, or nothing), or plain loops for None. What the
+        body defines stays in the nest."""
         body = op.body.block
         n = len(op.lowerBound)
-        self.line(f"#pragma omp parallel for{f' collapse({n})' if n > 1 else ''} schedule(static){cond}")
+        if omp is not None:
+            self.line(f"#pragma omp parallel for{f' collapse({n})' if n > 1 else ''} schedule(static){omp}")
         for k in range(n):
             lb, ub, st = self.v(op.lowerBound[k]), self.v(op.upperBound[k]), self.v(op.step[k])
             self.line(f"for (int64_t {ivs[k]} = {lb}; {ivs[k]} < {ub}; {ivs[k]} += {st}) {{")
             self.indent += 1
-        # restrict-qualified local copies of the buffers the body uses: the
-        # outlined OpenMP function would otherwise lose the parameters'
-        # no-alias guarantee (and with it vectorization).
         saved = dict(self.mems)
-        for inner in body.walk():
-            for v in inner.operands:
-                m = self.mems.get(v)
-                if m is not None and not m.ptr.startswith("(("):
-                    local = self.fresh("p")
-                    self.line(f"{m.elem}* restrict {local} = {m.ptr};")
-                    self.mems[v] = MemRef(local, m.dims, m.elem)
-        self.parallel_depth += 1
+        if omp is not None:
+            # restrict-qualified local copies of the buffers the body uses: the
+            # outlined OpenMP function would otherwise lose the parameters'
+            # no-alias guarantee (and with it vectorization).
+            for inner in body.walk():
+                for v in inner.operands:
+                    m = self.mems.get(v)
+                    if m is not None and not m.ptr.startswith("(("):
+                        local = self.fresh("p")
+                        self.line(f"{m.elem}* restrict {local} = {m.ptr};")
+                        self.mems[v] = MemRef(local, m.dims, m.elem)
+            self.parallel_depth += 1
         self.block(body)
-        self.parallel_depth -= 1
+        if omp is not None:
+            self.parallel_depth -= 1
         self.mems = saved
         for _ in range(n):
             self.indent -= 1
