@@ -11,7 +11,15 @@ inner dims, batched), softmax and layer_norm.
 Every value carries a bound on its magnitude; ops that could overflow or
 cancel catastrophically are squashed first (tanh), so float32 results of
 different summation orders agree within a tolerance scaled by the largest
-bound in the program (`Program.atol`)."""
+bound in the program (`Program.atol`).
+
+Edge cases, drawn for some programs: inputs holding NaN and +-inf; static
+dims of 0 (empty axes), and then an extra binding of every symbol to
+2**32 + 3 (inputs stay empty, intermediates that are not overflow any size:
+every level must give the same values or the same error); hostile function
+and parameter names (quotes, backslashes, C keywords, the C backend's own
+helper names). `int_programs` draws integer programs (int8 .. int64) over
+INT_MIN / INT_MAX / 0 / -1, where wrapping must match numpy's."""
 
 from __future__ import annotations
 
@@ -31,6 +39,17 @@ SYMBOLS = ("n", "m", "k")
 BINDINGS = ({"n": 1, "m": 1, "k": 1}, {"n": 3, "m": 2, "k": 4}, {"n": 2, "m": 5, "k": 1})
 """Every program runs at each: all ones, then mixed sizes (k = 1 again)."""
 MAX_SIZE = 5
+LARGE = {"n": 2**32 + 3, "m": 2**32 + 3, "k": 2**32 + 3}
+LARGE_MANY = {"n": 2**20 + 1, "m": 2**20 + 1, "k": 2**20 + 1}
+"""The extra binding of programs whose inputs all have an empty axis: past
+2**32 where an input has one symbolic dim, else 2**20 + 1 (numpy refuses an
+empty array whose other dims multiply past 2**63 bytes)."""
+
+HOSTILE_FUNCTIONS = ("main", 'f"; __attribute__((constructor)) void x(void) { abort(); } //', "f\\n\\\\", "f\nx", "f-1",
+                     "f_1", "rx_alloc", "int", "return", "memcpy", "a0", "*/ f /*", "naïve ψ", "rxf_main")
+HOSTILE_PARAMS = ("x", "rx_g", "rx_err", "a0", "r0", "int", "return", "while", "main", "x.y", "a$b", "a-b", "_",
+                  "rx_cleanup", "NULL", "stdin")
+EDGE_FLOATS = (np.nan, np.inf, -np.inf)
 
 UNARY = {"tanh": 1.0, "sigmoid": 1.0, "erf": 1.0, "relu": None, "abs": None, "negative": None, "gelu": None,
          "silu": None, "exp": "exp"}
@@ -54,6 +73,10 @@ class Program:
     cases: list[tuple[np.ndarray, ...]]
     max_bound: float = 1.0
     ops: set[str] = field(default_factory=set)
+    name: str = "main"
+    bindings: tuple[dict[str, int], ...] = BINDINGS
+    edges: tuple[str, ...] = ()
+    """Which edge cases it draws: "nan-inf", "empty", "large", "names"."""
 
     def __repr__(self) -> str:  # what hypothesis shows for a failing case: the IR
         return f"Program(steps={self.steps}, max_bound={self.max_bound})\n{rx.print_module(self.module)}"
@@ -118,6 +141,13 @@ class _Gen:
     def elements(self, v: Value, axes: list[int]) -> int:
         return math.prod(size_bound(v.var.shape[a]) for a in axes) if axes else 1
 
+    def extreme(self, name: str, v: Value, axes: list[int]) -> str:
+        """`name`, or "mean" where a max / min would reduce a static empty
+        axis (an error at build time, as in numpy and ONNX)."""
+        if name in ("max", "min") and any(v.var.shape[a] == 0 for a in axes):
+            return "mean"
+        return name
+
     # --- steps --------------------------------------------------------------------------------------------------
 
     def unary(self) -> None:
@@ -138,7 +168,7 @@ class _Gen:
             return self.pick(cands)
         if a.var.ndim and self.draw(st.booleans()):
             axes = self.draw(st.lists(st.integers(0, a.var.ndim - 1), min_size=1, unique=True))
-            red = self.draw(st.sampled_from(["max", "mean"]))
+            red = self.extreme(self.draw(st.sampled_from(["max", "mean"])), a, axes)
             return Value(getattr(op, red)(a.var, axis=sorted(axes), keepdims=True), a.bound)
         return a
 
@@ -173,6 +203,7 @@ class _Gen:
         name = self.draw(st.sampled_from(REDUCE))
         every = self.draw(st.integers(0, 4)) == 0
         axes = None if every else sorted(self.draw(st.lists(st.integers(0, v.var.ndim - 1), min_size=1, unique=True)))
+        name = self.extreme(name, v, list(range(v.var.ndim)) if axes is None else axes)
         keepdims = self.draw(st.booleans())
         count = self.elements(v, list(range(v.var.ndim)) if axes is None else axes)
         if name == "variance":
@@ -337,7 +368,7 @@ class _Gen:
         if x.var.ndim >= 2:  # gamma/beta of the last dim, computed from x itself (symbolic length)
             rows = list(range(x.var.ndim - 1))
             gamma = op.sigmoid(op.mean(x.var, axis=rows))
-            beta = op.tanh(op.max(x.var, axis=rows))
+            beta = op.tanh(getattr(op, self.extreme("max", x, rows))(x.var, axis=rows))
         else:
             gamma = op.ones(list(x.var.shape), "float32")
             beta = op.zeros(list(x.var.shape), "float32")
@@ -351,14 +382,25 @@ def programs(draw: Any) -> Program:
     """A random program; its inputs at every binding in BINDINGS."""
     n_inputs = draw(st.integers(1, 3))
     dim = st.sampled_from([*SYMBOLS, *SYMBOLS, 1, 2, 3, 4])
+    edges = tuple(e for e in ("nan-inf", "empty", "names") if draw(st.integers(0, 5)) == 0)
     shapes = []
     for _ in range(n_inputs):
-        shapes.append(draw(st.lists(dim, min_size=1, max_size=3)))
+        shape = draw(st.lists(dim, min_size=1, max_size=3))
+        if "empty" in edges:  # an empty axis first, so loop nests over it are empty from the outside
+            shape = [0, *shape]
+        shapes.append(shape)
+    bindings = BINDINGS
+    if "empty" in edges and any(isinstance(d, str) for shape in shapes for d in shape):
+        many = max(sum(isinstance(d, str) for d in shape) for shape in shapes) > 1
+        edges, bindings = (*edges, "large"), (*BINDINGS, LARGE_MANY if many else LARGE)
+    name = draw(st.sampled_from(HOSTILE_FUNCTIONS)) if "names" in edges else "main"
+    params = draw(st.lists(st.sampled_from(HOSTILE_PARAMS), min_size=n_inputs, max_size=n_inputs, unique=True)) \
+        if "names" in edges else [f"x{i}" for i in range(n_inputs)]
     n_steps = draw(st.integers(1, 7))
-    with rx.FunctionBuilder("main") as fb:
+    with rx.FunctionBuilder(name) as fb:
         gen = _Gen(draw, fb)
-        for i, shape in enumerate(shapes):
-            gen.pool.append(Value(fb.param(f"x{i}", shape, "float32"), 3.0))
+        for shape, param in zip(shapes, params):
+            gen.pool.append(Value(fb.param(param, shape, "float32"), 3.0))
         for _ in range(n_steps):
             step = draw(st.sampled_from(STEPS))
             getattr(gen, step)()
@@ -367,18 +409,86 @@ def programs(draw: Any) -> Program:
             outputs.append(gen.pick(gen.pool[:-1]).var)
         fb.ret(fb.tuple(*outputs) if len(outputs) > 1 else outputs[0])
     cases = []
-    for j, binding in enumerate(BINDINGS):
+    for j, binding in enumerate(bindings):
         rng = np.random.default_rng(j)
-        cases.append(tuple(np.clip(rng.standard_normal([binding.get(d, d) if isinstance(d, str) else d
-                                                        for d in shape]), -3, 3).astype(np.float32)
-                           for shape in shapes))
+        case = []
+        for shape in shapes:
+            dims = [binding.get(d, d) if isinstance(d, str) else d for d in shape]
+            x = np.clip(rng.standard_normal(dims), -3, 3).astype(np.float32) if 0 not in dims else \
+                np.zeros(dims, np.float32)
+            if "nan-inf" in edges and x.size:
+                spots = rng.integers(0, x.size, size=max(1, x.size // 4))
+                x.reshape(-1)[spots] = rng.choice(EDGE_FLOATS, size=len(spots))
+            case.append(x)
+        cases.append(tuple(case))
     ops = {o.name for o in fb.module.walk()} - {"builtin.module", "relax.function", "relax.return"}
-    return Program(fb.module, gen.steps, cases, gen.max_bound, ops)
+    return Program(fb.module, gen.steps, cases, gen.max_bound, ops, name, bindings, edges)
 
 
 def describe(programs_run: list[Program]) -> str:
     """A one-paragraph report: cases, steps and ops covered."""
     steps = sorted(set(itertools.chain.from_iterable(p.steps for p in programs_run)))
     ops = sorted(set(itertools.chain.from_iterable(p.ops for p in programs_run)))
-    return (f"{len(programs_run)} programs x {len(BINDINGS)} bindings; steps: {', '.join(steps)}; "
-            f"ops: {', '.join(ops)}")
+    edges = sorted(set(itertools.chain.from_iterable(p.edges for p in programs_run)))
+    counts = {e: sum(e in p.edges for p in programs_run) for e in edges}
+    return (f"{len(programs_run)} programs x {len(BINDINGS)}+ bindings; steps: {', '.join(steps)}; "
+            f"ops: {', '.join(ops)}; edge cases: {counts}")
+
+
+INT_DTYPES = ("int8", "int32", "int64")
+INT_UNARY = ("negative", "abs")
+INT_BINARY = ("add", "subtract", "multiply", "maximum", "minimum")
+INT_REDUCE = ("sum", "max", "min")
+
+
+def int_edges(dtype: str) -> list[int]:
+    info = np.iinfo(dtype)
+    return [int(info.min), int(info.max), 0, -1, 1, int(info.min) + 1, int(info.max) - 1]
+
+
+@st.composite
+def int_programs(draw: Any) -> Program:
+    """A random integer program: elementwise chains (wrapping add, subtract,
+    multiply, negative, abs, max/min, compare + where), reductions and casts
+    between integer types, on inputs full of INT_MIN, INT_MAX, 0 and -1.
+    Exact agreement with the evaluator (numpy's wrapping) is required."""
+    dtype = draw(st.sampled_from(INT_DTYPES))
+    shapes = [draw(st.lists(st.sampled_from(["n", "m", 1, 2, 3]), min_size=1, max_size=2)) for _ in range(2)]
+    steps: list[str] = []
+    with rx.FunctionBuilder("main") as fb:
+        pool = [fb.param(f"x{i}", shape, dtype) for i, shape in enumerate(shapes)]
+        for _ in range(draw(st.integers(1, 6))):
+            a = pool[-1] if draw(st.booleans()) else pool[draw(st.integers(0, len(pool) - 1))]
+            kind = draw(st.sampled_from(["unary", "binary", "binary", "where", "reduce", "cast"]))
+            partners = [v for v in pool if v.dtype == a.dtype and broadcastable(a.shape, v.shape)]
+            if kind == "unary":
+                name = draw(st.sampled_from(INT_UNARY))
+                pool.append(getattr(op, name)(a))
+            elif kind in ("binary", "where") and partners:
+                b = partners[draw(st.integers(0, len(partners) - 1))]
+                if kind == "binary":
+                    name = draw(st.sampled_from(INT_BINARY))
+                    pool.append(getattr(op, name)(a, b))
+                else:
+                    name = draw(st.sampled_from(COMPARE)) + "+where"
+                    pool.append(op.where(getattr(op, name.split("+")[0])(a, b), a, b))
+            elif kind == "reduce" and a.ndim:
+                name = draw(st.sampled_from(INT_REDUCE))
+                pool.append(getattr(op, name)(a, axis=[draw(st.integers(0, a.ndim - 1))]))
+            else:
+                target = draw(st.sampled_from(INT_DTYPES))
+                name = f"astype-{target}"
+                pool.append(op.astype(a, target))
+            steps.append(name)
+        fb.ret(pool[-1])
+    cases = []
+    for j, binding in enumerate(BINDINGS):
+        rng = np.random.default_rng(j)
+        case = []
+        for shape in shapes:
+            dims = [binding.get(d, d) if isinstance(d, str) else d for d in shape]
+            edges = np.array(int_edges(dtype), dtype=dtype)
+            case.append(edges[rng.integers(0, len(edges), size=dims)] if dims else edges[:1].reshape(()))
+        cases.append(tuple(case))
+    ops = {o.name for o in fb.module.walk()} - {"builtin.module", "relax.function", "relax.return"}
+    return Program(fb.module, steps, cases, 1.0, ops, edges=("int-limits",))

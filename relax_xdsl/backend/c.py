@@ -38,6 +38,40 @@ WARNING_FLAGS = ("-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-varia
                  "-Wno-unused-but-set-variable", "-Wno-unused-function")
 
 
+SANITIZE_ENV = "RELAX_XDSL_SANITIZE"
+SANITIZERS = ("address", "undefined")
+
+
+def sanitizer_flags() -> tuple[str, ...]:
+    """The flags of `$RELAX_XDSL_SANITIZE` (a comma-separated subset of
+    `address,undefined`): generated C built with ASan / UBSan, every report
+    fatal, so a test run under it fails on the first report. Unknown names
+    are an error rather than a silently unsanitized build. ASan's runtime
+    must be the process's first library (`LD_PRELOAD=$(cc
+    -print-file-name=libasan.so)`, see .ci/run); without it loading fails,
+    so that is checked here with a message saying how to run."""
+    text = os.environ.get(SANITIZE_ENV, "").strip()
+    if not text:
+        return ()
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SANITIZERS]
+    if unknown or not names:
+        raise RelaxError(f"{SANITIZE_ENV}={text!r}: unknown sanitizer(s) {', '.join(map(repr, unknown))}; "
+                         f"use a comma-separated subset of {', '.join(SANITIZERS)}")
+    if "address" in names and not _asan_loaded():
+        raise RelaxError(f"{SANITIZE_ENV}={text!r} needs ASan's runtime loaded first: run Python with "
+                         "LD_PRELOAD=$(cc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0")
+    return (f"-fsanitize={','.join(sorted(set(names)))}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
+            "-g")
+
+
+def _asan_loaded() -> bool:
+    try:
+        return "libasan" in Path("/proc/self/maps").read_text()
+    except OSError:
+        return True  # no /proc: let the loader say what is wrong
+
+
 def cache_dir() -> Path:
     d = Path(os.environ.get("RELAX_XDSL_CACHE_DIR") or Path.home() / ".cache" / "relax_xdsl")
     d.mkdir(parents=True, exist_ok=True)
@@ -179,7 +213,8 @@ class CModule:
         emitter = CEmitter(module, debug=debug)
         self.debug = debug
         self.source = emitter.emit()
-        self.flags = (*(tuple(cflags) if cflags is not None else DEFAULT_FLAGS), *emitter.link_flags)
+        self.flags = (*(tuple(cflags) if cflags is not None else DEFAULT_FLAGS), *sanitizer_flags(),
+                      *emitter.link_flags)
         python_flags = c_python.include_flags() if not debug else None
         if python_flags is not None:
             try:  # with CPython entry points; a header that does not compile only costs their speed
