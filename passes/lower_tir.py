@@ -159,6 +159,17 @@ class _Lowering:
                 self.prologue.append(cf.AssertOp(
                     ok, f"tensor program {self.name}: {why}: {dim_to_str(a)} must equal {dim_to_str(b)}"))
 
+        nonempty, what = self.prim.attributes.get("relax.nonempty"), self.prim.attributes.get("relax.nonempty_what")
+        if isinstance(nonempty, DimsAttr):
+            texts = [w.data for w in what.data] if isinstance(what, ArrayAttr) else []  # type: ignore[attr-defined]
+            for k, d in enumerate(nonempty.data):
+                ok = arith.CmpiOp(self.dims.emit(d), self.dims.const(0), "sgt")
+                self.prologue.append(ok)
+                why = texts[k] if k < len(texts) else "a reduction"
+                self.prologue.append(cf.AssertOp(
+                    ok, f"tensor program {self.name}: {why} over an empty axis: dim {dim_to_str(d)} must be at "
+                        "least 1 (the result has no value)"))
+
     # -- body ------------------------------------------------------------------
     def _convert_block(self, src: Block, dst: Block) -> SSAValue | None:
         """Converts `src`'s ops into `dst`; returns the value a tir.yield yields."""

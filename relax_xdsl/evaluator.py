@@ -35,6 +35,7 @@ from relax_xdsl.dialects.relax import (
 from relax_xdsl.dialects.tir import PrimFuncOp
 from relax_xdsl.errors import RelaxError, ShapeError
 from relax_xdsl.limits import check_alloc
+from relax_xdsl.scalar_semantics import normalize_bool
 from relax_xdsl.shape import bind_shape, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
 Bindings = dict[sympy.Symbol, int]
@@ -74,7 +75,7 @@ def bind_inputs(func: FunctionOp, arrays: Sequence[Any]) -> tuple[list[np.ndarra
         if a.dtype.name != t.dtype:
             raise TypeError(f"{what}: expected dtype {t.dtype}, got {a.dtype.name}")
         bind_shape(t.sym_shape, a.shape, bindings, what)
-        out.append(a)
+        out.append(normalize_bool(a))
     return out, bindings
 
 

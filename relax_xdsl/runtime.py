@@ -24,6 +24,7 @@ from relax_xdsl.backend import Backend
 from relax_xdsl.dialects.relax import FunctionOp, ShapeType, TensorType
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.evaluator import bind_inputs
+from relax_xdsl.scalar_semantics import normalize_bool
 
 TARGETS = ("interp", "c")
 
@@ -70,6 +71,7 @@ class CompiledFunction:
         self.result_types = list(func.function_type.outputs.data)
         self._plan = _input_plan(func)
         self._one_tensor = len(self.result_types) == 1 and isinstance(self.result_types[0], TensorType)
+        self._has_bool = any(isinstance(a.type, TensorType) and a.type.dtype == "bool" for a in func.args)
         self._entry = getattr(exe.backend, "fast", {}).get(self.name)
         """The backend's direct entry point: the results, or None for inputs it
         does not take as they are (then checked, converted and called below)."""
@@ -102,7 +104,10 @@ class CompiledFunction:
                 if self._one_tensor:
                     return flat
                 return self._results(flat if isinstance(flat, tuple) else (flat,))
-        checked = arrays if self._fast_check(arrays) else bind_inputs(self.func, arrays)[0]
+        if self._fast_check(arrays):
+            checked = [normalize_bool(a) for a in arrays] if self._has_bool else arrays
+        else:
+            checked = bind_inputs(self.func, arrays)[0]  # bool inputs normalised
         args = [a if a.flags.c_contiguous else np.require(a, requirements="C") for a in checked]
         flat = self.exe.backend.call(self.name, args)
         if self._one_tensor:

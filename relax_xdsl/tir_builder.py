@@ -336,5 +336,26 @@ class PrimFuncBuilder:
         self._blocks[-1].add_op(op)
         return op
 
+    def require_nonempty(self, dims: Sequence[Dim | str], what: str) -> None:
+        """Dims that must be at least 1 when the program runs (a maximum over
+        an empty axis has no value): recorded on the program as
+        `relax.nonempty` and checked on entry by lower-tir, outside any
+        parallel loop, on every target. Dims that are provably positive
+        (integers, bare symbols) need no check."""
+        from xdsl.dialects.builtin import ArrayAttr, StringAttr
+
+        from relax_xdsl.dialects.relax import DimsAttr
+
+        dims = [canon(d) for d in dims]
+        dims = [d for d in dims if not (d.is_positive or (d.is_Integer and int(d) > 0))]
+        if not dims:
+            return
+        old = self.func.attributes.get("relax.nonempty")
+        texts = self.func.attributes.get("relax.nonempty_what")
+        known = list(old.data) if isinstance(old, DimsAttr) else []
+        whats = list(texts.data) if isinstance(texts, ArrayAttr) else []
+        self.func.attributes["relax.nonempty"] = DimsAttr.of([*known, *dims])
+        self.func.attributes["relax.nonempty_what"] = ArrayAttr([*whats, *(StringAttr(what) for _ in dims)])
+
     def finish(self) -> PrimFuncOp:
         return self.func

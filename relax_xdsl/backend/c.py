@@ -32,8 +32,13 @@ from relax_xdsl.backend import c_python
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import max_alloc_bytes
+from relax_xdsl.scalar_semantics import normalize_bool
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno")
+REQUIRED_FLAGS = ("-fwrapv",)
+"""Added to every build, whatever flags the caller chose: signed integer
+arithmetic wraps (two's complement), as numpy's does, instead of being
+undefined on overflow (gcc would fold `x + 1 > x` to true)."""
 WARNING_FLAGS = ("-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-variable",
                  "-Wno-unused-but-set-variable", "-Wno-unused-function")
 
@@ -213,7 +218,8 @@ class CModule:
         emitter = CEmitter(module, debug=debug)
         self.debug = debug
         self.source = emitter.emit()
-        self.flags = (*(tuple(cflags) if cflags is not None else DEFAULT_FLAGS), *sanitizer_flags(),
+        chosen = tuple(cflags) if cflags is not None else DEFAULT_FLAGS
+        self.flags = (*chosen, *(f for f in REQUIRED_FLAGS if f not in chosen), *sanitizer_flags(),
                       *emitter.link_flags)
         python_flags = c_python.include_flags() if not debug else None
         if python_flags is not None:
@@ -268,6 +274,8 @@ class CModule:
                 continue
             arr = a if type(a) is np.ndarray and a.dtype == dtype and a.flags.c_contiguous else \
                 np.require(a, dtype=dtype, requirements="C")
+            if dtype == np.bool_:  # C's bool must be 0 or 1: any nonzero byte is True
+                arr = normalize_bool(arr)
             ashape = arr.shape
             if len(ashape) != rank:
                 raise ShapeError(f"@{func}: argument {k} has shape {ashape}, expected {f.expected(k)}")

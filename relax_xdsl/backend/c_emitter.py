@@ -189,6 +189,21 @@ static inline int64_t rx_ceildiv(int64_t a, int64_t b) {
 }
 static inline int64_t rx_div(int64_t a, int64_t b) { return b == 0 ? 0 : (a == INT64_MIN && b == -1) ? a : a / b; }
 static inline int64_t rx_rem(int64_t a, int64_t b) { return (b == 0 || b == -1) ? 0 : a % b; }
+/* float -> signed int, defined for every input (C leaves NaN and values out
+   of range undefined): NaN gives 0, values beyond the type saturate to its
+   minimum / maximum, the rest truncate toward zero. The evaluator's astype
+   reference and the interpreter do the same. The bounds are powers of two,
+   exact in double (and every float16 / float32 converts to double exactly). */
+static inline int64_t rx_fptosi64(double x) {
+  return x != x ? 0 : x >= 9223372036854775808.0 ? INT64_MAX : x < -9223372036854775808.0 ? INT64_MIN : (int64_t)x;
+}
+static inline int32_t rx_fptosi32(double x) {
+  return x != x ? 0 : x >= 2147483648.0 ? INT32_MAX : x < -2147483648.0 ? INT32_MIN : (int32_t)x;
+}
+static inline int16_t rx_fptosi16(double x) {
+  return x != x ? 0 : x >= 32768.0 ? INT16_MAX : x < -32768.0 ? INT16_MIN : (int16_t)x;
+}
+static inline int8_t rx_fptosi8(double x) { return x != x ? 0 : x >= 128.0 ? INT8_MAX : x < -128.0 ? INT8_MIN : (int8_t)x; }
 /* NaN-propagating max / min as selects (a NaN a is kept; a NaN b fails the
    comparison and is taken), so loops using them vectorize; as reductions
    (a row max) they are declared for `omp simd reduction` (exact: max and min
@@ -446,12 +461,13 @@ class _FunctionEmitter:
         binary = {
             arith.AddiOp: "+", arith.SubiOp: "-", arith.MuliOp: "*", arith.AddfOp: "+", arith.SubfOp: "-",
             arith.MulfOp: "*", arith.DivfOp: "/", arith.AndIOp: "&", arith.OrIOp: "|", arith.XOrIOp: "^",
-            arith.ShLIOp: "<<", arith.ShRSIOp: ">>",
         }
         for cls, sym in binary.items():
             if isinstance(op, cls):
                 return f"{self.v(op.operands[0])} {sym} {self.v(op.operands[1])}"
         a = [self.v(o) for o in op.operands] if all(o in self.names for o in op.operands) else None
+        if isinstance(op, (arith.ShLIOp, arith.ShRSIOp)):
+            return self._shift(op, a[0], a[1])  # type: ignore[index]
         if isinstance(op, arith.FloorDivSIOp):
             return f"rx_floordiv({a[0]}, {a[1]})"  # type: ignore[index]
         if isinstance(op, arith.CeilDivSIOp):
@@ -480,8 +496,11 @@ class _FunctionEmitter:
             return f"{a[0]} {pred} {a[1]}"  # type: ignore[index]
         if isinstance(op, arith.CmpfOp):
             return self._cmpf(op.predicate.value.data, a[0], a[1])  # type: ignore[index]
-        if isinstance(op, (arith.IndexCastOp, arith.SIToFPOp, arith.ExtFOp, arith.TruncFOp, arith.ExtSIOp,
-                           arith.FPToSIOp)):
+        if isinstance(op, arith.FPToSIOp):
+            t = op.results[0].type
+            width = t.width.data if isinstance(t, IntegerType) else 64
+            return f"rx_fptosi{width}((double)({a[0]}))"  # type: ignore[index]
+        if isinstance(op, (arith.IndexCastOp, arith.SIToFPOp, arith.ExtFOp, arith.TruncFOp, arith.ExtSIOp)):
             src = op.operands[0].type
             if isinstance(op, arith.ExtSIOp) and isinstance(src, IntegerType) and src.width.data == 1:
                 return f"({c_type(op.results[0].type)})(-(int)({a[0]}))"  # type: ignore[index]
@@ -512,7 +531,9 @@ class _FunctionEmitter:
             f32 = isinstance(t, (Float32Type, Float16Type))
             return f"({c_type(t)})(1.0{'f' if f32 else ''} / sqrt{'f' if f32 else ''}({a[0]}))"  # type: ignore[index]
         if isinstance(op, xmath.AbsIOp):
-            return f"({a[0]} < 0 ? -{a[0]} : {a[0]})"  # type: ignore[index]
+            # negated unsigned: abs(INT_MIN) wraps to INT_MIN, as numpy's
+            ct = c_type(op.results[0].type)
+            return f"({ct})({a[0]} < 0 ? 0 - (uint64_t){a[0]} : (uint64_t){a[0]})"  # type: ignore[index]
         if isinstance(op, memref.LoadOp):
             m = self.mems[op.memref]
             return f"{m.ptr}[{self.linear(m, list(op.indices))}]"
@@ -523,6 +544,19 @@ class _FunctionEmitter:
                 raise RelaxError("memref.dim with a non-constant index")
             return m.dims[idx.value.value.data]  # type: ignore[attr-defined]
         return None
+
+    @staticmethod
+    def _shift(op: Operation, a: str, b: str) -> str:
+        """numpy's shifts, defined for every amount (C's are undefined for an
+        amount below 0 or not below the width, and for a negative value
+        shifted left): out of range, a left shift gives 0 and a right shift
+        the sign (0 or -1). The left shift is computed unsigned."""
+        t = op.results[0].type
+        width = t.width.data if isinstance(t, IntegerType) else 64
+        ct = c_type(t)
+        if isinstance(op, arith.ShLIOp):
+            return f"((uint64_t)({b}) < {width} ? ({ct})((uint64_t)({a}) << ({b})) : ({ct})0)"
+        return f"((uint64_t)({b}) < {width} ? ({ct})(({a}) >> ({b})) : ({ct})(({a}) < 0 ? -1 : 0))"
 
     @staticmethod
     def _cmpf(pred: int, a: str, b: str) -> str:

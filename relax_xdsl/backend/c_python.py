@@ -6,7 +6,7 @@ per-argument conversions and result wrapping (a whole call of a tiny add:
 An entry point takes only what its C function takes as is: exact
 `numpy.ndarray`s of its dtype and rank, native byte order, aligned and
 C-contiguous, with its static dims and dynamic dims >= 1 (ints for index
-parameters). Anything else, and any call the C function fails, returns
+parameters), bool arrays holding only bytes 0 and 1. Anything else, and any call the C function fails, returns
 None, and the ctypes path (backend/c.py) checks, converts, calls and words
 the error as before. Needs Python's and numpy's C headers; without them the
 library is built without these entry points.
@@ -53,6 +53,15 @@ static PyArrayObject* rxpy_plain(PyObject* o, int typenum, int rank) {
     return NULL;
   return a;
 }
+/* 1 when every byte of a bool array is 0 or 1; other bytes (numpy does not
+   check them) take the Python path, which normalises them to True. */
+static int rxpy_bools(PyArrayObject* a) {
+  const unsigned char* p = (const unsigned char*)PyArray_DATA(a);
+  npy_intp n = PyArray_SIZE(a);
+  unsigned char any = 0;
+  for (npy_intp i = 0; i < n; ++i) any |= p[i];
+  return any <= 1;
+}
 """
 
 
@@ -81,6 +90,8 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
             lines.append(f"  PyArrayObject* x{k} = rxpy_plain(args[{k}], {typenum}, {len(shape)});")
             tests = [f"!x{k}"] + [f"PyArray_DIMS(x{k})[{axis}] != {d}" for axis, d in enumerate(shape) if d >= 0]
             tests += [f"PyArray_DIMS(x{k})[{axis}] < 1" for axis in dyn]
+            if dtypes.dtype_name(elem) == "bool":
+                tests.append(f"!rxpy_bools(x{k})")
             lines.append(f"  if ({' || '.join(tests)}) Py_RETURN_NONE;")
             call.append(f"PyArray_DATA(x{k})")
             call += [f"(int64_t)PyArray_DIMS(x{k})[{axis}]" for axis in dyn]

@@ -36,7 +36,7 @@ from xdsl.interpreters.math import MathFunctions
 from xdsl.interpreters.scf import ScfFunctions
 from xdsl.traits import SymbolTable
 
-from relax_xdsl import dtypes
+from relax_xdsl import dtypes, scalar_semantics
 from relax_xdsl.dialects.relax import constant_array
 from relax_xdsl.errors import BoundsError, RelaxError, ShapeError
 from relax_xdsl.limits import check_alloc
@@ -292,10 +292,23 @@ class RelaxFunctions(InterpreterFunctions):
 
     @impl(arith.FPToSIOp)
     def run_fptosi(self, interpreter: Interpreter, op: arith.FPToSIOp, args: PythonValues) -> PythonValues:
-        v = float(args[0])
-        if not math.isfinite(v):
-            return (0,)
-        return (_wrap(int(v), op.result.type),)
+        """NaN -> 0, saturating out of range (as the C target and astype's reference)."""
+        t = op.result.type
+        return (scalar_semantics.float_to_int(float(args[0]), t.width.data if isinstance(t, IntegerType) else 64),)
+
+    @impl(arith.ShLIOp)
+    def run_shli(self, interpreter: Interpreter, op: arith.ShLIOp, args: PythonValues) -> PythonValues:
+        """numpy's left shift: 0 for an amount below 0 or not below the width."""
+        w = op.result.type.width.data if isinstance(op.result.type, IntegerType) else 64
+        a, b = int(args[0]), int(args[1])
+        return (_wrap(a << b, op.result.type) if 0 <= b < w else 0,)
+
+    @impl(arith.ShRSIOp)
+    def run_shrsi(self, interpreter: Interpreter, op: arith.ShRSIOp, args: PythonValues) -> PythonValues:
+        """numpy's arithmetic right shift: the sign (0 or -1) for an amount below 0 or not below the width."""
+        w = op.result.type.width.data if isinstance(op.result.type, IntegerType) else 64
+        a, b = int(args[0]), int(args[1])
+        return (a >> b if 0 <= b < w else (-1 if a < 0 else 0),)
 
     @impl(arith.ExtSIOp)
     def run_extsi(self, interpreter: Interpreter, op: arith.ExtSIOp, args: PythonValues) -> PythonValues:
@@ -408,6 +421,7 @@ class InterpModule:
         f = SymbolTable.lookup_symbol(self.module, func_name)
         if not isinstance(f, func.FuncOp):
             raise RelaxError(f"no loop-level function @{func_name}")
+        args = [scalar_semantics.normalize_bool(a) if isinstance(a, np.ndarray) else a for a in args]
         try:
             results = self.interpreter.call_op(f, tuple(args))
         except RelaxError as err:  # drop the interpreter's IR dump (an exception note)

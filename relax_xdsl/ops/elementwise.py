@@ -22,7 +22,7 @@ import numpy as np
 import sympy
 from xdsl.dialects import arith
 
-from relax_xdsl import dtypes
+from relax_xdsl import dtypes, scalar_semantics
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.ops.registry import (
@@ -318,7 +318,11 @@ class Where(OpSpec):
 
 @register_op
 class Astype(OpSpec):
-    """relax.astype: converts the element type (C semantics for float -> int)."""
+    """relax.astype: converts the element type. float -> int is defined for
+    every value, identically on every target: NaN gives 0, values beyond the
+    integer type (+-inf included) saturate to its minimum / maximum, the rest
+    truncate toward zero (relax_xdsl/scalar_semantics.py). float -> bool is
+    x != 0 (NaN is True); int -> narrower int wraps."""
 
     name = "astype"
     inputs = ("x",)
@@ -333,8 +337,11 @@ class Astype(OpSpec):
         return tensor(x.sym_shape, name)
 
     def reference(self, x: np.ndarray, dtype: str) -> np.ndarray:
+        target = np.dtype(dtypes.dtype_name(dtype))
+        if x.dtype.kind == "f" and target.kind in "iu":
+            return scalar_semantics.float_to_int_array(x, target)
         with np.errstate(invalid="ignore", over="ignore"):
-            return x.astype(dtypes.dtype_name(dtype))
+            return x.astype(target)
 
     def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer], dtype: str) -> None:
         (x,), (out,) = inputs, outputs

@@ -7,7 +7,9 @@ be equal: provably different is a ShapeError naming both operands' dims,
 unprovable is an assumption checked at run time.
 
 With `out_dtype` the operands are converted to it before multiplying and
-the sum accumulates in it (as TVM's legalization does).
+the sum accumulates in it (as TVM's legalization does). A float16 result
+accumulates in float32 and is rounded once at the end (in float16, 2048 + 1
+is 2048: a row of 4096 ones would sum to 2048).
 
 The legalization is one reduction compute over k; the default schedule
 (and library offload) make it fast, not this definition.
@@ -65,7 +67,8 @@ class Matmul(OpSpec):
 
     def reference(self, x1: np.ndarray, x2: np.ndarray, out_dtype: str | None) -> np.ndarray:
         dt = np.dtype(dtypes.dtype_name(out_dtype)) if out_dtype is not None else x1.dtype
-        return np.asarray(np.matmul(x1.astype(dt, copy=False), x2.astype(dt, copy=False)), dtype=dt)
+        ct = np.dtype(np.float32) if dt == np.float16 else dt
+        return np.asarray(np.matmul(x1.astype(dt, copy=False).astype(ct), x2.astype(dt, copy=False).astype(ct))).astype(dt)
 
     def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer],
                  out_dtype: str | None) -> None:
@@ -79,6 +82,12 @@ class Matmul(OpSpec):
             batch = sp[:nbatch]
             idx1 = broadcast_index(pb, x1.shape[:-2], batch) + ([sp[nbatch]] if r1 >= 2 else []) + [k]
             idx2 = broadcast_index(pb, x2.shape[:-2], batch) + [k] + ([sp[-1]] if r2 >= 2 else [])
-            return pb.cast(x1[tuple(idx1)], out.dtype) * pb.cast(x2[tuple(idx2)], out.dtype)
+            a, b = pb.cast(x1[tuple(idx1)], out.dtype), pb.cast(x2[tuple(idx2)], out.dtype)
+            return pb.cast(a, acc) * pb.cast(b, acc)
 
-        pb.compute(out, body, reduce=("add", [x1.shape[-1]]))
+        acc = "float32" if out.dtype == "float16" else out.dtype
+        if acc == out.dtype:
+            pb.compute(out, body, reduce=("add", [x1.shape[-1]]))
+        else:
+            pb.compute(out, body, reduce=("add", [x1.shape[-1]]), epilogue=lambda s, *_: pb.cast(s, out.dtype),
+                       value_type=acc)

@@ -6,8 +6,9 @@ Shape rule: the reduced axes are dropped, or kept as 1 with `keepdims`;
 an axis out of range or named twice is an error naming the op.
 
 Dtypes: sum / prod take int and float tensors (accumulating in the input
-dtype, wrapping like numpy with `dtype=`); mean / variance need floats
-(float16 accumulates in float32); max / min / argmax / argmin take every
+dtype, wrapping like numpy with `dtype=`, except float16, which accumulates
+in float32 as every float16 statistic here: 2048 + 1 is 2048 in float16, so
+a float16 sum of 4096 ones would be 2048); mean / variance need floats; max / min / argmax / argmin take every
 dtype, bool included. variance is the biased (population) variance, as
 TVM's and numpy's default.
 
@@ -32,6 +33,7 @@ from xdsl.dialects.builtin import AnyFloat
 
 from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.errors import ShapeError
 from relax_xdsl.ops.elementwise import check_legal_dtypes
 from relax_xdsl.ops.registry import REDUCTION, Infer, OpSpec, Param, register_op, tensor
 from relax_xdsl.shape import canon
@@ -145,14 +147,21 @@ class _Accumulate(_Reduce):
     np_fn: ClassVar[Callable[..., np.ndarray]]
 
     def reference(self, x: np.ndarray, axis: tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
-        out = type(self).np_fn(x, axis=self._np_axes(x, axis), keepdims=keepdims, dtype=x.dtype)
-        return np.asarray(out, dtype=x.dtype)
+        ct = np.dtype(_compute_dtype(x.dtype.name))
+        with np.errstate(over="ignore"):
+            out = type(self).np_fn(x.astype(ct, copy=False), axis=self._np_axes(x, axis), keepdims=keepdims, dtype=ct)
+            return np.asarray(out).astype(x.dtype)
 
     def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer],
                  axis: tuple[int, ...] | None, keepdims: bool) -> None:
         (x,), (out,) = inputs, outputs
         check_legal_dtypes(self.name, x.dtype)
-        reduce_compute(pb, x, out, self._axes(x, axis), keepdims, self.combiner, lambda v, _: v)
+        ct = _compute_dtype(x.dtype)
+        if ct == x.dtype:
+            reduce_compute(pb, x, out, self._axes(x, axis), keepdims, self.combiner, lambda v, _: v)
+            return
+        reduce_compute(pb, x, out, self._axes(x, axis), keepdims, self.combiner, lambda v, _: pb.cast(v, ct),
+                       finish=lambda acc, _: pb.cast(acc, out.dtype), value_type=ct)
 
 
 @register_op
@@ -173,19 +182,40 @@ class Prod(_Accumulate):
     np_fn = staticmethod(np.prod)
 
 
+def check_nonempty_axes(op: str, shape: Sequence[int], axes: Sequence[int]) -> None:
+    """The evaluator's check: max / min / argmax / argmin of no elements has
+    no value (numpy and ONNX refuse it too); the compiled programs check the
+    same dims on entry (PrimFuncBuilder.require_nonempty)."""
+    for a in axes:
+        if shape[a] == 0:
+            raise ShapeError(f"relax.{op}: reducing over an empty axis: dim {a} of shape {tuple(shape)} is 0 "
+                             "(the result has no value)")
+
+
 class _Extreme(_Reduce):
     kinds = ("int", "float", "bool")
     combiner: ClassVar[str]
     np_fn: ClassVar[Callable[..., np.ndarray]]
 
+    def infer(self, ctx: Infer, x: TensorType, axis: tuple[int, ...] | None, keepdims: bool) -> TensorType:
+        out = super().infer(ctx, x, axis, keepdims)
+        for a in reduce_axes(ctx, x, axis):
+            if x.sym_shape[a] == 0:
+                ctx.fail(f"reducing over an empty axis: dim {a} is 0 (the result has no value)")
+        return out
+
     def reference(self, x: np.ndarray, axis: tuple[int, ...] | None, keepdims: bool) -> np.ndarray:
-        return np.asarray(type(self).np_fn(x, axis=self._np_axes(x, axis), keepdims=keepdims), dtype=x.dtype)
+        axes = self._np_axes(x, axis)
+        check_nonempty_axes(self.name, x.shape, range(x.ndim) if axes is None else axes)
+        return np.asarray(type(self).np_fn(x, axis=axes, keepdims=keepdims), dtype=x.dtype)
 
     def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer],
                  axis: tuple[int, ...] | None, keepdims: bool) -> None:
         (x,), (out,) = inputs, outputs
         check_legal_dtypes(self.name, x.dtype)
-        extreme_compute(pb, x, out, self._axes(x, axis), keepdims, self.combiner)
+        axes = self._axes(x, axis)
+        pb.require_nonempty([x.shape[a] for a in axes], f"relax.{self.name}")
+        extreme_compute(pb, x, out, axes, keepdims, self.combiner)
 
 
 def extreme_compute(pb: PrimFuncBuilder, x: Buffer, out: Buffer, axes: Sequence[int], keepdims: bool,
@@ -282,9 +312,13 @@ class _ArgExtreme(OpSpec):
         if axis is not None and x.ndim == 0:
             ctx.fail(f"axis {axis} is out of range for a rank-0 tensor")
         axes = tuple(range(x.ndim)) if axis is None else (ctx.axis(axis, x.ndim),)
+        for a in axes:
+            if x.sym_shape[a] == 0:
+                ctx.fail(f"reducing over an empty axis: dim {a} is 0 (the result has no value)")
         return tensor(reduced_shape(x.sym_shape, axes, keepdims), "int64")
 
     def reference(self, x: np.ndarray, axis: int | None, keepdims: bool) -> np.ndarray:
+        check_nonempty_axes(self.name, x.shape, range(x.ndim) if axis is None else [axis % x.ndim] if x.ndim else [])
         return np.asarray(type(self).np_fn(x, axis=axis, keepdims=keepdims), dtype=np.int64)
 
     def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer], axis: int | None,
@@ -295,6 +329,7 @@ class _ArgExtreme(OpSpec):
         if not axes:  # a scalar: index 0
             pb.compute(out, lambda *sp: pb.const(0, out.type.element_type))
             return
+        pb.require_nonempty([x.shape[a] for a in axes], f"relax.{self.name}")
         best = pb.alloc(out.shape, "int8" if x.dtype == "bool" else x.dtype)
         reduce_compute(pb, x, best, axes, keepdims, self.combiner,
                        lambda v, _: pb.cast(v, "int8") if x.dtype == "bool" else v)
