@@ -224,6 +224,21 @@ def test_an_entry_that_is_a_symlink_is_not_followed(cache: Path, tmp_path: Path)
     assert not entry.is_symlink()
 
 
+def test_a_library_the_loader_refuses_is_rebuilt_once_then_a_relax_error(cache: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = []
+    original = compile_cache.store
+    monkeypatch.setattr(compile_cache, "store", lambda built, entry: (builds.append(entry), original(built, entry)))
+
+    def refuse(data: bytes, digest: str, name: str) -> None:
+        raise OSError(f"{name}: invalid ELF header")
+
+    monkeypatch.setattr(compile_cache, "load_bytes", refuse)
+    with pytest.raises(rx.RelaxError, match=r"rx_.*\.so does not load: .*invalid ELF header"):
+        rx.compile(binary_module(), target="c", pipeline="default")
+    assert len(builds) == 2  # the first build, one rebuild
+
+
 # -- size cap and the command line ------------------------------------------------------------------------------------
 
 
