@@ -3,21 +3,21 @@ C compiler into a shared library, cached, loaded with ctypes; with Python's
 and numpy's headers at hand it also holds CPython entry points taking the
 arrays directly (backend/c_python.py), tried first on each call.
 
-Cache: `$RELAX_XDSL_CACHE_DIR` (default `~/.cache/relax_xdsl`), one library
-per sha256 of (C source, compiler identity, flags). A library is compiled
-to a temporary file in the cache directory and renamed into place, so
-concurrent processes compiling the same module never see a partial file; an
-entry that fails to load is rebuilt.
+Cache (backend/compile_cache.py): `$RELAX_XDSL_CACHE_DIR` (default
+`~/.cache/relax_xdsl`), one library per key over everything that changes
+its bytes (backend/toolchain.py: source, compiler and its version, every
+flag, the CPU `-march=native` resolves to). A library is compiled in a
+temporary directory inside the cache and renamed into place with its
+sha256, so concurrent processes compiling the same module never see a
+partial file; the bytes loaded are the bytes checked against that digest,
+and an entry that is missing, fails the check or fails to load is rebuilt.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import hashlib
 import math
 import os
-import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -28,8 +28,12 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from relax_xdsl import dtypes
-from relax_xdsl.backend import c_python
+from relax_xdsl.backend import c_python, compile_cache
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
+from relax_xdsl.backend.compile_cache import cache_dir as cache_dir
+from relax_xdsl.backend.toolchain import compiler as compiler
+from relax_xdsl.backend.toolchain import compiler_identity as compiler_identity
+from relax_xdsl.backend.toolchain import library_key
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import max_alloc_bytes
 from relax_xdsl.scalar_semantics import normalize_bool
@@ -77,48 +81,32 @@ def _asan_loaded() -> bool:
         return True  # no /proc: let the loader say what is wrong
 
 
-def cache_dir() -> Path:
-    d = Path(os.environ.get("RELAX_XDSL_CACHE_DIR") or Path.home() / ".cache" / "relax_xdsl")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def compiler() -> list[str]:
-    return shlex.split(os.environ.get("CC", "cc"))
-
-
-@functools.lru_cache(maxsize=8)
-def compiler_identity(cc: tuple[str, ...]) -> str:
-    try:
-        out = subprocess.run([*cc, "--version"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise RelaxError(f"the C compiler {' '.join(cc)!r} is not usable: {err}") from None
-    return out.splitlines()[0] if out else " ".join(cc)
-
-
 def build_library(source: str, flags: Sequence[str]) -> Path:
-    """The cached shared library of `source` (compiled if missing)."""
+    """The cached shared library of `source` (compiled if missing; checked when loaded, by _load)."""
     cc = tuple(compiler())
-    key = hashlib.sha256("\0".join([source, compiler_identity(cc), *flags]).encode()).hexdigest()[:32]
-    path = cache_dir() / f"rx_{key}.so"
-    if path.exists():
+    path = cache_dir() / f"rx_{library_key(source, cc, flags)}.so"
+    if path.is_file() and compile_cache.digest_path(path).is_file():
         return path
     compile_to(path, source, cc, flags)
     return path
 
 
 def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str]) -> None:
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
-        src = Path(tmp) / "module.c"
-        src.write_text(source)
-        out = Path(tmp) / "module.so"
-        compile_flags = [f for f in flags if not f.startswith(("-l", "-L", "-Wl"))]
-        link_flags = [f for f in flags if f.startswith(("-l", "-L", "-Wl"))]
-        proc = subprocess.run([*cc, *compile_flags, str(src), "-o", str(out), *link_flags, "-lm"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{proc.stderr.strip()[:4000]}")
-        os.replace(out, path)
+    """Compile `source` into the cache entry `path` (with its digest; see compile_cache.store)."""
+    try:
+        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
+            src = Path(tmp) / "module.c"
+            src.write_text(source)
+            out = Path(tmp) / "module.so"
+            compile_flags = [f for f in flags if not f.startswith(("-l", "-L", "-Wl"))]
+            link_flags = [f for f in flags if f.startswith(("-l", "-L", "-Wl"))]
+            proc = subprocess.run([*cc, *compile_flags, str(src), "-o", str(out), *link_flags, "-lm"],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{proc.stderr.strip()[:4000]}")
+            compile_cache.store(out, path)
+    except OSError as err:
+        raise compile_cache.os_error(path.parent, err, "write a compiled library") from None
 
 
 def quiet_idle_threads() -> None:
@@ -139,13 +127,23 @@ def quiet_idle_threads() -> None:
 
 
 def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
+    """The library of cache entry `path`, loaded from bytes matching its
+    recorded sha256 (compile_cache.load); an entry that is missing, fails
+    the check or does not load is rebuilt in place (atomically), once."""
     quiet_idle_threads()
     try:
-        return ctypes.CDLL(str(path))
+        lib = compile_cache.load(path)
     except OSError:
-        # A corrupted or truncated entry: rebuild it in place (atomically).
+        lib = None
+    if lib is None:
         compile_to(path, source, tuple(compiler()), flags)
-        return ctypes.CDLL(str(path))
+        try:
+            lib = compile_cache.load(path)
+        except OSError as err:
+            raise RelaxError(f"the compiled library {path} does not load: {err}") from None
+        if lib is None:
+            raise RelaxError(f"the compiled library {path} changed between its build and its load")
+    return lib
 
 
 class _Callable:
@@ -243,7 +241,7 @@ class CModule:
         table = (ctypes.c_void_p * max(1, len(self._globals)))(*[g.ctypes.data for g in self._globals])
         self._table = table
         if python_flags is not None:
-            entries = ctypes.PyDLL(str(self.path)).rxpy_functions
+            entries = ctypes.PyDLL(str(self.path), handle=self.lib._handle).rxpy_functions
             entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
             try:
                 self.fast = entries(ctypes.addressof(table))

@@ -6,6 +6,8 @@
     relax-xdsl run model.onnx --shape batch=8          # random inputs, compiled, summary
     relax-xdsl run model.mlir --input x=x.npy --params model.npz --target interp --check
     relax-xdsl bench model.onnx --shape batch=64 --pipeline fast --ort
+    relax-xdsl cache info                              # the compile cache: path, entries, size
+    relax-xdsl cache clear                             # remove its entries
 
 Models are textual IR (`.mlir`) or ONNX (`.onnx`, needs the [onnx] extra).
 Symbols without a given input take their size from `--shape SYMBOL=N`.
@@ -345,6 +347,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n / 1024:.1f} KiB"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from relax_xdsl.backend import compile_cache
+
+    directory = compile_cache.cache_dir()
+    if args.action == "clear":
+        count, total = compile_cache.clear(directory)
+        print(f"removed {count} entries ({_size(total)}) from {directory}")
+        return 0
+    count, total = compile_cache.info(directory)
+    print(f"path: {directory}")
+    print(f"entries: {count}")
+    print(f"size: {_size(total)} of at most {_size(compile_cache.max_bytes())} ({compile_cache.MAX_BYTES_ENV})")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="relax-xdsl", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -387,6 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--target", choices=("c", "interp"), default="c")
     bench.add_argument("--repeat", type=int, default=20)
     bench.set_defaults(fn=cmd_bench)
+
+    cache = sub.add_parser("cache", parents=[common], help="the compiled-library cache: info or clear")
+    cache.add_argument("action", choices=("info", "clear"),
+                       help="info: path, entry count and size; clear: remove the entries")
+    cache.set_defaults(fn=cmd_cache)
 
     args = ap.parse_args(argv)
     try:
