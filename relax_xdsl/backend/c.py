@@ -29,7 +29,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from relax_xdsl import dtypes
 from relax_xdsl.backend import c_python
-from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
+from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature
+from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import max_alloc_bytes
 
@@ -205,7 +206,8 @@ class CModule:
             entries = ctypes.PyDLL(str(self.path)).rxpy_functions
             entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
             try:
-                self.fast = entries(ctypes.addressof(table))
+                by_ident = entries(ctypes.addressof(table))
+                self.fast = {name: by_ident[c_ident(ENTRY, name)] for name in emitter.signatures}
             except Exception:  # e.g. numpy's C API failing to import: the ctypes path serves
                 self.fast = {}
         self._signatures = emitter.signatures
@@ -216,7 +218,7 @@ class CModule:
             sig = self._signatures.get(name)
             if sig is None:
                 raise RelaxError(f"no compiled function @{name}")
-            fn = getattr(self.lib, "rxf_" + _ident(name))
+            fn = getattr(self.lib, c_ident(FUNCTION, name))
             fn.restype = ctypes.c_int
             self._functions[name] = _Callable(fn, sig)
         return self._functions[name]
