@@ -52,11 +52,10 @@ def default_symbol(name: str) -> str:
 
 
 def _symbol_problem(symbol: str) -> str | None:
-    from relax_xdsl.backend.c_emitter import PRELUDE
     from relax_xdsl.backend.c_names import library_symbol_problem
-    from relax_xdsl.backend.c_python import RUNTIME
+    from relax_xdsl.backend.c_python import helper_names
 
-    return library_symbol_problem(symbol, frozenset(re.findall(r"\brx\w*", PRELUDE + RUNTIME)))
+    return library_symbol_problem(symbol, helper_names())
 
 
 _REFERENCES: dict[str, LibraryFunction] = {}

@@ -14,6 +14,7 @@ library is built without these entry points.
 
 from __future__ import annotations
 
+import re
 import sys
 import sysconfig
 from functools import cache
@@ -22,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from relax_xdsl import dtypes
-from relax_xdsl.backend.c_emitter import FuncSignature
+from relax_xdsl.backend.c_emitter import PRELUDE, FuncSignature
 from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident, c_string
 
-RUNTIME = """
+_RUNTIME = """
 /* ---- CPython entry points (relax_xdsl/backend/c_python.py) ---- */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -55,6 +56,13 @@ static PyArrayObject* rxpy_plain(PyObject* o, int typenum, int rank) {
   return a;
 }
 """
+
+
+@cache
+def helper_names() -> frozenset[str]:
+    """The `rx...` names the C runtime of a library defines (the emitter's
+    prelude and these entry points): no library symbol may take one."""
+    return frozenset(re.findall(r"\brx\w*", PRELUDE + _RUNTIME))
 
 
 @cache
@@ -128,7 +136,7 @@ def source(signatures: dict[str, FuncSignature]) -> str:
                       for name, _ in entries)
     # the Python and numpy versions key the build cache: the entry points are built against their ABI
     versions = f"/* Python {sys.version.split()[0]}, numpy {np.__version__} */"
-    return "\n".join([RUNTIME, versions, *(text for _, text in entries), f"""
+    return "\n".join([_RUNTIME, versions, *(text for _, text in entries), f"""
 static PyMethodDef rxpy_methods[] = {{
 {methods}  {{NULL, NULL, 0, NULL}}
 }};
