@@ -79,6 +79,23 @@ class LibFuncOp(IRDLOperation):
                 raise VerifyException(f"lib.func @{self.sym_name.data}: parameter {i} is {t}, not a !tir.buffer")
         if self.function_type.outputs.data:
             raise VerifyException(f"lib.func @{self.sym_name.data}: results are written to output buffers, not returned")
+        self._verify_symbol()
+
+    def _verify_symbol(self) -> None:
+        """The C symbol must be the one its registered library function
+        provides: IR names no other C function (`system`, `execv`)."""
+        from relax_xdsl import libraries
+        from relax_xdsl.errors import RelaxError
+
+        symbol = self.symbol.data
+        ref = self.reference.data if self.reference is not None else symbol
+        try:
+            fn = libraries.lookup(ref)
+        except RelaxError as err:
+            raise VerifyException(f"lib.func @{self.sym_name.data}: C symbol {symbol!r}: {err}") from None
+        if symbol != fn.symbol:
+            raise VerifyException(f"lib.func @{self.sym_name.data}: C symbol {symbol!r} is not provided by library "
+                                  f"function {ref!r} (it provides {fn.symbol!r})")
 
 
 @irdl_op_definition

@@ -610,9 +610,12 @@ def _resolve_conv(name: str) -> object:
     variant, _, params = name[len(CONV_PREFIX):].partition(":")
     if variant not in CONV_VARIANTS:
         return None
-    try:
-        sh, sw, pt, pl, pb, pr = (int(v) for v in params.split(","))
-    except ValueError:
+    values = params.split(",")
+    # canonical decimals only ("01" or "1_0" would be a second name of one C symbol)
+    if len(values) != 6 or not all(v.isascii() and v.isdigit() and str(int(v)) == v for v in values):
+        return None
+    sh, sw, pt, pl, pb, pr = (int(v) for v in values)
+    if sh < 1 or sw < 1 or max(sh, sw, pt, pl, pb, pr) >= 2**31:
         return None
     from relax_xdsl.ops.registry import get_spec
 
@@ -629,19 +632,21 @@ def _resolve_conv(name: str) -> object:
 
     flags = link_flags()
     symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr)) + variant
-    return register_library_function(name, reference,
-                                     c_source=_conv2d_c(symbol, sh, sw, pt, pl, variant) if flags else "", link=flags)
+    return register_library_function(name, reference, c_source=_conv2d_c(symbol, sh, sw, pt, pl, variant) if flags else "",
+                                     link=flags, symbol=symbol)
 
 
 def register() -> None:
     flags = link_flags()
     for ra, rb in MATMUL_RANKS:
         register_library_function(f"blas.matmul_{ra}x{rb}", _matmul_reference,
-                                  c_source=_matmul_c(ra, rb) if flags else "", link=flags)
+                                  c_source=_matmul_c(ra, rb) if flags else "", link=flags,
+                                  symbol=f"rx_blas_matmul_{ra}x{rb}")
         if rb == 2:
             for act in DENSE_ACTIVATIONS:
                 register_library_function(f"blas.dense_{_dense_tag(ra, act)}", _dense_reference(act),
-                                          c_source=_dense_c(ra, act) if flags else "", link=flags)
+                                          c_source=_dense_c(ra, act) if flags else "", link=flags,
+                                          symbol=f"rx_blas_dense_{_dense_tag(ra, act)}")
 
 
 register()

@@ -1,9 +1,15 @@
 """Library functions known from Python: the numpy references that the
 evaluator and the interpreter run for `lib.call` (by the `reference` name
-of a `lib.func`), and what the C target needs to call and link them."""
+of a `lib.func`), and what the C target needs to call and link them.
+
+Each declares the one C symbol it provides; a `lib.func` may only name that
+symbol (its verifier and the C emitter check), so IR cannot call `system`,
+`execv` or any other function no registered library provides.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,14 +33,40 @@ class LibraryFunction:
     reference: Reference
     c_source: str = ""
     link: list[str] = field(default_factory=list)
+    symbol: str = ""
+    """The C symbol it provides (what `c_source` defines or `link` exports);
+    by default the name with each character other than a letter, digit or
+    `_` replaced by `_` (`user.scale2` -> `user_scale2`)."""
+
+    def __post_init__(self) -> None:
+        if not self.symbol:
+            self.symbol = default_symbol(self.name)
+        problem = _symbol_problem(self.symbol)
+        if problem is not None:
+            raise RelaxError(f"library function {self.name!r}: its C symbol {self.symbol!r} {problem}")
+
+
+def default_symbol(name: str) -> str:
+    """The C symbol of a library function registered without one."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _symbol_problem(symbol: str) -> str | None:
+    from relax_xdsl.backend.c_names import library_symbol_problem
+    from relax_xdsl.backend.c_python import helper_names
+
+    return library_symbol_problem(symbol, helper_names())
 
 
 _REFERENCES: dict[str, LibraryFunction] = {}
 
 
-def register_library_function(name: str, reference: Reference, c_source: str = "", link: list[str] | None = None) -> LibraryFunction:
-    """Registers (or replaces) the library function `name`."""
-    fn = LibraryFunction(name, reference, c_source, list(link or []))
+def register_library_function(name: str, reference: Reference, c_source: str = "", link: list[str] | None = None,
+                              symbol: str = "") -> LibraryFunction:
+    """Registers (or replaces) the library function `name`, providing the C
+    symbol `symbol` (default: default_symbol(name)); RelaxError if that
+    symbol is no C identifier, a keyword or a name of the C backend."""
+    fn = LibraryFunction(name, reference, c_source, list(link or []), symbol)
     _REFERENCES[name] = fn
     return fn
 

@@ -29,7 +29,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from relax_xdsl import dtypes
 from relax_xdsl.backend import c_python, compile_cache
-from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
+from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature
+from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident
 from relax_xdsl.backend.compile_cache import cache_dir as cache_dir
 from relax_xdsl.backend.toolchain import compiler as compiler
 from relax_xdsl.backend.toolchain import compiler_identity as compiler_identity
@@ -244,7 +245,8 @@ class CModule:
             entries = ctypes.PyDLL(str(self.path), handle=self.lib._handle).rxpy_functions
             entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
             try:
-                self.fast = entries(ctypes.addressof(table))
+                by_ident = entries(ctypes.addressof(table))
+                self.fast = {name: by_ident[c_ident(ENTRY, name)] for name in emitter.signatures}
             except Exception:  # e.g. numpy's C API failing to import: the ctypes path serves
                 self.fast = {}
         self._signatures = emitter.signatures
@@ -255,7 +257,7 @@ class CModule:
             sig = self._signatures.get(name)
             if sig is None:
                 raise RelaxError(f"no compiled function @{name}")
-            fn = getattr(self.lib, "rxf_" + _ident(name))
+            fn = getattr(self.lib, c_ident(FUNCTION, name))
             fn.restype = ctypes.c_int
             self._functions[name] = _Callable(fn, sig)
         return self._functions[name]

@@ -18,9 +18,9 @@ memref and the int64 index args, returning void.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from xdsl.dialects import arith, cf, func, memref, scf
@@ -38,7 +38,11 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
+from relax_xdsl.backend.c_names import FUNCTION, POOL, c_ident, c_string, local_name
 from relax_xdsl.errors import RelaxError
+
+if TYPE_CHECKING:
+    from relax_xdsl.libraries import LibraryFunction
 
 DYNAMIC = -(2**63)
 PARALLEL_MIN_WORK = 32768
@@ -246,17 +250,12 @@ def _float_literal(v: float, t: Attribute) -> str:
     return f"{text}f" if isinstance(t, (Float32Type, Float16Type)) else text
 
 
-def _ident(name: str | None) -> str:
-    if not name:
-        return ""
-    s = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    return s if s and not s[0].isdigit() else f"_{s}"
-
-
 def c_name(f: func.FuncOp) -> str:
-    """Defined functions get a prefix (no clash with libc's `exp`, ...);
-    library declarations keep their C symbol."""
-    return _ident(f.sym_name.data) if f.is_declaration else "rxf_" + _ident(f.sym_name.data)
+    """Defined functions are mangled into their namespace (no clash with
+    libc's `exp`, the backend's helpers or each other); library declarations
+    keep their C symbol, which CEmitter checks is one a registered library
+    function provides."""
+    return f.sym_name.data if f.is_declaration else c_ident(FUNCTION, f.sym_name.data)
 
 
 @dataclass
@@ -307,14 +306,24 @@ class CEmitter:
                 out.append(_FunctionEmitter(self, f).emit())
         return "\n".join(out) + "\n"
 
-    def _library_source(self, f: func.FuncOp) -> str:
-        """The C of a library function: its registered source (or nothing,
-        when it comes from a library linked with its `link` flags)."""
+    def _library_function(self, f: func.FuncOp) -> LibraryFunction:
+        """The registered library function a declaration calls; its C symbol
+        must be the one that function provides (IR cannot name `system`)."""
         from relax_xdsl import libraries
 
         ref = f.attributes.get("relax.reference")
         name = ref.data if ref is not None else f.sym_name.data  # type: ignore[attr-defined]
         fn = libraries.lookup(name)
+        if f.sym_name.data != fn.symbol:
+            raise RelaxError(f"library declaration @{f.sym_name.data}: the C symbol {f.sym_name.data!r} is not "
+                             f"provided by library function {name!r} (it provides {fn.symbol!r})")
+        return fn
+
+    def _library_source(self, f: func.FuncOp) -> str:
+        """The C of a library function: its registered source (or nothing,
+        when it comes from a library linked with its `link` flags)."""
+        fn = self._library_function(f)
+        name = fn.name
         if not fn.c_source and not fn.link:
             raise RelaxError(f"library function {name!r} (@{f.sym_name.data}) has no C implementation: register "
                              "it with c_source=... or link=[...] (relax_xdsl.libraries.register_library_function)")
@@ -326,6 +335,7 @@ class CEmitter:
         if f.is_declaration:
             if "relax.library" not in f.attributes:
                 raise RelaxError(f"function @{f.sym_name.data} is declared but not defined, and is no library function")
+            self._library_function(f)
             params = []
             for t in f.function_type.inputs.data:
                 params.append(f"{c_type(t.get_element_type())}*" if isinstance(t, MemRefType) else c_type(t))
@@ -383,8 +393,7 @@ class _FunctionEmitter:
 
     def fresh(self, hint: str | None = None) -> str:
         self.counter += 1
-        base = _ident(hint)
-        return f"{base}_{self.counter}" if base else f"v{self.counter}"
+        return local_name(self.counter, hint)
 
     def line(self, text: str) -> None:
         self.lines.append("  " * self.indent + text)
@@ -432,8 +441,8 @@ class _FunctionEmitter:
             return "0"
         names = [self.v(i) for i in idx]
         if self.p.debug:
-            where = f"@{self.f.sym_name.data}: buffer {m.ptr}".replace("\\", "").replace('"', "")
-            names = [f'rx_bound({n}, {d}, "{where}", {k})' for k, (n, d) in enumerate(zip(names, m.dims))]
+            where = c_string(f"@{self.f.sym_name.data}: buffer {m.ptr}")
+            names = [f"rx_bound({n}, {d}, {where}, {k})" for k, (n, d) in enumerate(zip(names, m.dims))]
         expr = names[0]
         for d, i in zip(m.dims[1:], names[1:]):
             expr = f"({expr}) * {d} + {i}"
@@ -577,8 +586,7 @@ class _FunctionEmitter:
     def _fail(self, msg: str) -> str:
         """The statement for a failed check: record the message, free what this
         function allocated so far, return 1."""
-        text = msg.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-        return f'{{ rx_fail("{text}"); {self._error()} }}'
+        return f"{{ rx_fail({c_string(msg)}); {self._error()} }}"
 
     def _error(self) -> str:
         if self.parallel_depth:
@@ -611,14 +619,14 @@ class _FunctionEmitter:
             elem = c_type(t.get_element_type())
             name = self.fresh(op.memref.name_hint or "buf")
             size = " * ".join(f"({d})" for d in dims) or "1"
-            what = f"@{self.f.sym_name.data}: buffer {name}".replace('"', "")
+            what = c_string(f"@{self.f.sym_name.data}: buffer {name}")
             self.mems[op.memref] = MemRef(name, dims, elem)
             if "relax.pool" in op.attributes and self.indent == 1 and self.pool is None:
-                self.pool = (name, f"rx_pool_{self.f.sym_name.data}", elem)
-                self.line(f'{name} = ({elem}*)rx_pool_take(&{self.pool[1]}, {size}, "{what}");')
+                self.pool = (name, c_ident(POOL, self.f.sym_name.data), elem)
+                self.line(f"{name} = ({elem}*)rx_pool_take(&{self.pool[1]}, {size}, {what});")
                 self.line(f"if (!{name}) {{ {self._error()} }}")
                 return
-            self.line(f'{elem}* {name} = ({elem}*)rx_alloc({size}, (int64_t)sizeof({elem}), "{what}");')
+            self.line(f"{elem}* {name} = ({elem}*)rx_alloc({size}, (int64_t)sizeof({elem}), {what});")
             self.line(f"if (!{name}) {{ {self._error()} }}")  # rx_alloc set the message
             if self.parallel_depth == 0 and self.indent == 1:
                 k = self.owned[op.memref] = len(self.owned)

@@ -14,6 +14,7 @@ library is built without these entry points.
 
 from __future__ import annotations
 
+import re
 import sys
 import sysconfig
 from functools import cache
@@ -22,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from relax_xdsl import dtypes
-from relax_xdsl.backend.c_emitter import FuncSignature, _ident
+from relax_xdsl.backend.c_emitter import PRELUDE, FuncSignature
+from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident, c_string
 
 _RUNTIME = """
 /* ---- CPython entry points (relax_xdsl/backend/c_python.py) ---- */
@@ -66,6 +68,13 @@ static int rxpy_bools(PyArrayObject* a) {
 
 
 @cache
+def helper_names() -> frozenset[str]:
+    """The `rx...` names the C runtime of a library defines (the emitter's
+    prelude and these entry points): no library symbol may take one."""
+    return frozenset(re.findall(r"\brx\w*", PRELUDE + _RUNTIME))
+
+
+@cache
 def include_flags() -> tuple[str, ...] | None:
     """-I flags for Python's and numpy's headers, or None when either is missing."""
     py_include = Path(sysconfig.get_paths()["include"])
@@ -77,8 +86,7 @@ def include_flags() -> tuple[str, ...] | None:
 
 def _entry(sig: FuncSignature) -> tuple[str, str]:
     """(C name, C text) of one function's entry point."""
-    ident = _ident(sig.name)
-    name = f"rxpy_f_{ident}"
+    name = c_ident(ENTRY, sig.name)
     lines = [f"static PyObject* {name}(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {{",
              f"  if (nargs != {len(sig.params)}) Py_RETURN_NONE;"]
     lines.append('  const void* const* table = PyCapsule_GetPointer(self, "relax_xdsl.table");')
@@ -109,7 +117,7 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
     lines += [f"  void* res[{max(1, nres)}] = {{0}};", f"  int64_t dims[{max(1, total)}];", "  int status;"]
     call += [f"&res[{i}], &dims[{offsets[i]}]" for i in range(nres)]
     lines += ["  Py_BEGIN_ALLOW_THREADS",
-              f"  status = rxf_{ident}({', '.join(call)});",
+              f"  status = {c_ident(FUNCTION, sig.name)}({', '.join(call)});",
               "  Py_END_ALLOW_THREADS",
               "  if (status != 0) Py_RETURN_NONE;"]
     wraps = [f"rxpy_wrap(res[{i}], {rank}, &dims[{offsets[i]}], {np.dtype(dtypes.dtype_name(elem)).num})"
@@ -131,11 +139,12 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
 
 def source(signatures: dict[str, FuncSignature]) -> str:
     """The C text appended to a library: the entry points and
-    `rxpy_functions(table)`, which returns {function name: callable} bound
-    to one module's constants table."""
+    `rxpy_functions(table)`, which returns {entry point's C name (c_names.ENTRY):
+    callable} bound to one module's constants table (keys in C text are
+    identifiers, never names from the IR)."""
     entries = [_entry(sig) for sig in signatures.values()]
-    methods = "".join(f'  {{"{sig.name}", (PyCFunction)(void (*)(void)){name}, METH_FASTCALL, NULL}},\n'
-                      for sig, (name, _) in zip(signatures.values(), entries))
+    methods = "".join(f"  {{{c_string(name)}, (PyCFunction)(void (*)(void)){name}, METH_FASTCALL, NULL}},\n"
+                      for name, _ in entries)
     # the Python and numpy versions key the build cache: the entry points are built against their ABI
     versions = f"/* Python {sys.version.split()[0]}, numpy {np.__version__} */"
     return "\n".join([_RUNTIME, versions, *(text for _, text in entries), f"""

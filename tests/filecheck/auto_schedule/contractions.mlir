@@ -73,7 +73,7 @@ builtin.module {
 // C:      int rxf_matmul(
 // C:        for (int64_t
 // C-NEXT:     #pragma omp parallel for
-// C:          float [[LOCAL:local_[0-9]+]][4 * 64] __attribute__((aligned(64)));
+// C:          float [[LOCAL:v[0-9]+_local]][4 * 64] __attribute__((aligned(64)));
 // C:          #pragma GCC unroll 8
 // C-NEXT:     for (int64_t
 // C:            #pragma omp simd

@@ -14,13 +14,13 @@ builtin.module {
 
 // CHECK:      int rxf_add(
 // CHECK:        if (((v1 - ((int64_t)0LL)) * ((((int64_t)64LL) - ((int64_t)0LL)) * 1)) < 32768) {
-// CHECK-NEXT:     for (int64_t [[P:p_[0-9]+]] = ((int64_t)0LL); [[P]] < v1;
-// CHECK-NEXT:       for (int64_t [[I:i_[0-9]+]] =
+// CHECK-NEXT:     for (int64_t [[P:v[0-9]+_p]] = ((int64_t)0LL); [[P]] < v1;
+// CHECK-NEXT:       for (int64_t [[I:v[0-9]+_i]] =
 // CHECK-NEXT:         float {{.*}} = a0[([[P]]) * 64 + [[I]]];
 // CHECK:        } else {
 // CHECK-NEXT:     #pragma omp parallel for schedule(static)
-// CHECK-NEXT:     for (int64_t [[P2:p_[0-9]+]] = ((int64_t)0LL); [[P2]] < v1;
-// CHECK-NEXT:       float* restrict [[A0:p_[0-9]+]] = a0;
+// CHECK-NEXT:     for (int64_t [[P2:v[0-9]+_p]] = ((int64_t)0LL); [[P2]] < v1;
+// CHECK-NEXT:       float* restrict [[A0:v[0-9]+_p]] = a0;
 // CHECK:              float {{.*}} = [[A0]][([[P2]]) * 64 +
 // CHECK:        return 0;
 // CHECK:      int rxf_matmul(

@@ -23,7 +23,7 @@ builtin.module {
       }
     }
   }
-  lib.func @mm (!tir.buffer<[n, k], f32>, !tir.buffer<[k, m], f32>, !tir.buffer<[n, m], f32>) -> () {symbol = "my_sgemm", library = "blas", header = "cblas.h", link = ["-lopenblas"], reference = "blas.matmul"}
+  lib.func @mm (!tir.buffer<[n, k], f32>, !tir.buffer<[k, m], f32>, !tir.buffer<[n, m], f32>) -> () {symbol = "blas_matmul", library = "blas", header = "cblas.h", link = ["-lopenblas"], reference = "blas.matmul"}
   relax.function @main(%x: !relax.tensor<[n, 4], f32>, %y: !relax.tensor<[4, 3], f32>) -> !relax.tensor<[n, 3], f32> {
     %h = relax.call_tir @scale_half(%x) [n] : (!relax.tensor<[n, 4], f32>) -> !relax.tensor<[n floordiv 2, 4], f32>
     %z = lib.call @mm(%x, %y) : (!relax.tensor<[n, 4], f32>, !relax.tensor<[4, 3], f32>) -> !relax.tensor<[n, 3], f32>
@@ -40,6 +40,6 @@ builtin.module {
 // CHECK:          tir.for %{{.*}} vectorize {
 // CHECK:            tir.store %{{.*}}, %out[%{{.*}}, %{{.*}}]
 // CHECK:      lib.func @mm (!tir.buffer<[n, k], f32>, !tir.buffer<[k, m], f32>, !tir.buffer<[n, m], f32>) -> ()
-// CHECK-SAME:   symbol = "my_sgemm"
+// CHECK-SAME:   symbol = "blas_matmul"
 // CHECK:      relax.call_tir @scale_half(%x) [n]
 // CHECK:      lib.call @mm(%x, %y)
