@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import ModuleOp
 from relax_xdsl import dtypes
 from relax_xdsl.backend import c_python
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature, _ident
-from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
+from relax_xdsl.errors import INDEX_OUT_OF_RANGE, BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import max_alloc_bytes
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno")
@@ -259,6 +259,8 @@ class CModule:
             msg = self.lib.rx_last_error().decode(errors="replace")
             if "allocation limit" in msg or "out of memory" in msg:
                 raise ResourceLimitError(msg)
+            if INDEX_OUT_OF_RANGE in msg:
+                raise BoundsError(msg)
             raise ShapeError(msg)
         return results
 
