@@ -208,3 +208,29 @@ def test_onnx_gather_with_run_time_indices_maps_onto_take(index_type: str) -> No
             with pytest.raises(rx.BoundsError, match=rf"relax\.take along axis 0.*: index {value} is out of range "
                                                      r"for an axis of extent 10"):
                 run(bad)
+
+
+def slice_module(begin: str | int, end: str | int) -> Any:
+    """x[begin:end] along axis 0 with symbolic bounds taken as in bounds
+    (assume_inbound): the output is [end - begin, m], so end <= p and
+    begin <= p are checked at run time."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["p", "m"], "float32")
+        y = fb.param("y", ["n", "m"], "float32")
+        s = op.strided_slice(x, [0], [begin], [end], assume_inbound=True)
+        fb.ret(op.add(s, op.strided_slice(y, [0], [0], [1])))
+    return fb.module
+
+
+SLICE_END, SLICE_BEGIN = slice_module(0, "n"), slice_module("n", "n + 1")
+
+
+@pytest.mark.parametrize("runner", RUNNERS, ids=list(RUNNERS))
+def test_symbolic_slice_bounds_are_checked_on_every_target(runner: str) -> None:
+    run = RUNNERS[runner]
+    x, y = rand((4, 2)), rand((3, 2))
+    np.testing.assert_array_equal(run(SLICE_END, (x, y)), x[:3] + y[:1])
+    np.testing.assert_array_equal(run(SLICE_BEGIN, (x, y)), x[3:4] + y[:1])
+    for module, what in ((SLICE_END, "slice end n within the dim p"), (SLICE_BEGIN, "slice (begin n|end n \\+ 1) within")):
+        with pytest.raises(rx.ShapeError, match=what):
+            run(module, (x, rand((5, 2))))
