@@ -289,6 +289,26 @@ class StoreOp(IRDLOperation):
 
 
 @irdl_op_definition
+class CheckIndexOp(IRDLOperation):
+    """`tir.check_index %i, %n "relax.take along axis 1"`: the program fails
+    with a BoundsError unless -n <= i < n (a gather index, which may count
+    from the end, as ONNX Gather's), naming `what`, i and n. Kept through
+    lower-tir, where the interpreter and the C emitter run it; a check may
+    leave a kernel early, so it stays out of parallel loops (written in a
+    serial loop before the gather; fuse-row-loops does not merge loops with
+    checks)."""
+
+    name = "tir.check_index"
+    index = operand_def(IndexType)
+    extent = operand_def(IndexType)
+    what = prop_def(StringAttr)
+    assembly_format = "$index `,` $extent $what attr-dict"
+
+    def __init__(self, index: SSAValue, extent: SSAValue, what: str):
+        super().__init__(operands=[index, extent], properties={"what": StringAttr(what)})
+
+
+@irdl_op_definition
 class AllocOp(IRDLOperation):
     """`%t = tir.alloc : !tir.buffer<[n], f32>`: a local buffer."""
 
@@ -496,6 +516,6 @@ def buffer_shape_equal(a: BufferType, b: Attribute) -> bool:
 
 Tir = Dialect(
     "tir",
-    [PrimFuncOp, SymExprOp, LoadOp, StoreOp, AllocOp, YieldOp, ComputeOp, ForOp],
+    [PrimFuncOp, SymExprOp, LoadOp, StoreOp, CheckIndexOp, AllocOp, YieldOp, ComputeOp, ForOp],
     [BufferType],
 )

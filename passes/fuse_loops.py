@@ -25,8 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relax_xdsl.dialects.tir import CheckIndexOp
 from xdsl.context import Context
-from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects import arith, cf, func, memref, scf
 from xdsl.dialects.builtin import IntegerAttr, ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
@@ -74,8 +75,8 @@ def _accesses(loop: Operation, iv: SSAValue) -> _Access | None:
             own = bool(op.indices) and op.indices[0] is iv
             table[op.memref] = table.get(op.memref, True) and own
         elif isinstance(op, (func.CallOp, memref.CopyOp, memref.AllocOp, memref.DeallocOp, memref.ViewOp,
-                             memref.ReinterpretCastOp, memref.CastOp)):
-            return None
+                             memref.ReinterpretCastOp, memref.CastOp, cf.AssertOp, CheckIndexOp)):
+            return None  # (a check may end the kernel: it stays out of parallel loops)
     return acc
 
 

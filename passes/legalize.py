@@ -131,7 +131,11 @@ class Legalizer:
                   to_canon: dict[sympy.Symbol, sympy.Symbol],
                   checks: list[tuple[sympy.Expr, sympy.Expr, str]]) -> _Program:
         types = in_types + out_types
-        free = [s for s in symbols_in_order(t.sym_shape for t in types) if s not in _bare_symbols(types)]
+        # symbols only in dim params or checks (a slice's begin `n` when its
+        # output is [1, m]) are index args too
+        dims = [d for k, p in spec.params.items() if p.kind == "dims" for d in params.get(k) or ()]
+        shapes = [*(t.sym_shape for t in types), dims, [d for a, b, _ in checks for d in (a, b)]]
+        free = [s for s in symbols_in_order(shapes) if s not in _bare_symbols(types)]
         name = self._fresh(spec.name)
         buffers = [(n, t.sym_shape, t.dtype) for n, t in zip(_buffer_names(spec, len(in_types), len(out_types)), types)]
         pb = PrimFuncBuilder(name, buffers, [str(s) for s in free])

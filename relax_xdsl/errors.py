@@ -28,5 +28,19 @@ class ResourceLimitError(RelaxError, MemoryError):
 
 
 class BoundsError(RelaxError, IndexError):
-    """Debug mode caught a buffer access out of bounds (function, buffer,
-    dim, index and extent)."""
+    """An index out of range: a gather index (`take`) outside [-n, n) on any
+    target, or, in debug mode, a buffer access out of bounds (function,
+    buffer, dim, index and extent)."""
+
+
+INDEX_OUT_OF_RANGE = "is out of range for an axis of extent"
+"""The words of every index-out-of-range message. Compiled code reports a
+failed check as text (`rx_last_error`); these words are how the C backend
+tells an index error (BoundsError) from a shape error."""
+
+
+def index_out_of_range(what: str, index: int, extent: int) -> BoundsError:
+    """The error for a gather index outside [-extent, extent): the same text
+    from the evaluator, the interpreter and C (whose runtime prints it with
+    this format), naming the op, the index and the axis extent."""
+    return BoundsError(f"{what}: index {index} {INDEX_OUT_OF_RANGE} {extent}")

@@ -29,7 +29,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from relax_xdsl import dtypes
-from relax_xdsl.dialects.tir import AllocOp, BufferType, ComputeOp, LoadOp, PrimFuncOp, SymExprOp, YieldOp
+from relax_xdsl.dialects.tir import AllocOp, BufferType, ComputeOp, ForOp, LoadOp, PrimFuncOp, SymExprOp, YieldOp
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import Dim, canon
 
@@ -287,6 +287,26 @@ class PrimFuncBuilder:
             self._blocks.pop()
         loop = scf.ForOp(zero.value, self.index(extents[0]).value, one.value, [init.value], body)
         return self.emit(loop)
+
+    def for_each(self, extents: Sequence[Dim | str], body: Callable[..., None]) -> None:
+        """A serial tir.for nest over [0, extent) each, running body(*indices)
+        for its effects (a check per index, before a parallel compute)."""
+        if not extents:
+            body()
+            return
+        zero, one, ub = self.index(0), self.index(1), self.index(extents[0])
+        block = Block(arg_types=[INDEX])
+        self._blocks.append(block)
+        try:
+            iv = Expr(self, block.args[0])
+            rest = list(extents[1:])
+            if rest:
+                self.for_each(rest, lambda *ivs: body(iv, *ivs))
+            else:
+                body(iv)
+        finally:
+            self._blocks.pop()
+        self.emit(ForOp(zero.value, ub.value, one.value, Region(block)))
 
     @staticmethod
     def identity(combiner: str, type_: Attribute) -> float | int:

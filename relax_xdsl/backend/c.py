@@ -35,7 +35,7 @@ from relax_xdsl.backend.compile_cache import cache_dir as cache_dir
 from relax_xdsl.backend.toolchain import compiler as compiler
 from relax_xdsl.backend.toolchain import compiler_identity as compiler_identity
 from relax_xdsl.backend.toolchain import library_key
-from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError
+from relax_xdsl.errors import INDEX_OUT_OF_RANGE, BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import max_alloc_bytes
 from relax_xdsl.scalar_semantics import normalize_bool
 
@@ -302,6 +302,8 @@ class CModule:
             msg = self.lib.rx_last_error().decode(errors="replace")
             if "allocation limit" in msg or "out of memory" in msg:
                 raise ResourceLimitError(msg)
+            if INDEX_OUT_OF_RANGE in msg:
+                raise BoundsError(msg)
             raise ShapeError(msg)
         return results
 

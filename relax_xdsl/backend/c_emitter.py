@@ -39,6 +39,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from relax_xdsl.backend.c_names import FUNCTION, POOL, c_ident, c_string, local_name
+from relax_xdsl.dialects.tir import CheckIndexOp
 from relax_xdsl.errors import RelaxError
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ void rx_free(void* p) { free(p); }
 static int rx_fail(const char* msg) {
   strncpy(rx_err, msg, sizeof rx_err - 1);
   rx_err[sizeof rx_err - 1] = 0;
+  return 1;
+}
+/* A gather index outside [-n, n): the text of errors.index_out_of_range,
+   which backend/c.py raises as a BoundsError. */
+static int rx_fail_index(const char* what, int64_t i, int64_t n) {
+  snprintf(rx_err, sizeof rx_err, "%s: index %lld is out of range for an axis of extent %lld", what, (long long)i,
+           (long long)n);
   return 1;
 }
 static int64_t rx_max_alloc = INT64_MAX;
@@ -583,10 +591,10 @@ class _FunctionEmitter:
             return f"!isnan({a}) && !isnan({b}) && {a} {rel} {b}" if rel == "!=" else f"{a} {rel} {b}"
         return f"isnan({a}) || isnan({b}) || {a} {rel} {b}" if rel != "!=" else f"{a} != {b}"
 
-    def _fail(self, msg: str) -> str:
-        """The statement for a failed check: record the message, free what this
-        function allocated so far, return 1."""
-        return f"{{ rx_fail({c_string(msg)}); {self._error()} }}"
+    def _fail(self, msg: str, fail: str = "rx_fail", args: str = "") -> str:
+        """The statement for a failed check: record the message (`fail(msg args)`),
+        free what this function allocated so far, return 1."""
+        return f"{{ {fail}({c_string(msg)}{args}); {self._error()} }}"
 
     def _error(self) -> str:
         if self.parallel_depth:
@@ -667,6 +675,12 @@ class _FunctionEmitter:
             self.line(f"memcpy({d.ptr}, {s.ptr}, (size_t)({size}) * sizeof({s.elem}));")
         elif isinstance(op, cf.AssertOp):
             self.line(f"if (!({self.v(op.arg)})) {self._fail(op.msg.data)}")
+        elif isinstance(op, CheckIndexOp):
+            if self.parallel_depth:
+                raise RelaxError(f"{op.what.data}: tir.check_index inside a parallel loop (checks run before them)")
+            i, n = self.v(op.index), self.v(op.extent)
+            self.line(f"if (__builtin_expect(!(({i}) >= -({n}) && ({i}) < ({n})), 0)) "
+                      f"{self._fail(op.what.data, 'rx_fail_index', f', {i}, {n}')}")
         elif isinstance(op, func.CallOp):
             self._call(op)
         elif isinstance(op, func.ReturnOp):

@@ -3,7 +3,8 @@
 Upstream interpreter functions run func, scf, arith, math and builtin;
 `RelaxFunctions` adds what they lack for our loop level: memrefs held as
 numpy arrays (dynamic `memref.alloc`, `memref.dim`, `memref.copy`,
-`memref.cast`, globals), `cf.assert` (-> ShapeError), `scf.parallel`, the
+`memref.cast`, globals), `cf.assert` (-> ShapeError), `tir.check_index`
+(-> BoundsError), `scf.parallel`, the
 arith/math ops lowering emits that upstream does not implement, i1 as
 Python bools, and calls to library declarations (their numpy reference).
 Slow (about 1e5 scalar ops per second): the debugging target.
@@ -38,7 +39,8 @@ from xdsl.traits import SymbolTable
 
 from relax_xdsl import dtypes, scalar_semantics
 from relax_xdsl.dialects.relax import constant_array
-from relax_xdsl.errors import BoundsError, RelaxError, ShapeError
+from relax_xdsl.dialects.tir import CheckIndexOp
+from relax_xdsl.errors import BoundsError, RelaxError, ShapeError, index_out_of_range
 from relax_xdsl.limits import check_alloc
 
 
@@ -181,6 +183,13 @@ class RelaxFunctions(InterpreterFunctions):
     def run_assert(self, interpreter: Interpreter, op: cf.AssertOp, args: PythonValues) -> PythonValues:
         if not args[0]:
             raise ShapeError(op.msg.data)
+        return ()
+
+    @impl(CheckIndexOp)
+    def run_check_index(self, interpreter: Interpreter, op: CheckIndexOp, args: PythonValues) -> PythonValues:
+        i, n = int(args[0]), int(args[1])
+        if not -n <= i < n:
+            raise index_out_of_range(op.what.data, i, n)
         return ()
 
     @impl(scf.ParallelOp)

@@ -18,6 +18,8 @@ import sympy
 from xdsl.dialects.builtin import IndexType, TupleType
 
 from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.dialects.tir import CheckIndexOp
+from relax_xdsl.errors import index_out_of_range
 from relax_xdsl.ops.registry import (
     INJECTIVE,
     REQUIRED,
@@ -378,9 +380,13 @@ class StridedSlice(OpSpec):
 @register_op
 class Take(OpSpec):
     """relax.take: elements of x at integer `indices` along `axis` (None: of
-    the flattened x). Negative indices count from the end; indices still out
-    of range are clipped to the nearest valid one (TVM's "clip" mode), at
-    every level, so no program reads out of bounds."""
+    the flattened x). Indices in [-n, n) are valid, negative ones counting
+    from the end (ONNX Gather); any other index, so any index into an empty
+    axis, is a BoundsError naming the op, the index and the extent, on every
+    target (ONNX leaves it undefined; an error is the one behaviour no target
+    can get wrong silently). The tensor program checks every index in a
+    serial loop before its parallel gather: one cheap pass over the indices,
+    and the gather reads only checked ones."""
 
     name = "take"
     inputs = ("x", "indices")
@@ -402,8 +408,10 @@ class Take(OpSpec):
         a = 0 if axis is None else axis % x.ndim
         d = src.shape[a]
         i = indices.astype(np.int64)
-        i = np.clip(np.where(i < 0, i + d, i), 0, d - 1)
-        return np.take(src, i, axis=a)
+        bad = (i < -d) | (i >= d)
+        if bad.any():  # the first in row-major order, as the compiled check loop finds it
+            raise index_out_of_range(_take_what(axis, a), int(i[bad][0]), d)
+        return np.take(src, np.where(i < 0, i + d, i), axis=a)
 
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: int | None) -> None:
         (x, ind), (out,) = inputs, outputs
@@ -411,17 +419,22 @@ class Take(OpSpec):
         a = 0 if flat else axis % x.ndim
         d = _prod(x.shape) if flat else x.shape[a]
         k = ind.ndim
+        what = f"{_take_what(axis, a)} in tensor program @{pb.func.sym_name.data}"
+        extent = pb.index(d)
+        pb.for_each(ind.shape, lambda *j: pb.emit(CheckIndexOp(pb.cast(ind[j], IndexType()).value, extent.value, what)))
 
         def body(*idx: Any) -> Any:
             i = pb.cast(ind[idx[a:a + k]], IndexType()) if k else pb.cast(ind[()], IndexType())
-            dd = pb.index(d)
-            i = pb.select(i < 0, i + dd, i)
-            i = pb.max(pb.min(i, dd - 1), 0)
+            i = pb.select(i < 0, i + pb.index(d), i)  # checked above: -d <= i < d
             if flat:
                 return x[_unflatten(pb, x.shape, i)] if x.ndim else x[()]
             return x[idx[:a] + (i,) + idx[a + k:]]
 
         pb.compute(out, body)
+
+
+def _take_what(axis: int | None, a: int) -> str:
+    return "relax.take of the flattened x" if axis is None else f"relax.take along axis {a}"
 
 
 @register_op
