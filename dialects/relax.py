@@ -55,7 +55,7 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from relax_xdsl import dtypes
-from relax_xdsl.shape import Dim, canon, parse_dims, shape_to_str, to_python
+from relax_xdsl.shape import Dim, canon, check_static_dim, parse_dims, parse_shape, shape_to_str, to_python
 
 # --- attributes and types ---------------------------------------------------
 
@@ -82,7 +82,7 @@ class DimsAttr(Data[tuple[sympy.Expr, ...]]):
 
 def _parse_shape_and_dtype(parser: AttrParser) -> list[Attribute]:
     with parser.in_angle_brackets():
-        dims = DimsAttr(parse_dims(parser))
+        dims = DimsAttr(parse_shape(parser))
         parser.parse_punctuation(",", " between the shape and the element type")
         pos = parser.pos
         elem = parser.parse_type()
@@ -98,6 +98,12 @@ class _Shaped:
 
     dims: DimsAttr
     element_type: Attribute
+
+    def verify(self) -> None:
+        """Static dims lie in [0, 2**62), however the type was built (a
+        ShapeError: a type is built from Python as often as parsed)."""
+        for i, d in enumerate(self.dims.data):
+            check_static_dim(d, f"dim {i} of {self.name}<{shape_to_str(self.dims.data)}>")
 
     @property
     def shape(self) -> tuple[Dim, ...]:
@@ -152,7 +158,7 @@ class ShapeType(ParametrizedAttribute, TypeAttribute):
     @classmethod
     def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
         with parser.in_angle_brackets():
-            return [DimsAttr(parse_dims(parser))]
+            return [DimsAttr(parse_shape(parser))]
 
     def print_parameters(self, printer: Printer) -> None:
         printer.print_string(f"<{shape_to_str(self.dims.data)}>")

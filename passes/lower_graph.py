@@ -131,7 +131,7 @@ class _HostBuilder:
         in_types = [memref_type(t) for t in ftype.inputs.data]  # type: ignore[arg-type]
         out_types = [memref_type(t) for r in ftype.outputs.data for t in flatten_types(r)]  # type: ignore[arg-type]
         self.block = Block(arg_types=in_types)
-        self.dims = DimEmitter(self.block.add_op)
+        self.dims = DimEmitter(self.block.add_op, checked=f"@{self.fn.sym_name.data}")
         self.env: dict[SSAValue, Value] = {}
         self.allocated: list[SSAValue] = []
         self.freed: set[SSAValue] = set()
@@ -176,6 +176,18 @@ class _HostBuilder:
         self.block.add_op(ok)
         self.block.add_op(cf.AssertOp(ok, f"{what} is not {dim_to_str(expected)}"))
 
+    def _assert_domain(self, s: sympy.Symbol, d: sympy.Expr, what: str) -> None:
+        """A symbol just solved from a caller's dim lies in its domain (>= 1
+        for the positive symbols dims use, >= 0 for nonnegative ones): the
+        sizes computed from it are then what the types promise."""
+        low = 1 if s.is_positive else 0 if s.is_nonnegative else None
+        if low is None:
+            return
+        ok = arith.CmpiOp(self.dims.env[s], self.dims.const(low), "sge")
+        self.block.add_op(ok)
+        solved = "" if d == s else f", solved from {dim_to_str(d)},"
+        self.block.add_op(cf.AssertOp(ok, f"{what}: symbol {s.name}{solved} must be >= {low}"))
+
     def _match(self, items: list[tuple[SSAValue, TensorType, str]]) -> None:
         """Binds the unbound symbols of the given values' types, then checks
         every dynamic dim (static dims are guaranteed by the memref type,
@@ -185,12 +197,14 @@ class _HostBuilder:
         bound_here: set[tuple[int, int]] = set()
         while progress:
             progress = False
-            for v, _t, i, d, _what in pending:
+            for v, _t, i, d, what in pending:
                 if (id(v), i) in bound_here or d.is_Integer:
                     continue
-                if any(s not in self.dims.env for s in d.free_symbols) and self.dims.try_bind(d, self._dim(v, i)):
+                unbound = [s for s in d.free_symbols if s not in self.dims.env]
+                if unbound and self.dims.try_bind(d, self._dim(v, i)):
                     bound_here.add((id(v), i))
                     progress = True
+                    self._assert_domain(unbound[0], d, f"{what} dim {i}")
         for v, _t, i, d, what in pending:
             if d.is_Integer:
                 continue
@@ -322,7 +336,7 @@ class _HostBuilder:
                 op.detach()
                 op.erase()
             return
-        emitter = DimEmitter(lambda op: self.block.insert_op_before(op, self.pool))
+        emitter = DimEmitter(lambda op: self.block.insert_op_before(op, self.pool), checked=f"@{self.name}")
         for sym, value in self.pool_symbols.items():
             emitter.bind(sym, value)
         for placeholder, offset in zip(self.offsets, self.plan.place()):

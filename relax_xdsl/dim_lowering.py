@@ -5,6 +5,13 @@ to its symbols (each sub-expression emitted once), and binds symbols from
 concrete dims (a bare symbol, or a dim linear in one unbound symbol).
 Both `lower-tir` and `lower-graph` use it, so a dim means the same thing
 in a kernel and in the host code that calls it.
+
+Host code computes sizes and pool offsets from caller-given dims, so there
+its additions, subtractions and multiplications are *checked*: each carries
+CHECKED_ATTR (the error message), and the C target and the interpreter raise
+it (a ResourceLimitError) where the 64-bit result would overflow. Kernels'
+index arithmetic stays plain: their sizes were computed, checked, by the
+host that calls them.
 """
 
 from __future__ import annotations
@@ -13,29 +20,49 @@ from collections.abc import Callable
 
 import sympy
 from xdsl.dialects import arith
-from xdsl.dialects.builtin import IndexType, IntegerAttr
+from xdsl.dialects.builtin import IndexType, IntegerAttr, StringAttr
 from xdsl.ir import Operation, SSAValue
 
-from relax_xdsl.errors import RelaxError
+from relax_xdsl.errors import RelaxError, ResourceLimitError
 from relax_xdsl.shape import canon, dim_to_str
 
 INDEX = IndexType()
 
+CHECKED_ATTR = "relax.checked"
+"""On an index `arith.addi/subi/muli`: the message of the error raised when
+its result overflows 64 bits (it names the function and the size computed;
+it says "allocation limit" so every target words it as ResourceLimitError)."""
+
+_CHECKED_OPS = (arith.AddiOp, arith.SubiOp, arith.MuliOp)
+
 
 class DimEmitter:
     """Emits index arithmetic through `insert(op)`; `env` maps symbols to
-    their index values."""
+    their index values. With `checked` (the function's name, `@main`), the
+    additions, subtractions and multiplications are checked (CHECKED_ATTR)
+    and a constant outside 64 bits is a ResourceLimitError here."""
 
-    def __init__(self, insert: Callable[[Operation], None]):
+    def __init__(self, insert: Callable[[Operation], None], checked: str | None = None):
         self.insert = insert
+        self.checked = checked
         self.env: dict[sympy.Symbol, SSAValue] = {}
         self._memo: dict[sympy.Expr, SSAValue] = {}
+        self._expr: sympy.Expr | None = None  # the dim being emitted, named by overflow messages
 
     def _op(self, op: Operation) -> SSAValue:
+        if self.checked is not None and isinstance(op, _CHECKED_OPS):
+            what = dim_to_str(self._expr) if self._expr is not None else "a size"
+            op.attributes[CHECKED_ATTR] = StringAttr(
+                f"{self.checked}: computing {what} overflows 64-bit integers (allocation limit exceeded)")
+            lhs = op.operands[0].owner
+            if isinstance(lhs, arith.ConstantOp) and not isinstance(op, arith.SubiOp):
+                op.operands = (op.operands[1], op.operands[0])  # canonicalize swaps it, dropping the attribute
         self.insert(op)
         return op.results[0]
 
     def const(self, v: int) -> SSAValue:
+        if self.checked is not None and not -(2**63) <= v < 2**63:
+            raise ResourceLimitError(f"{self.checked}: the size {v} does not fit 64-bit integers")
         key = sympy.Integer(v)
         if key not in self._memo:
             self._memo[key] = self._op(arith.ConstantOp(IntegerAttr(v, INDEX)))
@@ -50,7 +77,11 @@ class DimEmitter:
         e = canon(d)  # type: ignore[arg-type]
         if e in self._memo:
             return self._memo[e]
-        value = self._emit(e)
+        outer, self._expr = self._expr, e if self._expr is None else self._expr
+        try:
+            value = self._emit(e)
+        finally:
+            self._expr = outer
         self._memo[e] = value
         return value
 
@@ -121,7 +152,12 @@ class DimEmitter:
         a, b = poly.all_coeffs()
         if not a.is_Integer or a <= 0 or b.free_symbols - set(self.env):
             return False
-        rest = self._op(arith.SubiOp(value, self.emit(b))) if b != 0 else value
+        offset = self.emit(b) if b != 0 else None
+        outer, self._expr = self._expr, e
+        try:
+            rest = self._op(arith.SubiOp(value, offset)) if offset is not None else value
+        finally:
+            self._expr = outer
         solved = rest if a == 1 else self._op(arith.FloorDivSIOp(rest, self.const(int(a))))
         self.bind(s, solved)
         return True

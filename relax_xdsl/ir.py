@@ -98,9 +98,17 @@ def parse_module(text: str, name: str = "<string>", verify: bool = True) -> Modu
     """Parses (and verifies) a module; errors carry line and column."""
     try:
         parser = LocatingParser(make_context(), text, name)  # lexes the first token
+    except ParseError as err:
+        raise IRParseError(str(err)) from None
+    try:
         module = parser.parse_module()
     except ParseError as err:
         raise IRParseError(str(err)) from None
+    except RecursionError:  # xDSL's own recursive parsers (nested types, regions); dims stop at MAX_DIM_NESTING
+        pos = parser.pos
+        line = text.count("\n", 0, pos) + 1
+        column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        raise IRParseError(f"{name}:{line}:{column}: the IR is nested too deeply to parse") from None
     if verify:
         parser.verify(module)
     return module

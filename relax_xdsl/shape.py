@@ -24,6 +24,15 @@ Dim = int | sympy.Expr
 
 KEYWORDS = frozenset({"floordiv", "ceildiv", "mod", "min", "max"})
 
+STATIC_DIM_LIMIT = 2**62
+"""Static dims and the integers written in dims lie below this: sizes and
+offsets computed from them in 64-bit arithmetic (C, the interpreter) then
+start in range, and their products are checked where they are computed."""
+
+MAX_DIM_NESTING = 100
+"""Parentheses, `min(`/`max(` and unary minus nested deeper than this in one
+dim are a parse error (the parser is recursive; Python's stack is not)."""
+
 
 @cache
 def sym(name: str) -> sympy.Symbol:
@@ -125,6 +134,18 @@ def is_one(d: Dim) -> bool:
 _ADD, _MUL, _ATOM = 1, 2, 3
 
 
+def check_static_dim(d: sympy.Expr, what: str) -> None:
+    """Raises ShapeError when `d` is a static dim outside [0, STATIC_DIM_LIMIT)
+    or a symbolic one with an integer of magnitude STATIC_DIM_LIMIT or more."""
+    if d.is_Integer:
+        if not 0 <= int(d) < STATIC_DIM_LIMIT:
+            raise ShapeError(f"{what}: static dim {int(d)} is outside [0, 2**62)")
+        return
+    for atom in d.atoms(sympy.Integer):
+        if abs(int(atom)) >= STATIC_DIM_LIMIT:
+            raise ShapeError(f"{what}: dim {dim_to_str(d)} holds the integer {int(atom)}, outside (-2**62, 2**62)")
+
+
 def _print(e: sympy.Expr) -> tuple[str, int]:
     """Returns text and its precedence, so parentheses appear only where needed."""
     if e.is_Integer:
@@ -207,32 +228,33 @@ def shape_to_str(shape: Sequence[Dim]) -> str:
 def parse_dim(parser: AttrParser) -> sympy.Expr:
     """Parses one dim expression from an xDSL parser's token stream (so errors
     carry line and column): `+ - *`, `floordiv`, `ceildiv`, `mod`, `min(,)`,
-    `max(,)`, parentheses, integers and symbol names."""
-    return _parse_sum(parser)
+    `max(,)`, parentheses, integers (below 2**62) and symbol names, nested at
+    most MAX_DIM_NESTING deep."""
+    return _parse_sum(parser, 0)
 
 
-def _parse_sum(p: AttrParser) -> sympy.Expr:
-    e = _parse_product(p)
+def _parse_sum(p: AttrParser, depth: int) -> sympy.Expr:
+    e = _parse_product(p, depth)
     while True:
         if p.parse_optional_punctuation("+"):
-            e = e + _parse_product(p)
+            e = e + _parse_product(p, depth)
         elif p.parse_optional_punctuation("-"):
-            e = e - _parse_product(p)
+            e = e - _parse_product(p, depth)
         else:
             return e
 
 
-def _parse_product(p: AttrParser) -> sympy.Expr:
-    e = _parse_unary(p)
+def _parse_product(p: AttrParser, depth: int) -> sympy.Expr:
+    e = _parse_unary(p, depth)
     while True:
         if p.parse_optional_punctuation("*"):
-            e = e * _parse_unary(p)
+            e = e * _parse_unary(p, depth)
         elif p.parse_optional_keyword("floordiv"):
-            e = sympy.floor(e / _nonzero(p, _parse_unary(p)))
+            e = sympy.floor(e / _nonzero(p, _parse_unary(p, depth)))
         elif p.parse_optional_keyword("ceildiv"):
-            e = sympy.ceiling(e / _nonzero(p, _parse_unary(p)))
+            e = sympy.ceiling(e / _nonzero(p, _parse_unary(p, depth)))
         elif p.parse_optional_keyword("mod"):
-            e = sympy.Mod(e, _nonzero(p, _parse_unary(p)))
+            e = sympy.Mod(e, _nonzero(p, _parse_unary(p, depth)))
         else:
             return e
 
@@ -243,26 +265,36 @@ def _nonzero(p: AttrParser, e: sympy.Expr) -> sympy.Expr:
     return e
 
 
-def _parse_unary(p: AttrParser) -> sympy.Expr:
+def _deeper(p: AttrParser, depth: int) -> int:
+    if depth >= MAX_DIM_NESTING:
+        p.raise_error(f"dim expression nested more than {MAX_DIM_NESTING} deep")
+    return depth + 1
+
+
+def _parse_unary(p: AttrParser, depth: int) -> sympy.Expr:
     if p.parse_optional_punctuation("-"):
-        return -_parse_unary(p)
-    return _parse_atom(p)
+        return -_parse_unary(p, _deeper(p, depth))
+    return _parse_atom(p, depth)
 
 
-def _parse_atom(p: AttrParser) -> sympy.Expr:
+def _parse_atom(p: AttrParser, depth: int) -> sympy.Expr:
     if p.parse_optional_punctuation("("):
-        e = _parse_sum(p)
+        e = _parse_sum(p, _deeper(p, depth))
         p.parse_punctuation(")", " to close the parenthesis in a dim expression")
         return e
+    start = p.pos
     value = p.parse_optional_integer(allow_boolean=False, allow_negative=False)
     if value is not None:
+        if value >= STATIC_DIM_LIMIT:
+            p.raise_error(f"integer {value} in a dim is not below 2**62", start, p.pos)
         return sympy.Integer(value)
     for kw, fn in (("min", sympy.Min), ("max", sympy.Max)):
         if p.parse_optional_keyword(kw):
             p.parse_punctuation("(", f" after '{kw}' in a dim expression")
-            a = _parse_sum(p)
+            inner = _deeper(p, depth)
+            a = _parse_sum(p, inner)
             p.parse_punctuation(",", f" between the arguments of '{kw}'")
-            b = _parse_sum(p)
+            b = _parse_sum(p, inner)
             p.parse_punctuation(")", f" to close '{kw}('")
             return fn(a, b)
     name = p.parse_optional_identifier()
@@ -278,6 +310,22 @@ def parse_dims(parser: AttrParser) -> tuple[sympy.Expr, ...]:
     return tuple(
         parser.parse_comma_separated_list(parser.Delimiter.SQUARE, lambda: canon(parse_dim(parser)))
     )
+
+
+def parse_shape(parser: AttrParser) -> tuple[sympy.Expr, ...]:
+    """Parses a tensor's or buffer's `[d0, d1, ...]`: as parse_dims, and a
+    static dim outside [0, 2**62) is an error at its position."""
+
+    def one() -> sympy.Expr:
+        start = parser.pos
+        d = canon(parse_dim(parser))
+        try:
+            check_static_dim(d, "shape")
+        except ShapeError as err:
+            parser.raise_error(str(err), start, parser.pos)
+        return d
+
+    return tuple(parser.parse_comma_separated_list(parser.Delimiter.SQUARE, one))
 
 
 def parse_dim_text(text: str) -> sympy.Expr:
@@ -366,10 +414,10 @@ def bind_shape(
             if v < 1:
                 raise ShapeError(f"{what}: symbol {e.name} must be >= 1, got {v} (shape {tuple(actual)})")
             bindings[e] = int(v)
-    for e, v in zip(expected, actual):
+    for i, (e, v) in enumerate(zip(expected, actual)):
         unbound = [s for s in e.free_symbols if s not in bindings]
         if len(unbound) == 1:
-            _solve_linear(e, unbound[0], int(v), bindings)
+            _solve_linear(e, unbound[0], int(v), bindings, f"{what}: dim {i}")
     for i, (e, v) in enumerate(zip(expected, actual)):
         try:
             want = evaluate_dim(e, bindings)
@@ -383,12 +431,16 @@ def bind_shape(
             )
 
 
-def _solve_linear(e: sympy.Expr, s: sympy.Symbol, value: int, bindings: dict[sympy.Symbol, int]) -> None:
+def _solve_linear(e: sympy.Expr, s: sympy.Symbol, value: int, bindings: dict[sympy.Symbol, int],
+                  what: str = "") -> None:
     known = e.xreplace({k: sympy.Integer(v) for k, v in bindings.items() if k in e.free_symbols})
     poly = sympy.Poly(known, s) if known.is_polynomial(s) else None
     if poly is None or poly.degree() != 1:
         return
     a, b = poly.all_coeffs()
     sol = sympy.Rational(value - b, 1) / a if a.is_Integer and b.is_Integer else None
-    if sol is not None and sol.is_Integer and sol >= 1:
+    if sol is not None and sol.is_Integer:
+        if sol < 1:
+            raise ShapeError(f"{what} is {value}, which solves {dim_to_str(e)} for {s.name} = {int(sol)}, "
+                             f"but {s.name} must be >= 1")
         bindings[s] = int(sol)

@@ -310,6 +310,10 @@ class CModule:
     def _wrap(self, address: int, shape: tuple[int, ...], dt: np.dtype) -> np.ndarray:
         """A numpy array owning a buffer malloc'd by the library (freed with it)."""
         size = math.prod(shape)
+        if min(shape, default=0) < 0 or size * dt.itemsize >= 2**63:  # not a buffer rx_alloc gave
+            if address:
+                self.lib.rx_free(address)
+            raise ResourceLimitError(f"a result of shape {shape} does not fit 64-bit sizes (allocation limit exceeded)")
         if not address:
             return np.empty(shape, dt)
         if size == 0:

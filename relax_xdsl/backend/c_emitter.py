@@ -35,11 +35,13 @@ from xdsl.dialects.builtin import (
     IntegerType,
     MemRefType,
     ModuleOp,
+    StringAttr,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from relax_xdsl.backend.c_names import FUNCTION, POOL, c_ident, c_string, local_name
 from relax_xdsl.dialects.tir import CheckIndexOp
+from relax_xdsl.dim_lowering import CHECKED_ATTR
 from relax_xdsl.errors import RelaxError
 
 if TYPE_CHECKING:
@@ -87,9 +89,22 @@ void rx_set_max_alloc(int64_t bytes) { rx_max_alloc = bytes; }
 /* A buffer of n elements of `size` bytes, 64-byte aligned; NULL with the
    error message set when the count overflows, exceeds the allocation limit
    or malloc fails. */
+/* The product of a buffer's dims, or -1 when one is negative or it overflows
+   64 bits (rx_alloc reports both). */
+static inline int64_t rx_count(int rank, const int64_t* dims) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; ++i)
+    if (dims[i] < 0 || __builtin_mul_overflow(n, dims[i], &n)) return -1;
+  return n;
+}
 static void* rx_alloc(int64_t n, int64_t size, const char* what) {
   void* p = NULL;
-  if (n < 0 || (size > 0 && n > INT64_MAX / size)) {
+  if (n < 0) {
+    snprintf(rx_err, sizeof rx_err, "%s: allocation limit exceeded: its element count is negative or overflows 64 bits "
+             "(RELAX_XDSL_MAX_ALLOC_BYTES is %lld bytes)", what, (long long)rx_max_alloc);
+    return NULL;
+  }
+  if (size > 0 && n > INT64_MAX / size) {
     snprintf(rx_err, sizeof rx_err, "%s: allocation limit exceeded: %lld elements of %lld bytes overflow a 64-bit size "
              "(RELAX_XDSL_MAX_ALLOC_BYTES is %lld bytes)", what, (long long)n, (long long)size, (long long)rx_max_alloc);
     return NULL;
@@ -468,6 +483,15 @@ class _FunctionEmitter:
             else:
                 self.names[op.result] = f"((int64_t){int(val)}LL)" if c_type(t) == "int64_t" else f"(({c_type(t)}){int(val)})"
             return
+        checked = op.attributes.get(CHECKED_ATTR)
+        if isinstance(checked, StringAttr) and isinstance(op, (arith.AddiOp, arith.SubiOp, arith.MuliOp)):
+            builtin = {arith.AddiOp: "add", arith.SubiOp: "sub", arith.MuliOp: "mul"}[type(op)]
+            name = self.fresh(op.results[0].name_hint)
+            self.names[op.results[0]] = name
+            self.line(f"int64_t {name};")
+            self.line(f"if (__builtin_{builtin}_overflow({self.v(op.operands[0])}, {self.v(op.operands[1])}, &{name})) "
+                      f"{self._fail(checked.data)}")
+            return
         expr = self._expr(op)
         if expr is not None:
             self.define(op.results[0], expr)
@@ -626,7 +650,9 @@ class _FunctionEmitter:
             dims = self.dims(t.get_shape(), op.dynamic_sizes)
             elem = c_type(t.get_element_type())
             name = self.fresh(op.memref.name_hint or "buf")
-            size = " * ".join(f"({d})" for d in dims) or "1"
+            # the element count, checked: -1 (an error in rx_alloc) when it overflows
+            size = f"rx_count({len(dims)}, (const int64_t[]){{{', '.join(dims)}}})" if len(dims) > 1 else \
+                (dims[0] if dims else "1")
             what = c_string(f"@{self.f.sym_name.data}: buffer {name}")
             self.mems[op.memref] = MemRef(name, dims, elem)
             if "relax.pool" in op.attributes and self.indent == 1 and self.pool is None:

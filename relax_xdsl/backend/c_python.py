@@ -37,7 +37,14 @@ static void rxpy_release(PyObject* capsule) { free(PyCapsule_GetPointer(capsule,
 static PyObject* rxpy_wrap(void* data, int rank, const int64_t* dims64, int typenum) {
   npy_intp dims[NPY_MAXDIMS];
   int64_t size = 1;
-  for (int i = 0; i < rank; ++i) { dims[i] = (npy_intp)dims64[i]; size *= dims64[i]; }
+  for (int i = 0; i < rank; ++i) {
+    dims[i] = (npy_intp)dims64[i];
+    if (dims64[i] < 0 || __builtin_mul_overflow(size, dims64[i], &size)) {  /* not from a buffer rx_alloc gave */
+      free(data);
+      PyErr_SetString(PyExc_MemoryError, "relax_xdsl: a result's size overflows 64 bits (allocation limit exceeded)");
+      return NULL;
+    }
+  }
   if (!data || size == 0) { free(data); return PyArray_SimpleNew(rank, dims, typenum); }
   PyObject* array = PyArray_SimpleNewFromData(rank, dims, typenum, data);
   if (!array) { free(data); return NULL; }

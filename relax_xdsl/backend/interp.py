@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from xdsl.dialects import arith, cf, func, memref, scf
 from xdsl.dialects import math as xmath
-from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, IntegerType, MemRefType, ModuleOp
+from xdsl.dialects.builtin import AnyFloat, DenseIntOrFPElementsAttr, IntegerType, MemRefType, ModuleOp, StringAttr
 from xdsl.interpreter import (
     Interpreter,
     InterpreterFunctions,
@@ -35,12 +35,14 @@ from xdsl.interpreters.builtin import BuiltinFunctions
 from xdsl.interpreters.func import FuncFunctions
 from xdsl.interpreters.math import MathFunctions
 from xdsl.interpreters.scf import ScfFunctions
+from xdsl.ir import Operation
 from xdsl.traits import SymbolTable
 
 from relax_xdsl import dtypes, scalar_semantics
 from relax_xdsl.dialects.relax import constant_array
 from relax_xdsl.dialects.tir import CheckIndexOp
-from relax_xdsl.errors import BoundsError, RelaxError, ShapeError, index_out_of_range
+from relax_xdsl.dim_lowering import CHECKED_ATTR
+from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError, index_out_of_range
 from relax_xdsl.limits import check_alloc
 
 
@@ -207,6 +209,18 @@ class RelaxFunctions(InterpreterFunctions):
         return ReturnedValues(()), ()
 
     # -- arith beyond upstream ------------------------------------------------
+    @impl(arith.AddiOp)
+    def run_addi(self, interpreter: Interpreter, op: arith.AddiOp, args: PythonValues) -> PythonValues:
+        return (_integer_result(op, int(args[0]) + int(args[1])),)
+
+    @impl(arith.SubiOp)
+    def run_subi(self, interpreter: Interpreter, op: arith.SubiOp, args: PythonValues) -> PythonValues:
+        return (_integer_result(op, int(args[0]) - int(args[1])),)
+
+    @impl(arith.MuliOp)
+    def run_muli(self, interpreter: Interpreter, op: arith.MuliOp, args: PythonValues) -> PythonValues:
+        return (_integer_result(op, int(args[0]) * int(args[1])),)
+
     @impl(arith.DivfOp)
     def run_divf(self, interpreter: Interpreter, op: arith.DivfOp, args: PythonValues) -> PythonValues:
         t = _float_type(op.result.type)
@@ -385,6 +399,16 @@ def _cmpf(pred: str, a: float, b: float, unordered: bool) -> bool:
 
 def _is_bool(t: Any) -> bool:
     return isinstance(t, IntegerType) and t.width.data == 1
+
+
+def _integer_result(op: Operation, v: int) -> int:
+    """An integer op's exact result `v` as the op gives it: wrapped to its
+    width, or, for host size arithmetic (CHECKED_ATTR), a ResourceLimitError
+    when it does not fit 64 bits (as in C)."""
+    checked = op.attributes.get(CHECKED_ATTR)
+    if isinstance(checked, StringAttr) and not -(2**63) <= v < 2**63:
+        raise ResourceLimitError(checked.data)
+    return _wrap(v, op.results[0].type)
 
 
 def _wrap(v: int, t: Any) -> int:

@@ -21,13 +21,16 @@ builtin.module {
 
 // CHECK:      func.func @main(%x: memref<?x8xf32>) -> memref<?x16xf32>
 // CHECK-SAME: relax.memory_plan = {buffers = 4 : i64, unshared_bytes = #relax.dims<[64*n + 192*(n ceildiv 2)]>, peak_live_bytes = #relax.dims<[max(64*n + 64*(n ceildiv 2), 128*(n ceildiv 2))]>, pool_bytes = #relax.dims<[192*(n ceildiv 2)]>}
-// CHECK:      memref.dim %x
+// CHECK:      %[[N:.*]] = memref.dim %x
+// CHECK-NEXT: %[[ONE:.*]] = arith.constant 1 : index
+// CHECK-NEXT: %[[POS:.*]] = arith.cmpi sge, %[[N]], %[[ONE]] : index
+// CHECK-NEXT: cf.assert %[[POS]], "@main: input x dim 0: symbol n must be >= 1"
 // CHECK-NEXT: %[[ZERO:.*]] = arith.constant 0 : index
 // CHECK-NEXT: %{{.*}} = arith.constant 2 : index
 // CHECK-NEXT: %[[C:.*]] = arith.ceildivsi
-// CHECK:      %[[OFF1:.*]] = arith.muli %{{.*}}, %[[C]] : index
-// CHECK:      %[[OFF2:.*]] = arith.muli %{{.*}}, %[[C]] : index
-// CHECK:      %[[SIZE:.*]] = arith.muli %{{.*}}, %[[C]] : index
+// CHECK:      %[[OFF1:.*]] = arith.muli %[[C]], %{{.*}} {relax.checked = "@main: computing 64*(n ceildiv 2) overflows 64-bit integers (allocation limit exceeded)"} : index
+// CHECK:      %[[OFF2:.*]] = arith.muli %[[C]], %{{.*}} {relax.checked = "{{.*}}"} : index
+// CHECK:      %[[SIZE:.*]] = arith.muli %[[C]], %{{.*}} {relax.checked = "{{.*}}"} : index
 // CHECK-NEXT: %pool = memref.alloc(%[[SIZE]]) {alignment = 64 : i64, relax.pool} : memref<?xi8>
 // CHECK-NEXT: %[[A:.*]] = memref.view %pool[%[[ZERO]]][%{{.*}}] : memref<?xi8> to memref<?x8xf32>
 // CHECK-NEXT: func.call @exp(%x, %[[A]])
