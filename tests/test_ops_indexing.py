@@ -80,6 +80,7 @@ def test_one_hot_levels() -> None:
     check_levels(m, cases)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["cumsum", "cumprod"])
 @pytest.mark.parametrize(("axis", "exclusive", "reverse"), [(0, False, False), (1, True, False), (-1, False, True),
                                                             (1, True, True)])
@@ -88,6 +89,11 @@ def test_cumulative_levels(name: str, axis: int, exclusive: bool, reverse: bool)
                 [("x", ["n", "t", 3], "float32")])
     cases = [(rand((n, n + 1, 3)),) for n in SIZES]
     check_levels(m, cases, LEVELS_FAST)
+
+
+def test_cumsum_levels() -> None:
+    m = _module(lambda x: op.cumsum(x, axis=1, exclusive=True, reverse=True), [("x", ["n", "t", 3], "float32")])
+    check_levels(m, [(rand((n, n + 1, 3)),) for n in SIZES], LEVELS_FAST)
 
 
 def test_cumsum_int_interp() -> None:
