@@ -98,7 +98,11 @@ def _inputs(params: Sequence[Spec], n: int) -> tuple[np.ndarray, ...]:
                             for d in shape), dtype, seed=n) for _, shape, dtype in params)
 
 
-@pytest.mark.parametrize("name", list(VALUE_CASES))
+SLOW_CASES = {"resize_cubic_antialias"}  # 64 taps per element: slow in the interpreter
+
+
+@pytest.mark.parametrize("name", [pytest.param(k, marks=pytest.mark.slow) if k in SLOW_CASES else k
+                                  for k in VALUE_CASES])
 def test_values_at_every_level(name: str) -> None:
     params, body = VALUE_CASES[name]
     check_levels(build(params, body), [_inputs(params, n) for n in SIZES])
