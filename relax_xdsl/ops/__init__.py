@@ -5,6 +5,7 @@ from relax_xdsl.ops import (
     creation,  # noqa: F401
     elementwise,  # noqa: F401
     indexing,  # noqa: F401
+    layout,  # noqa: F401
     linalg,  # noqa: F401
     manipulate,  # noqa: F401
     nn,  # noqa: F401

@@ -55,7 +55,8 @@ REQUIRED: Any = inspect.Parameter.empty
 @dataclass(frozen=True)
 class Param:
     """An op parameter: `kind` is one of int, ints (an int is taken as a
-    one-element list), int_or_ints (an int and a list mean different things), float, bool, str, dims (symbolic dims, -1 allowed);
+    one-element list), int_or_ints (an int and a list mean different things), float, floats, bool, str, dims (symbolic
+    dims, -1 allowed);
     `default` None means optional, REQUIRED means it must be given."""
 
     kind: str
@@ -72,6 +73,8 @@ class Param:
                 return DenseArrayBase.from_list(i64, [_as_int(v) for v in values])
             if self.kind == "float":
                 return FloatAttr(float(value), f64)
+            if self.kind == "floats":
+                return DenseArrayBase.from_list(f64, [float(v) for v in value])
             if self.kind == "bool":
                 if not isinstance(value, (bool, np.bool_)):
                     raise TypeError(f"expected a bool, got {value!r}")
@@ -100,6 +103,8 @@ class Param:
             return int(value)
         if self.kind == "float":
             return float(value)
+        if self.kind == "floats":
+            return tuple(float(v) for v in value)
         return value
 
 

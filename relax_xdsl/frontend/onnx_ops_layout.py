@@ -1,0 +1,271 @@
+"""ONNX layout converters: Pad, Tile, DepthToSpace, SpaceToDepth,
+CenterCropPad, Resize and Upsample, onto relax.pad / tile / resize and
+reshape + permute_dims compositions (exact, and fused into one gather).
+
+Sizes, pads and scales must be known at import time (constants or shape
+computations); the data dims may stay symbolic where the op allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy
+
+from relax_xdsl.frontend.onnx_import import Node, Value, register_converter
+from relax_xdsl.shape import canon, dim_to_str, dims_equal, floordiv
+
+# -- Pad ---------------------------------------------------------------------------------------------------------
+
+_PAD_MODES = ("constant", "reflect", "edge", "wrap")
+
+
+@register_converter("Pad", attrs=("mode", "pads", "paddings", "value"))
+def _pad(n: Node) -> Value:
+    x = n.input(0, "data")
+    mode = n.attr("mode", "constant")
+    if mode not in _PAD_MODES or (mode == "wrap" and n.opset < 19):
+        n.fail(f"attribute mode={mode!r} is not supported (constant, reflect, edge{', wrap' if n.opset >= 19 else ''})")
+    if n.opset < 11:
+        pads = list(n.attr("pads" if n.opset >= 2 else "paddings"))
+        value = float(n.attr("value", 0.0))
+        axes = list(range(x.ndim))
+    else:
+        pads = n.static_ints(1, "pads")
+        value = n.scalar(2, "constant_value") if n.optional(2) is not None else 0
+        value = 0 if value is None else value
+        axes = [n.axis(a, x.ndim) for a in n.static_ints(3, "axes")] if n.opset >= 18 and \
+            n.optional(3) is not None else list(range(x.ndim))
+    if len(set(axes)) != len(axes):
+        n.fail(f"axes {axes} repeat an axis")
+    if len(pads) != 2 * len(axes):
+        n.fail(f"pads has {len(pads)} values; it needs two per padded axis ({2 * len(axes)})")
+    before, after = [0] * x.ndim, [0] * x.ndim
+    for i, a in enumerate(axes):
+        before[a], after[a] = int(pads[i]), int(pads[len(axes) + i])
+    if not any(before) and not any(after):
+        return x
+    return n.op("pad", x, pad_before=before, pad_after=after, mode=mode, pad_value=float(value))
+
+
+# -- Tile --------------------------------------------------------------------------------------------------------
+
+
+@register_converter("Tile")
+def _tile(n: Node) -> Value:
+    x = n.input(0, "input")
+    if n.opset < 6:
+        n.fail("Tile before opset 6 (tiles and axis inputs) is not supported")
+    repeats = n.static_ints(1, "repeats")
+    if len(repeats) != x.ndim:
+        n.fail(f"repeats has {len(repeats)} values for an input of rank {x.ndim}")
+    if any(r < 0 for r in repeats):
+        n.fail(f"repeats {repeats} must be non-negative")
+    if all(r == 1 for r in repeats):
+        return x
+    return n.op("tile", x, repeats=repeats)
+
+
+# -- DepthToSpace / SpaceToDepth ----------------------------------------------------------------------------------
+
+
+def _nchw(n: Node, x: Value) -> list[sympy.Expr]:
+    if x.ndim != 4:
+        n.fail(f"input must have rank 4 (N, C, H, W), got rank {x.ndim}")
+    return [canon(d) for d in x.shape]
+
+
+@register_converter("DepthToSpace", attrs=("blocksize", "mode"))
+def _depth_to_space(n: Node) -> Value:
+    x = n.input(0, "input")
+    b = int(n.attr("blocksize"))
+    mode = n.attr("mode", "DCR")
+    if b < 1:
+        n.fail(f"blocksize {b} must be >= 1")
+    if mode not in ("DCR", "CRD"):
+        n.fail(f"attribute mode={mode!r} is not supported (DCR or CRD)")
+    nn, c, h, w = _nchw(n, x)
+    if c.is_Integer and int(c) % (b * b):
+        n.fail(f"channels {int(c)} are not divisible by blocksize^2 = {b * b}")
+    c2 = floordiv(c, b * b)
+    if mode == "DCR":
+        y = n.op("reshape", x, shape=[nn, b, b, c2, h, w])
+        y = n.op("permute_dims", y, axes=[0, 3, 4, 1, 5, 2])
+    else:
+        y = n.op("reshape", x, shape=[nn, c2, b, b, h, w])
+        y = n.op("permute_dims", y, axes=[0, 1, 4, 2, 5, 3])
+    return n.op("reshape", y, shape=[nn, c2, canon(h * b), canon(w * b)])
+
+
+@register_converter("SpaceToDepth", attrs=("blocksize", "mode"))
+def _space_to_depth(n: Node) -> Value:
+    x = n.input(0, "input")
+    b = int(n.attr("blocksize"))
+    mode = n.attr("mode", "DCR")
+    if b < 1:
+        n.fail(f"blocksize {b} must be >= 1")
+    if mode not in ("DCR", "CRD"):
+        n.fail(f"attribute mode={mode!r} is not supported (DCR or CRD)")
+    nn, c, h, w = _nchw(n, x)
+    for d, what in ((h, "height"), (w, "width")):
+        if d.is_Integer and int(d) % b:
+            n.fail(f"{what} {int(d)} is not divisible by blocksize {b}")
+    h2, w2 = floordiv(h, b), floordiv(w, b)
+    y = n.op("reshape", x, shape=[nn, c, h2, b, w2, b])
+    y = n.op("permute_dims", y, axes=[0, 3, 5, 1, 2, 4] if mode == "DCR" else [0, 1, 3, 5, 2, 4])
+    return n.op("reshape", y, shape=[nn, canon(c * b * b), h2, w2])
+
+
+# -- CenterCropPad -------------------------------------------------------------------------------------------------
+
+
+@register_converter("CenterCropPad", attrs=("axes",))
+def _center_crop_pad(n: Node) -> Value:
+    x = n.input(0, "input_data")
+    shape = n.ints(1, "shape")
+    axes = [n.axis(a, x.ndim) for a in n.attr("axes", list(range(x.ndim)))]
+    if len(set(axes)) != len(axes):
+        n.fail(f"axes {axes} repeat an axis")
+    if len(shape) != len(axes):
+        n.fail(f"shape has {len(shape)} values for {len(axes)} axes")
+    before, after = [0] * x.ndim, [0] * x.ndim
+    for a, target in zip(axes, shape):
+        d, t = canon(x.shape[a]), canon(target)
+        if dims_equal(d, t):
+            continue
+        if not (d.is_Integer and t.is_Integer):
+            n.fail(f"axis {a}: cropping or padding {dim_to_str(d)} to {dim_to_str(t)} needs static sizes")
+        diff = int(t) - int(d)
+        if diff < 0 and int(t) < 0:
+            n.fail(f"axis {a}: target size {int(t)} is negative")
+        first = -((-diff) // 2) if diff < 0 else diff // 2
+        before[a], after[a] = first, diff - first
+    if not any(before) and not any(after):
+        return x
+    return n.op("pad", x, pad_before=before, pad_after=after)
+
+
+# -- Resize / Upsample ---------------------------------------------------------------------------------------------
+
+_RESIZE_ATTRS = ("antialias", "axes", "coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside",
+                 "extrapolation_value", "keep_aspect_ratio_policy", "mode", "nearest_mode")
+
+
+def _floats(n: Node, i: int, what: str) -> list[float] | None:
+    v = n.optional(i)
+    if v is None:
+        return None
+    k = n.known(i, what)
+    if k.symbolic:
+        n.fail(f"input {i} ({what}) must hold numbers, not symbolic dims")
+    vals = [float(v) for v in np.asarray(k.array, dtype=np.float64).reshape(-1)]
+    return vals or None
+
+
+def _scaled_dim(d: sympy.Expr, s: float) -> sympy.Expr:
+    """floor(d * s), as ONNX (float64 product) for static d; exact rational otherwise."""
+    if d.is_Integer:
+        return sympy.Integer(int(np.floor(np.float64(int(d)) * np.float64(s))))
+    r = sympy.Rational(s)
+    return canon(d * r) if r.q == 1 else floordiv(canon(d * r.p), int(r.q))
+
+
+def _resize(n: Node, x: Value, scales: list[float] | None, sizes: list[Any] | None, roi: list[float] | None,
+            axes: list[int], params: dict[str, Any], policy: str = "stretch") -> Value:
+    r = x.ndim
+    dims = [canon(d) for d in x.shape]
+    full_scales: list[float] | None = None
+    if sizes is not None:
+        if len(sizes) != len(axes):
+            n.fail(f"sizes has {len(sizes)} values for {len(axes)} axes")
+        out = list(dims)
+        for a, s in zip(axes, sizes):
+            out[a] = canon(s)
+        if policy != "stretch":
+            if policy not in ("not_larger", "not_smaller"):
+                n.fail(f"attribute keep_aspect_ratio_policy={policy!r} is not supported "
+                       "(stretch, not_larger, not_smaller)")
+            if not all(dims[a].is_Integer and out[a].is_Integer for a in axes):
+                n.fail(f"keep_aspect_ratio_policy={policy} needs static sizes and input dims")
+            ratios = [int(out[a]) / int(dims[a]) for a in axes]
+            scale = min(ratios) if policy == "not_larger" else max(ratios)
+            full_scales = [scale if a in axes else 1.0 for a in range(r)]
+            for a in axes:
+                out[a] = sympy.Integer(int(scale * int(dims[a]) + 0.5))
+    elif scales is not None:
+        if len(scales) != len(axes):
+            n.fail(f"scales has {len(scales)} values for {len(axes)} axes")
+        full_scales = [1.0] * r
+        for a, s in zip(axes, scales):
+            if not s > 0:
+                n.fail(f"scale {s} of axis {a} must be positive")
+            full_scales[a] = s
+        out = [_scaled_dim(d, s) for d, s in zip(dims, full_scales)]
+    else:
+        n.fail("one of scales and sizes is required")
+    full_roi = None
+    if roi is not None and params.get("coordinate_transformation_mode") == "tf_crop_and_resize":
+        if len(roi) != 2 * len(axes):
+            n.fail(f"roi has {len(roi)} values; it needs two per axis ({2 * len(axes)})")
+        full_roi = [0.0] * r + [1.0] * r
+        for i, a in enumerate(axes):
+            full_roi[a], full_roi[r + a] = roi[i], roi[len(axes) + i]
+    if all(dims_equal(a, b) for a, b in zip(out, dims)) and (full_scales is None or all(s == 1 for s in full_scales)) \
+            and full_roi is None:
+        return x
+    return n.op("resize", x, sizes=out, scales=full_scales, roi=full_roi, **params)
+
+
+@register_converter("Resize", attrs=_RESIZE_ATTRS)
+def _resize_node(n: Node) -> Value:
+    x = n.input(0, "X")
+    mode = n.attr("mode", "nearest")
+    if mode not in ("nearest", "linear", "cubic") or (n.opset < 11 and mode == "cubic"):
+        n.fail(f"attribute mode={mode!r} is not supported")
+    if n.opset < 11:  # opset 10: X, scales; asymmetric coordinates
+        params = {"mode": mode, "coordinate_transformation_mode": "asymmetric", "nearest_mode": "simple"}
+        return _resize(n, x, _floats(n, 1, "scales"), None, None, list(range(x.ndim)), params)
+    ctm = n.attr("coordinate_transformation_mode", "half_pixel")
+    params = {"mode": mode, "coordinate_transformation_mode": ctm,
+              "nearest_mode": n.attr("nearest_mode", "round_prefer_floor"),
+              "cubic_coeff_a": float(n.attr("cubic_coeff_a", -0.75)),
+              "exclude_outside": bool(n.attr("exclude_outside", 0)),
+              "extrapolation_value": float(n.attr("extrapolation_value", 0.0)),
+              "antialias": bool(n.attr("antialias", 0))}
+    for key, allowed in (("coordinate_transformation_mode", ("half_pixel", "half_pixel_symmetric",
+                                                             "pytorch_half_pixel", "align_corners", "asymmetric",
+                                                             "tf_crop_and_resize")),
+                         ("nearest_mode", ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil"))):
+        if params[key] not in allowed:
+            n.fail(f"attribute {key}={params[key]!r} is not supported ({', '.join(allowed)})")
+    if ctm == "half_pixel_symmetric" and n.opset < 19:
+        n.fail("coordinate_transformation_mode='half_pixel_symmetric' needs opset 19")
+    if params["antialias"] and mode == "nearest":
+        n.fail("attribute antialias=1 applies to linear and cubic modes only")
+    axes = [n.axis(a, x.ndim) for a in n.attr("axes", list(range(x.ndim)))]
+    if len(set(axes)) != len(axes):
+        n.fail(f"axes {axes} repeat an axis")
+    roi = _floats(n, 1, "roi")
+    scales = _floats(n, 2, "scales")
+    sizes = (n.ints(3, "sizes") or None) if n.optional(3) is not None else None
+    if scales is not None and sizes is not None:
+        n.fail("scales and sizes must not both be given")
+    return _resize(n, x, scales if sizes is None else None, sizes, roi, axes, params,
+                   n.attr("keep_aspect_ratio_policy", "stretch"))
+
+
+@register_converter("Upsample", attrs=("mode", "scales"))
+def _upsample(n: Node) -> Value:
+    x = n.input(0, "X")
+    mode = n.attr("mode", "nearest")
+    if mode not in ("nearest", "linear", "bilinear"):
+        n.fail(f"attribute mode={mode!r} is not supported (nearest, linear)")
+    scales = [float(s) for s in n.attr("scales")] if n.opset < 9 else _floats(n, 1, "scales")
+    if scales is None:
+        n.fail("scales is required")
+    if any(s < 1 for s in scales):
+        n.fail(f"scales {scales} must be >= 1")
+    params = {"mode": "linear" if mode == "bilinear" else mode, "coordinate_transformation_mode": "asymmetric",
+              "nearest_mode": "floor"}
+    return _resize(n, x, scales, None, None, list(range(x.ndim)), params)
