@@ -1,0 +1,355 @@
+"""ONNX converters for recurrent (RNN, GRU, LSTM), quantization
+(QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger,
+ConvInteger, QLinearMatMul, QLinearConv) and signal ops (DFT, STFT,
+MelWeightMatrix), all mapped onto existing graph ops.
+
+Recurrences are unrolled at import: one matmul for the input projection of
+every step, then per step a matmul with the recurrent weights and the gate
+arithmetic, which fusion turns into a few kernels per step. That needs a
+static sequence length, and is limited to MAX_UNROLL steps so the graph
+stays small; a symbolic length needs a loop construct the graph does not
+have, and fails at import naming the node.
+
+Quantized values are computed exactly: integer products accumulate in
+int32 (matmul / conv2d with out_dtype int32), rounding is half to even
+(composed from floor, as ONNX and numpy round), saturation is a clip
+before the conversion. Tensor programs have no uint8 arithmetic yet
+(arith is signless), so uint8 tensors fail at import with that reason;
+int8 and int32 work.
+
+DFT and STFT are matmuls with constant cosine / sine matrices of the
+static transform length (exact up to float rounding, O(n^2) per signal);
+their sizes, axes and MelWeightMatrix's inputs must be known at import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
+from relax_xdsl.shape import canon, dim_to_str
+
+MAX_UNROLL = 256
+"""Longest static sequence a recurrence is unrolled over."""
+
+# -- small helpers ---------------------------------------------------------------------------------------------------
+
+
+def _const(v: float | np.ndarray, dtype: str) -> Known:
+    return Known(np.asarray(v, dtype=dtype), dtype)
+
+
+def _static(n: Node, d: Any, what: str) -> int:
+    c = canon(d)
+    if not c.is_Integer:
+        n.fail(f"{what} must be static, got the symbolic dim {dim_to_str(c)}")
+    return int(c)
+
+
+def _slice(n: Node, x: Value, axis: int, begin: int, end: int) -> Value:
+    return n.op("strided_slice", x, axes=[axis], begin=[begin], end=[end], strides=[1])
+
+
+def _index(n: Node, x: Value, axis: int, i: int) -> Value:
+    """x[..., i, ...] with the axis dropped."""
+    return n.op("squeeze", _slice(n, x, axis, i, i + 1), axis=[axis])
+
+
+def _stack(n: Node, parts: Sequence[Value], axis: int) -> Value:
+    expanded = [n.op("expand_dims", p, axis=[axis]) for p in parts]
+    return expanded[0] if len(expanded) == 1 else n.op("concat", *expanded, axis=axis)
+
+
+def _float_input(n: Node, i: int, what: str) -> Value:
+    v = n.input(i, what)
+    if not v.dtype.startswith("float"):
+        n.fail(f"input {i} ({what}) must be a float tensor, got {v.dtype}")
+    return v
+
+
+# -- recurrent -----------------------------------------------------------------------------------------------------
+
+_ACT_DEFAULTS: dict[str, tuple[float | None, float | None]] = {
+    # name (lowercase) -> (alpha default, beta default); None: the activation takes no such parameter
+    "relu": (None, None), "tanh": (None, None), "sigmoid": (None, None), "softsign": (None, None),
+    "softplus": (None, None), "affine": (1.0, 0.0), "leakyrelu": (0.01, None), "thresholdedrelu": (1.0, None),
+    "scaledtanh": (1.0, 1.0), "hardsigmoid": (0.2, 0.5), "elu": (1.0, None),
+}
+
+Activation = Callable[[Value], Value]
+
+
+def _activations(n: Node, defaults: list[str], num_dir: int) -> list[list[Activation]]:
+    """The activation functions per direction, with activation_alpha / _beta
+    consumed in order by the activations that take them (ONNX's rule)."""
+    names = list(n.attr("activations", defaults * num_dir))
+    if len(names) != len(defaults) * num_dir:
+        n.fail(f"activations must list {len(defaults) * num_dir} functions ({len(defaults)} per direction), "
+               f"got {len(names)}")
+    alphas, betas = list(n.attr("activation_alpha", [])), list(n.attr("activation_beta", []))
+    out: list[Activation] = []
+    for name in names:
+        key = name.lower()
+        if key not in _ACT_DEFAULTS:
+            n.fail(f"activation {name!r} is not supported (supported: {', '.join(sorted(_ACT_DEFAULTS))})")
+        da, db = _ACT_DEFAULTS[key]
+        alpha = (alphas.pop(0) if alphas else da) if da is not None else None
+        beta = (betas.pop(0) if betas else db) if db is not None else None
+        out.append(_activation(n, key, alpha, beta))
+    k = len(defaults)
+    return [out[d * k:(d + 1) * k] for d in range(num_dir)]
+
+
+def _activation(n: Node, key: str, alpha: float | None, beta: float | None) -> Activation:
+    def c(v: float, x: Value) -> Known:
+        return _const(v, x.dtype)
+
+    def act(x: Value) -> Value:
+        if key in ("relu", "tanh", "sigmoid"):
+            return n.op(key, x)
+        if key == "affine":
+            return n.op("add", n.op("multiply", x, c(alpha, x)), c(beta, x))
+        if key == "leakyrelu":
+            return n.op("where", n.op("greater", x, c(0, x)), x, n.op("multiply", x, c(alpha, x)))
+        if key == "thresholdedrelu":
+            return n.op("where", n.op("greater", x, c(alpha, x)), x, c(0, x))
+        if key == "scaledtanh":
+            return n.op("multiply", c(alpha, x), n.op("tanh", n.op("multiply", x, c(beta, x))))
+        if key == "hardsigmoid":
+            return n.op("clip", n.op("add", n.op("multiply", x, c(alpha, x)), c(beta, x)), min=0.0, max=1.0)
+        if key == "elu":
+            neg = n.op("multiply", c(alpha, x), n.op("subtract", n.op("exp", x), c(1, x)))
+            return n.op("where", n.op("greater", x, c(0, x)), x, neg)
+        if key == "softsign":
+            return n.op("divide", x, n.op("add", c(1, x), n.op("abs", x)))
+        return n.op("log", n.op("add", n.op("exp", x), c(1, x)))  # softplus
+
+    return act
+
+
+_RNN_ATTRS = ("activation_alpha", "activation_beta", "activations", "clip", "direction", "hidden_size", "layout")
+
+
+class _Recurrence:
+    """What RNN, GRU and LSTM share: inputs in time-major layout, weights per
+    direction, step masks from sequence_lens, outputs in the node's layout."""
+
+    def __init__(self, n: Node, gates: int, act_defaults: list[str]):
+        self.n = n
+        direction = n.attr("direction", "forward")
+        if direction not in ("forward", "reverse", "bidirectional"):
+            n.fail(f"direction={direction!r} is not supported (forward, reverse, bidirectional)")
+        self.directions = ["forward", "reverse"] if direction == "bidirectional" else [direction]
+        self.layout = int(n.attr("layout", 0))
+        if self.layout not in (0, 1):
+            n.fail(f"layout={self.layout} is not supported (0 or 1)")
+        x = _float_input(n, 0, "X")
+        if x.ndim != 3:
+            n.fail(f"X must have rank 3, got rank {x.ndim}")
+        self.x = n.op("permute_dims", x, axes=[1, 0, 2]) if self.layout else x
+        self.dtype = x.dtype
+        seq = canon(self.x.shape[0])
+        if not seq.is_Integer:
+            n.fail(f"the sequence length is the symbolic dim {dim_to_str(seq)}; only static lengths are supported "
+                   "(the recurrence is unrolled at import; a symbolic length needs a loop construct)")
+        self.seq = int(seq)
+        if self.seq > MAX_UNROLL:
+            n.fail(f"the sequence length {self.seq} is above {MAX_UNROLL}, the longest unrolled at import")
+        self.batch = self.x.shape[1]
+        self.gates = gates
+        w = n.input(1, "W")
+        hidden = n.attr("hidden_size", None)
+        if w.ndim != 3:
+            n.fail(f"W must have rank 3, got rank {w.ndim}")
+        rows = _static(n, w.shape[1], "W dim 1")
+        self.hidden = int(hidden) if hidden is not None else rows // gates
+        if rows != gates * self.hidden:
+            n.fail(f"W dim 1 is {rows}, expected {gates} * hidden_size = {gates * self.hidden}")
+        num_dir = _static(n, w.shape[0], "W dim 0")
+        if num_dir != len(self.directions):
+            n.fail(f"W dim 0 is {num_dir} but direction={direction!r} needs {len(self.directions)}")
+        self.w, self.r, self.b = w, n.input(2, "R"), n.optional(3)
+        for what, v in (("R", self.r), ("B", self.b)):
+            if v is not None and v.dtype != self.dtype:
+                n.fail(f"{what} has dtype {v.dtype} but X has {self.dtype}")
+        self.acts = _activations(n, act_defaults, num_dir)
+        clip = n.attr("clip", None)
+        self.clip = None if clip is None else float(clip)
+        self.lens = self._lengths(n.optional(4))
+
+    def _lengths(self, lens: Value | None) -> Value | None:
+        """sequence_lens checked against the sequence length (a longer one is a
+        BoundsError; negative ones count as 0), or None when all are full."""
+        if lens is None:
+            return None
+        n = self.n
+        if lens.dtype not in ("int32", "int64"):
+            n.fail(f"sequence_lens must be int32 or int64, got {lens.dtype}")
+        if isinstance(lens, Known) and not lens.symbolic:
+            if ((lens.array > self.seq) | (lens.array < 0)).any():
+                n.fail(f"sequence_lens {lens.array.tolist()} are out of range [0, {self.seq}]")
+            if (lens.array == self.seq).all():
+                return None
+            return lens
+        positive = n.op("maximum", lens, _const(0, lens.dtype))
+        return n.op("take", _const(np.arange(self.seq + 1), lens.dtype), positive, axis=0)
+
+    def state(self, i: int, what: str, d: int) -> Value:
+        """initial_h / initial_c for direction d as [batch, hidden], zeros when absent."""
+        v = self.n.optional(i)
+        if v is None:
+            return self.n.op("full", shape=[self.batch, self.hidden], fill_value=0.0, dtype=self.dtype)
+        if v.ndim != 3:
+            self.n.fail(f"{what} must have rank 3, got rank {v.ndim}")
+        return _index(self.n, v, 1 if self.layout else 0, d)
+
+    def projections(self, d: int) -> tuple[Value, Value]:
+        """X W^T + Wb + Rb for all steps [seq, batch, gates*hidden], and R^T [hidden, gates*hidden]."""
+        n = self.n
+        w_t = n.op("permute_dims", _index(n, self.w, 0, d), axes=[1, 0])
+        r_t = n.op("permute_dims", _index(n, self.r, 0, d), axes=[1, 0])
+        xw = n.op("matmul", self.x, w_t)
+        if self.b is not None:
+            b = _index(n, self.b, 0, d)
+            gh = self.gates * self.hidden
+            xw = n.op("add", xw, n.op("add", _slice(n, b, 0, 0, gh), _slice(n, b, 0, gh, 2 * gh)))
+        return xw, r_t
+
+    def gate(self, v: Value, k: int) -> Value:
+        return _slice(self.n, v, 1, k * self.hidden, (k + 1) * self.hidden)
+
+    def clipped(self, v: Value) -> Value:
+        return v if self.clip is None else self.n.op("clip", v, min=-self.clip, max=self.clip)
+
+    def steps(self, d: int) -> list[int]:
+        return list(range(self.seq)) if self.directions[d] == "forward" else list(range(self.seq - 1, -1, -1))
+
+    def mask(self, t: int) -> Value | None:
+        """[batch, 1] true where step t is within the batch entry's length."""
+        if self.lens is None:
+            return None
+        m = self.n.op("less", _const(t, self.lens.dtype), self.lens)
+        return self.n.op("expand_dims", m, axis=[1])
+
+    def keep(self, mask: Value | None, new: Value, old: Value) -> Value:
+        return new if mask is None else self.n.op("where", mask, new, old)
+
+    def output(self, mask: Value | None, h: Value) -> Value:
+        return h if mask is None else self.n.op("where", mask, h, _const(0, self.dtype))
+
+    def results(self, ys: list[dict[int, Value]], finals: list[list[Value]]) -> list[Value]:
+        """Y [seq, num_dir, batch, hidden] and the final states [num_dir, batch, hidden] (layout 0)."""
+        n = self.n
+        y = _stack(n, [_stack(n, [per_dir[t] for t in range(self.seq)], 0) for per_dir in ys], 1)
+        states = [_stack(n, list(f), 0) for f in zip(*finals)]
+        if self.layout:
+            y = n.op("permute_dims", y, axes=[2, 0, 1, 3])
+            states = [n.op("permute_dims", s, axes=[1, 0, 2]) for s in states]
+        return [y, *states]
+
+
+@register_converter("RNN", attrs=_RNN_ATTRS)
+def _rnn(n: Node) -> list[Value]:
+    """Ht = f(Xt W^T + Ht-1 R^T + Wb + Rb), unrolled (static length <= MAX_UNROLL)."""
+    rec = _Recurrence(n, 1, ["Tanh"])
+    ys, finals = [], []
+    for d in range(len(rec.directions)):
+        (f,) = rec.acts[d]
+        xw, r_t = rec.projections(d)
+        h = rec.state(5, "initial_h", d)
+        y: dict[int, Value] = {}
+        for t in rec.steps(d):
+            mask = rec.mask(t)
+            cand = f(rec.clipped(n.op("add", _index(n, xw, 0, t), n.op("matmul", h, r_t))))
+            y[t] = rec.output(mask, cand)
+            h = rec.keep(mask, cand, h)
+        ys.append(y)
+        finals.append([h])
+    return rec.results(ys, finals)
+
+
+@register_converter("GRU", attrs=(*_RNN_ATTRS, "linear_before_reset"))
+def _gru(n: Node) -> list[Value]:
+    """Gates z, r, h; linear_before_reset applies the reset gate after the
+    recurrent projection. Unrolled (static length <= MAX_UNROLL)."""
+    rec = _Recurrence(n, 3, ["Sigmoid", "Tanh"])
+    lbr = bool(n.attr("linear_before_reset", 0))
+    one = _const(1, rec.dtype)
+    ys, finals = [], []
+    for d in range(len(rec.directions)):
+        f, g = rec.acts[d]
+        xw, r_t = rec.projections(d)
+        hid = rec.hidden
+        r_zr = _slice(n, r_t, 1, 0, 2 * hid)
+        r_h = _slice(n, r_t, 1, 2 * hid, 3 * hid)
+        rb_h = None
+        if rec.b is not None:
+            # xw holds Wb + Rb for every gate; the h gate's Rb must sit inside the reset product when lbr
+            rb_h = _slice(n, _index(n, rec.b, 0, d), 0, 5 * hid, 6 * hid)
+        h = rec.state(5, "initial_h", d)
+        y: dict[int, Value] = {}
+        for t in rec.steps(d):
+            mask = rec.mask(t)
+            xt = _index(n, xw, 0, t)
+            hr = n.op("matmul", h, r_zr)
+            z = f(rec.clipped(n.op("add", rec.gate(xt, 0), rec.gate(hr, 0))))
+            r = f(rec.clipped(n.op("add", rec.gate(xt, 1), rec.gate(hr, 1))))
+            if lbr:
+                rec_h = n.op("matmul", h, r_h)
+                x_h = rec.gate(xt, 2)
+                if rb_h is not None:  # Rb inside: r * (H R^T + Rb); Wb outside
+                    x_h = n.op("subtract", x_h, rb_h)
+                    rec_h = n.op("add", rec_h, rb_h)
+                pre = n.op("add", x_h, n.op("multiply", r, rec_h))
+            else:
+                pre = n.op("add", rec.gate(xt, 2), n.op("matmul", n.op("multiply", r, h), r_h))
+            cand_h = g(rec.clipped(pre))
+            cand = n.op("add", n.op("multiply", n.op("subtract", one, z), cand_h), n.op("multiply", z, h))
+            y[t] = rec.output(mask, cand)
+            h = rec.keep(mask, cand, h)
+        ys.append(y)
+        finals.append([h])
+    return rec.results(ys, finals)
+
+
+@register_converter("LSTM", attrs=(*_RNN_ATTRS, "input_forget"))
+def _lstm(n: Node) -> list[Value]:
+    """Gates i, o, f, c with optional peepholes P (i, o, f); input_forget
+    couples the forget gate to 1 - i. Unrolled (static length <= MAX_UNROLL)."""
+    rec = _Recurrence(n, 4, ["Sigmoid", "Tanh", "Tanh"])
+    coupled = bool(n.attr("input_forget", 0))
+    p = n.optional(7)
+    one = _const(1, rec.dtype)
+    ys, finals = [], []
+    for d in range(len(rec.directions)):
+        f, g, hact = rec.acts[d]
+        xw, r_t = rec.projections(d)
+        peep = None
+        if p is not None:
+            pd = _index(n, p, 0, d)
+            peep = [_slice(n, pd, 0, k * rec.hidden, (k + 1) * rec.hidden) for k in range(3)]
+        h, c = rec.state(5, "initial_h", d), rec.state(6, "initial_c", d)
+        y: dict[int, Value] = {}
+        for t in rec.steps(d):
+            mask = rec.mask(t)
+            gates = n.op("add", _index(n, xw, 0, t), n.op("matmul", h, r_t))
+            pi, po, pf = [rec.gate(gates, k) for k in (0, 1, 2)]
+            if peep is not None:
+                pi = n.op("add", pi, n.op("multiply", peep[0], c))
+                pf = n.op("add", pf, n.op("multiply", peep[2], c))
+            i = f(rec.clipped(pi))
+            fg = n.op("subtract", one, i) if coupled else f(rec.clipped(pf))
+            cc = g(rec.clipped(rec.gate(gates, 3)))
+            c_new = n.op("add", n.op("multiply", fg, c), n.op("multiply", i, cc))
+            if peep is not None:
+                po = n.op("add", po, n.op("multiply", peep[1], c_new))
+            o = f(rec.clipped(po))
+            h_new = n.op("multiply", o, hact(c_new))
+            y[t] = rec.output(mask, h_new)
+            h, c = rec.keep(mask, h_new, h), rec.keep(mask, c_new, c)
+        ys.append(y)
+        finals.append([h, c])
+    return rec.results(ys, finals)
