@@ -24,12 +24,13 @@ their sizes, axes and MelWeightMatrix's inputs must be known at import.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
 from relax_xdsl.shape import canon, dim_to_str
 
 MAX_UNROLL = 256
@@ -353,3 +354,189 @@ def _lstm(n: Node) -> list[Value]:
         ys.append(y)
         finals.append([h, c])
     return rec.results(ys, finals)
+
+
+# -- signal ---------------------------------------------------------------------------------------------------------
+
+
+def _split_complex(n: Node, x: Value, what: str) -> tuple[Value, Value | None]:
+    """The real and (for a last dim of 2) imaginary parts, last dim dropped."""
+    if x.ndim < 2:
+        n.fail(f"{what} must have rank >= 2 (a last dim of 1 for real or 2 for complex values), got rank {x.ndim}")
+    last = _static(n, x.shape[-1], f"{what}'s last dim")
+    if last not in (1, 2):
+        n.fail(f"{what}'s last dim must be 1 (real) or 2 (complex), got {last}")
+    re = _index(n, x, x.ndim - 1, 0)
+    return re, (_index(n, x, x.ndim - 1, 1) if last == 2 else None)
+
+
+def _dft_matrices(n_in: int, length: int, inverse: bool, onesided: bool, window: np.ndarray | None,
+                  dtype: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Matrices A, B with y = x_re @ A + x_im @ B, y's last dim (k, re/im)
+    interleaved, for the first n_in samples of a length-`length` transform
+    (shorter signals are zero-padded: their rows are absent). An inverse
+    one-sided transform (irfft) gives real samples instead: A, B are
+    [bins, length] with the hermitian weights. Returns (A, B, output bins)."""
+    m = np.arange(n_in, dtype=np.float64)[:, None]
+    if inverse and onesided:
+        k = m  # rows are frequency bins here; numpy's irfft uses the first length // 2 + 1
+        used = min(n_in, length // 2 + 1)
+        t = np.arange(length, dtype=np.float64)[None, :]
+        weight = np.where((k == 0) | ((length % 2 == 0) & (k == length // 2)), 1.0, 2.0) / length
+        weight[used:] = 0.0
+        theta = 2 * np.pi * ((k * t) % length) / length
+        return (weight * np.cos(theta)).astype(dtype), (-weight * np.sin(theta)).astype(dtype), length
+    bins = length // 2 + 1 if onesided else length
+    k = np.arange(bins, dtype=np.float64)[None, :]
+    theta = 2 * np.pi * ((m * k) % length) / length
+    sign, scale = (1.0, 1.0 / length) if inverse else (-1.0, 1.0)
+    cos, sin = np.cos(theta) * scale, sign * np.sin(theta) * scale
+    if window is not None:
+        cos, sin = cos * window[:n_in, None], sin * window[:n_in, None]
+    a = np.stack([cos, sin], axis=-1).reshape(n_in, 2 * bins)
+    b = np.stack([-sin, cos], axis=-1).reshape(n_in, 2 * bins)
+    return a.astype(dtype), b.astype(dtype), bins
+
+
+def _transform_last(n: Node, re: Value, im: Value | None, length: int, inverse: bool, onesided: bool,
+                    window: np.ndarray | None = None) -> Value:
+    """DFT over the last axis of re (+ i im): [..., bins, 2], or [..., length, 1] for irfft."""
+    n_in = _static(n, re.shape[-1], "the signal dim")
+    if n_in > length:  # np.fft truncates a longer signal
+        re = _slice(n, re, re.ndim - 1, 0, length)
+        im = None if im is None else _slice(n, im, im.ndim - 1, 0, length)
+        n_in = length
+    if inverse and onesided and n_in > length // 2 + 1:
+        n_in = length // 2 + 1
+        re = _slice(n, re, re.ndim - 1, 0, n_in)
+        im = None if im is None else _slice(n, im, im.ndim - 1, 0, n_in)
+    a, b, bins = _dft_matrices(n_in, length, inverse, onesided, window, re.dtype)
+    y = n.op("matmul", re, Known(a, re.dtype))
+    if im is not None:
+        y = n.op("add", y, n.op("matmul", im, Known(b, re.dtype)))
+    last = 1 if inverse and onesided else 2
+    return n.op("reshape", y, shape=[*y.shape[:-1], bins, last])
+
+
+def _known_int(n: Node, i: int, what: str) -> int | None:
+    v = n.scalar(i, what)
+    if v is None:
+        return None
+    if not isinstance(v, int):
+        n.fail(f"input {i} ({what}) must be an integer, got {v!r}")
+    return v
+
+
+@register_converter("DFT", attrs=("axis", "inverse", "onesided"))
+def _dft(n: Node) -> Value:
+    """Opset 17 (axis attribute, default 1) and 20 (axis input, default -2);
+    real or complex (last dim 2) input; dft_length and axis known at import."""
+    x = _float_input(n, 0, "input")
+    rank = x.ndim
+    if n.opset >= 20:
+        a = _known_int(n, 2, "axis")
+        axis = -2 if a is None else a
+    else:
+        axis = int(n.attr("axis", 1))
+    if not -rank <= axis < rank or axis % rank == rank - 1:
+        n.fail(f"axis {axis} must name a signal dim of the rank-{rank} input (not its last, real/imaginary dim)")
+    axis %= rank
+    inverse, onesided = bool(n.attr("inverse", 0)), bool(n.attr("onesided", 0))
+    re, im = _split_complex(n, x, "input")
+    n_sig = _static(n, re.shape[axis], f"the signal dim {axis}")
+    length = _known_int(n, 1, "dft_length")
+    if length is None:
+        length = 2 * (n_sig - 1) if inverse and onesided else n_sig
+    if length < 1:
+        n.fail(f"dft_length must be >= 1, got {length}")
+    perm = [d for d in range(rank - 1) if d != axis] + [axis]
+    moved = perm != list(range(rank - 1))
+    if moved:
+        re = n.op("permute_dims", re, axes=perm)
+        im = None if im is None else n.op("permute_dims", im, axes=perm)
+    y = _transform_last(n, re, im, length, inverse, onesided)
+    if moved:  # y is [others..., bins, c]: put bins back at `axis`
+        back = list(range(rank - 2))
+        back.insert(axis, rank - 2)
+        y = n.op("permute_dims", y, axes=[*back, rank - 1])
+    return y
+
+
+@register_converter("STFT", attrs=("onesided",))
+def _stft(n: Node) -> Value:
+    """signal [batch, length, 1|2] -> [batch, frames, bins, 2]; frame_step and
+    frame_length known at import, the window a constant folded into the DFT
+    matrix (or multiplied in when computed at run time)."""
+    x = _float_input(n, 0, "signal")
+    if x.ndim != 3:
+        n.fail(f"signal must have rank 3 [batch, length, 1 or 2], got rank {x.ndim}")
+    step = _known_int(n, 1, "frame_step")
+    if step is None or step < 1:
+        n.fail(f"frame_step must be a known integer >= 1, got {step}")
+    window = n.optional(2)
+    frame = _known_int(n, 3, "frame_length")
+    if window is not None:
+        if window.ndim != 1:
+            n.fail(f"window must have rank 1, got rank {window.ndim}")
+        wlen = _static(n, window.shape[0], "the window length")
+        if frame is not None and frame != wlen:
+            n.fail(f"frame_length {frame} differs from the window length {wlen}")
+        frame = wlen
+    if frame is None or frame < 1:
+        n.fail("needs frame_length or a window (the frame length) >= 1")
+    re, im = _split_complex(n, x, "signal")
+    onesided = bool(n.attr("onesided", 1))
+    if onesided and im is not None:
+        n.fail("onesided=1 needs a real signal (last dim 1)")
+    length = _static(n, re.shape[1], "the signal length")
+    if length < frame:
+        n.fail(f"the signal length {length} is shorter than the frame length {frame}")
+    frames = 1 + (length - frame) // step
+    idx = Known((np.arange(frames)[:, None] * step + np.arange(frame)[None, :]).astype(np.int64), "int64")
+    re = n.op("take", re, idx, axis=1)
+    im = None if im is None else n.op("take", im, idx, axis=1)
+    win: np.ndarray | None = None
+    if isinstance(window, Known) and not window.symbolic:
+        win = window.array.astype(np.float64)
+    elif window is not None:
+        w = window if window.dtype == re.dtype else n.op("astype", window, dtype=re.dtype)
+        re = n.op("multiply", re, w)
+        im = None if im is None else n.op("multiply", im, w)
+    return _transform_last(n, re, im, frame, False, onesided, win)
+
+
+@register_converter("MelWeightMatrix", attrs=("output_datatype",))
+def _mel_weight_matrix(n: Node) -> Value:
+    """[dft_length // 2 + 1, num_mel_bins] triangular filters, computed at
+    import from known inputs as the ONNX reference does (mel bins spaced by
+    (high - low) / (num_mel_bins + 2), bin edges floored)."""
+    bins = _known_int(n, 0, "num_mel_bins")
+    length = _known_int(n, 1, "dft_length")
+    rate = _known_int(n, 2, "sample_rate")
+    low, high = n.scalar(3, "lower_edge_hertz"), n.scalar(4, "upper_edge_hertz")
+    if bins is None or length is None or rate is None or low is None or high is None:
+        n.fail("all five inputs are required")
+    if bins < 1 or length < 1 or rate < 1:
+        n.fail(f"num_mel_bins ({bins}), dft_length ({length}) and sample_rate ({rate}) must be >= 1")
+    if not 0 <= low < high <= rate / 2:
+        n.fail(f"need 0 <= lower_edge_hertz ({low}) < upper_edge_hertz ({high}) <= sample_rate / 2 ({rate / 2})")
+    dtype = onnx_dtype(int(n.attr("output_datatype", 1)), f"node {n.name!r} (MelWeightMatrix) output_datatype")
+    spec_bins = length // 2 + 1
+
+    def mel(hz: float) -> float:
+        return 2595 * math.log10(1 + hz / 700)
+
+    step = (mel(high) - mel(low)) / (bins + 2)
+    edges = [int(((length + 1) * 700 * math.expm1((i * step + mel(low)) / 2595 * math.log(10))) // rate)
+             for i in range(bins + 2)]
+    out = np.zeros((spec_bins, bins))
+    for i in range(bins):
+        lo, mid, hi = edges[i], edges[i + 1], edges[i + 2]
+        if mid == lo:
+            out[mid, i] = 1
+        else:
+            for j in range(lo, mid + 1):
+                out[j, i] = (j - lo) / (mid - lo)
+        for j in range(mid, hi):
+            out[j, i] = (hi - j) / (hi - mid)
+    return Known(out.astype(dtype), dtype)
