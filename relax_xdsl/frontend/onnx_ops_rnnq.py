@@ -540,3 +540,234 @@ def _mel_weight_matrix(n: Node) -> Value:
         for j in range(mid, hi):
             out[j, i] = (hi - j) / (hi - mid)
     return Known(out.astype(dtype), dtype)
+
+
+# -- quantization ---------------------------------------------------------------------------------------------------
+
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int32": (-(2**31), 2**31 - 1)}
+
+
+def _no_runtime_uint8(n: Node, values: Sequence[Value | None], what: str) -> None:
+    """uint8 works only as import-time values (folded): tensor programs have
+    no unsigned arithmetic yet."""
+    for v in values:
+        if v is not None and not isinstance(v, Known) and v.dtype == "uint8":
+            n.fail(f"{what} is a uint8 tensor computed at run time; tensor programs do not support uint8 yet "
+                   "(int8 and constant uint8 values work)")
+
+
+def _round_half_even(n: Node, v: Value) -> Value:
+    """Round half to even (ONNX's and numpy's rounding), composed from floor:
+    halves go to the even neighbour, exactly, for every float."""
+    dt = v.dtype
+    f = n.op("floor", v)
+    frac = n.op("subtract", v, f)
+    odd = n.op("subtract", f, n.op("multiply", _const(2, dt), n.op("floor", n.op("multiply", f, _const(0.5, dt)))))
+    up = n.op("where", n.op("greater", frac, _const(0.5, dt)), _const(1, dt),
+              n.op("where", n.op("equal", frac, _const(0.5, dt)), odd, _const(0, dt)))
+    return n.op("add", f, up)
+
+
+def _saturate(n: Node, v: Value, dtype: str) -> Value:
+    lo, hi = _QRANGE[dtype]
+    return n.op("astype", n.op("clip", v, min=float(lo), max=float(hi)), dtype=dtype)
+
+
+def _along(n: Node, param: Value, x: Value, axis: int, block: int, what: str) -> Value:
+    """A scale / zero point shaped to broadcast against x: a scalar (or one
+    element) as is, a 1-d one along `axis`, a blocked one (x's rank) repeated
+    block_size times along `axis`."""
+    if param.ndim == 0 or (param.ndim == 1 and block == 0 and _static(n, param.shape[0], what) == 1):
+        return param if param.ndim == 0 else n.op("reshape", param, shape=[])
+    axis = n.axis(axis, x.ndim)
+    if block == 0:
+        if param.ndim != 1:
+            n.fail(f"{what} must be a scalar or 1-d (per axis), got rank {param.ndim} (blocked needs block_size)")
+        return n.op("reshape", param, shape=[param.shape[0]] + [1] * (x.ndim - axis - 1))
+    if param.ndim != x.ndim:
+        n.fail(f"blocked {what} must have the input's rank {x.ndim}, got rank {param.ndim}")
+    dim = _static(n, x.shape[axis], f"the blocked dim {axis}")
+    if _static(n, param.shape[axis], f"{what} dim {axis}") != -(-dim // block):
+        n.fail(f"{what} dim {axis} is {dim_to_str(canon(param.shape[axis]))}, expected ceil({dim} / {block})")
+    return n.op("take", param, Known(np.arange(dim) // block, "int64"), axis=axis)
+
+
+def _quant_axes(n: Node, x: Value) -> tuple[int, int]:
+    axis = int(n.attr("axis", 1))  # checked where a per-axis or blocked parameter uses it
+    block = int(n.attr("block_size", 0))
+    if block < 0:
+        n.fail(f"block_size must be >= 0, got {block}")
+    return axis, block
+
+
+def _quantize(n: Node, x: Value, scale: Value, zp: Value | None, dtype: str) -> Value:
+    """saturate(round_half_even(x / scale) + zero_point) in dtype, computed in float32 (float64 for float64)."""
+    ct = "float64" if x.dtype == "float64" else "float32"
+    xf = x if x.dtype == ct else n.op("astype", x, dtype=ct)
+    sf = scale if scale.dtype == ct else n.op("astype", scale, dtype=ct)
+    q = _round_half_even(n, n.op("divide", xf, sf))
+    if zp is not None:
+        q = n.op("add", q, n.op("astype", zp, dtype=ct))
+    return _saturate(n, q, dtype)
+
+
+@register_converter("QuantizeLinear", attrs=("axis", "block_size", "output_dtype", "saturate"))
+def _quantize_linear(n: Node) -> Value:
+    """Per-tensor, per-axis and blocked; int8 (uint8 only for import-time values)."""
+    x, scale, zp = _float_input(n, 0, "x"), _float_input(n, 1, "y_scale"), n.optional(2)
+    out = onnx_dtype(int(n.attr("output_dtype", 0)), f"node {n.name!r} (QuantizeLinear) output_dtype") \
+        if n.attr("output_dtype", 0) else (zp.dtype if zp is not None else "uint8")
+    if out not in ("int8", "uint8"):
+        n.fail(f"output type {out} is not supported (int8, uint8)")
+    if zp is not None and zp.dtype != out:
+        n.fail(f"y_zero_point has dtype {zp.dtype} but the output type is {out}")
+    axis, block = _quant_axes(n, x)
+    y = _quantize(n, x, _along(n, scale, x, axis, block, "y_scale"),
+                  None if zp is None else _along(n, zp, x, axis, block, "y_zero_point"), out)
+    _no_runtime_uint8(n, [x, zp, y], "the quantized output")
+    return y
+
+
+@register_converter("DequantizeLinear", attrs=("axis", "block_size", "output_dtype"))
+def _dequantize_linear(n: Node) -> Value:
+    """(x - zero_point) * scale, per-tensor, per-axis and blocked; x int8,
+    int32 (or uint8 known at import)."""
+    x, scale, zp = n.input(0, "x"), _float_input(n, 1, "x_scale"), n.optional(2)
+    if x.dtype not in ("int8", "uint8", "int32"):
+        n.fail(f"x must be int8, uint8 or int32, got {x.dtype}")
+    if zp is not None and zp.dtype != x.dtype:
+        n.fail(f"x_zero_point has dtype {zp.dtype} but x has {x.dtype}")
+    _no_runtime_uint8(n, [x, zp], "x or x_zero_point")
+    out = scale.dtype
+    if n.attr("output_dtype", 0):
+        out = onnx_dtype(int(n.attr("output_dtype")), f"node {n.name!r} (DequantizeLinear) output_dtype")
+        if out != scale.dtype:
+            n.fail(f"output_dtype {out} differs from x_scale's dtype {scale.dtype}")
+    axis, block = _quant_axes(n, x)
+    v = n.op("astype", x, dtype="int32")
+    if zp is not None:
+        v = n.op("subtract", v, n.op("astype", _along(n, zp, x, axis, block, "x_zero_point"), dtype="int32"))
+    return n.op("multiply", n.op("astype", v, dtype=out), _along(n, scale, x, axis, block, "x_scale"))
+
+
+@register_converter("DynamicQuantizeLinear")
+def _dynamic_quantize_linear(n: Node) -> list[Value]:
+    """uint8 output by definition: only for inputs known at import."""
+    x = _float_input(n, 0, "x")
+    f32 = "float32"
+    xf = x if x.dtype == f32 else n.op("astype", x, dtype=f32)
+    lo = n.op("minimum", n.op("min", xf), _const(0, f32))
+    hi = n.op("maximum", n.op("max", xf), _const(0, f32))
+    scale = n.op("divide", n.op("subtract", hi, lo), _const(255, f32))
+    zp = _saturate(n, _round_half_even(n, n.op("subtract", _const(0, f32), n.op("divide", lo, scale))), "uint8")
+    y = _quantize(n, xf, scale, zp, "uint8")
+    _no_runtime_uint8(n, [y], "the output y (always uint8)")
+    return [y, scale, zp]
+
+
+def _int32_operand(n: Node, v: Value, zp: Value | None, zp_shape: list[Any] | None, what: str) -> Value:
+    """astype(v, int32) - zero_point: exact, the products then accumulate in int32."""
+    if v.dtype not in ("int8", "uint8"):
+        n.fail(f"{what} must be int8 or uint8, got {v.dtype}")
+    if zp is not None and zp.dtype != v.dtype:
+        n.fail(f"{what}'s zero point has dtype {zp.dtype} but {what} has {v.dtype}")
+    _no_runtime_uint8(n, [v, zp], what)
+    out = n.op("astype", v, dtype="int32")
+    if zp is None:
+        return out
+    z = n.op("astype", zp, dtype="int32")
+    if z.ndim == 1 and zp_shape is not None and _static(n, z.shape[0], f"{what}'s zero point") != 1:
+        z = n.op("reshape", z, shape=zp_shape)
+    elif z.ndim == 1:
+        z = n.op("reshape", z, shape=[])
+    return n.op("subtract", out, z)
+
+
+def _matmul_integer(n: Node, a: Value, azp: Value | None, b: Value, bzp: Value | None) -> Value:
+    if a.ndim < 2:
+        n.fail(f"A must have rank >= 2, got rank {a.ndim}")
+    ai = _int32_operand(n, a, azp, [a.shape[-2], 1], "A")
+    bi = _int32_operand(n, b, bzp, [b.shape[-1]] if b.ndim else None, "B")
+    return n.op("matmul", ai, bi)
+
+
+@register_converter("MatMulInteger")
+def _matmul_integer_conv(n: Node) -> Value:
+    """int8 matmul with int32 accumulation (exact, wrapping as int32)."""
+    return _matmul_integer(n, n.input(0, "A"), n.optional(2), n.input(1, "B"), n.optional(3))
+
+
+def _requantize(n: Node, acc: Value, scale: Value, zp: Value | None, out: str) -> Value:
+    """quantize(acc * scale) with zero point zp (scale already a / y)."""
+    q = _round_half_even(n, n.op("multiply", n.op("astype", acc, dtype="float32"), scale))
+    if zp is not None:
+        q = n.op("add", q, n.op("astype", zp, dtype="float32"))
+    return _saturate(n, q, out)
+
+
+def _scale32(n: Node, v: Value) -> Value:
+    return v if v.dtype == "float32" else n.op("astype", v, dtype="float32")
+
+
+def _scalar_param(n: Node, v: Value, what: str) -> Value:
+    if v.ndim > 1 or (v.ndim == 1 and _static(n, v.shape[0], what) != 1):
+        n.fail(f"{what} must be a scalar (per-tensor), got shape [{', '.join(dim_to_str(canon(d)) for d in v.shape)}]")
+    return v if v.ndim == 0 else n.op("reshape", v, shape=[])
+
+
+@register_converter("QLinearMatMul")
+def _qlinear_matmul(n: Node) -> Value:
+    a, a_s, a_zp = n.input(0, "a"), n.input(1, "a_scale"), n.input(2, "a_zero_point")
+    b, b_s, b_zp = n.input(3, "b"), n.input(4, "b_scale"), n.input(5, "b_zero_point")
+    y_s, y_zp = n.input(6, "y_scale"), n.input(7, "y_zero_point")
+    acc = _matmul_integer(n, a, _scalar_param(n, a_zp, "a_zero_point"), b, _scalar_param(n, b_zp, "b_zero_point"))
+    scale = n.op("divide", n.op("multiply", _scale32(n, _scalar_param(n, a_s, "a_scale")),
+                                _scale32(n, _scalar_param(n, b_s, "b_scale"))), _scale32(n, _scalar_param(n, y_s, "y_scale")))
+    y = _requantize(n, acc, scale, _scalar_param(n, y_zp, "y_zero_point"), y_zp.dtype)
+    _no_runtime_uint8(n, [y], "the output")
+    return y
+
+
+_CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
+
+
+def _conv_integer(n: Node, x: Value, xzp: Value | None, w: Value, wzp: Value | None) -> Value:
+    """conv2d over astype(x, int32) - x_zp and astype(w, int32) - w_zp (per
+    output channel): padding adds zeros of the shifted values, as ONNX's."""
+    from relax_xdsl.frontend.onnx_ops import _conv
+
+    xi = _int32_operand(n, x, xzp, None, "x")
+    wi = _int32_operand(n, w, wzp, [w.shape[0]] + [1] * (w.ndim - 1), "w")
+    conv = Node(n.importer, "Conv", n.name, [xi, wi], {k: v for k, v in n.attrs.items() if k in _CONV_ATTRS},
+                n.outputs, n.opset)
+    return _conv(conv)
+
+
+@register_converter("ConvInteger", attrs=_CONV_ATTRS)
+def _conv_integer_conv(n: Node) -> Value:
+    """1-d and 2-d int8 convolution with int32 accumulation."""
+    return _conv_integer(n, n.input(0, "x"), n.optional(2), n.input(1, "w"), n.optional(3))
+
+
+@register_converter("QLinearConv", attrs=_CONV_ATTRS)
+def _qlinear_conv(n: Node) -> Value:
+    """Per-tensor x / y, per-tensor or per-output-channel w; B an int32 bias
+    added to the accumulator."""
+    x, x_s, x_zp = n.input(0, "x"), n.input(1, "x_scale"), n.input(2, "x_zero_point")
+    w, w_s, w_zp = n.input(3, "w"), n.input(4, "w_scale"), n.input(5, "w_zero_point")
+    y_s, y_zp, bias = n.input(6, "y_scale"), n.input(7, "y_zero_point"), n.optional(8)
+    acc = _conv_integer(n, x, _scalar_param(n, x_zp, "x_zero_point"), w, w_zp)
+    if bias is not None:
+        if bias.dtype != "int32" or bias.ndim != 1:
+            n.fail(f"B must be a 1-d int32 tensor, got rank {bias.ndim} {bias.dtype}")
+        acc = n.op("add", acc, n.op("reshape", bias, shape=[bias.shape[0]] + [1] * (acc.ndim - 2)))
+    ws = _scale32(n, w_s)
+    if ws.ndim == 1 and _static(n, ws.shape[0], "w_scale") != 1:
+        ws = n.op("reshape", ws, shape=[ws.shape[0]] + [1] * (acc.ndim - 2))
+    elif ws.ndim == 1:
+        ws = n.op("reshape", ws, shape=[])
+    scale = n.op("divide", n.op("multiply", _scale32(n, _scalar_param(n, x_s, "x_scale")), ws),
+                 _scale32(n, _scalar_param(n, y_s, "y_scale")))
+    y = _requantize(n, acc, scale, _scalar_param(n, y_zp, "y_zero_point"), y_zp.dtype)
+    _no_runtime_uint8(n, [y], "the output")
+    return y
