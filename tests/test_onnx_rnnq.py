@@ -134,16 +134,19 @@ def test_gru_linear_before_reset_reverse_and_layout1() -> None:
     check_layout1("GRU", 3, linear_before_reset=1)
 
 
+@pytest.mark.slow
 def test_gru_bidirectional_sequence_lens() -> None:
     m = rnn_model("GRU", 3, "bidirectional", seq_lens=True)
     check(m, batches=(3,), feeds={"L": np.array([4, 1, 3], np.int32)})
 
 
+@pytest.mark.slow
 def test_lstm_peepholes_initial_state_sequence_lens() -> None:
     m = rnn_model("LSTM", 4, "bidirectional", seq_lens=True, initial=("H0", "C0"), peephole=True)
     check(m, batches=(3,), feeds={"L": np.array([2, 4, 1], np.int32)})
 
 
+@pytest.mark.slow
 def test_lstm_input_forget_activations() -> None:
     # ONNX's coupled forget gate (f = 1 - i) is checked against numpy on a batch of 1
     m = rnn_model("LSTM", 4, activations=["Sigmoid", "Softsign", "Elu"], activation_alpha=[0.5])
