@@ -501,8 +501,8 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     names). Initializers become constants, or, with keep_params_in_input,
     trailing function parameters: then `(module, params)` is returned,
     params mapping each added parameter's name to its array, in order."""
+    import relax_xdsl.frontend.onnx_ops_misc  # noqa: F401  (registers the misc converters)
     from relax_xdsl.frontend import onnx_ops  # noqa: F401  (registers the converters)
-    from relax_xdsl.frontend import onnx_ops_misc  # noqa: F401
 
     proto = load_model(model)
     module, params = Importer(proto, keep_params_in_input, shapes, name).run()

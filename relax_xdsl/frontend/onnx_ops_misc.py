@@ -372,9 +372,12 @@ def _attention_bias(n: Node, q_len: Any, kv_len: Any, past_len: Any, mask: Value
         j = _axis_iota(n, kv_len, 1, 2)
         if past_len == 0:
             pos = _axis_iota(n, q_len, 0, 2)
-        else:  # the last q_len of the key positions
-            pos = n.op("strided_slice", _axis_iota(n, kv_len, 0, 2), axes=[0], begin=[past_len], end=[2**63 - 1],
-                       strides=[1], assume_inbound=not canon(past_len).is_Integer)
+        elif isinstance(past_len, int):
+            pos = n.op("add", _axis_iota(n, q_len, 0, 2), _const(past_len, "int64"))
+        else:  # query i is at position past + i among the keys
+            end = canon(past_len + q_len)
+            pos = n.op("strided_slice", _axis_iota(n, kv_len, 0, 2), axes=[0], begin=[past_len], end=[end],
+                       strides=[1], assume_inbound=not end.is_Integer)
         diff = n.op("subtract", pos, j)  # query position - key position
         allowed: Value | None = None
 
