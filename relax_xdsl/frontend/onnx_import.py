@@ -502,6 +502,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     trailing function parameters: then `(module, params)` is returned,
     params mapping each added parameter's name to its array, in order."""
     from relax_xdsl.frontend import onnx_ops  # noqa: F401  (registers the converters)
+    from relax_xdsl.frontend import onnx_ops_math as _math_converters  # noqa: F401
 
     proto = load_model(model)
     module, params = Importer(proto, keep_params_in_input, shapes, name).run()
