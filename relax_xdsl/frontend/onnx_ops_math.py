@@ -307,19 +307,20 @@ def _log_sum_exp(n: Node, x: Value, axes: list[int] | None, keepdims: bool) -> V
 @register_converter(("ArgMax", "ArgMin"), attrs=("axis", "keepdims", "select_last_index"))
 def _arg_reduce(n: Node) -> Value:
     """select_last_index=1: the first extreme of the tensor reversed along
-    the axis, counted back from the end (d - 1 - i)."""
+    the axis (a take of d - 1, ..., 0), counted back from the end: d - 1 - i."""
     x = n.input(0, "data")
     name = "argmax" if n.op_type == "ArgMax" else "argmin"
     axis = n.axis(n.attr("axis", 0), x.ndim)
     keepdims = bool(n.attr("keepdims", 1))
     if not n.attr("select_last_index", 0):
         return n.op(name, x, axis=axis, keepdims=keepdims)
-    rev = n.op("strided_slice", x, axes=[axis], begin=[-1], end=[-INT64_MAX], strides=[-1])
-    i = n.op(name, rev, axis=axis, keepdims=keepdims)
     d = canon(x.shape[axis])
     if d.is_Integer:
         last: Value = Known(np.array(int(d) - 1, dtype=np.int64), "int64")
+        reversed_index: Value = Known(np.arange(int(d) - 1, -1, -1, dtype=np.int64), "int64")
     else:  # d - 1 as a tensor: the largest of 0 .. d - 1
-        last = n.op("max", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[d]))
+        count = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[d])
+        last = n.op("max", count)
+        reversed_index = n.op("subtract", last, count)
+    i = n.op(name, n.op("take", x, reversed_index, axis=axis), axis=axis, keepdims=keepdims)
     return n.op("subtract", last, i)
-
