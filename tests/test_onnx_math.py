@@ -191,3 +191,10 @@ def test_import_errors_name_the_node(n: Any, message: str) -> None:
     m = model([n], [("a", I32, [4]), ("f", F, [4])], ["y"], opset=12)
     with pytest.raises(OnnxImportError, match=rf"\({n.op_type}\).*{message}|{message}.*"):
         rx.from_onnx(m)
+
+
+def test_swish_opset_24() -> None:
+    nodes = [node("Swish", ["x"], ["s1"]), node("Swish", ["x"], ["s2"], alpha=0.5)]
+    m = model(nodes, [("x", F, ["n", 4])], ["s1", "s2"], opset=24)
+    m.ir_version = 10
+    check(m)
