@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import sympy
 from relax_xdsl.dialects.relax import DimsAttr, _parse_shape_and_dtype, _Shaped
+from xdsl.dialects.arith import FloatingPointLikeBinaryOperation
 from xdsl.dialects.builtin import IndexType, StringAttr, SymbolNameConstraint
 from xdsl.ir import Attribute, Block, Dialect, ParametrizedAttribute, Region, SSAValue, TypeAttribute
 from xdsl.irdl import (
@@ -38,7 +39,7 @@ from xdsl.irdl import (
 )
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
-from xdsl.traits import HasAncestor, IsolatedFromAbove, IsTerminator, NoTerminator, SymbolOpInterface
+from xdsl.traits import HasAncestor, IsolatedFromAbove, IsTerminator, NoTerminator, Pure, SymbolOpInterface
 from xdsl.utils.exceptions import VerifyException
 
 from relax_xdsl import dtypes
@@ -309,6 +310,17 @@ class CheckIndexOp(IRDLOperation):
 
 
 @irdl_op_definition
+class RemFOp(FloatingPointLikeBinaryOperation):
+    """`%r = tir.remf %a, %b : f32`: C's fmod, the float remainder truncated
+    toward zero (exact; NaN for b = 0 or an infinite a). The pinned xDSL's
+    arith has no remf; this one (arith's float binary form) is kept through
+    lower-tir, where the interpreter and the C emitter run it."""
+
+    name = "tir.remf"
+    traits = traits_def(Pure())
+
+
+@irdl_op_definition
 class AllocOp(IRDLOperation):
     """`%t = tir.alloc : !tir.buffer<[n], f32>`: a local buffer."""
 
@@ -516,6 +528,6 @@ def buffer_shape_equal(a: BufferType, b: Attribute) -> bool:
 
 Tir = Dialect(
     "tir",
-    [PrimFuncOp, SymExprOp, LoadOp, StoreOp, CheckIndexOp, AllocOp, YieldOp, ComputeOp, ForOp],
+    [PrimFuncOp, SymExprOp, LoadOp, StoreOp, CheckIndexOp, RemFOp, AllocOp, YieldOp, ComputeOp, ForOp],
     [BufferType],
 )

@@ -251,7 +251,11 @@ class PrimFuncBuilder:
         """A `math` dialect op by name: exp, log, sqrt, rsqrt, tanh, erf, absf, floor, ceil, powf, ..."""
         classes = {"exp": xmath.ExpOp, "log": xmath.LogOp, "sqrt": xmath.SqrtOp, "rsqrt": xmath.RsqrtOp,
                    "tanh": xmath.TanhOp, "erf": xmath.ErfOp, "absf": xmath.AbsFOp, "absi": xmath.AbsIOp,
-                   "floor": xmath.FloorOp, "ceil": xmath.CeilOp, "powf": xmath.PowFOp}
+                   "floor": xmath.FloorOp, "ceil": xmath.CeilOp, "powf": xmath.PowFOp,
+                   "sin": xmath.SinOp, "cos": xmath.CosOp, "tan": xmath.TanOp, "asin": xmath.AsinOp,
+                   "acos": xmath.AcosOp, "atan": xmath.AtanOp, "sinh": xmath.SinhOp, "cosh": xmath.CoshOp,
+                   "asinh": xmath.AsinhOp, "acosh": xmath.AcoshOp, "atanh": xmath.AtanhOp,
+                   "roundeven": xmath.RoundEvenOp}
         if name not in classes:
             raise RelaxError(f"unknown math function {name!r}")
         return self.emit(classes[name](*(a.value for a in args)))

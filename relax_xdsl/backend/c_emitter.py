@@ -40,7 +40,7 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from relax_xdsl.backend.c_names import FUNCTION, POOL, c_ident, c_string, local_name
-from relax_xdsl.dialects.tir import CheckIndexOp
+from relax_xdsl.dialects.tir import CheckIndexOp, RemFOp
 from relax_xdsl.dim_lowering import CHECKED_ATTR
 from relax_xdsl.errors import RelaxError
 
@@ -526,6 +526,9 @@ class _FunctionEmitter:
             if isinstance(op.results[0].type, Float32Type):
                 fn += "f"
             return f"{fn}({a[0]}, {a[1]})"  # type: ignore[index]
+        if isinstance(op, RemFOp):  # C's fmod, the float remainder truncated toward zero
+            f32 = isinstance(op.results[0].type, (Float32Type, Float16Type))
+            return f"({c_type(op.results[0].type)})fmod{'f' if f32 else ''}({a[0]}, {a[1]})"  # type: ignore[index]
         if isinstance(op, arith.NegfOp):
             return f"-{a[0]}"  # type: ignore[index]
         if isinstance(op, arith.SelectOp):
@@ -559,7 +562,10 @@ class _FunctionEmitter:
         math_fns = {
             xmath.ExpOp: "exp", xmath.LogOp: "log", xmath.SqrtOp: "sqrt", xmath.TanhOp: "tanh", xmath.ErfOp: "erf",
             xmath.AbsFOp: "fabs", xmath.FloorOp: "floor", xmath.CeilOp: "ceil", xmath.PowFOp: "pow",
-            xmath.SinOp: "sin", xmath.CosOp: "cos",
+            xmath.SinOp: "sin", xmath.CosOp: "cos", xmath.TanOp: "tan", xmath.AsinOp: "asin", xmath.AcosOp: "acos",
+            xmath.AtanOp: "atan", xmath.SinhOp: "sinh", xmath.CoshOp: "cosh", xmath.AsinhOp: "asinh",
+            xmath.AcoshOp: "acosh", xmath.AtanhOp: "atanh",
+            xmath.RoundEvenOp: "nearbyint",  # half to even under the default rounding mode
         }
         for cls, fn in math_fns.items():
             if isinstance(op, cls):

@@ -40,7 +40,7 @@ from xdsl.traits import SymbolTable
 
 from relax_xdsl import dtypes, scalar_semantics
 from relax_xdsl.dialects.relax import constant_array
-from relax_xdsl.dialects.tir import CheckIndexOp
+from relax_xdsl.dialects.tir import CheckIndexOp, RemFOp
 from relax_xdsl.dim_lowering import CHECKED_ATTR
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError, index_out_of_range
 from relax_xdsl.limits import check_alloc
@@ -63,6 +63,16 @@ def _float_type(t: Any) -> type:
 def _unary_float(fn: Any) -> Any:
     def run(self: Any, interpreter: Interpreter, op: Any, args: PythonValues) -> PythonValues:
         return (_float_type(op.result.type)(fn(args[0])),)
+
+    return run
+
+
+def _unary_numpy(fn: Any) -> Any:
+    """A numpy ufunc in the result's float type (NaN / inf out of the domain, no warnings)."""
+    def run(self: Any, interpreter: Interpreter, op: Any, args: PythonValues) -> PythonValues:
+        t = _float_type(op.result.type)
+        with np.errstate(all="ignore"):
+            return (t(fn(t(args[0]))),)
 
     return run
 
@@ -248,7 +258,8 @@ class RelaxFunctions(InterpreterFunctions):
         a, b = int(args[0]), int(args[1])
         if b == 0:
             raise RelaxError("integer remainder by zero")
-        return (int(math.fmod(a, b)),)
+        r = abs(a) % abs(b)  # in integers: math.fmod would round int64 operands to double
+        return (r if a >= 0 else -r,)
 
     @impl(arith.FloorDivSIOp)
     def run_floordivsi(self, interpreter: Interpreter, op: arith.FloorDivSIOp, args: PythonValues) -> PythonValues:
@@ -371,6 +382,26 @@ class RelaxFunctions(InterpreterFunctions):
     run_absf = impl(xmath.AbsFOp)(_unary_float(abs))
     run_floor = impl(xmath.FloorOp)(_unary_float(lambda x: math.floor(x) if math.isfinite(x) else x))
     run_ceil = impl(xmath.CeilOp)(_unary_float(lambda x: math.ceil(x) if math.isfinite(x) else x))
+
+    run_sin = impl(xmath.SinOp)(_unary_numpy(np.sin))
+    run_cos = impl(xmath.CosOp)(_unary_numpy(np.cos))
+    run_tan = impl(xmath.TanOp)(_unary_numpy(np.tan))
+    run_asin = impl(xmath.AsinOp)(_unary_numpy(np.arcsin))
+    run_acos = impl(xmath.AcosOp)(_unary_numpy(np.arccos))
+    run_atan = impl(xmath.AtanOp)(_unary_numpy(np.arctan))
+    run_sinh = impl(xmath.SinhOp)(_unary_numpy(np.sinh))
+    run_cosh = impl(xmath.CoshOp)(_unary_numpy(np.cosh))
+    run_asinh = impl(xmath.AsinhOp)(_unary_numpy(np.arcsinh))
+    run_acosh = impl(xmath.AcoshOp)(_unary_numpy(np.arccosh))
+    run_atanh = impl(xmath.AtanhOp)(_unary_numpy(np.arctanh))
+    run_roundeven = impl(xmath.RoundEvenOp)(_unary_numpy(np.rint))
+
+    @impl(RemFOp)
+    def run_remf(self, interpreter: Interpreter, op: RemFOp, args: PythonValues) -> PythonValues:
+        """C's fmod (NaN for a zero divisor or an infinite dividend)."""
+        t = _float_type(op.result.type)
+        with np.errstate(all="ignore"):
+            return (t(np.fmod(t(args[0]), t(args[1]))),)
 
     @impl(xmath.AbsIOp)
     def run_absi(self, interpreter: Interpreter, op: xmath.AbsIOp, args: PythonValues) -> PythonValues:

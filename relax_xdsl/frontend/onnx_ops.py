@@ -374,33 +374,7 @@ def _global_pool(n: Node) -> Value:
     return n.op("mean" if n.op_type == "GlobalAveragePool" else "max", x, axis=list(range(2, x.ndim)), keepdims=True)
 
 
-# -- reductions --------------------------------------------------------------------------------------------------
-
-_REDUCE = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "max", "ReduceMin": "min", "ReduceProd": "prod"}
-
-
-@register_converter(_REDUCE, attrs=("axes", "keepdims", "noop_with_empty_axes"))
-def _reduce(n: Node) -> Value:
-    x = n.input(0, "data")
-    axes_from_input = n.opset >= 18 or (n.op_type == "ReduceSum" and n.opset >= 13)
-    axes = n.static_ints(1, "axes") if axes_from_input and n.optional(1) is not None else \
-        (None if axes_from_input else n.attr("axes", None))
-    if not axes:
-        if n.attr("noop_with_empty_axes", 0):
-            return x
-        axes = None
-    else:
-        axes = sorted({n.axis(a, x.ndim) for a in axes})
-    return n.op(_REDUCE[n.op_type], x, axis=axes, keepdims=bool(n.attr("keepdims", 1)))
-
-
-@register_converter(("ArgMax", "ArgMin"), attrs=("axis", "keepdims", "select_last_index"))
-def _arg_reduce(n: Node) -> Value:
-    if n.attr("select_last_index", 0):
-        n.fail("select_last_index=1 is not supported")
-    x = n.input(0, "data")
-    name = "argmax" if n.op_type == "ArgMax" else "argmin"
-    return n.op(name, x, axis=n.axis(n.attr("axis", 0), x.ndim), keepdims=bool(n.attr("keepdims", 1)))
+# -- reductions: onnx_ops_math.py ---------------------------------------------------------------------------------
 
 
 # -- shapes and data movement ----------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from relax_xdsl.ops import (
     layout,  # noqa: F401
     linalg,  # noqa: F401
     manipulate,  # noqa: F401
+    math,  # noqa: F401
     nn,  # noqa: F401
     reduction,  # noqa: F401
 )
