@@ -107,13 +107,6 @@ def _hardmax_on(n: Node, x: Value, axis: int) -> Value:
     return n.op("astype", n.op("equal", first, _axis_iota(n, x.shape[axis], axis, x.ndim)), dtype=x.dtype)
 
 
-@register_converter("Swish", attrs=("alpha",))
-def _swish(n: Node) -> Value:
-    x = n.input(0, "X")
-    alpha = float(n.attr("alpha", 1.0))
-    return n.op("multiply", x, n.op("sigmoid", x if alpha == 1.0 else n.op("multiply", x, _const(alpha, x.dtype))))
-
-
 @register_converter("SwiGLU", attrs=("alpha",))
 def _swiglu(n: Node) -> Value:
     a, b = n.input(0, "A"), n.input(1, "B")
