@@ -397,7 +397,7 @@ def _errors(m: Any, match: str, **kw: Any) -> None:
 
 def test_unknown_op_names_node_and_op() -> None:
     _errors(model([node("Einsum", ["x"], ["y"], name="my_einsum", equation="ij->ji")], [("x", F, [2, 2])], ["y"]),
-            r"node 'my_einsum': op Einsum is not supported")
+            r"node 'my_einsum' \(Einsum\): op Einsum is not supported")
 
 
 def test_unsupported_attribute_names_it() -> None:
