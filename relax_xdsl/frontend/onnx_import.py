@@ -39,6 +39,10 @@ ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "
 _ONNX_TYPE_NAMES = {0: "UNDEFINED", 4: "UINT16", 5: "INT16", 8: "STRING", 12: "UINT32", 13: "UINT64",
                     14: "COMPLEX64", 15: "COMPLEX128", 16: "BFLOAT16"}
 FOLD_LIMIT = 1 << 20  # elements: larger results of foldable ops are computed at run time instead
+# Integer initializers up to this many elements stay import-time constants even with keep_params_in_input: they are
+# the shape vectors, axes and indices of shape subgraphs (`Concat(Shape(x)[:1], [-1])`), which must fold on symbolic
+# dims; as run-time parameters they would leave shapes unknown. Weights are floating point or much larger.
+SHAPE_CONST_LIMIT = 64
 
 
 class OnnxImportError(RelaxError):
@@ -115,6 +119,12 @@ class Unavailable:
 Value = Var | Known
 
 
+def node_label(name: str, index: int, op_type: str) -> str:
+    """How errors name a node: `node 'name' (Concat)`, or by its position,
+    `node 12 (Concat)`, when the exporter left it unnamed (most do)."""
+    return f"node {name!r} ({op_type})" if name else f"node {index} ({op_type})"
+
+
 @dataclass
 class Node:
     """One ONNX node being converted: its inputs (resolved), attributes
@@ -127,9 +137,14 @@ class Node:
     attrs: dict[str, Any]
     outputs: list[str]
     opset: int
+    index: int = -1
+
+    @property
+    def where(self) -> str:
+        return node_label(self.name, self.index, self.op_type)
 
     def fail(self, msg: str) -> NoReturn:
-        raise OnnxImportError(f"node {self.name!r} ({self.op_type}): {msg}")
+        raise OnnxImportError(f"{self.where}: {msg}")
 
     def attr(self, name: str, default: Any = ...) -> Any:
         if name in self.attrs:
@@ -246,16 +261,65 @@ def load_model(model: Any) -> Any:
         if not Path(model).is_file():
             raise OnnxImportError(f"{what}: no such file")
         try:
-            proto = onnx.load(str(model))
+            proto = onnx.load(str(model), load_external_data=False)
         except (DecodeError, ValueError, RuntimeError, OSError) as err:
             raise OnnxImportError(f"{what}: not a valid ONNX model ({type(err).__name__}: {err})") from None
-        except Exception as err:  # onnx's own checker/external-data errors
-            raise OnnxImportError(f"{what}: cannot load ({type(err).__name__}: {err})") from None
+        base = Path(model).resolve().parent
+        check_external_data(proto, base, what)
+        try:
+            onnx.external_data_helper.load_external_data_for_model(proto, str(base))
+        except Exception as err:  # missing or short data files, onnx's own checks
+            raise OnnxImportError(f"{what}: cannot load its external data ({type(err).__name__}: {err})") from None
     else:
         raise OnnxImportError(f"from_onnx takes a path, bytes or onnx.ModelProto, not {type(model).__name__}")
     if not proto.HasField("graph") or not proto.graph.output:
         raise OnnxImportError(f"{what}: not a valid ONNX model (no graph outputs)")
     return proto
+
+
+def _tensors(graph: Any) -> Iterable[Any]:
+    """Every TensorProto of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                yield from _tensors(a.g)
+            for g in a.graphs:
+                yield from _tensors(g)
+
+
+def check_external_data(proto: Any, base: Path, what: str) -> None:
+    """Refuse external-data locations that would read outside the model's
+    directory: absolute paths, `..`, and symlinks (a model file is untrusted
+    input; its weights must not become a way to read arbitrary files). Checked
+    here rather than left to onnx, whose checks differ between versions."""
+    onnx = _onnx()
+    for t in _tensors(proto.graph):
+        if t.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        loc = next((e.value for e in t.external_data if e.key == "location"), "")
+        why = None
+        if not loc:
+            why = "has no location"
+        elif Path(loc).is_absolute() or Path(loc).drive:
+            why = "is an absolute path"
+        elif ".." in Path(loc).parts:
+            why = "goes up out of the model's directory"
+        else:
+            path = base / loc
+            steps = [base / p for p in list(reversed(Path(loc).parents))[1:]] + [path]  # each directory, the file
+            if any(p.is_symlink() for p in steps):
+                why = "is (or is inside) a symbolic link"
+            elif not path.resolve().is_relative_to(base):
+                why = "points outside the model's directory"
+            elif not path.is_file():
+                why = "is not a file next to the model"
+        if why:
+            raise OnnxImportError(f"{what}: tensor {t.name!r}: external data location {loc!r} {why}; "
+                                  f"external data must be a file in {str(base)!r}")
 
 
 class Importer:
@@ -322,7 +386,8 @@ class Importer:
                 raise OnnxImportError(f"initializer {t.name!r}: unreadable data ({err})") from None
             if array.shape != tuple(t.dims):
                 raise OnnxImportError(f"initializer {t.name!r}: data does not match its dims {list(t.dims)}")
-            self.values[t.name] = Known(np.array(array, dtype=dtype, order="C"), dtype, t.name)
+            shape_const = np.dtype(dtype).kind in "iu" and array.size <= SHAPE_CONST_LIMIT
+            self.values[t.name] = Known(np.array(array, dtype=dtype, order="C"), dtype, None if shape_const else t.name)
 
     def _dims_of(self, vi: Any, name: str) -> list[Dim]:
         if name in self.shapes:
@@ -368,7 +433,7 @@ class Importer:
             return self._materialized[key][1]
         k = simplify_known(v)
         if k.symbolic:
-            where = f"node {node.name!r} ({node.op_type}): " if node else ""
+            where = f"{node.where}: " if node else ""
             raise OnnxImportError(f"{where}a value computed from symbolic dims "
                                   f"([{', '.join(dim_to_str(x) for x in k.values())}]) is used as tensor data; "
                                   "only shapes may depend on symbols")
@@ -402,7 +467,7 @@ class Importer:
         return rop.emit(spec, vars_, **params) if spec.variadic else rop.emit(spec, *vars_, **params)
 
     # -- the walk -------------------------------------------------------------
-    def _attrs(self, proto: Any, node_name: str, op_type: str) -> dict[str, Any]:
+    def _attrs(self, proto: Any, where: str) -> dict[str, Any]:
         onnx = _onnx()
         from onnx import numpy_helper
 
@@ -412,11 +477,11 @@ class Importer:
                 try:
                     out[a.name] = numpy_helper.to_array(a.t)
                 except Exception as err:
-                    raise OnnxImportError(f"node {node_name!r} ({op_type}): attribute {a.name!r}: "
+                    raise OnnxImportError(f"{where}: attribute {a.name!r}: "
                                           f"unreadable tensor ({err})") from None
                 continue
             if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                raise OnnxImportError(f"node {node_name!r} ({op_type}): subgraph attribute {a.name!r} "
+                raise OnnxImportError(f"{where}: subgraph attribute {a.name!r} "
                                       "(control flow) is not supported")
             value = onnx.helper.get_attribute_value(a)
             if isinstance(value, bytes):
@@ -427,19 +492,20 @@ class Importer:
         return out
 
     def _convert(self, index: int, proto: Any) -> None:
-        name = proto.name or f"#{index}"
+        name = proto.name
         op_type = proto.op_type
+        where = node_label(name, index, op_type)
         if proto.domain not in ("", "ai.onnx"):
-            raise OnnxImportError(f"node {name!r} ({op_type}): domain {proto.domain!r} is not supported "
+            raise OnnxImportError(f"{where}: domain {proto.domain!r} is not supported "
                                   "(only the default ai.onnx domain)")
         conv = CONVERTERS.get(op_type)
         if conv is None:
-            raise OnnxImportError(f"node {name!r}: op {op_type} is not supported "
+            raise OnnxImportError(f"{where}: op {op_type} is not supported "
                                   f"(supported: {', '.join(sorted(CONVERTERS))})")
-        attrs = self._attrs(proto, name, op_type)
+        attrs = self._attrs(proto, where)
         for a in attrs:
             if a not in conv.attrs:
-                raise OnnxImportError(f"node {name!r} ({op_type}): attribute {a!r} is not supported"
+                raise OnnxImportError(f"{where}: attribute {a!r} is not supported"
                                       f"{' (supported: ' + ', '.join(sorted(conv.attrs)) + ')' if conv.attrs else ''}")
         inputs: list[Value | None] = []
         for i, n in enumerate(proto.input):
@@ -447,19 +513,19 @@ class Importer:
                 inputs.append(None)
                 continue
             if n not in self.values:
-                raise OnnxImportError(f"node {name!r} ({op_type}): input {i} {n!r} is not defined (no graph input, "
+                raise OnnxImportError(f"{where}: input {i} {n!r} is not defined (no graph input, "
                                       "initializer or earlier node output has that name)")
             v = self.values[n]
             if isinstance(v, Unavailable):
-                raise OnnxImportError(f"node {name!r} ({op_type}): input {i} {n!r}: {v.why}")
+                raise OnnxImportError(f"{where}: input {i} {n!r}: {v.why}")
             inputs.append(v)
-        node = Node(self, op_type, name, inputs, attrs, list(proto.output), self.opset)
+        node = Node(self, op_type, name, inputs, attrs, list(proto.output), self.opset, index)
         try:
             result = conv.fn(node)
         except RelaxError as err:
             if isinstance(err, OnnxImportError):
                 raise
-            raise OnnxImportError(f"node {name!r} ({op_type}): {err}") from err
+            raise OnnxImportError(f"{where}: {err}") from err
         results = list(result) if isinstance(result, (list, tuple)) else [result]
         for i, out_name in enumerate(proto.output):
             if not out_name:
@@ -471,7 +537,7 @@ class Importer:
                     v.value.name_hint = identifier(out_name, "v")
                     self._named.add(v.value)
             else:
-                self.values[out_name] = Unavailable(f"output {i} of node {name!r} ({op_type}) is not supported")
+                self.values[out_name] = Unavailable(f"output {i} of {where} is not supported")
 
     def run(self) -> tuple[ModuleOp, dict[str, np.ndarray]]:
         with self.fb:

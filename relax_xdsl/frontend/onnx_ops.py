@@ -166,7 +166,7 @@ def _identity(n: Node) -> Sequence[Value | Unavailable]:
 @register_converter("Cast", attrs=("to", "saturate"))
 def _cast(n: Node) -> Value:
     x = n.input(0, "input")
-    to = onnx_dtype(n.attr("to"), f"node {n.name!r} (Cast) attribute to")
+    to = onnx_dtype(n.attr("to"), f"{n.where} attribute to")
     if _dtype_of(x) == to:
         return x
     return n.op("astype", x, dtype=to)

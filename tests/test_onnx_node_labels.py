@@ -1,0 +1,57 @@
+"""Import errors name the node: `node 'name' (Concat)` when the exporter
+named it, else its position in the graph, `node 3 (Concat)` (most exporters
+leave nodes unnamed, and `'#3'` read like a name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import relax_xdsl as rx  # noqa: E402
+
+F = TensorProto.FLOAT
+
+
+def _model(nodes: list[Any], inits: dict[str, np.ndarray] | None = None) -> Any:
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", F, [2, 3])],
+                              [helper.make_empty_tensor_value_info(nodes[-1].output[0])],
+                              [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _relus(k: int) -> list[Any]:
+    return [helper.make_node("Relu", ["x" if i == 0 else f"r{i - 1}"], [f"r{i}"]) for i in range(k)]
+
+
+def _error(m: Any) -> str:
+    with pytest.raises(rx.OnnxImportError) as info:
+        rx.from_onnx(m)
+    return str(info.value)
+
+
+def test_unnamed_nodes_by_position() -> None:
+    bad = helper.make_node("Concat", ["r2", "r2"], ["y"], axis=5)
+    msg = _error(_model([*_relus(3), bad]))
+    assert msg.startswith("node 3 (Concat): ") and "#" not in msg
+
+
+def test_named_nodes_by_name() -> None:
+    bad = helper.make_node("Concat", ["r0", "r0"], ["y"], axis=5, name="cat")
+    assert _error(_model([*_relus(1), bad])).startswith("node 'cat' (Concat): ")
+
+
+@pytest.mark.parametrize("name, label", [("", "node 1 (GridSample)"), ("gs", "node 'gs' (GridSample)")])
+def test_every_error_kind_uses_the_label(name: str, label: str) -> None:
+    unknown = helper.make_node("GridSample", ["r0", "r0"], ["y"], name=name)
+    assert _error(_model([*_relus(1), unknown])).startswith(f"{label}: op GridSample is not supported")
+    attr = helper.make_node("Relu", ["r0"], ["y"], name=name, bogus=1)
+    assert _error(_model([*_relus(1), attr])).startswith(label.replace("GridSample", "Relu") + ": attribute 'bogus'")
+    cast = helper.make_node("Cast", ["r0"], ["y"], name=name, to=TensorProto.STRING)
+    assert _error(_model([*_relus(1), cast])).startswith(label.replace("GridSample", "Cast") + " attribute to")
+    undefined = helper.make_node("Add", ["r0", "nowhere"], ["y"], name=name)
+    assert _error(_model([*_relus(1), undefined])).startswith(label.replace("GridSample", "Add") + ": input 1")
