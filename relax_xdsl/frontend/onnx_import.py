@@ -501,7 +501,10 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     names). Initializers become constants, or, with keep_params_in_input,
     trailing function parameters: then `(module, params)` is returned,
     params mapping each added parameter's name to its array, in order."""
-    from relax_xdsl.frontend import onnx_ops  # noqa: F401  (registers the converters)
+    from relax_xdsl.frontend import (
+        onnx_ops,  # noqa: F401  (registers the converters)
+        onnx_ops_nn,  # noqa: F401  (normalization, N-d conv and pooling)
+    )
 
     proto = load_model(model)
     module, params = Importer(proto, keep_params_in_input, shapes, name).run()

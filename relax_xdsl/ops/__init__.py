@@ -7,5 +7,6 @@ from relax_xdsl.ops import (
     linalg,  # noqa: F401
     manipulate,  # noqa: F401
     nn,  # noqa: F401
+    nn_extra,  # noqa: F401
     reduction,  # noqa: F401
 )
