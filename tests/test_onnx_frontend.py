@@ -403,10 +403,10 @@ def test_unknown_op_names_node_and_op() -> None:
 def test_unsupported_attribute_names_it() -> None:
     _errors(model([node("Softmax", ["x"], ["y"], name="sm", axis=1, foo=3)], [("x", F, [2, 2])], ["y"]),
             r"node 'sm' \(Softmax\): attribute 'foo' is not supported")
-    _errors(model([node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn", training_mode=1)],
-                  [("x", F, [2, 2])], ["y"], {k: w(2) for k in "gbmv"}), r"'bn'.*training_mode")
-    _errors(model([node("Conv", ["x", "k"], ["y"], name="c3")], [("x", F, [1, 1, 2, 2, 2])], ["y"],
-                  {"k": w(1, 1, 1, 1, 1)}), r"'c3' \(Conv\): only 1-d and 2-d")
+    _errors(model([node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], name="bn", spatial=0)],
+                  [("x", F, [2, 2])], ["y"], {k: w(2) for k in "gbmv"}), r"'bn'.*spatial=0")
+    _errors(model([node("Conv", ["x", "k"], ["y"], name="c3")], [("x", F, [1, 2])], ["y"],
+                  {"k": w(1, 2)}), r"'c3' \(Conv\): X must have rank >= 3")
 
 
 def test_missing_initializer_and_unsupported_outputs() -> None:
@@ -414,7 +414,7 @@ def test_missing_initializer_and_unsupported_outputs() -> None:
             r"node 'add0' \(Add\): input 1 'bias' is not defined")
     _errors(model([node("MaxPool", ["x"], ["y", "idx"], name="mp", kernel_shape=[2, 2]),
                    node("Relu", ["idx"], ["z"], name="r")], [("x", F, [1, 1, 4, 4])], ["z"]),
-            r"node 'r' \(Relu\): input 0 'idx': MaxPool's Indices output is not supported")
+            r"node 'mp' \(MaxPool\): the Indices output is not supported")
     _errors(model([node("Relu", ["x"], ["y"])], [("x", F, [2])], ["nothing"]), "graph output 'nothing'")
 
 

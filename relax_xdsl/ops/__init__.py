@@ -10,5 +10,6 @@ from relax_xdsl.ops import (
     manipulate,  # noqa: F401
     math,  # noqa: F401
     nn,  # noqa: F401
+    nn_extra,  # noqa: F401
     reduction,  # noqa: F401
 )
