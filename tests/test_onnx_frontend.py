@@ -468,3 +468,21 @@ def test_hostile_files(tmp_path: Any) -> None:
     _errors(m, r"initializer 'w' keeps its data in an external file")
     with pytest.raises(rx.OnnxImportError, match="takes a path"):
         rx.from_onnx(42)
+
+
+@pytest.mark.parametrize("target", ["c", "interp"])
+def test_integer_div_truncates_toward_zero(target: str) -> None:
+    """ONNX's integer Div truncates; relax's divide floors: with operands of
+    either sign known only at run time the importer must still truncate
+    (it once floored them: a silent wrong answer). x / 0 is 0 here (ONNX
+    leaves it undefined; onnxruntime raises), so the divisor avoids 0."""
+    m = model([node("Div", ["a", "b"], ["y"])], [("a", TensorProto.INT32, ["n"]), ("b", TensorProto.INT32, ["n"])],
+              ["y"])
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    exe = rx.compile(rx.from_onnx(m), target=target)
+    a = np.array([7, -7, 7, -7, 0, -2**31, 5, -1], np.int32)
+    b = np.array([2, 2, -2, -2, 3, 1, 7, 3], np.int32)
+    want = sess.run(None, {"a": a, "b": b})[0]
+    np.testing.assert_array_equal(want, np.trunc(a / b).astype(np.int32))
+    np.testing.assert_array_equal(exe.main(a, b), want)
+    np.testing.assert_array_equal(rx.evaluate(rx.from_onnx(m), "main", a, b), want)

@@ -71,16 +71,23 @@ def _binary(n: Node) -> Value:
         b = _as_dtype(n, b, _dtype_of(a))
     elif _dtype_of(a) != _dtype_of(b):
         n.fail(f"operands have different element types {_dtype_of(a)} and {_dtype_of(b)}")
-    if n.op_type == "Div" and _dtype_of(a).startswith("int") and isinstance(a, Var):
-        _check_no_negative_div(n, a, b)
+    if n.op_type == "Div" and _dtype_of(a).startswith("int") and not _non_negative(a, b):
+        return _truncating_div(n, a, b)
     return n.op(_BINARY[n.op_type], a, b)
 
 
-def _check_no_negative_div(n: Node, a: Value, b: Value) -> None:
-    """Integer Div truncates toward zero in ONNX, relax's divide floors: they
-    agree when both are non-negative; known negative divisors are refused."""
-    if isinstance(b, Known) and not b.symbolic and (b.array < 0).any():
-        n.fail("integer Div by a negative number is not supported (ONNX truncates, relax floors)")
+def _non_negative(*values: Value) -> bool:
+    """Every value known at import time and free of negative elements."""
+    return all(isinstance(v, Known) and not v.symbolic and not (v.array < 0).any() for v in values)
+
+
+def _truncating_div(n: Node, a: Value, b: Value) -> Value:
+    """ONNX's integer Div truncates toward zero; relax's divide floors. They
+    differ when the signs differ, so the quotient is taken of a - fmod(a, b)
+    (fmod truncates too: the difference is an exact multiple of b, which
+    floor division divides exactly). x / 0 stays 0 as in relax's divide, and
+    INT_MIN / -1 wraps as in numpy."""
+    return n.op("divide", n.op("subtract", a, n.op("fmod", a, b)), b)
 
 
 @register_converter(("Max", "Min", "Sum", "Mean"))
