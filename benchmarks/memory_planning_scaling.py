@@ -1,0 +1,54 @@
+"""Compile time of lower-graph's memory planning as the number of buffers grows.
+
+    python benchmarks/memory_planning_scaling.py [steps ...]
+
+The chain x[n0]; for each step k: y = concat(prev, x_k[n_k]); prev = exp(y),
+every x_k with a symbol of its own, so every intermediate's size is a distinct
+symbolic sum and the planner compares sums of many symbols. Prints the time
+of `rx.lower(module, "default")` (legalize .. lower-graph) and of the
+lower-graph pass alone at each length.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import relax_xdsl as rx
+from relax_xdsl import op
+
+
+def concat_exp_chain(steps: int) -> rx.FunctionBuilder:
+    """The chain above, `steps` concat + exp steps, float32 vectors."""
+    with rx.FunctionBuilder("main") as fb:
+        prev = fb.param("x0", ["n0"], "float32")
+        for k in range(1, steps + 1):
+            part = fb.param(f"x{k}", [f"n{k}"], "float32")
+            prev = op.exp(op.concat([prev, part], axis=0))
+        fb.ret(prev)
+    return fb
+
+
+def lower_graph_seconds(steps: int) -> tuple[float, float]:
+    """(the whole lowering, lower-graph alone) in seconds."""
+    from relax_xdsl.passes.pipelines import PIPELINES
+
+    module = concat_exp_chain(steps).module
+    before, _, _ = PIPELINES["default"].partition("lower-graph")
+    t0 = time.perf_counter()
+    partial = rx.lower(module.clone(), before.rstrip(","))
+    t1 = time.perf_counter()
+    rx.lower(partial, "lower-graph")
+    t2 = time.perf_counter()
+    return t2 - t0, t2 - t1
+
+
+def main(argv: list[str]) -> int:
+    for steps in [int(a) for a in argv] or [10, 20, 40, 80]:
+        total, planning = lower_graph_seconds(steps)
+        print(f"{steps:4d} steps  lowering {total:7.2f} s  lower-graph {planning:7.2f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
