@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 import relax_xdsl as rx
 from relax_xdsl import op
 
 
-def concat_exp_chain(steps: int) -> rx.FunctionBuilder:
-    """The chain above, `steps` concat + exp steps, float32 vectors."""
+def concat_exp_chain(steps: int, unary: Callable[[rx.Var], rx.Var] = op.exp) -> rx.FunctionBuilder:
+    """The chain above, `steps` concat + exp (or `unary`) steps, float32 vectors."""
     with rx.FunctionBuilder("main") as fb:
         prev = fb.param("x0", ["n0"], "float32")
         for k in range(1, steps + 1):
             part = fb.param(f"x{k}", [f"n{k}"], "float32")
-            prev = op.exp(op.concat([prev, part], axis=0))
+            prev = unary(op.concat([prev, part], axis=0))
         fb.ret(prev)
     return fb
 
