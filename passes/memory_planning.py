@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import sympy
 
@@ -67,7 +68,7 @@ def _refuted(a: sympy.Expr, b: sympy.Expr) -> bool:
     return any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024))
 
 
-Linear = dict[sympy.Expr, sympy.Rational]
+Linear = dict[sympy.Expr, Fraction]
 """An expanded sum as {atom: coefficient} (the constant under atom 1):
 proofs subtract and compare these instead of expanding sympy sums, which
 for sizes over many symbols cost milliseconds each."""
@@ -78,7 +79,10 @@ def _linear(e: sympy.Expr) -> Linear:
     out: Linear = {}
     for term in sympy.Add.make_args(sympy.expand(e)):
         coeff, atom = term.as_coeff_Mul()
-        out[atom] = out.get(atom, 0) + coeff
+        if not coeff.is_Rational:
+            coeff, atom = sympy.Integer(1), term
+        # Python fractions: sympy's numbers cost microseconds per operation
+        out[atom] = out.get(atom, 0) + Fraction(int(coeff.p), int(coeff.q))
     return {a: c for a, c in out.items() if c != 0}
 
 
@@ -118,7 +122,7 @@ def _max_free_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
     return _nonnegative(bounded) or _small_and_nonnegative(bounded)
 
 
-def _bound_ceilings(atom: sympy.Expr, coeff: sympy.Rational) -> Linear | None:
+def _bound_ceilings(atom: sympy.Expr, coeff: Fraction) -> Linear | None:
     """A lower bound of `coeff * atom` without ceilings: each by its
     argument where the term is positive, by its argument + 1 where it is
     negative -- valid when the atom is a product of positive symbols and
@@ -197,7 +201,8 @@ ones fail (they cost milliseconds on long sums)."""
 
 
 def _small_and_nonnegative(e: Linear) -> bool:
-    return len(e) <= SMALL_FOR_SYMPY and bool(sympy.Add(*(c * a for a, c in e.items())).is_nonnegative)
+    return len(e) <= SMALL_FOR_SYMPY and bool(
+        sympy.Add(*(sympy.Rational(c.numerator, c.denominator) * a for a, c in e.items())).is_nonnegative)
 
 
 MAX_ALTERNATIVES = 64
@@ -233,16 +238,39 @@ def _alternatives(e: sympy.Expr) -> tuple[sympy.Expr, ...] | None:
     return out if len(out) <= MAX_ALTERNATIVES else None
 
 
+PROOFS_PER_TERM = 8
+"""Symbolic proofs tried per term of a max (after cheap numeric
+refutation): a term none of them shows dominated stays in the Max, which
+costs a larger expression, never a wrong one."""
+
+
 def symbolic_max(exprs: list[sympy.Expr]) -> sympy.Expr:
     """The max of `exprs` (0 for none), those provably under another one
     dropped first: sympy's own Max simplification compares every pair
     symbolically, which cost most of lower-graph's time on the long lists
-    (the live totals) it left for it. Evaluated still, in the form a
-    printed and parsed expression takes."""
+    (the live totals) it left for it. Each term is compared with the
+    others largest first (at the representative binding), those that are
+    smaller at some sample binding skipped, at most PROOFS_PER_TERM proved:
+    on a chain of growing live totals the largest dominates at the first
+    try, so the work is linear, not quadratic, in the terms. Evaluated
+    still, in the form a printed and parsed expression takes."""
+    by_size = sorted(range(len(exprs)), key=lambda j: -_at(exprs[j]))
     kept: list[sympy.Expr] = []
     for i, t in enumerate(exprs):
-        if t not in kept and not any(j != i and _provably_ge(u, t) and (j < i or not _provably_ge(t, u))
-                                     for j, u in enumerate(exprs)):
+        if t in kept:
+            continue
+        tried, dominated = 0, False
+        for j in by_size:
+            u = exprs[j]
+            if j == i or _refuted(u, t):
+                continue
+            if _provably_ge(u, t) and (j < i or not _provably_ge(t, u)):
+                dominated = True
+                break
+            tried += 1
+            if tried >= PROOFS_PER_TERM:
+                break
+        if not dominated:
             kept.append(t)
     if not kept:
         return sympy.Integer(0)
@@ -276,11 +304,15 @@ class MemoryPlan:
     _live: sympy.Expr = field(default_factory=lambda: sympy.Integer(0))
     _live_highs: list[sympy.Expr] = field(default_factory=list)
     _clock: int = 0
+    _peak: tuple[int, sympy.Expr] | None = None  # (live totals it covers, the peak)
 
     @property
     def peak(self) -> sympy.Expr:
-        """The most bytes live at once (the max over the allocations' live totals)."""
-        return symbolic_max(self._live_highs)
+        """The most bytes live at once (the max over the allocations' live
+        totals; kept until the next `take`: place and lower-graph both ask)."""
+        if self._peak is None or self._peak[0] != len(self._live_highs):
+            self._peak = (len(self._live_highs), symbolic_max(self._live_highs))
+        return self._peak[1]
 
     def take(self, nbytes: sympy.Expr) -> int:
         """A new buffer of `nbytes` bytes (a negative size, which lower-graph
