@@ -98,7 +98,8 @@ class _Lowering:
         self.prologue: list[Operation] = []
         self.dims = DimEmitter(self.prologue.append)
         self.map: dict[SSAValue, SSAValue] = {}
-        self.allocs: list[SSAValue] = []
+        self.allocs: list[SSAValue] = []  # heap buffers of the function's body: freed before its return
+        self.loop_allocs: dict[Block, list[SSAValue]] = {}  # those of a loop body: freed at its end
         for old, new in zip(prim.args, self.entry.args):
             new.name_hint = old.name_hint
             self.map[old] = new
@@ -199,7 +200,16 @@ class _Lowering:
             else:
                 sizes = [self.dims.emit(d) for d in t.sym_shape if not d.is_Integer]  # type: ignore[attr-defined]
                 new = memref.AllocOp(sizes, [], memref_type_of(t), IntegerAttr(64, 64))
-                self.allocs.append(new.results[0])
+                if isinstance(op.parent_op(), PrimFuncOp):
+                    self.allocs.append(new.results[0])
+                elif isinstance(op.parent_op(), ForOp):
+                    # a buffer per iteration (a register tile too large for
+                    # the stack): freed at the end of the iteration, where it
+                    # is still in scope
+                    self.loop_allocs.setdefault(dst, []).append(new.results[0])
+                else:
+                    raise RelaxError(f"tensor program {self.name}: a heap tir.alloc inside {op.parent_op().name} "
+                                     "is not supported (only in the function body or a tir.for)")
         elif isinstance(op, ComputeOp):
             self._compute(op, dst)
             return
@@ -294,6 +304,8 @@ class _Lowering:
         self.map[op.induction_var] = body.args[0]
         for inner in op.body.block.ops:
             self._convert(inner, body)
+        for a in self.loop_allocs.pop(body, []):
+            body.add_op(memref.DeallocOp.get(a))
         if kind == "parallel":
             body.add_op(scf.ReduceOp())
             loop: Operation = scf.ParallelOp([lb], [ub], [step], Region(body))

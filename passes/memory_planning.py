@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import sympy
 
@@ -67,19 +68,141 @@ def _refuted(a: sympy.Expr, b: sympy.Expr) -> bool:
     return any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024))
 
 
+Linear = dict[sympy.Expr, Fraction]
+"""An expanded sum as {atom: coefficient} (the constant under atom 1):
+proofs subtract and compare these instead of expanding sympy sums, which
+for sizes over many symbols cost milliseconds each."""
+
+
+@functools.lru_cache(maxsize=65536)
+def _linear(e: sympy.Expr) -> Linear:
+    out: Linear = {}
+    for term in sympy.Add.make_args(sympy.expand(e)):
+        coeff, atom = term.as_coeff_Mul()
+        if not coeff.is_Rational:
+            coeff, atom = sympy.Integer(1), term
+        # Python fractions: sympy's numbers cost microseconds per operation
+        out[atom] = out.get(atom, 0) + Fraction(int(coeff.p), int(coeff.q))
+    return {a: c for a, c in out.items() if c != 0}
+
+
+def _minus(a: Linear, b: Linear) -> Linear:
+    out = dict(a)
+    for atom, c in b.items():
+        out[atom] = out.get(atom, 0) - c
+    return {x: c for x, c in out.items() if c != 0}
+
+
 @functools.lru_cache(maxsize=65536)
 def _max_free_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
-    """`_provably_ge` for Max-free a and b."""
+    """`_provably_ge` for Max-free a and b: a - b is a sum of nonnegative
+    terms once each ceiling of b is cancelled against a ceiling of a with a
+    provably larger argument (ceiling is monotone: the sizes of a chain of
+    growing buffers, 64*ceiling((n0 + n1)/16) against 64*ceiling(n0/16),
+    compare only this way), the ceilings left bounded by ceiling(x) >= x in
+    a and ceiling(x) < x + 1 in b."""
     if _refuted(a, b):
         return False
-    diff = sympy.expand(a - b)
-    if diff.is_nonnegative:
+    diff = _minus(_linear(a), _linear(b))
+    if _nonnegative(diff):
         return True
-    if not (a.has(sympy.ceiling) or b.has(sympy.ceiling)):
+    if not any(atom.has(sympy.ceiling) for atom in diff):
+        return _small_and_nonnegative(diff)
+    diff = _cancel_monotone_ceilings(diff)
+    if _nonnegative(diff):
+        return True
+    bounded: Linear = {}
+    for atom, coeff in diff.items():
+        bound = _bound_ceilings(atom, coeff)
+        if bound is None:
+            return False
+        for x, c in bound.items():
+            bounded[x] = bounded.get(x, 0) + c
+    bounded = {x: c for x, c in bounded.items() if c != 0}
+    return _nonnegative(bounded) or _small_and_nonnegative(bounded)
+
+
+def _bound_ceilings(atom: sympy.Expr, coeff: Fraction) -> Linear | None:
+    """A lower bound of `coeff * atom` without ceilings: each by its
+    argument where the term is positive, by its argument + 1 where it is
+    negative -- valid when the atom is a product of positive symbols and
+    ceilings of nonnegative sums (every factor nonnegative, so the product
+    is monotone in each); None for any other atom with a ceiling."""
+    if not atom.has(sympy.ceiling):
+        return {atom: coeff}
+    shift = 0 if coeff >= 0 else 1
+    if isinstance(atom, sympy.ceiling):  # the common case, kept off sympy.expand
+        arg = _linear(atom.args[0])
+        if atom.args[0].has(sympy.ceiling) or not _nonnegative(arg):
+            return None
+        out = {x: coeff * c for x, c in arg.items()}
+        out[sympy.Integer(1)] = out.get(sympy.Integer(1), 0) + coeff * shift
+        return out
+    factors = []
+    for f in sympy.Mul.make_args(atom):
+        if isinstance(f, sympy.ceiling) and not f.args[0].has(sympy.ceiling) and _nonnegative(_linear(f.args[0])):
+            factors.append(f.args[0] + shift)
+        elif isinstance(f, sympy.Symbol) and f.is_positive:
+            factors.append(f)
+        else:
+            return None
+    return {x: coeff * c for x, c in _linear(sympy.Mul(*factors)).items()}
+
+
+def _cancel_monotone_ceilings(diff: Linear) -> Linear:
+    """`diff` less pairs c*ceiling(q) - c*ceiling(p) with q >= p provably
+    (each such pair is nonnegative), matched greedily."""
+    positive = {a: c for a, c in diff.items() if isinstance(a, sympy.ceiling) and c > 0}
+    negative = {a: -c for a, c in diff.items() if isinstance(a, sympy.ceiling) and c < 0}
+    if not positive or not negative:
+        return diff
+    out = dict(diff)
+    for p, need in negative.items():
+        for q in positive:
+            if need == 0:
+                break
+            if positive[q] > 0 and _nonnegative(_minus(_linear(q.args[0]), _linear(p.args[0]))):
+                used = min(need, positive[q])
+                positive[q] -= used
+                need -= used
+                out[q] -= used
+                out[p] += used
+    return {x: c for x, c in out.items() if c != 0}
+
+
+def _nonnegative(e: Linear) -> bool:
+    """Every term a nonnegative multiple of a nonnegative atom."""
+    return all(c >= 0 and _nonnegative_atom(atom) for atom, c in e.items())
+
+
+@functools.lru_cache(maxsize=65536)
+def _nonnegative_atom(atom: sympy.Expr) -> bool:
+    """A product of positive symbols, positive powers, and ceilings, floors,
+    positive-divisor mods, Mins and Maxes of nonnegative sums."""
+    for f in sympy.Mul.make_args(atom):
+        base = f.base if isinstance(f, sympy.Pow) and f.exp.is_Integer and f.exp > 0 else f
+        if base == 1 or isinstance(base, sympy.Symbol) and base.is_positive:
+            continue
+        if isinstance(base, (sympy.ceiling, sympy.floor)) and _nonnegative(_linear(base.args[0])):
+            continue
+        if isinstance(base, sympy.Mod) and base.args[1].is_positive:
+            continue
+        if isinstance(base, sympy.Min) and all(_nonnegative(_linear(x)) for x in base.args):
+            continue
+        if isinstance(base, sympy.Max) and any(_nonnegative(_linear(x)) for x in base.args):
+            continue
         return False
-    low = a.replace(sympy.ceiling, lambda x: x)
-    high = b.replace(sympy.ceiling, lambda x: x + 1)
-    return bool(sympy.expand(low - high).is_nonnegative)
+    return True
+
+
+SMALL_FOR_SYMPY = 8
+"""Terms up to which sympy's own sign rules are asked when the term-wise
+ones fail (they cost milliseconds on long sums)."""
+
+
+def _small_and_nonnegative(e: Linear) -> bool:
+    return len(e) <= SMALL_FOR_SYMPY and bool(
+        sympy.Add(*(sympy.Rational(c.numerator, c.denominator) * a for a, c in e.items())).is_nonnegative)
 
 
 MAX_ALTERNATIVES = 64
@@ -115,16 +238,39 @@ def _alternatives(e: sympy.Expr) -> tuple[sympy.Expr, ...] | None:
     return out if len(out) <= MAX_ALTERNATIVES else None
 
 
+PROOFS_PER_TERM = 8
+"""Symbolic proofs tried per term of a max (after cheap numeric
+refutation): a term none of them shows dominated stays in the Max, which
+costs a larger expression, never a wrong one."""
+
+
 def symbolic_max(exprs: list[sympy.Expr]) -> sympy.Expr:
     """The max of `exprs` (0 for none), those provably under another one
     dropped first: sympy's own Max simplification compares every pair
     symbolically, which cost most of lower-graph's time on the long lists
-    (the live totals) it left for it. Evaluated still, in the form a
-    printed and parsed expression takes."""
+    (the live totals) it left for it. Each term is compared with the
+    others largest first (at the representative binding), those that are
+    smaller at some sample binding skipped, at most PROOFS_PER_TERM proved:
+    on a chain of growing live totals the largest dominates at the first
+    try, so the work is linear, not quadratic, in the terms. Evaluated
+    still, in the form a printed and parsed expression takes."""
+    by_size = sorted(range(len(exprs)), key=lambda j: -_at(exprs[j]))
     kept: list[sympy.Expr] = []
     for i, t in enumerate(exprs):
-        if t not in kept and not any(j != i and _provably_ge(u, t) and (j < i or not _provably_ge(t, u))
-                                     for j, u in enumerate(exprs)):
+        if t in kept:
+            continue
+        tried, dominated = 0, False
+        for j in by_size:
+            u = exprs[j]
+            if j == i or _refuted(u, t):
+                continue
+            if _provably_ge(u, t) and (j < i or not _provably_ge(t, u)):
+                dominated = True
+                break
+            tried += 1
+            if tried >= PROOFS_PER_TERM:
+                break
+        if not dominated:
             kept.append(t)
     if not kept:
         return sympy.Integer(0)
@@ -158,11 +304,15 @@ class MemoryPlan:
     _live: sympy.Expr = field(default_factory=lambda: sympy.Integer(0))
     _live_highs: list[sympy.Expr] = field(default_factory=list)
     _clock: int = 0
+    _peak: tuple[int, sympy.Expr] | None = None  # (live totals it covers, the peak)
 
     @property
     def peak(self) -> sympy.Expr:
-        """The most bytes live at once (the max over the allocations' live totals)."""
-        return symbolic_max(self._live_highs)
+        """The most bytes live at once (the max over the allocations' live
+        totals; kept until the next `take`: place and lower-graph both ask)."""
+        if self._peak is None or self._peak[0] != len(self._live_highs):
+            self._peak = (len(self._live_highs), symbolic_max(self._live_highs))
+        return self._peak[1]
 
     def take(self, nbytes: sympy.Expr) -> int:
         """A new buffer of `nbytes` bytes (a negative size, which lower-graph

@@ -409,6 +409,7 @@ class _FunctionEmitter:
         self.indent = 1
         self.counter = 0
         self.parallel_depth = 0
+        self.parallel_failed: tuple[str, list[str]] | None = None  # the flag a parallel loop's failed allocs set
         self.is_host = bool(f.function_type.outputs.data)
         self.owned: dict[SSAValue, int] = {}  # buffers this function allocated: freed on an error path
         self.uses_cleanup = False
@@ -659,14 +660,23 @@ class _FunctionEmitter:
             # the element count, checked: -1 (an error in rx_alloc) when it overflows
             size = f"rx_count({len(dims)}, (const int64_t[]){{{', '.join(dims)}}})" if len(dims) > 1 else \
                 (dims[0] if dims else "1")
-            what = c_string(f"@{self.f.sym_name.data}: buffer {name}")
+            what_text = f"@{self.f.sym_name.data}: buffer {name}"
+            what = c_string(what_text)
             self.mems[op.memref] = MemRef(name, dims, elem)
             if "relax.pool" in op.attributes and self.indent == 1 and self.pool is None:
                 self.pool = (name, c_ident(POOL, self.f.sym_name.data), elem)
                 self.line(f"{name} = ({elem}*)rx_pool_take(&{self.pool[1]}, {size}, {what});")
                 self.line(f"if (!{name}) {{ {self._error()} }}")
                 return
-            self.line(f"{elem}* {name} = ({elem}*)rx_alloc({size}, (int64_t)sizeof({elem}), {what});")
+            self.line(f'{elem}* {name} = ({elem}*)rx_alloc({size}, (int64_t)sizeof({elem}), {what});')
+            if self.parallel_depth and self.parallel_failed is not None:
+                # a buffer per iteration of a parallel loop (a large register
+                # tile): no return from an OpenMP region; the iteration is
+                # skipped and the code after the loop reports the failure
+                self.line(f"if (!{name}) {{ __atomic_store_n(&{self.parallel_failed[0]}, 1, __ATOMIC_RELAXED); "
+                          "continue; }")
+                self.parallel_failed[1].append(f"{what_text} (of {elem}, one per iteration)")
+                return
             self.line(f"if (!{name}) {{ {self._error()} }}")  # rx_alloc set the message
             if self.parallel_depth == 0 and self.indent == 1:
                 k = self.owned[op.memref] = len(self.owned)
@@ -833,6 +843,11 @@ class _FunctionEmitter:
         body defines stays in the nest."""
         body = op.body.block
         n = len(op.lowerBound)
+        failed = None
+        if omp is not None and self.parallel_failed is None and any(
+                isinstance(inner, memref.AllocOp) for inner in body.walk()):
+            failed = self.parallel_failed = (self.fresh("rx_parallel_failed"), [])
+            self.line(f"int {failed[0]} = 0;")
         if omp is not None:
             self.line(f"#pragma omp parallel for{f' collapse({n})' if n > 1 else ''} schedule(static){omp}")
         for k in range(n):
@@ -859,6 +874,10 @@ class _FunctionEmitter:
         for _ in range(n):
             self.indent -= 1
             self.line("}")
+        if failed is not None:
+            self.parallel_failed = None
+            what = "; ".join(failed[1]) or "a buffer"
+            self.line(f"if ({failed[0]}) {self._fail(f'out of memory allocating {what} in a parallel loop')}")
 
     def _work(self, op: scf.ParallelOp) -> str:
         """A C expression estimating the iterations of the whole nest: the

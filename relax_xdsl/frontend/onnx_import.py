@@ -11,11 +11,20 @@ all Known numbers is folded with the op's own numpy reference.
 One converter per ONNX op type lives in onnx_ops.py; `register_converter`
 adds more from user code. Unknown ops, unsupported attributes and outputs
 fail here, naming the node, its op type and what is missing.
+
+Import-time memory is bounded like run-time memory: a node no graph output
+depends on is checked (op type, attributes) but not converted, so nothing
+it would fold is computed; a value is dropped after its last use; and each
+folded value, and all folded values held at once, count against the
+allocation limit (relax_xdsl.limits, $RELAX_XDSL_MAX_ALLOC_BYTES) -- a
+ResourceLimitError naming the node, not an exhausted machine (a 5 KB model
+of 200 dead 1M-element Expands took 800 MB).
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +39,9 @@ from relax_xdsl import dtypes
 from relax_xdsl import op as rop
 from relax_xdsl.builder import FunctionBuilder, Var
 from relax_xdsl.dialects.relax import TensorType
-from relax_xdsl.errors import RelaxError
+from relax_xdsl.errors import RelaxError, ResourceLimitError
+from relax_xdsl.limits import ENV as ALLOC_LIMIT_ENV
+from relax_xdsl.limits import check_alloc, max_alloc_bytes
 from relax_xdsl.ops.registry import get_spec
 from relax_xdsl.shape import KEYWORDS, Dim, canon, dim_to_str, dims_differ, dims_equal, floordiv, sym
 
@@ -337,7 +348,11 @@ class Importer:
         self.symbols: dict[str, sympy.Symbol] = {}
         self.params: dict[str, np.ndarray] = {}
         self._names: set[str] = set()
-        self._materialized: dict[int, tuple[Known, Var]] = {}  # by id; holds the Known so its id is not reused
+        # a Known's graph value once made (weak: a dropped Known frees its array)
+        self._materialized: weakref.WeakKeyDictionary[Known, Var] = weakref.WeakKeyDictionary()
+        self._held: dict[int, list[Any]] = {}  # id -> [Known, names holding it], for Knowns that nodes made
+        self.held_bytes = 0  # their bytes: the folded data alive at once
+        self._defined: set[str] = set()  # every name defined so far (values drops names after their last use)
         self._named: set[SSAValue] = set()
         self.opset = self._opset()
 
@@ -428,9 +443,8 @@ class Importer:
         """A graph value for `v` (a Known becomes a constant, or a parameter)."""
         if isinstance(v, Var):
             return v
-        key = id(v)
-        if key in self._materialized:
-            return self._materialized[key][1]
+        if v in self._materialized:
+            return self._materialized[v]
         k = simplify_known(v)
         if k.symbolic:
             where = f"{node.where}: " if node else ""
@@ -444,7 +458,7 @@ class Importer:
             self.params[name] = k.array
         else:
             var = self.fb.const(k.array, dtype)
-        self._materialized[key] = (v, var)
+        self._materialized[v] = var
         return var
 
     def op(self, node: Node, name: str, *args: Any, **params: Any) -> Value:
@@ -460,6 +474,9 @@ class Importer:
             result_type, _ = spec.run_infer(types, spec.decode_params(attrs))
             if isinstance(result_type, TensorType) and all(d.is_Integer for d in result_type.sym_shape) and \
                     np.prod([int(d) for d in result_type.sym_shape], dtype=object) <= FOLD_LIMIT:
+                shape = [int(d) for d in result_type.sym_shape]
+                itemsize = np.dtype(dtypes.dtype_name(result_type.dtype)).itemsize
+                check_alloc(shape, itemsize, f"node {node.name!r} ({node.op_type}): folding {name}")
                 out = spec.reference(*[k.array for k in known], **spec.decode_params(attrs))
                 return Known(np.asarray(out), np.asarray(out).dtype.name)
         vars_ = [self.tensor(a, node) if isinstance(a, Known) else a for a in args]
@@ -491,7 +508,8 @@ class Importer:
             out[a.name] = value
         return out
 
-    def _convert(self, index: int, proto: Any) -> None:
+    def _convert(self, index: int, proto: Any, live: bool = True) -> None:
+        """Converts node `index`; a dead one (`live` False) is only checked."""
         name = proto.name
         op_type = proto.op_type
         where = node_label(name, index, op_type)
@@ -507,6 +525,13 @@ class Importer:
             if a not in conv.attrs:
                 raise OnnxImportError(f"{where}: attribute {a!r} is not supported"
                                       f"{' (supported: ' + ', '.join(sorted(conv.attrs)) + ')' if conv.attrs else ''}")
+        if not live:
+            for i, n in enumerate(proto.input):
+                if n and n not in self._defined:
+                    raise OnnxImportError(f"{where}: input {i} {n!r} is not defined (no graph "
+                                          "input, initializer or earlier node output has that name)")
+            self._defined.update(o for o in proto.output if o)
+            return
         inputs: list[Value | None] = []
         for i, n in enumerate(proto.input):
             if n == "":
@@ -527,24 +552,81 @@ class Importer:
                 raise
             raise OnnxImportError(f"{where}: {err}") from err
         results = list(result) if isinstance(result, (list, tuple)) else [result]
+        del inputs, node, result  # what is dropped below is freed
         for i, out_name in enumerate(proto.output):
             if not out_name:
                 continue
+            self._defined.add(out_name)
+            if out_name not in self.last_use:
+                continue  # nothing uses it: not kept
             if i < len(results):
                 v = results[i]
-                self.values[out_name] = v
+                if isinstance(v, Known):
+                    check_alloc(v.shape, v.array.itemsize, f"{where}: folded output {out_name!r}")
+                self._hold(out_name, v)
                 if isinstance(v, Var) and v.value not in self._named:
                     v.value.name_hint = identifier(out_name, "v")
                     self._named.add(v.value)
             else:
                 self.values[out_name] = Unavailable(f"output {i} of {where} is not supported")
+        limit = max_alloc_bytes()
+        if self.held_bytes > limit:
+            raise ResourceLimitError(f"{where}: the values folded at import time and still needed "
+                                     f"hold {self.held_bytes} bytes at once, above the allocation limit of {limit} "
+                                     f"bytes ({ALLOC_LIMIT_ENV})")
+        for n in dict.fromkeys(proto.input):
+            if n and self.last_use.get(n) == index:
+                self._release(n)
+
+    def _hold(self, name: str, v: Value) -> None:
+        """values[name] = v, counting a Known a node made in held_bytes."""
+        self.values[name] = v
+        if isinstance(v, Known) and v.initializer is None:
+            entry = self._held.setdefault(id(v), [v, 0])
+            if entry[1] == 0:
+                self.held_bytes += v.array.nbytes
+            entry[1] += 1
+
+    def _release(self, name: str) -> None:
+        """Drops values[name] after its last use."""
+        v = self.values.pop(name, None)
+        entry = self._held.get(id(v)) if isinstance(v, Known) else None
+        if entry is not None and entry[0] is v:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self._held[id(v)]
+                self.held_bytes -= v.array.nbytes
+
+    def _liveness(self) -> list[bool]:
+        """Which nodes a graph output depends on, and each value's last use
+        by one of them (self.last_use; graph outputs: past the last node)."""
+        nodes = list(self.graph.node)
+        needed = {vi.name for vi in self.graph.output}
+        live = [False] * len(nodes)
+        for i in range(len(nodes) - 1, -1, -1):
+            if any(o in needed for o in nodes[i].output if o):
+                live[i] = True
+                needed.update(n for n in nodes[i].input if n)
+        self.last_use: dict[str, int] = {}
+        for i, proto in enumerate(nodes):
+            if live[i]:
+                for n in proto.input:
+                    if n:
+                        self.last_use[n] = i
+        for vi in self.graph.output:
+            self.last_use[vi.name] = len(nodes)
+        return live
 
     def run(self) -> tuple[ModuleOp, dict[str, np.ndarray]]:
         with self.fb:
             self._initializers()
             self._inputs()
+            self._defined.update(self.values)
+            live = self._liveness()
+            for n in [n for n, v in self.values.items() if isinstance(v, Known) and n not in self.last_use]:
+                del self.values[n]  # an unused initializer: its copy freed now
             for i, proto in enumerate(self.graph.node):
-                self._convert(i, proto)
+                self._convert(i, proto, live[i])
             outs = []
             for vi in self.graph.output:
                 v = self.values.get(vi.name)
