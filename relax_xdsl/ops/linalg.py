@@ -66,7 +66,7 @@ class Matmul(OpSpec):
         return tensor(shape, dtype)
 
     def reference(self, x1: np.ndarray, x2: np.ndarray, out_dtype: str | None) -> np.ndarray:
-        dt = np.dtype(dtypes.dtype_name(out_dtype)) if out_dtype is not None else x1.dtype
+        dt = dtypes.np_dtype(out_dtype) if out_dtype is not None else x1.dtype
         ct = np.dtype(np.float32) if dt == np.float16 else dt
         return np.asarray(np.matmul(x1.astype(dt, copy=False).astype(ct), x2.astype(dt, copy=False).astype(ct))).astype(dt)
 
