@@ -227,6 +227,8 @@ class PrimFuncBuilder:
             return x
         sf, df = isinstance(src, AnyFloat), isinstance(dst, AnyFloat)
         if isinstance(src, IndexType) or isinstance(dst, IndexType):
+            if x.is_unsigned and src.width.data == 64:  # type: ignore[union-attr]
+                x = self.min(x, 2**63 - 1)  # index is signed 64-bit: saturate (an index this large is out of range)
             if df:
                 return self.cast(self.cast(x, dtypes.to_xdsl("int64")), dst)
             if sf:

@@ -53,8 +53,8 @@ def _same_dtype(ctx: Infer, named: Sequence[tuple[str, TensorType]]) -> None:
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    """Accumulate float16 in float32 (as TVM's legalizations do for norms)."""
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    """Accumulate float16 / bfloat16 in float32 (as TVM's legalizations do for norms)."""
+    return dtypes.np_dtype(dtypes.compute_dtype(np.dtype(dtype).name))
 
 
 def _pair(ctx: Infer, values: tuple[int, ...], name: str, minimum: int = 1) -> tuple[int, int]:
