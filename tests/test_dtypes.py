@@ -118,6 +118,7 @@ def test_reductions(dtype: str) -> None:
     check_all_levels(module, cases, close=dtype == "bfloat16")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("src", ALL)
 def test_astype_to_and_from_every_dtype(src: str) -> None:
     """astype from src to every dtype (floats saturate into integers, NaN
