@@ -358,7 +358,7 @@ def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
     elem = attr.get_element_type()
     dtype = dtypes.dtype_name(elem)
     shape = tuple(attr.get_shape() or ())
-    np_dtype = np.int8 if dtype == "bool" else np.dtype(dtype)
+    np_dtype = np.int8 if dtype == "bool" else dtypes.np_dtype(dtype)
     raw = attr.data.data
     data = np.frombuffer(raw, dtype=np_dtype) if isinstance(raw, bytes) else np.asarray(
         attr.get_values(), dtype=np_dtype

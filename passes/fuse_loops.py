@@ -35,7 +35,8 @@ from xdsl.rewriter import InsertPoint, Rewriter
 
 _MOVABLE = (memref.AllocOp, memref.DimOp, arith.ConstantOp, arith.AddiOp, arith.SubiOp, arith.MuliOp,
             arith.FloorDivSIOp, arith.CeilDivSIOp, arith.DivSIOp, arith.RemSIOp, arith.MaxSIOp, arith.MinSIOp,
-            arith.IndexCastOp, arith.SIToFPOp, arith.CmpiOp)
+            arith.IndexCastOp, arith.SIToFPOp, arith.CmpiOp, arith.DivUIOp, arith.RemUIOp, arith.MaxUIOp,
+            arith.MinUIOp, arith.UIToFPOp, arith.BitcastOp)
 
 
 def _row_loop(op: Operation) -> tuple[SSAValue, SSAValue, SSAValue, SSAValue] | None:

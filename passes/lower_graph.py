@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import sympy
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
 from relax_xdsl.dialects.relax import (
@@ -74,7 +73,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import SymbolTable
 
 from relax_xdsl.dim_lowering import DimEmitter
-from relax_xdsl.dtypes import dtype_name
+from relax_xdsl.dtypes import np_dtype
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import canon, dim_to_str, dims_equal
 
@@ -317,7 +316,7 @@ class _HostBuilder:
         self.block.add_ops([self.pool_size, self.pool])
 
     def _pool_view(self, t: TensorType, sizes: list[SSAValue]) -> SSAValue:
-        nbytes = canon(_product(t.sym_shape) * np.dtype(dtype_name(t.dtype)).itemsize)
+        nbytes = canon(_product(t.sym_shape) * np_dtype(t.dtype).itemsize)
         buffer = self.plan.take(nbytes)
         placeholder = arith.ConstantOp(IntegerAttr(0, IndexType()))  # its offset, known once all are placed
         self.block.insert_op_before(placeholder, self.pool)

@@ -46,6 +46,7 @@ from xdsl.pattern_rewriter import (
 )
 
 from relax_xdsl.dim_lowering import DimEmitter
+from relax_xdsl.dtypes import is_unsigned
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import dim_to_str
 
@@ -60,19 +61,35 @@ _COMBINE_FLOAT = {"add": arith.AddfOp, "mul": arith.MulfOp, "max": arith.Maximum
 _COMBINE_INT = {"add": arith.AddiOp, "mul": arith.MuliOp, "max": arith.MaxSIOp, "min": arith.MinSIOp}
 
 
+_COMBINE_UINT = {"add": arith.AddiOp, "mul": arith.MuliOp, "max": arith.MaxUIOp, "min": arith.MinUIOp}
+
+
 def identity_constant(combiner: str, t: Attribute) -> arith.ConstantOp:
-    """The combiner's identity: the initial value of a reduction."""
+    """The combiner's identity: the initial value of a reduction (of a float
+    or signed type; identity_ops takes every type)."""
     if isinstance(t, AnyFloat):
         value = {"add": 0.0, "mul": 1.0, "max": -math.inf, "min": math.inf}[combiner]
         return arith.ConstantOp(FloatAttr(value, t))
-    assert isinstance(t, IntegerType)
+    assert isinstance(t, IntegerType) and not is_unsigned(t)
     w = t.width.data
     value = {"add": 0, "mul": 1, "max": -(2 ** (w - 1)), "min": 2 ** (w - 1) - 1}[combiner]
     return arith.ConstantOp(IntegerAttr(value, t))
 
 
+def identity_ops(combiner: str, t: Attribute) -> list[Operation]:
+    """The combiner's identity as ops, the last one's result the value: an
+    unsigned one is a signless constant bitcast (arith.constant is signless)."""
+    if not (isinstance(t, IntegerType) and is_unsigned(t)):
+        return [identity_constant(combiner, t)]
+    w = t.width.data
+    value = {"add": 0, "mul": 1, "max": 0, "min": -1}[combiner]  # -1: all ones, the unsigned maximum
+    bits = arith.ConstantOp(IntegerAttr(value, IntegerType(w)))
+    return [bits, arith.BitcastOp(bits.result, t)]
+
+
 def combine_op(combiner: str, acc: SSAValue, v: SSAValue) -> Operation:
-    table = _COMBINE_FLOAT if isinstance(acc.type, AnyFloat) else _COMBINE_INT
+    table = _COMBINE_FLOAT if isinstance(acc.type, AnyFloat) else _COMBINE_UINT if is_unsigned(acc.type) else \
+        _COMBINE_INT
     return table[combiner](acc, v)
 
 
@@ -281,8 +298,8 @@ class _Lowering:
             if combiner is None:
                 value = self._inline(op.body, ivs, block)
             else:
-                init = identity_constant(combiner, acc_t)
-                block.add_op(init)
+                init = identity_ops(combiner, acc_t)
+                block.add_ops(init)
 
                 def reduce_body(rblock: Block, rivs: list[SSAValue], acc: SSAValue | None) -> SSAValue:
                     v = self._inline(op.body, [*ivs, *rivs], rblock)
@@ -290,7 +307,7 @@ class _Lowering:
                     rblock.add_op(c)
                     return c.results[0]
 
-                value = self._loop_nest(block, reduce, init.results[0], reduce_body)  # type: ignore[assignment]
+                value = self._loop_nest(block, reduce, init[-1].results[0], reduce_body)  # type: ignore[assignment]
             if op.epilogue is not None:
                 value = self._inline(op.epilogue, [value, *ivs], block)
             block.add_op(memref.StoreOp.get(value, out, ivs))

@@ -110,7 +110,7 @@ def _check_result_size(op: Operation, bindings: Bindings) -> None:
         for t in types:
             if isinstance(t, TensorType):
                 dims = [evaluate_dim(d, bindings) for d in t.sym_shape]
-                check_alloc(dims, np.dtype(dtypes.dtype_name(t.dtype)).itemsize, f"{_where(op)} result")
+                check_alloc(dims, dtypes.np_dtype(t.dtype).itemsize, f"{_where(op)} result")
 
 
 def check_value(value: Any, t: Attribute, bindings: Bindings, what: str) -> None:
@@ -184,7 +184,7 @@ def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindi
             if v < 0:
                 raise ShapeError(f"{_where(op)}: result dim {axis} is {dim_to_str(d)} = {v}, negative "
                                  f"({format_bindings(bindings)}): the input is too small for the op")
-        check_alloc(dims, np.dtype(dtypes.dtype_name(t.dtype)).itemsize, f"{_where(op)} result")
+        check_alloc(dims, dtypes.np_dtype(t.dtype).itemsize, f"{_where(op)} result")
         outs.append(np.zeros(dims, dtype=dtypes.dtype_name(t.dtype)))
     if isinstance(op, LibCallOp):
         from relax_xdsl import libraries

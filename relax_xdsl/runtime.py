@@ -20,6 +20,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TupleType
 from xdsl.ir import Attribute
 
+from relax_xdsl import dtypes
 from relax_xdsl.backend import Backend
 from relax_xdsl.dialects.relax import FunctionOp, ShapeType, TensorType
 from relax_xdsl.errors import RelaxError
@@ -57,7 +58,7 @@ def _input_plan(func: FunctionOp) -> list[tuple[np.dtype, int, tuple[tuple[int, 
                 syms.append((axis, d))
             else:
                 return None
-        plan.append((np.dtype(t.dtype), len(t.sym_shape), tuple(static), tuple(syms)))
+        plan.append((dtypes.np_dtype(t.dtype), len(t.sym_shape), tuple(static), tuple(syms)))
     return plan
 
 

@@ -1,8 +1,9 @@
 """Element semantics every target shares where C (or numpy) leaves them
 undefined or platform-dependent: float -> int conversion and bool bytes.
 
-float -> signed int: NaN gives 0, values beyond the integer type saturate to
-its minimum / maximum (+-inf included), the rest truncate toward zero. C
+float -> int: NaN gives 0, values beyond the integer type saturate to its
+minimum / maximum (+-inf included; 0 for unsigned types below 0), the rest
+truncate toward zero. C
 leaves those inputs undefined and numpy's answer depends on the platform
 (x86 gives INT_MIN for all of them at 32 and 64 bits); the evaluator's
 astype reference, the interpreter and the generated C (`rx_fptosi<w>` in
@@ -30,6 +31,17 @@ def float_to_int(value: float, width: int) -> int:
         return hi - 1
     if value < -hi:
         return -hi
+    return int(value)
+
+
+def float_to_uint(value: float, width: int) -> int:
+    """One float converted to an unsigned `width`-bit integer: NaN gives 0,
+    values below 0 (-inf included) 0, values beyond the type its maximum, the
+    rest truncate toward zero (as float_to_int_array for unsigned dtypes)."""
+    if math.isnan(value) or value <= 0:
+        return 0
+    if value >= 2**width:
+        return 2**width - 1
     return int(value)
 
 

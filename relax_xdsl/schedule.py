@@ -37,7 +37,7 @@ from relax_xdsl.dialects.tir import (
     YieldOp,
 )
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.passes.lower_tir import combine_op, identity_constant
+from relax_xdsl.passes.lower_tir import combine_op, identity_constant, identity_ops
 
 INDEX = IndexType()
 
@@ -130,9 +130,9 @@ class Schedule:
         # init
         init_loops, body = self._nest(c, spatial)
         ivs = [lp.induction_var for lp in init_loops]
-        ident = identity_constant(combiner, acc_t)
-        body.add_op(ident)
-        body.add_op(StoreOp(ident.results[0], acc, ivs))
+        ident = identity_ops(combiner, acc_t)
+        body.add_ops(ident)
+        body.add_op(StoreOp(ident[-1].results[0], acc, ivs))
         # update
         loops, body = self._nest(c, [*spatial, *c.reduce_extents()])
         ivs = [lp.induction_var for lp in loops]

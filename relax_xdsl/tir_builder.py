@@ -52,10 +52,16 @@ class Expr:
     def is_float(self) -> bool:
         return isinstance(self.type, AnyFloat)
 
-    def _binary(self, other: Any, fop: type[Operation] | None, iop: type[Operation] | None, reverse: bool = False) -> Expr:
+    @property
+    def is_unsigned(self) -> bool:
+        return dtypes.is_unsigned(self.type)
+
+    def _binary(self, other: Any, fop: type[Operation] | None, iop: type[Operation] | None, reverse: bool = False,
+                uop: type[Operation] | None = None) -> Expr:
+        """fop on floats, iop on integers, uop (when given) on unsigned ones."""
         o = self.b.lift(other, self.type)
         lhs, rhs = (o, self) if reverse else (self, o)
-        cls = fop if self.is_float else iop
+        cls = fop if self.is_float else uop if uop is not None and self.is_unsigned else iop
         if cls is None:
             raise RelaxError(f"operation not defined for {self.type}")
         return self.b.emit(cls(lhs.value, rhs.value))
@@ -79,16 +85,16 @@ class Expr:
         return self._binary(o, arith.MulfOp, arith.MuliOp, True)
 
     def __truediv__(self, o: Any) -> Expr:
-        return self._binary(o, arith.DivfOp, arith.DivSIOp)
+        return self._binary(o, arith.DivfOp, arith.DivSIOp, uop=arith.DivUIOp)
 
     def __rtruediv__(self, o: Any) -> Expr:
-        return self._binary(o, arith.DivfOp, arith.DivSIOp, True)
+        return self._binary(o, arith.DivfOp, arith.DivSIOp, True, uop=arith.DivUIOp)
 
     def __floordiv__(self, o: Any) -> Expr:
-        return self._binary(o, None, arith.FloorDivSIOp)
+        return self._binary(o, None, arith.FloorDivSIOp, uop=arith.DivUIOp)
 
     def __mod__(self, o: Any) -> Expr:
-        return self._binary(o, None, arith.RemSIOp)
+        return self._binary(o, None, arith.RemSIOp, uop=arith.RemUIOp)
 
     def __neg__(self) -> Expr:
         if self.is_float:
@@ -99,6 +105,8 @@ class Expr:
         other = self.b.lift(o, self.type)
         if self.is_float:
             return self.b.emit(arith.CmpfOp(self.value, other.value, fpred))
+        if self.is_unsigned and ipred[0] == "s":
+            ipred = "u" + ipred[1:]
         return self.b.emit(arith.CmpiOp(self.value, other.value, ipred))
 
     def __lt__(self, o: Any) -> Expr:
@@ -182,6 +190,11 @@ class PrimFuncBuilder:
         v = int(value)
         if type_.width.data == 1:
             v = -1 if v else 0
+        if dtypes.is_unsigned(type_):  # arith.constant is signless: the same bits, bitcast
+            w = type_.width.data
+            v %= 1 << w
+            bits = self.emit(arith.ConstantOp(IntegerAttr(v - (1 << w) if v >= 1 << (w - 1) else v, IntegerType(w))))
+            return self.emit(arith.BitcastOp(bits.value, type_))
         return self.emit(arith.ConstantOp(IntegerAttr(v, type_)))
 
     def lift(self, value: Any, type_: Attribute) -> Expr:
@@ -214,6 +227,8 @@ class PrimFuncBuilder:
             return x
         sf, df = isinstance(src, AnyFloat), isinstance(dst, AnyFloat)
         if isinstance(src, IndexType) or isinstance(dst, IndexType):
+            if x.is_unsigned and src.width.data == 64:  # type: ignore[union-attr]
+                x = self.min(x, 2**63 - 1)  # index is signed 64-bit: saturate (an index this large is out of range)
             if df:
                 return self.cast(self.cast(x, dtypes.to_xdsl("int64")), dst)
             if sf:
@@ -225,16 +240,18 @@ class PrimFuncBuilder:
         if sf:
             if dst.width.data == 1:  # type: ignore[union-attr]
                 return x.ne(0.0)
-            return self.emit(arith.FPToSIOp(x.value, dst))
+            return self.emit((arith.FPToUIOp if dtypes.is_unsigned(dst) else arith.FPToSIOp)(x.value, dst))
         if df:
-            if src.width.data == 1:  # type: ignore[union-attr]
+            if src.width.data == 1 or x.is_unsigned:  # type: ignore[union-attr]
                 return self.emit(arith.UIToFPOp(x.value, dst))
             return self.emit(arith.SIToFPOp(x.value, dst))
         sw, dw = src.width.data, dst.width.data  # type: ignore[union-attr]
         if dw == 1:
             return x.ne(0)
-        if dw > sw:
-            return self.emit((arith.ExtUIOp if sw == 1 else arith.ExtSIOp)(x.value, dst))
+        if dw > sw:  # extended by the source's signedness (int8 -1 is uint32 4294967295, as numpy)
+            return self.emit((arith.ExtUIOp if sw == 1 or x.is_unsigned else arith.ExtSIOp)(x.value, dst))
+        if dw == sw:  # signedness only: the same bits
+            return self.emit(arith.BitcastOp(x.value, dst))
         return self.emit(arith.TruncIOp(x.value, dst))
 
     def select(self, cond: Expr, a: Any, b: Any) -> Expr:
@@ -242,10 +259,10 @@ class PrimFuncBuilder:
         return self.emit(arith.SelectOp(cond.value, self.lift(a, t).value, self.lift(b, t).value))
 
     def max(self, a: Expr, b: Any) -> Expr:
-        return a._binary(b, arith.MaximumfOp, arith.MaxSIOp)  # noqa: SLF001
+        return a._binary(b, arith.MaximumfOp, arith.MaxSIOp, uop=arith.MaxUIOp)  # noqa: SLF001
 
     def min(self, a: Expr, b: Any) -> Expr:
-        return a._binary(b, arith.MinimumfOp, arith.MinSIOp)  # noqa: SLF001
+        return a._binary(b, arith.MinimumfOp, arith.MinSIOp, uop=arith.MinUIOp)  # noqa: SLF001
 
     def math(self, name: str, *args: Expr) -> Expr:
         """A `math` dialect op by name: exp, log, sqrt, rsqrt, tanh, erf, absf, floor, ceil, powf, ..."""
@@ -317,6 +334,8 @@ class PrimFuncBuilder:
         if isinstance(type_, AnyFloat):
             return {"add": 0.0, "mul": 1.0, "max": -math.inf, "min": math.inf}[combiner]
         w = type_.width.data  # type: ignore[attr-defined]
+        if dtypes.is_unsigned(type_):
+            return {"add": 0, "mul": 1, "max": 0, "min": 2**w - 1}[combiner]
         return {"add": 0, "mul": 1, "max": -(2 ** (w - 1)), "min": 2 ** (w - 1) - 1}[combiner]
 
     # -- structure -----------------------------------------------------------

@@ -161,7 +161,7 @@ class _Callable:
             if kind == "memref":
                 elem, dyn, shape = info  # type: ignore[misc]
                 static = tuple((axis, d) for axis, d in enumerate(shape) if d >= 0)
-                self.params.append((np.dtype(dtypes.dtype_name(elem)), tuple(dyn), static, len(shape)))
+                self.params.append((dtypes.np_dtype(elem), tuple(dyn), static, len(shape)))
                 argtypes += [ctypes.c_void_p] + [ctypes.c_int64] * len(dyn)
             else:
                 self.params.append((None, (), (), 0))
@@ -170,7 +170,7 @@ class _Callable:
         self.results: list[tuple[np.dtype, int, int]] = []
         offset = nres
         for elem, rank in sig.results:
-            self.results.append((np.dtype(dtypes.dtype_name(elem)), rank, offset))
+            self.results.append((dtypes.np_dtype(elem), rank, offset))
             offset += max(1, rank)
             argtypes += [ctypes.c_void_p, ctypes.c_void_p]  # int64_t* (as void**), int64_t[rank]
         self.buffer_type = ctypes.c_int64 * max(1, offset)
@@ -246,7 +246,8 @@ class CModule:
             entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
             try:
                 by_ident = entries(ctypes.addressof(table))
-                self.fast = {name: by_ident[c_ident(ENTRY, name)] for name in emitter.signatures}
+                self.fast = {name: by_ident[c_ident(ENTRY, name)] for name in emitter.signatures
+                             if c_ident(ENTRY, name) in by_ident}
             except Exception:  # e.g. numpy's C API failing to import: the ctypes path serves
                 self.fast = {}
         self._signatures = emitter.signatures

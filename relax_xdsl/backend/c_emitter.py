@@ -27,6 +27,7 @@ from xdsl.dialects import arith, cf, func, memref, scf
 from xdsl.dialects import math as xmath
 from xdsl.dialects.builtin import (
     AnyFloat,
+    BFloat16Type,
     DenseIntOrFPElementsAttr,
     Float16Type,
     Float32Type,
@@ -42,6 +43,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from relax_xdsl.backend.c_names import FUNCTION, POOL, c_ident, c_string, local_name
 from relax_xdsl.dialects.tir import CheckIndexOp, RemFOp
 from relax_xdsl.dim_lowering import CHECKED_ATTR
+from relax_xdsl.dtypes import is_unsigned
 from relax_xdsl.errors import RelaxError
 
 if TYPE_CHECKING:
@@ -231,6 +233,36 @@ static inline int16_t rx_fptosi16(double x) {
   return x != x ? 0 : x >= 32768.0 ? INT16_MAX : x < -32768.0 ? INT16_MIN : (int16_t)x;
 }
 static inline int8_t rx_fptosi8(double x) { return x != x ? 0 : x >= 128.0 ? INT8_MAX : x < -128.0 ? INT8_MIN : (int8_t)x; }
+/* float -> unsigned int likewise: NaN and values below 0 give 0, values
+   beyond the type its maximum. */
+static inline uint64_t rx_fptoui64(double x) {
+  return x != x || x <= 0.0 ? 0 : x >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)x;
+}
+static inline uint32_t rx_fptoui32(double x) { return x != x || x <= 0.0 ? 0 : x >= 4294967296.0 ? UINT32_MAX : (uint32_t)x; }
+static inline uint16_t rx_fptoui16(double x) { return x != x || x <= 0.0 ? 0 : x >= 65536.0 ? UINT16_MAX : (uint16_t)x; }
+static inline uint8_t rx_fptoui8(double x) { return x != x || x <= 0.0 ? 0 : x >= 256.0 ? UINT8_MAX : (uint8_t)x; }
+/* bfloat16: the upper 16 bits of a float32, computed in float. A value is
+   rounded to bfloat16 (nearest, ties to even; NaN stays a quiet NaN) where
+   it is computed, so loads widen exactly and stores keep the upper bits. */
+static inline float rx_bf16_round(float f) {
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  u = (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x00400000u) & 0xffff0000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+static inline float rx_bf16_load(uint16_t b) {
+  uint32_t u = (uint32_t)b << 16;
+  float f;
+  memcpy(&f, &u, sizeof f);
+  return f;
+}
+static inline uint16_t rx_bf16_bits(float f) {
+  f = rx_bf16_round(f);
+  uint32_t u;
+  memcpy(&u, &f, sizeof u);
+  return (uint16_t)(u >> 16);
+}
 /* NaN-propagating max / min as selects (a NaN a is kept; a NaN b fails the
    comparison and is taken), so loops using them vectorize; as reductions
    (a row max) they are declared for `omp simd reduction` (exact: max and min
@@ -247,6 +279,8 @@ static inline float rx_minff(float a, float b) { return (a < b || a != a) ? a : 
 
 
 def c_type(t: Attribute) -> str:
+    """The C type of a scalar value of type `t` (bfloat16 values are floats
+    holding bfloat16 numbers; c_storage_type is what buffers hold)."""
     if isinstance(t, IndexType):
         return "int64_t"
     if isinstance(t, IntegerType):
@@ -254,7 +288,9 @@ def c_type(t: Attribute) -> str:
         if w == 1:
             return "bool"
         if w in (8, 16, 32, 64):
-            return f"int{w}_t"
+            return f"{'u' if is_unsigned(t) else ''}int{w}_t"
+    if isinstance(t, BFloat16Type):
+        return "float"
     if isinstance(t, Float32Type):
         return "float"
     if isinstance(t, Float64Type):
@@ -264,13 +300,29 @@ def c_type(t: Attribute) -> str:
     raise RelaxError(f"the C target does not support the type {t}")
 
 
+def c_storage_type(t: Attribute) -> str:
+    """The C type of a buffer element of type `t`: bfloat16 is its 16 bits
+    (rx_bf16_load / rx_bf16_bits convert), the rest as c_type."""
+    return "uint16_t" if isinstance(t, BFloat16Type) else c_type(t)
+
+
 def _float_literal(v: float, t: Attribute) -> str:
     if math.isnan(v):
         return "NAN"
     if math.isinf(v):
         return "INFINITY" if v > 0 else "(-INFINITY)"
+    if isinstance(t, BFloat16Type):
+        v = round_to_bfloat16(v)
     text = float(v).hex()
-    return f"{text}f" if isinstance(t, (Float32Type, Float16Type)) else text
+    return f"{text}f" if isinstance(t, (Float32Type, Float16Type, BFloat16Type)) else text
+
+
+def round_to_bfloat16(v: float) -> float:
+    """A finite float rounded to the nearest bfloat16 (ties to even), as
+    rx_bf16_round does in C."""
+    bits = int(np.array(v, np.float32).view(np.uint32))
+    bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000) & 0xFFFFFFFF
+    return float(np.array(bits, np.uint32).view(np.float32))
 
 
 def c_name(f: func.FuncOp) -> str:
@@ -361,14 +413,14 @@ class CEmitter:
             self._library_function(f)
             params = []
             for t in f.function_type.inputs.data:
-                params.append(f"{c_type(t.get_element_type())}*" if isinstance(t, MemRefType) else c_type(t))
+                params.append(f"{c_storage_type(t.get_element_type())}*" if isinstance(t, MemRefType) else c_type(t))
             return f"void {name}({', '.join(params) or 'void'})"
         params = ["const void* const* rx_g"]
         sig_params: list[tuple[str, object]] = []
         for i, t in enumerate(f.function_type.inputs.data):
             if isinstance(t, MemRefType):
                 dyn = [j for j, d in enumerate(t.get_shape()) if d == DYNAMIC]
-                params.append(f"{c_type(t.get_element_type())}* restrict a{i}")
+                params.append(f"{c_storage_type(t.get_element_type())}* restrict a{i}")
                 params += [f"int64_t a{i}_d{j}" for j in dyn]
                 sig_params.append(("memref", (t.get_element_type(), dyn, tuple(t.get_shape()))))
             else:
@@ -428,7 +480,7 @@ class _FunctionEmitter:
         for i, (a, t) in enumerate(zip(block.args, self.f.function_type.inputs.data)):
             if isinstance(t, MemRefType):
                 dims = [f"a{i}_d{j}" if d == DYNAMIC else str(d) for j, d in enumerate(t.get_shape())]
-                self.mems[a] = MemRef(f"a{i}", dims, c_type(t.get_element_type()))
+                self.mems[a] = MemRef(f"a{i}", dims, c_storage_type(t.get_element_type()))
             else:
                 self.names[a] = f"a{i}"
         self.block(block)
@@ -453,6 +505,8 @@ class _FunctionEmitter:
 
     def define(self, result: SSAValue, expr: str) -> None:
         name = self.fresh(result.name_hint)
+        if isinstance(result.type, BFloat16Type) and not isinstance(result.owner, memref.LoadOp):
+            expr = f"rx_bf16_round({expr})"  # computed in float, each result rounded to bfloat16
         self.line(f"{c_type(result.type)} {name} = {expr};")
         self.names[result] = name
 
@@ -482,7 +536,8 @@ class _FunctionEmitter:
             elif isinstance(t, IntegerType) and t.width.data == 1:
                 self.names[op.result] = "true" if val else "false"
             else:
-                self.names[op.result] = f"((int64_t){int(val)}LL)" if c_type(t) == "int64_t" else f"(({c_type(t)}){int(val)})"
+                ct = c_type(t)
+                self.names[op.result] = f"((int64_t){int(val)}LL)" if ct == "int64_t" else f"(({ct}){int(val)})"
             return
         checked = op.attributes.get(CHECKED_ATTR)
         if isinstance(checked, StringAttr) and isinstance(op, (arith.AddiOp, arith.SubiOp, arith.MuliOp)):
@@ -516,6 +571,21 @@ class _FunctionEmitter:
             return f"rx_ceildiv({a[0]}, {a[1]})"  # type: ignore[index]
         if isinstance(op, arith.DivSIOp):
             return f"rx_div({a[0]}, {a[1]})"  # type: ignore[index]
+        if isinstance(op, (arith.DivUIOp, arith.RemUIOp)):  # unsigned operands: C's / and % are exact, x / 0 = 0
+            sym = "/" if isinstance(op, arith.DivUIOp) else "%"
+            return f"({a[1]} == 0 ? 0 : {a[0]} {sym} {a[1]})"  # type: ignore[index]
+        if isinstance(op, arith.MaxUIOp):
+            return f"({a[0]} > {a[1]} ? {a[0]} : {a[1]})"  # type: ignore[index]
+        if isinstance(op, arith.MinUIOp):
+            return f"({a[0]} < {a[1]} ? {a[0]} : {a[1]})"  # type: ignore[index]
+        if isinstance(op, arith.ShRUIOp):
+            return self._shift(op, a[0], a[1])  # type: ignore[index]
+        if isinstance(op, arith.FPToUIOp):
+            t = op.results[0].type
+            width = t.width.data if isinstance(t, IntegerType) else 64
+            return f"rx_fptoui{width}((double)({a[0]}))"  # type: ignore[index]
+        if isinstance(op, arith.BitcastOp) and isinstance(op.results[0].type, IntegerType):  # signedness only
+            return f"({c_type(op.results[0].type)})({a[0]})"  # type: ignore[index]
         if isinstance(op, arith.RemSIOp):
             return f"rx_rem({a[0]}, {a[1]})"  # type: ignore[index]
         if isinstance(op, arith.MaxSIOp):
@@ -524,7 +594,7 @@ class _FunctionEmitter:
             return f"({a[0]} < {a[1]} ? {a[0]} : {a[1]})"  # type: ignore[index]
         if isinstance(op, (arith.MaximumfOp, arith.MinimumfOp)):
             fn = "rx_maxf" if isinstance(op, arith.MaximumfOp) else "rx_minf"
-            if isinstance(op.results[0].type, Float32Type):
+            if isinstance(op.results[0].type, (Float32Type, BFloat16Type)):
                 fn += "f"
             return f"{fn}({a[0]}, {a[1]})"  # type: ignore[index]
         if isinstance(op, RemFOp):  # C's fmod, the float remainder truncated toward zero
@@ -571,12 +641,12 @@ class _FunctionEmitter:
         for cls, fn in math_fns.items():
             if isinstance(op, cls):
                 t = op.results[0].type
-                f32 = isinstance(t, (Float32Type, Float16Type))
+                f32 = isinstance(t, (Float32Type, Float16Type, BFloat16Type))
                 name = ("rx_" if f32 and fn in ("exp", "erf") else "") + fn + ("f" if f32 else "")
                 return f"({c_type(t)}){name}({', '.join(a)})"  # type: ignore[arg-type]
         if isinstance(op, xmath.RsqrtOp):
             t = op.results[0].type
-            f32 = isinstance(t, (Float32Type, Float16Type))
+            f32 = isinstance(t, (Float32Type, Float16Type, BFloat16Type))
             return f"({c_type(t)})(1.0{'f' if f32 else ''} / sqrt{'f' if f32 else ''}({a[0]}))"  # type: ignore[index]
         if isinstance(op, xmath.AbsIOp):
             # negated unsigned: abs(INT_MIN) wraps to INT_MIN, as numpy's
@@ -584,6 +654,8 @@ class _FunctionEmitter:
             return f"({ct})({a[0]} < 0 ? 0 - (uint64_t){a[0]} : (uint64_t){a[0]})"  # type: ignore[index]
         if isinstance(op, memref.LoadOp):
             m = self.mems[op.memref]
+            if isinstance(op.results[0].type, BFloat16Type):
+                return f"rx_bf16_load({m.ptr}[{self.linear(m, list(op.indices))}])"
             return f"{m.ptr}[{self.linear(m, list(op.indices))}]"
         if isinstance(op, memref.DimOp):
             m = self.mems[op.source]
@@ -604,6 +676,8 @@ class _FunctionEmitter:
         ct = c_type(t)
         if isinstance(op, arith.ShLIOp):
             return f"((uint64_t)({b}) < {width} ? ({ct})((uint64_t)({a}) << ({b})) : ({ct})0)"
+        if isinstance(op, arith.ShRUIOp):  # logical: an unsigned value, or the bits of a signed one
+            return f"((uint64_t)({b}) < {width} ? ({ct})((uint{width}_t)({a}) >> ({b})) : ({ct})0)"
         return f"((uint64_t)({b}) < {width} ? ({ct})(({a}) >> ({b})) : ({ct})(({a}) < 0 ? -1 : 0))"
 
     @staticmethod
@@ -642,12 +716,15 @@ class _FunctionEmitter:
     def _stmt(self, op: Operation) -> None:  # noqa: C901
         if isinstance(op, memref.StoreOp):
             m = self.mems[op.memref]
-            self.line(f"{m.ptr}[{self.linear(m, list(op.indices))}] = {self.v(op.value)};")
+            value = self.v(op.value)
+            if isinstance(op.value.type, BFloat16Type):
+                value = f"rx_bf16_bits({value})"
+            self.line(f"{m.ptr}[{self.linear(m, list(op.indices))}] = {value};")
         elif isinstance(op, memref.AllocaOp):  # a small static buffer per iteration, on the stack
             t = op.memref.type
             assert isinstance(t, MemRefType)
             dims = [str(d) for d in t.get_shape()]
-            elem = c_type(t.get_element_type())
+            elem = c_storage_type(t.get_element_type())
             name = self.fresh(op.memref.name_hint or "local")
             self.mems[op.memref] = MemRef(name, dims, elem)
             self.line(f"{elem} {name}[{' * '.join(dims) or '1'}] __attribute__((aligned(64)));")
@@ -655,7 +732,7 @@ class _FunctionEmitter:
             t = op.memref.type
             assert isinstance(t, MemRefType)
             dims = self.dims(t.get_shape(), op.dynamic_sizes)
-            elem = c_type(t.get_element_type())
+            elem = c_storage_type(t.get_element_type())
             name = self.fresh(op.memref.name_hint or "buf")
             # the element count, checked: -1 (an error in rx_alloc) when it overflows
             size = f"rx_count({len(dims)}, (const int64_t[]){{{', '.join(dims)}}})" if len(dims) > 1 else \
@@ -691,7 +768,7 @@ class _FunctionEmitter:
         elif isinstance(op, memref.GetGlobalOp):
             t = op.memref.type
             assert isinstance(t, MemRefType)
-            elem = c_type(t.get_element_type())
+            elem = c_storage_type(t.get_element_type())
             k = self.p.global_index[op.name_.root_reference.data]
             self.mems[op.memref] = MemRef(f"(({elem}*)rx_g[{k}])", [str(d) for d in t.get_shape()], elem)
         elif isinstance(op, memref.CastOp):
@@ -707,7 +784,7 @@ class _FunctionEmitter:
             src = self.mems[op.source]
             t = op.result.type
             assert isinstance(t, MemRefType)
-            elem = c_type(t.get_element_type())
+            elem = c_storage_type(t.get_element_type())
             name = self.fresh(op.result.name_hint or "view")
             self.line(f"{elem}* {name} = ({elem}*)((char*){src.ptr} + {self.v(op.byte_shift)});")
             self.mems[op.result] = MemRef(name, self.dims(t.get_shape(), op.sizes), elem)

@@ -101,7 +101,7 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
     for k, (kind, info) in enumerate(sig.params):
         if kind == "memref":
             elem, dyn, shape = info  # type: ignore[misc]
-            typenum = np.dtype(dtypes.dtype_name(elem)).num
+            typenum = dtypes.np_dtype(elem).num
             lines.append(f"  PyArrayObject* x{k} = rxpy_plain(args[{k}], {typenum}, {len(shape)});")
             tests = [f"!x{k}"] + [f"PyArray_DIMS(x{k})[{axis}] != {d}" for axis, d in enumerate(shape) if d >= 0]
             tests += [f"PyArray_DIMS(x{k})[{axis}] < 1" for axis in dyn]
@@ -127,7 +127,7 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
               f"  status = {c_ident(FUNCTION, sig.name)}({', '.join(call)});",
               "  Py_END_ALLOW_THREADS",
               "  if (status != 0) Py_RETURN_NONE;"]
-    wraps = [f"rxpy_wrap(res[{i}], {rank}, &dims[{offsets[i]}], {np.dtype(dtypes.dtype_name(elem)).num})"
+    wraps = [f"rxpy_wrap(res[{i}], {rank}, &dims[{offsets[i]}], {dtypes.np_dtype(elem).num})"
              for i, (elem, rank) in enumerate(sig.results)]
     if nres == 1:
         lines.append(f"  return {wraps[0]};")
@@ -144,12 +144,20 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
     return name, "\n".join(lines)
 
 
+def _fixed_typenums(sig: FuncSignature) -> bool:
+    """Whether every array of the function has a numpy type number fixed at
+    build time: bfloat16's (ml_dtypes') is assigned when ml_dtypes is
+    imported, so functions with bfloat16 arrays are called through ctypes."""
+    elems = [info[0] for kind, info in sig.params if kind == "memref"] + [e for e, _ in sig.results]  # type: ignore[index]
+    return all(dtypes.dtype_name(e) != "bfloat16" for e in elems)
+
+
 def source(signatures: dict[str, FuncSignature]) -> str:
     """The C text appended to a library: the entry points and
     `rxpy_functions(table)`, which returns {entry point's C name (c_names.ENTRY):
     callable} bound to one module's constants table (keys in C text are
     identifiers, never names from the IR)."""
-    entries = [_entry(sig) for sig in signatures.values()]
+    entries = [_entry(sig) for sig in signatures.values() if _fixed_typenums(sig)]
     methods = "".join(f"  {{{c_string(name)}, (PyCFunction)(void (*)(void)){name}, METH_FASTCALL, NULL}},\n"
                       for name, _ in entries)
     # the Python and numpy versions key the build cache: the entry points are built against their ABI

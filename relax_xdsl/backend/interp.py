@@ -53,11 +53,11 @@ def _shape(static: Sequence[int], dynamic: Sequence[Any]) -> tuple[int, ...]:
 
 
 def _np_dtype(t: Any) -> np.dtype:
-    return np.dtype(dtypes.dtype_name(t))
+    return dtypes.np_dtype(t)
 
 
 def _float_type(t: Any) -> type:
-    return np.dtype(dtypes.dtype_name(t)).type
+    return dtypes.np_dtype(t).type
 
 
 def _unary_float(fn: Any) -> Any:
@@ -346,7 +346,48 @@ class RelaxFunctions(InterpreterFunctions):
 
     @impl(arith.ExtSIOp)
     def run_extsi(self, interpreter: Interpreter, op: arith.ExtSIOp, args: PythonValues) -> PythonValues:
-        return (-1 if args[0] is True else int(args[0]),)
+        return (_wrap(-1 if args[0] is True else int(args[0]), op.result.type),)
+
+    # -- unsigned types (values are Python ints in [0, 2**width)) ------------
+    @impl(arith.DivUIOp)
+    def run_divui(self, interpreter: Interpreter, op: arith.DivUIOp, args: PythonValues) -> PythonValues:
+        if int(args[1]) == 0:
+            raise RelaxError("integer division by zero")
+        return (_unsigned(args[0], op) // _unsigned(args[1], op),)
+
+    @impl(arith.RemUIOp)
+    def run_remui(self, interpreter: Interpreter, op: arith.RemUIOp, args: PythonValues) -> PythonValues:
+        if int(args[1]) == 0:
+            raise RelaxError("integer remainder by zero")
+        return (_unsigned(args[0], op) % _unsigned(args[1], op),)
+
+    @impl(arith.MaxUIOp)
+    def run_maxui(self, interpreter: Interpreter, op: arith.MaxUIOp, args: PythonValues) -> PythonValues:
+        return (_wrap(max(_unsigned(args[0], op), _unsigned(args[1], op)), op.result.type),)
+
+    @impl(arith.MinUIOp)
+    def run_minui(self, interpreter: Interpreter, op: arith.MinUIOp, args: PythonValues) -> PythonValues:
+        return (_wrap(min(_unsigned(args[0], op), _unsigned(args[1], op)), op.result.type),)
+
+    @impl(arith.ShRUIOp)
+    def run_shrui(self, interpreter: Interpreter, op: arith.ShRUIOp, args: PythonValues) -> PythonValues:
+        """Logical right shift: 0 for an amount below 0 or not below the width."""
+        w = op.result.type.width.data if isinstance(op.result.type, IntegerType) else 64
+        b = int(args[1])
+        return (_wrap(_unsigned(args[0], op) >> b, op.result.type) if 0 <= b < w else 0,)
+
+    @impl(arith.FPToUIOp)
+    def run_fptoui(self, interpreter: Interpreter, op: arith.FPToUIOp, args: PythonValues) -> PythonValues:
+        """NaN and values below 0 -> 0, saturating above (as the C target and astype's reference)."""
+        t = op.result.type
+        return (scalar_semantics.float_to_uint(float(args[0]), t.width.data if isinstance(t, IntegerType) else 64),)
+
+    @impl(arith.BitcastOp)
+    def run_bitcast(self, interpreter: Interpreter, op: arith.BitcastOp, args: PythonValues) -> PythonValues:
+        """Between integer types of one width (a change of signedness): the same bits."""
+        if not isinstance(op.result.type, IntegerType):
+            raise RelaxError(f"arith.bitcast to {op.result.type} is not supported by the interpreter")
+        return (_wrap(int(args[0]), op.result.type),)
 
     @impl(arith.ExtUIOp)
     def run_extui(self, interpreter: Interpreter, op: arith.ExtUIOp, args: PythonValues) -> PythonValues:
@@ -443,9 +484,19 @@ def _integer_result(op: Operation, v: int) -> int:
 
 
 def _wrap(v: int, t: Any) -> int:
+    """v as a value of type t: two's complement, or in [0, 2**w) for unsigned types."""
     w = t.width.data if isinstance(t, IntegerType) else 64
     v &= (1 << w) - 1
+    if dtypes.is_unsigned(t):
+        return v
     return v - (1 << w) if v >= 1 << (w - 1) else v
+
+
+def _unsigned(v: Any, op: Operation) -> int:
+    """An operand of an unsigned op read as unsigned (whatever its type's signedness)."""
+    t = op.operands[0].type
+    w = t.width.data if isinstance(t, IntegerType) else 64
+    return int(v) & ((1 << w) - 1)
 
 
 class InterpModule:

@@ -46,7 +46,8 @@ from relax_xdsl.ops.registry import get_spec
 from relax_xdsl.shape import KEYWORDS, Dim, canon, dim_to_str, dims_differ, dims_equal, floordiv, sym
 
 # TensorProto.DataType -> numpy dtype name (the element types relax_xdsl has)
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
 _ONNX_TYPE_NAMES = {0: "UNDEFINED", 4: "UINT16", 5: "INT16", 8: "STRING", 12: "UINT32", 13: "UINT64",
                     14: "COMPLEX64", 15: "COMPLEX128", 16: "BFLOAT16"}
 FOLD_LIMIT = 1 << 20  # elements: larger results of foldable ops are computed at run time instead

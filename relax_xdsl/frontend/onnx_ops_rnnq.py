@@ -13,9 +13,7 @@ have, and fails at import naming the node.
 Quantized values are computed exactly: integer products accumulate in
 int32 (matmul / conv2d with out_dtype int32), rounding is half to even
 (composed from floor, as ONNX and numpy round), saturation is a clip
-before the conversion. Tensor programs have no uint8 arithmetic yet
-(arith is signless), so uint8 tensors fail at import with that reason;
-int8 and int32 work.
+before the conversion; int8, uint8 and int32 tensors work at run time.
 
 DFT and STFT are matmuls with constant cosine / sine matrices of the
 static transform length (exact up to float rounding, O(n^2) per signal);
@@ -544,16 +542,8 @@ def _mel_weight_matrix(n: Node) -> Value:
 
 # -- quantization ---------------------------------------------------------------------------------------------------
 
-_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int32": (-(2**31), 2**31 - 1)}
-
-
-def _no_runtime_uint8(n: Node, values: Sequence[Value | None], what: str) -> None:
-    """uint8 works only as import-time values (folded): tensor programs have
-    no unsigned arithmetic yet."""
-    for v in values:
-        if v is not None and not isinstance(v, Known) and v.dtype == "uint8":
-            n.fail(f"{what} is a uint8 tensor computed at run time; tensor programs do not support uint8 yet "
-                   "(int8 and constant uint8 values work)")
+_QRANGE = {"int8": (-128, 127), "uint8": (0, 255), "int16": (-(2**15), 2**15 - 1), "uint16": (0, 2**16 - 1),
+           "int32": (-(2**31), 2**31 - 1)}
 
 
 def _round_half_even(n: Node, v: Value) -> Value:
@@ -613,31 +603,29 @@ def _quantize(n: Node, x: Value, scale: Value, zp: Value | None, dtype: str) -> 
 
 @register_converter("QuantizeLinear", attrs=("axis", "block_size", "output_dtype", "saturate"))
 def _quantize_linear(n: Node) -> Value:
-    """Per-tensor, per-axis and blocked; int8 (uint8 only for import-time values)."""
+    """Per-tensor, per-axis and blocked; int8, uint8, int16, uint16."""
     x, scale, zp = _float_input(n, 0, "x"), _float_input(n, 1, "y_scale"), n.optional(2)
     out = onnx_dtype(int(n.attr("output_dtype", 0)), f"node {n.name!r} (QuantizeLinear) output_dtype") \
         if n.attr("output_dtype", 0) else (zp.dtype if zp is not None else "uint8")
-    if out not in ("int8", "uint8"):
-        n.fail(f"output type {out} is not supported (int8, uint8)")
+    if out not in ("int8", "uint8", "int16", "uint16"):
+        n.fail(f"output type {out} is not supported (int8, uint8, int16, uint16)")
     if zp is not None and zp.dtype != out:
         n.fail(f"y_zero_point has dtype {zp.dtype} but the output type is {out}")
     axis, block = _quant_axes(n, x)
     y = _quantize(n, x, _along(n, scale, x, axis, block, "y_scale"),
                   None if zp is None else _along(n, zp, x, axis, block, "y_zero_point"), out)
-    _no_runtime_uint8(n, [x, zp, y], "the quantized output")
     return y
 
 
 @register_converter("DequantizeLinear", attrs=("axis", "block_size", "output_dtype"))
 def _dequantize_linear(n: Node) -> Value:
     """(x - zero_point) * scale, per-tensor, per-axis and blocked; x int8,
-    int32 (or uint8 known at import)."""
+    uint8, int16, uint16 or int32."""
     x, scale, zp = n.input(0, "x"), _float_input(n, 1, "x_scale"), n.optional(2)
-    if x.dtype not in ("int8", "uint8", "int32"):
-        n.fail(f"x must be int8, uint8 or int32, got {x.dtype}")
+    if x.dtype not in ("int8", "uint8", "int16", "uint16", "int32"):
+        n.fail(f"x must be int8, uint8, int16, uint16 or int32, got {x.dtype}")
     if zp is not None and zp.dtype != x.dtype:
         n.fail(f"x_zero_point has dtype {zp.dtype} but x has {x.dtype}")
-    _no_runtime_uint8(n, [x, zp], "x or x_zero_point")
     out = scale.dtype
     if n.attr("output_dtype", 0):
         out = onnx_dtype(int(n.attr("output_dtype")), f"node {n.name!r} (DequantizeLinear) output_dtype")
@@ -661,7 +649,6 @@ def _dynamic_quantize_linear(n: Node) -> list[Value]:
     scale = n.op("divide", n.op("subtract", hi, lo), _const(255, f32))
     zp = _saturate(n, _round_half_even(n, n.op("subtract", _const(0, f32), n.op("divide", lo, scale))), "uint8")
     y = _quantize(n, xf, scale, zp, "uint8")
-    _no_runtime_uint8(n, [y], "the output y (always uint8)")
     return [y, scale, zp]
 
 
@@ -671,7 +658,6 @@ def _int32_operand(n: Node, v: Value, zp: Value | None, zp_shape: list[Any] | No
         n.fail(f"{what} must be int8 or uint8, got {v.dtype}")
     if zp is not None and zp.dtype != v.dtype:
         n.fail(f"{what}'s zero point has dtype {zp.dtype} but {what} has {v.dtype}")
-    _no_runtime_uint8(n, [v, zp], what)
     out = n.op("astype", v, dtype="int32")
     if zp is None:
         return out
@@ -724,7 +710,6 @@ def _qlinear_matmul(n: Node) -> Value:
     scale = n.op("divide", n.op("multiply", _scale32(n, _scalar_param(n, a_s, "a_scale")),
                                 _scale32(n, _scalar_param(n, b_s, "b_scale"))), _scale32(n, _scalar_param(n, y_s, "y_scale")))
     y = _requantize(n, acc, scale, _scalar_param(n, y_zp, "y_zero_point"), y_zp.dtype)
-    _no_runtime_uint8(n, [y], "the output")
     return y
 
 
@@ -769,5 +754,4 @@ def _qlinear_conv(n: Node) -> Value:
     scale = n.op("divide", n.op("multiply", _scale32(n, _scalar_param(n, x_s, "x_scale")), ws),
                  _scale32(n, _scalar_param(n, y_s, "y_scale")))
     y = _requantize(n, acc, scale, _scalar_param(n, y_zp, "y_zero_point"), y_zp.dtype)
-    _no_runtime_uint8(n, [y], "the output")
     return y

@@ -54,11 +54,13 @@ def broadcast_load(pb: PrimFuncBuilder, buf: Buffer, out_idx: Sequence[Any]) -> 
 
 
 def check_legal_dtypes(op: str, *names: str) -> None:
-    """Tensor programs use signless arith: uint8 has no faithful lowering yet."""
+    """Every dtype of relax_xdsl.dtypes has a lowering (unsigned types carry
+    their signedness in the element type); anything else is named here."""
     for dt in names:
-        if dt == "uint8":
-            raise RelaxError(f"relax.{op}: tensor programs do not support uint8 (arith is signless); "
-                             "astype to int32 first")
+        try:
+            dtypes.dtype_name(dt)
+        except RelaxError as err:
+            raise RelaxError(f"relax.{op}: {err}") from None
 
 
 # --- unary ------------------------------------------------------------------
@@ -231,6 +233,9 @@ def _power(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _divide_scalar(pb: PrimFuncBuilder, a: Expr, b: Expr) -> Expr:
     if a.is_float:
         return a / b
+    if a.is_unsigned:  # truncating = floor
+        zero = b.eq(0)
+        return pb.select(zero, 0, a // pb.select(zero, 1, b))
     zero, minus_one = b.eq(0), b.eq(-1)
     q = a // pb.select(zero | minus_one, 1, b)
     return pb.select(zero, 0, pb.select(minus_one, 0 - a, q))
@@ -258,19 +263,19 @@ def _extreme_scalar(fop: type, iop: type, bop: type) -> Callable[[PrimFuncBuilde
             return pb.emit(fop(a.value, b.value))
         if a.type.width.data == 1:  # type: ignore[attr-defined]  # bool: max = or, min = and
             return pb.emit(bop(a.value, b.value))
-        return pb.emit(iop(a.value, b.value))
+        return pb.max(a, b) if iop is arith.MaxSIOp else pb.min(a, b)  # by signedness
 
     return scalar
 
 
 def _compare(fpred: str, ipred: str, bpred: str) -> Callable[[PrimFuncBuilder, Expr, Expr], Expr]:
     """float: ordered predicates (une for !=), as numpy treats NaN; int:
-    signed; bool: unsigned (false < true)."""
+    signed, unsigned for uint8..uint64; bool: unsigned (false < true)."""
 
     def scalar(pb: PrimFuncBuilder, a: Expr, b: Expr) -> Expr:
         if a.is_float:
             return pb.emit(arith.CmpfOp(a.value, b.value, fpred))
-        pred = bpred if a.type.width.data == 1 else ipred  # type: ignore[attr-defined]
+        pred = bpred if a.type.width.data == 1 or a.is_unsigned else ipred  # type: ignore[attr-defined]
         return pb.emit(arith.CmpiOp(a.value, b.value, pred))
 
     return scalar
@@ -337,8 +342,8 @@ class Astype(OpSpec):
         return tensor(x.sym_shape, name)
 
     def reference(self, x: np.ndarray, dtype: str) -> np.ndarray:
-        target = np.dtype(dtypes.dtype_name(dtype))
-        if x.dtype.kind == "f" and target.kind in "iu":
+        target = dtypes.np_dtype(dtype)
+        if dtypes.is_float(x.dtype.name) and target.kind in "iu":
             return scalar_semantics.float_to_int_array(x, target)
         with np.errstate(invalid="ignore", over="ignore"):
             return x.astype(target)

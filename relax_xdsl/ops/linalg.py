@@ -66,8 +66,8 @@ class Matmul(OpSpec):
         return tensor(shape, dtype)
 
     def reference(self, x1: np.ndarray, x2: np.ndarray, out_dtype: str | None) -> np.ndarray:
-        dt = np.dtype(dtypes.dtype_name(out_dtype)) if out_dtype is not None else x1.dtype
-        ct = np.dtype(np.float32) if dt == np.float16 else dt
+        dt = dtypes.np_dtype(out_dtype) if out_dtype is not None else x1.dtype
+        ct = dtypes.np_dtype(dtypes.compute_dtype(dt.name))
         return np.asarray(np.matmul(x1.astype(dt, copy=False).astype(ct), x2.astype(dt, copy=False).astype(ct))).astype(dt)
 
     def legalize(self, pb: PrimFuncBuilder, inputs: list[Buffer], outputs: list[Buffer],
@@ -85,7 +85,7 @@ class Matmul(OpSpec):
             a, b = pb.cast(x1[tuple(idx1)], out.dtype), pb.cast(x2[tuple(idx2)], out.dtype)
             return pb.cast(a, acc) * pb.cast(b, acc)
 
-        acc = "float32" if out.dtype == "float16" else out.dtype
+        acc = dtypes.compute_dtype(out.dtype)
         if acc == out.dtype:
             pb.compute(out, body, reduce=("add", [x1.shape[-1]]))
         else:

@@ -17,6 +17,7 @@ import numpy as np
 import sympy
 from xdsl.dialects.builtin import IndexType, TupleType
 
+from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.dialects.tir import CheckIndexOp
 from relax_xdsl.errors import index_out_of_range
@@ -394,7 +395,7 @@ class Take(OpSpec):
     pattern = INJECTIVE
 
     def infer(self, ctx: Infer, x: TensorType, indices: TensorType, axis: int | None) -> TensorType:
-        if not indices.dtype.startswith("int"):
+        if not dtypes.is_int(indices.dtype):
             ctx.fail(f"indices must be integers, got {indices.dtype}")
         if axis is None:
             return tensor(indices.sym_shape, x.dtype)
@@ -407,7 +408,8 @@ class Take(OpSpec):
         src = x.reshape(-1) if axis is None else x
         a = 0 if axis is None else axis % x.ndim
         d = src.shape[a]
-        i = indices.astype(np.int64)
+        i = np.minimum(indices, np.iinfo(np.int64).max).astype(np.int64) if indices.dtype == np.uint64 else \
+            indices.astype(np.int64)  # as casting to index saturates uint64
         bad = (i < -d) | (i >= d)
         if bad.any():  # the first in row-major order, as the compiled check loop finds it
             raise index_out_of_range(_take_what(axis, a), int(i[bad][0]), d)

@@ -53,8 +53,8 @@ def _same_dtype(ctx: Infer, named: Sequence[tuple[str, TensorType]]) -> None:
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    """Accumulate float16 in float32 (as TVM's legalizations do for norms)."""
-    return np.dtype(np.float32) if dtype == np.float16 else dtype
+    """Accumulate float16 / bfloat16 in float32 (as TVM's legalizations do for norms)."""
+    return dtypes.np_dtype(dtypes.compute_dtype(np.dtype(dtype).name))
 
 
 def _pair(ctx: Infer, values: tuple[int, ...], name: str, minimum: int = 1) -> tuple[int, int]:
@@ -749,7 +749,8 @@ def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: lis
     _, _, h, w = x.shape
     acc = "int8" if x.dtype == "bool" else x.dtype
     # a window wholly in the padding gives the pad value: -inf, the integer minimum, False for bool
-    low = -math.inf if dtypes.is_float(acc) else 0 if x.dtype == "bool" else -(2 ** (np.dtype(acc).itemsize * 8 - 1))
+    low = -math.inf if dtypes.is_float(acc) else 0 if x.dtype == "bool" or dtypes.is_unsigned(acc) else \
+        -(2 ** (np.dtype(acc).itemsize * 8 - 1))
 
     inside = _windows_inside(padding, ceil_mode)
 

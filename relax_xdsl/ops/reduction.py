@@ -61,8 +61,8 @@ def reduced_shape(shape: Sequence[sympy.Expr], axes: Sequence[int], keepdims: bo
 
 
 def _compute_dtype(dtype: str) -> str:
-    """float16 statistics accumulate in float32 (as TVM's legalizations do)."""
-    return "float32" if dtype == "float16" else dtype
+    """float16 / bfloat16 statistics accumulate in float32 (as TVM's legalizations do)."""
+    return dtypes.compute_dtype(dtype)
 
 
 # --- tensor-program helpers ---------------------------------------------------
