@@ -10,4 +10,5 @@ from relax_xdsl.ops import (
     manipulate,  # noqa: F401
     nn,  # noqa: F401
     reduction,  # noqa: F401
+    sampling,  # noqa: F401
 )
