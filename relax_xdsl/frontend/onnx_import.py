@@ -506,6 +506,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
         onnx_ops_indexing,
         onnx_ops_layout,
         onnx_ops_misc,
+        onnx_ops_rest,
         onnx_ops_rnnq,
     )
 
