@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
-from relax_xdsl.shape import canon, dim_to_str
+from relax_xdsl.shape import canon, dim_to_str, dims_differ
 
 _GRID_MODES = {"bilinear": "linear", "linear": "linear", "nearest": "nearest", "bicubic": "cubic", "cubic": "cubic"}
 _PADDING_MODES = ("zeros", "border", "reflection")
@@ -53,7 +53,8 @@ def _base_grid(spatial: list[int], align_corners: bool, dtype: str) -> np.ndarra
     for size in spatial:
         i = np.arange(size, dtype=np.float64)
         if align_corners:
-            axes.append(-1.0 + 2.0 * i / (size - 1) if size > 1 else np.full(size, -1.0))
+            # one point: 1, as onnxruntime (Eigen's LinSpaced); the ONNX reference gives -1, torch 0
+            axes.append(-1.0 + 2.0 * i / (size - 1) if size > 1 else np.ones(size))
         else:
             axes.append(-1.0 + (2.0 * i + 1.0) / size)
     mesh = np.meshgrid(*axes, indexing="ij")
@@ -77,6 +78,8 @@ def _affine_grid(n: Node) -> Value:
     if theta.ndim != 3 or not all(canon(d) == v for d, v in zip(theta.shape[1:], (r, r + 1))):
         n.fail(f"theta must be [N, {r}, {r + 1}] for a size of {len(size)} entries, got "
                f"[{', '.join(dim_to_str(canon(d)) for d in theta.shape)}]")
+    if dims_differ(canon(size[0]), canon(theta.shape[0])):
+        n.fail(f"size[0] = {dim_to_str(canon(size[0]))} differs from theta's batch dim {dim_to_str(canon(theta.shape[0]))}")
     if not theta.dtype.startswith("float"):
         n.fail(f"theta must be floating-point, got {theta.dtype}")
     base = Known(_base_grid(spatial, _bool_attr(n, "align_corners"), theta.dtype), theta.dtype)

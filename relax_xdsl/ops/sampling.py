@@ -344,7 +344,9 @@ def _np_grid_taps(v: np.ndarray, length: int, mode: str, padding_mode: str,
         x = np.rint(x)
     lo, hi = (0.0, ln - 1.0) if align_corners else (-0.5, ln - 0.5)
     lo_a, hi_a = np.full_like(x, lo), np.full_like(x, hi)
-    if padding_mode == "border":
+    if mode == "cubic":
+        pass  # cubic pads each tap only (as PyTorch and onnxruntime), not the coordinate
+    elif padding_mode == "border":
         x = np.where((x < lo) | (x > hi), np.clip(x, 0.0, ln - 1.0), x)
     elif padding_mode == "reflection":
         x = _np_reflect(x, lo_a, hi_a)
@@ -376,7 +378,9 @@ def _ir_grid_taps(pb: Any, v: Any, length: Any, mode: str, padding_mode: str,
     if mode == "nearest":
         x = _ir_rint(pb, x)
     lo, hi = (pb.const(0.0, _f64()), ln - 1.0) if align_corners else (pb.const(-0.5, _f64()), ln - 0.5)
-    if padding_mode == "border":
+    if mode == "cubic":
+        pass  # cubic pads each tap only (as PyTorch and onnxruntime), not the coordinate
+    elif padding_mode == "border":
         x = pb.select((x < lo) | (x > hi), pb.max(pb.min(x, ln - 1.0), 0.0), x)
     elif padding_mode == "reflection":
         x = _ir_reflect(pb, x, lo, hi)
@@ -436,8 +440,9 @@ class GridSample(OpSpec):
                   align_corners: bool) -> np.ndarray:
         r = x.ndim - 2
         g = grid.astype(np.float64)
-        per_axis = [_np_grid_taps(g[..., r - 1 - a], x.shape[2 + a], mode, padding_mode, align_corners)
-                    for a in range(r)]
+        with np.errstate(invalid="ignore"):  # a NaN / inf grid gives NaN weights, as in the tensor program
+            per_axis = [_np_grid_taps(g[..., r - 1 - a], x.shape[2 + a], mode, padding_mode, align_corners)
+                        for a in range(r)]
         n_idx = np.arange(x.shape[0]).reshape((-1,) + (1,) * r)
         acc = np.zeros((x.shape[1], *grid.shape[:-1]), dtype=np.float64)
         nearest_val = None
@@ -453,7 +458,8 @@ class GridSample(OpSpec):
             if mode == "nearest":
                 nearest_val = np.where(ok, vals, np.zeros((), dtype=x.dtype))
             else:
-                acc += np.where(ok, vals.astype(np.float64) * w, 0.0)
+                with np.errstate(invalid="ignore"):
+                    acc += np.where(ok, vals.astype(np.float64) * w, 0.0)
         res = nearest_val if mode == "nearest" else acc
         return np.ascontiguousarray(np.moveaxis(res, 0, 1).astype(x.dtype))
 
