@@ -396,8 +396,8 @@ def _errors(m: Any, match: str, **kw: Any) -> None:
 
 
 def test_unknown_op_names_node_and_op() -> None:
-    _errors(model([node("Det", ["x"], ["y"], name="my_det")], [("x", F, [2, 2])], ["y"]),
-            r"node 'my_det' \(Det\): op Det is not supported")
+    _errors(model([node("NoSuchOp", ["x"], ["y"], name="my_op")], [("x", F, [2, 2])], ["y"]),
+            r"node 'my_op' \(NoSuchOp\): op NoSuchOp is not supported")
 
 
 def test_unsupported_attribute_names_it() -> None:

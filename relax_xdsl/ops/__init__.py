@@ -12,4 +12,5 @@ from relax_xdsl.ops import (
     nn,  # noqa: F401
     nn_extra,  # noqa: F401
     reduction,  # noqa: F401
+    sampling,  # noqa: F401
 )

@@ -1,0 +1,187 @@
+"""ONNX converters for sampling, random numbers and Det: GridSample,
+AffineGrid, Col2Im, RandomUniform / RandomNormal (and their *Like forms),
+Bernoulli, Multinomial and Det, onto relax.grid_sample / col2im /
+random_uniform / random_normal / det (relax_xdsl/ops/sampling.py) and
+compositions of existing ops.
+
+Random ops draw from relax's counter-based generator: a `seed` attribute
+gives the same values on every target and every run, but not onnxruntime's
+values. A node without a seed gets one drawn from Python's `secrets` at
+import time (a fresh one per node and per import), so two imports of the
+same model give different numbers, as two onnxruntime sessions do.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
+from relax_xdsl.shape import canon, dim_to_str, dims_differ
+
+_GRID_MODES = {"bilinear": "linear", "linear": "linear", "nearest": "nearest", "bicubic": "cubic", "cubic": "cubic"}
+_PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def _bool_attr(n: Node, name: str) -> bool:
+    v = n.attr(name, 0)
+    if v not in (0, 1):
+        n.fail(f"attribute {name}={v!r} must be 0 or 1")
+    return bool(v)
+
+
+@register_converter("GridSample", attrs=("mode", "padding_mode", "align_corners"))
+def _grid_sample(n: Node) -> Value:
+    x, grid = n.input(0, "X"), n.input(1, "grid")
+    mode = n.attr("mode", "bilinear" if n.opset < 20 else "linear")
+    allowed = ("bilinear", "nearest", "bicubic") if n.opset < 20 else ("linear", "nearest", "cubic")
+    if mode not in allowed:
+        n.fail(f"attribute mode={mode!r} is not supported ({', '.join(allowed)})")
+    padding = n.attr("padding_mode", "zeros")
+    if padding not in _PADDING_MODES:
+        n.fail(f"attribute padding_mode={padding!r} is not supported ({', '.join(_PADDING_MODES)})")
+    return n.op("grid_sample", x, grid, mode=_GRID_MODES[mode], padding_mode=padding,
+                align_corners=_bool_attr(n, "align_corners"))
+
+
+def _base_grid(spatial: list[int], align_corners: bool, dtype: str) -> np.ndarray:
+    """[prod(spatial), r + 1]: each point's normalized coordinates, the last
+    spatial axis first (x, y[, z]), then 1 (homogeneous), as AffineGrid's."""
+    axes = []
+    for size in spatial:
+        i = np.arange(size, dtype=np.float64)
+        if align_corners:
+            # one point: 1, as onnxruntime (Eigen's LinSpaced); the ONNX reference gives -1, torch 0
+            axes.append(-1.0 + 2.0 * i / (size - 1) if size > 1 else np.ones(size))
+        else:
+            axes.append(-1.0 + (2.0 * i + 1.0) / size)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    cols = [m.reshape(-1) for m in reversed(mesh)] + [np.ones(int(np.prod(spatial)))]
+    return np.stack(cols, axis=1).astype(dtype)
+
+
+@register_converter("AffineGrid", attrs=("align_corners",))
+def _affine_grid(n: Node) -> Value:
+    theta = n.input(0, "theta")
+    size = n.ints(1, "size")
+    if len(size) not in (4, 5):
+        n.fail(f"size must have 4 (N, C, H, W) or 5 (N, C, D, H, W) entries, got {len(size)}")
+    r = len(size) - 2
+    spatial = size[2:]
+    for d in spatial:
+        if not isinstance(d, int):
+            n.fail(f"size's spatial dims must be static, got [{', '.join(dim_to_str(canon(s)) for s in size)}]")
+        if d < 0:
+            n.fail(f"size {size} has a negative dim")
+    if theta.ndim != 3 or not all(canon(d) == v for d, v in zip(theta.shape[1:], (r, r + 1))):
+        n.fail(f"theta must be [N, {r}, {r + 1}] for a size of {len(size)} entries, got "
+               f"[{', '.join(dim_to_str(canon(d)) for d in theta.shape)}]")
+    if dims_differ(canon(size[0]), canon(theta.shape[0])):
+        n.fail(f"size[0] = {dim_to_str(canon(size[0]))} differs from theta's batch dim {dim_to_str(canon(theta.shape[0]))}")
+    if not theta.dtype.startswith("float"):
+        n.fail(f"theta must be floating-point, got {theta.dtype}")
+    base = Known(_base_grid(spatial, _bool_attr(n, "align_corners"), theta.dtype), theta.dtype)
+    points = n.op("matmul", base, n.op("permute_dims", theta, axes=[0, 2, 1]))   # [N, prod(spatial), r]
+    return n.op("reshape", points, shape=[theta.shape[0], *spatial, r])
+
+
+@register_converter("Col2Im", attrs=("dilations", "pads", "strides"))
+def _col2im(n: Node) -> Value:
+    x = n.input(0, "input")
+    image_shape = n.static_ints(1, "image_shape")
+    block_shape = n.static_ints(2, "block_shape")
+    params: dict[str, Any] = {k: list(n.attrs[k]) for k in ("dilations", "pads", "strides") if k in n.attrs}
+    return n.op("col2im", x, image_shape=image_shape, block_shape=block_shape, **params)
+
+
+@register_converter("Det")
+def _det(n: Node) -> Value:
+    return n.op("det", n.input(0, "X"))
+
+
+# -- random numbers ------------------------------------------------------------------------------------------------
+
+
+def _seed(n: Node) -> float:
+    """The node's seed, or a fresh one from `secrets` (see the module docstring)."""
+    if "seed" in n.attrs:
+        return float(n.attrs["seed"])
+    return float(secrets.randbits(52))
+
+
+def _out_dtype(n: Node, default: str) -> str:
+    return onnx_dtype(int(n.attrs["dtype"]), f"node {n.name!r} ({n.op_type}) attribute dtype") \
+        if "dtype" in n.attrs else default
+
+
+def _random(n: Node, shape: list[Any], dtype: str) -> Value:
+    if not dtype.startswith("float"):
+        n.fail(f"attribute dtype: the output must be floating-point, got {dtype}")
+    if n.op_type.startswith("RandomUniform"):
+        return n.op("random_uniform", shape=shape, seed=_seed(n), dtype=dtype,
+                    low=float(n.attr("low", 0.0)), high=float(n.attr("high", 1.0)))
+    return n.op("random_normal", shape=shape, seed=_seed(n), dtype=dtype,
+                mean=float(n.attr("mean", 0.0)), scale=float(n.attr("scale", 1.0)))
+
+
+@register_converter(("RandomUniform", "RandomNormal"), attrs=("dtype", "high", "low", "mean", "scale", "seed",
+                                                              "shape"))
+def _random_shape(n: Node) -> Value:
+    shape = [int(d) for d in n.attr("shape")]
+    if any(d < 0 for d in shape):
+        n.fail(f"attribute shape {shape} has a negative dim")
+    return _random(n, shape, _out_dtype(n, "float32"))
+
+
+@register_converter(("RandomUniformLike", "RandomNormalLike"), attrs=("dtype", "high", "low", "mean", "scale",
+                                                                      "seed"))
+def _random_like(n: Node) -> Value:
+    x = n.input(0, "input")
+    return _random(n, list(x.shape), _out_dtype(n, x.dtype))
+
+
+@register_converter("Bernoulli", attrs=("dtype", "seed"))
+def _bernoulli(n: Node) -> Value:
+    """1 where a uniform draw in [0, 1) (float64) is below the probability."""
+    p = n.input(0, "input")
+    if not p.dtype.startswith("float"):
+        n.fail(f"input must hold floating-point probabilities, got {p.dtype}")
+    dtype = _out_dtype(n, p.dtype)
+    u = n.op("random_uniform", shape=list(p.shape), seed=_seed(n), dtype="float64")
+    hit = n.op("less", u, n.op("astype", p, dtype="float64") if p.dtype != "float64" else p)
+    return n.op("astype", hit, dtype=dtype)
+
+
+@register_converter("Multinomial", attrs=("dtype", "sample_size", "seed"))
+def _multinomial(n: Node) -> Value:
+    """Inverse-CDF sampling of softmax(input) per row: the class is the
+    number of cumulative probabilities at or below a uniform draw (clamped
+    to the last class against rounding)."""
+    x = n.input(0, "input")
+    if x.ndim != 2 or not x.dtype.startswith("float"):
+        n.fail(f"input must be a float [batch_size, class_size] tensor, got rank {x.ndim} {x.dtype}")
+    dtype = _out_dtype(n, "int32")
+    if dtype not in ("int32", "int64"):
+        n.fail(f"attribute dtype must be int32 or int64, got {dtype}")
+    samples = int(n.attr("sample_size", 1))
+    if samples < 1:
+        n.fail(f"attribute sample_size={samples} must be positive")
+    batch, classes = x.shape
+    if canon(classes) == 0:
+        n.fail("class_size is 0: there is nothing to sample")
+    xd = n.op("astype", x, dtype="float64") if x.dtype != "float64" else x
+    cdf = n.op("cumsum", n.op("softmax", xd, axis=1), axis=1)
+    u = n.op("random_uniform", shape=[batch, samples], seed=_seed(n), dtype="float64")
+    below = n.op("less_equal", n.op("expand_dims", cdf, axis=[1]), n.op("expand_dims", u, axis=[2]))
+    count = n.op("sum", n.op("astype", below, dtype="int64"), axis=[2])
+    limit = _class_limit(n, classes)
+    return n.op("astype", n.op("minimum", count, limit), dtype=dtype)
+
+
+def _class_limit(n: Node, classes: Any) -> Value:
+    c = canon(classes)
+    if c.is_Integer:
+        return Known(np.array(int(c) - 1, dtype=np.int64), "int64")
+    n.fail(f"class_size must be static, got {dim_to_str(c)}")
