@@ -113,13 +113,13 @@ class Legalizer:
         to_canon = {s: sym(f"s{i}") for i, s in enumerate(order)}
         from_canon = {c: s for s, c in to_canon.items()}
         key = "|".join([spec.name, str(sorted(op.attributes.items())),
-                        *(str(TensorType.of([d.subs(to_canon) for d in t.sym_shape], t.dtype)) for t in types),
-                        *(f"{a.subs(to_canon)}=={b.subs(to_canon)}" for a, b, _ in checks)])
+                        *(str(TensorType.of([d.xreplace(to_canon) for d in t.sym_shape], t.dtype)) for t in types),
+                        *(f"{a.xreplace(to_canon)}=={b.xreplace(to_canon)}" for a, b, _ in checks)])
         program = self.programs.get(key)
         if program is None:
             program = self._generate(spec, params, in_types, out_types, to_canon, checks)
             self.programs[key] = program
-        sym_args = [e.subs(from_canon) for e in program.syms]
+        sym_args = [e.xreplace(from_canon) for e in program.syms]
         call = CallTIROp(program.name, list(op.inputs), out_types, sym_args or None)
         if isinstance(op.res.type, TupleType):
             tup = TupleOp(*call.results)
@@ -146,7 +146,7 @@ class Legalizer:
             func.attributes["relax.assume"] = DimsAttr.of([d for a, b, _ in checks for d in (a, b)])
             func.attributes["relax.assume_what"] = ArrayAttr([StringAttr(w) for _, _, w in checks])
         self._insert(func)
-        return _Program(name, [s.subs(to_canon) for s in free])
+        return _Program(name, [s.xreplace(to_canon) for s in free])
 
     def _fresh(self, base: str) -> str:
         name, i = base, 1

@@ -48,17 +48,32 @@ class DimEmitter:
         self.env: dict[sympy.Symbol, SSAValue] = {}
         self._memo: dict[sympy.Expr, SSAValue] = {}
         self._expr: sympy.Expr | None = None  # the dim being emitted, named by overflow messages
+        self._messages: dict[sympy.Expr | None, StringAttr] = {}
 
     def _op(self, op: Operation) -> SSAValue:
         if self.checked is not None and isinstance(op, _CHECKED_OPS):
-            what = dim_to_str(self._expr) if self._expr is not None else "a size"
-            op.attributes[CHECKED_ATTR] = StringAttr(
-                f"{self.checked}: computing {what} overflows 64-bit integers (allocation limit exceeded)")
+            op.attributes[CHECKED_ATTR] = self._message(self._expr)
             lhs = op.operands[0].owner
             if isinstance(lhs, arith.ConstantOp) and not isinstance(op, arith.SubiOp):
                 op.operands = (op.operands[1], op.operands[0])  # canonicalize swaps it, dropping the attribute
         self.insert(op)
         return op.results[0]
+
+    def _message(self, e: sympy.Expr | None) -> StringAttr:
+        """The overflow message of the ops computing `e`, built once per dim
+        (printing a large sum costs milliseconds, and a long chain emits
+        thousands of checked ops); a dim over many symbols is named by them."""
+        if e not in self._messages:
+            if e is None:
+                what = "a size"
+            elif len(e.free_symbols) <= 6:
+                what = dim_to_str(e)
+            else:
+                names = sorted(str(x) for x in e.free_symbols)
+                what = f"a size over {', '.join(names[:6])}, ... ({len(names)} symbols)"
+            self._messages[e] = StringAttr(
+                f"{self.checked}: computing {what} overflows 64-bit integers (allocation limit exceeded)")
+        return self._messages[e]
 
     def const(self, v: int) -> SSAValue:
         if self.checked is not None and not -(2**63) <= v < 2**63:

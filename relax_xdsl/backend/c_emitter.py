@@ -737,7 +737,7 @@ class _FunctionEmitter:
             # the element count, checked: -1 (an error in rx_alloc) when it overflows
             size = f"rx_count({len(dims)}, (const int64_t[]){{{', '.join(dims)}}})" if len(dims) > 1 else \
                 (dims[0] if dims else "1")
-            what_text = f"@{self.f.sym_name.data}: buffer {name}"
+            what_text = f"@{self.f.sym_name.data}: buffer {op.memref.name_hint or name}"  # the IR's name
             what = c_string(what_text)
             self.mems[op.memref] = MemRef(name, dims, elem)
             if "relax.pool" in op.attributes and self.indent == 1 and self.pool is None:
