@@ -11,6 +11,7 @@ from relax_xdsl.ops import (
     math,  # noqa: F401
     nn,  # noqa: F401
     nn_extra,  # noqa: F401
+    nn_index,  # noqa: F401
     reduction,  # noqa: F401
     sampling,  # noqa: F401
 )
