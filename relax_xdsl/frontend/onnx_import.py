@@ -657,6 +657,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
         onnx_ops_math,
         onnx_ops_misc,
         onnx_ops_nn,
+        onnx_ops_nn2,
         onnx_ops_rest,
         onnx_ops_rnnq,
     )
