@@ -83,7 +83,8 @@ def test_reference_3d_column_major() -> None:
 def test_levels_2d(storage_order: int) -> None:
     module, _ = build(["n", 2, "h", 5], pool_size=[3, 2], strides=[2, 1], padding=[1, 0, 1, 1], ceil_mode=True,
                       storage_order=storage_order)
-    check_levels(module, [(rand((n, 2, h, 5), seed=n),) for n, h in zip(SIZES, reversed(SIZES))])
+    # integer-valued floats: windows with several maxima, the first in window order wins
+    check_levels(module, [(np.round(rand((n, 2, h, 5), seed=n)),) for n, h in zip(SIZES, reversed(SIZES))])
 
 
 def test_levels_int_ties_1d_and_3d() -> None:
@@ -91,5 +92,5 @@ def test_levels_int_ties_1d_and_3d() -> None:
     check_levels(module, [(rand((n, 2, w), "int32", seed=n),) for n, w in zip(SIZES, reversed(SIZES))])
     module, _ = build(["n", 1, "d", 3, 4], pool_size=[2, 2, 2], strides=[1, 1, 2], dilation=[1, 2, 1],
                       storage_order=1)
-    check_levels(module, [(rand((n, 1, d + 1, 3, 4), seed=n),) for n, d in zip(SIZES, reversed(SIZES))],
+    check_levels(module, [(np.round(rand((n, 1, d + 1, 3, 4), seed=n)),) for n, d in zip(SIZES, reversed(SIZES))],
                  levels=("legalized", "c"))

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import arith
+from xdsl.dialects.builtin import IndexType
 
 from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import TensorType
@@ -136,7 +137,15 @@ class MaxPoolIndices(OpSpec):
         big = np.iinfo(np.int64).max
         mult = _spatial_strides([pb.index(d) for d in spatial], storage_order)
 
+        def tap_number(kk: Sequence[Any]) -> Any:
+            t = kk[0]
+            for kv, size in zip(kk[1:], ks[1:]):
+                t = t * pb.index(size) + kv
+            return pb.cast(t, "int64")
+
         def first(*idx: Any) -> Any:
+            # the smallest tap number (row-major over the window) holding the maximum:
+            # with storage_order 1 the smallest flat offset would not be the first in window order
             n, c, ys, kk = idx[0], idx[1], idx[2:2 + k], idx[2 + k:]
             pos = positions(ys, kk)
 
@@ -147,16 +156,25 @@ class MaxPoolIndices(OpSpec):
                     same = same | pb.emit(arith.CmpfOp(v.value, v.value, "uno"))
                 else:
                     same = v.eq(b)
-                flat = (n * pb.index(x.shape[1]) + c)
-                for d in spatial:
-                    flat = flat * pb.index(d)
-                for p, m in zip(pos, mult):
-                    flat = flat + (p * m if not (isinstance(m, int) and m == 1) else p)
-                return pb.select(same, pb.cast(flat, "int64"), big)
+                return pb.select(same, tap_number(kk), big)
 
             if inside:
                 return hit()
             ok = _in_bounds(pb, pos, [0] * k, [pb.index(d) for d in spatial])
             return pb.if_then_else(ok, hit, big)
 
-        pb.compute(out, first, reduce=("min", list(ks)))
+        def offset(t: Any, n: Any, c: Any, *ys: Any) -> Any:
+            """Tap number -> flat offset into data (int64 max stays: no tap in the input)."""
+            rest = pb.cast(pb.select(t.eq(big), pb.const(0, dtypes.to_xdsl("int64")), t), IndexType())
+            kk: list[Any] = [None] * k
+            for i in range(k - 1, -1, -1):
+                kk[i] = rest % pb.index(ks[i]) if i else rest
+                rest = rest // pb.index(ks[i])
+            flat = n * pb.index(x.shape[1]) + c
+            for d in spatial:
+                flat = flat * pb.index(d)
+            for p, m in zip(positions(ys, kk), mult):
+                flat = flat + (p if isinstance(m, int) else p * m)
+            return pb.select(t.eq(big), t, pb.cast(flat, "int64"))
+
+        pb.compute(out, first, reduce=("min", list(ks)), epilogue=offset)
