@@ -412,9 +412,9 @@ def test_unsupported_attribute_names_it() -> None:
 def test_missing_initializer_and_unsupported_outputs() -> None:
     _errors(model([node("Add", ["x", "bias"], ["y"], name="add0")], [("x", F, [2])], ["y"]),
             r"node 'add0' \(Add\): input 1 'bias' is not defined")
-    _errors(model([node("MaxPool", ["x"], ["y", "idx"], name="mp", kernel_shape=[2, 2]),
-                   node("Relu", ["idx"], ["z"], name="r")], [("x", F, [1, 1, 4, 4])], ["z"]),
-            r"node 'mp' \(MaxPool\): the Indices output is not supported")
+    _errors(model([node("Dropout", ["x"], ["y", "mask"], name="dp"),
+                   node("Not", ["mask"], ["z"], name="r")], [("x", F, [1, 1, 4, 4])], ["z"]),
+            r"node 'r' \(Not\): input 0 'mask': Dropout's mask output is not supported")
     _errors(model([node("Relu", ["x"], ["y"])], [("x", F, [2])], ["nothing"]), "graph output 'nothing'")
 
 

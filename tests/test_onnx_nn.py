@@ -179,7 +179,7 @@ def test_refusals_name_the_node(op_type: str, inputs: list[tuple[str, list[Any]]
         rx.from_onnx(model(op_type, inputs, ["y"], **attrs))
 
 
-def test_max_pool_indices_refused_clearly() -> None:
-    m = model("MaxPool", [("x", [1, 1, 4, 4])], ["y", "i"], kernel_shape=[2, 2])
-    with pytest.raises(OnnxImportError, match=r"\(MaxPool\): the Indices output is not supported"):
+def test_max_pool_unsupported_storage_order_refused_clearly() -> None:
+    m = model("MaxPool", [("x", [1, 1, 4, 4])], ["y", "i"], kernel_shape=[2, 2], storage_order=3)
+    with pytest.raises(OnnxImportError, match=r"\(MaxPool\): attribute storage_order=3 is not supported"):
         rx.from_onnx(m)
