@@ -153,7 +153,9 @@ def test_conv_transpose_nd_levels() -> None:
                                                      dilation=[1, 2], groups=2))
     w = rand((4, 3, 3, 2), seed=5)
     cases = [(rand((n, 4, h, 3), seed=n), w) for n, h in zip(SIZES, reversed(SIZES))]
-    check_levels(module, cases)
+    # the interpreter runs the gather's taps one scalar at a time: every level on the smallest case, C on all
+    check_levels(module, [(rand((1, 4, 2, 3), seed=1), w)])
+    check_levels(module, cases, levels=("c",))
     for x, wt in cases:
         assert_close(rx.evaluate(module, "main", x, wt), naive_conv_transpose(x, wt, (2, 3), (1, 0, 0, 1), (1, 0),
                                                                                (1, 2), 2))
