@@ -27,6 +27,8 @@ function (`relax.memory_plan`), for any binding to be read off.
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -232,11 +234,20 @@ def _alternatives(e: sympy.Expr) -> tuple[sympy.Expr, ...] | None:
         alts = _alternatives(sympy.Mul(*e.args[1:]))
         if alts is None:
             return None
-        out = tuple(e.args[0] * x for x in alts)
+        k = e.args[0]
+        out = tuple(k * x for x in alts)
+        if k.is_Integer and 2 <= int(k) <= 4 and math.comb(len(alts) + int(k) - 1, int(k)) <= MIXED_ALTERNATIVES:
+            # k * Max(x, y) is also the max of every sum of k of its terms
+            # (x + y among them), which a bound like 2 * Max(x, y) >= x + y needs
+            out = tuple(dict.fromkeys(sympy.Add(*c) for c in itertools.combinations_with_replacement(alts, int(k))))
     else:
         return None
     return out if len(out) <= MAX_ALTERNATIVES else None
 
+
+MIXED_ALTERNATIVES = 8
+"""At most this many sums of k terms stand for k * Max(...) (more would
+push the sums they appear in past MAX_ALTERNATIVES and lose the proof)."""
 
 PROOFS_PER_TERM = 8
 """Symbolic proofs tried per term of a max (after cheap numeric
