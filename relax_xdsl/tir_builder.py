@@ -309,9 +309,11 @@ class PrimFuncBuilder:
         loop = scf.ForOp(zero.value, self.index(extents[0]).value, one.value, [init.value], body)
         return self.emit(loop)
 
-    def for_each(self, extents: Sequence[Dim | str], body: Callable[..., None]) -> None:
-        """A serial tir.for nest over [0, extent) each, running body(*indices)
-        for its effects (a check per index, before a parallel compute)."""
+    def for_each(self, extents: Sequence[Dim | str], body: Callable[..., None], parallel_first: bool = False) -> None:
+        """A tir.for nest over [0, extent) each, running body(*indices) for
+        its effects (a check per index before a parallel compute, a scatter,
+        a recurrence); serial, except the outermost loop when
+        `parallel_first` (its iterations independent)."""
         if not extents:
             body()
             return
@@ -327,7 +329,7 @@ class PrimFuncBuilder:
                 body(iv)
         finally:
             self._blocks.pop()
-        self.emit(ForOp(zero.value, ub.value, one.value, Region(block)))
+        self.emit(ForOp(zero.value, ub.value, one.value, Region(block), "parallel" if parallel_first else "serial"))
 
     @staticmethod
     def identity(combiner: str, type_: Attribute) -> float | int:

@@ -28,10 +28,9 @@ from typing import Any
 import numpy as np
 import sympy
 from xdsl.dialects.builtin import IndexType, TupleType
-from xdsl.ir import Block, Region
 
 from relax_xdsl.dialects.relax import TensorType
-from relax_xdsl.dialects.tir import CheckIndexOp, ForOp, StoreOp
+from relax_xdsl.dialects.tir import CheckIndexOp, StoreOp
 from relax_xdsl.errors import index_out_of_range
 from relax_xdsl.ops.registry import INJECTIVE, OPAQUE, REQUIRED, Infer, OpSpec, Param, register_op, tensor
 from relax_xdsl.shape import canon, dim_to_str
@@ -89,26 +88,9 @@ def _norm(pb: Any, value: Any, extent: Any) -> Any:
 
 
 def _loops(pb: Any, extents: Sequence[Any], body: Callable[..., None], parallel_first: bool = False) -> None:
-    """A tir.for nest over [0, extent) each; the outermost loop parallel if
-    asked (iterations independent), the others serial."""
-    if not extents:
-        body()
-        return
-    zero, one, ub = pb.index(0), pb.index(1), pb.index(extents[0])
-    block = Block(arg_types=[IndexType()])
-    pb._blocks.append(block)  # noqa: SLF001  (the builder's insertion stack, as for_each uses it)
-    try:
-        from relax_xdsl.tir_builder import Expr
-
-        iv = Expr(pb, block.args[0])
-        rest = list(extents[1:])
-        if rest:
-            _loops(pb, rest, lambda *ivs: body(iv, *ivs))
-        else:
-            body(iv)
-    finally:
-        pb._blocks.pop()  # noqa: SLF001
-    pb.emit(ForOp(zero.value, ub.value, one.value, Region(block), "parallel" if parallel_first else "serial"))
+    """A tir.for nest over [0, extent) each (PrimFuncBuilder.for_each); the
+    outermost loop parallel if asked."""
+    pb.for_each(extents, body, parallel_first)
 
 
 def _store(pb: Any, buf: Any, idx: Sequence[Any], value: Any) -> None:
