@@ -70,7 +70,8 @@ def sanitizer_flags() -> tuple[str, ...]:
                          f"use a comma-separated subset of {', '.join(SANITIZERS)}")
     if "address" in names and not _asan_loaded():
         raise RelaxError(f"{SANITIZE_ENV}={text!r} needs ASan's runtime loaded first: run Python with "
-                         "LD_PRELOAD=$(cc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0")
+                         "LD_PRELOAD=\"$(cc -print-file-name=libasan.so) $(cc -print-file-name=libstdc++.so.6)\" "
+                         "ASAN_OPTIONS=detect_leaks=0")
     return (f"-fsanitize={','.join(sorted(set(names)))}", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer",
             "-g")
 
