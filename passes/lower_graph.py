@@ -130,7 +130,10 @@ class _HostBuilder:
         in_types = [memref_type(t) for t in ftype.inputs.data]  # type: ignore[arg-type]
         out_types = [memref_type(t) for r in ftype.outputs.data for t in flatten_types(r)]  # type: ignore[arg-type]
         self.block = Block(arg_types=in_types)
-        self.dims = DimEmitter(self.block.add_op, checked=f"@{self.fn.sym_name.data}")
+        # messages name the function in ASCII: xDSL prints other characters of
+        # a string attribute as byte escapes it does not parse back as a string
+        self.label = "@" + self.fn.sym_name.data.encode("ascii", "backslashreplace").decode("ascii")
+        self.dims = DimEmitter(self.block.add_op, checked=self.label)
         self.env: dict[SSAValue, Value] = {}
         self.allocated: list[SSAValue] = []
         self.freed: set[SSAValue] = set()
@@ -219,9 +222,9 @@ class _HostBuilder:
         for i, (old, new) in enumerate(zip(self.fn.args, self.block.args)):
             t = old.type
             if not isinstance(t, TensorType):
-                raise RelaxError(f"@{self.name}: parameter {_arg_name(old, i)} of type {t} is not supported by "
+                raise RelaxError(f"{self.label}: parameter {_arg_name(old, i)} of type {t} is not supported by "
                                  "lower-graph (only tensors)")
-            items.append((new, t, f"@{self.name}: input {_arg_name(old, i)}"))
+            items.append((new, t, f"{self.label}: input {_arg_name(old, i)}"))
         self._match(items)
 
     # -- body ----------------------------------------------------------------
@@ -231,7 +234,7 @@ class _HostBuilder:
                 return [self.env[v] for v in op.values]
             self._lower_op(op)
             self._free_dead(self.position[op])
-        raise RelaxError(f"@{self.name}: block without a terminator")
+        raise RelaxError(f"{self.label}: block without a terminator")
 
     # -- memory: each intermediate is freed right after its last use ----------
     def _number_ops(self) -> None:
@@ -335,7 +338,7 @@ class _HostBuilder:
                 op.detach()
                 op.erase()
             return
-        emitter = DimEmitter(lambda op: self.block.insert_op_before(op, self.pool), checked=f"@{self.name}")
+        emitter = DimEmitter(lambda op: self.block.insert_op_before(op, self.pool), checked=self.label)
         for sym, value in self.pool_symbols.items():
             emitter.bind(sym, value)
         for placeholder, offset in zip(self.offsets, self.plan.place()):
@@ -367,7 +370,7 @@ class _HostBuilder:
             if not d.is_nonnegative:
                 ok = arith.CmpiOp(size, self.dims.const(0), "sge")
                 self.block.add_op(ok)
-                self.block.add_op(cf.AssertOp(ok, f"@{self.name}: {what} result dim {i} ({dim_to_str(d)}) is negative: "
+                self.block.add_op(cf.AssertOp(ok, f"{self.label}: {what} result dim {i} ({dim_to_str(d)}) is negative: "
                                               "the input is too small for the op"))
             sizes.append(size)
         if (value is not None and self.lowering.plan_memory and value not in self.escaping
@@ -401,9 +404,9 @@ class _HostBuilder:
         elif isinstance(op, ShapeOfOp):
             self.env[op.result] = self._shape_of(op)
         elif isinstance(op, GraphOp):
-            raise RelaxError(f"@{self.name}: {op.name} is not legalized; run the legalize pass first")
+            raise RelaxError(f"{self.label}: {op.name} is not legalized; run the legalize pass first")
         else:
-            raise RelaxError(f"@{self.name}: lower-graph cannot lower {op.name}")
+            raise RelaxError(f"{self.label}: lower-graph cannot lower {op.name}")
 
     def _shape_of(self, op: ShapeOfOp) -> SSAValue:
         """A first-class shape: a memref of i64, one element per dim."""
@@ -422,7 +425,7 @@ class _HostBuilder:
     def _call_tir(self, op: CallTIROp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)
         if isinstance(callee, PrimFuncOp):
-            raise RelaxError(f"@{self.name}: tensor program @{op.callee.root_reference.data} is not lowered; "
+            raise RelaxError(f"{self.label}: tensor program @{op.callee.root_reference.data} is not lowered; "
                              "run lower-tir before lower-graph")
         assert isinstance(callee, func.FuncOp)
         if self._is_view(op):
@@ -450,7 +453,7 @@ class _HostBuilder:
         if not dims_equal(total_in, total_out):
             ok = arith.CmpiOp(self.dims.emit(total_in), self.dims.emit(total_out), "eq")
             self.block.add_op(ok)
-            self.block.add_op(cf.AssertOp(ok, f"@{self.name}: relax.call_tir @{op.callee.root_reference.data}: "
+            self.block.add_op(cf.AssertOp(ok, f"{self.label}: relax.call_tir @{op.callee.root_reference.data}: "
                                               f"{dim_to_str(total_in)} elements cannot be viewed as "
                                               f"{dim_to_str(total_out)}"))
         sizes: list[SSAValue | int] = [int(d) if d.is_Integer else self.dims.emit(d) for d in t.sym_shape]
@@ -483,7 +486,7 @@ class _HostBuilder:
                     continue
                 ok = arith.CmpiOp(self.dims.emit(ad), self.dims.emit(want), "eq")
                 self.block.add_op(ok)
-                self.block.add_op(cf.AssertOp(ok, f"@{self.name}: {what} {role} dim {i}: "
+                self.block.add_op(cf.AssertOp(ok, f"{self.label}: {what} {role} dim {i}: "
                                                   f"{dim_to_str(ad)} must equal {dim_to_str(want)}"))
 
     def _lib_call(self, op: LibCallOp) -> None:
@@ -504,8 +507,8 @@ class _HostBuilder:
         src, dst = op.value.type, op.result.type
         value = self.env[op.value]
         if not isinstance(dst, TensorType):
-            raise RelaxError(f"@{self.name}: lower-graph supports relax.match_cast on tensors only")
-        self._match([(value, dst, f"@{self.name}: relax.match_cast")])
+            raise RelaxError(f"{self.label}: lower-graph supports relax.match_cast on tensors only")
+        self._match([(value, dst, f"{self.label}: relax.match_cast")])
         if memref_type(src) != memref_type(dst):  # type: ignore[arg-type]
             cast = memref.CastOp.get(value, memref_type(dst))
             self.block.add_op(cast)

@@ -239,3 +239,16 @@ def test_conv_library_names_are_canonical(params: str) -> None:
     """Every registered conv2d name gives one C symbol that is an identifier."""
     with pytest.raises(rx.RelaxError, match="no library function registered"):
         lookup(f"blas.conv2d:{params}")
+
+
+def test_a_non_ascii_function_name_survives_printing_after_lowering() -> None:
+    """lower-graph's messages name the function; xDSL prints non-ASCII text
+    in a string attribute as byte escapes it does not parse back as a string,
+    so they name it in ASCII (the fuzzer found `naïve ψ` breaking the round
+    trip after lower-graph)."""
+    with rx.FunctionBuilder("naïve ψ") as fb:
+        x = fb.param("x", [0, "n"], "float32")
+        fb.ret(op.exp(x))
+    text = rx.print_module(rx.lower(fb.module, "fast"))
+    assert rx.print_module(rx.parse_module(text)) == text
+    assert rx.compile(fb.module, target="c")["naïve ψ"](np.zeros((0, 3), np.float32)).shape == (0, 3)
