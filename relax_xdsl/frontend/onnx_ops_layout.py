@@ -76,8 +76,8 @@ def _nchw(n: Node, x: Value) -> list[sympy.Expr]:
     return [canon(d) for d in x.shape]
 
 
-@register_converter("DepthToSpace", attrs=("blocksize", "mode"))
-def _depth_to_space(n: Node) -> Value:
+def _block_attrs(n: Node) -> tuple[Value, int, str]:
+    """DepthToSpace's and SpaceToDepth's input, blocksize and mode, checked."""
     x = n.input(0, "input")
     b = int(n.attr("blocksize"))
     mode = n.attr("mode", "DCR")
@@ -85,6 +85,12 @@ def _depth_to_space(n: Node) -> Value:
         n.fail(f"blocksize {b} must be >= 1")
     if mode not in ("DCR", "CRD"):
         n.fail(f"attribute mode={mode!r} is not supported (DCR or CRD)")
+    return x, b, mode
+
+
+@register_converter("DepthToSpace", attrs=("blocksize", "mode"))
+def _depth_to_space(n: Node) -> Value:
+    x, b, mode = _block_attrs(n)
     nn, c, h, w = _nchw(n, x)
     if c.is_Integer and int(c) % (b * b):
         n.fail(f"channels {int(c)} are not divisible by blocksize^2 = {b * b}")
@@ -100,13 +106,7 @@ def _depth_to_space(n: Node) -> Value:
 
 @register_converter("SpaceToDepth", attrs=("blocksize", "mode"))
 def _space_to_depth(n: Node) -> Value:
-    x = n.input(0, "input")
-    b = int(n.attr("blocksize"))
-    mode = n.attr("mode", "DCR")
-    if b < 1:
-        n.fail(f"blocksize {b} must be >= 1")
-    if mode not in ("DCR", "CRD"):
-        n.fail(f"attribute mode={mode!r} is not supported (DCR or CRD)")
+    x, b, mode = _block_attrs(n)
     nn, c, h, w = _nchw(n, x)
     for d, what in ((h, "height"), (w, "width")):
         if d.is_Integer and int(d) % b:
