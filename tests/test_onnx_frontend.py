@@ -13,8 +13,9 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 from relax_xdsl.dialects.relax import FunctionOp  # noqa: E402
+from util import onnx_model  # noqa: E402
 
 import relax_xdsl as rx  # noqa: E402
 from relax_xdsl.shape import shape_to_str  # noqa: E402
@@ -26,13 +27,7 @@ node = helper.make_node
 
 def model(nodes: list[Any], inputs: list[tuple[str, int, list[Any]]], outputs: Sequence[str],
           inits: dict[str, np.ndarray] | None = None, opset: int = 17) -> Any:
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
-        [helper.make_empty_tensor_value_info(o) for o in outputs],
-        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    return m
+    return onnx_model(nodes, inputs, list(outputs), inits, opset, ir_version=8)
 
 
 def rng_array(rng: np.random.Generator, shape: Sequence[int], dtype: int) -> np.ndarray:

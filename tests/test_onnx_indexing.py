@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import onnx_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 
 import relax_xdsl as rx  # noqa: E402
 from relax_xdsl.errors import BoundsError, RelaxError  # noqa: E402
@@ -28,13 +29,7 @@ SIZES = (1, 3, 5)
 
 def model(nodes: list[Any], inputs: list[tuple[str, int, list[Any]]], outputs: Sequence[str],
           inits: dict[str, np.ndarray] | None = None, opset: int = 18) -> Any:
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
-        [helper.make_empty_tensor_value_info(o) for o in outputs],
-        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    return m
+    return onnx_model(nodes, inputs, list(outputs), inits, opset)
 
 
 def check(m: Any, feeds: Callable[[int, np.random.Generator], list[np.ndarray]], targets: Sequence[str] = ("c",),

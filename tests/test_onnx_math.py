@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import onnx_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 
 import relax_xdsl as rx  # noqa: E402
 from relax_xdsl.frontend.onnx_import import OnnxImportError  # noqa: E402
@@ -27,13 +28,7 @@ NP = {F: np.float32, D: np.float64, I32: np.int32, I64: np.int64, B: np.bool_}
 
 def model(nodes: list[Any], inputs: list[tuple[str, int, list[Any]]], outputs: Sequence[str],
           inits: dict[str, np.ndarray] | None = None, opset: int = 18) -> Any:
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
-        [helper.make_empty_tensor_value_info(o) for o in outputs],
-        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    return m
+    return onnx_model(nodes, inputs, list(outputs), inits, opset)
 
 
 def data(shape: list[int], t: int, rng: np.random.Generator, low: float = -3, high: float = 3) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import onnx_model
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -28,13 +29,7 @@ NP = {F: np.float32, I8: np.int8, I32: np.int32, U8: np.uint8}
 
 def model(nodes: list[Any], inputs: list[tuple[str, int, list[Any]]], outputs: Sequence[str],
           inits: dict[str, np.ndarray] | None = None, opset: int = 17) -> Any:
-    graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
-        [helper.make_empty_tensor_value_info(o) for o in outputs],
-        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8 if opset < 21 else 10
-    return m
+    return onnx_model(nodes, inputs, list(outputs), inits, opset)
 
 
 def arr(rng: np.random.Generator, shape: Sequence[int], dtype: int, scale: float = 1.0) -> np.ndarray:

@@ -92,3 +92,19 @@ LEGALIZED_RELU = """builtin.module {
 """
 """relu on [n, 4] as a graph function calling its tensor program: the
 base that textual-IR error tests break in one place each."""
+
+
+def onnx_model(nodes: list[object], inputs: list[tuple[str, int, list[object]]], outputs: list[str],
+               inits: dict[str, np.ndarray] | None = None, opset: int = 17, ir_version: int | None = None) -> object:
+    """An ONNX model of `nodes` (onnx.helper): typed inputs (str dims are
+    symbolic), outputs of unknown type, initializers; IR version 8, or 10
+    from opset 21 on, unless given."""
+    from onnx import helper, numpy_helper
+
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in inputs],
+        [helper.make_empty_tensor_value_info(o) for o in outputs],
+        [numpy_helper.from_array(v, k) for k, v in (inits or {}).items()])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = ir_version if ir_version is not None else (8 if opset < 21 else 10)
+    return m
