@@ -192,7 +192,7 @@ def test_a_planted_library_is_not_loaded_but_rebuilt(cache: Path) -> None:
     genuine = entry.read_bytes()
     other = rx.compile(binary_module("subtract"), target="c").backend.path
     entry.write_bytes(other.read_bytes())
-    child = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True,
+    child = subprocess.run([sys.executable, "-P", "-c", _CHILD], capture_output=True, text=True,
                            env={**os.environ, "RELAX_XDSL_CACHE_DIR": str(cache)}, timeout=300)
     assert child.returncode == 0, child.stderr
     result, messages = child.stdout.splitlines()[-2:]

@@ -16,7 +16,7 @@ from xdsl.dialects.builtin import ModuleOp
 
 import relax_xdsl as rx
 from relax_xdsl import op
-from tests.util import SIZES, roundtrip
+from util import SIZES, roundtrip
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 

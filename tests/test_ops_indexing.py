@@ -14,7 +14,7 @@ import pytest
 import relax_xdsl as rx
 from relax_xdsl import op
 from relax_xdsl.errors import BoundsError
-from tests.util import SIZES, check_levels, rand
+from util import SIZES, check_levels, rand
 
 
 def _module(fn: Callable[..., Any], params: list[tuple[str, list[Any], str]]) -> Any:

@@ -199,7 +199,7 @@ print(tracemalloc.get_traced_memory()[1])
 x = np.arange(3, dtype=np.float32)
 print(float(rx.evaluate(module, "main", x)[0]))
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run([sys.executable, "-P", "-c", script], capture_output=True, text=True, check=True).stdout.split()
     peak, first = int(out[0]), float(out[1])
     assert peak < 100 << 20, f"import peak {peak / 2**20:.0f} MB"
     assert first == (count * 1e6 if consumed else 0.0)

@@ -28,7 +28,7 @@ PIPELINES = ["default", "fast"]
 
 def _isolated(program: str) -> list[str]:
     """Runs `program` in a fresh interpreter; its stdout lines (a crash fails here)."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(program)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-P", "-c", textwrap.dedent(program)], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, f"exit code {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}"
     return proc.stdout.splitlines()

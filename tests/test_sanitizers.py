@@ -62,7 +62,7 @@ def _run(sanitize: str, shift: int, write: int, tmp_path: Path) -> subprocess.Co
             pytest.skip("no libasan.so for this compiler")
         env["LD_PRELOAD"] = runtime
     source = PROGRAM.replace("{shift}", str(shift)).replace("{write}", str(write))
-    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-P", "-c", source], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_asan_reports_an_out_of_bounds_write(tmp_path: Path) -> None:
@@ -88,8 +88,8 @@ def test_unknown_sanitizer_and_missing_runtime_are_clear_errors(tmp_path: Path) 
     env = dict(os.environ, RELAX_XDSL_SANITIZE="adress", RELAX_XDSL_CACHE_DIR=str(tmp_path / "cache"))
     env.pop("LD_PRELOAD", None)
     source = PROGRAM.replace("{shift}", "0").replace("{write}", "0")
-    proc = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, "-P", "-c", source], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0 and "unknown sanitizer(s) 'adress'" in proc.stderr
     env["RELAX_XDSL_SANITIZE"] = "address"
-    proc = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run([sys.executable, "-P", "-c", source], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode != 0 and "LD_PRELOAD" in proc.stderr and "Traceback" in proc.stderr
