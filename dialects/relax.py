@@ -55,7 +55,17 @@ from xdsl.traits import (
 from xdsl.utils.exceptions import VerifyException
 
 from relax_xdsl import dtypes
-from relax_xdsl.shape import Dim, canon, check_static_dim, parse_dims, parse_shape, shape_to_str, to_python
+from relax_xdsl.shape import (
+    Dim,
+    canon,
+    check_static_dim,
+    dim_to_str,
+    parse_dim,
+    parse_dims,
+    parse_shape,
+    shape_to_str,
+    to_python,
+)
 
 # --- attributes and types ---------------------------------------------------
 
@@ -164,9 +174,67 @@ class ShapeType(ParametrizedAttribute, TypeAttribute):
         printer.print_string(f"<{shape_to_str(self.dims.data)}>")
 
 
+@irdl_attr_definition
+class PrimType(ParametrizedAttribute, TypeAttribute):
+    """`!relax.prim<i64>`, `!relax.prim<i64, n + 1>`: a scalar value (Relax's
+    PrimValue). An integer scalar may carry its value as a dim expression:
+    then it is that size, and a parameter or `tensor_to_prim` of that type
+    binds the expression's unbound symbol from the value at run time, as a
+    tensor parameter binds the symbols of its dims."""
+
+    name = "relax.prim"
+    element_type: Attribute
+    value: DimsAttr
+    """() when the value is known only at run time, else (expression,)."""
+
+    @staticmethod
+    def of(dtype: object, value: Dim | str | None = None) -> PrimType:
+        return PrimType(dtypes.to_xdsl(dtype), DimsAttr.of([] if value is None else [value]))
+
+    @property
+    def dtype(self) -> str:
+        return dtypes.dtype_name(self.element_type)
+
+    @property
+    def sym_value(self) -> sympy.Expr | None:
+        return self.value.data[0] if self.value.data else None
+
+    def verify(self) -> None:
+        dtypes.dtype_name(self.element_type)
+        if len(self.value.data) > 1:
+            raise VerifyException(f"{self.name}: at most one value, got {len(self.value.data)}")
+        if self.value.data and not dtypes.is_int(self.dtype):
+            raise VerifyException(f"{self.name}<{self.dtype}>: only an integer scalar can carry a symbolic value")
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> list[Attribute]:
+        with parser.in_angle_brackets():
+            pos = parser.pos
+            elem = parser.parse_type()
+            try:
+                name = dtypes.dtype_name(elem)
+            except Exception as err:  # noqa: BLE001
+                parser.raise_error(str(err), pos, parser.pos)
+            value: tuple[sympy.Expr, ...] = ()
+            if parser.parse_optional_punctuation(","):
+                pos = parser.pos
+                value = (canon(parse_dim(parser)),)
+                if not dtypes.is_int(name):
+                    parser.raise_error(f"only an integer scalar can carry a symbolic value, not {name}", pos,
+                                       parser.pos)
+        return [elem, DimsAttr(value)]
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string("<")
+        printer.print_attribute(self.element_type)
+        if self.value.data:
+            printer.print_string(f", {dim_to_str(self.value.data[0])}")
+        printer.print_string(">")
+
+
 def is_value_type(t: Attribute) -> bool:
-    """Types a graph value may have: tensors, shapes, and tuples of them."""
-    if isinstance(t, (TensorType, ShapeType)):
+    """Types a graph value may have: tensors, shapes, scalars, and tuples of them."""
+    if isinstance(t, (TensorType, ShapeType, PrimType)):
         return True
     return isinstance(t, TupleType) and all(is_value_type(x) for x in t.types.data)
 
@@ -301,6 +369,13 @@ class MatchCastOp(IRDLOperation):
                 raise VerifyException(f"relax.match_cast cannot change the dtype ({src.dtype} -> {dst.dtype})")
             if src.ndim != dst.ndim:
                 raise VerifyException(f"relax.match_cast cannot change the rank ({src.ndim} -> {dst.ndim})")
+        elif isinstance(src, ShapeType) and isinstance(dst, ShapeType):
+            if len(src.dims.data) != len(dst.dims.data):
+                raise VerifyException(f"relax.match_cast cannot change a shape's length "
+                                      f"({len(src.dims.data)} -> {len(dst.dims.data)})")
+        elif isinstance(src, PrimType) and isinstance(dst, PrimType):
+            if src.element_type != dst.element_type:
+                raise VerifyException(f"relax.match_cast cannot change the dtype ({src.dtype} -> {dst.dtype})")
         elif type(src) is not type(dst):
             raise VerifyException(f"relax.match_cast from {src} to {dst}: kinds differ")
 
@@ -468,6 +543,135 @@ class ShapeOfOp(IRDLOperation):
             raise VerifyException("relax.shape_of result shape differs from the operand's")
 
 
+# --- shape and scalar values ------------------------------------------------
+
+
+def _i64_vector(t: Attribute, n: int, what: str) -> None:
+    if not isinstance(t, TensorType) or t.dtype != "int64" or t.ndim != 1 or t.sym_shape[0] != n:
+        raise VerifyException(f"{what}: the tensor must be !relax.tensor<[{n}], i64>, not {t}")
+
+
+@irdl_op_definition
+class MakeShapeOp(IRDLOperation):
+    """`relax.make_shape : !relax.shape<[n + 1, 4]>`: the shape value of dims
+    over bound symbols (Relax's `R.shape([...])`). With `shape_to_tensor`
+    it is how sizes become tensor data (e.g. the length of a causal mask)."""
+
+    name = "relax.make_shape"
+    result = result_def(ShapeType)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, dims: Sequence[Dim | str]):
+        super().__init__(result_types=[ShapeType.of(dims)])
+
+
+@irdl_op_definition
+class ShapeToTensorOp(IRDLOperation):
+    """`relax.shape_to_tensor %s : !relax.shape<[n, 4]> -> !relax.tensor<[2], i64>`."""
+
+    name = "relax.shape_to_tensor"
+    shape = operand_def(ShapeType)
+    result = result_def(TensorType)
+    assembly_format = "$shape attr-dict `:` type($shape) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, shape: SSAValue):
+        assert isinstance(shape.type, ShapeType)
+        super().__init__(operands=[shape], result_types=[TensorType.of([len(shape.type.dims.data)], "int64")])
+
+    def verify_(self) -> None:
+        _i64_vector(self.result.type, len(self.shape.type.dims.data), self.name)
+
+
+@irdl_op_definition
+class TensorToShapeOp(IRDLOperation):
+    """`relax.tensor_to_shape %t : !relax.tensor<[2], i64> -> !relax.shape<[a, b]>`:
+    tensor data becomes sizes. At run time the result type's unbound symbols
+    are bound from the values (a dim linear in one unbound symbol is solved
+    for it) and every dim is checked, as `match_cast` does; a value that is
+    negative or 2**62 or more cannot be a size and is a ShapeError. Fresh
+    symbols make it Relax's `tensor_to_shape`; known ones make it a check."""
+
+    name = "relax.tensor_to_shape"
+    tensor = operand_def(TensorType)
+    result = result_def(ShapeType)
+    assembly_format = "$tensor attr-dict `:` type($tensor) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, tensor: SSAValue, dims: Sequence[Dim | str]):
+        super().__init__(operands=[tensor], result_types=[ShapeType.of(dims)])
+
+    def verify_(self) -> None:
+        _i64_vector(self.tensor.type, len(self.result.type.dims.data), self.name)
+
+
+@irdl_op_definition
+class PrimValueOp(IRDLOperation):
+    """`relax.prim_value : !relax.prim<i64, n + 1>`: the scalar of a dim
+    expression over bound symbols (arithmetic on sizes is arithmetic on
+    these expressions)."""
+
+    name = "relax.prim_value"
+    result = result_def(PrimType)
+    assembly_format = "attr-dict `:` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, value: Dim | str, dtype: object = "int64"):
+        super().__init__(result_types=[PrimType.of(dtype, value)])
+
+    def verify_(self) -> None:
+        if self.result.type.sym_value is None:
+            raise VerifyException(f"{self.name}: the result type must carry the value, e.g. !relax.prim<i64, n + 1>")
+
+
+@irdl_op_definition
+class PrimToTensorOp(IRDLOperation):
+    """`relax.prim_to_tensor %p : !relax.prim<i64, n> -> !relax.tensor<[], i64>`."""
+
+    name = "relax.prim_to_tensor"
+    prim = operand_def(PrimType)
+    result = result_def(TensorType)
+    assembly_format = "$prim attr-dict `:` type($prim) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, prim: SSAValue):
+        assert isinstance(prim.type, PrimType)
+        super().__init__(operands=[prim], result_types=[TensorType(DimsAttr(()), prim.type.element_type)])
+
+    def verify_(self) -> None:
+        t = self.result.type
+        if t.ndim != 0 or t.element_type != self.prim.type.element_type:
+            raise VerifyException(f"{self.name}: the result must be !relax.tensor<[], {self.prim.type.dtype}>")
+
+
+@irdl_op_definition
+class TensorToPrimOp(IRDLOperation):
+    """`relax.tensor_to_prim %t : !relax.tensor<[], i64> -> !relax.prim<i64, k>`:
+    a 0-d tensor's element as a scalar; a symbolic value in the result type
+    is bound or checked at run time as in `tensor_to_shape`."""
+
+    name = "relax.tensor_to_prim"
+    tensor = operand_def(TensorType)
+    result = result_def(PrimType)
+    assembly_format = "$tensor attr-dict `:` type($tensor) `->` type($result)"
+    traits = traits_def(Pure())
+
+    def __init__(self, tensor: SSAValue, value: Dim | str | None = None):
+        assert isinstance(tensor.type, TensorType)
+        super().__init__(operands=[tensor], result_types=[PrimType.of(tensor.type.dtype, value)])
+
+    def verify_(self) -> None:
+        t = self.tensor.type
+        if t.ndim != 0 or t.element_type != self.result.type.element_type:
+            raise VerifyException(f"{self.name}: the operand must be !relax.tensor<[], {self.result.type.dtype}>")
+
+
+VALUE_OPS = (MakeShapeOp, ShapeToTensorOp, TensorToShapeOp, PrimValueOp, PrimToTensorOp, TensorToPrimOp)
+"""Ops on shape and scalar values: the host runs them (lower-graph), they are
+never legalized to tensor programs."""
+
+
 class _MemRefView:
     """A memref parameter seen as a buffer (rank, element type, dtype)."""
 
@@ -601,9 +805,9 @@ class GraphOp(IRDLOperation):
 
 STRUCTURAL_OPS: list[type[Operation]] = [
     FunctionOp, ReturnOp, DataflowOp, OutputOp, MatchCastOp, ConstantOp,
-    TupleOp, GetItemOp, ShapeOfOp, CallTIROp,
+    TupleOp, GetItemOp, ShapeOfOp, CallTIROp, *VALUE_OPS,
 ]
-ATTRIBUTES: list[type[Attribute]] = [DimsAttr, TensorType, ShapeType]
+ATTRIBUTES: list[type[Attribute]] = [DimsAttr, TensorType, ShapeType, PrimType]
 
 
 def relax_dialect() -> Dialect:

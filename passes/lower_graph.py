@@ -17,7 +17,13 @@
    (`lib.call` -> `func.call` of a private declaration carrying the
    library's attributes: inputs, outputs, then each symbol of the
    declaration's buffer shapes in order of first appearance);
-4. checks `relax.match_cast` at run time, binding its new symbols;
+4. checks `relax.match_cast` at run time, binding its new symbols; shape
+   and scalar values are memrefs of i64 ([k], one element per dim) and
+   0-d memrefs: shape and scalar parameters, `tensor_to_shape` and
+   `tensor_to_prim` bind and check symbols from the values they hold (each
+   first checked to lie in (-2**62, 2**62)), `make_shape` / `prim_value`
+   store dim expressions, and the `*_to_tensor` / `tensor_to_*` ops are
+   the same memref seen as the other kind;
 5. returns the results (a tuple result is returned flattened; copies are
    made where a result would alias an input, a constant or another result,
    so the caller owns every returned buffer).
@@ -42,11 +48,18 @@ from relax_xdsl.dialects.relax import (
     FunctionOp,
     GetItemOp,
     GraphOp,
+    MakeShapeOp,
     MatchCastOp,
     OutputOp,
+    PrimToTensorOp,
+    PrimType,
+    PrimValueOp,
     ReturnOp,
     ShapeOfOp,
+    ShapeToTensorOp,
     ShapeType,
+    TensorToPrimOp,
+    TensorToShapeOp,
     TensorType,
     TupleOp,
 )
@@ -75,7 +88,7 @@ from xdsl.traits import SymbolTable
 from relax_xdsl.dim_lowering import DimEmitter
 from relax_xdsl.dtypes import np_dtype
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.shape import canon, dim_to_str, dims_equal
+from relax_xdsl.shape import STATIC_DIM_LIMIT, canon, dim_to_str, dims_equal
 
 from .memory_planning import MemoryPlan
 
@@ -83,11 +96,14 @@ Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
 
 
-def memref_type(t: TensorType | BufferType | ShapeType) -> MemRefType:
+def memref_type(t: TensorType | BufferType | ShapeType | PrimType) -> MemRefType:
     """The memref of a tensor/buffer type: static ints, `?` for symbolic dims
-    (a shape value is a memref of i64, one element per dim)."""
+    (a shape value is a memref of i64, one element per dim; a scalar a 0-d
+    memref)."""
     if isinstance(t, ShapeType):
         return MemRefType(i64, [len(t.dims.data)])
+    if isinstance(t, PrimType):
+        return MemRefType(t.element_type, [])
     shape = [int(d) if d.is_Integer else DYNAMIC_INDEX for d in t.sym_shape]
     return MemRefType(t.element_type, shape)
 
@@ -95,6 +111,17 @@ def memref_type(t: TensorType | BufferType | ShapeType) -> MemRefType:
 VIEW_OPS = frozenset({"reshape", "flatten", "expand_dims", "squeeze"})
 """Graph ops whose programs only copy dense data into a new shape: the host
 views the input instead of calling them."""
+
+
+_ALIASES = (ShapeToTensorOp, TensorToShapeOp, PrimToTensorOp, TensorToPrimOp)
+"""Ops whose result is their operand's memref seen as another kind of value."""
+
+
+def _held_dims(t: ShapeType | PrimType) -> tuple[sympy.Expr, ...]:
+    """The dims a shape value holds, or a scalar's symbolic value (if any)."""
+    if isinstance(t, ShapeType):
+        return t.dims.data
+    return () if t.sym_value is None else (t.sym_value,)
 
 
 def _product(dims: Sequence[sympy.Expr]) -> sympy.Expr:
@@ -194,38 +221,87 @@ class _HostBuilder:
         """Binds the unbound symbols of the given values' types, then checks
         every dynamic dim (static dims are guaranteed by the memref type,
         which the caller checks before calling)."""
-        pending = [(v, t, i, d, what) for v, t, what in items for i, d in enumerate(t.sym_shape)]
+        self._match_values([(lambda i, v=v: self._dim(v, i), t.sym_shape, True, what) for v, t, what in items])
+
+    def _match_values(self, items: list[tuple[Any, Sequence[sympy.Expr], bool, str]]) -> None:
+        """`_match` over any dims: per item a reader of the run-time value of
+        dim i, the expected dims, whether the memref type already guarantees
+        the static ones, and what to name in messages."""
+        pending = [(read, i, d, static_ok, what) for read, dims, static_ok, what in items
+                   for i, d in enumerate(dims)]
         progress = True
         bound_here: set[tuple[int, int]] = set()
         while progress:
             progress = False
-            for v, _t, i, d, what in pending:
-                if (id(v), i) in bound_here or d.is_Integer:
+            for read, i, d, _static_ok, what in pending:
+                if (id(read), i) in bound_here or d.is_Integer:
                     continue
                 unbound = [s for s in d.free_symbols if s not in self.dims.env]
-                if unbound and self.dims.try_bind(d, self._dim(v, i)):
-                    bound_here.add((id(v), i))
+                if unbound and self.dims.try_bind(d, read(i)):
+                    bound_here.add((id(read), i))
                     progress = True
                     self._assert_domain(unbound[0], d, f"{what} dim {i}")
-        for v, _t, i, d, what in pending:
-            if d.is_Integer:
+        for read, i, d, static_ok, what in pending:
+            if d.is_Integer and static_ok:
                 continue
             missing = sorted(s.name for s in d.free_symbols if s not in self.dims.env)
             if missing:
                 raise RelaxError(f"{what} dim {i}: cannot bind symbol(s) {', '.join(missing)} from {dim_to_str(d)}")
-            if (id(v), i) in bound_here and d.is_Symbol:
+            if (id(read), i) in bound_here and d.is_Symbol:
                 continue
-            self._assert_dim(self._dim(v, i), d, f"{what} dim {i}")
+            self._assert_dim(read(i), d, f"{what} dim {i}")
+
+    def _value_reader(self, memref_value: SSAValue, what: str) -> Any:
+        """Reads element i of a shape (memref<k x i64>) or a scalar (0-d
+        memref) as an index, once, after checking it lies in (-2**62, 2**62):
+        sizes computed from it then start in range."""
+        cache: dict[int, SSAValue] = {}
+        rank = len(memref_value.type.get_shape())  # type: ignore[attr-defined]
+
+        def read(i: int) -> SSAValue:
+            if i not in cache:
+                load = memref.LoadOp.get(memref_value, [self.dims.const(i)] if rank else [])
+                self.block.add_op(load)
+                value = load.res
+                if value.type != i64:
+                    ext = arith.ExtSIOp(value, i64)
+                    self.block.add_op(ext)
+                    value = ext.result
+                cast = arith.IndexCastOp(value, IndexType())
+                self.block.add_op(cast)
+                v = cast.result
+                for bound, pred, side, sign in ((STATIC_DIM_LIMIT, "slt", "below", ""), (-STATIC_DIM_LIMIT, "sgt", "above", "-")):
+                    ok = arith.CmpiOp(v, self.dims.const(bound), pred)
+                    self.block.add_op(ok)
+                    self.block.add_op(cf.AssertOp(ok, f"{what} value {i} must lie {side} {sign}2**62"))
+                cache[i] = v
+            return cache[i]
+
+        return read
+
+    def _match_data(self, memref_value: SSAValue, t: ShapeType | PrimType, what: str) -> None:
+        """Binds and checks the symbols of a shape or scalar type from the values a memref holds."""
+        dims = _held_dims(t)
+        if dims:
+            self._match_values([(self._value_reader(memref_value, what), dims, False, what)])
 
     def _bind_inputs(self) -> None:
+        """Binds every symbol of the signature from the inputs' dims and the
+        values of shape and scalar inputs together (`x: [a*b]` with `s: [a, b]`)."""
         items = []
         for i, (old, new) in enumerate(zip(self.fn.args, self.block.args)):
             t = old.type
-            if not isinstance(t, TensorType):
+            what = f"{self.label}: input {_arg_name(old, i)}"
+            if isinstance(t, (ShapeType, PrimType)):
+                dims = _held_dims(t)
+                if dims:
+                    items.append((self._value_reader(new, what), dims, False, what))
+            elif isinstance(t, TensorType):
+                items.append((lambda k, v=new: self._dim(v, k), t.sym_shape, True, what))
+            else:
                 raise RelaxError(f"{self.label}: parameter {_arg_name(old, i)} of type {t} is not supported by "
-                                 "lower-graph (only tensors)")
-            items.append((new, t, f"{self.label}: input {_arg_name(old, i)}"))
-        self._match(items)
+                                 "lower-graph (only tensors, shapes and scalars)")
+        self._match_values(items)
 
     # -- body ----------------------------------------------------------------
     def _lower_block(self, block: Block) -> list[Value]:
@@ -288,7 +364,7 @@ class _HostBuilder:
             owner = v.owner
             if isinstance(owner, TupleOp):
                 users.extend(owner.fields)
-            elif isinstance(owner, (GetItemOp, MatchCastOp)):
+            elif isinstance(owner, (GetItemOp, MatchCastOp, *_ALIASES)):
                 users.extend(owner.operands)
             elif isinstance(owner, DataflowOp):
                 term = owner.body.block.last_op
@@ -402,24 +478,46 @@ class _HostBuilder:
         elif isinstance(op, MatchCastOp):
             self._match_cast(op)
         elif isinstance(op, ShapeOfOp):
-            self.env[op.result] = self._shape_of(op)
+            self.env[op.result] = self._shape_value(op.value.type.sym_shape)  # type: ignore[attr-defined]
+        elif isinstance(op, MakeShapeOp):
+            self.env[op.result] = self._shape_value(op.result.type.dims.data)
+        elif isinstance(op, PrimValueOp):
+            self.env[op.result] = self._prim_value(op.result.type)
+        elif isinstance(op, (TensorToShapeOp, TensorToPrimOp)):
+            self._match_data(self.env[op.operands[0]], op.result.type, f"{self.label}: {op.name}")
+            self.env[op.result] = self.env[op.operands[0]]
+        elif isinstance(op, (ShapeToTensorOp, PrimToTensorOp)):
+            self.env[op.result] = self.env[op.operands[0]]
         elif isinstance(op, GraphOp):
             raise RelaxError(f"{self.label}: {op.name} is not legalized; run the legalize pass first")
         else:
             raise RelaxError(f"{self.label}: lower-graph cannot lower {op.name}")
 
-    def _shape_of(self, op: ShapeOfOp) -> SSAValue:
+    def _shape_value(self, dims: Sequence[sympy.Expr]) -> SSAValue:
         """A first-class shape: a memref of i64, one element per dim."""
-        t = op.value.type
-        assert isinstance(t, TensorType)
-        mt = MemRefType(i64, [t.ndim])
-        alloc = memref.AllocOp([], [], mt, IntegerAttr(64, 64))
+        alloc = memref.AllocOp([], [], MemRefType(i64, [len(dims)]), IntegerAttr(64, 64))
         self.block.add_op(alloc)
         self.allocated.append(alloc.memref)
-        for i, d in enumerate(t.sym_shape):
+        for i, d in enumerate(dims):
             cast = arith.IndexCastOp(self.dims.emit(d), i64)
             self.block.add_op(cast)
             self.block.add_op(memref.StoreOp.get(cast.result, alloc.memref, [self.dims.const(i)]))
+        return alloc.memref
+
+    def _prim_value(self, t: PrimType) -> SSAValue:
+        """A scalar of a dim expression: a 0-d memref."""
+        assert t.sym_value is not None
+        alloc = memref.AllocOp([], [], memref_type(t), IntegerAttr(64, 64))
+        self.block.add_op(alloc)
+        self.allocated.append(alloc.memref)
+        value = arith.IndexCastOp(self.dims.emit(t.sym_value), i64)
+        self.block.add_op(value)
+        result = value.result
+        if t.element_type != i64:
+            trunc = arith.TruncIOp(result, t.element_type)
+            self.block.add_op(trunc)
+            result = trunc.result
+        self.block.add_op(memref.StoreOp.get(result, alloc.memref, []))
         return alloc.memref
 
     def _call_tir(self, op: CallTIROp) -> None:
@@ -506,8 +604,12 @@ class _HostBuilder:
     def _match_cast(self, op: MatchCastOp) -> None:
         src, dst = op.value.type, op.result.type
         value = self.env[op.value]
+        if isinstance(dst, (ShapeType, PrimType)):
+            self._match_data(value, dst, f"{self.label}: relax.match_cast")
+            self.env[op.result] = value
+            return
         if not isinstance(dst, TensorType):
-            raise RelaxError(f"{self.label}: lower-graph supports relax.match_cast on tensors only")
+            raise RelaxError(f"{self.label}: lower-graph supports relax.match_cast on tensors, shapes and scalars")
         self._match([(value, dst, f"{self.label}: relax.match_cast")])
         if memref_type(src) != memref_type(dst):  # type: ignore[arg-type]
             cast = memref.CastOp.get(value, memref_type(dst))

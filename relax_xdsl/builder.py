@@ -27,15 +27,23 @@ from relax_xdsl.dialects.relax import (
     DataflowOp,
     FunctionOp,
     GetItemOp,
+    MakeShapeOp,
     MatchCastOp,
     OutputOp,
+    PrimToTensorOp,
+    PrimType,
+    PrimValueOp,
     ReturnOp,
     ShapeOfOp,
+    ShapeToTensorOp,
+    ShapeType,
+    TensorToPrimOp,
+    TensorToShapeOp,
     TensorType,
     TupleOp,
 )
 from relax_xdsl.errors import RelaxError, ShapeError
-from relax_xdsl.shape import Dim, shape_to_str
+from relax_xdsl.shape import Dim, free_symbols, shape_to_str, sym
 
 _ACTIVE: list[FunctionBuilder] = []
 
@@ -70,6 +78,15 @@ class Var:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+    @property
+    def sym_value(self) -> tuple[Dim, ...] | Dim | None:
+        """What a shape value holds (its dims) or a scalar's symbolic value (None when known only at run time)."""
+        if isinstance(self.type, ShapeType):
+            return tuple(self.type.dims.data)
+        if isinstance(self.type, PrimType):
+            return self.type.sym_value
+        raise RelaxError(f"value of type {self.type} is not a shape or a scalar")
 
     def __repr__(self) -> str:
         if isinstance(self.type, TensorType):
@@ -165,17 +182,95 @@ class FunctionBuilder:
     # -- values ------------------------------------------------------------
     def param(self, name: str, shape: Sequence[Dim | str], dtype: object = "float32") -> Var:
         """A function parameter; its bare symbols are bound from the input's shape."""
+        return self._new_param(name, TensorType.of(shape, dtype))
+
+    def _new_param(self, name: str, t: Attribute) -> Var:
         self._check_open()
         if name in self._arg_names:
             raise RelaxError(f"parameter {name!r} is defined twice")
         if len(self._blocks) > 1:
             raise RelaxError("parameters must be declared before a dataflow block")
         self._arg_names.add(name)
-        t = TensorType.of(shape, dtype)
         arg = self._entry.insert_arg(t, len(self._entry.args))
         if name.isidentifier():
             arg.name_hint = name
         return Var(self, arg, t)
+
+    def shape_param(self, name: str, dims: Sequence[Dim | str]) -> Var:
+        """A shape parameter (`!relax.shape<[...]>`): called with a sequence
+        of ints, which bind its symbols as a tensor's dims would."""
+        return self._new_param(name, ShapeType.of(dims))
+
+    def prim_param(self, name: str, dtype: object = "int64", value: Dim | str | None = None) -> Var:
+        """A scalar parameter (`!relax.prim<i64, t>`): called with a number;
+        a symbolic `value` is bound from it."""
+        return self._new_param(name, PrimType.of(dtype, value))
+
+    # -- shape and scalar values -----------------------------------------
+    def fresh_symbols(self, count: int, prefix: str = "s") -> list[Dim]:
+        """`count` symbols no type of the module or of this function uses yet."""
+        used: set[str] = set()
+
+        def visit(t: Attribute) -> None:
+            if isinstance(t, TupleType):
+                for e in t.types.data:
+                    visit(e)
+            elif isinstance(t, (TensorType, ShapeType, PrimType)):
+                used.update(s.name for s in free_symbols(t.dims.data if not isinstance(t, PrimType)
+                                                         else t.value.data))
+
+        for block in [*self._blocks, *(op.body.block for op in self.module.ops if isinstance(op, FunctionOp))]:
+            for a in block.args:
+                visit(a.type)
+            for op in block.walk():
+                for r in op.results:
+                    visit(r.type)
+        out: list[Dim] = []
+        k = 0
+        while len(out) < count:
+            if f"{prefix}{k}" not in used:
+                out.append(sym(f"{prefix}{k}"))
+            k += 1
+        return out
+
+    def make_shape(self, dims: Sequence[Dim | str]) -> Var:
+        """The shape value of dims over bound symbols."""
+        return self.emit(MakeShapeOp(dims))
+
+    def shape_to_tensor(self, shape: Var) -> Var:
+        """A shape value as an int64 [k] tensor: sizes become data."""
+        if not isinstance(shape.type, ShapeType):
+            raise RelaxError(f"shape_to_tensor takes a shape value, not {shape.type}")
+        return self.emit(ShapeToTensorOp(shape.value))
+
+    def tensor_to_shape(self, tensor: Var, dims: Sequence[Dim | str] | None = None) -> Var:
+        """An int64 [k] tensor as a shape value: data becomes sizes. `dims`
+        (fresh symbols by default) are bound or checked at run time."""
+        t = tensor.type
+        if not isinstance(t, TensorType) or t.dtype != "int64" or t.ndim != 1 or not t.sym_shape[0].is_Integer:
+            raise RelaxError(f"tensor_to_shape takes an int64 tensor of static length, not {t}")
+        k = int(t.sym_shape[0])
+        dims = self.fresh_symbols(k) if dims is None else list(dims)
+        if len(dims) != k:
+            raise ShapeError(f"tensor_to_shape of a [{k}] tensor to {len(dims)} dims")
+        return self.emit(TensorToShapeOp(tensor.value, dims))
+
+    def prim_value(self, value: Dim | str, dtype: object = "int64") -> Var:
+        """The scalar of a dim expression over bound symbols."""
+        return self.emit(PrimValueOp(value, dtype))
+
+    def prim_to_tensor(self, prim: Var) -> Var:
+        """A scalar as a 0-d tensor."""
+        if not isinstance(prim.type, PrimType):
+            raise RelaxError(f"prim_to_tensor takes a scalar value, not {prim.type}")
+        return self.emit(PrimToTensorOp(prim.value))
+
+    def tensor_to_prim(self, tensor: Var, value: Dim | str | None = None) -> Var:
+        """A 0-d tensor as a scalar; a symbolic `value` is bound or checked at run time."""
+        t = tensor.type
+        if not isinstance(t, TensorType) or t.ndim != 0:
+            raise RelaxError(f"tensor_to_prim takes a 0-d tensor, not {t}")
+        return self.emit(TensorToPrimOp(tensor.value, value))
 
     def emit(self, op: Operation) -> Var:
         """Appends an op to the current block; returns its (first) result."""
@@ -193,11 +288,19 @@ class FunctionBuilder:
             array = array.astype(np.int64) if array.dtype.kind in "iu" else array
         return self.emit(ConstantOp.from_array(array))
 
-    def match_cast(self, value: Var, shape: Sequence[Dim | str]) -> Var:
-        """Asserts the value's shape at run time; new symbols in `shape` get bound."""
+    def match_cast(self, value: Var, shape: Sequence[Dim | str] | Dim | str) -> Var:
+        """Asserts the value's shape at run time; new symbols in `shape` get
+        bound. For a shape value `shape` gives the dims it holds, for an
+        integer scalar its value."""
         t = value.type
+        if isinstance(t, PrimType):
+            return self.emit(MatchCastOp(value.value, PrimType.of(t.dtype, shape)))  # type: ignore[arg-type]
+        if isinstance(t, ShapeType):
+            if len(shape) != len(t.dims.data):  # type: ignore[arg-type]
+                raise ShapeError(f"match_cast of a shape of {len(t.dims.data)} dims to {len(shape)}")  # type: ignore[arg-type]
+            return self.emit(MatchCastOp(value.value, ShapeType.of(shape)))  # type: ignore[arg-type]
         if not isinstance(t, TensorType):
-            raise RelaxError("match_cast takes a tensor")
+            raise RelaxError("match_cast takes a tensor, a shape or a scalar")
         if len(shape) != t.ndim:
             raise ShapeError(f"match_cast to rank {len(shape)} of a rank-{t.ndim} tensor")
         return self.emit(MatchCastOp(value.value, TensorType.of(shape, t.dtype)))

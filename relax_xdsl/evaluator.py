@@ -24,11 +24,18 @@ from relax_xdsl.dialects.relax import (
     FunctionOp,
     GetItemOp,
     GraphOp,
+    MakeShapeOp,
     MatchCastOp,
     OutputOp,
+    PrimToTensorOp,
+    PrimType,
+    PrimValueOp,
     ReturnOp,
     ShapeOfOp,
+    ShapeToTensorOp,
     ShapeType,
+    TensorToPrimOp,
+    TensorToShapeOp,
     TensorType,
     TupleOp,
 )
@@ -36,7 +43,7 @@ from relax_xdsl.dialects.tir import PrimFuncOp
 from relax_xdsl.errors import RelaxError, ShapeError
 from relax_xdsl.limits import check_alloc
 from relax_xdsl.scalar_semantics import normalize_bool
-from relax_xdsl.shape import bind_shape, dim_to_str, evaluate_dim, format_bindings, shape_to_str
+from relax_xdsl.shape import bind_shape, bind_values, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
 Bindings = dict[sympy.Symbol, int]
 
@@ -65,8 +72,11 @@ def bind_inputs(func: FunctionOp, arrays: Sequence[Any]) -> tuple[list[np.ndarra
     for i, (p, a) in enumerate(zip(params, arrays)):
         t = p.type
         what = f"@{name} input '{arg_name(p, i)}'"
+        if isinstance(t, (ShapeType, PrimType)):
+            out.append(_value_input(t, a, bindings, what))
+            continue
         if not isinstance(t, TensorType):
-            raise RelaxError(f"{what}: only tensor parameters are supported, got {t}")
+            raise RelaxError(f"{what}: only tensor, shape and scalar parameters are supported, got {t}")
         if not isinstance(a, np.ndarray):
             if isinstance(a, (list, tuple, int, float, np.generic)):
                 a = np.asarray(a)
@@ -79,13 +89,53 @@ def bind_inputs(func: FunctionOp, arrays: Sequence[Any]) -> tuple[list[np.ndarra
     return out, bindings
 
 
+def _value_input(t: ShapeType | PrimType, a: Any, bindings: Bindings, what: str) -> np.ndarray:
+    """A shape argument (a sequence of ints or an int64 vector) or a scalar
+    argument (a Python or numpy scalar, or a 0-d array), checked and bound;
+    as the array the compiled code takes (int64 [k], or 0-d of the dtype)."""
+    if isinstance(t, ShapeType):
+        k = len(t.dims.data)
+        try:
+            array = np.asarray(a)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{what}: expected a shape of {k} ints, got {type(a).__name__}") from err
+        if array.shape != (k,) or array.dtype.kind not in "iu" and not (k == 0 and array.dtype.kind == "f"):
+            raise TypeError(f"{what}: expected a shape of {k} ints, got {a!r}")
+        bind_values(t.dims.data, [int(v) for v in array.tolist()], bindings, what)
+        return np.ascontiguousarray(array, dtype=np.int64)
+    want = dtypes.np_dtype(t.dtype)
+    value = np.asarray(a) if isinstance(a, (int, float, bool, np.generic, np.ndarray)) else None
+    if value is None or value.shape != ():
+        raise TypeError(f"{what}: expected a {t.dtype} scalar, got {type(a).__name__} {a!r}"[:200])
+    kind = value.dtype.kind
+    if (kind == "b") != (want.kind == "b") or (kind in "fc" and want.kind in "iu"):
+        raise TypeError(f"{what}: expected a {t.dtype} scalar, got {value.dtype.name} {a!r}")
+    if want.kind in "iu" and not np.iinfo(want).min <= int(value) <= np.iinfo(want).max:
+        raise TypeError(f"{what}: {int(value)} does not fit {t.dtype}")
+    value = value.astype(want)
+    if t.sym_value is not None:
+        bind_values([t.sym_value], [int(value)], bindings, what)
+    return np.array(value, dtype=want)
+
+
 def evaluate(module: ModuleOp, func_name: str = "main", *arrays: Any) -> Any:
     """Runs `@func_name` on numpy arrays; one result, or a tuple."""
     func = find_function(module, func_name)
     inputs, bindings = bind_inputs(func, arrays)
     env: dict[SSAValue, Any] = dict(zip(func.args, inputs))
     results = _run_block(func.body.block, env, bindings, module)
+    results = [public_value(r, t) for r, t in zip(results, func.function_type.outputs.data)]
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def public_value(value: Any, t: Attribute) -> Any:
+    """A result as callers get it: a scalar value as a numpy scalar (the
+    evaluator and the compiled code both hold it as a 0-d array)."""
+    if isinstance(t, PrimType):
+        return np.asarray(value)[()]
+    if isinstance(t, TupleType):
+        return tuple(public_value(v, e) for v, e in zip(value, t.types.data))
+    return value
 
 
 def _run_block(block: Block, env: dict[SSAValue, Any], bindings: Bindings, module: ModuleOp) -> list[Any]:
@@ -159,6 +209,8 @@ def _run_op(op: Operation, env: dict[SSAValue, Any], bindings: Bindings, module:
             bind_shape(t.sym_shape, args[0].shape, bindings, _where(op))
         elif isinstance(t, ShapeType):
             bind_shape(t.dims.data, args[0], bindings, _where(op))
+        elif isinstance(t, PrimType) and t.sym_value is not None:
+            bind_values([t.sym_value], [int(args[0])], bindings, _where(op))
         return [args[0]]
     if isinstance(op, TupleOp):
         return [tuple(args)]
@@ -166,6 +218,24 @@ def _run_op(op: Operation, env: dict[SSAValue, Any], bindings: Bindings, module:
         return [args[0][op.index.data]]
     if isinstance(op, ShapeOfOp):
         return [tuple(int(d) for d in args[0].shape)]
+    if isinstance(op, MakeShapeOp):
+        return [tuple(evaluate_dim(d, bindings) for d in op.result.type.dims.data)]
+    if isinstance(op, ShapeToTensorOp):
+        return [np.array(args[0], dtype=np.int64).reshape(len(args[0]))]
+    if isinstance(op, TensorToShapeOp):
+        values = [int(v) for v in args[0].tolist()]
+        bind_values(op.result.type.dims.data, values, bindings, _where(op))
+        return [tuple(values)]
+    if isinstance(op, PrimValueOp):
+        t = op.result.type
+        return [np.array(evaluate_dim(t.sym_value, bindings), dtype=dtypes.np_dtype(t.dtype))]
+    if isinstance(op, PrimToTensorOp):
+        return [np.array(args[0])]
+    if isinstance(op, TensorToPrimOp):
+        t = op.result.type
+        if t.sym_value is not None:
+            bind_values([t.sym_value], [int(args[0])], bindings, _where(op))
+        return [np.array(args[0])]
     if isinstance(op, (CallTIROp, LibCallOp)):
         return _run_call(op, args, bindings, module)
     raise RelaxError(f"the evaluator cannot run {op.name}")

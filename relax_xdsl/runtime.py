@@ -22,7 +22,7 @@ from xdsl.ir import Attribute
 
 from relax_xdsl import dtypes
 from relax_xdsl.backend import Backend
-from relax_xdsl.dialects.relax import FunctionOp, ShapeType, TensorType
+from relax_xdsl.dialects.relax import FunctionOp, PrimType, ShapeType, TensorType
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.evaluator import bind_inputs
 from relax_xdsl.scalar_semantics import normalize_bool
@@ -36,6 +36,8 @@ def _structure(t: Attribute, flat: list[np.ndarray]) -> Any:
         return tuple(_structure(e, flat) for e in t.types.data)
     if isinstance(t, ShapeType):  # a first-class shape, as the evaluator gives it
         return tuple(int(v) for v in flat.pop(0))
+    if isinstance(t, PrimType):  # a scalar, as the evaluator gives it
+        return np.asarray(flat.pop(0))[()]
     return flat.pop(0)
 
 

@@ -431,6 +431,21 @@ def bind_shape(
             )
 
 
+def bind_values(
+    expected: Sequence[Dim],
+    values: Sequence[int],
+    bindings: dict[sympy.Symbol, int],
+    what: str,
+) -> None:
+    """`bind_shape` for sizes read from data (shape and scalar parameters,
+    `tensor_to_shape`, `tensor_to_prim`): each value must first lie in
+    (-2**62, 2**62), so that the sizes computed from it start in range."""
+    for i, v in enumerate(values):
+        if not -STATIC_DIM_LIMIT < int(v) < STATIC_DIM_LIMIT:
+            raise ShapeError(f"{what}: value {i} is {int(v)}, outside (-2**62, 2**62)")
+    bind_shape(expected, [int(v) for v in values], bindings, what)
+
+
 def _solve_linear(e: sympy.Expr, s: sympy.Symbol, value: int, bindings: dict[sympy.Symbol, int],
                   what: str = "") -> None:
     known = e.xreplace({k: sympy.Integer(v) for k, v in bindings.items() if k in e.free_symbols})

@@ -12,11 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from util import SIZES, roundtrip
 from xdsl.dialects.builtin import ModuleOp
 
 import relax_xdsl as rx
 from relax_xdsl import op
-from util import SIZES, roundtrip
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import SIZES, check_levels, rand
 
 import relax_xdsl as rx
 from relax_xdsl import op
 from relax_xdsl.errors import BoundsError
-from util import SIZES, check_levels, rand
 
 
 def _module(fn: Callable[..., Any], params: list[tuple[str, list[Any], str]]) -> Any:
