@@ -34,6 +34,6 @@ builtin.module {
 // CHECK:        memref.store %{{.*}}, %[[Q]][] : memref<i64>
 // CHECK:        memref.load %d[%{{.*}}] : memref<1xi64>
 // CHECK:        cf.assert %{{.*}}, "@main: relax.tensor_to_shape dim 0: symbol c must be >= {{[01]}}"
-// CHECK:        %[[W:.*]] = memref.alloc() : memref<1xi64>
+// CHECK:        %[[W:.*]] = memref.alloc() {{.*}}: memref<1xi64>
 // CHECK-NEXT:   "memref.copy"(%d, %[[W]])
 // CHECK:        func.return %[[M]], %[[Q]], %[[W]] : memref<2xi64>, memref<i64>, memref<1xi64>
