@@ -416,9 +416,24 @@ def test_missing_initializer_and_unsupported_outputs() -> None:
 def test_runtime_values_where_import_time_values_are_needed() -> None:
     _errors(model([node("Reshape", ["x", "s"], ["y"], name="rs")], [("x", F, [4]), ("s", I64, [2])], ["y"]),
             r"'rs' \(Reshape\): input 1 \(shape\) must be known at import time")
-    _errors(model([node("Shape", ["x"], ["s"]), node("Cast", ["s"], ["f"], to=F), node("Add", ["x", "f"], ["y"],
-                                                                                        name="a")],
-                  [("x", F, ["n"])], ["y"]), r"symbolic dims")
+
+
+def test_sizes_used_as_tensor_data_are_computed_at_run_time() -> None:
+    """A value computed from symbolic dims that import time cannot fold (a
+    float conversion of `Shape`) becomes run-time data (make_shape,
+    shape_to_tensor): one executable, any n, the values onnxruntime gives."""
+    import onnxruntime as ort
+
+    m = model([node("Shape", ["x"], ["s"]), node("Cast", ["s"], ["f"], to=F), node("Add", ["x", "f"], ["y"])],
+              [("x", F, ["n"])], ["y"])
+    module = rx.from_onnx(m)
+    assert "relax.make_shape : !relax.shape<[n]>" in str(module)
+    sess = ort.InferenceSession(m.SerializeToString())
+    for target in ("interp", "c"):
+        exe = rx.compile(module, target=target)
+        for n in (1, 4):
+            x = np.arange(n, dtype="float32")
+            np.testing.assert_array_equal(exe.main(x), sess.run(None, {"x": x})[0])
 
 
 def test_bad_types_and_domains() -> None:

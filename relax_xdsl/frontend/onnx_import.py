@@ -448,10 +448,9 @@ class Importer:
             return self._materialized[v]
         k = simplify_known(v)
         if k.symbolic:
-            where = f"{node.where}: " if node else ""
-            raise OnnxImportError(f"{where}a value computed from symbolic dims "
-                                  f"([{', '.join(dim_to_str(x) for x in k.values())}]) is used as tensor data; "
-                                  "only shapes may depend on symbols")
+            var = self._sizes_as_data(k, node)
+            self._materialized[v] = var
+            return var
         dtype = dtypes.dtype_name(k.dtype)
         if v.initializer is not None and self.keep_params:
             name = self._unique(v.initializer)
@@ -462,13 +461,44 @@ class Importer:
         self._materialized[v] = var
         return var
 
+    def _sizes_as_data(self, k: Known, node: Node | None) -> Var:
+        """A value computed from symbolic dims (e.g. `Range(past + 1)`'s limit
+        or a position from `Shape`) used as tensor data: its symbolic entries
+        become a shape value read back as an int64 tensor (`make_shape`,
+        `shape_to_tensor`), its static ones constants, joined in order."""
+        values = k.values()
+        if not all(isinstance(x, sympy.Expr) and x.is_integer for x in values):
+            where = f"{node.where}: " if node else ""
+            raise OnnxImportError(f"{where}a non-integer value computed from symbolic dims "
+                                  f"([{', '.join(str(x) for x in values)}]) is used as tensor data")
+        pieces: list[Var] = []
+        run: list[sympy.Expr] = []
+        for x in [*values, None]:
+            if x is not None and (not run or run[0].is_Integer == x.is_Integer):
+                run.append(x)
+                continue
+            if run:
+                pieces.append(self.fb.const(np.array([int(d) for d in run], np.int64)) if run[0].is_Integer
+                              else self.fb.shape_to_tensor(self.fb.make_shape(run)))
+            run = [x] if x is not None else []
+        flat = pieces[0] if len(pieces) == 1 else rop.concat(pieces, axis=0)
+        if k.shape != (len(values),):
+            flat = rop.reshape(flat, list(k.shape))
+        dtype = dtypes.dtype_name(k.dtype)
+        return flat if dtype == "int64" else rop.astype(flat, dtype)
+
     def op(self, node: Node, name: str, *args: Any, **params: Any) -> Value:
         """Emit graph op `name`, or fold it when every input is known."""
         foldable = all(isinstance(a, Known) and not (self.keep_params and a.initializer) for a in args)
         if args and foldable:
             known = [simplify_known(a) for a in args]
             if any(k.symbolic for k in known):
-                return _fold_symbolic(node, name, known, params)
+                try:
+                    return _fold_symbolic(node, name, known, params)
+                except _CannotFold:
+                    pass  # computed at run time from the sizes, as tensor data
+                known = []
+        if args and foldable and known:
             spec = get_spec(name)
             types = [TensorType.of(list(k.shape), dtypes.dtype_name(k.dtype)) for k in known]
             attrs = spec.param_attrs(params)
@@ -670,11 +700,17 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
 # -- folding on symbolic dims -------------------------------------------------------------------------------------
 
 
+class _CannotFold(Exception):  # noqa: N818
+    """A computation on symbolic dims that import time cannot decide or
+    express (a comparison that depends on the sizes, a float conversion):
+    the importer computes it at run time instead."""
+
+
 def _sym_compare(fn: Callable[[Any, Any], bool | None]) -> Callable[[Any, Any], bool]:
     def cmp(a: Any, b: Any) -> bool:
         r = fn(canon(a), canon(b))
         if r is None:
-            raise OnnxImportError(f"cannot decide {dim_to_str(canon(a))} vs {dim_to_str(canon(b))} at import time")
+            raise _CannotFold
         return r
 
     return cmp
@@ -713,13 +749,11 @@ def _fold_symbolic(node: Node, name: str, args: list[Known], params: dict[str, A
     if name == "astype":
         target = params["dtype"]
         if target == "bool" or target.startswith("float"):
-            node.fail(f"converting symbolic dims to {target} is not supported")
+            raise _CannotFold
         return Known(args[0].array, target)
     fn = _SYMBOLIC_FOLDS.get(name)
-    if fn is None:
-        node.fail(f"{name} on values computed from symbolic dims is not supported at import time")
-    if name not in ("where",) and any(not k.symbolic and k.array.dtype.kind == "f" for k in args):
-        node.fail(f"{name} mixing symbolic dims with floating-point values is not supported")
+    if fn is None or name != "where" and any(not k.symbolic and k.array.dtype.kind == "f" for k in args):
+        raise _CannotFold
     if name == "divide":
         for k in args[1:]:
             for v in k.values():
