@@ -812,6 +812,8 @@ ATTRIBUTES: list[type[Attribute]] = [DimsAttr, TensorType, ShapeType, PrimType]
 
 def relax_dialect() -> Dialect:
     """The dialect with every registered graph op (user-registered ones too)."""
+    from relax_xdsl.dialects.relax_control_flow import CONTROL_FLOW_OPS
+
     from relax_xdsl.ops.registry import graph_op_classes
 
-    return Dialect("relax", [*STRUCTURAL_OPS, *graph_op_classes()], ATTRIBUTES)
+    return Dialect("relax", [*STRUCTURAL_OPS, *CONTROL_FLOW_OPS, *graph_op_classes()], ATTRIBUTES)

@@ -12,7 +12,7 @@ shape is a ShapeError at the line that builds it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,7 +43,7 @@ from relax_xdsl.dialects.relax import (
     TupleOp,
 )
 from relax_xdsl.errors import RelaxError, ShapeError
-from relax_xdsl.shape import Dim, free_symbols, shape_to_str, sym
+from relax_xdsl.shape import Dim, canon, dims_equal, free_symbols, shape_to_str, sym
 
 _ACTIVE: list[FunctionBuilder] = []
 
@@ -149,11 +149,36 @@ class Var:
         return op.negative(self)
 
 
+def _dims_of(t: Attribute) -> tuple[Any, ...]:
+    if isinstance(t, TensorType):
+        return t.sym_shape
+    if isinstance(t, ShapeType):
+        return t.dims.data
+    if isinstance(t, PrimType):
+        return t.value.data
+    return ()
+
+
+def _with_dims(t: Attribute, dims: Sequence[Any]) -> Attribute:
+    if isinstance(t, TensorType):
+        return TensorType.of(dims, t.dtype)
+    if isinstance(t, ShapeType):
+        return ShapeType.of(dims)
+    if isinstance(t, PrimType):
+        return PrimType.of(t.dtype, dims[0] if dims else None)
+    return t
+
+
 class FunctionBuilder:
     """Builds one `relax.function` (into a new module or a given one)."""
 
-    def __init__(self, name: str = "main", module: ModuleOp | None = None):
+    def __init__(self, name: str = "main", module: ModuleOp | None = None,
+                 outputs: Sequence[Attribute] | None = None):
+        """`outputs`: the result types, declared up front so that the body
+        can `call` the function itself (recursion); `ret` checks them."""
         self.name = name
+        self._declared_outputs = list(outputs) if outputs is not None else None
+        self._handed_out: set[str] = set()  # fresh symbols given out, maybe not in the IR yet
         self.module = module if module is not None else ModuleOp([])
         self._entry = Block()
         self._blocks: list[Block] = [self._entry]
@@ -209,7 +234,7 @@ class FunctionBuilder:
     # -- shape and scalar values -----------------------------------------
     def fresh_symbols(self, count: int, prefix: str = "s") -> list[Dim]:
         """`count` symbols no type of the module or of this function uses yet."""
-        used: set[str] = set()
+        used: set[str] = set(self._handed_out)
 
         def visit(t: Attribute) -> None:
             if isinstance(t, TupleType):
@@ -225,11 +250,16 @@ class FunctionBuilder:
             for op in block.walk():
                 for r in op.results:
                     visit(r.type)
+                for region in op.regions:
+                    for inner in region.blocks:
+                        for a in inner.args:
+                            visit(a.type)
         out: list[Dim] = []
         k = 0
         while len(out) < count:
             if f"{prefix}{k}" not in used:
                 out.append(sym(f"{prefix}{k}"))
+                self._handed_out.add(f"{prefix}{k}")
             k += 1
         return out
 
@@ -324,6 +354,110 @@ class FunctionBuilder:
         outs = [out] if isinstance(out, TensorType) else list(out)
         return self.emit(LibCallOp(callee, [a.value for a in args], outs))
 
+    # -- control flow ------------------------------------------------------
+    def _region(self, fn: Callable[..., Any], arg_types: Sequence[Attribute] = ()) -> tuple[Block, list[Var]]:
+        """Runs `fn` on the block arguments with ops emitted into a new block;
+        the values it returns (one or a sequence)."""
+        self._check_open()
+        block = Block(arg_types=arg_types)
+        self._blocks.append(block)
+        try:
+            outs = fn(*(Var(self, a, a.type) for a in block.args))
+        finally:
+            self._blocks.pop()
+        values = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+        if not all(isinstance(v, Var) for v in values):
+            raise RelaxError("a control-flow region must return graph values (Var)")
+        return block, values
+
+    def if_(self, cond: Var, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Var | tuple[Var, ...]:
+        """`relax.if`: `then()` / `otherwise()` emit each branch and return its
+        values; each result's type is the most precise type of both (a dim
+        the branches disagree on becomes a fresh symbol)."""
+        from relax_xdsl.dialects.relax_control_flow import IfOp, YieldOp
+
+        t = cond.type
+        if not isinstance(t, TensorType) or t.ndim != 0 or t.dtype != "bool":
+            raise RelaxError(f"if_ takes a 0-d bool tensor as its condition, not {t}")
+        then_block, then_values = self._region(then)
+        else_block, else_values = self._region(otherwise)
+        if len(then_values) != len(else_values):
+            raise RelaxError(f"if_: the branches give {len(then_values)} and {len(else_values)} values")
+        then_block.add_op(YieldOp(*(v.value for v in then_values)))
+        else_block.add_op(YieldOp(*(v.value for v in else_values)))
+        types = [self._join(a.type, b.type, f"if_ result {k}") for k, (a, b) in enumerate(zip(then_values, else_values))]
+        return self.emit(IfOp(cond.value, types, Region(then_block), Region(else_block)))
+
+    def while_(self, inits: Sequence[Var], cond: Callable[..., Var], body: Callable[..., Any],
+               carried: Sequence[Attribute] | None = None) -> Var | tuple[Var, ...]:
+        """`relax.while`: while `cond(*values)` (a 0-d bool) holds, `values =
+        body(*values)`; the final values. The carried types default to the
+        initial values' types with every symbolic dim a fresh symbol (bound
+        afresh each iteration); give `carried` when a static dim changes."""
+        from relax_xdsl.dialects.relax_control_flow import ConditionOp, WhileOp, YieldOp
+
+        types = list(carried) if carried is not None else [self._generalize(v.type) for v in inits]
+        before, (c, *_) = self._region(lambda *vals: [cond(*vals)], types)
+        before.add_op(ConditionOp(c.value, *before.args))
+        after, new_values = self._region(body, types)
+        after.add_op(YieldOp(*(v.value for v in new_values)))
+        results = [self._generalize(t) for t in types]
+        return self.emit(WhileOp([v.value for v in inits], results, Region(before), Region(after)))
+
+    def call(self, callee: str, *args: Var) -> Var | tuple[Var, ...]:
+        """`relax.call` of another relax.function of the module (built before
+        or after this one: recursion included). Result dims the arguments
+        determine are expressions in the caller's symbols, the rest fresh."""
+        from relax_xdsl.dialects.relax_control_flow import CallOp
+
+        target = next((op for op in self.module.ops if isinstance(op, FunctionOp) and op.sym_name.data == callee),
+                      None)
+        if target is not None:
+            inputs, outputs = list(target.function_type.inputs.data), list(target.function_type.outputs.data)
+        elif callee == self.name and self._declared_outputs is not None:
+            inputs, outputs = list(self._entry.arg_types), list(self._declared_outputs)
+        else:
+            raise RelaxError(f"call: no relax.function @{callee} in the module (to recurse, give "
+                             "FunctionBuilder(..., outputs=[...]) the result types first)")
+        if len(inputs) != len(args):
+            raise RelaxError(f"call @{callee}: {len(args)} arguments, the function takes {len(inputs)}")
+        mapping: dict[Any, Any] = {}
+        for p, a in zip(inputs, args):
+            for d, ad in zip(_dims_of(p), _dims_of(a.type)):
+                if d.is_Symbol and d not in mapping:
+                    mapping[d] = ad
+        results = [self._substitute(t, mapping) for t in outputs]
+        return self.emit(CallOp(callee, [a.value for a in args], results))
+
+    def _join(self, a: Attribute, b: Attribute, what: str) -> Attribute:
+        from relax_xdsl.dialects.relax_control_flow import compatible
+
+        why = compatible(a, b)
+        if why:
+            raise RelaxError(f"{what}: the values cannot join: {why}")
+        if isinstance(a, TupleType):
+            return TupleType([self._join(x, y, what) for x, y in zip(a.types.data, b.types.data)])
+        da, db = _dims_of(a), _dims_of(b)
+        dims = [x if dims_equal(x, y) else self.fresh_symbols(1)[0] for x, y in zip(da, db)]
+        return _with_dims(a, dims)
+
+    def _generalize(self, t: Attribute) -> Attribute:
+        if isinstance(t, TupleType):
+            return TupleType([self._generalize(e) for e in t.types.data])
+        dims = [d if d.is_Integer else self.fresh_symbols(1)[0] for d in _dims_of(t)]
+        return _with_dims(t, dims)
+
+    def _substitute(self, t: Attribute, mapping: dict[Any, Any]) -> Attribute:
+        if isinstance(t, TupleType):
+            return TupleType([self._substitute(e, mapping) for e in t.types.data])
+        dims = []
+        for d in _dims_of(t):
+            if d.free_symbols <= set(mapping):
+                dims.append(canon(d.xreplace(mapping)))
+            else:
+                dims.append(self.fresh_symbols(1)[0])
+        return _with_dims(t, dims)
+
     # -- dataflow blocks ---------------------------------------------------
     @contextmanager
     def dataflow(self) -> Iterator[FunctionBuilder]:
@@ -375,8 +509,23 @@ class FunctionBuilder:
             raise RelaxError("fb.ret inside a dataflow block; return after it")
         if not values:
             raise RelaxError("a relax.function returns at least one value")
+        types = [v.type for v in values]
+        if self._declared_outputs is not None:
+            from relax_xdsl.dialects.relax_control_flow import compatible
+
+            if len(types) != len(self._declared_outputs):
+                raise RelaxError(f"@{self.name} declares {len(self._declared_outputs)} results, returns {len(types)}")
+            for k, (got, want) in enumerate(zip(types, self._declared_outputs)):
+                why = compatible(got, want)
+                if why:
+                    raise RelaxError(f"@{self.name} result {k}: {why}")
+                if got != want:  # a declared type is a promise checked at run time
+                    values = tuple(self.emit(MatchCastOp(v.value, w)) if v.type != w else v
+                                   for v, w in zip(values, self._declared_outputs))
+                    break
+            types = list(self._declared_outputs)
         self._entry.add_op(ReturnOp(*(v.value for v in values)))
-        func = FunctionOp(self.name, self._entry.arg_types, [v.type for v in values], Region(self._entry))
+        func = FunctionOp(self.name, self._entry.arg_types, types, Region(self._entry))
         for existing in self.module.ops:
             if getattr(existing, "sym_name", None) is not None and existing.sym_name.data == self.name:
                 raise RelaxError(f"the module already has a function named @{self.name}")

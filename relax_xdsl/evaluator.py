@@ -40,8 +40,8 @@ from relax_xdsl.dialects.relax import (
     TupleOp,
 )
 from relax_xdsl.dialects.tir import PrimFuncOp
-from relax_xdsl.errors import RelaxError, ShapeError
-from relax_xdsl.limits import check_alloc
+from relax_xdsl.errors import RelaxError, ResourceLimitError, ShapeError
+from relax_xdsl.limits import check_alloc, max_call_depth
 from relax_xdsl.scalar_semantics import normalize_bool
 from relax_xdsl.shape import bind_shape, bind_values, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
@@ -121,9 +121,7 @@ def _value_input(t: ShapeType | PrimType, a: Any, bindings: Bindings, what: str)
 def evaluate(module: ModuleOp, func_name: str = "main", *arrays: Any) -> Any:
     """Runs `@func_name` on numpy arrays; one result, or a tuple."""
     func = find_function(module, func_name)
-    inputs, bindings = bind_inputs(func, arrays)
-    env: dict[SSAValue, Any] = dict(zip(func.args, inputs))
-    results = _run_block(func.body.block, env, bindings, module)
+    results = _call_function(func, list(arrays), module)
     results = [public_value(r, t) for r, t in zip(results, func.function_type.outputs.data)]
     return results[0] if len(results) == 1 else tuple(results)
 
@@ -138,10 +136,84 @@ def public_value(value: Any, t: Attribute) -> Any:
     return value
 
 
+_DEPTH: list[int] = [0]
+"""How deep `relax.call`s nest in the evaluation under way."""
+
+
+def _call_function(func: FunctionOp, args: list[Any], module: ModuleOp) -> list[Any]:
+    """Runs one relax.function: its parameters bind its own symbols."""
+    inputs, bindings = bind_inputs(func, args)
+    env: dict[SSAValue, Any] = dict(zip(func.args, inputs))
+    return _run_block(func.body.block, env, bindings, module)
+
+
+def bind_value(value: Any, t: Attribute, bindings: Bindings, what: str) -> None:
+    """Binds the unbound symbols of `t` from a value and checks the rest
+    (match_cast's rule, used where control flow joins values)."""
+    if isinstance(t, TensorType):
+        if value.dtype.name != t.dtype:
+            raise ShapeError(f"{what}: dtype {value.dtype.name} is not {t.dtype}")
+        bind_shape(t.sym_shape, value.shape, bindings, what)
+    elif isinstance(t, ShapeType):
+        bind_shape(t.dims.data, value, bindings, what)
+    elif isinstance(t, PrimType):
+        if t.sym_value is not None:
+            bind_values([t.sym_value], [int(value)], bindings, what)
+    elif isinstance(t, TupleType):
+        for i, (v, e) in enumerate(zip(value, t.types.data)):
+            bind_value(v, e, bindings, f"{what} field {i}")
+
+
+def _run_region(block: Block, values: list[Any], env: dict[SSAValue, Any], bindings: Bindings,
+                module: ModuleOp, what: str) -> list[Any]:
+    """Runs a control-flow region: its block arguments (if any) take
+    `values`, binding their types' symbols in a scope of their own."""
+    inner = dict(bindings)
+    for k, (arg, v) in enumerate(zip(block.args, values)):
+        bind_value(v, arg.type, inner, f"{what} block argument {k}")
+        env[arg] = v
+    return _run_block(block, env, inner, module)
+
+
+def _run_control_flow(op: Operation, args: list[Any], env: dict[SSAValue, Any], bindings: Bindings,
+                      module: ModuleOp) -> list[Any]:
+    from relax_xdsl.dialects.relax_control_flow import CallOp, IfOp, WhileOp
+
+    if isinstance(op, IfOp):
+        taken = op.then_region if bool(args[0]) else op.else_region
+        results = _run_region(taken.block, [], env, bindings, module, _where(op))
+    elif isinstance(op, WhileOp):
+        values = list(args)
+        while True:
+            before = _run_region(op.before.block, values, env, bindings, module, f"{_where(op)} (before)")
+            cond, *values = before
+            if not bool(cond):
+                break
+            values = _run_region(op.after.block, values, env, bindings, module, f"{_where(op)} (do)")
+        results = values
+    else:
+        assert isinstance(op, CallOp)
+        if _DEPTH[0] >= max_call_depth():
+            raise ResourceLimitError(f"{_where(op)}: relax.call nested deeper than {max_call_depth()} "
+                                     "(RELAX_XDSL_MAX_CALL_DEPTH)")
+        _DEPTH[0] += 1
+        try:
+            results = _call_function(op.callee_function(), args, module)
+        finally:
+            _DEPTH[0] -= 1
+    for k, (r, v) in enumerate(zip(op.results, results)):
+        bind_value(v, r.type, bindings, f"{_where(op)} result {k}")
+    return results
+
+
 def _run_block(block: Block, env: dict[SSAValue, Any], bindings: Bindings, module: ModuleOp) -> list[Any]:
+    from relax_xdsl.dialects.relax_control_flow import ConditionOp, YieldOp
+
     for op in block.ops:
-        if isinstance(op, (ReturnOp, OutputOp)):
+        if isinstance(op, (ReturnOp, OutputOp, YieldOp)):
             return [env[v] for v in op.values]
+        if isinstance(op, ConditionOp):
+            return [env[op.cond], *(env[v] for v in op.values)]
         values = _run_op(op, env, bindings, module)
         for r, v in zip(op.results, values):
             env[r] = v
@@ -238,6 +310,8 @@ def _run_op(op: Operation, env: dict[SSAValue, Any], bindings: Bindings, module:
         return [np.array(args[0])]
     if isinstance(op, (CallTIROp, LibCallOp)):
         return _run_call(op, args, bindings, module)
+    if op.regions or op.name == "relax.call":
+        return _run_control_flow(op, args, env, bindings, module)
     raise RelaxError(f"the evaluator cannot run {op.name}")
 
 

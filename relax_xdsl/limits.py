@@ -45,3 +45,23 @@ def check_alloc(shape: Sequence[int], itemsize: int, what: str) -> None:
     if nbytes > limit:
         raise ResourceLimitError(f"{what}: a buffer of shape {tuple(int(d) for d in shape)} needs {nbytes} bytes, "
                                  f"above the allocation limit of {limit} bytes ({ENV})")
+
+
+CALL_DEPTH_ENV = "RELAX_XDSL_MAX_CALL_DEPTH"
+DEFAULT_CALL_DEPTH = 200
+
+
+def max_call_depth() -> int:
+    """$RELAX_XDSL_MAX_CALL_DEPTH, else 200: how deep `relax.call`s may nest
+    (recursion is how Relax programs may loop; a bound keeps hostile input
+    from exhausting the stack)."""
+    text = os.environ.get(CALL_DEPTH_ENV)
+    if not text:
+        return DEFAULT_CALL_DEPTH
+    try:
+        value = int(text)
+    except ValueError:
+        raise ResourceLimitError(f"{CALL_DEPTH_ENV}={text!r} is not an integer") from None
+    if value <= 0:
+        raise ResourceLimitError(f"{CALL_DEPTH_ENV}={text!r} must be positive")
+    return value
