@@ -396,12 +396,12 @@ class FunctionBuilder:
         afresh each iteration); give `carried` when a static dim changes."""
         from relax_xdsl.dialects.relax_control_flow import ConditionOp, WhileOp, YieldOp
 
-        types = list(carried) if carried is not None else [self._generalize(v.type) for v in inits]
+        types = list(carried) if carried is not None else [self.generalize(v.type) for v in inits]
         before, (c, *_) = self._region(lambda *vals: [cond(*vals)], types)
         before.add_op(ConditionOp(c.value, *before.args))
         after, new_values = self._region(body, types)
         after.add_op(YieldOp(*(v.value for v in new_values)))
-        results = [self._generalize(t) for t in types]
+        results = [self.generalize(t) for t in types]
         return self.emit(WhileOp([v.value for v in inits], results, Region(before), Region(after)))
 
     def call(self, callee: str, *args: Var) -> Var | tuple[Var, ...]:
@@ -441,9 +441,10 @@ class FunctionBuilder:
         dims = [x if dims_equal(x, y) else self.fresh_symbols(1)[0] for x, y in zip(da, db)]
         return _with_dims(a, dims)
 
-    def _generalize(self, t: Attribute) -> Attribute:
+    def generalize(self, t: Attribute) -> Attribute:
+        """`t` with every symbolic dim a fresh symbol (a loop-carried type)."""
         if isinstance(t, TupleType):
-            return TupleType([self._generalize(e) for e in t.types.data])
+            return TupleType([self.generalize(e) for e in t.types.data])
         dims = [d if d.is_Integer else self.fresh_symbols(1)[0] for d in _dims_of(t)]
         return _with_dims(t, dims)
 

@@ -334,6 +334,26 @@ def check_external_data(proto: Any, base: Path, what: str) -> None:
                                   f"external data must be a file in {str(base)!r}")
 
 
+def node_inputs(proto: Any) -> list[str]:
+    """The names a node reads: its inputs, and the enclosing-scope names its
+    subgraphs (If/Loop/Scan bodies) use, which ONNX does not list."""
+    names = [n for n in proto.input if n]
+    for a in proto.attribute:
+        if a.HasField("g"):
+            names += sorted(_outer_names(a.g))
+    return names
+
+
+def _outer_names(graph: Any) -> set[str]:
+    defined = {vi.name for vi in graph.input} | {t.name for t in graph.initializer}
+    used: set[str] = set()
+    for proto in graph.node:
+        used.update(n for n in node_inputs(proto) if n not in defined)
+        defined.update(o for o in proto.output if o)
+    used.update(vi.name for vi in graph.output if vi.name not in defined)
+    return used
+
+
 class Importer:
     """State of one import: the function being built, ONNX names -> values,
     dim_param names -> symbols, and the parameters kept as inputs."""
@@ -528,9 +548,12 @@ class Importer:
                     raise OnnxImportError(f"{where}: attribute {a.name!r}: "
                                           f"unreadable tensor ({err})") from None
                 continue
-            if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                raise OnnxImportError(f"{where}: subgraph attribute {a.name!r} "
-                                      "(control flow) is not supported")
+            if a.type == onnx.AttributeProto.GRAPH:  # a control-flow body: its converter imports it
+                out[a.name] = a.g
+                continue
+            if a.type == onnx.AttributeProto.GRAPHS:
+                raise OnnxImportError(f"{where}: attribute {a.name!r} holds a list of subgraphs, which no "
+                                      "supported op takes")
             value = onnx.helper.get_attribute_value(a)
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
@@ -605,8 +628,8 @@ class Importer:
             raise ResourceLimitError(f"{where}: the values folded at import time and still needed "
                                      f"hold {self.held_bytes} bytes at once, above the allocation limit of {limit} "
                                      f"bytes ({ALLOC_LIMIT_ENV})")
-        for n in dict.fromkeys(proto.input):
-            if n and self.last_use.get(n) == index:
+        for n in dict.fromkeys(node_inputs(proto)):
+            if self.last_use.get(n) == index:
                 self._release(n)
 
     def _hold(self, name: str, v: Value) -> None:
@@ -637,16 +660,49 @@ class Importer:
         for i in range(len(nodes) - 1, -1, -1):
             if any(o in needed for o in nodes[i].output if o):
                 live[i] = True
-                needed.update(n for n in nodes[i].input if n)
+                needed.update(node_inputs(nodes[i]))
         self.last_use: dict[str, int] = {}
         for i, proto in enumerate(nodes):
             if live[i]:
-                for n in proto.input:
-                    if n:
-                        self.last_use[n] = i
+                for n in node_inputs(proto):
+                    self.last_use[n] = i
         for vi in self.graph.output:
             self.last_use[vi.name] = len(nodes)
         return live
+
+    def run_subgraph(self, graph: Any, args: Sequence[Value], node: Node) -> list[Value]:
+        """Imports a control-flow body into the block being built: its inputs
+        take `args`, its nodes see the enclosing graph's values (ONNX's outer
+        scope), and its outputs are returned. The enclosing graph's state is
+        restored afterwards, so nothing defined inside leaks out."""
+        if len(graph.input) != len(args):
+            node.fail(f"its body {graph.name!r} takes {len(graph.input)} inputs, {len(args)} given")
+        saved = (self.graph, dict(self.values), self.last_use, set(self._defined), self._materialized)
+        self._materialized = weakref.WeakKeyDictionary()  # a value made inside stays inside
+        try:
+            self.graph = graph
+            outer_use = {n: 1 << 62 for n in self.values}  # the enclosing graph's values outlive the body
+            for vi, v in zip(graph.input, args):
+                self.values[vi.name] = v
+            self._initializers()
+            self._defined.update(self.values)
+            live = self._liveness()
+            self.last_use = {**outer_use, **self.last_use}
+            for i, proto in enumerate(graph.node):
+                self._convert(i, proto, live[i])
+            outs: list[Value] = []
+            for vi in graph.output:
+                v = self.values.get(vi.name)
+                if v is None or isinstance(v, Unavailable):
+                    node.fail(f"body output {vi.name!r} is not produced"
+                              f"{': ' + v.why if isinstance(v, Unavailable) else ''}")
+                outs.append(v)
+            for name in [n for n in self.values if n not in saved[1]]:
+                if name not in {vi.name for vi in graph.output}:
+                    self._release(name)
+            return outs
+        finally:
+            self.graph, self.values, self.last_use, self._defined, self._materialized = saved
 
     def run(self) -> tuple[ModuleOp, dict[str, np.ndarray]]:
         with self.fb:
@@ -682,6 +738,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     params mapping each added parameter's name to its array, in order."""
     from relax_xdsl.frontend import (  # noqa: F401  (each module registers its family's converters)
         onnx_ops,
+        onnx_ops_control_flow,
         onnx_ops_indexing,
         onnx_ops_layout,
         onnx_ops_math,
