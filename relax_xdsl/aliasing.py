@@ -12,8 +12,10 @@ to know which parameters a function writes into (the caller's arrays).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+import numpy as np
 from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Operation, SSAValue
 from xdsl.traits import SymbolTable
@@ -154,3 +156,30 @@ def verify_inplace_call(op: CallTIRInplaceOp) -> None:
                 raise VerifyException(
                     f"{where} in the {label}: output {k} writes in place into parameter {_name(params[0])}, a side "
                     "effect the caller sees; a dataflow block holds only pure calls: move the call after the block")
+
+
+def check_written_arrays(fn: FunctionOp, arrays: Sequence[Any], written: Sequence[int]) -> None:
+    """A parameter written in place is updated in the caller's array (as in
+    TVM), so it must be that array exactly: a numpy array of the parameter's
+    dtype, C-contiguous, aligned, native byte order and writeable. Anything
+    else would be converted into a temporary copy and the update silently
+    lost (or, read-only, written where it must not be): a TypeError instead."""
+    from relax_xdsl.dialects.relax import TensorType
+    from relax_xdsl.dtypes import np_dtype
+
+    for i in written:
+        if i >= len(arrays):
+            return  # the count is checked (and worded) with the other inputs
+        a, p = arrays[i], fn.args[i]
+        t = p.type
+        assert isinstance(t, TensorType)
+        want = np_dtype(t.dtype)
+        ok = (type(a) is np.ndarray and a.dtype == want and a.flags.c_contiguous and a.flags.aligned
+              and a.flags.writeable and a.dtype.isnative)
+        if not ok:
+            name = p.name_hint or f"#{i}"
+            got = (f"a {'read-only ' if not a.flags.writeable else ''}{a.dtype} array"
+                   f"{'' if a.flags.c_contiguous else ' (not C-contiguous)'}"
+                   if isinstance(a, np.ndarray) else type(a).__name__)
+            raise TypeError(f"@{fn.sym_name.data} input '{name}' is written in place (relax.call_tir_inplace): pass "
+                            f"a writeable, C-contiguous numpy array of dtype {want} (got {got})")

@@ -82,7 +82,10 @@ def bind_inputs(func: FunctionOp, arrays: Sequence[Any]) -> tuple[list[np.ndarra
 
 def evaluate(module: ModuleOp, func_name: str = "main", *arrays: Any) -> Any:
     """Runs `@func_name` on numpy arrays; one result, or a tuple."""
+    from relax_xdsl.aliasing import check_written_arrays, written_parameters
+
     func = find_function(module, func_name)
+    check_written_arrays(func, arrays, written_parameters(func))
     inputs, bindings = bind_inputs(func, arrays)
     env: dict[SSAValue, Any] = dict(zip(func.args, inputs))
     results = _run_block(func.body.block, env, bindings, module)
