@@ -12,9 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from relax_xdsl.dialects.relax import TensorType, _dps_verify, parse_dps_call, print_dps_call
+from relax_xdsl.dialects.relax import (
+    DataflowOp,
+    FunctionOp,
+    TensorType,
+    _dps_verify,
+    parse_dps_call,
+    print_dps_call,
+)
 from relax_xdsl.dialects.tir import BufferType
-from xdsl.dialects.builtin import ArrayAttr, FunctionType, StringAttr, SymbolNameConstraint, SymbolRefAttr
+from xdsl.dialects.builtin import ArrayAttr, FunctionType, StringAttr, SymbolNameConstraint, SymbolRefAttr, UnitAttr
 from xdsl.ir import Attribute, Dialect, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
@@ -47,12 +54,17 @@ class LibFuncOp(IRDLOperation):
     header = opt_prop_def(StringAttr)
     link = opt_prop_def(ArrayAttr[StringAttr])
     reference = opt_prop_def(StringAttr)
+    pure = opt_prop_def(UnitAttr)
+    """Declares the function pure: it writes its output buffers and nothing
+    else, so a relax.dataflow block may call it. It must agree with the
+    registered library function (relax_xdsl/libraries.py)."""
     traits = traits_def(SymbolOpInterface())
 
     assembly_format = "$sym_name $function_type attr-dict"
     irdl_options = (ParsePropInAttrDict(),)
 
-    def __init__(self, name: str, buffers: Sequence[BufferType], symbol: str, library: str, header: str | None = None, link: Sequence[str] = (), reference: str | None = None):
+    def __init__(self, name: str, buffers: Sequence[BufferType], symbol: str, library: str, header: str | None = None, link: Sequence[str] = (), reference: str | None = None,
+                 pure: bool = False):
         props: dict[str, Attribute] = {
             "sym_name": StringAttr(name),
             "function_type": FunctionType.from_lists(buffers, []),
@@ -65,6 +77,8 @@ class LibFuncOp(IRDLOperation):
             props["link"] = ArrayAttr([StringAttr(x) for x in link])
         if reference:
             props["reference"] = StringAttr(reference)
+        if pure:
+            props["pure"] = UnitAttr()
         super().__init__(properties=props)
 
     def buffer_types(self) -> list[BufferType]:
@@ -96,6 +110,9 @@ class LibFuncOp(IRDLOperation):
         if symbol != fn.symbol:
             raise VerifyException(f"lib.func @{self.sym_name.data}: C symbol {symbol!r} is not provided by library "
                                   f"function {ref!r} (it provides {fn.symbol!r})")
+        if self.pure is not None and not fn.pure:
+            raise VerifyException(f"lib.func @{self.sym_name.data} is declared pure, but library function {ref!r} "
+                                  "is not registered as pure (register_library_function(..., pure=True))")
 
 
 @irdl_op_definition
@@ -114,7 +131,16 @@ class LibCallOp(IRDLOperation):
         )
 
     def verify_(self) -> None:
-        _dps_verify(self, self.callee, (LibFuncOp,), "a lib.func", 0)
+        callee = _dps_verify(self, self.callee, (LibFuncOp,), "a lib.func", 0)
+        block = self.parent_op()
+        if isinstance(block, DataflowOp) and isinstance(callee, LibFuncOp) and callee.pure is None:
+            fn = block.parent_op()
+            where = f" of @{fn.sym_name.data}" if isinstance(fn, FunctionOp) else ""
+            k = [o for o in fn.walk() if isinstance(o, DataflowOp)].index(block) if fn is not None else 0
+            raise VerifyException(
+                f"lib.call @{self.callee.string_value()} in the relax.dataflow block #{k}{where}: lib.func "
+                f"@{callee.sym_name.data} is not declared pure, and a dataflow block holds only pure calls "
+                "(declare it pure, or call it after the block)")
 
     @classmethod
     def parse(cls, parser: Parser) -> LibCallOp:

@@ -14,6 +14,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     ArrayAttr,
     BytesAttr,
+    DenseArrayBase,
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     FunctionType,
@@ -23,6 +24,7 @@ from xdsl.dialects.builtin import (
     SymbolNameConstraint,
     SymbolRefAttr,
     TupleType,
+    i64,
 )
 from xdsl.dialects.builtin import (
     TensorType as BuiltinTensorType,
@@ -681,9 +683,12 @@ class _MemRefView:
         self.dtype = dtypes.dtype_name(self.element_type)
 
 
-def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operation], ...], what: str, n_syms: int) -> Operation:
+def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operation], ...], what: str, n_syms: int,
+                outputs: Sequence[SSAValue] | None = None) -> Operation:
     """Checks a destination-passing call against its callee: existence, kind,
-    arity (inputs + outputs = callee buffers), ranks and dtypes."""
+    arity (inputs + outputs = callee buffers), ranks and dtypes. `outputs`:
+    the results the callee gets a buffer for (default all; an in-place call
+    passes only its freshly allocated ones)."""
     target = SymbolTable.lookup_symbol(op, callee)
     name = callee.string_value()
     if target is None:
@@ -697,10 +702,11 @@ def _dps_verify(op: Operation, callee: SymbolRefAttr, kinds: tuple[type[Operatio
     else:
         params = target.buffer_types()  # type: ignore[attr-defined]
         want_syms = target.num_sym_args()  # type: ignore[attr-defined]
-    values = [v.type for v in op.operands] + [r.type for r in op.results]
+    outs = list(op.results) if outputs is None else list(outputs)
+    values = [v.type for v in op.operands] + [r.type for r in outs]
     if len(params) != len(values):
         raise VerifyException(
-            f"{op.name} @{name}: {len(op.operands)} inputs + {len(op.results)} outputs, "
+            f"{op.name} @{name}: {len(op.operands)} inputs + {len(outs)} outputs, "
             f"but the callee takes {len(params)} buffers"
         )
     for i, (p, v) in enumerate(zip(params, values)):
@@ -733,7 +739,8 @@ def parse_dps_call(parser: Parser) -> tuple[SymbolRefAttr, list[SSAValue], tuple
     return SymbolRefAttr(callee), values, syms, list(ftype.outputs.data), extra
 
 
-def print_dps_call(printer: Printer, op: Operation, callee: SymbolRefAttr, syms: DimsAttr | None) -> None:
+def print_dps_call(printer: Printer, op: Operation, callee: SymbolRefAttr, syms: DimsAttr | None,
+                   extra: dict[str, Attribute] | None = None) -> None:
     printer.print_string(" ")
     printer.print_attribute(callee)
     printer.print_string("(")
@@ -741,7 +748,7 @@ def print_dps_call(printer: Printer, op: Operation, callee: SymbolRefAttr, syms:
     printer.print_string(")")
     if syms is not None:
         printer.print_string(" " + shape_to_str(syms.data))
-    printer.print_op_attributes(op.attributes)
+    printer.print_op_attributes({**(extra or {}), **op.attributes})
     printer.print_string(" : ")
     printer.print_function_type([o.type for o in op.operands], [r.type for r in op.results])
 
@@ -781,6 +788,96 @@ class CallTIROp(IRDLOperation):
         print_dps_call(printer, self, self.callee, self.sym_args)
 
 
+@irdl_op_definition
+class CallTIRInplaceOp(IRDLOperation):
+    """`relax.call_tir_inplace @prog(%cache, %row) {inplace_indices = array<i64: 0>} : (A, B) -> A`:
+    TVM Relax's in-place call. Output k aliases input `inplace_indices[k]`
+    (-1: a freshly allocated output): the program writes that output into
+    the input's buffer, so no output is allocated or copied for it. As in
+    TVM, the callee takes the inputs, then only the fresh outputs. The
+    aliased input is consumed: it (and every value sharing its storage) must
+    not be used after the call, which the verifier checks (TVM leaves it to
+    the caller). In a relax.dataflow block the call is allowed, as in TVM,
+    unless it writes into a parameter of the function: that write is seen by
+    the caller, a side effect (relax_xdsl/aliasing.py)."""
+
+    name = "relax.call_tir_inplace"
+    callee = prop_def(SymbolRefAttr)
+    inplace_indices = prop_def(DenseArrayBase)
+    sym_args = opt_prop_def(DimsAttr)
+    inputs = var_operand_def(TensorType)
+    outs = var_result_def(TensorType)
+
+    def __init__(self, callee: str | SymbolRefAttr, inputs: Sequence[SSAValue], out_types: Sequence[Attribute],
+                 inplace_indices: Sequence[int], sym_args: Sequence[Dim] | None = None):
+        props: dict[str, Attribute] = {
+            "callee": SymbolRefAttr(callee) if isinstance(callee, str) else callee,
+            "inplace_indices": DenseArrayBase.from_list(i64, list(inplace_indices)),
+        }
+        if sym_args:
+            props["sym_args"] = DimsAttr.of(sym_args)
+        super().__init__(operands=[inputs], result_types=[out_types], properties=props)
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """Per output, the index of the input it aliases, or -1 (fresh)."""
+        return tuple(int(i) for i in self.inplace_indices.get_values())
+
+    def aliased(self) -> list[tuple[int, int]]:
+        """(output index, input index) of each in-place output."""
+        return [(k, i) for k, i in enumerate(self.indices) if i != -1]
+
+    def fresh_outputs(self) -> list[SSAValue]:
+        return [r for r, i in zip(self.outs, self.indices) if i == -1]
+
+    def verify_(self) -> None:
+        from relax_xdsl.dialects.tir import PrimFuncOp
+
+        where = f"relax.call_tir_inplace @{self.callee.string_value()}"
+        if self.inplace_indices.get_element_type() != i64:
+            raise VerifyException(f"{where}: inplace_indices must be an array<i64: ...>")
+        indices = self.indices
+        if len(indices) != len(self.outs):
+            raise VerifyException(f"{where}: {len(indices)} inplace_indices for {len(self.outs)} outputs "
+                                  "(one per output: the input it aliases, or -1)")
+        seen: dict[int, int] = {}
+        for k, i in enumerate(indices):
+            if i == -1:
+                continue
+            if not 0 <= i < len(self.inputs):
+                raise VerifyException(f"{where}: output {k} aliases input {i}, out of range for "
+                                      f"{len(self.inputs)} inputs (an index is an input's position, or -1)")
+            if i in seen:
+                raise VerifyException(f"{where}: outputs {seen[i]} and {k} both alias input {i}")
+            seen[i] = k
+            if self.outs[k].type != self.inputs[i].type:
+                raise VerifyException(f"{where}: output {k} is {self.outs[k].type} but the input {i} it aliases "
+                                      f"is {self.inputs[i].type}: an in-place output has exactly its input's type")
+        if not seen:
+            raise VerifyException(f"{where}: no output aliases an input (every index is -1): use relax.call_tir")
+        _dps_verify(self, self.callee, (PrimFuncOp, func.FuncOp), "a tir.prim_func (or its lowered func.func)",
+                    len(self.sym_args.data) if self.sym_args else 0, self.fresh_outputs())
+        from relax_xdsl.aliasing import verify_inplace_call
+
+        verify_inplace_call(self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> CallTIRInplaceOp:
+        pos = parser.pos
+        callee, values, syms, outs, extra = parse_dps_call(parser)
+        indices = extra.pop("inplace_indices", None)
+        if not isinstance(indices, DenseArrayBase):
+            parser.raise_error("relax.call_tir_inplace needs {inplace_indices = array<i64: ...>} (per output: "
+                               "the input it aliases, or -1)", pos, parser.pos)
+        op = CallTIRInplaceOp(callee, values, outs, [], syms)
+        op.inplace_indices = indices
+        op.attributes |= extra
+        return op
+
+    def print(self, printer: Printer) -> None:
+        print_dps_call(printer, self, self.callee, self.sym_args, {"inplace_indices": self.inplace_indices})
+
+
 # --- the operator set -------------------------------------------------------
 
 
@@ -805,7 +902,7 @@ class GraphOp(IRDLOperation):
 
 STRUCTURAL_OPS: list[type[Operation]] = [
     FunctionOp, ReturnOp, DataflowOp, OutputOp, MatchCastOp, ConstantOp,
-    TupleOp, GetItemOp, ShapeOfOp, CallTIROp, *VALUE_OPS,
+    TupleOp, GetItemOp, ShapeOfOp, CallTIROp, CallTIRInplaceOp, *VALUE_OPS,
 ]
 ATTRIBUTES: list[type[Attribute]] = [DimsAttr, TensorType, ShapeType, PrimType]
 

@@ -197,6 +197,27 @@ class _Group:
     inputs: list[SSAValue] = field(default_factory=list)  # from outside the group
 
 
+def _reads_consumed_input(p: GraphOp) -> bool:
+    """A producer reading a buffer that a relax.call_tir_inplace writes stays
+    where it is: computed inline in a consumer after that call, it would read
+    the written data."""
+    from relax_xdsl.dialects.relax import CallTIRInplaceOp
+
+    from relax_xdsl.aliasing import storage_classes
+
+    fn = p.parent_op()
+    while fn is not None and not isinstance(fn, FunctionOp):
+        fn = fn.parent_op()
+    if fn is None:
+        return False
+    written = [c.inputs[i] for c in fn.body.walk() if isinstance(c, CallTIRInplaceOp) for _, i in c.aliased()]
+    if not written:
+        return False
+    classes = storage_classes(fn)
+    consumed = {m for v in written for m in classes.get(v, frozenset({v}))}
+    return any(v in consumed for v in p.operands)
+
+
 def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwise_path: bool) -> GraphOp | None:
     """A producer to absorb: injective, or (epilogue fusion) output-fusible /
     reduction when only elementwise ops lie between it and the root and it
@@ -207,6 +228,8 @@ def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwi
     if not p.SPEC.can_legalize or isinstance(p.res.type, TupleType):
         return None
     if len(list(p.res.uses)) != 1 or _assumes(p):
+        return None
+    if _reads_consumed_input(p):
         return None
     consumer = next(iter(p.res.uses)).operation
     for rule in _RULES:

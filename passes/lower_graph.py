@@ -41,6 +41,7 @@ from typing import Any
 import sympy
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
 from relax_xdsl.dialects.relax import (
+    CallTIRInplaceOp,
     CallTIROp,
     ConstantOp,
     DataflowOp,
@@ -372,6 +373,8 @@ class _HostBuilder:
                 users.extend(term.values)
             elif isinstance(owner, CallTIROp) and self._is_view(owner):
                 users.extend(owner.inputs)
+            elif isinstance(owner, CallTIRInplaceOp):  # an in-place output is its input's buffer
+                users.extend(owner.inputs[i] for k, i in owner.aliased() if owner.outs[k] is v)
         return out
 
     def _is_view(self, op: CallTIROp) -> bool:
@@ -465,6 +468,8 @@ class _HostBuilder:
             self.env[op.result] = self.lowering.global_for(op, self.block)
         elif isinstance(op, CallTIROp):
             self._call_tir(op)
+        elif isinstance(op, CallTIRInplaceOp):
+            self._call_tir_inplace(op)
         elif isinstance(op, LibCallOp):
             self._lib_call(op)
         elif isinstance(op, TupleOp):
@@ -540,6 +545,35 @@ class _HostBuilder:
         for r, v in zip(op.outs, outs):
             self.env[r] = v
 
+    def _call_tir_inplace(self, op: CallTIRInplaceOp) -> None:
+        """An in-place output IS its input's buffer: no alloc and no copy, and
+        its lifetime (free, pool slot) follows that buffer. A parameter is
+        written where the caller's array is (as TVM does; `_finish` still
+        copies it when it is returned, so the caller owns every result); a
+        constant is copied first, since its global serves every call."""
+        callee = SymbolTable.lookup_symbol(op, op.callee)
+        what = f"relax.call_tir_inplace @{op.callee.root_reference.data}"
+        if isinstance(callee, PrimFuncOp):
+            raise RelaxError(f"{self.label}: tensor program @{op.callee.root_reference.data} is not lowered; "
+                             "run lower-tir before lower-graph")
+        assert isinstance(callee, func.FuncOp)
+        inputs = [self.env[v] for v in op.inputs]
+        for k, i in op.aliased():
+            value = inputs[i]
+            if isinstance(self.root.get(value, value).owner, memref.GetGlobalOp):
+                copy = self._alloc(op.inputs[i].type, what, op.outs[k])  # type: ignore[arg-type]
+                self.block.add_op(memref.CopyOp(value, copy))
+                inputs[i] = copy
+        fresh = {k: self._alloc(op.outs[k].type, what, op.outs[k])  # type: ignore[arg-type]
+                 for k, i in enumerate(op.indices) if i == -1}
+        syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
+        formal = callee.attributes.get("relax.buffers")
+        if isinstance(formal, ArrayAttr):
+            self._check_args(op, list(formal.data), what, op.fresh_outputs())
+        self._call(callee.sym_name.data, list(callee.function_type.inputs.data), [*inputs, *fresh.values(), *syms])
+        for k, r in enumerate(op.outs):
+            self.env[r] = fresh[k] if k in fresh else inputs[op.indices[k]]
+
     def _view(self, src: SSAValue, t: TensorType, op: CallTIROp) -> SSAValue:
         """A reshape of dense row-major data is the same data seen with new
         dims: a memref.reinterpret_cast instead of a copy, after checking that
@@ -564,11 +598,14 @@ class _HostBuilder:
         self.root[cast.result] = self.root.get(value, value)
         return cast.result
 
-    def _check_args(self, op: CallTIROp | LibCallOp, formal: list[Attribute], what: str) -> None:
+    def _check_args(self, op: CallTIROp | LibCallOp | CallTIRInplaceOp, formal: list[Attribute], what: str,
+                    outs: Sequence[SSAValue] | None = None) -> None:
         """Checks what the callee's buffer types require of the arguments
         beyond what the caller's types prove (e.g. an `[m]` tensor passed for
-        the program's `[n]` buffer: the assumption n == m of `[n] + [m]`)."""
-        actual = [v.type for v in op.inputs] + [r.type for r in op.outs]
+        the program's `[n]` buffer: the assumption n == m of `[n] + [m]`).
+        `outs`: the outputs the callee gets buffers for (default all)."""
+        outs = list(op.outs) if outs is None else list(outs)
+        actual = [v.type for v in op.inputs] + [r.type for r in outs]
         mapping: dict[sympy.Symbol, sympy.Expr] = {}
         for f, a in zip(formal, actual):
             for d, ad in zip(f.sym_shape, a.sym_shape):  # type: ignore[attr-defined]

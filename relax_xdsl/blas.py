@@ -351,7 +351,7 @@ def matmul_function(ra: int, rb: int) -> LibFuncOp:
         a, b, c = [*batch, "m", "k"], [*batch, "k", "n"], [*batch, "m", "n"]
     bufs = [BufferType.of(s, "float32") for s in (a, b, c)]
     return LibFuncOp(f"blas_matmul_{ra}x{rb}", bufs, f"rx_blas_matmul_{ra}x{rb}", "blas",
-                     header="cblas.h", link=link_flags(), reference=f"blas.matmul_{ra}x{rb}")
+                     header="cblas.h", link=link_flags(), reference=f"blas.matmul_{ra}x{rb}", pure=True)
 
 
 DENSE_ACTIVATIONS = ("", "relu", "gelu")
@@ -429,7 +429,7 @@ def dense_function(ra: int, act: str = "") -> LibFuncOp:
     bufs = [BufferType.of(s, "float32") for s in (a, b, d, c)]
     tag = _dense_tag(ra, act)
     return LibFuncOp(f"blas_dense_{tag}", bufs, f"rx_blas_dense_{tag}", "blas",
-                     header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}")
+                     header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}", pure=True)
 
 
 CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
@@ -600,7 +600,7 @@ def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int]
     shapes.append(["n", "o", "oh", "ow"])
     bufs = [BufferType.of(s, "float32") for s in shapes]
     return LibFuncOp(f"blas_conv2d_{tag}", bufs, f"rx_blas_conv2d_{tag}", "blas", header="cblas.h",
-                     link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{params}")
+                     link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{params}", pure=True)
 
 
 def _resolve_conv(name: str) -> object:
@@ -633,7 +633,7 @@ def _resolve_conv(name: str) -> object:
     flags = link_flags()
     symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr)) + variant
     return register_library_function(name, reference, c_source=_conv2d_c(symbol, sh, sw, pt, pl, variant) if flags else "",
-                                     link=flags, symbol=symbol)
+                                     link=flags, symbol=symbol, pure=True)
 
 
 def register() -> None:
@@ -641,12 +641,12 @@ def register() -> None:
     for ra, rb in MATMUL_RANKS:
         register_library_function(f"blas.matmul_{ra}x{rb}", _matmul_reference,
                                   c_source=_matmul_c(ra, rb) if flags else "", link=flags,
-                                  symbol=f"rx_blas_matmul_{ra}x{rb}")
+                                  symbol=f"rx_blas_matmul_{ra}x{rb}", pure=True)
         if rb == 2:
             for act in DENSE_ACTIVATIONS:
                 register_library_function(f"blas.dense_{_dense_tag(ra, act)}", _dense_reference(act),
                                           c_source=_dense_c(ra, act) if flags else "", link=flags,
-                                          symbol=f"rx_blas_dense_{_dense_tag(ra, act)}")
+                                          symbol=f"rx_blas_dense_{_dense_tag(ra, act)}", pure=True)
 
 
 register()

@@ -22,6 +22,7 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import (
+    CallTIRInplaceOp,
     CallTIROp,
     ConstantOp,
     DataflowOp,
@@ -346,6 +347,23 @@ class FunctionBuilder:
         """Calls a tensor program of the module in destination-passing style."""
         outs = [out] if isinstance(out, TensorType) else list(out)
         return self.emit(CallTIROp(callee, [a.value for a in args], outs, sym_args))
+
+    def call_tir_inplace(self, callee: str, args: Sequence[Var], inplace_indices: int | Sequence[int],
+                         out: TensorType | Sequence[TensorType] | None = None,
+                         sym_args: Sequence[Dim | str] | None = None) -> Var:
+        """Calls a tensor program that writes output k into input
+        `inplace_indices[k]` (-1: a fresh output, passed to the program after
+        the inputs); `out` defaults to the aliased inputs' types. The aliased
+        inputs must not be used afterwards (relax.call_tir_inplace)."""
+        indices = [inplace_indices] if isinstance(inplace_indices, int) else list(inplace_indices)
+        if out is None:
+            if -1 in indices or any(not 0 <= i < len(args) for i in indices):
+                raise RelaxError(f"call_tir_inplace @{callee}: give `out` when an output is fresh (-1) "
+                                 f"or an index is not an input's position (inplace_indices {indices})")
+            outs = [args[i].type for i in indices]
+        else:
+            outs = [out] if isinstance(out, TensorType) else list(out)
+        return self.emit(CallTIRInplaceOp(callee, [a.value for a in args], outs, indices, sym_args))
 
     def call_lib(self, callee: str, args: Sequence[Var], out: TensorType | Sequence[TensorType]) -> Var:
         """Calls a library function (lib.func) of the module in destination-passing style."""

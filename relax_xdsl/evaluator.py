@@ -18,6 +18,7 @@ from xdsl.ir import Attribute, Block, Operation, SSAValue
 from relax_xdsl import dtypes
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
 from relax_xdsl.dialects.relax import (
+    CallTIRInplaceOp,
     CallTIROp,
     ConstantOp,
     DataflowOp,
@@ -120,7 +121,10 @@ def _value_input(t: ShapeType | PrimType, a: Any, bindings: Bindings, what: str)
 
 def evaluate(module: ModuleOp, func_name: str = "main", *arrays: Any) -> Any:
     """Runs `@func_name` on numpy arrays; one result, or a tuple."""
+    from relax_xdsl.aliasing import check_written_arrays, written_parameters
+
     func = find_function(module, func_name)
+    check_written_arrays(func, arrays, written_parameters(func))
     results = _call_function(func, list(arrays), module)
     results = [public_value(r, t) for r, t in zip(results, func.function_type.outputs.data)]
     return results[0] if len(results) == 1 else tuple(results)
@@ -197,8 +201,13 @@ def _run_control_flow(op: Operation, args: list[Any], env: dict[SSAValue, Any], 
             raise ResourceLimitError(f"{_where(op)}: relax.call nested deeper than {max_call_depth()} "
                                      "(RELAX_XDSL_MAX_CALL_DEPTH)")
         _DEPTH[0] += 1
+        from relax_xdsl.aliasing import written_parameters
+
+        callee = op.callee_function()
+        written = written_parameters(callee)  # values are immutable: a callee writing a parameter gets a copy
+        args = [np.array(a) if k in written else a for k, a in enumerate(args)]
         try:
-            results = _call_function(op.callee_function(), args, module)
+            results = _call_function(callee, args, module)
         finally:
             _DEPTH[0] -= 1
     for k, (r, v) in enumerate(zip(op.results, results)):
@@ -310,17 +319,35 @@ def _run_op(op: Operation, env: dict[SSAValue, Any], bindings: Bindings, module:
         return [np.array(args[0])]
     if isinstance(op, (CallTIROp, LibCallOp)):
         return _run_call(op, args, bindings, module)
+    if isinstance(op, CallTIRInplaceOp):
+        return _run_inplace(op, args, bindings, module)
     if op.regions or op.name == "relax.call":
         return _run_control_flow(op, args, env, bindings, module)
     raise RelaxError(f"the evaluator cannot run {op.name}")
 
 
-def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindings, module: ModuleOp) -> list[Any]:
+def _run_inplace(op: CallTIRInplaceOp, args: list[np.ndarray], bindings: Bindings, module: ModuleOp) -> list[Any]:
+    """Runs the program with each aliased input as its output's buffer: the
+    updated input is the result (a parameter's array is written, as on the
+    compiled targets)."""
+    for k, i in op.aliased():
+        if not args[i].flags.writeable:
+            raise RelaxError(f"{_where(op)}: input {i}, written in place by output {k}, is a read-only array")
+    fresh = _run_call(op, args, bindings, module)
+    rest = iter(fresh)
+    return [args[i] if i != -1 else next(rest) for i in op.indices]
+
+
+def _run_call(op: CallTIROp | LibCallOp | CallTIRInplaceOp, args: list[np.ndarray], bindings: Bindings,
+              module: ModuleOp) -> list[Any]:
+    """A destination-passing call: fresh outputs allocated here (for an
+    in-place call, only those its callee takes), then the callee run."""
     from xdsl.traits import SymbolTable
 
     callee = SymbolTable.lookup_symbol(op, op.callee)
+    results = op.fresh_outputs() if isinstance(op, CallTIRInplaceOp) else list(op.results)
     outs = []
-    for r in op.results:
+    for r in results:
         t = r.type
         assert isinstance(t, TensorType)
         dims = tuple(evaluate_dim(d, bindings) for d in t.sym_shape)
@@ -347,7 +374,7 @@ def _run_call(op: CallTIROp | LibCallOp, args: list[np.ndarray], bindings: Bindi
                              "module before lower-tir, or run it with compile(..., target='interp')")
         inner: Bindings = dict(zip(callee.sym_params.data, syms)) if callee.sym_params else {}
         for k, (formal, actual, r) in enumerate(zip(callee.buffer_types(), [*args, *outs],
-                                                    [*op.operands, *op.results])):
+                                                    [*op.operands, *results])):
             role = f"input {k}" if k < len(args) else f"output {k - len(args)}"
             bind_shape(formal.sym_shape, actual.shape, inner,
                        f"{_where(op)}: {role} {shape_to_str(r.type.sym_shape)} of @{callee.sym_name.data}")

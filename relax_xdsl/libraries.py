@@ -37,6 +37,10 @@ class LibraryFunction:
     """The C symbol it provides (what `c_source` defines or `link` exports);
     by default the name with each character other than a letter, digit or
     `_` replaced by `_` (`user.scale2` -> `user_scale2`)."""
+    pure: bool = False
+    """It writes only its output buffers (no other memory, no I/O, no
+    state): a `lib.func` of it may be declared `pure` and called in a
+    relax.dataflow block. Not assumed: a library declares it."""
 
     def __post_init__(self) -> None:
         if not self.symbol:
@@ -62,11 +66,12 @@ _REFERENCES: dict[str, LibraryFunction] = {}
 
 
 def register_library_function(name: str, reference: Reference, c_source: str = "", link: list[str] | None = None,
-                              symbol: str = "") -> LibraryFunction:
+                              symbol: str = "", pure: bool = False) -> LibraryFunction:
     """Registers (or replaces) the library function `name`, providing the C
     symbol `symbol` (default: default_symbol(name)); RelaxError if that
-    symbol is no C identifier, a keyword or a name of the C backend."""
-    fn = LibraryFunction(name, reference, c_source, list(link or []), symbol)
+    symbol is no C identifier, a keyword or a name of the C backend. `pure`:
+    it writes only its outputs (LibraryFunction.pure)."""
+    fn = LibraryFunction(name, reference, c_source, list(link or []), symbol, pure)
     _REFERENCES[name] = fn
     return fn
 
@@ -106,4 +111,4 @@ def _matmul_ref(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
-register_library_function("blas.matmul", _matmul_ref)
+register_library_function("blas.matmul", _matmul_ref, pure=True)

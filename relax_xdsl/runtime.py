@@ -21,6 +21,7 @@ from xdsl.dialects.builtin import ModuleOp, TupleType
 from xdsl.ir import Attribute
 
 from relax_xdsl import dtypes
+from relax_xdsl.aliasing import check_written_arrays, written_parameters
 from relax_xdsl.backend import Backend
 from relax_xdsl.dialects.relax import FunctionOp, PrimType, ShapeType, TensorType
 from relax_xdsl.errors import RelaxError
@@ -75,6 +76,9 @@ class CompiledFunction:
         self._plan = _input_plan(func)
         self._one_tensor = len(self.result_types) == 1 and isinstance(self.result_types[0], TensorType)
         self._has_bool = any(isinstance(a.type, TensorType) and a.type.dtype == "bool" for a in func.args)
+        self._written = written_parameters(func)
+        """Parameters an in-place call writes into: the caller's arrays,
+        checked to be exactly those arrays (relax_xdsl/aliasing.py)."""
         self._entry = getattr(exe.backend, "fast", {}).get(self.name)
         """The backend's direct entry point: the results, or None for inputs it
         does not take as they are (then checked, converted and called below)."""
@@ -101,6 +105,8 @@ class CompiledFunction:
         return True
 
     def __call__(self, *arrays: Any) -> Any:
+        if self._written:
+            check_written_arrays(self.func, arrays, self._written)
         if self._entry is not None:
             flat = self._entry(*arrays)
             if flat is not None:
