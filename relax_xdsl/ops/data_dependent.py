@@ -38,7 +38,7 @@ from relax_xdsl.dialects.tir import CheckIndexOp
 from relax_xdsl.errors import index_out_of_range
 from relax_xdsl.ops.indexing import TopK, _i1, _loops, _store, topk_picks
 from relax_xdsl.ops.registry import OPAQUE, REQUIRED, Infer, OpSpec, Param, register_op, tensor
-from relax_xdsl.shape import canon, dim_to_str
+from relax_xdsl.shape import canon, dim_to_str, shape_to_str
 
 # -- shared helpers ------------------------------------------------------------------------------------------------
 
@@ -519,11 +519,12 @@ class TopKFill(OpSpec):
 
 # -- non_max_suppression ---------------------------------------------------------------------------------------------
 
-_NMS_PARAMS = {"max_output_boxes_per_class": Param("int", 0), "iou_threshold": Param("float", 0.0),
-               "score_threshold": Param("float", None), "center_point_box": Param("int", 0)}
+_NMS_INPUTS = ("boxes", "scores", "max_output_boxes_per_class", "iou_threshold", "score_threshold")
+_NMS_PARAMS = {"center_point_box": Param("int", 0), "has_score_threshold": Param("bool", False)}
 
 
-def _nms_check(ctx: Infer, boxes: TensorType, scores: TensorType, center_point_box: int) -> None:
+def _nms_check(ctx: Infer, boxes: TensorType, scores: TensorType, limits: Sequence[TensorType],
+               center_point_box: int) -> None:
     if boxes.ndim != 3 or scores.ndim != 3:
         ctx.fail(f"boxes must be [batches, boxes, 4] and scores [batches, classes, boxes], got ranks "
                  f"{boxes.ndim} and {scores.ndim}")
@@ -534,6 +535,15 @@ def _nms_check(ctx: Infer, boxes: TensorType, scores: TensorType, center_point_b
     ctx.same(boxes.sym_shape[1], scores.sym_shape[2], "boxes of boxes vs scores")
     if center_point_box not in (0, 1):
         ctx.fail(f"center_point_box must be 0 or 1, got {center_point_box}")
+    for name, t, dtype in zip(_NMS_INPUTS[2:], limits, ("int64", boxes.dtype, boxes.dtype)):
+        if t.ndim > 1 or t.dtype != dtype or not all(canon(d) == 1 for d in t.sym_shape):
+            ctx.fail(f"{name} must be one {dtype} value (shape [] or [1]), got {shape_to_str(t.sym_shape)} {t.dtype}")
+
+
+def _nms_limits(max_out: np.ndarray, iou: np.ndarray, score: np.ndarray, has_score_threshold: bool) -> dict[str, Any]:
+    return {"max_output_boxes_per_class": max(int(max_out.reshape(-1)[0]), 0),
+            "iou_threshold": iou.reshape(-1)[0],
+            "score_threshold": score.reshape(-1)[0] if has_score_threshold else None}
 
 
 def _corners(b: Sequence[Any], center: int, mn: Callable[..., Any], mx: Callable[..., Any]) -> tuple[Any, ...]:
@@ -557,13 +567,12 @@ def _iou_over(b1: Sequence[Any], b2: Sequence[Any], center: int, thr: Any, mn: C
 
 def _nms_np(boxes: np.ndarray, scores: np.ndarray, max_output_boxes_per_class: int, iou_threshold: float,
             score_threshold: float | None, center_point_box: int) -> np.ndarray:
-    dt = boxes.dtype.type
-    thr = dt(iou_threshold)
+    thr = iou_threshold
     out: list[tuple[int, int, int]] = []
     for b in range(boxes.shape[0]):
         for c in range(scores.shape[1]):
             s = scores[b, c]
-            cand = [i for i in range(s.size) if s[i] == s[i] and (score_threshold is None or s[i] > dt(score_threshold))]
+            cand = [i for i in range(s.size) if s[i] == s[i] and (score_threshold is None or s[i] > score_threshold)]
             cand.sort(key=lambda i: (-s[i], i))
             chosen: list[int] = []
             for i in cand:
@@ -576,14 +585,19 @@ def _nms_np(boxes: np.ndarray, scores: np.ndarray, max_output_boxes_per_class: i
     return np.array(out, dtype=np.int64).reshape(-1, 3)
 
 
-def _nms_program(pb: Any, boxes: Any, scores: Any, params: dict[str, Any], on_select: Callable[..., None]) -> None:
+def _nms_program(pb: Any, inputs: list[Any], center_point_box: int, has_score_threshold: bool,
+                 on_select: Callable[..., None]) -> None:
     """The greedy selection per batch and class, calling on_select(b, c, box)
-    for each box kept, in ONNX's order."""
+    for each box kept, in ONNX's order; the limits read once, at run time."""
+    boxes, scores, max_t, iou_t, score_t = inputs
     nb, ncls, n = scores.shape
-    dt = boxes.type.element_type
-    max_out = params["max_output_boxes_per_class"]
-    thr = pb.const(params["iou_threshold"], dt)
-    sthr = params["score_threshold"]
+
+    def first(t: Any) -> Any:
+        return t[tuple(pb.index(0) for _ in range(t.ndim))]
+
+    max_out = pb.max(first(max_t), 0)
+    thr = first(iou_t)
+    sthr = first(score_t) if has_score_threshold else None
     chosen = pb.alloc([n], "int64")
     nsel, prev = _cell(pb), _cell(pb)
     none = pb.index(n)
@@ -610,7 +624,7 @@ def _nms_program(pb: Any, boxes: Any, scores: Any, params: dict[str, Any], on_se
 
             def step(best: Any, i: Any) -> Any:
                 s = scores[b, c, i]
-                ok = s.eq(s) if sthr is None else s > pb.const(sthr, dt)
+                ok = s.eq(s) if sthr is None else s > sthr
 
                 def after() -> Any:
                     return pb.if_then_else(r.eq(0), lambda: t, lambda: pb.if_then_else(
@@ -630,8 +644,7 @@ def _nms_program(pb: Any, boxes: Any, scores: Any, params: dict[str, Any], on_se
                 def suppressed(acc: Any, s: Any) -> Any:
                     def over() -> Any:
                         j = pb.cast(chosen[s], IndexType())
-                        return _iou_over(box(b, best), box(b, j), params["center_point_box"], thr, pb.min, pb.max,
-                                         both)
+                        return _iou_over(box(b, best), box(b, j), center_point_box, thr, pb.min, pb.max, both)
 
                     return acc | pb.if_then_else(s < k, over, False)
 
@@ -658,21 +671,26 @@ class NmsCount(OpSpec):
     non_max_suppression_fill's count."""
 
     name = "nms_count"
-    inputs = ("boxes", "scores")
+    inputs = _NMS_INPUTS
     params = _NMS_PARAMS
     pattern = OPAQUE
 
-    def infer(self, ctx: Infer, boxes: TensorType, scores: TensorType, **params: Any) -> TensorType:
-        _nms_check(ctx, boxes, scores, params["center_point_box"])
+    def infer(self, ctx: Infer, boxes: TensorType, scores: TensorType, *limits: TensorType,
+              center_point_box: int, has_score_threshold: bool) -> TensorType:
+        _nms_check(ctx, boxes, scores, limits, center_point_box)
         return tensor([1], "int64")
 
-    def reference(self, boxes: np.ndarray, scores: np.ndarray, **params: Any) -> np.ndarray:
-        return np.array([_nms_np(boxes, scores, **params).shape[0]], dtype=np.int64)
+    def reference(self, boxes: np.ndarray, scores: np.ndarray, *limits: np.ndarray, center_point_box: int,
+                  has_score_threshold: bool) -> np.ndarray:
+        out = _nms_np(boxes, scores, center_point_box=center_point_box, **_nms_limits(*limits, has_score_threshold))
+        return np.array([out.shape[0]], dtype=np.int64)
 
-    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], **params: Any) -> None:
-        (boxes, scores), (out,) = inputs, outputs
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], center_point_box: int,
+                 has_score_threshold: bool) -> None:
+        (out,) = outputs
         total = _cell(pb)
-        _nms_program(pb, boxes, scores, params, lambda b, c, i: _put(pb, total, _get(pb, total) + 1))
+        _nms_program(pb, inputs, center_point_box, has_score_threshold,
+                     lambda b, c, i: _put(pb, total, _get(pb, total) + 1))
         _store(pb, out, [0], total[pb.index(0)])
 
 
@@ -683,29 +701,31 @@ class NonMaxSuppressionFill(OpSpec):
     selected boxes, per batch then class, best score first. Boxes are
     [y1, x1, y2, x2] (any corner order) or, with center_point_box=1,
     [x_center, y_center, width, height]; a box is kept unless its IoU with
-    a kept box of its class exceeds iou_threshold; with score_threshold
-    only scores above it are candidates; at most
-    max_output_boxes_per_class per class (0: none)."""
+    a kept box of its class exceeds iou_threshold; with has_score_threshold
+    only scores above score_threshold are candidates; at most
+    max_output_boxes_per_class per class (0 or less: none). The three limits
+    are one-element tensors, read when the program runs."""
 
     name = "non_max_suppression_fill"
-    inputs = ("boxes", "scores")
+    inputs = _NMS_INPUTS
     params = {"count": Param("dims", REQUIRED), **_NMS_PARAMS}
     pattern = OPAQUE
 
-    def infer(self, ctx: Infer, boxes: TensorType, scores: TensorType, count: Sequence[sympy.Expr],
-              **params: Any) -> TensorType:
+    def infer(self, ctx: Infer, boxes: TensorType, scores: TensorType, *limits: TensorType,
+              count: Sequence[sympy.Expr], center_point_box: int, has_score_threshold: bool) -> TensorType:
         k = _count_param(ctx, count)
-        _nms_check(ctx, boxes, scores, params["center_point_box"])
+        _nms_check(ctx, boxes, scores, limits, center_point_box)
         return tensor([k, 3], "int64")
 
-    def reference(self, boxes: np.ndarray, scores: np.ndarray, count: tuple[int, ...], **params: Any) -> np.ndarray:
-        out = _nms_np(boxes, scores, **params)
+    def reference(self, boxes: np.ndarray, scores: np.ndarray, *limits: np.ndarray, count: tuple[int, ...],
+                  center_point_box: int, has_score_threshold: bool) -> np.ndarray:
+        out = _nms_np(boxes, scores, center_point_box=center_point_box, **_nms_limits(*limits, has_score_threshold))
         _check_found(self.name, out.shape[0], count[0])
         return out
 
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], count: Sequence[sympy.Expr],
-                 **params: Any) -> None:
-        (boxes, scores), (out,) = inputs, outputs
+                 center_point_box: int, has_score_threshold: bool) -> None:
+        (out,) = outputs
         k = out.shape[0]
         total = _cell(pb)
 
@@ -716,7 +736,7 @@ class NonMaxSuppressionFill(OpSpec):
                 _store(pb, out, [p, q], pb.cast(v, "int64"))
             _put(pb, total, p + 1)
 
-        _nms_program(pb, boxes, scores, params, put)
+        _nms_program(pb, inputs, center_point_box, has_score_threshold, put)
         _check_total(pb, self.name, _get(pb, total), k)
 
 
@@ -765,13 +785,20 @@ def topk_dynamic(x: Any, k: Any, axis: int = -1, largest: bool = True, sorted: b
     return out[0], out[1]
 
 
-def non_max_suppression(boxes: Any, scores: Any, max_output_boxes_per_class: int = 0, iou_threshold: float = 0.0,
-                        score_threshold: float | None = None, center_point_box: int = 0) -> Any:
-    """ONNX NonMaxSuppression: int64 [k, 3] (batch, class, box) rows, k bound at run time."""
-    params = {"max_output_boxes_per_class": max_output_boxes_per_class, "iou_threshold": iou_threshold,
-              "score_threshold": score_threshold, "center_point_box": center_point_box}
-    count = _emit("nms_count", boxes, scores, **params)
-    return _emit("non_max_suppression_fill", boxes, scores, count=[_bind_count(count)], **params)
+def non_max_suppression(boxes: Any, scores: Any, max_output_boxes_per_class: Any = 0, iou_threshold: Any = 0.0,
+                        score_threshold: Any = None, center_point_box: int = 0) -> Any:
+    """ONNX NonMaxSuppression: int64 [k, 3] (batch, class, box) rows, k bound at run time.
+    The limits are numbers or one-element tensors (int64, and boxes' dtype)."""
+    fb = boxes.builder
+
+    def value(v: Any, dtype: str) -> Any:
+        return v if hasattr(v, "builder") else fb.const(np.array([v], dtype=dtype))
+
+    limits = (value(max_output_boxes_per_class, "int64"), value(iou_threshold, boxes.dtype),
+              value(0.0 if score_threshold is None else score_threshold, boxes.dtype))
+    params = {"center_point_box": center_point_box, "has_score_threshold": score_threshold is not None}
+    count = _emit("nms_count", boxes, scores, *limits, **params)
+    return _emit("non_max_suppression_fill", boxes, scores, *limits, count=[_bind_count(count)], **params)
 
 
 COMPOSITES = {"nonzero": nonzero, "compress": compress, "unique": unique, "topk_dynamic": topk_dynamic,
