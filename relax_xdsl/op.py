@@ -60,17 +60,25 @@ def _emitter(name: str) -> Callable[..., Var]:
     return fn
 
 
-def __getattr__(name: str) -> Callable[..., Var]:
+def _composite(name: str) -> Callable[..., Any] | None:
+    """Builder functions that emit several ops (a count, tensor_to_shape and
+    a fill: relax_xdsl/ops/data_dependent.py), under their ONNX-like names."""
+    from relax_xdsl.ops.data_dependent import COMPOSITES
+
+    return COMPOSITES.get(name)
+
+
+def __getattr__(name: str) -> Callable[..., Any]:
     if name.startswith("__"):
         raise AttributeError(name)
-    return _emitter(name)
+    return _composite(name) or _emitter(name)
 
 
 class _Namespace(ModuleType):
-    def __getattr__(self, name: str) -> Callable[..., Var]:
+    def __getattr__(self, name: str) -> Callable[..., Any]:
         if name.startswith("__"):
             raise AttributeError(name)
-        return _emitter(name)
+        return _composite(name) or _emitter(name)
 
 
 nn = _Namespace("relax_xdsl.op.nn", "The op namespace again, as TVM's R.nn.")

@@ -739,6 +739,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     from relax_xdsl.frontend import (  # noqa: F401  (each module registers its family's converters)
         onnx_ops,
         onnx_ops_control_flow,
+        onnx_ops_data_dependent,
         onnx_ops_indexing,
         onnx_ops_layout,
         onnx_ops_math,

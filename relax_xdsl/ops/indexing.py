@@ -589,45 +589,52 @@ class TopK(OpSpec):
         n = canon(x.shape[a])
         if not n.is_Integer:
             pb.require_nonempty([canon(n - k + 1)], f"relax.topk: k = {k} must not exceed the axis dim; the axis")
-        i64 = inds.type.element_type
+        topk_picks(pb, x, vals, inds, a, largest)
 
-        def better(av: Any, ai: Any, bv: Any, bi: Any) -> Any:
-            """(av, ai) comes before (bv, bi): a better value, or equal and a smaller index."""
-            strict = av > bv if largest else av < bv
-            return strict | (av.eq(bv) & (ai < bi))
 
-        def pick(*ivs: Any) -> None:
-            j = ivs[a]
+def topk_picks(pb: Any, x: Any, vals: Any, inds: Any, a: int, largest: bool) -> None:
+    """The k picks of topk along axis `a` (k = vals' dim there, at most x's:
+    the caller checks that) into vals and inds."""
+    n = canon(x.shape[a])
+    i64 = inds.type.element_type
 
-            def at(p: Any) -> tuple[Any, ...]:
-                return ivs[:a] + (p,) + ivs[a + 1:]
+    def better(av: Any, ai: Any, bv: Any, bi: Any) -> Any:
+        """(av, ai) comes before (bv, bi): a better value, or equal and a smaller index."""
+        strict = av > bv if largest else av < bv
+        return strict | (av.eq(bv) & (ai < bi))
 
-            none = pb.index(n)  # "no candidate yet"
+    def pick(*ivs: Any) -> None:
+        j = ivs[a]
 
-            def step(best: Any, c: Any) -> Any:
-                cv = x[at(c)]
+        def at(p: Any) -> tuple[Any, ...]:
+            return ivs[:a] + (p,) + ivs[a + 1:]
 
-                def after_previous() -> Any:
-                    prev = at(j - 1)
-                    return better(vals[prev], pb.cast(inds[prev], IndexType()), cv, c)
+        none = pb.index(n)  # "no candidate yet"
 
-                eligible = pb.if_then_else(j.eq(0), lambda: pb.lift(True, _i1()), after_previous)
+        def step(best: Any, c: Any) -> Any:
+            cv = x[at(c)]
 
-                def beats_best() -> Any:
-                    return pb.if_then_else(best.eq(none), lambda: pb.lift(True, _i1()),
-                                           lambda: better(cv, c, x[at(best)], best))
+            def after_previous() -> Any:
+                prev = at(j - 1)
+                return better(vals[prev], pb.cast(inds[prev], IndexType()), cv, c)
 
-                take = pb.if_then_else(eligible, beats_best, False)
-                return pb.select(take, c, best)
+            eligible = pb.if_then_else(j.eq(0), lambda: pb.lift(True, _i1()), after_previous)
 
-            best = pb.fold([n], none, step)
-            _store(pb, vals, at(j), x[at(best)])
-            _store(pb, inds, at(j), pb.cast(best, i64))
+            def beats_best() -> Any:
+                return pb.if_then_else(best.eq(none), lambda: pb.lift(True, _i1()),
+                                       lambda: better(cv, c, x[at(best)], best))
 
-        order = [d for d in range(x.ndim) if d != a] + [a]
-        extents = [vals.shape[d] for d in order]
-        _loops(pb, extents, lambda *ivs: pick(*[ivs[order.index(d)] for d in range(x.ndim)]),
-               parallel_first=x.ndim > 1)
+            take = pb.if_then_else(eligible, beats_best, False)
+            return pb.select(take, c, best)
+
+        best = pb.fold([n], none, step)
+        _store(pb, vals, at(j), x[at(best)])
+        _store(pb, inds, at(j), pb.cast(best, i64))
+
+    order = [d for d in range(x.ndim) if d != a] + [a]
+    extents = [vals.shape[d] for d in order]
+    _loops(pb, extents, lambda *ivs: pick(*[ivs[order.index(d)] for d in range(x.ndim)]),
+           parallel_first=x.ndim > 1)
 
 
 def _i1() -> Any:
