@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import assert_close, rand
+
 import relax_xdsl as rx
 from relax_xdsl import op
-from util import assert_close, rand
 
 F = "float32"
 BINDINGS = (0, 1, 3)
@@ -111,9 +112,81 @@ def test_empty_at_run_time(name: str, fn: Callable[..., Any], params: list[tuple
     exe = rx.compile(module, target=target, pipeline=pipeline)
     for n in BINDINGS:
         args = _inputs(params, n)
-        if name.startswith(("max", "argmax")) and n == 0 and name.endswith("rows") is False:
-            pass
         expected = rx.evaluate(module, "main", *args)
         if ref is not None:
             assert_close(expected, ref(*args))
         assert_close(exe["main"](*args), expected)
+
+
+@pytest.mark.parametrize(("target", "pipeline"), TARGETS)
+@pytest.mark.parametrize("reduce", ["max", "argmax"])
+def test_extreme_of_an_empty_axis_is_a_shape_error(reduce: str, target: str, pipeline: str) -> None:
+    """max / argmax of no elements has no value: a ShapeError at n = 0 (the
+    evaluator and every compiled target), numpy's answer at n >= 1."""
+    fn = (lambda x: op.max(x, axis=[1])) if reduce == "max" else (lambda x: op.argmax(x, axis=1))
+    module = _build(fn, [([4, "n"], F)])
+    exe = rx.compile(module, target=target, pipeline=pipeline)
+    empty = rand((4, 0))
+    with pytest.raises(rx.ShapeError, match=rf"relax.{reduce}.*empty"):
+        rx.evaluate(module, "main", empty)
+    with pytest.raises(rx.ShapeError, match=rf"relax.{reduce}.*empty"):
+        exe["main"](empty)
+    x = rand((4, 3))
+    assert_close(exe["main"](x), x.max(axis=1) if reduce == "max" else x.argmax(axis=1))
+
+
+@pytest.mark.parametrize(("target", "pipeline"), TARGETS)
+def test_symbolic_divisor_of_zero_is_a_shape_error(target: str, pipeline: str) -> None:
+    """reshape [m, 4] to [-1, n] divides by n: at n = 0 the size is
+    undefined, a ShapeError naming the op and the dim (never a C division
+    by 0); an empty m with n >= 1 is an empty result."""
+    module = _build(lambda x, y: op.exp(op.reshape(op.exp(x), [-1, "n"])), [(["m", 4], F), (["n"], F)])
+    exe = rx.compile(module, target=target, pipeline=pipeline)
+    for m, n in ((3, 0), (0, 0)):
+        args = (rand((m, 4)), rand((n,)))
+        with pytest.raises(rx.ShapeError, match=r"reshape.*divis.* n.* >= 1"):
+            rx.evaluate(module, "main", *args)
+        with pytest.raises(rx.ShapeError, match=r"reshape: result dim \(4\*m\) floordiv n divides by n"):
+            exe["main"](*args)
+    for m, n in ((0, 3), (2, 4)):
+        args = (rand((m, 4)), rand((n,)))
+        assert_close(exe["main"](*args), np.exp(np.exp(args[0]).reshape(-1, n)))
+
+
+def _onnx_exe(model: object, target: str, pipeline: str) -> Any:
+    return rx.compile(rx.from_onnx(model), target=target, pipeline=pipeline)
+
+
+@pytest.mark.parametrize(("target", "pipeline"), TARGETS)
+def test_onnx_static_zero_dim(target: str, pipeline: str) -> None:
+    """A static 0 in an input's type and an initializer with a 0 dim import
+    (they were refused) and give numpy's empty answers."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    from util import onnx_model
+
+    w = np.zeros((0, 5), F)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["y"]), helper.make_node("ReduceSum", ["x"], ["s"], axes=[1],
+                                                                              keepdims=0)]
+    model = onnx_model(nodes, [("x", TensorProto.FLOAT, [3, 0])], ["y", "s"], inits={"w": w}, opset=11)
+    x = np.zeros((3, 0), F)
+    y, s = _onnx_exe(model, target, pipeline)["main"](x)
+    assert_close(y, np.zeros((3, 5), F))
+    assert_close(s, np.zeros(3, F))
+
+
+@pytest.mark.parametrize(("target", "pipeline"), TARGETS)
+def test_onnx_symbolic_dim_bound_to_zero(target: str, pipeline: str) -> None:
+    """A dim_param becomes a nonnegative symbol: a batch of 0 runs."""
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    from util import onnx_model
+
+    w = rand((8, 5), seed=3)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+             helper.make_node("Softmax", ["r"], ["y"], axis=-1)]
+    model = onnx_model(nodes, [("x", TensorProto.FLOAT, ["batch", 8])], ["y"], inits={"w": w}, opset=13)
+    exe = _onnx_exe(model, target, pipeline)
+    for n in BINDINGS:
+        x = rand((n, 8))
+        assert_close(exe["main"](x), _softmax(np.maximum(x @ w, 0)))
