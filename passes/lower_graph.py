@@ -531,6 +531,7 @@ class _HostBuilder:
             raise RelaxError(f"{self.label}: tensor program @{op.callee.root_reference.data} is not lowered; "
                              "run lower-tir before lower-graph")
         assert isinstance(callee, func.FuncOp)
+        self._assert_divisors(op, f"relax.call_tir @{op.callee.root_reference.data}")
         if self._is_view(op):
             self.env[op.outs[0]] = self._view(op.inputs[0], op.outs[0].type, op)  # type: ignore[arg-type]
             return
@@ -564,6 +565,7 @@ class _HostBuilder:
                 copy = self._alloc(op.inputs[i].type, what, op.outs[k])  # type: ignore[arg-type]
                 self.block.add_op(memref.CopyOp(value, copy))
                 inputs[i] = copy
+        self._assert_divisors(op, what)  # type: ignore[arg-type]
         fresh = {k: self._alloc(op.outs[k].type, what, op.outs[k])  # type: ignore[arg-type]
                  for k, i in enumerate(op.indices) if i == -1}
         syms = [self.dims.emit(d) for d in op.sym_args.data] if op.sym_args else []
@@ -573,6 +575,25 @@ class _HostBuilder:
         self._call(callee.sym_name.data, list(callee.function_type.inputs.data), [*inputs, *fresh.values(), *syms])
         for k, r in enumerate(op.outs):
             self.env[r] = fresh[k] if k in fresh else inputs[op.indices[k]]
+
+    def _assert_divisors(self, op: CallTIROp | LibCallOp, what: str) -> None:
+        """Symbols may be 0, so a result dim dividing by a symbolic dim
+        (`(4*m) floordiv n`, from reshape's -1) is checked before it is used:
+        a divisor of 0 is a ShapeError naming the call and the dim, not a
+        size computed from a division by zero."""
+        dims = [d for r in op.outs for d in r.type.sym_shape]  # type: ignore[attr-defined]
+        dims += list(op.sym_args.data) if isinstance(op, CallTIROp) and op.sym_args else []
+        seen: set[sympy.Expr] = set()
+        for d in dims:
+            for q in d.atoms(sympy.floor, sympy.ceiling, sympy.Mod):
+                den = q.args[1] if isinstance(q, sympy.Mod) else sympy.fraction(sympy.together(q.args[0]))[1]
+                if den.is_Integer or den.is_positive or den in seen:
+                    continue
+                seen.add(den)
+                ok = arith.CmpiOp(self.dims.emit(den), self.dims.const(1), "sge")
+                self.block.add_op(ok)
+                self.block.add_op(cf.AssertOp(ok, f"{self.label}: {what}: result dim {dim_to_str(d)} divides by "
+                                                  f"{dim_to_str(den)}, which must be >= 1"))
 
     def _view(self, src: SSAValue, t: TensorType, op: CallTIROp) -> SSAValue:
         """A reshape of dense row-major data is the same data seen with new
@@ -627,6 +648,7 @@ class _HostBuilder:
     def _lib_call(self, op: LibCallOp) -> None:
         callee = SymbolTable.lookup_symbol(op, op.callee)
         assert isinstance(callee, LibFuncOp)
+        self._assert_divisors(op, f"lib.call @{op.callee.root_reference.data}")
         outs = [self._alloc(r.type, f"lib.call @{op.callee.root_reference.data}", r)  # type: ignore[arg-type]
                 for r in op.outs]
         self._check_args(op, callee.buffer_types(), f"lib.call @{callee.sym_name.data}")

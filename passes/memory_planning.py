@@ -51,7 +51,7 @@ def aligned(nbytes: sympy.Expr) -> sympy.Expr:
 
 @functools.lru_cache(maxsize=65536)
 def _provably_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
-    """a >= b for every binding of the (positive integer) symbols. Sizes and
+    """a >= b for every binding of the (nonnegative integer) symbols. Sizes and
     offsets are sums and Maxes of nonnegative terms: with the Maxes taken
     apart (`_alternatives`), a >= b when each of b's alternatives is under
     one of a's, and for those ceilings can be bounded for sympy: ceiling(x)
@@ -66,8 +66,13 @@ def _provably_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
 
 
 def _refuted(a: sympy.Expr, b: sympy.Expr) -> bool:
-    """a < b at some sample binding (all symbols 1, 3, 64 or 1024)."""
-    return any(_at(a, v) < _at(b, v) for v in (1, 3, 64, 1024))
+    """a < b at some sample binding (all symbols 0, 1, 3, 64 or 1024; 0 is
+    skipped where a size divides by a symbol)."""
+    for v in (0, 1, 3, 64, 1024):
+        x, y = (e.xreplace({s: sympy.Integer(v) for s in e.free_symbols}) for e in (a, b))
+        if x.is_Integer and y.is_Integer and int(x) < int(y):
+            return True
+    return False
 
 
 Linear = dict[sympy.Expr, Fraction]
@@ -127,7 +132,7 @@ def _max_free_ge(a: sympy.Expr, b: sympy.Expr) -> bool:
 def _bound_ceilings(atom: sympy.Expr, coeff: Fraction) -> Linear | None:
     """A lower bound of `coeff * atom` without ceilings: each by its
     argument where the term is positive, by its argument + 1 where it is
-    negative -- valid when the atom is a product of positive symbols and
+    negative -- valid when the atom is a product of (nonnegative) symbols and
     ceilings of nonnegative sums (every factor nonnegative, so the product
     is monotone in each); None for any other atom with a ceiling."""
     if not atom.has(sympy.ceiling):
@@ -144,7 +149,7 @@ def _bound_ceilings(atom: sympy.Expr, coeff: Fraction) -> Linear | None:
     for f in sympy.Mul.make_args(atom):
         if isinstance(f, sympy.ceiling) and not f.args[0].has(sympy.ceiling) and _nonnegative(_linear(f.args[0])):
             factors.append(f.args[0] + shift)
-        elif isinstance(f, sympy.Symbol) and f.is_positive:
+        elif isinstance(f, sympy.Symbol) and f.is_nonnegative:
             factors.append(f)
         else:
             return None
@@ -179,11 +184,11 @@ def _nonnegative(e: Linear) -> bool:
 
 @functools.lru_cache(maxsize=65536)
 def _nonnegative_atom(atom: sympy.Expr) -> bool:
-    """A product of positive symbols, positive powers, and ceilings, floors,
+    """A product of nonnegative symbols, positive powers, and ceilings, floors,
     positive-divisor mods, Mins and Maxes of nonnegative sums."""
     for f in sympy.Mul.make_args(atom):
         base = f.base if isinstance(f, sympy.Pow) and f.exp.is_Integer and f.exp > 0 else f
-        if base == 1 or isinstance(base, sympy.Symbol) and base.is_positive:
+        if base == 1 or isinstance(base, sympy.Symbol) and base.is_nonnegative:
             continue
         if isinstance(base, (sympy.ceiling, sympy.floor)) and _nonnegative(_linear(base.args[0])):
             continue

@@ -301,8 +301,15 @@ def _gemm(m: str, n: str, k: str, beta: str, a: str = "A", b: str = "B", c: str 
     """c = a @ b + beta * c (beta 0 or 1) for row-major a (m x k), b (k x n),
     c (m x n): one row through rx_sgemv_narrow (up to 32 columns) or SGEMV,
     rx_sgemm_small for a few rows, else SGEMM;
-    small BLAS calls on the calling thread."""
-    return f"""if ({_few_rows(m)})
+    small BLAS calls on the calling thread. An empty product (k = 0) is
+    beta * c and an empty c (m or n = 0) is nothing to do: BLAS is not
+    called then (it wants leading dims >= 1 and leaves y unwritten in an
+    SGEMV of no rows)."""
+    return f"""if ({m} == 0 || {n} == 0)
+    ;
+  else if ({k} == 0) {{
+    if ({beta} == 0.0f) memset({c}, 0, (size_t)({m}) * (size_t)({n}) * sizeof(float));
+  }} else if ({_few_rows(m)})
     rx_sgemm_small({m}, {n}, {k}, {a}, {b}, {c}, {beta} != 0.0f, NULL, 0);
   else if ({m} == 1 && rx_sgemv_narrow({n}, {k}, {a}, {b}, {c}, {beta} != 0.0f))
     ;
@@ -327,7 +334,9 @@ def _matmul_c(ra: int, rb: int) -> str:
         m, k, n = f"a{ra - 2}", f"a{ra - 1}", f"b{rb - 1}"
         # one strided-batch call: OpenBLAS spreads the batch over its threads
         # (a loop of small sgemm calls, each split over threads, measured 2x slower)
-        body = f"""  RX_BLAS_SIZED(2.0 * {batch} * {m} * {n} * {k},
+        body = f"""  if (({batch}) == 0 || {m} == 0 || {n} == 0) return;  /* nothing to write */
+  if ({k} == 0) {{ memset(C, 0, (size_t)({batch}) * (size_t){m} * (size_t){n} * sizeof(float)); return; }}
+  RX_BLAS_SIZED(2.0 * {batch} * {m} * {n} * {k},
     scipy_cblas_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint){m}, (blasint){n},
                     (blasint){k}, 1.0f, A, (blasint){k}, (blasint)({m} * {k}), B, (blasint){n}, (blasint)({k} * {n}),
                     0.0f, C, (blasint){n}, (blasint)({m} * {n}), (blasint)({batch})));"""

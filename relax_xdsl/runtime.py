@@ -100,7 +100,7 @@ class CompiledFunction:
                     return False
             for axis, d in syms:
                 n = shape[axis]
-                if n < 1 or env.setdefault(d, n) != n:
+                if env.setdefault(d, n) != n:
                     return False
         return True
 

@@ -1,4 +1,4 @@
-"""Symbolic dims: ints or sympy expressions over positive integer symbols.
+"""Symbolic dims: ints or sympy expressions over nonnegative integer symbols.
 
 Everything about dims lives here: construction, canonical printing in the
 MLIR affine spelling (`n floordiv 2`, `n ceildiv 2`, `n mod 3`, `min(a, b)`),
@@ -36,10 +36,12 @@ dim are a parse error (the parser is recursive; Python's stack is not)."""
 
 @cache
 def sym(name: str) -> sympy.Symbol:
-    """The symbol `name`: a positive integer (every dim is >= 1)."""
+    """The symbol `name`: a nonnegative integer (a dim may be 0: an ONNX dim,
+    a data-dependent size or an empty KV cache). One symbol per name, so
+    every path that builds a symbol goes through here."""
     if not name.isidentifier() or name in KEYWORDS:
         raise DimParseError(f"invalid symbol name {name!r}")
-    return sympy.Symbol(name, integer=True, positive=True)
+    return sympy.Symbol(name, integer=True, nonnegative=True)
 
 
 def canon(d: Dim | str) -> sympy.Expr:
@@ -51,11 +53,11 @@ def canon(d: Dim | str) -> sympy.Expr:
     if isinstance(d, str):
         return parse_dim_text(d)
     if isinstance(d, sympy.Symbol):
-        if not (d.is_integer and d.is_positive):
+        if not _is_canonical(d):
             return sym(d.name)
         return d
     if isinstance(d, sympy.Expr):
-        if not d.free_symbols <= {s for s in d.free_symbols if s.is_integer and s.is_positive}:
+        if not all(_is_canonical(s) for s in d.free_symbols):
             d = d.xreplace({s: sym(s.name) for s in d.free_symbols})
         if not d.has(sympy.floor, sympy.ceiling, sympy.Mod, sympy.Min, sympy.Max):
             return sympy.expand(d)
@@ -63,6 +65,12 @@ def canon(d: Dim | str) -> sympy.Expr:
     if hasattr(d, "__index__"):
         return sympy.Integer(int(d))
     raise DimParseError(f"a dim must be an int, a str or a sympy expression, not {type(d).__name__}")
+
+
+def _is_canonical(s: sympy.Symbol) -> bool:
+    """True for the one symbol of its name that sym() makes (a symbol made
+    elsewhere, e.g. a positive one, is another sympy symbol of that name)."""
+    return s == sympy.Symbol(s.name, integer=True, nonnegative=True)
 
 
 def _is_nested_floordiv(e: sympy.Expr) -> bool:
@@ -411,8 +419,8 @@ def bind_shape(
         )
     for e, v in zip(expected, actual):
         if e.is_Symbol and e not in bindings:
-            if v < 1:
-                raise ShapeError(f"{what}: symbol {e.name} must be >= 1, got {v} (shape {tuple(actual)})")
+            if v < 0:
+                raise ShapeError(f"{what}: symbol {e.name} must be >= 0, got {v} (shape {tuple(actual)})")
             bindings[e] = int(v)
     for i, (e, v) in enumerate(zip(expected, actual)):
         unbound = [s for s in e.free_symbols if s not in bindings]
@@ -455,7 +463,7 @@ def _solve_linear(e: sympy.Expr, s: sympy.Symbol, value: int, bindings: dict[sym
     a, b = poly.all_coeffs()
     sol = sympy.Rational(value - b, 1) / a if a.is_Integer and b.is_Integer else None
     if sol is not None and sol.is_Integer:
-        if sol < 1:
+        if sol < 0:
             raise ShapeError(f"{what} is {value}, which solves {dim_to_str(e)} for {s.name} = {int(sol)}, "
-                             f"but {s.name} must be >= 1")
+                             f"but {s.name} must be >= 0")
         bindings[s] = int(sol)

@@ -71,13 +71,11 @@ def test_a_constant_condition_picks_its_branch_at_import() -> None:
     assert z.shape == (6,)
 
 
-@pytest.mark.xfail(strict=True, reason="scan outputs start empty: they need nonnegative symbols (not yet on main)")
 @pytest.mark.parametrize("trips", [1, 4])
 def test_loop_with_carried_values_and_scan_outputs(trips: int) -> None:
     _same_as_ort(loop_model(), [{"x": np.array([1, 2, 3], "float32"), "M": np.array(trips)}])
 
 
-@pytest.mark.xfail(strict=True, reason="an empty scan output needs nonnegative symbols (not yet on main)")
 def test_loop_of_zero_iterations() -> None:
     _same_as_ort(loop_model(), [{"x": np.array([1, 2, 3], "float32"), "M": np.array(0)}])
 

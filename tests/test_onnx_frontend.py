@@ -441,7 +441,8 @@ def test_bad_types_and_domains() -> None:
     _errors(model([node("Relu", ["x"], ["y"])], [("x", TensorProto.COMPLEX64, [2])], ["y"]), r"COMPLEX64")
     m = model([node("FusedGemm", ["x"], ["y"], name="fg", domain="com.microsoft")], [("x", F, [2])], ["y"])
     _errors(m, r"'fg' \(FusedGemm\): domain 'com.microsoft'")
-    _errors(model([node("Relu", ["x"], ["y"])], [("x", F, [0, 2])], ["y"]), r"input 'x' dim 0 is 0")
+    # a static 0 is an empty dim (tests/test_empty_tensors.py); a negative one is refused
+    _errors(model([node("Relu", ["x"], ["y"])], [("x", F, [-1, 2])], ["y"]), r"input 'x' dim 0 is -1; dims must be >= 0")
 
 
 def test_shape_errors_carry_the_node() -> None:

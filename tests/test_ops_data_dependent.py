@@ -16,7 +16,6 @@ from relax_xdsl import op
 from relax_xdsl.errors import BoundsError, ShapeError
 
 RUNS = [("interp", "default"), ("interp", "fast"), ("c", "default"), ("c", "fast")]
-ZERO = pytest.mark.xfail(strict=True, reason="symbols are positive until nonnegative symbols land")
 
 
 def _all_levels(module, cases, expected) -> None:
@@ -60,7 +59,6 @@ def test_nonzero_sizes_vary() -> None:
     _all_levels(NONZERO, [(x,) for x in xs], [np.array(np.nonzero(x), np.int64) for x in xs])
 
 
-@ZERO
 def test_nonzero_of_all_zeros() -> None:
     x = np.zeros((2, 3), "float32")
     _all_levels(NONZERO, [(x,)], [np.zeros((2, 0), np.int64)])

@@ -59,7 +59,7 @@ def take_module(axis: int | None, index_dtype: str = "int64", index_shape: tuple
 
 
 def empty_axis_module() -> Any:
-    """take along x[:, 1:], whose axis m - 1 is empty at m = 1 (symbols are >= 1)."""
+    """take along x[:, 1:], whose axis is empty at m = 1 (and at m = 0)."""
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", "m"], "float32")
         i = fb.param("i", ["k"], "int64")
@@ -218,7 +218,8 @@ def slice_module(begin: str | int, end: str | int) -> Any:
         x = fb.param("x", ["p", "m"], "float32")
         y = fb.param("y", ["n", "m"], "float32")
         s = op.strided_slice(x, [0], [begin], [end], assume_inbound=True)
-        fb.ret(op.add(s, op.strided_slice(y, [0], [0], [1])))
+        # y[:1] as a [1, m] row (n may be 0, so a slice y[:1] is min(1, n) long and would not broadcast)
+        fb.ret(op.add(s, op.take(y, np.zeros(1, np.int64), axis=0)))
     return fb.module
 
 

@@ -71,7 +71,8 @@ def test_equality_and_difference() -> None:
     assert dims_equal(n * 784, 784 * n)
     assert dims_equal(floordiv(4 * n, 2), 2 * n)
     assert dims_differ(n, n + 1)
-    assert dims_differ(n, 2 * n)
+    assert not dims_differ(n, 2 * n)  # symbols are >= 0: equal at n = 0
+    assert dims_differ(n, 2 * n + 1)
     assert dims_differ(3, 4)
     assert not dims_differ(n, m)
     assert not dims_equal(n, m)
@@ -91,8 +92,11 @@ def test_evaluate_and_bind() -> None:
         bind_shape(["n", "n"], [3], {}, "input x")
     with pytest.raises(ShapeError, match="2\\*m"):
         bind_shape(["2*m"], [7], {}, "input y")
-    with pytest.raises(ShapeError, match="must be >= 1"):
-        bind_shape(["n"], [0], {}, "input z")
+    zero: dict[sympy.Symbol, int] = {}
+    bind_shape(["n"], [0], zero, "input z")  # symbols are >= 0: an empty dim binds
+    assert zero == {n: 0}
+    with pytest.raises(ShapeError, match="n = -1.*must be >= 0"):
+        bind_shape(["n + 2"], [1], {}, "input z")
 
 
 def test_floordiv_factors_print_with_parentheses() -> None:

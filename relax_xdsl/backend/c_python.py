@@ -5,7 +5,7 @@ per-argument conversions and result wrapping (a whole call of a tiny add:
 
 An entry point takes only what its C function takes as is: exact
 `numpy.ndarray`s of its dtype and rank, native byte order, aligned and
-C-contiguous, with its static dims and dynamic dims >= 1 (ints for index
+C-contiguous, with its static dims (ints for index
 parameters), bool arrays holding only bytes 0 and 1. Anything else, and any call the C function fails, returns
 None, and the ctypes path (backend/c.py) checks, converts, calls and words
 the error as before. Needs Python's and numpy's C headers; without them the
@@ -104,7 +104,6 @@ def _entry(sig: FuncSignature) -> tuple[str, str]:
             typenum = dtypes.np_dtype(elem).num
             lines.append(f"  PyArrayObject* x{k} = rxpy_plain(args[{k}], {typenum}, {len(shape)});")
             tests = [f"!x{k}"] + [f"PyArray_DIMS(x{k})[{axis}] != {d}" for axis, d in enumerate(shape) if d >= 0]
-            tests += [f"PyArray_DIMS(x{k})[{axis}] < 1" for axis in dyn]
             if dtypes.dtype_name(elem) == "bool":
                 tests.append(f"!rxpy_bools(x{k})")
             lines.append(f"  if ({' || '.join(tests)}) Py_RETURN_NONE;")

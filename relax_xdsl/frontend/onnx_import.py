@@ -434,8 +434,8 @@ class Importer:
         dims: list[Dim] = []
         for axis, d in enumerate(tt.shape.dim):
             if d.HasField("dim_value"):
-                if d.dim_value <= 0:
-                    raise OnnxImportError(f"input {name!r} dim {axis} is {d.dim_value}; dims must be >= 1")
+                if d.dim_value < 0:  # 0 is an empty dim, as a symbol bound to 0
+                    raise OnnxImportError(f"input {name!r} dim {axis} is {d.dim_value}; dims must be >= 0")
                 dims.append(int(d.dim_value))
             elif d.dim_param:
                 dims.append(self._symbol(d.dim_param))

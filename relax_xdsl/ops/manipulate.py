@@ -116,6 +116,8 @@ class Reshape(OpSpec):
             q = canon(total / known)
             num, den = sympy.fraction(sympy.together(q))
             if den != 1:
+                if known.is_positive is not True:  # symbols may be 0: the division needs a divisor >= 1
+                    ctx.same(sympy.Max(known, 1), known, f"divisor {dim_to_str(known)} of the -1 dim must be >= 1")
                 q = floordiv(total, known)
                 rem = mod(total, known)
                 if rem.is_Integer and rem != 0:

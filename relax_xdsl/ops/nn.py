@@ -156,6 +156,8 @@ class Softmax(_SoftmaxBase):
     name = "softmax"
 
     def reference(self, data: np.ndarray, axis: int) -> np.ndarray:
+        if data.size == 0:  # no row to take a max of (an empty axis, or no rows)
+            return data.copy()
         x = data.astype(_compute_dtype(data.dtype), copy=False)
         e = np.exp(x - np.max(x, axis=axis, keepdims=True))
         return (e / np.sum(e, axis=axis, keepdims=True)).astype(data.dtype, copy=False)
@@ -168,6 +170,8 @@ class LogSoftmax(_SoftmaxBase):
     name = "log_softmax"
 
     def reference(self, data: np.ndarray, axis: int) -> np.ndarray:
+        if data.size == 0:  # no row to take a max of (an empty axis, or no rows)
+            return data.copy()
         x = data.astype(_compute_dtype(data.dtype), copy=False)
         shifted = x - np.max(x, axis=axis, keepdims=True)
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
