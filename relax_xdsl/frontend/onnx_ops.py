@@ -468,6 +468,8 @@ def _transpose(n: Node) -> Value:
 @register_converter("Unsqueeze", attrs=("axes",))
 def _unsqueeze(n: Node) -> Value:
     x = n.input(0, "data")
+    if n.opset >= 13:
+        rt.refuse_runtime(n, 1, "axes", "the output rank would depend on data, which static-rank types cannot express")
     axes = n.static_ints(1, "axes") if n.opset >= 13 else list(n.attr("axes"))
     out_rank = x.ndim + len(axes)
     norm = sorted(n.axis(a, out_rank) for a in axes)
@@ -484,6 +486,8 @@ def _unsqueeze(n: Node) -> Value:
 @register_converter("Squeeze", attrs=("axes",))
 def _squeeze(n: Node) -> Value:
     x = n.input(0, "data")
+    if n.opset >= 13:
+        rt.refuse_runtime(n, 1, "axes", "the output rank would depend on data, which static-rank types cannot express")
     axes = (n.static_ints(1, "axes") if n.optional(1) is not None else None) if n.opset >= 13 else n.attr("axes", None)
     if axes is None:
         norm = [i for i, d in enumerate(x.shape) if is_one(canon(d))]

@@ -32,6 +32,14 @@ def is_runtime(n: Node, i: int) -> bool:
     return isinstance(n.optional(i), Var)
 
 
+def refuse_runtime(n: Node, i: int, what: str, why: str) -> None:
+    """An import error for input `i` computed at run time where the output's
+    rank (or which dims it has) would depend on the data."""
+    if is_runtime(n, i):
+        n.fail(f"input {i} ({what}) is computed at run time, but {why}; it must be known at import time "
+               "(a constant, or computed from shapes)")
+
+
 def const(value: Any, dtype: str = "int64") -> Known:
     return Known(np.array(value, dtype=dtype), dtype)
 
