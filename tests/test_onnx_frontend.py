@@ -414,8 +414,15 @@ def test_missing_initializer_and_unsupported_outputs() -> None:
 
 
 def test_runtime_values_where_import_time_values_are_needed() -> None:
-    _errors(model([node("Reshape", ["x", "s"], ["y"], name="rs")], [("x", F, [4]), ("s", I64, [2])], ["y"]),
-            r"'rs' \(Reshape\): input 1 \(shape\) must be known at import time")
+    """Reshape's shape as data binds fresh symbols at run time (tests/test_onnx_runtime_shapes.py); an input
+    whose values would fix the output rank is still refused, naming the node, the input and why."""
+    module = rx.from_onnx(model([node("Reshape", ["x", "s"], ["y"], name="rs")], [("x", F, [4]), ("s", I64, [2])],
+                                ["y"]))
+    assert "relax.tensor_to_shape" in str(module)
+    np.testing.assert_array_equal(rx.evaluate(module, "main", np.arange(4, dtype="float32"), np.array([2, 2])),
+                                  np.arange(4, dtype="float32").reshape(2, 2))
+    _errors(model([node("Unsqueeze", ["x", "a"], ["y"], name="us")], [("x", F, [4]), ("a", I64, [1])], ["y"]),
+            r"'us' \(Unsqueeze\): input 1 \(axes\) is computed at run time, but the output rank would depend")
 
 
 def test_sizes_used_as_tensor_data_are_computed_at_run_time() -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import sympy
 
 from relax_xdsl.builder import Var
+from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import (
     FOLD_LIMIT,
     ONNX_DTYPES,
@@ -147,6 +148,13 @@ def _clip(n: Node) -> Value:
     x = n.input(0, "input")
     if n.opset < 11:
         lo, hi = n.attr("min", None), n.attr("max", None)
+    elif rt.is_runtime(n, 1) or rt.is_runtime(n, 2):  # bounds computed at run time: tensor operands
+        out: Value = x
+        if n.optional(1) is not None:
+            out = n.op("maximum", out, rt.scalar_tensor(n, 1, "min"))
+        if n.optional(2) is not None:
+            out = n.op("minimum", out, rt.scalar_tensor(n, 2, "max"))
+        return out
     else:
         lo, hi = n.scalar(1, "min"), n.scalar(2, "max")
     dt = np.dtype(_dtype_of(x))
@@ -418,6 +426,9 @@ def _size(n: Node) -> Value:
 @register_converter("Reshape", attrs=("allowzero",))
 def _reshape(n: Node) -> Value:
     x = n.input(0, "data")
+    if rt.is_runtime(n, 1):
+        return n.op("reshape", x, shape=rt.reshape_target(n, x, rt.int_vector(n, 1, "shape"),
+                                                          bool(n.attr("allowzero", 0))))
     target = n.ints(1, "shape")
     if isinstance(x, Known) and all(isinstance(v, int) for v in target) and \
             not (n.importer.keep_params and x.initializer):
@@ -457,6 +468,8 @@ def _transpose(n: Node) -> Value:
 @register_converter("Unsqueeze", attrs=("axes",))
 def _unsqueeze(n: Node) -> Value:
     x = n.input(0, "data")
+    if n.opset >= 13:
+        rt.refuse_runtime(n, 1, "axes", "the output rank would depend on data, which static-rank types cannot express")
     axes = n.static_ints(1, "axes") if n.opset >= 13 else list(n.attr("axes"))
     out_rank = x.ndim + len(axes)
     norm = sorted(n.axis(a, out_rank) for a in axes)
@@ -473,6 +486,8 @@ def _unsqueeze(n: Node) -> Value:
 @register_converter("Squeeze", attrs=("axes",))
 def _squeeze(n: Node) -> Value:
     x = n.input(0, "data")
+    if n.opset >= 13:
+        rt.refuse_runtime(n, 1, "axes", "the output rank would depend on data, which static-rank types cannot express")
     axes = (n.static_ints(1, "axes") if n.optional(1) is not None else None) if n.opset >= 13 else n.attr("axes", None)
     if axes is None:
         norm = [i for i, d in enumerate(x.shape) if is_one(canon(d))]
@@ -503,6 +518,11 @@ def _split(n: Node) -> Sequence[Value]:
     axis = n.axis(n.attr("axis", 0), x.ndim)
     count = len(n.outputs)
     sizes: list[int] | None = None
+    if n.opset >= 13 and rt.is_runtime(n, 1):
+        parts = rt.split(n, x, rt.int_vector(n, 1, "split"), axis)
+        if len(parts) != count:
+            n.fail(f"split has {len(parts)} sizes but the node has {count} outputs")
+        return parts
     if n.opset >= 13 and n.optional(1) is not None:
         sizes = n.static_ints(1, "split")
     elif n.opset < 13 and "split" in n.attrs:
@@ -552,6 +572,8 @@ def _slice(n: Node) -> Value:
         starts, ends = list(n.attr("starts")), list(n.attr("ends"))
         axes = list(n.attr("axes", range(len(starts))))
         steps = [1] * len(starts)
+    elif rt.is_runtime(n, 1) or rt.is_runtime(n, 2):
+        return _runtime_slice(n, x)
     else:
         starts, ends = n.ints(1, "starts"), n.ints(2, "ends")
         axes = n.static_ints(3, "axes") if n.optional(3) is not None else list(range(len(starts)))
@@ -571,6 +593,27 @@ def _slice(n: Node) -> Value:
         return simplify_known(Known(x.array[tuple(index)], x.dtype))
     # symbolic bounds (`pos[:t]`): assumed within the dim, checked at run time
     return n.op("strided_slice", x, axes=axes, begin=begin, end=end, strides=steps, assume_inbound=symbolic)
+
+
+def _runtime_slice(n: Node, x: Value) -> Value:
+    """Slice with starts/ends computed at run time (axes and steps must be
+    known: they fix which dims change): one gather per sliced axis."""
+    starts, ends = rt.int_vector(n, 1, "starts"), rt.int_vector(n, 2, "ends")
+    k = int(starts.shape[0])
+    axes = n.static_ints(3, "axes") if n.optional(3) is not None else list(range(k))
+    steps = n.static_ints(4, "steps") if n.optional(4) is not None else [1] * k
+    if not int(ends.shape[0]) == k == len(axes) == len(steps):
+        n.fail("starts, ends, axes and steps must have the same length")
+    axes = [n.axis(a, x.ndim) for a in axes]
+    if len(set(axes)) != len(axes):
+        n.fail(f"axes {axes} repeat an axis")
+    if any(s == 0 for s in steps):
+        n.fail("steps must not be 0")
+    y = x
+    for i, (a, s) in enumerate(zip(axes, steps)):
+        b, e = (n.op("take", v, rt.const(i), axis=0) for v in (starts, ends))
+        y = rt.slice_axis(n, y, a, rt.as_var(b), rt.as_var(e), s)
+    return y
 
 
 def _slice_bound(n: Node, x: Value, axis: int, v: Any, what: str) -> Any:
@@ -596,6 +639,8 @@ def _trilu(n: Node) -> Value:
 @register_converter("Expand")
 def _expand(n: Node) -> Value:
     x = n.input(0, "input")
+    if rt.is_runtime(n, 1):
+        return n.op("broadcast_to", x, shape=rt.broadcast_target(n, x, rt.int_vector(n, 1, "shape")))
     shape = n.ints(1, "shape")
     xs = [canon(d) for d in x.shape]
     rank = max(len(xs), len(shape))
@@ -619,12 +664,15 @@ def _expand(n: Node) -> Value:
 
 @register_converter("ConstantOfShape", attrs=("value",))
 def _constant_of_shape(n: Node) -> Value:
-    shape = n.ints(0, "input")
     value = n.attr("value", np.zeros(1, np.float32))
     value = np.asarray(value).reshape(-1)
     if value.size != 1:
         n.fail("value must hold one element")
     dtype = value.dtype.name
+    if rt.is_runtime(n, 0):
+        dims = rt.sizes(n, rt.int_vector(n, 0, "input"), "shape")
+        return n.op("full", shape=dims, fill_value=float(value[0]), dtype=dtype)
+    shape = n.ints(0, "input")
     if all(isinstance(v, int) for v in shape):
         if any(v < 0 for v in shape):
             n.fail(f"shape {shape} has a negative dim")
@@ -636,7 +684,14 @@ def _constant_of_shape(n: Node) -> Value:
 @register_converter("Range")
 def _range(n: Node) -> Value:
     """Static bounds: folded (or arange); a symbolic limit (`torch.arange(t)`)
-    with static start and delta: arange with a symbolic length."""
+    with static start and delta: arange with a symbolic length; bounds
+    computed at run time: the length and the values computed from data."""
+    if any(rt.is_runtime(n, i) for i in range(3)):
+        dtype = n.input(0, "start").dtype
+        bounds = [rt.scalar_tensor(n, i, w) for i, w in enumerate(("start", "limit", "delta"))]
+        if any(b.dtype != dtype for b in bounds):
+            n.fail(f"start, limit and delta must have one element type, got {[b.dtype for b in bounds]}")
+        return rt.range_values(n, *bounds, dtype)
     values = []
     for i, w in enumerate(("start", "limit", "delta")):
         k = n.known(i, w)

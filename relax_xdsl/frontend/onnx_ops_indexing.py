@@ -3,15 +3,17 @@ ScatterElements (and its deprecated alias Scatter), ScatterND, OneHot,
 CumSum, CumProd, ReverseSequence and TopK, onto the graph ops of
 relax_xdsl/ops/indexing.py.
 
-Sizes and axes that ONNX passes as inputs (OneHot's depth, TopK's K,
-CumSum's axis) must be known at import time: they fix the output shape or
-the loop structure. Reductions ONNX added in later opsets (add/mul at 16,
+Sizes and axes that ONNX passes as inputs (TopK's K, CumSum's axis) must
+be known at import time: they fix the output shape or the loop structure;
+OneHot's depth computed at run time binds a fresh symbol
+(onnx_runtime_values). Reductions ONNX added in later opsets (add/mul at 16,
 max/min at 18) are refused on older opsets, as the spec does not define
 them there.
 """
 
 from __future__ import annotations
 
+from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
 
 _INDEX_TYPES = ("int32", "int64")
@@ -67,6 +69,12 @@ def _scatter_nd(n: Node) -> Value:
 @register_converter("OneHot", attrs=("axis",))
 def _one_hot(n: Node) -> Value:
     indices = n.input(0, "indices")
+    if rt.is_runtime(n, 1):
+        values = n.input(2, "values")
+        if values.ndim != 1 or values.shape[0] != 2:
+            n.fail(f"values must be [off_value, on_value], got shape {list(values.shape)}")
+        return rt.one_hot(n, indices, rt.scalar_tensor(n, 1, "depth"), values, n.axis(n.attr("axis", -1),
+                                                                                      indices.ndim + 1))
     depth = n.scalar(1, "depth")
     if depth is None:
         n.fail("input 1 (depth) is required")

@@ -2,8 +2,10 @@
 CenterCropPad, Resize and Upsample, onto relax.pad / tile / resize and
 reshape + permute_dims compositions (exact, and fused into one gather).
 
-Sizes, pads and scales must be known at import time (constants or shape
-computations); the data dims may stay symbolic where the op allows.
+Sizes and scales must be known at import time (constants or shape
+computations); the data dims may stay symbolic where the op allows. Pads
+and Tile's repeats computed at run time bind fresh symbols
+(onnx_runtime_values).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Node, Value, register_converter
 from relax_xdsl.shape import canon, dim_to_str, dims_equal, floordiv
 
@@ -31,6 +34,8 @@ def _pad(n: Node) -> Value:
         pads = list(n.attr("pads" if n.opset >= 2 else "paddings"))
         value = float(n.attr("value", 0.0))
         axes = list(range(x.ndim))
+    elif rt.is_runtime(n, 1) or rt.is_runtime(n, 2):
+        return _runtime_pad(n, x, mode)
     else:
         pads = n.static_ints(1, "pads")
         value = n.scalar(2, "constant_value") if n.optional(2) is not None else 0
@@ -49,6 +54,23 @@ def _pad(n: Node) -> Value:
     return n.op("pad", x, pad_before=before, pad_after=after, mode=mode, pad_value=float(value))
 
 
+def _runtime_pad(n: Node, x: Value, mode: str) -> Value:
+    """Pad with pads or the constant value computed at run time (axes must be known)."""
+    axes = [n.axis(a, x.ndim) for a in n.static_ints(3, "axes")] if n.opset >= 18 and \
+        n.optional(3) is not None else list(range(x.ndim))
+    if len(set(axes)) != len(axes):
+        n.fail(f"axes {axes} repeat an axis")
+    pads = rt.int_vector(n, 1, "pads")
+    if int(pads.shape[0]) != 2 * len(axes):
+        n.fail(f"pads has {pads.shape[0]} values; it needs two per padded axis ({2 * len(axes)})")
+    value: Value = rt.const(0, x.dtype)
+    if n.optional(2) is not None:
+        value = rt.scalar_tensor(n, 2, "constant_value")
+        if value.dtype != x.dtype:
+            n.fail(f"constant_value must be {x.dtype} like the data, got {value.dtype}")
+    return rt.gather_pad(n, x, pads, axes, mode, value)
+
+
 # -- Tile --------------------------------------------------------------------------------------------------------
 
 
@@ -57,6 +79,11 @@ def _tile(n: Node) -> Value:
     x = n.input(0, "input")
     if n.opset < 6:
         n.fail("Tile before opset 6 (tiles and axis inputs) is not supported")
+    if rt.is_runtime(n, 1):
+        repeats_data = rt.int_vector(n, 1, "repeats")
+        if int(repeats_data.shape[0]) != x.ndim:
+            n.fail(f"repeats has {repeats_data.shape[0]} values for an input of rank {x.ndim}")
+        return rt.tile(n, x, repeats_data)
     repeats = n.static_ints(1, "repeats")
     if len(repeats) != x.ndim:
         n.fail(f"repeats has {len(repeats)} values for an input of rank {x.ndim}")

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl import dtypes
+from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
 from relax_xdsl.shape import canon
 
@@ -235,6 +236,8 @@ def _reduce_axes(n: Node, x: Value) -> list[int] | None:
     """The sorted axes to reduce: None = all, [] = none (noop_with_empty_axes)."""
     from_input = n.opset >= 18 or (n.op_type == "ReduceSum" and n.opset >= 13)
     if from_input:
+        rt.refuse_runtime(n, 1, "axes", "which dims are reduced would depend on data (the output rank, or with "
+                          "keepdims=1 whether each dim becomes 1), which static types cannot express")
         axes = n.static_ints(1, "axes") if n.optional(1) is not None else []
     else:
         axes = list(n.attr("axes", []))

@@ -1,0 +1,258 @@
+"""Run-time forms of ONNX inputs that carry sizes (Reshape's shape, Tile's
+repeats, Slice's starts, Range's bounds, ...) when they are not known at
+import time: a graph input, or computed from tensor data.
+
+Such an input is normalised with ordinary graph ops on small int64 tensors
+(ONNX's 0 and -1 in Reshape, negative and out-of-range Slice bounds, Range's
+length) and then turned into sizes with `tensor_to_shape`: its entries bind
+FRESH symbols at run time, which the op then uses in its (static-attribute)
+dims. The symbols are named after the node and input (`Reshape_3_shape0`),
+so the run-time checks (a size out of range, an element count that does not
+match) name the ONNX op. An output whose RANK would depend on data
+(Squeeze/Unsqueeze with run-time axes) is an import error: types here have a
+static rank.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy
+
+from relax_xdsl.builder import Var
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, known_dims
+from relax_xdsl.shape import Dim, canon, dim_to_str
+
+_INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
+
+
+def is_runtime(n: Node, i: int) -> bool:
+    """Input `i` is present and computed at run time (not a Known)."""
+    return isinstance(n.optional(i), Var)
+
+
+def refuse_runtime(n: Node, i: int, what: str, why: str) -> None:
+    """An import error for input `i` computed at run time where the output's
+    rank (or which dims it has) would depend on the data."""
+    if is_runtime(n, i):
+        n.fail(f"input {i} ({what}) is computed at run time, but {why}; it must be known at import time "
+               "(a constant, or computed from shapes)")
+
+
+def const(value: Any, dtype: str = "int64") -> Known:
+    return Known(np.array(value, dtype=dtype), dtype)
+
+
+def dims_data(n: Node, dims: list[Any]) -> Var:
+    """Dims (ints or symbolic) as an int64 [k] tensor."""
+    return n.importer.tensor(known_dims([canon(d) for d in dims]), n)
+
+
+def int_vector(n: Node, i: int, what: str) -> Var:
+    """Input `i` as an int64 [k] tensor of static length k (the length fixes a rank or a count)."""
+    v = n.tensor(i, what)
+    if v.dtype not in _INT_TYPES:
+        n.fail(f"input {i} ({what}) must hold integers, got {v.dtype}")
+    if v.ndim != 1:
+        n.fail(f"input {i} ({what}) must be a 1-d tensor, got rank {v.ndim}")
+    length = canon(v.shape[0])
+    if not length.is_Integer:
+        n.fail(f"input {i} ({what}) has a length of {dim_to_str(length)} entries computed at run time; its length "
+               "fixes the output rank, so it must be static")
+    return v if v.dtype == "int64" else as_int64(n, v)
+
+
+def scalar_tensor(n: Node, i: int, what: str) -> Var:
+    """Input `i` as a 0-d tensor (ONNX scalars are sometimes given as [1])."""
+    v = n.tensor(i, what)
+    size = canon(sympy.Mul(*[canon(d) for d in v.shape]))
+    if v.ndim > 1 or not (size.is_Integer and int(size) == 1):
+        n.fail(f"input {i} ({what}) must be a scalar, got shape [{', '.join(dim_to_str(canon(d)) for d in v.shape)}]")
+    return v if v.ndim == 0 else as_var(n.op("reshape", v, shape=[]))
+
+
+def as_var(v: Value) -> Var:
+    assert isinstance(v, Var)
+    return v
+
+
+def as_int64(n: Node, v: Value) -> Var:
+    return as_var(n.op("astype", v, dtype="int64")) if v.dtype != "int64" else as_var(v)
+
+
+def sizes(n: Node, t: Value, what: str, dims: list[Dim] | None = None) -> list[Dim]:
+    """The entries of int64 [k] tensor `t` as sizes: fresh symbols named after
+    the node and `what`, bound at run time (each checked to be a valid size);
+    `dims` replaces them with expressions to check instead."""
+    tensor = as_int64(n, t)
+    fb = n.importer.fb
+    k = int(canon(tensor.shape[0]))
+    if dims is None:
+        label = n.name or f"{n.op_type}_{n.index}"
+        dims = fb.fresh_symbols(k, prefix=identifier(f"{label}_{what}", "s"))
+    return list(fb.tensor_to_shape(tensor, dims).sym_value)  # type: ignore[arg-type]
+
+
+def numel_data(n: Node, x: Value) -> Var:
+    """The element count of `x` as an int64 [1] tensor."""
+    return dims_data(n, [canon(sympy.Mul(*[canon(d) for d in x.shape]))])
+
+
+def reshape_target(n: Node, x: Value, shape: Var, allowzero: bool) -> list[Dim]:
+    """Reshape's run-time shape tensor as dims: 0 copies the input dim (unless
+    allowzero), one -1 is inferred from the element count; two -1s, negative
+    or oversized entries are rejected by the size checks at run time, a wrong
+    element count by reshape's own check."""
+    k = int(canon(shape.shape[0]))
+    s: Value = shape
+    if not allowzero:
+        copy = dims_data(n, [x.shape[i] if i < x.ndim else 0 for i in range(k)])  # 0 past the rank stays 0: rejected
+        s = n.op("where", n.op("equal", s, const(0)), copy, s)
+    minus = n.op("equal", s, const(-1))
+    count = n.op("sum", n.op("astype", minus, dtype="int64"), axis=[0], keepdims=True)
+    others = n.op("prod", n.op("where", minus, const(1), s), axis=[0], keepdims=True)
+    infer = n.op("divide", numel_data(n, x), n.op("maximum", others, const(1)))
+    infer = n.op("where", n.op("greater", count, const(1)), const(-1), infer)  # two -1s: stays -1, rejected
+    s = n.op("where", minus, infer, s)
+    return sizes(n, s, "shape")
+
+
+def broadcast_target(n: Node, x: Value, shape: Var) -> list[Dim]:
+    """Expand's run-time shape broadcast with the input's dims: entries of 1
+    keep the input dim; others must equal it or replace a 1 (broadcast_to
+    checks that at run time)."""
+    k, r = int(canon(shape.shape[0])), x.ndim
+    rank = max(k, r)
+    s: Value = shape
+    if k < rank:
+        s = n.op("concat", const([1] * (rank - k)), s, axis=0)
+    xpad = dims_data(n, [1] * (rank - r) + list(x.shape))
+    return sizes(n, n.op("where", n.op("equal", s, const(1)), xpad, s), "shape")
+
+
+def tile(n: Node, x: Value, repeats: Var) -> Value:
+    """Tile by run-time repeats: x viewed as [1, d0, 1, d1, ...], broadcast to
+    [r0, d0, r1, d1, ...] and merged to [r0*d0, r1*d1, ...]."""
+    reps = sizes(n, repeats, "repeats")
+    dims = [canon(d) for d in x.shape]
+    inter: list[Dim] = []
+    for d in dims:
+        inter += [sympy.Integer(1), d]
+    y = n.op("reshape", x, shape=inter)
+    y = n.op("broadcast_to", y, shape=[v for r, d in zip(reps, dims) for v in (r, d)])
+    return n.op("reshape", y, shape=[canon(r * d) for r, d in zip(reps, dims)])
+
+
+def arange_length(n: Node, start: Var, limit: Var, delta: Var, dtype: str) -> Var:
+    """max(ceil((limit - start) / delta), 0) as an int64 [1] tensor."""
+    diff = n.op("subtract", limit, start)
+    if dtype.startswith("float"):
+        q = n.op("ceil", n.op("divide", diff, delta))
+        q = n.op("where", n.op("equal", q, q), q, const(0.0, dtype))  # NaN (delta 0, 0/0): no elements
+        big = const(float(2**62), dtype)
+        q = as_int64(n, n.op("minimum", n.op("maximum", q, n.op("negative", big)), big))
+    else:
+        diff, delta = as_int64(n, diff), as_int64(n, delta)
+        q = n.op("negative", n.op("divide", n.op("negative", diff), delta))  # ceil by floor division
+    return as_var(n.op("reshape", n.op("maximum", q, const(0)), shape=[1]))
+
+
+def range_values(n: Node, start: Var, limit: Var, delta: Var, dtype: str) -> Value:
+    """Range with bounds as data: start + i * delta for i < the run-time length."""
+    (length,) = sizes(n, arange_length(n, start, limit, delta, dtype), "length")
+    i = n.op("arange", start=0.0, step=1.0, dtype=dtype, length=[length])
+    return n.op("add", start, n.op("multiply", i, delta))
+
+
+def slice_axis(n: Node, x: Value, axis: int, start: Var, end: Var, step: int) -> Value:
+    """x[start:end:step] along `axis` with bounds as data (0-d int64),
+    normalised as ONNX specifies (negative: from the end; clamped to [0, d]
+    for a positive step, [-1, d - 1] for a negative one), as a gather of
+    start + i * step for i < max(ceil((end - start) / step), 0)."""
+    d = dims_data(n, [x.shape[axis]])
+    lo, hi = (const(0), d) if step > 0 else (const(-1), n.op("subtract", d, const(1)))
+
+    def norm(v: Var) -> Value:
+        v = as_var(n.op("where", n.op("less", v, const(0)), n.op("add", v, d), v))
+        return n.op("minimum", n.op("maximum", v, lo), hi)
+
+    b, e = norm(start), norm(end)  # a negative step from -1 (before the first element) takes nothing
+    diff = n.op("subtract", e, b)
+    count = n.op("negative", n.op("divide", n.op("negative", diff), const(step)))
+    count = n.op("maximum", count, const(0))
+    (length,) = sizes(n, as_var(count), f"axis{axis}_length")
+    idx = n.op("add", b, n.op("multiply", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[length]),
+                                const(step)))
+    return n.op("take", x, idx, axis=axis)
+
+
+def gather_pad(n: Node, x: Value, pads: Var, axes: list[int], mode: str, value: Value) -> Value:
+    """Pad with pads (and the constant value) as data, as one gather per padded
+    axis: output index j reads input index j - before, mapped into range by
+    the mode (constant: out of range reads `value`; edge: clamped; reflect;
+    wrap). Negative pads crop. The output dims are fresh symbols."""
+    k = len(axes)
+    before = [as_var(n.op("take", pads, const(i), axis=0)) for i in range(k)]
+    after = [as_var(n.op("take", pads, const(k + i), axis=0)) for i in range(k)]
+    in_dims = [dims_data(n, [x.shape[a]]) for a in axes]
+    out = [n.op("add", n.op("add", b, d), e) for b, d, e in zip(before, in_dims, after)]
+    lengths = sizes(n, as_var(n.op("concat", *out, axis=0)), "pads")
+    y = x
+    for a, b, e, full, length in zip(axes, before, after, in_dims, lengths):
+        # negative pads crop first; the mode then pads the cropped range [crop, crop + d)
+        crop = n.op("maximum", n.op("negative", b), const(0))
+        d = n.op("subtract", n.op("subtract", full, crop), n.op("maximum", n.op("negative", e), const(0)))
+        b = n.op("maximum", b, const(0))
+        src = n.op("subtract", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[length]), b)
+        last = n.op("subtract", d, const(1))
+        if mode == "edge" or mode == "constant":
+            idx = n.op("minimum", n.op("maximum", src, const(0)), last)
+        elif mode == "wrap":
+            idx = n.op("mod", src, d)
+        else:  # reflect: period 2 * (d - 1); a dim of 1 reflects onto itself
+            period = n.op("maximum", n.op("multiply", last, const(2)), const(1))
+            m = n.op("mod", src, period)
+            idx = n.op("minimum", n.op("where", n.op("greater", m, last), n.op("subtract", period, m), m), last)
+        taken = n.op("take", y, n.op("add", idx, crop), axis=a)
+        if mode == "constant":
+            inside = n.op("logical_and", n.op("greater_equal", src, const(0)), n.op("less", src, d))
+            shape = [1] * x.ndim
+            shape[a] = length
+            inside = n.op("reshape", inside, shape=shape)
+            taken = n.op("where", inside, taken, value)
+        y = taken
+    return y
+
+
+def one_hot(n: Node, indices: Value, depth: Var, values: Value, axis: int) -> Value:
+    """OneHot with the depth as data: indices (negative ones counted from the
+    end) compared against arange(depth) placed along `axis`."""
+    d = as_int64(n, n.op("reshape", depth, shape=[1]))
+    (length,) = sizes(n, d, "depth")
+    idx = as_int64(n, indices)
+    idx = n.op("where", n.op("less", idx, const(0)), n.op("add", idx, d), idx)
+    shape: list[Any] = [1] * (indices.ndim + 1)
+    shape[axis] = length
+    classes = n.op("reshape", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[length]), shape=shape)
+    hot = n.op("equal", n.op("expand_dims", idx, axis=[axis]), classes)
+    off, on = n.op("take", values, const(0), axis=0), n.op("take", values, const(1), axis=0)
+    return n.op("where", hot, on, off)
+
+
+def split(n: Node, x: Value, split_sizes: Var, axis: int) -> list[Value]:
+    """Split by run-time sizes: the first k - 1 bind fresh symbols, the last
+    is checked to be what remains of the dim; each part is a slice."""
+    k = int(canon(split_sizes.shape[0]))
+    dim = canon(x.shape[axis])
+    label = n.name or f"{n.op_type}_{n.index}"
+    fresh = n.importer.fb.fresh_symbols(max(k - 1, 0), prefix=identifier(f"{label}_split", "s"))
+    dims = [*fresh, canon(dim - sum(fresh, sympy.Integer(0)))]
+    parts = sizes(n, split_sizes, "split", dims)
+    out: list[Value] = []
+    begin: Dim = sympy.Integer(0)
+    for p in parts:
+        end = canon(begin + p)
+        out.append(n.op("strided_slice", x, axes=[axis], begin=[begin], end=[end], strides=[1], assume_inbound=True))
+        begin = end
+    return out

@@ -1,0 +1,153 @@
+"""ONNX inputs that carry sizes (Reshape's shape, Tile's repeats, Slice's
+bounds, Range's bounds, ...) computed at run time: imported once as run-time
+forms (tensor_to_shape binding fresh symbols), then one executable runs
+with sizes that change between calls, as onnxruntime does; hostile sizes are
+project errors naming the op, never a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+from util import onnx_model
+
+import relax_xdsl as rx
+from relax_xdsl.errors import ResourceLimitError, ShapeError
+from relax_xdsl.frontend.onnx_import import OnnxImportError
+
+ort = pytest.importorskip("onnxruntime")
+
+X24 = np.arange(24, dtype=np.float32)
+F32 = np.float32
+
+
+def _outs(r: Any) -> tuple[Any, ...]:
+    return r if isinstance(r, tuple) else (r,)
+
+
+def _check(m: Any, calls: list[dict[str, np.ndarray]], target: str, pipeline: str = "default") -> None:
+    """Every call of one executable (and of the reference evaluator) equals onnxruntime."""
+    module = rx.from_onnx(m)
+    assert "relax.tensor_to_shape" in str(module) or m.graph.node[0].op_type == "Clip"  # Clip's bounds are operands
+    sess = ort.InferenceSession(m.SerializeToString())
+    exe = rx.compile(module, target=target, pipeline=pipeline)
+    for feeds in calls:
+        want = sess.run(None, feeds)
+        got = _outs(exe.main(*feeds.values()))
+        ref = _outs(rx.evaluate(module, "main", *feeds.values()))
+        assert len(got) == len(ref) == len(want)
+        for g, r, w in zip(got, ref, want):
+            assert g.shape == w.shape and r.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=1e-6)
+            np.testing.assert_allclose(r, w, rtol=1e-6)
+
+
+def _one(op: str, inputs: list[tuple[str, int, list[Any]]], inits: dict[str, np.ndarray] | None = None,
+         outputs: tuple[str, ...] = ("y",), opset: int = 17, **attrs: Any) -> Any:
+    names = [n for n, _, _ in inputs] + list(inits or {})
+    return onnx_model([helper.make_node(op, names, list(outputs), name=f"my{op}", **attrs)], inputs, list(outputs),
+                      inits, opset=opset)
+
+
+CASES = {
+    "reshape": (_one("Reshape", [("x", T.FLOAT, ["n"]), ("s", T.INT64, [3])]),
+                [{"x": X24, "s": np.array([2, -1, 4])}, {"x": X24[:12], "s": np.array([3, 1, -1])}]),
+    "reshape_copy_zero": (_one("Reshape", [("x", T.FLOAT, ["n", 4]), ("s", T.INT64, [3])]),
+                          [{"x": X24.reshape(6, 4), "s": np.array([0, 2, 2])},
+                           {"x": X24[:8].reshape(2, 4), "s": np.array([0, -1, 1])}]),
+    "expand": (_one("Expand", [("x", T.FLOAT, [3, 1]), ("s", T.INT64, [3])]),
+               [{"x": X24[:3].reshape(3, 1), "s": np.array([2, 1, 4])}, {"x": X24[:3].reshape(3, 1), "s": np.array([1, 3, 5])}]),
+    "tile": (_one("Tile", [("x", T.FLOAT, [2, 3]), ("r", T.INT64, [2])]),
+             [{"x": X24[:6].reshape(2, 3), "r": np.array([2, 3])}, {"x": X24[:6].reshape(2, 3), "r": np.array([1, 1])}]),
+    "constant_of_shape": (_one("ConstantOfShape", [("s", T.INT64, [2])], value=helper.make_tensor("v", T.FLOAT, [1], [2.5])),
+                          [{"s": np.array([2, 3])}, {"s": np.array([4, 1])}]),
+    "range_int": (_one("Range", [("a", T.INT64, []), ("b", T.INT64, []), ("c", T.INT64, [])]),
+                  [{"a": np.array(1), "b": np.array(10), "c": np.array(3)},
+                   {"a": np.array(10), "b": np.array(1), "c": np.array(-2)}]),
+    "range_float": (_one("Range", [("a", T.FLOAT, []), ("b", T.FLOAT, []), ("c", T.FLOAT, [])]),
+                    [{"a": np.array(1, F32), "b": np.array(2.2, F32), "c": np.array(0.5, F32)},
+                     {"a": np.array(7, F32), "b": np.array(-1, F32), "c": np.array(-3, F32)}]),
+    "slice": (_one("Slice", [("x", T.FLOAT, [4, 6]), ("s", T.INT64, [2]), ("e", T.INT64, [2])],
+                   {"a": np.array([0, 1]), "st": np.array([1, -2])}),
+              [{"x": X24.reshape(4, 6), "s": np.array([1, -1]), "e": np.array([100, -100])},
+               {"x": X24.reshape(4, 6), "s": np.array([-3, 4]), "e": np.array([-1, 0])}]),
+    "pad_constant": (_one("Pad", [("x", T.FLOAT, [4, 6]), ("p", T.INT64, [4]), ("v", T.FLOAT, [])], mode="constant"),
+                     [{"x": X24.reshape(4, 6), "p": np.array([1, 2, 3, 0]), "v": np.array(7.5, F32)},
+                      {"x": X24.reshape(4, 6), "p": np.array([-1, 3, 0, -2]), "v": np.array(-1, F32)}]),
+    "pad_reflect": (_one("Pad", [("x", T.FLOAT, [4, 6]), ("p", T.INT64, [4])], mode="reflect"),
+                    [{"x": X24.reshape(4, 6), "p": np.array([1, 2, 3, 0])}, {"x": X24.reshape(4, 6), "p": np.array([0, 5, 2, 1])}]),
+    "pad_edge": (_one("Pad", [("x", T.FLOAT, [4, 6]), ("p", T.INT64, [4])], mode="edge"),
+                 [{"x": X24.reshape(4, 6), "p": np.array([1, 2, 3, 0])}, {"x": X24.reshape(4, 6), "p": np.array([-1, 3, 0, -2])}]),
+    "pad_wrap": (_one("Pad", [("x", T.FLOAT, [4, 6]), ("p", T.INT64, [4])], opset=19, mode="wrap"),
+                 [{"x": X24.reshape(4, 6), "p": np.array([1, 2, 3, 0])}, {"x": X24.reshape(4, 6), "p": np.array([-1, 3, 0, -2])}]),
+    "clip": (_one("Clip", [("x", T.FLOAT, ["n"]), ("lo", T.FLOAT, []), ("hi", T.FLOAT, [])]),
+             [{"x": X24, "lo": np.array(3, F32), "hi": np.array(7, F32)}, {"x": X24[:5], "lo": np.array(-1, F32),
+                                                                            "hi": np.array(2.5, F32)}]),
+    "split": (_one("Split", [("x", T.FLOAT, [2, "n"]), ("s", T.INT64, [3])], outputs=("a", "b", "c"), axis=1),
+              [{"x": X24.reshape(2, 12), "s": np.array([2, 3, 7])}, {"x": X24[:12].reshape(2, 6), "s": np.array([1, 4, 1])}]),
+    "one_hot": (_one("OneHot", [("i", T.INT64, [3]), ("d", T.FLOAT, [])], {"v": np.array([0, 5], F32)}, axis=0),
+                [{"i": np.array([0, -1, 7]), "d": np.array(4.0, F32)}, {"i": np.array([0, 1, 2]), "d": np.array(3.0, F32)}]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("target", ["interp", "c"])
+def test_runtime_sizes_match_onnxruntime(case: str, target: str) -> None:
+    m, calls = CASES[case]
+    _check(m, calls, target)
+
+
+@pytest.mark.parametrize("case", ["reshape", "tile", "pad_reflect", "split", "slice"])
+def test_runtime_sizes_fast_pipeline(case: str) -> None:
+    m, calls = CASES[case]
+    _check(m, calls, "c", pipeline="fast")
+
+
+def _callers(m: Any) -> list[Any]:
+    module = rx.from_onnx(m)
+    return [lambda *a: rx.evaluate(module, "main", *a), rx.compile(module, target="interp").main,
+            rx.compile(module, target="c").main]
+
+
+HOSTILE = [
+    ("reshape_two_minus_ones", CASES["reshape"][0], (X24, np.array([-1, -1, 4])), ShapeError, "myReshape_shape"),
+    ("reshape_negative", CASES["reshape"][0], (X24, np.array([-5, 2, 4])), ShapeError, "myReshape_shape"),
+    ("reshape_two_minus_ones_one_element", CASES["reshape"][0], (X24[:1], np.array([-1, -1, 1])), ShapeError,
+     "myReshape_shape"),
+    ("reshape_huge", CASES["reshape"][0], (X24, np.array([2**40, 2**40, 1])), (ShapeError, ResourceLimitError),
+     "myReshape_shape"),
+    ("tile_huge", CASES["tile"][0], (X24[:6].reshape(2, 3), np.array([2**40, 1])), ResourceLimitError, ""),
+    ("tile_negative", CASES["tile"][0], (X24[:6].reshape(2, 3), np.array([-2, 1])), ShapeError, "myTile_repeats"),
+    ("split_not_adding_up", CASES["split"][0], (X24.reshape(2, 12), np.array([3, 4, 1])), ShapeError, "mySplit_split"),
+    ("expand_mismatch", CASES["expand"][0], (X24[:3].reshape(3, 1), np.array([1, 4, 2])), ShapeError, "myExpand_shape"),
+    ("constant_of_shape_huge", CASES["constant_of_shape"][0], (np.array([2**62, 4]),), (ShapeError, ResourceLimitError),
+     ""),
+    ("range_zero_delta", CASES["range_float"][0], tuple(np.array(v, F32) for v in (0, 1, 0)), (ShapeError, ResourceLimitError), ""),
+]
+
+
+@pytest.mark.parametrize("name,m,args,err,mentions", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_sizes_are_project_errors(name: str, m: Any, args: tuple[Any, ...], err: Any, mentions: str) -> None:
+    for call in _callers(m):
+        with pytest.raises(err) as info:
+            call(*args)
+        assert mentions in str(info.value)
+
+
+@pytest.mark.parametrize("op,extra", [("Squeeze", {}), ("Unsqueeze", {}), ("ReduceSum", {"keepdims": 1}),
+                                      ("ReduceSum", {"keepdims": 0})])
+def test_runtime_axes_that_would_fix_the_rank_are_refused(op: str, extra: dict[str, Any]) -> None:
+    m = onnx_model([helper.make_node(op, ["x", "ax"], ["y"], name="n1", **extra)],
+                   [("x", T.FLOAT, [2, 1, 3]), ("ax", T.INT64, [1])], ["y"], opset=13)
+    with pytest.raises(OnnxImportError, match=rf"'n1' \({op}\): input 1 \(axes\) is computed at run time, but"):
+        rx.from_onnx(m)
+
+
+def test_constant_sizes_keep_static_types() -> None:
+    m = onnx_model([helper.make_node("Reshape", ["x", "s"], ["y"])], [("x", T.FLOAT, [4, 6])], ["y"],
+                   {"s": np.array([-1, 3], np.int64)})
+    text = str(rx.from_onnx(m))
+    assert "tensor_to_shape" not in text and "!relax.tensor<[8, 3], f32>" in text
