@@ -91,6 +91,7 @@ from relax_xdsl.dtypes import np_dtype
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import STATIC_DIM_LIMIT, canon, dim_to_str, dims_equal
 
+from .free_buffers import FreeBuffersPass
 from .memory_planning import MemoryPlan
 
 Value = Any
@@ -339,10 +340,6 @@ class _HostBuilder:
         for v, lowered in self.env.items():
             if self.last_use.get(v, -1) > p:
                 live |= self._roots(lowered)
-        for a in self.allocated:
-            if a not in self.freed and a not in live:
-                self.block.add_op(memref.DeallocOp.get(a))
-                self.freed.add(a)
         for a, buffer in self.pooled.items():
             if a not in self.freed and a not in live:
                 self.plan.release(buffer)
@@ -695,9 +692,6 @@ class _HostBuilder:
                 v = copy
             seen.add(v)
             returned.append(v)
-        for a in self.allocated:
-            if a not in seen and a not in self.freed:
-                self.block.add_op(memref.DeallocOp.get(a))
         self.block.add_op(func.ReturnOp(*returned))
 
     def _alloc_like(self, v: SSAValue) -> SSAValue:
@@ -770,3 +764,4 @@ class LowerGraphPass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         LowerGraph(op, self.plan_memory).run()
+        FreeBuffersPass().apply(ctx, op)
