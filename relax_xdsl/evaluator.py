@@ -42,7 +42,7 @@ from relax_xdsl.dialects.relax import (
 )
 from relax_xdsl.dialects.tir import PrimFuncOp
 from relax_xdsl.errors import RelaxError, ResourceLimitError, ShapeError
-from relax_xdsl.limits import check_alloc, max_call_depth
+from relax_xdsl.limits import RECURSION_ENV, RECURSION_TOO_DEEP, check_alloc, max_recursion_depth
 from relax_xdsl.scalar_semantics import normalize_bool
 from relax_xdsl.shape import bind_shape, bind_values, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
@@ -197,9 +197,9 @@ def _run_control_flow(op: Operation, args: list[Any], env: dict[SSAValue, Any], 
         results = values
     else:
         assert isinstance(op, CallOp)
-        if _DEPTH[0] >= max_call_depth():
-            raise ResourceLimitError(f"{_where(op)}: relax.call nested deeper than {max_call_depth()} "
-                                     "(RELAX_XDSL_MAX_CALL_DEPTH)")
+        if _DEPTH[0] >= max_recursion_depth():
+            raise ResourceLimitError(f"{_where(op)}: {RECURSION_TOO_DEEP} {max_recursion_depth()} nested calls "
+                                     f"({RECURSION_ENV})")
         _DEPTH[0] += 1
         from relax_xdsl.aliasing import written_parameters
 
@@ -208,6 +208,9 @@ def _run_control_flow(op: Operation, args: list[Any], env: dict[SSAValue, Any], 
         args = [np.array(a) if k in written else a for k, a in enumerate(args)]
         try:
             results = _call_function(callee, args, module)
+        except RecursionError:
+            raise ResourceLimitError(f"{_where(op)}: {RECURSION_TOO_DEEP} the evaluator's Python stack allows "
+                                     f"({_DEPTH[0]} nested calls)") from None
         finally:
             _DEPTH[0] -= 1
     for k, (r, v) in enumerate(zip(op.results, results)):

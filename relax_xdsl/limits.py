@@ -47,21 +47,28 @@ def check_alloc(shape: Sequence[int], itemsize: int, what: str) -> None:
                                  f"above the allocation limit of {limit} bytes ({ENV})")
 
 
-CALL_DEPTH_ENV = "RELAX_XDSL_MAX_CALL_DEPTH"
-DEFAULT_CALL_DEPTH = 200
+RECURSION_ENV = "RELAX_XDSL_MAX_RECURSION_DEPTH"
+DEFAULT_RECURSION_DEPTH = 1000
+"""Host functions keep only scalars and pointers in their frames, so 1000
+nested calls stay far below a thread's C stack (8 MiB by default)."""
+
+RECURSION_TOO_DEEP = "recursion deeper than"
+"""The words of every recursion-limit message: compiled code reports it as
+text (`rx_last_error`), and the C backend tells it from other failures by
+these words (a ResourceLimitError)."""
 
 
-def max_call_depth() -> int:
-    """$RELAX_XDSL_MAX_CALL_DEPTH, else 200: how deep `relax.call`s may nest
-    (recursion is how Relax programs may loop; a bound keeps hostile input
-    from exhausting the stack)."""
-    text = os.environ.get(CALL_DEPTH_ENV)
+def max_recursion_depth() -> int:
+    """$RELAX_XDSL_MAX_RECURSION_DEPTH, else DEFAULT_RECURSION_DEPTH: how
+    deep calls between functions that call each other in a cycle may nest
+    (on every target), so recursive input cannot overflow the stack."""
+    text = os.environ.get(RECURSION_ENV)
     if not text:
-        return DEFAULT_CALL_DEPTH
+        return DEFAULT_RECURSION_DEPTH
     try:
         value = int(text)
     except ValueError:
-        raise ResourceLimitError(f"{CALL_DEPTH_ENV}={text!r} is not an integer") from None
+        raise ResourceLimitError(f"{RECURSION_ENV}={text!r} is not an integer number of calls") from None
     if value <= 0:
-        raise ResourceLimitError(f"{CALL_DEPTH_ENV}={text!r} must be positive")
+        raise ResourceLimitError(f"{RECURSION_ENV}={text!r} must be positive")
     return value

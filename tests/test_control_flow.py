@@ -31,9 +31,12 @@ def test_recursion_through_if_and_call() -> None:
 
 
 def test_recursion_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RELAX_XDSL_MAX_CALL_DEPTH", "30")
+    monkeypatch.setenv("RELAX_XDSL_MAX_RECURSION_DEPTH", "30")
     with pytest.raises(ResourceLimitError, match="deeper than 30"):
         rx.evaluate(factorial_module(), "fact", np.array(1000))
+    monkeypatch.delenv("RELAX_XDSL_MAX_RECURSION_DEPTH")
+    with pytest.raises(ResourceLimitError, match="recursion deeper than"):  # Python's stack, before 1000 calls
+        rx.evaluate(factorial_module(), "fact", np.array(10**6))
 
 
 def branches_module():

@@ -88,6 +88,33 @@ static int rx_fail_index(const char* what, int64_t i, int64_t n) {
 }
 static int64_t rx_max_alloc = INT64_MAX;
 void rx_set_max_alloc(int64_t bytes) { rx_max_alloc = bytes; }
+/* Calls between functions that call each other in a cycle (recursion)
+   count their nesting per thread, so recursive input cannot overflow the C
+   stack: past rx_max_depth the call fails with the words of
+   limits.RECURSION_TOO_DEEP (a ResourceLimitError in backend/c.py). */
+static _Thread_local int64_t rx_depth = 0;
+static int64_t rx_max_depth = 1000;
+void rx_set_max_depth(int64_t n) { rx_max_depth = n; }
+static int rx_fail_depth(const char* what) {
+  snprintf(rx_err, sizeof rx_err, "%s: recursion deeper than %lld nested calls (RELAX_XDSL_MAX_RECURSION_DEPTH)", what,
+           (long long)rx_max_depth);
+  return 1;
+}
+/* Control flow (scf.if / scf.while results, call results) can hold one
+   buffer in several of a function's rx_owned slots: freeing it clears
+   every slot holding it, and the error path frees each buffer once. */
+static inline void rx_disown(void** owned, int n, const void* p) {
+  for (int k = 0; k < n; ++k)
+    if (owned[k] == p) owned[k] = NULL;
+}
+static inline void rx_free_owned(void** owned, int n) {
+  for (int k = 0; k < n; ++k)
+    if (owned[k]) {
+      void* p = owned[k];
+      rx_disown(owned, n, p);
+      free(p);
+    }
+}
 /* A buffer of n elements of `size` bytes, 64-byte aligned; NULL with the
    error message set when the count overflows, exceeds the allocation limit
    or malloc fails. */
@@ -360,6 +387,8 @@ class CEmitter:
     link_flags: list[str] = field(default_factory=list)
     debug: bool = False
     """Bounds-check every buffer access (rx_bound)."""
+    cyclic: set[tuple[str, str]] = field(default_factory=set)
+    """(caller, callee) of the calls that can recurse: guarded by rx_depth."""
 
     def emit(self) -> str:
         out = [PRELUDE]
@@ -371,6 +400,7 @@ class CEmitter:
             if not isinstance(op, (memref.GlobalOp, func.FuncOp)):
                 raise RelaxError(f"the C target cannot emit {op.name} at module level (lower the module first)")
         self.decls = {f.sym_name.data: f for f in funcs}
+        self.cyclic = _cyclic_calls(funcs)
         for f in funcs:
             out.append(self._prototype(f) + ";")
         for f in funcs:
@@ -451,7 +481,23 @@ class CEmitter:
         return out
 
 
+@dataclass
+class _Carrier:
+    """The C variable holding one result of an scf.if / scf.while across its
+    regions; for a memref, its data pointer, a variable per dynamic dim
+    (`mem` names both) and its rx_owned slot."""
+
+    name: str
+    ctype: str
+    mem: MemRef | None = None
+    dim_vars: list[tuple[int, str]] = field(default_factory=list)  # (axis, variable) of each dynamic dim
+    slot: int = -1
+
+
 class _FunctionEmitter:
+    SLOTS = "(int)(sizeof rx_owned / sizeof rx_owned[0])"
+    """rx_owned's length, as C (the array is declared when the function ends)."""
+
     def __init__(self, parent: CEmitter, f: func.FuncOp):
         self.p = parent
         self.f = f
@@ -464,6 +510,11 @@ class _FunctionEmitter:
         self.parallel_failed: tuple[str, list[str]] | None = None  # the flag a parallel loop's failed allocs set
         self.is_host = bool(f.function_type.outputs.data)
         self.owned: dict[SSAValue, int] = {}  # buffers this function allocated: freed on an error path
+        self.slot_count = 0  # rx_owned's length
+        self.flow = _moves_buffers(f)
+        """Buffers move between variables (memref results of scf.if / scf.while
+        / calls): ownership is tracked at run time, a slot of rx_owned per
+        variable that may own a buffer (see rx_disown / rx_free_owned)."""
         self.uses_cleanup = False
         self.pool: tuple[str, str, str] | None = None  # memory planning: (variable, cache, element type)
 
@@ -485,16 +536,18 @@ class _FunctionEmitter:
                 self.names[a] = f"a{i}"
         self.block(block)
         head, tail = [], []
-        if self.owned:
-            head.append(f"  void* rx_owned[{len(self.owned)}] = {{0}};")
+        if self.slot_count or self.flow:
+            head.append(f"  void* rx_owned[{max(1, self.slot_count)}] = {{0}};")
         if self.pool is not None:
             name, cache, elem = self.pool
             head.append(f"  {elem}* {name} = NULL;")
             proto = f"static rx_pool {cache};\n{proto}"
         if self.uses_cleanup:
             tail.append("rx_cleanup:")
-            if self.owned:
-                tail.append(f"  for (int k = 0; k < {len(self.owned)}; ++k) free(rx_owned[k]);")
+            if self.flow:
+                tail.append(f"  rx_free_owned(rx_owned, {max(1, self.slot_count)});")
+            elif self.owned:
+                tail.append(f"  for (int k = 0; k < {self.slot_count}; ++k) free(rx_owned[k]);")
             if self.pool is not None:
                 tail.append(f"  if ({self.pool[0]}) rx_pool_give(&{self.pool[1]}, {self.pool[0]});")
             tail.append("  return 1;")
@@ -755,12 +808,16 @@ class _FunctionEmitter:
                 self.parallel_failed[1].append(f"{what_text} (of {elem}, one per iteration)")
                 return
             self.line(f"if (!{name}) {{ {self._error()} }}")  # rx_alloc set the message
-            if self.parallel_depth == 0 and self.indent == 1:
-                k = self.owned[op.memref] = len(self.owned)
+            if self.parallel_depth == 0 and (self.indent == 1 or self.flow):
+                k = self.owned[op.memref] = self._new_slot()
                 self.line(f"rx_owned[{k}] = {name};")
         elif isinstance(op, memref.DeallocOp):
             if self.pool is not None and self.mems[op.memref].ptr == self.pool[0]:
                 self.line(f"rx_pool_give(&{self.pool[1]}, {self.pool[0]}); {self.pool[0]} = NULL;")
+                return
+            if self.flow:  # every variable holding it gives it up
+                ptr = self.mems[op.memref].ptr
+                self.line(f"rx_disown(rx_owned, {self.SLOTS}, {ptr}); free({ptr});")
                 return
             self.line(f"free({self.mems[op.memref].ptr});")
             if op.memref in self.owned:
@@ -777,9 +834,13 @@ class _FunctionEmitter:
             assert isinstance(t, MemRefType)
             dims = [src.dims[i] if d == DYNAMIC else str(d) for i, d in enumerate(t.get_shape())]
             self.mems[op.dest] = MemRef(src.ptr, dims, src.elem)
+            if self.flow and op.source in self.owned:
+                self.owned[op.dest] = self.owned[op.source]
         elif isinstance(op, memref.ReinterpretCastOp):
             src = self.mems[op.source]
             self.mems[op.result] = MemRef(src.ptr, self.dims(op.static_sizes.get_values(), op.sizes), src.elem)
+            if self.flow and op.source in self.owned:
+                self.owned[op.result] = self.owned[op.source]
         elif isinstance(op, memref.ViewOp):  # a typed buffer at a byte offset of the memory-planning pool
             src = self.mems[op.source]
             t = op.result.type
@@ -815,7 +876,9 @@ class _FunctionEmitter:
             self._parallel(op)
         elif isinstance(op, scf.IfOp):
             self._if(op)
-        elif isinstance(op, (scf.YieldOp, scf.ReduceOp)):
+        elif isinstance(op, scf.WhileOp):
+            self._while(op)
+        elif isinstance(op, (scf.YieldOp, scf.ReduceOp, scf.ConditionOp)):
             pass  # handled by the enclosing op
         else:
             raise RelaxError(f"the C target cannot emit {op.name}")
@@ -840,12 +903,164 @@ class _FunctionEmitter:
             else:
                 args.append(self.v(a))
         if op.results:
-            raise RelaxError("calls with results are only supported from Python")
+            self._call_with_results(op, callee, args)
+            return
+        if (self.f.sym_name.data, callee.sym_name.data) in self.p.cyclic:
+            self._guarded_call(op, f"{name}({', '.join(args)})")
+            return
         call = f"{name}({', '.join(args)})"
         if self.parallel_depth:
             self.line(f"(void){call};")
         else:
             self.line(f"if ({call}) {self._error()}")
+
+    def _new_slot(self) -> int:
+        self.slot_count += 1
+        return self.slot_count - 1
+
+    def _guarded_call(self, op: func.CallOp, call: str) -> None:
+        """A call that can recurse: counted in rx_depth, failing past rx_max_depth."""
+        if self.parallel_depth:
+            raise RelaxError(f"@{self.f.sym_name.data}: a recursive call inside a parallel loop")
+        what = c_string(f"@{self.f.sym_name.data}: call of @{op.callee.root_reference.data}")
+        status = self.fresh("status")
+        self.line(f"if (rx_depth >= rx_max_depth) {{ rx_fail_depth({what}); {self._error()} }}")
+        self.line(f"++rx_depth; int {status} = {call}; --rx_depth;")
+        self.line(f"if ({status}) {self._error()}")
+
+    def _call_with_results(self, op: func.CallOp, callee: func.FuncOp, args: list[str]) -> None:
+        """A call of a host function: its results come back through pointers
+        to locals, and their buffers are this function's from then on (a
+        failed callee freed what it allocated and returned nothing)."""
+        if self.parallel_depth:
+            raise RelaxError(f"@{self.f.sym_name.data}: a call with results inside a parallel loop")
+        outs = []
+        for r in op.results:
+            t = r.type
+            if not isinstance(t, MemRefType):
+                raise RelaxError(f"@{self.f.sym_name.data}: a call of @{callee.sym_name.data} returns {t}; "
+                                 "the C target returns memrefs only")
+            ret, dims = self.fresh("ret"), self.fresh("ret_dims")
+            self.line(f"void* {ret} = NULL; int64_t {dims}[{max(1, len(t.get_shape()))}];")
+            args += [f"&{ret}", dims]
+            outs.append((r, t, ret, dims))
+        call = f"{c_name(callee)}({', '.join(args)})"
+        if (self.f.sym_name.data, callee.sym_name.data) in self.p.cyclic:
+            self._guarded_call(op, call)
+        else:
+            self.line(f"if ({call}) {self._error()}")
+        for r, t, ret, dims in outs:
+            elem = c_storage_type(t.get_element_type())
+            name = self.fresh(r.name_hint or "res")
+            self.line(f"{elem}* {name} = ({elem}*){ret};")
+            k = self.owned[r] = self._new_slot()
+            self.line(f"rx_owned[{k}] = {ret};")
+            shape = t.get_shape()
+            self.mems[r] = MemRef(name, [f"{dims}[{j}]" if d == DYNAMIC else str(d) for j, d in enumerate(shape)],
+                                  elem)
+
+    def _carriers(self, values: Sequence[SSAValue], inits: Sequence[SSAValue] | None) -> list[_Carrier]:
+        """Variables carrying `values` (scf.if / scf.while results, or a
+        region's arguments) across regions, declared before the statement,
+        set from `inits` (or zeros); a memref's carries its rx_owned slot:
+        the buffer when the init owns one, NULL when it is borrowed."""
+        if self.parallel_depth:
+            raise RelaxError(f"@{self.f.sym_name.data}: buffers carried by control flow inside a parallel loop")
+        out = []
+        for k, v in enumerate(values):
+            t = v.type
+            init = inits[k] if inits is not None else None
+            if not isinstance(t, MemRefType):
+                name = self.fresh(v.name_hint or "acc")
+                self.line(f"{c_type(t)} {name} = {self.v(init) if init is not None else 0};")
+                out.append(_Carrier(name, c_type(t)))
+                continue
+            elem = c_storage_type(t.get_element_type())
+            src = self.mems[init] if init is not None else None
+            name = self.fresh(v.name_hint or "buf")
+            self.line(f"{elem}* {name} = {src.ptr if src else 'NULL'};")
+            dims, dim_vars = [], []
+            for j, d in enumerate(t.get_shape()):
+                if d != DYNAMIC:
+                    dims.append(str(d))
+                    continue
+                dim = self.fresh("dim")
+                self.line(f"int64_t {dim} = {src.dims[j] if src else 0};")
+                dims.append(dim)
+                dim_vars.append((j, dim))
+            slot = self._new_slot()
+            self.line(f"rx_owned[{slot}] = {self._owner(init)};")
+            out.append(_Carrier(name, f"{elem}*", MemRef(name, dims, elem), dim_vars, slot))
+        return out
+
+    def _owner(self, v: SSAValue | None) -> str:
+        """The rx_owned entry of a memref value: its buffer when this
+        function owns it, else NULL (an argument, a global, a pool view)."""
+        return f"rx_owned[{self.owned[v]}]" if v is not None and v in self.owned else "NULL"
+
+    def _bind(self, carriers: list[_Carrier], values: Sequence[SSAValue]) -> None:
+        for c, v in zip(carriers, values):
+            if c.mem is not None:
+                self.mems[v] = c.mem
+                self.owned[v] = c.slot
+            else:
+                self.names[v] = c.name
+
+    def _assign(self, carriers: list[_Carrier], values: Sequence[SSAValue]) -> None:
+        """carriers = values, at a yield or condition. No value read here is
+        one of the carriers assigned (a region's yield goes to the variables
+        of its op's results or of the other region), so plain assignments in
+        order are exact."""
+        for c, v in zip(carriers, values):
+            if c.mem is None:
+                self.line(f"{c.name} = {self.v(v)};")
+                continue
+            m = self.mems[v]
+            self.line(f"{c.name} = {m.ptr};")
+            for j, dim in c.dim_vars:
+                self.line(f"{dim} = {m.dims[j]};")
+            self.line(f"rx_owned[{c.slot}] = {self._owner(v)};")
+
+    def _if_moving_buffers(self, op: scf.IfOp) -> None:
+        """An scf.if yielding memrefs (allocated in its branches, or not)."""
+        carriers = self._carriers(list(op.results), None)
+        self._bind(carriers, list(op.results))
+        self.line(f"if ({self.v(op.cond)}) {{")
+        for k, region in enumerate((op.true_region, op.false_region)):
+            if k == 1:
+                self.line("} else {")
+            self.indent += 1
+            self.block(region.block)
+            y = region.block.last_op
+            assert isinstance(y, scf.YieldOp)
+            self._assign(carriers, list(y.arguments))
+            self.indent -= 1
+        self.line("}")
+
+    def _while(self, op: scf.WhileOp) -> None:
+        """scf.while as `while (1)`: the before region, then its condition's
+        values into the after region's (and the results') variables, break
+        when false; the after region, then its yield into the before
+        region's variables."""
+        before, after = op.before_region.block, op.after_region.block
+        cond = before.last_op
+        assert isinstance(cond, scf.ConditionOp)
+        head = self._carriers(list(before.args), list(op.arguments))
+        self._bind(head, list(before.args))
+        body = self._carriers(list(op.results), None)
+        self._bind(body, list(after.args))
+        self._bind(body, list(op.results))
+        self.line("while (1) {")
+        self.indent += 1
+        self.block(before)
+        self._assign(body, list(cond.args))  # never the condition (a value of the before region)
+        self.line(f"if (!{self.v(cond.condition)}) break;")
+        self.block(after)
+        y = after.last_op
+        assert isinstance(y, scf.YieldOp)
+        self._assign(head, list(y.arguments))
+        self.indent -= 1
+        self.line("}")
 
     def _carried(self, results: list[SSAValue], inits: list[str], args: list[SSAValue]) -> list[str]:
         """Variables carrying loop/if values, declared before the statement."""
@@ -975,6 +1190,9 @@ class _FunctionEmitter:
         return "(" + " + ".join(loops) + ")" if loops else "1"
 
     def _if(self, op: scf.IfOp) -> None:
+        if any(isinstance(r.type, MemRefType) for r in op.results):
+            self._if_moving_buffers(op)
+            return
         names = self._carried(list(op.results), ["" for _ in op.results], [])
         self.line(f"if ({self.v(op.cond)}) {{")
         self.indent += 1
@@ -988,6 +1206,41 @@ class _FunctionEmitter:
             self._yield_into(op.false_region.block, names)
             self.indent -= 1
         self.line("}")
+
+
+def _moves_buffers(f: func.FuncOp) -> bool:
+    """Whether buffers move between variables in `f`: an scf.if / scf.while
+    with memref results, or a call returning memrefs."""
+    for op in f.walk():
+        if isinstance(op, (scf.IfOp, scf.WhileOp)) and any(isinstance(r.type, MemRefType) for r in op.results):
+            return True
+        if isinstance(op, func.CallOp) and op.results:
+            return True
+    return False
+
+
+def _cyclic_calls(funcs: Sequence[func.FuncOp]) -> set[tuple[str, str]]:
+    """(caller, callee) of every call between defined functions that lies on
+    a cycle of the call graph (recursion, direct or mutual): only these can
+    nest without bound, so only these count rx_depth."""
+    calls: dict[str, set[str]] = {}
+    defined = {f.sym_name.data for f in funcs if not f.is_declaration}
+    for f in funcs:
+        if not f.is_declaration:
+            calls[f.sym_name.data] = {c.callee.root_reference.data for c in f.walk() if isinstance(c, func.CallOp)
+                                      and c.callee.root_reference.data in defined}
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for g in calls[todo.pop()]:
+                if g not in seen:
+                    seen.add(g)
+                    todo.append(g)
+        return seen
+
+    reach = {name: reachable(name) for name in calls}
+    return {(f, g) for f, callees in calls.items() for g in callees if f in reach[g]}
 
 
 def _contiguous_reduction(op: scf.ForOp) -> str | None:

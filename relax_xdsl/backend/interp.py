@@ -13,6 +13,7 @@ Slow (about 1e5 scalar ops per second): the debugging target.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +44,7 @@ from relax_xdsl.dialects.relax import constant_array
 from relax_xdsl.dialects.tir import CheckIndexOp, RemFOp
 from relax_xdsl.dim_lowering import CHECKED_ATTR
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError, index_out_of_range
-from relax_xdsl.limits import check_alloc
+from relax_xdsl.limits import RECURSION_TOO_DEEP, check_alloc, max_recursion_depth
 
 
 def _shape(static: Sequence[int], dynamic: Sequence[Any]) -> tuple[int, ...]:
@@ -103,6 +104,11 @@ def _safe(fn: Any) -> Any:
 @register_impls
 class RelaxFunctions(InterpreterFunctions):
     """What the loop level needs beyond xDSL's upstream interpreter functions."""
+
+    def __init__(self, max_depth: int | None = None):
+        super().__init__()
+        self.depth = 0
+        self.max_depth = max_depth if max_depth is not None else max_recursion_depth()
 
     # -- memrefs as numpy arrays ----------------------------------------------
     @impl(memref.AllocOp)
@@ -191,6 +197,20 @@ class RelaxFunctions(InterpreterFunctions):
         return (cache[key],)
 
     # -- control --------------------------------------------------------------
+    @impl(func.CallOp)
+    def run_call(self, interpreter: Interpreter, op: func.CallOp, args: PythonValues) -> PythonValues:
+        """A call, counting how deep calls nest: past the recursion limit a
+        ResourceLimitError, as in C (where only calls on a cycle count; any
+        deeper nest is recursion here too)."""
+        if self.depth >= self.max_depth:
+            raise ResourceLimitError(f"@{op.callee.root_reference.data}: {RECURSION_TOO_DEEP} {self.max_depth} "
+                                     "nested calls (RELAX_XDSL_MAX_RECURSION_DEPTH)")
+        self.depth += 1
+        try:
+            return interpreter.call_op(op.callee, args)
+        finally:
+            self.depth -= 1
+
     @impl(cf.AssertOp)
     def run_assert(self, interpreter: Interpreter, op: cf.AssertOp, args: PythonValues) -> PythonValues:
         if not args[0]:
@@ -539,8 +559,14 @@ class InterpModule:
         if not isinstance(f, func.FuncOp):
             raise RelaxError(f"no loop-level function @{func_name}")
         args = [scalar_semantics.normalize_bool(a) if isinstance(a, np.ndarray) else a for a in args]
+        scope = self.interpreter._ctx  # noqa: SLF001
         try:
             results = self.interpreter.call_op(f, tuple(args))
         except RelaxError as err:  # drop the interpreter's IR dump (an exception note)
             raise type(err)(str(err)) from None
+        except RecursionError:  # Python's stack ends before the recursion limit (each call is many frames)
+            raise ResourceLimitError(f"@{func_name}: {RECURSION_TOO_DEEP} the interpreter's Python stack allows "
+                                     f"(sys.getrecursionlimit() is {sys.getrecursionlimit()})") from None
+        finally:  # a failed call leaves its scopes (and their buffers) stacked in the interpreter
+            self.interpreter._ctx = scope  # noqa: SLF001
         return tuple(np.asarray(r) for r in results)
