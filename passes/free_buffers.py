@@ -7,7 +7,8 @@ frees itself), the memref results of `scf.if`, `scf.while` and of calls of
 other host functions (the callee's results belong to the caller), and the
 block arguments of `scf.while` regions (the values carried from one
 iteration to the next). Ownership moves with the value through
-`func.return`, `scf.yield` and `scf.condition`. A use through a view or
+`func.return`, `scf.yield` and `scf.condition`, and into the loop that an
+`scf.while` starts with it. A use through a view or
 cast (`memref.cast`, `reinterpret_cast`, `view`, `subview`, `expand_shape`,
 `collapse_shape`) is a use of the buffer, and a use inside a nested region
 counts at the op that holds the region.
@@ -111,9 +112,9 @@ class _Lifetimes:
                 at = _in_block(user, block)
                 if at is None:
                     raise RelaxError(f"free-buffers: a buffer of block {block} is used outside it")
-                if isinstance(user, TRANSFERS):
+                if isinstance(user, TRANSFERS) or isinstance(user, scf.WhileOp) and at is user:
                     if at is user:
-                        return  # handed on with the value
+                        return  # handed on with the value (a loop owns its initial values)
                     raise RelaxError(f"free-buffers: {user.name} inside {at.name} hands on a buffer its block "
                                      "does not own (lower-graph copies such values)")
                 if last is None or position[at] > position[last]:

@@ -34,7 +34,8 @@ lowered (`lower-tir`) first; graph ops must have been legalized.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +65,10 @@ from relax_xdsl.dialects.relax import (
     TensorType,
     TupleOp,
 )
+from relax_xdsl.dialects.relax_control_flow import CallOp, ConditionOp, IfOp, WhileOp, YieldOp
 from relax_xdsl.dialects.tir import BufferType, PrimFuncOp
 from xdsl.context import Context
-from xdsl.dialects import arith, cf, func, memref
+from xdsl.dialects import arith, cf, func, memref, scf
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     ArrayAttr,
@@ -136,6 +138,20 @@ def flatten_types(t: Attribute) -> list[Attribute]:
     return [t]
 
 
+def _static_dims_kept(v: SSAValue, t: TensorType) -> bool:
+    """Whether the memref type of `v` already holds every static dim of `t`
+    (then they need no run-time check)."""
+    shape = v.type.get_shape()  # type: ignore[attr-defined]
+    return all(s != DYNAMIC_INDEX for s, d in zip(shape, t.sym_shape) if d.is_Integer)
+
+
+def _nest(t: Attribute, flat: list[SSAValue]) -> Value:
+    """The lowered value of graph type `t` taken from the front of `flat`."""
+    if isinstance(t, TupleType):
+        return [_nest(e, flat) for e in t.types.data]
+    return flat.pop(0)
+
+
 def _flatten(v: Value) -> list[SSAValue]:
     if isinstance(v, list):
         return [x for e in v for x in _flatten(e)]
@@ -162,7 +178,8 @@ class _HostBuilder:
         # messages name the function in ASCII: xDSL prints other characters of
         # a string attribute as byte escapes it does not parse back as a string
         self.label = "@" + self.fn.sym_name.data.encode("ascii", "backslashreplace").decode("ascii")
-        self.dims = DimEmitter(self.block.add_op, checked=self.label)
+        self.dims = DimEmitter(lambda op: self.block.add_op(op), checked=self.label)  # follows self.block
+        self.region_depth = 0  # > 0 inside relax.if / relax.while regions
         self.env: dict[SSAValue, Value] = {}
         self.allocated: list[SSAValue] = []
         self.freed: set[SSAValue] = set()
@@ -198,6 +215,15 @@ class _HostBuilder:
         self.block.add_op(cast)
         return cast.results[0]
 
+    def _checked_cast(self, value: SSAValue, t: Attribute, what: str) -> SSAValue:
+        """`_cast`, checking first each dim the target type makes static
+        that the value's type leaves dynamic (memref.cast does not)."""
+        if isinstance(t, MemRefType) and isinstance(value.type, MemRefType):
+            for i, (have, want) in enumerate(zip(value.type.get_shape(), t.get_shape())):
+                if have == DYNAMIC_INDEX and want != DYNAMIC_INDEX:
+                    self._assert_dim(self._dim(value, i), sympy.Integer(want), f"{what} dim {i}")
+        return self._cast(value, t)
+
     def _call(self, callee: str, formal: list[Attribute], actual: list[SSAValue]) -> None:
         args = [self._cast(v, t) for v, t in zip(actual, formal)]
         self.block.add_op(func.CallOp(callee, args, []))
@@ -223,7 +249,8 @@ class _HostBuilder:
         """Binds the unbound symbols of the given values' types, then checks
         every dynamic dim (static dims are guaranteed by the memref type,
         which the caller checks before calling)."""
-        self._match_values([(lambda i, v=v: self._dim(v, i), t.sym_shape, True, what) for v, t, what in items])
+        self._match_values([(lambda i, v=v: self._dim(v, i), t.sym_shape, _static_dims_kept(v, t), what)
+                            for v, t, what in items])
 
     def _match_values(self, items: list[tuple[Any, Sequence[sympy.Expr], bool, str]]) -> None:
         """`_match` over any dims: per item a reader of the run-time value of
@@ -308,11 +335,151 @@ class _HostBuilder:
     # -- body ----------------------------------------------------------------
     def _lower_block(self, block: Block) -> list[Value]:
         for op in block.ops:
-            if isinstance(op, (ReturnOp, OutputOp)):
+            if isinstance(op, (ReturnOp, OutputOp, YieldOp)):
                 return [self.env[v] for v in op.values]
+            if isinstance(op, ConditionOp):
+                return [self.env[op.cond], *(self.env[v] for v in op.values)]
             self._lower_op(op)
             self._free_dead(self.position[op])
         raise RelaxError(f"{self.label}: block without a terminator")
+
+    # -- control flow: relax.if / relax.while / relax.call -> scf.if / scf.while / func.call
+    @contextmanager
+    def _region(self, block: Block) -> Iterator[None]:
+        """Emits into `block` (a region of an scf op being built): symbols
+        bound and dims computed there stay there, and nothing is pooled."""
+        saved = (self.block, dict(self.dims.env), dict(self.dims._memo), dict(self.dim_values))  # noqa: SLF001
+        self.block = block
+        self.region_depth += 1
+        try:
+            yield
+        finally:
+            self.block, self.dims.env, self.dims._memo, self.dim_values = saved  # noqa: SLF001
+            self.region_depth -= 1
+
+    def _handed_on(self, values: list[Value], types: list[Attribute], what: str) -> list[SSAValue]:
+        """The memrefs a region yields (or a loop starts with): each one a
+        buffer its block owns, cast to the declared type. Anything else (an
+        outer value, a parameter, a constant, a pool slot, a view) is copied,
+        so free-buffers frees each buffer exactly once on every path."""
+        flat = [v for r in values for v in _flatten(r)]
+        owned_here = {a for a in self.block.args}
+        for o in self.block.ops:
+            if isinstance(o, memref.AllocOp) and "relax.pool" not in o.attributes or \
+                    isinstance(o, (scf.IfOp, scf.WhileOp, func.CallOp)):
+                owned_here.update(o.results)
+        out: list[SSAValue] = []
+        for v, t in zip(flat, types):
+            if v not in owned_here or v in out:
+                copy = self._alloc_like(v)
+                self.block.add_op(memref.CopyOp(v, copy))
+                v = copy
+            out.append(self._checked_cast(v, t, f"{what} value {len(out)}"))
+        return out
+
+    def _own(self, results: Sequence[SSAValue]) -> None:
+        """Buffers a control-flow op hands to the function body it lies in
+        (returned without a copy when they are returned)."""
+        if not self.region_depth:
+            self.allocated.extend(results)
+
+    def _bind_results(self, results: Sequence[SSAValue], types: Sequence[Attribute], what: str) -> list[Value]:
+        """Binds the unbound symbols of the graph types from the lowered
+        results (whichever branch or iteration produced them) and checks
+        the rest; the results re-nested as the graph values."""
+        flat = list(results)
+        items, data = [], []
+        for t in [x for ty in types for x in flatten_types(ty)]:
+            v = flat.pop(0)
+            if isinstance(t, TensorType):
+                items.append((v, t, what))
+            else:
+                data.append((v, t))
+        self._match(items)
+        for v, t in data:
+            self._match_data(v, t, what)  # type: ignore[arg-type]
+        rest = list(results)
+        return [_nest(ty, rest) for ty in types]
+
+    def _if(self, op: IfOp) -> None:
+        what = f"{self.label}: relax.if"
+        cond = memref.LoadOp.get(self.env[op.cond], [])
+        self.block.add_op(cond)
+        types = [memref_type(t) for r in op.outs for t in flatten_types(r.type)]  # type: ignore[arg-type]
+        blocks = []
+        for region in (op.then_region, op.else_region):
+            block = Block()
+            with self._region(block):
+                values = self._lower_block(region.block)
+                block.add_op(scf.YieldOp(*self._handed_on(values, types, what)))
+            blocks.append(block)
+        if_op = scf.IfOp(cond.res, types, Region(blocks[0]), Region(blocks[1]))
+        self.block.add_op(if_op)
+        self._own(if_op.results)
+        for r, v in zip(op.outs, self._bind_results(if_op.results, [r.type for r in op.outs], what)):
+            self.env[r] = v
+
+    def _while(self, op: WhileOp) -> None:
+        what = f"{self.label}: relax.while"
+        carried = [a.type for a in op.before.block.args]
+        types = [memref_type(t) for c in carried for t in flatten_types(c)]  # type: ignore[arg-type]
+        inits = [self.env[v] for v in op.inits]
+        starts = []
+        for v, t in zip([x for r in inits for x in _flatten(r)], types):  # the loop owns copies of its inputs
+            copy = self._alloc_like(v)
+            self.block.add_op(memref.CopyOp(v, copy))
+            starts.append(self._checked_cast(copy, t, f"{what} initial value {len(starts)}"))
+        before, after = Block(arg_types=types), Block(arg_types=types)
+        for block, region, kind in ((before, op.before, "before"), (after, op.after, "do")):
+            with self._region(block):
+                for arg, value in zip(region.block.args, self._bind_results(block.args, carried,
+                                                                             f"{what} ({kind}) carried value")):
+                    self.env[arg] = value
+                values = self._lower_block(region.block)
+                if kind == "before":
+                    cond = memref.LoadOp.get(values[0], [])
+                    block.add_op(cond)
+                    block.add_op(scf.ConditionOp(cond.res, *self._handed_on(values[1:], types, f"{what} condition")))
+                else:
+                    block.add_op(scf.YieldOp(*self._handed_on(values, types, f"{what} body")))
+        loop = scf.WhileOp(starts, types, Region(before), Region(after))
+        self.block.add_op(loop)
+        self._own(loop.results)
+        for r, v in zip(op.outs, self._bind_results(loop.results, [r.type for r in op.outs], what)):
+            self.env[r] = v
+
+    def _call_function(self, op: CallOp) -> None:
+        """A call of another graph function's host function: arguments the
+        callee writes in place are copied (values stay immutable), results
+        are the caller's to free."""
+        from relax_xdsl.aliasing import written_parameters
+
+        callee = op.callee_function()
+        name = callee.sym_name.data
+        what = f"{self.label}: relax.call @{name.encode('ascii', 'backslashreplace').decode('ascii')}"
+        params = [memref_type(t) for t in callee.function_type.inputs.data]  # type: ignore[arg-type]
+        outs = [memref_type(t) for r in callee.function_type.outputs.data for t in flatten_types(r)]  # type: ignore[arg-type]
+        written = set(written_parameters(callee))
+        args = []
+        for k, (v, t) in enumerate(zip(op.args, params)):
+            value = self.env[v]
+            if k in written:
+                copy = self._alloc_like(value)
+                self.block.add_op(memref.CopyOp(value, copy))
+                value = copy
+            args.append(self._checked_cast(value, t, f"{what} argument {k}"))
+        call = func.CallOp(name, args, outs)
+        self.block.add_op(call)
+        self._own(call.results)
+        mine = [memref_type(t) for r in op.outs for t in flatten_types(r.type)]  # type: ignore[arg-type]
+        results = []
+        for k, (r, t) in enumerate(zip(call.results, mine)):
+            cast = self._checked_cast(r, t, f"{what} result {k}")
+            if cast is not r:
+                self.root[cast] = r  # the same buffer (returned as it is, if it is returned)
+            results.append(cast)
+        for r, v in zip(op.outs, self._bind_results(results, [r.type for r in op.outs], what)):
+            self.env[r] = v
 
     # -- memory: each intermediate is freed right after its last use ----------
     def _number_ops(self) -> None:
@@ -449,7 +616,7 @@ class _HostBuilder:
                 self.block.add_op(cf.AssertOp(ok, f"{self.label}: {what} result dim {i} ({dim_to_str(d)}) is negative: "
                                               "the input is too small for the op"))
             sizes.append(size)
-        if (value is not None and self.lowering.plan_memory and value not in self.escaping
+        if (value is not None and self.lowering.plan_memory and not self.region_depth and value not in self.escaping
                 and all(s in self.pool_symbols for d in t.sym_shape for s in d.free_symbols)):
             return self._pool_view(t, sizes)
         op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
@@ -479,6 +646,12 @@ class _HostBuilder:
                 self.env[r] = v
         elif isinstance(op, MatchCastOp):
             self._match_cast(op)
+        elif isinstance(op, IfOp):
+            self._if(op)
+        elif isinstance(op, WhileOp):
+            self._while(op)
+        elif isinstance(op, CallOp):
+            self._call_function(op)
         elif isinstance(op, ShapeOfOp):
             self.env[op.result] = self._shape_value(op.value.type.sym_shape)  # type: ignore[attr-defined]
         elif isinstance(op, MakeShapeOp):

@@ -135,3 +135,72 @@ def test_malformed_control_flow_is_a_parse_error_with_a_position(body: str, matc
     with pytest.raises(IRParseError, match=match) as info:
         rx.parse_module(HEAD + body + TAIL)
     assert ":3:" in str(info.value) or "line 3" in str(info.value)
+
+
+# -- compiled: lower-graph turns them into scf.if / scf.while / func.call --------------------------------------------
+
+RUNS = [("interp", "default"), ("interp", "fast"), ("c", "default"), ("c", "fast")]
+
+
+def _compiled_equals_evaluator(module, func: str, cases) -> None:
+    for target, pipeline in RUNS:
+        exe = rx.compile(module, target=target, pipeline=pipeline)
+        for args in cases:
+            got, want = exe[func](*args), rx.evaluate(module, func, *args)
+            got, want = (got, want) if isinstance(got, tuple) else ((got,), (want,))
+            for a, b in zip(got, want):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_compiled_recursion() -> None:
+    _compiled_equals_evaluator(factorial_module(), "fact", [(np.array(n),) for n in (0, 1, 6)])
+
+
+def test_compiled_branches_of_different_shapes() -> None:
+    x, y = np.random.rand(2, 4).astype("float32"), np.random.rand(5, 4).astype("float32")
+    _compiled_equals_evaluator(branches_module(), "main", [(x, y, np.array(c)) for c in (True, False)])
+
+
+def test_compiled_growing_loop() -> None:
+    x = np.arange(4, dtype="float32").reshape(1, 4)
+    _compiled_equals_evaluator(growing_loop_module(), "main", [(x, np.array(k)) for k in (0, 1, 7)])
+
+
+@pytest.mark.parametrize("target", ["interp", "c"])
+def test_compiled_recursion_is_bounded(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAX_XDSL_MAX_RECURSION_DEPTH", "20")
+    exe = rx.compile(factorial_module(), target=target)
+    assert int(exe.fact(np.array(10))) == 3628800
+    with pytest.raises(ResourceLimitError, match="recursion deeper than"):
+        exe.fact(np.array(50))
+    assert int(exe.fact(np.array(3))) == 6  # the process and the executable survive
+
+
+def test_a_declared_type_that_a_branch_breaks_is_a_shape_error_everywhere() -> None:
+    """A branch yielding a shape other than the result type promises."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [4])
+        c = fb.param("c", [], "bool")
+        r = fb.if_(c, lambda: x, lambda: op.concat([x, x], axis=0))
+        fb.ret(fb.match_cast(r, [4]))
+    args = (np.zeros(4, "float32"), np.array(False))
+    with pytest.raises(ShapeError):
+        rx.evaluate(fb.module, "main", *args)
+    for target, pipeline in RUNS:
+        exe = rx.compile(fb.module, target=target, pipeline=pipeline)
+        with pytest.raises(ShapeError):
+            exe.main(*args)
+        assert exe.main(np.zeros(4, "float32"), np.array(True)).shape == (4,)
+
+
+def test_a_loop_over_a_parameter_does_not_write_it() -> None:
+    """The loop owns copies of its initial values: the caller's array and a
+    constant are not changed by the iterations."""
+    x = np.arange(4, dtype="float32").reshape(1, 4)
+    before = x.copy()
+    for target, pipeline in RUNS:
+        exe = rx.compile(growing_loop_module(), target=target, pipeline=pipeline)
+        exe.main(x, np.array(3))
+        exe.main(x, np.array(3))
+        np.testing.assert_array_equal(x, before)
