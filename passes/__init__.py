@@ -54,6 +54,18 @@ def _lower_graph() -> type[ModulePass]:
     return LowerGraphPass
 
 
+def _free_buffers() -> type[ModulePass]:
+    from relax_xdsl.passes.free_buffers import FreeBuffersPass
+
+    return FreeBuffersPass
+
+
+def _plan_memory() -> type[ModulePass]:
+    from relax_xdsl.passes.plan_memory import PlanMemoryPass
+
+    return PlanMemoryPass
+
+
 def _fuse_row_loops() -> type[ModulePass]:
     from relax_xdsl.passes.fuse_loops import FuseRowLoopsPass
 
@@ -78,6 +90,8 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "lower-tir": _lower_tir,
         "fuse-row-loops": _fuse_row_loops,
         "lower-graph": _lower_graph,
+        "free-buffers": _free_buffers,
+        "plan-memory": _plan_memory,
     }
 
 

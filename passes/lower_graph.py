@@ -6,12 +6,11 @@
    one unbound symbol is solved for it) and checks every input dim against
    the signature with `cf.assert` (message: function, input, dim, expected);
 2. allocates outputs and intermediates with sizes computed from the
-   symbolic expressions, and frees intermediates before returning; with
-   `plan-memory` (the default) the intermediates whose sizes the inputs
-   determine share one pool instead (passes/memory_planning.py): bytes
-   reused by buffers whose lifetimes do not overlap, each buffer a
-   `memref.view` into the pool, the pool one `memref.alloc` per call
-   marked `relax.pool` (the C target keeps it across calls);
+   symbolic expressions; `free-buffers` (passes/free_buffers.py) then frees
+   each after its last use, and with `plan-memory` (the default) the
+   intermediates whose sizes the inputs determine are marked for
+   `plan-memory` (passes/plan_memory.py), which gives them slots of one
+   pool; this pass runs both after the lowering itself;
 3. calls tensor programs (`relax.call_tir` -> `func.call` of the lowered
    program: inputs, outputs, symbolic index args) and library functions
    (`lib.call` -> `func.call` of a private declaration carrying the
@@ -73,7 +72,6 @@ from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     ArrayAttr,
     DenseIntOrFPElementsAttr,
-    DictionaryAttr,
     IndexType,
     IntegerAttr,
     MemRefType,
@@ -81,7 +79,6 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TupleType,
     UnitAttr,
-    i8,
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
@@ -94,7 +91,7 @@ from relax_xdsl.errors import RelaxError
 from relax_xdsl.shape import STATIC_DIM_LIMIT, canon, dim_to_str, dims_equal
 
 from .free_buffers import FreeBuffersPass
-from .memory_planning import MemoryPlan
+from .plan_memory import BYTES_ATTR, PlanMemoryPass, mark_binding
 
 Value = Any
 """A lowered graph value: a memref SSAValue, or a list of them (tuple)."""
@@ -182,21 +179,20 @@ class _HostBuilder:
         self.region_depth = 0  # > 0 inside relax.if / relax.while regions
         self.env: dict[SSAValue, Value] = {}
         self.allocated: list[SSAValue] = []
-        self.freed: set[SSAValue] = set()
         self.root: dict[SSAValue, SSAValue] = {}  # a view -> the buffer it views
-        self._number_ops()
         self.dim_values: dict[tuple[SSAValue, int], SSAValue] = {}
         self.name = self.fn.sym_name.data
         for old, new in zip(self.fn.args, self.block.args):
             new.name_hint = old.name_hint
             self.env[old] = new
         self._bind_inputs()
-        self._start_pool()
+        self.pool_symbols = dict(self.dims.env)  # what an intermediate's size may use to be pooled
+        for s, value in self.pool_symbols.items():
+            mark_binding(value, s.name)
+        self.escaping = self._escaping() if self.lowering.plan_memory else set()
         results = self._lower_block(self.fn.body.block)
         self._finish(results)
-        host = func.FuncOp(self.name, (in_types, out_types), Region(self.block))
-        self._finish_pool(host)
-        return host
+        return func.FuncOp(self.name, (in_types, out_types), Region(self.block))
 
     # -- symbols and checks ------------------------------------------------
     def _dim(self, memref_value: SSAValue, axis: int) -> SSAValue:
@@ -340,7 +336,6 @@ class _HostBuilder:
             if isinstance(op, ConditionOp):
                 return [self.env[op.cond], *(self.env[v] for v in op.values)]
             self._lower_op(op)
-            self._free_dead(self.position[op])
         raise RelaxError(f"{self.label}: block without a terminator")
 
     # -- control flow: relax.if / relax.while / relax.call -> scf.if / scf.while / func.call
@@ -481,38 +476,7 @@ class _HostBuilder:
         for r, v in zip(op.outs, self._bind_results(results, [r.type for r in op.outs], what)):
             self.env[r] = v
 
-    # -- memory: each intermediate is freed right after its last use ----------
-    def _number_ops(self) -> None:
-        """Positions of the ops in execution order, and each value's last use."""
-        self.position: dict[Operation, int] = {}
-        self.last_use: dict[SSAValue, int] = {}
-        end = 1 << 62
-        for k, op in enumerate(self.fn.body.walk()):
-            self.position[op] = k
-            for v in op.operands:
-                self.last_use[v] = end if isinstance(op, ReturnOp) else max(self.last_use.get(v, -1), k)
-        # A dataflow block's results stand for its outputs: keep those alive.
-        for op in self.fn.body.walk():
-            if isinstance(op, DataflowOp):
-                out = op.body.block.last_op
-                assert isinstance(out, OutputOp)
-                for inner, res in zip(out.values, op.outs):
-                    self.last_use[inner] = max(self.last_use.get(inner, -1), self.last_use.get(res, -1))
-
-    def _roots(self, value: Value) -> set[SSAValue]:
-        return {self.root.get(m, m) for m in _flatten(value)}
-
-    def _free_dead(self, p: int) -> None:
-        live: set[SSAValue] = set()
-        for v, lowered in self.env.items():
-            if self.last_use.get(v, -1) > p:
-                live |= self._roots(lowered)
-        for a, buffer in self.pooled.items():
-            if a not in self.freed and a not in live:
-                self.plan.release(buffer)
-                self.freed.add(a)
-
-    # -- memory planning: one pool for the intermediates -----------------------
+    # -- memory planning: marks for plan-memory -----------------------------
     def _escaping(self) -> set[SSAValue]:
         """Graph values whose storage may be returned: followed back from the
         return through tuples, dataflow outputs, match_cast and views."""
@@ -547,60 +511,6 @@ class _HostBuilder:
         kind = callee.attributes.get("relax.op") if callee is not None else None
         return isinstance(kind, StringAttr) and kind.data in VIEW_OPS and len(op.inputs) == len(op.outs) == 1
 
-    def _start_pool(self) -> None:
-        """Placeholders for the pool (its size is known once every buffer is
-        planned): an `arith.constant` for the size and the pool alloc itself."""
-        self.pooled: dict[SSAValue, int] = {}  # view -> its buffer in the plan
-        self.plan = MemoryPlan()
-        self.pool_symbols = dict(self.dims.env)
-        self.offsets: list[arith.ConstantOp] = []  # per pooled buffer, in allocation order
-        self.escaping = self._escaping() if self.lowering.plan_memory else set()
-        self.pool_size = arith.ConstantOp(IntegerAttr(0, IndexType()))
-        self.pool = memref.AllocOp([self.pool_size.result], [], MemRefType(i8, [DYNAMIC_INDEX]), IntegerAttr(64, 64))
-        self.pool.memref.name_hint = "pool"
-        self.pool.attributes["relax.pool"] = UnitAttr()
-        self.block.add_ops([self.pool_size, self.pool])
-
-    def _pool_view(self, t: TensorType, sizes: list[SSAValue]) -> SSAValue:
-        nbytes = canon(_product(t.sym_shape) * np_dtype(t.dtype).itemsize)
-        buffer = self.plan.take(nbytes)
-        placeholder = arith.ConstantOp(IntegerAttr(0, IndexType()))  # its offset, known once all are placed
-        self.block.insert_op_before(placeholder, self.pool)
-        self.offsets.append(placeholder)
-        view = memref.ViewOp(self.pool.memref, placeholder.result, sizes, memref_type(t))
-        self.block.add_op(view)
-        self.pooled[view.result] = buffer
-        return view.result
-
-    def _finish_pool(self, host: func.FuncOp) -> None:
-        """Computes the buffers' offsets and the pool size where the pool is
-        allocated (every symbol they use is bound by then), frees the pool
-        before each return, and records the plan's figures on `host`."""
-        if not self.plan.buffers:
-            for op in (self.pool, self.pool_size):
-                op.detach()
-                op.erase()
-            return
-        emitter = DimEmitter(lambda op: self.block.insert_op_before(op, self.pool), checked=self.label)
-        for sym, value in self.pool_symbols.items():
-            emitter.bind(sym, value)
-        for placeholder, offset in zip(self.offsets, self.plan.place()):
-            placeholder.result.replace_all_uses_with(emitter.emit(offset))
-            placeholder.detach()
-            placeholder.erase()
-        self.pool_size.result.replace_all_uses_with(emitter.emit(self.plan.pool))
-        self.pool_size.detach()
-        self.pool_size.erase()
-        ret = self.block.last_op
-        assert isinstance(ret, func.ReturnOp)
-        self.block.insert_op_before(memref.DeallocOp.get(self.pool.memref), ret)
-        host.attributes["relax.memory_plan"] = DictionaryAttr({
-            "buffers": IntegerAttr(len(self.plan.buffers), 64),
-            "unshared_bytes": DimsAttr.of([self.plan.unshared]),
-            "peak_live_bytes": DimsAttr.of([self.plan.peak]),
-            "pool_bytes": DimsAttr.of([self.plan.pool]),
-        })
-
     def _alloc(self, t: TensorType, what: str = "", value: SSAValue | None = None) -> SSAValue:
         """A buffer of type `t`; a dynamic size that could be negative (e.g.
         `h - 2` for a too-small input) is checked first, naming `what`."""
@@ -616,10 +526,12 @@ class _HostBuilder:
                 self.block.add_op(cf.AssertOp(ok, f"{self.label}: {what} result dim {i} ({dim_to_str(d)}) is negative: "
                                               "the input is too small for the op"))
             sizes.append(size)
-        if (value is not None and self.lowering.plan_memory and not self.region_depth and value not in self.escaping
-                and all(s in self.pool_symbols for d in t.sym_shape for s in d.free_symbols)):
-            return self._pool_view(t, sizes)
+        poolable = (value is not None and self.lowering.plan_memory and not self.region_depth
+                    and value not in self.escaping
+                    and all(s in self.pool_symbols for d in t.sym_shape for s in d.free_symbols))
         op = memref.AllocOp(sizes, [], mt, IntegerAttr(64, 64))
+        if poolable:  # plan-memory gives it a slot of the pool
+            op.attributes[BYTES_ATTR] = DimsAttr.of([canon(_product(t.sym_shape) * np_dtype(t.dtype).itemsize)])
         hint = what.rsplit("@", 1)[-1] if "@" in what else ""
         if hint.replace("_", "a").isalnum():
             op.memref.name_hint = f"{hint}_out"  # names the buffer in errors and generated code
@@ -854,7 +766,7 @@ class _HostBuilder:
         seen: set[SSAValue] = set()
         for v in flat:
             root = self.root.get(v)
-            if root is not None and root in owned and root not in seen and root not in self.freed \
+            if root is not None and root in owned and root not in seen \
                     and sum(self.root.get(w, w) == root for w in flat) == 1:
                 seen.add(root)  # a view (reshape) of a buffer nothing else returns: returned as it is
                 returned.append(v)
@@ -938,3 +850,4 @@ class LowerGraphPass(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         LowerGraph(op, self.plan_memory).run()
         FreeBuffersPass().apply(ctx, op)
+        PlanMemoryPass().apply(ctx, op)  # pools what the lowering marked (nothing without plan-memory)

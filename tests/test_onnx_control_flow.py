@@ -45,12 +45,15 @@ def loop_model():
 def _same_as_ort(m, feeds_list):
     module = rx.parse_module(rx.print_module(rx.from_onnx(m)))
     sess = ort.InferenceSession(m.SerializeToString())
-    for feeds in feeds_list:
-        got = rx.evaluate(module, "main", *feeds.values())
-        want = sess.run(None, feeds)
-        for a, b in zip(got, want):
-            assert a.shape == b.shape
-            np.testing.assert_allclose(a, b, rtol=1e-6)
+    runs = [lambda *a: rx.evaluate(module, "main", *a)]
+    runs += [rx.compile(module, target=t, pipeline=p).main for t, p in (("interp", "default"), ("c", "fast"))]
+    for run in runs:
+        for feeds in feeds_list:
+            got = run(*feeds.values())
+            want = sess.run(None, feeds)
+            for a, b in zip(got, want):
+                assert a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=1e-6)
     return module
 
 
