@@ -25,7 +25,7 @@ import numpy as np
 from relax_xdsl import op as rop
 from relax_xdsl.builder import Var
 from relax_xdsl.dialects.relax import TensorType
-from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, onnx_dtype, register_converter
 from relax_xdsl.shape import Dim, dims_differ, dims_equal
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -65,6 +65,7 @@ class _ScanOutput:
     (None where neither the body's type nor tracing gives a static one),
     and whether slices are prepended (a reversed Scan output)."""
 
+    name: str
     dtype: str
     dims: list[int | None]
     prepend: bool = False
@@ -92,7 +93,8 @@ class _ScanOutput:
         acc, shape = carried
         first = rop.equal(i, fb.const(np.array(0, np.int64)))
         shape = rop.where(first, fb.shape_to_tensor(fb.shape_of(piece)), shape)
-        piece = fb.match_cast(piece, fb.tensor_to_shape(shape).sym_value)  # every slice has the first's shape
+        first_dims = fb.fresh_symbols(len(self.dims), prefix=f"{self.name}_first_slice_dim")
+        piece = fb.match_cast(piece, fb.tensor_to_shape(shape, first_dims).sym_value)  # as the first slice's shape
         flat = rop.reshape(piece, [-1])
         return [rop.concat([flat, acc] if self.prepend else [acc, flat], axis=0), shape]
 
@@ -140,7 +142,7 @@ def _scan_outputs(n: Node, outputs: Sequence[Any], trace: Callable[[], list[Any]
             dims = [d if d is not None else int(e) if e.is_Integer else None
                     for d, e in zip(dims or [None] * t.ndim, t.sym_shape)]
         assert dtype is not None and dims is not None
-        out.append(_ScanOutput(dtype, dims))
+        out.append(_ScanOutput(identifier(vi.name, "scan"), dtype, dims))
     return out
 
 
