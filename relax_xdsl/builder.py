@@ -388,6 +388,16 @@ class FunctionBuilder:
             raise RelaxError("a control-flow region must return graph values (Var)")
         return block, values
 
+    def result_types(self, fn: Callable[..., Any], arg_types: Sequence[Attribute] = ()) -> list[Attribute]:
+        """The types of the values `fn` returns on block arguments of
+        `arg_types`, its ops emitted into a scratch block that is then erased:
+        what a loop body gives, known before the loop's carried types must be
+        (an ONNX body whose outputs state no type)."""
+        block, values = self._region(fn, arg_types)
+        types = [v.type for v in values]
+        block.erase(safe_erase=False)
+        return types
+
     def if_(self, cond: Var, then: Callable[[], Any], otherwise: Callable[[], Any]) -> Var | tuple[Var, ...]:
         """`relax.if`: `then()` / `otherwise()` emit each branch and return its
         values; each result's type is the most precise type of both (a dim
