@@ -105,6 +105,9 @@ def test_if_branches_that_cannot_join_are_an_import_error() -> None:
 
 # -- scan outputs of unstated shape, and Scan -------------------------------------------------------------------------
 
+RUNS = [("interp", "default"), ("c", "fast")]
+
+
 def _same_as_ort_everywhere(m, feeds_list) -> None:
     """Equal to onnxruntime on the evaluator, the interpreter and C."""
     _same_as_ort(m, feeds_list)
