@@ -111,23 +111,25 @@ def _window_dim(ctx: Infer, size: Any, pad_before: int, pad_after: int, kernel: 
         starts = canon(floordiv(size + pad_before - 1, stride) + 1)
         out = starts if (window - pad_after).is_nonnegative else canon(sympy.Min(out, sympy.Max(out - 1, starts)))
     if out.is_Integer:
-        if out < 1:
+        if out < 0:
             ctx.fail(f"{what} would be {out}: the padded input extent {dim_to_str(size + pad_before + pad_after)} "
                      f"is smaller than the dilated window {dim_to_str(window)}")
         return out
-    if out.is_positive is not True:
-        ctx.same(sympy.Max(out, 1), out, f"{what} {dim_to_str(out)} must be >= 1 (input smaller than the window)")
+    if out.is_nonnegative is not True:  # an empty input gives an empty output; a negative extent is an error
+        ctx.same(sympy.Max(out, 0), out, f"{what} {dim_to_str(out)} must be >= 0 (input smaller than the window)")
     return out
 
 
 def _window_extent(size: int, pad_before: int, pad_after: int, kernel: int, stride: int, dilation: int,
-                   ceil_mode: bool, op: str, what: str) -> int:
-    """The same rule on concrete sizes (for the references)."""
+                   ceil_mode: bool, op: str, what: str, empty_ok: bool = False) -> int:
+    """The same rule on concrete sizes (for the references); an extent of 0
+    (an input one short of the window) is an empty output where the
+    reference takes it (`empty_ok`), else an error."""
     span = size + pad_before + pad_after - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
     if ceil_mode and (out - 1) * stride >= size + pad_before:
         out -= 1  # the last window would start in the bottom/right padding
-    if out < 1:
+    if out < (0 if empty_ok else 1):
         raise ShapeError(f"relax.{op}: {what} would be {out}: padded input extent {size + pad_before + pad_after} "
                          f"is smaller than the dilated window {dilation * (kernel - 1) + 1}")
     return out
@@ -372,8 +374,10 @@ class Conv2d(OpSpec):
         acc = _compute_dtype(res)
         n, c, h, w = data.shape
         o, ci, kh, kw = weight.shape
-        oh = _window_extent(h, pt, pb, kh, sh, dh, False, self.name, "output height")
-        ow = _window_extent(w, pl, pr, kw, sw, dw, False, self.name, "output width")
+        oh = _window_extent(h, pt, pb, kh, sh, dh, False, self.name, "output height", empty_ok=True)
+        ow = _window_extent(w, pl, pr, kw, sw, dw, False, self.name, "output width", empty_ok=True)
+        if oh == 0 or ow == 0:
+            return np.zeros((n, o, oh, ow), res)
         x = np.pad(data.astype(acc, copy=False), ((0, 0), (0, 0), (pt, pb), (pl, pr)))
         win = sliding_window_view(x, (dh * (kh - 1) + 1, dw * (kw - 1) + 1), axis=(2, 3))
         win = win[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]  # (n, c, oh, ow, kh, kw)
@@ -431,9 +435,11 @@ class _Pool2dBase(OpSpec):
                                         ((pool_size, "pool_size"), (strides, "strides"), (dilation, "dilation")))
         pt, pl, pb, pr = _padding(ctx, padding)
         _, _, h, w = data.shape
-        oh = _window_extent(h, pt, pb, kh, sh, dh, ceil_mode, self.name, "output height")
-        ow = _window_extent(w, pl, pr, kw, sw, dw, ceil_mode, self.name, "output width")
+        oh = _window_extent(h, pt, pb, kh, sh, dh, ceil_mode, self.name, "output height", empty_ok=True)
+        ow = _window_extent(w, pl, pr, kw, sw, dw, ceil_mode, self.name, "output width", empty_ok=True)
         eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        if oh == 0 or ow == 0:
+            return np.zeros((*data.shape[:2], oh, ow, kh, kw), data.dtype)
         xb = max(0, (oh - 1) * sh + eh - (h + pt + pb))
         xr = max(0, (ow - 1) * sw + ew - (w + pl + pr))
         x = np.pad(data, ((0, 0), (0, 0), (pt, pb + xb), (pl, pr + xr)), constant_values=pad_value)
