@@ -654,8 +654,7 @@ def _trilu_data_diagonal(n: Node, x: Value, upper: bool) -> Value:
         k = rt.dims_data(n, values)
     rows = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[x.shape[-2]])
     cols = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[x.shape[-1]])
-    offset = n.op("subtract", n.op("reshape", cols, shape=[1, x.shape[-1]]),
-                  n.op("reshape", rows, shape=[x.shape[-2], 1]))
+    offset = n.op("subtract", n.op("expand_dims", cols, axis=[0]), n.op("expand_dims", rows, axis=[1]))
     keep = n.op("greater_equal" if upper else "less_equal", offset, k)
     return n.op("where", keep, x, rt.const(0, x.dtype))
 
