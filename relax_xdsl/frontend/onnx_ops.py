@@ -632,8 +632,31 @@ def _slice_bound(n: Node, x: Value, axis: int, v: Any, what: str) -> Any:
 @register_converter("Trilu", attrs=("upper",))
 def _trilu(n: Node) -> Value:
     x = n.input(0, "input")
+    if x.ndim < 2:
+        n.fail(f"input must have rank >= 2, got {x.ndim}")
+    upper = bool(n.attr("upper", 1))
+    if n.optional(1) is not None and (rt.is_runtime(n, 1) or n.known(1, "k").symbolic):
+        return _trilu_data_diagonal(n, x, upper)
     k = n.scalar(1, "k")
-    return n.op("triu" if n.attr("upper", 1) else "tril", x, k=int(k or 0))
+    return n.op("triu" if upper else "tril", x, k=int(k or 0))
+
+
+def _trilu_data_diagonal(n: Node, x: Value, upper: bool) -> Value:
+    """A diagonal computed from sizes or data (torch's `mask.triu(past + 1)`):
+    keep x[..., i, j] where j - i >= k (upper) or j - i <= k (lower), as a
+    `where` over the offsets, since triu / tril take k as an attribute."""
+    if rt.is_runtime(n, 1):
+        k = rt.as_int64(n, rt.scalar_tensor(n, 1, "k"))
+    else:
+        values = n.ints(1, "k")
+        if len(values) != 1:
+            n.fail(f"input 1 (k) must be a scalar, got {len(values)} values")
+        k = rt.dims_data(n, values)
+    rows = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[x.shape[-2]])
+    cols = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[x.shape[-1]])
+    offset = n.op("subtract", n.op("expand_dims", cols, axis=[0]), n.op("expand_dims", rows, axis=[1]))
+    keep = n.op("greater_equal" if upper else "less_equal", offset, k)
+    return n.op("where", keep, x, rt.const(0, x.dtype))
 
 
 @register_converter("Expand")
@@ -681,6 +704,20 @@ def _constant_of_shape(n: Node) -> Value:
     return n.op("full", shape=[canon(v) for v in shape], fill_value=float(value[0]), dtype=dtype)
 
 
+def _range_from_symbolic_start(n: Node, start: Any, limit: Any, delta: Any, dtype: str) -> Value:
+    """`torch.arange(past, past + t)`: a start computed from sizes. The length
+    stays an expression of the symbols (`t`, not a fresh run-time symbol), so
+    the positions line up with the tensors sized by it; the values are
+    `start + i * delta` with start as data."""
+    if not isinstance(delta, int) or dtype not in ("int32", "int64"):
+        n.fail(f"a symbolic start ({dim_to_str(canon(start))}) needs integer bounds and an integer delta")
+    lo, hi = (canon(start), canon(limit)) if delta > 0 else (canon(limit), canon(start))
+    length = canon(sympy.Max(ceildiv(hi - lo, abs(delta)), 0))
+    i = n.op("arange", start=0.0, step=float(delta), dtype="int64", length=[length])
+    values = n.op("add", i, rt.dims_data(n, [start]))
+    return values if dtype == "int64" else n.op("astype", values, dtype=dtype)
+
+
 @register_converter("Range")
 def _range(n: Node) -> Value:
     """Static bounds: folded (or arange); a symbolic limit (`torch.arange(t)`)
@@ -700,10 +737,12 @@ def _range(n: Node) -> Value:
         values.append(k.values()[0])
     start, limit, delta = values
     dtype = n.input(0, "start").dtype
-    if not isinstance(start, (int, float)) or not isinstance(delta, (int, float)):
-        n.fail("start and delta must be static")
+    if not isinstance(delta, (int, float)):
+        n.fail("delta must be static")
     if delta == 0:
         n.fail("delta must not be 0")
+    if not isinstance(start, (int, float)):
+        return _range_from_symbolic_start(n, start, limit, delta, dtype)
     if not isinstance(limit, (int, float)):
         if not isinstance(start, int) or not isinstance(delta, int) or delta < 0:
             n.fail(f"a symbolic limit ({dim_to_str(canon(limit))}) needs integer start and a positive integer delta")
