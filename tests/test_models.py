@@ -34,7 +34,7 @@ def test_model_c(name: str) -> None:
     check(FULL[name](), "c", BINDINGS[name])
 
 
-@pytest.mark.parametrize("name", list(SMALL))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "cnn" else n for n in SMALL])
 def test_model_interp(name: str) -> None:
     check(SMALL[name](), "interp", BINDINGS[name][:2])
 

@@ -125,6 +125,7 @@ def test_conv_transpose_nd_reference_matches_scatter() -> None:
 # --- every level, symbolic dims bound to several sizes -------------------------------------
 
 
+@pytest.mark.slow
 def test_conv_nd_levels_3d() -> None:
     module = build([("x", ["n", 4, "d", 5, 4], "float32"), ("w", [6, 2, 2, 3, 1], "float32")],
                    lambda x, w: op.conv_nd(x, w, strides=[1, 2, 1], padding=[1, 0, 1, 1, 1, 0], dilation=[2, 1, 1],
@@ -147,6 +148,7 @@ def test_pool_nd_levels_int_max_1d() -> None:
     check_levels(module, [(rand((n, 2, w), "int32", seed=n),) for n, w in zip(SIZES, reversed(SIZES))])
 
 
+@pytest.mark.slow
 def test_conv_transpose_nd_levels() -> None:
     module = build([("x", ["n", 4, "h", 3], "float32"), ("w", [4, 3, 3, 2], "float32")],
                    lambda x, w: op.conv_transpose_nd(x, w, strides=[2, 3], padding=[1, 0, 0, 1], output_padding=[1, 0],

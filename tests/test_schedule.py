@@ -147,7 +147,8 @@ def test_matmul_register_tiles_at_every_size(width: Any) -> None:
                 np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize(("width", "padding"), [(16, (1, 1)), (20, (0, 2, 1, 0)), ("w", (1, 1))])
+@pytest.mark.parametrize(("width", "padding"), [
+    (16, (1, 1)), pytest.param(20, (0, 2, 1, 0), marks=pytest.mark.slow), pytest.param("w", (1, 1), marks=pytest.mark.slow)])
 def test_stride_1_conv_register_tiles(width: Any, padding: tuple[int, ...]) -> None:
     """A stride-1 conv is a contraction auto-schedule tiles: 4 output rows x
     the columns of a tile per output channel, the taps (with their padding
