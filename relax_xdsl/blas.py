@@ -59,6 +59,14 @@ typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
 #else
 #define RX_NV 1
 #endif
+/* Without AVX-512 the 16-float tiles spill (on an AVX2 EPYC, 8 rows x 256
+   x 1024 ran 10x slower here than in SGEMM): few-row GEMMs and convs go to
+   SGEMM there (RX_TEST_SMALL_GEMM keeps these kernels, for their tests). */
+#if defined(__AVX512F__) || defined(RX_TEST_SMALL_GEMM)
+#define RX_SMALL_GEMM_FAST 1
+#else
+#define RX_SMALL_GEMM_FAST 0
+#endif
 /* C[0:MR, 0:16*NV] (+)= A[0:MR, :] @ B[:, 0:16*NV] (+ rb[i] per row, then
    relu when asked): the tile's sums stay in registers over all of k; each
    B vector loaded once per k serves MR rows. B's row k starts at ROW: k * ldb
@@ -294,7 +302,7 @@ static inline void rx_blas_restore(int threads) {{ if (threads) scipy_openblas_s
 
 def _few_rows(m: str) -> str:
     """The C test that a GEMM of `m` rows runs in rx_sgemm_small."""
-    return f"{m} >= 2 && {m} <= {SMALL_GEMM_ROWS}"
+    return f"RX_SMALL_GEMM_FAST && {m} >= 2 && {m} <= {SMALL_GEMM_ROWS}"
 
 
 def _gemm(m: str, n: str, k: str, beta: str, a: str = "A", b: str = "B", c: str = "C") -> str:
@@ -500,7 +508,7 @@ static void {symbol}_images(int64_t b0, int64_t b1, float* X, float* W, float* B
   int64_t k = c * kh * kw, p = oh * ow;
   /* shifted windows (see rx_conv_windows): stride 1, few output channels */
   int64_t hp = oh + kh - 1, wp = ow + kw - 1;
-  int windows = {1 if sh == 1 and sw == 1 else 0} && o >= 1 && o <= {SMALL_GEMM_ROWS} && p > 0;
+  int windows = {1 if sh == 1 and sw == 1 else 0} && RX_SMALL_GEMM_FAST && o >= 1 && o <= {SMALL_GEMM_ROWS} && p > 0;
 #ifdef RX_TEST_CONV_IM2COL
   windows = 0;  /* tests of the column path */
 #endif

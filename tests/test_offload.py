@@ -241,13 +241,15 @@ def test_few_row_gemms_in_register_tiles(rows: int) -> None:
         fb.ret(op.nn.gelu(op.add(op.matmul(x, w), fb.param("bias", ["m"], "float32"))))
     dense = rx.compile(fb.module, target="c", pipeline="fast")
     assert "rx_sgemm_small(" in mm.c_source and "rx_sgemm_small(" in dense.c_source
-    exes = [(mm, dense)]
+    kernels = (*DEFAULT_FLAGS, "-DRX_TEST_SMALL_GEMM")  # the register tiles even where SGEMM takes these rows
+    exes = [(mm, dense), (rx.compile(mm.graph, target="c", pipeline="fast", cflags=kernels),
+                          rx.compile(dense.graph, target="c", pipeline="fast", cflags=kernels))]
     if rows == 13:  # the last columns without memory for their padded copies: column by column
-        flags = (*DEFAULT_FLAGS, "-DRX_TEST_GEMM_TAIL_DIRECT")
+        flags = (*DEFAULT_FLAGS, "-DRX_TEST_GEMM_TAIL_DIRECT", "-DRX_TEST_SMALL_GEMM")
         exes.append((rx.compile(mm.graph, target="c", pipeline="fast", cflags=flags),
                      rx.compile(dense.graph, target="c", pipeline="fast", cflags=flags)))
     if platform.machine() == "x86_64" and rows in (3, 13):  # AVX2 without AVX-512: 16-column tiles only
-        flags = [f if f != "-march=native" else "-march=x86-64-v3" for f in DEFAULT_FLAGS]
+        flags = [*(f if f != "-march=native" else "-march=x86-64-v3" for f in DEFAULT_FLAGS), "-DRX_TEST_SMALL_GEMM"]
         exes.append((rx.compile(mm.graph, target="c", pipeline="fast", cflags=flags),
                      rx.compile(dense.graph, target="c", pipeline="fast", cflags=flags)))
     for (mm, dense), (k, m) in itertools.product(exes, ((1, 1), (7, 16), (5, 17), (64, 47), (3, 100), (256, 512))):
@@ -314,8 +316,10 @@ def test_conv2d_stride_1_windows_columns_and_direct_agree(kernel: tuple[int, int
             y = op.nn.relu(op.add(y, fb.param("b", [1, o, 1, 1], "float32")))
         fb.ret(y)
     loops = rx.lower(fb.module, "fast")
-    libs = {flag: CModule(loops, cflags=(*DEFAULT_FLAGS, *([f"-DRX_TEST_CONV_{flag}"] if flag else [])))
+    libs = {flag: CModule(loops, cflags=(*DEFAULT_FLAGS, "-DRX_TEST_SMALL_GEMM",
+                                         *([f"-DRX_TEST_CONV_{flag}"] if flag else [])))
             for flag in ("", "IM2COL", "DIRECT")}
+    libs["sgemm"] = CModule(loops, cflags=DEFAULT_FLAGS)  # without AVX-512: SGEMM for every channel count
     assert "rx_conv_windows(" in libs[""].source
     for n, c, h, w in ((1, 1, 1, 1), (1, 3, 2, 1), (5, 2, 7, 9), (1, 16, 32, 30), (2, 3, 5, 16), (1, 2, 4, 50)):
         if h + sum(padding[::2]) < kernel[0] or w + sum(padding[1::2]) < kernel[1]:
