@@ -190,3 +190,35 @@ def test_onnx_symbolic_dim_bound_to_zero(target: str, pipeline: str) -> None:
     for n in BINDINGS:
         x = rand((n, 8))
         assert_close(exe["main"](x), _softmax(np.maximum(x @ w, 0)))
+
+
+def _window_module(fn, *specs):
+    with rx.FunctionBuilder("main") as fb:
+        args = [fb.param(f"a{i}", s, d) for i, (s, d) in enumerate(specs)]
+        fb.ret(fn(*args))
+    return fb.module
+
+
+WINDOWS_ONE_SHORT = [
+    ("conv2d", lambda x, w: op.nn.conv2d(x, w), [(["n", 1, "h", 4], "float32"), ([2, 1, 3, 3], "float32")],
+     [(1, 1, 2, 4), (2, 1, 3, 3)], (1, 2, 0, 2)),
+    ("max_pool2d", lambda x: op.nn.max_pool2d(x, pool_size=3, strides=1), [(["n", 1, "h", 4], "float32")],
+     [(2, 1, 2, 4)], (2, 1, 0, 2)),
+    ("conv_nd", lambda x, w: op.conv_nd(x, w), [(["n", 1, "h", 4, 4], "float32"), ([2, 1, 3, 3, 3], "float32")],
+     [(1, 1, 2, 4, 4), (2, 1, 3, 3, 3)], (1, 2, 0, 2, 2)),
+    ("pool_nd", lambda x: op.pool_nd(x, kind="max", pool_size=[3, 3, 3]), [(["n", 1, "h", 4, 4], "float32")],
+     [(1, 1, 2, 4, 4)], (1, 1, 0, 2, 2)),
+    ("max_pool_indices", lambda x: op.max_pool_indices(x, pool_size=[3, 3]), [(["n", 1, "h", 4], "float32")],
+     [(1, 1, 2, 4)], (1, 1, 0, 2)),
+]
+
+
+@pytest.mark.parametrize(("name", "fn", "specs", "shapes", "want"), WINDOWS_ONE_SHORT, ids=[c[0] for c in WINDOWS_ONE_SHORT])
+def test_an_input_one_short_of_the_window_gives_an_empty_result(name, fn, specs, shapes, want) -> None:
+    """An output extent of 0 is an empty result on every level (a negative
+    one is a ShapeError: tests/test_ops_nn.py)."""
+    module = _window_module(fn, *specs)
+    args = [np.ones(s, "float32") for s in shapes]
+    assert rx.evaluate(module, "main", *args).shape == want
+    for target, pipeline in (("interp", "default"), ("c", "default"), ("c", "fast")):
+        assert rx.compile(module, target=target, pipeline=pipeline).main(*args).shape == want

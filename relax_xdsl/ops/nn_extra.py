@@ -143,7 +143,9 @@ class ConvNd(OpSpec):
         acc = _compute_dtype(data.dtype) if data.dtype.kind == "f" else np.dtype(data.dtype)
         kernel = weight.shape[2:]
         outs = [_window_extent(data.shape[2 + i], pb[i], pe[i], kernel[i], st[i], dl[i], False, self.name,
-                               f"output spatial dim {i}") for i in range(k)]
+                               f"output spatial dim {i}", empty_ok=True) for i in range(k)]
+        if 0 in outs:  # an input one short of the window: an empty result, as compiled code gives
+            return np.zeros((data.shape[0], weight.shape[0], *outs), data.dtype)
         x = np.pad(data.astype(acc, copy=False), [(0, 0), (0, 0), *zip(pb, pe)])
         n, c = data.shape[:2]
         o = weight.shape[0]
@@ -226,7 +228,9 @@ class PoolNd(OpSpec):
         ks, st, pbeg, pend, dl = self._params(Infer(self.name), k, kind, pool_size, strides, padding, dilation)
         sizes = data.shape[2:]
         outs = [_window_extent(sizes[i], pbeg[i], pend[i], ks[i], st[i], dl[i], ceil_mode, self.name,
-                               f"output spatial dim {i}") for i in range(k)]
+                               f"output spatial dim {i}", empty_ok=True) for i in range(k)]
+        if 0 in outs:  # an input one short of the window: an empty result, as compiled code gives
+            return np.zeros((*data.shape[:2], *outs), data.dtype)
         if kind == "max":
             acc = data.dtype
             low: Any = -np.inf if data.dtype.kind == "f" else np.iinfo(data.dtype).min
