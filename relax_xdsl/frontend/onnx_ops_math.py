@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl import dtypes
+from relax_xdsl import op as rop
 from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
 from relax_xdsl.shape import canon
@@ -236,8 +237,6 @@ def _reduce_axes(n: Node, x: Value) -> list[int] | None:
     """The sorted axes to reduce: None = all, [] = none (noop_with_empty_axes)."""
     from_input = n.opset >= 18 or (n.op_type == "ReduceSum" and n.opset >= 13)
     if from_input:
-        rt.refuse_runtime(n, 1, "axes", "which dims are reduced would depend on data (the output rank, or with "
-                          "keepdims=1 whether each dim becomes 1), which static types cannot express")
         axes = n.static_ints(1, "axes") if n.optional(1) is not None else []
     else:
         axes = list(n.attr("axes", []))
@@ -265,10 +264,88 @@ def _filled(n: Node, shape: list[Any], value: Any, dtype: str) -> Value:
     return n.op("broadcast_to", scalar, shape=[canon(d) for d in shape])
 
 
+_STEPS = {  # op: (elementwise before, the per-axis reduction, elementwise after, computes in float)
+    "ReduceSum": (None, "sum", None, False), "ReduceMax": (None, "max", None, False),
+    "ReduceMin": (None, "min", None, False), "ReduceProd": (None, "prod", None, False),
+    "ReduceL1": ("abs", "sum", None, False), "ReduceSumSquare": ("square", "sum", None, False),
+    "ReduceMean": (None, "mean", None, True), "ReduceL2": ("square", "sum", "sqrt", True),
+    "ReduceLogSum": (None, "sum", "log", True), "ReduceLogSumExp": (None, "lse", None, True),
+}
+_STEP_IDENTITY = {"sum": "ReduceSum", "max": "ReduceMax", "min": "ReduceMin", "prod": "ReduceProd",
+                  "mean": "ReduceMean", "lse": "ReduceLogSumExp"}
+"""Whose identity an empty axis gives, per step."""
+
+
+def _reduce_runtime_axes(n: Node, x: Value) -> Value:
+    """Axes computed at run time (ONNX's own tests pass them as inputs).
+    Which dims are reduced is data: each axis is reduced (keeping it, as 1)
+    inside a relax.if on whether the data names it, one axis after another
+    -- a sum, max, min or product over several axes is the same taken one
+    at a time, and so are a mean and a log-sum-exp. Without keepdims the
+    result is reshaped to the dims left, which must number rank - len(axes)
+    (checked when it runs: a repeated or out-of-range axis fails it)."""
+    before, reduction, after, in_float = _STEPS[n.op_type]
+    fb = n.importer.fb
+    xv = n.importer.tensor(x, n)
+    axes = n.tensor(1, "axes")
+    if axes.ndim != 1 or not canon(axes.shape[0]).is_Integer or axes.dtype != "int64":
+        n.fail(f"input 1 (axes) must be a 1-d int64 tensor of static length, got {axes.type}")
+    k, r = int(canon(axes.shape[0])), xv.ndim
+    keepdims = bool(n.attr("keepdims", 1))
+    if k == 0:
+        return xv if n.attr("noop_with_empty_axes", 0) else _reduce_static(n, xv, None)
+    y = xv if not in_float or dtypes.is_float(xv.dtype) else rop.astype(xv, "float64")
+    if before == "abs":
+        y = rop.abs(y)
+    elif before == "square":
+        y = rop.multiply(y, y)
+    norm = rop.where(rop.less(axes, 0), rop.add(axes, np.array(r, np.int64)), axes)
+    flags = []
+    for i in range(r):
+        flag = rop.greater(rop.sum(rop.astype(rop.equal(norm, np.array(i, np.int64)), "int64")), np.array(0, np.int64))
+        flags.append(flag)
+        y = fb.if_(flag, lambda y=y, i=i: _reduce_one_axis(n, y, i, reduction), lambda y=y: y)
+    if after == "sqrt":
+        y = rop.sqrt(y)
+    elif after == "log":
+        y = rop.log(y)
+    if not keepdims:
+        kept = rop.equal(rop.concat([rop.reshape(f, [1]) for f in flags], axis=0), np.array(False))
+        dims = rop.compress(fb.shape_to_tensor(fb.make_shape(list(y.shape))), kept, axis=0)
+        names = fb.fresh_symbols(r - k, prefix=f"{rt_name(n)}_dim")
+        left = fb.match_cast(dims, [r - k])
+        y = rop.reshape(y, list(fb.tensor_to_shape(left, names).sym_value))
+    return y if y.dtype == xv.dtype else rop.astype(y, xv.dtype)
+
+
+def _reduce_one_axis(n: Node, y: Value, axis: int, reduction: str) -> Value:
+    """One axis reduced, kept as 1; an axis of static extent 0 gives ONNX's
+    identity of the reduction (a max over nothing is -inf)."""
+    if canon(y.shape[axis]) == 0:
+        shape = [1 if i == axis else d for i, d in enumerate(y.shape)]
+        return n.importer.tensor(_filled(n, shape, _identity(_STEP_IDENTITY[reduction], y.dtype), y.dtype), n)
+    if reduction == "lse":
+        return n.importer.tensor(_log_sum_exp(n, y, [axis], True), n)
+    return getattr(rop, reduction)(y, axis=[axis], keepdims=True)
+
+
+def rt_name(n: Node) -> str:
+    """A symbol-name prefix naming the node (run-time errors then name it)."""
+    from relax_xdsl.frontend.onnx_import import identifier
+
+    return identifier(n.name or f"{n.op_type}_{n.index}", "node")
+
+
 @register_converter(_REDUCE, attrs=("axes", "keepdims", "noop_with_empty_axes"))
 def _reduce(n: Node) -> Value:
     x = n.input(0, "data")
-    axes = _reduce_axes(n, x)
+    from_input = n.opset >= 18 or (n.op_type == "ReduceSum" and n.opset >= 13)
+    if from_input and rt.is_runtime(n, 1):
+        return _reduce_runtime_axes(n, x)
+    return _reduce_static(n, x, _reduce_axes(n, x))
+
+
+def _reduce_static(n: Node, x: Value, axes: list[int] | None) -> Value:
     keepdims = bool(n.attr("keepdims", 1))
     reduced = list(range(x.ndim)) if axes is None else axes
     if any(canon(x.shape[a]) == 0 for a in reduced):
