@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from relax_xdsl import op as rop
 from relax_xdsl.builder import Var
 from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import (
@@ -28,6 +29,7 @@ from relax_xdsl.frontend.onnx_import import (
     Node,
     Unavailable,
     Value,
+    identifier,
     known_dims,
     onnx_dtype,
     register_converter,
@@ -468,8 +470,8 @@ def _transpose(n: Node) -> Value:
 @register_converter("Unsqueeze", attrs=("axes",))
 def _unsqueeze(n: Node) -> Value:
     x = n.input(0, "data")
-    if n.opset >= 13:
-        rt.refuse_runtime(n, 1, "axes", "the output rank would depend on data, which static-rank types cannot express")
+    if n.opset >= 13 and rt.is_runtime(n, 1):
+        return _unsqueeze_runtime_axes(n, n.importer.tensor(x, n))
     axes = n.static_ints(1, "axes") if n.opset >= 13 else list(n.attr("axes"))
     out_rank = x.ndim + len(axes)
     norm = sorted(n.axis(a, out_rank) for a in axes)
@@ -483,11 +485,66 @@ def _unsqueeze(n: Node) -> Value:
     return n.op("expand_dims", x, axis=norm)
 
 
+def _runtime_axes(n: Node, rank: int) -> tuple[Var, int]:
+    """Input 1 (axes) computed at run time: normalised against `rank`, and
+    how many there are (the tensor's static length fixes the output rank)."""
+    axes = n.tensor(1, "axes")
+    if axes.ndim != 1 or not canon(axes.shape[0]).is_Integer or axes.dtype != "int64":
+        n.fail(f"input 1 (axes) must be a 1-d int64 tensor of static length, got {axes.type}")
+    norm = rop.where(rop.less(axes, 0), rop.add(axes, np.array(rank, np.int64)), axes)
+    return norm, int(canon(axes.shape[0]))
+
+
+def _reshape_to_data(n: Node, x: Var, dims: Var, rank: int) -> Var:
+    """x reshaped to the int64 [rank] data `dims` (fresh symbols named after
+    the node): reshape's element count check rejects data that does not fit."""
+    fb = n.importer.fb
+    prefix = identifier(n.name or f"{n.op_type}_{n.index}", "node")
+    return rop.reshape(x, list(fb.tensor_to_shape(dims, fb.fresh_symbols(rank, prefix=f"{prefix}_dim")).sym_value))
+
+
+def _unsqueeze_runtime_axes(n: Node, x: Var) -> Var:
+    """Axes as data: the output rank is static (rank + len(axes)), where the
+    new 1s go is data. Unsqueezing only reshapes, so: output dim j is 1 when
+    the data names j, else the next input dim (take at j - the new axes
+    before j); a repeated or out-of-range axis leaves the element count or
+    the take's bounds wrong, a ShapeError or BoundsError when it runs."""
+    fb = n.importer.fb
+    out_rank = x.ndim + int(canon(n.tensor(1, "axes").shape[0]))
+    norm, _ = _runtime_axes(n, out_rank)
+    positions = rop.arange(0, length=[out_rank])
+    is_new = rop.greater(rop.sum(rop.astype(rop.equal(rop.expand_dims(positions, axis=[1]),
+                                                      rop.expand_dims(norm, axis=[0])), "int64"), axis=[1]),
+                         np.array(0, np.int64))
+    before = rop.subtract(rop.cumsum(rop.astype(is_new, "int64"), axis=0), rop.astype(is_new, "int64"))
+    source = rop.minimum(rop.maximum(rop.subtract(positions, before), np.array(0, np.int64)),
+                         np.array(max(x.ndim - 1, 0), np.int64))
+    in_dims = fb.shape_to_tensor(fb.make_shape(list(x.shape))) if x.ndim else fb.const(np.ones(1, np.int64))
+    dims = rop.where(is_new, np.array(1, np.int64), rop.take(in_dims, source, axis=0))
+    return _reshape_to_data(n, x, dims, out_rank)
+
+
+def _squeeze_runtime_axes(n: Node, x: Var) -> Var:
+    """Axes as data: the output rank is static (rank - len(axes)); the dims
+    the data does not name are kept (a compress of the shape), then a
+    reshape to them, whose element count check rejects squeezing a dim that
+    is not 1; a repeated or out-of-range axis leaves the wrong number of
+    dims, a ShapeError when it runs."""
+    fb = n.importer.fb
+    norm, k = _runtime_axes(n, x.ndim)
+    positions = rop.arange(0, length=[x.ndim])
+    named = rop.greater(rop.sum(rop.astype(rop.equal(rop.expand_dims(positions, axis=[1]),
+                                                     rop.expand_dims(norm, axis=[0])), "int64"), axis=[1]),
+                        np.array(0, np.int64))
+    kept = rop.compress(fb.shape_to_tensor(fb.make_shape(list(x.shape))), rop.equal(named, np.array(False)), axis=0)
+    return _reshape_to_data(n, x, fb.match_cast(kept, [x.ndim - k]), x.ndim - k)
+
+
 @register_converter("Squeeze", attrs=("axes",))
 def _squeeze(n: Node) -> Value:
     x = n.input(0, "data")
-    if n.opset >= 13:
-        rt.refuse_runtime(n, 1, "axes", "the output rank would depend on data, which static-rank types cannot express")
+    if n.opset >= 13 and rt.is_runtime(n, 1):
+        return _squeeze_runtime_axes(n, n.importer.tensor(x, n))
     axes = (n.static_ints(1, "axes") if n.optional(1) is not None else None) if n.opset >= 13 else n.attr("axes", None)
     if axes is None:
         norm = [i for i, d in enumerate(x.shape) if is_one(canon(d))]
