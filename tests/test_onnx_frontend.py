@@ -414,15 +414,16 @@ def test_missing_initializer_and_unsupported_outputs() -> None:
 
 
 def test_runtime_values_where_import_time_values_are_needed() -> None:
-    """Reshape's shape as data binds fresh symbols at run time (tests/test_onnx_runtime_shapes.py); an input
-    whose values would fix the output rank is still refused, naming the node, the input and why."""
+    """Reshape's shape as data binds fresh symbols at run time (tests/test_onnx_runtime_shapes.py); Slice's
+    axes as data are still refused, naming the node, the input and why."""
     module = rx.from_onnx(model([node("Reshape", ["x", "s"], ["y"], name="rs")], [("x", F, [4]), ("s", I64, [2])],
                                 ["y"]))
     assert "relax.tensor_to_shape" in str(module)
     np.testing.assert_array_equal(rx.evaluate(module, "main", np.arange(4, dtype="float32"), np.array([2, 2])),
                                   np.arange(4, dtype="float32").reshape(2, 2))
-    _errors(model([node("Unsqueeze", ["x", "a"], ["y"], name="us")], [("x", F, [4]), ("a", I64, [1])], ["y"]),
-            r"'us' \(Unsqueeze\): input 1 \(axes\) is computed at run time, but the output rank would depend")
+    _errors(model([node("Slice", ["x", "s", "e", "a"], ["y"], name="sl")],
+                  [("x", F, [4]), ("s", I64, [1]), ("e", I64, [1]), ("a", I64, [1])], ["y"]),
+            r"'sl' \(Slice\): input 3 \(axes\) must be known at import time.*computed at run time")
 
 
 def test_sizes_used_as_tensor_data_are_computed_at_run_time() -> None:
