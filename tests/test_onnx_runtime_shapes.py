@@ -206,3 +206,21 @@ def test_runtime_axes_that_repeat_or_leave_the_rank_are_shape_errors() -> None:
     for bad in ([0, 0], [0, 5]):
         with pytest.raises(ShapeError):
             exe.main(x, np.array(bad))
+
+
+@pytest.mark.parametrize("op", ["CumSum"])
+def test_cumulation_over_a_runtime_axis(op: str) -> None:
+    """The axis as data: one executable for every axis, negative ones
+    included; an axis out of range is a ShapeError, not x unchanged.
+    (CumProd shares the converter; onnxruntime has no CumProd to compare.)"""
+    m = _one(op, [("x", T.FLOAT, [2, "n", 3]), ("a", T.INT64, [])], exclusive=1, reverse=1)
+    x = np.arange(1, 25, dtype=F32).reshape(2, 4, 3) / 8.0
+    sess = ort.InferenceSession(m.SerializeToString())
+    module = rx.from_onnx(m)
+    for target, pipeline in (("interp", "default"), ("c", "fast")):
+        exe = rx.compile(module, target=target, pipeline=pipeline)
+        for a in (0, 1, -1):
+            feeds = {"x": x, "a": np.array(a)}
+            np.testing.assert_allclose(exe.main(*feeds.values()), sess.run(None, feeds)[0], rtol=1e-5)
+        with pytest.raises(ShapeError):
+            exe.main(x, np.array(3))

@@ -13,8 +13,14 @@ them there.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
+from relax_xdsl import op as rop
 from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
+from relax_xdsl.shape import canon
 
 _INDEX_TYPES = ("int32", "int64")
 
@@ -92,6 +98,8 @@ def _one_hot(n: Node) -> Value:
 @register_converter(("CumSum", "CumProd"), attrs=("exclusive", "reverse"))
 def _cumulative(n: Node) -> Value:
     x = n.input(0, "x")
+    if rt.is_runtime(n, 1):
+        return _cumulative_runtime_axis(n, n.importer.tensor(x, n))
     axis = n.scalar(1, "axis")
     if axis is None:
         n.fail("input 1 (axis) is required")
@@ -100,6 +108,31 @@ def _cumulative(n: Node) -> Value:
     name = "cumsum" if n.op_type == "CumSum" else "cumprod"
     return n.op(name, x, axis=n.axis(int(axis), x.ndim),
                 exclusive=bool(n.attr("exclusive", 0)), reverse=bool(n.attr("reverse", 0)))
+
+
+def _cumulative_runtime_axis(n: Node, x: Any) -> Any:
+    """The axis as data (as ONNX's own tests give it): the result has x's
+    shape whatever the axis, so each axis's cumulation sits in a relax.if on
+    whether the data names it; the data must name exactly one axis (checked
+    when it runs: an out-of-range axis is a ShapeError, not x unchanged)."""
+    fb = n.importer.fb
+    a = n.tensor(1, "axis")
+    if a.dtype not in ("int32", "int64") or any(not (canon(d).is_Integer and int(canon(d)) == 1) for d in a.shape):
+        n.fail(f"input 1 (axis) must be one int32/int64 value, got {a.type}")
+    a = rop.reshape(rop.astype(a, "int64"), [])
+    r = x.ndim
+    norm = rop.where(rop.less(a, np.array(0, np.int64)), rop.add(a, np.array(r, np.int64)), a)
+    name = "cumsum" if n.op_type == "CumSum" else "cumprod"
+    params = {"exclusive": bool(n.attr("exclusive", 0)), "reverse": bool(n.attr("reverse", 0))}
+    hits = []
+    y = x
+    for i in range(r):
+        hit = rop.equal(norm, np.array(i, np.int64))
+        hits.append(rop.astype(hit, "int64"))
+        y = fb.if_(hit, lambda i=i: getattr(rop, name)(x, axis=i, **params), lambda y=y: y)
+    named = hits[0] if r == 1 else rop.sum(rop.concat([rop.reshape(h, [1]) for h in hits], axis=0))
+    fb.tensor_to_prim(named, 1)  # exactly one axis named
+    return y
 
 
 @register_converter("ReverseSequence", attrs=("batch_axis", "time_axis"))
