@@ -104,8 +104,13 @@ def _inputs(params: list[tuple[Shape, str]], n: int) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-@pytest.mark.parametrize(("target", "pipeline"), TARGETS)
-@pytest.mark.parametrize(("name", "fn", "params", "ref"), CASES, ids=[c[0] for c in CASES])
+RUNS = [pytest.param(*case, target, pipeline, id=f"{case[0]}-{target}-{pipeline}",
+                     marks=[pytest.mark.slow] if target == "interp" and case[0].startswith("conv2d") else [])
+        for case in CASES for target, pipeline in TARGETS]
+"""Every case on every target; the interpreted convolutions (10-15 s each) only in the slow set."""
+
+
+@pytest.mark.parametrize(("name", "fn", "params", "ref", "target", "pipeline"), RUNS)
 def test_empty_at_run_time(name: str, fn: Callable[..., Any], params: list[tuple[Shape, str]],
                            ref: Callable[..., Any] | None, target: str, pipeline: str) -> None:
     module = _build(fn, params)
