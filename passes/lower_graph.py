@@ -366,8 +366,7 @@ class _HostBuilder:
         out: list[SSAValue] = []
         for v, t in zip(flat, types):
             if v not in owned_here or v in out:
-                copy = self._alloc_like(v)
-                self.block.add_op(memref.CopyOp(v, copy))
+                copy = self._copy(v)
                 v = copy
             out.append(self._checked_cast(v, t, f"{what} value {len(out)}"))
         return out
@@ -421,8 +420,7 @@ class _HostBuilder:
         inits = [self.env[v] for v in op.inits]
         starts = []
         for v, t in zip([x for r in inits for x in _flatten(r)], types):  # the loop owns copies of its inputs
-            copy = self._alloc_like(v)
-            self.block.add_op(memref.CopyOp(v, copy))
+            copy = self._copy(v)
             starts.append(self._checked_cast(copy, t, f"{what} initial value {len(starts)}"))
         before, after = Block(arg_types=types), Block(arg_types=types)
         for block, region, kind in ((before, op.before, "before"), (after, op.after, "do")):
@@ -459,8 +457,7 @@ class _HostBuilder:
         for k, (v, t) in enumerate(zip(op.args, params)):
             value = self.env[v]
             if k in written:
-                copy = self._alloc_like(value)
-                self.block.add_op(memref.CopyOp(value, copy))
+                copy = self._copy(value)
                 value = copy
             args.append(self._checked_cast(value, t, f"{what} argument {k}"))
         call = func.CallOp(name, args, outs)
@@ -772,12 +769,17 @@ class _HostBuilder:
                 returned.append(v)
                 continue
             if v not in owned or v in seen:
-                copy = self._alloc_like(v)
-                self.block.add_op(memref.CopyOp(v, copy))
+                copy = self._copy(v)
                 v = copy
             seen.add(v)
             returned.append(v)
         self.block.add_op(func.ReturnOp(*returned))
+
+    def _copy(self, v: SSAValue) -> SSAValue:
+        """A fresh buffer holding v's data."""
+        copy = self._alloc_like(v)
+        self.block.add_op(memref.CopyOp(v, copy))
+        return copy
 
     def _alloc_like(self, v: SSAValue) -> SSAValue:
         mt = v.type

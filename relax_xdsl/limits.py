@@ -21,18 +21,23 @@ def physical_memory() -> int:
         return 16 << 30
 
 
+def positive_int_env(name: str, default: int, unit: str) -> int:
+    """$name as a positive integer (`unit` words the error), else `default`."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ResourceLimitError(f"{name}={text!r} is not an integer number of {unit}") from None
+    if value <= 0:
+        raise ResourceLimitError(f"{name}={text!r} must be positive")
+    return value
+
+
 def max_alloc_bytes() -> int:
     """$RELAX_XDSL_MAX_ALLOC_BYTES, else half the machine's physical memory."""
-    text = os.environ.get(ENV)
-    if text:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ResourceLimitError(f"{ENV}={text!r} is not an integer number of bytes") from None
-        if value <= 0:
-            raise ResourceLimitError(f"{ENV}={text!r} must be positive")
-        return value
-    return physical_memory() // 2
+    return positive_int_env(ENV, physical_memory() // 2, "bytes")
 
 
 def check_alloc(shape: Sequence[int], itemsize: int, what: str) -> None:
@@ -62,13 +67,4 @@ def max_recursion_depth() -> int:
     """$RELAX_XDSL_MAX_RECURSION_DEPTH, else DEFAULT_RECURSION_DEPTH: how
     deep calls between functions that call each other in a cycle may nest
     (on every target), so recursive input cannot overflow the stack."""
-    text = os.environ.get(RECURSION_ENV)
-    if not text:
-        return DEFAULT_RECURSION_DEPTH
-    try:
-        value = int(text)
-    except ValueError:
-        raise ResourceLimitError(f"{RECURSION_ENV}={text!r} is not an integer number of calls") from None
-    if value <= 0:
-        raise ResourceLimitError(f"{RECURSION_ENV}={text!r} must be positive")
-    return value
+    return positive_int_env(RECURSION_ENV, DEFAULT_RECURSION_DEPTH, "calls")

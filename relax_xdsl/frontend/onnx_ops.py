@@ -491,8 +491,7 @@ def _runtime_axes(n: Node, rank: int) -> tuple[Var, int]:
     axes = n.tensor(1, "axes")
     if axes.ndim != 1 or not canon(axes.shape[0]).is_Integer or axes.dtype != "int64":
         n.fail(f"input 1 (axes) must be a 1-d int64 tensor of static length, got {axes.type}")
-    norm = rop.where(rop.less(axes, 0), rop.add(axes, np.array(rank, np.int64)), axes)
-    return norm, int(canon(axes.shape[0]))
+    return rt.normalized_axes(axes, rank), int(canon(axes.shape[0]))
 
 
 def _reshape_to_data(n: Node, x: Var, dims: Var, rank: int) -> Var:
@@ -513,9 +512,7 @@ def _unsqueeze_runtime_axes(n: Node, x: Var) -> Var:
     out_rank = x.ndim + int(canon(n.tensor(1, "axes").shape[0]))
     norm, _ = _runtime_axes(n, out_rank)
     positions = rop.arange(0, length=[out_rank])
-    is_new = rop.greater(rop.sum(rop.astype(rop.equal(rop.expand_dims(positions, axis=[1]),
-                                                      rop.expand_dims(norm, axis=[0])), "int64"), axis=[1]),
-                         np.array(0, np.int64))
+    is_new = rt.named_positions(norm, out_rank)
     before = rop.subtract(rop.cumsum(rop.astype(is_new, "int64"), axis=0), rop.astype(is_new, "int64"))
     source = rop.minimum(rop.maximum(rop.subtract(positions, before), np.array(0, np.int64)),
                          np.array(max(x.ndim - 1, 0), np.int64))
@@ -532,10 +529,7 @@ def _squeeze_runtime_axes(n: Node, x: Var) -> Var:
     dims, a ShapeError when it runs."""
     fb = n.importer.fb
     norm, k = _runtime_axes(n, x.ndim)
-    positions = rop.arange(0, length=[x.ndim])
-    named = rop.greater(rop.sum(rop.astype(rop.equal(rop.expand_dims(positions, axis=[1]),
-                                                     rop.expand_dims(norm, axis=[0])), "int64"), axis=[1]),
-                        np.array(0, np.int64))
+    named = rt.named_positions(norm, x.ndim)
     kept = rop.compress(fb.shape_to_tensor(fb.make_shape(list(x.shape))), rop.equal(named, np.array(False)), axis=0)
     return _reshape_to_data(n, x, fb.match_cast(kept, [x.ndim - k]), x.ndim - k)
 

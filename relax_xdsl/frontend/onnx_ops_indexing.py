@@ -121,7 +121,7 @@ def _cumulative_runtime_axis(n: Node, x: Any) -> Any:
         n.fail(f"input 1 (axis) must be one int32/int64 value, got {a.type}")
     a = rop.reshape(rop.astype(a, "int64"), [])
     r = x.ndim
-    norm = rop.where(rop.less(a, np.array(0, np.int64)), rop.add(a, np.array(r, np.int64)), a)
+    norm = rt.normalized_axes(a, r)
     name = "cumsum" if n.op_type == "CumSum" else "cumprod"
     params = {"exclusive": bool(n.attr("exclusive", 0)), "reverse": bool(n.attr("reverse", 0))}
     hits = []

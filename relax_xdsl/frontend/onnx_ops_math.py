@@ -299,7 +299,7 @@ def _reduce_runtime_axes(n: Node, x: Value) -> Value:
         y = rop.abs(y)
     elif before == "square":
         y = rop.multiply(y, y)
-    norm = rop.where(rop.less(axes, 0), rop.add(axes, np.array(r, np.int64)), axes)
+    norm = rt.normalized_axes(axes, r)
     flags = []
     for i in range(r):
         flag = rop.greater(rop.sum(rop.astype(rop.equal(norm, np.array(i, np.int64)), "int64")), np.array(0, np.int64))

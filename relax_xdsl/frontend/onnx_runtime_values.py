@@ -256,3 +256,19 @@ def split(n: Node, x: Value, split_sizes: Var, axis: int) -> list[Value]:
         out.append(n.op("strided_slice", x, axes=[axis], begin=[begin], end=[end], strides=[1], assume_inbound=True))
         begin = end
     return out
+
+
+def normalized_axes(axes: Var, rank: int) -> Var:
+    """Axis data with negative entries counted from the end of `rank` dims."""
+    from relax_xdsl import op as rop
+
+    return rop.where(rop.less(axes, np.array(0, np.int64)), rop.add(axes, np.array(rank, np.int64)), axes)
+
+
+def named_positions(axes: Var, rank: int) -> Var:
+    """bool [rank]: whether the (normalised) axis data names each position."""
+    from relax_xdsl import op as rop
+
+    positions = rop.arange(0, length=[rank])
+    hits = rop.equal(rop.expand_dims(positions, axis=[1]), rop.expand_dims(axes, axis=[0]))
+    return rop.greater(rop.sum(rop.astype(hits, "int64"), axis=[1]), np.array(0, np.int64))
