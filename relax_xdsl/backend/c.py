@@ -28,7 +28,7 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
 from relax_xdsl import dtypes
-from relax_xdsl.backend import c_python, compile_cache
+from relax_xdsl.backend import c_python, c_runtime, compile_cache
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature
 from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident
 from relax_xdsl.backend.compile_cache import cache_dir as cache_dir
@@ -100,8 +100,8 @@ def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str])
             src = Path(tmp) / "module.c"
             src.write_text(source)
             out = Path(tmp) / "module.so"
-            compile_flags = [f for f in flags if not f.startswith(("-l", "-L", "-Wl"))]
-            link_flags = [f for f in flags if f.startswith(("-l", "-L", "-Wl"))]
+            compile_flags = [f for f in flags if not _is_link_input(f)]
+            link_flags = [f for f in flags if _is_link_input(f)]
             proc = subprocess.run([*cc, *compile_flags, str(src), "-o", str(out), *link_flags, "-lm"],
                                   capture_output=True, text=True)
             if proc.returncode != 0:
@@ -109,6 +109,11 @@ def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str])
             compile_cache.store(out, path)
     except OSError as err:
         raise compile_cache.os_error(path.parent, err, "write a compiled library") from None
+
+
+def _is_link_input(flag: str) -> bool:
+    """Whether a flag belongs after the source on the command line (libraries, archives, linker options)."""
+    return flag.startswith(("-l", "-L", "-Wl")) or flag.endswith(".a")
 
 
 def quiet_idle_threads() -> None:
@@ -219,7 +224,9 @@ class CModule:
         self.debug = debug
         self.source = emitter.emit()
         chosen = tuple(cflags) if cflags is not None else DEFAULT_FLAGS
-        self.flags = (*chosen, *(f for f in REQUIRED_FLAGS if f not in chosen), *sanitizer_flags(),
+        compile_flags = (*chosen, *(f for f in REQUIRED_FLAGS if f not in chosen), *sanitizer_flags())
+        # the runtime archive before the libraries it calls (BLAS): the linker resolves in order
+        self.flags = (*compile_flags, *c_runtime.include_flags(), *c_runtime.link_inputs(compiler(), compile_flags),
                       *emitter.link_flags)
         python_flags = c_python.include_flags() if not debug else None
         if python_flags is not None:

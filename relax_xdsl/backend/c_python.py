@@ -23,62 +23,24 @@ from pathlib import Path
 import numpy as np
 
 from relax_xdsl import dtypes
-from relax_xdsl.backend.c_emitter import PRELUDE, FuncSignature
+from relax_xdsl.backend import c_runtime
+from relax_xdsl.backend.c_emitter import FuncSignature
 from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident, c_string
 
 _RUNTIME = """
 /* ---- CPython entry points (relax_xdsl/backend/c_python.py) ---- */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
-#include <numpy/arrayobject.h>
-static void rxpy_release(PyObject* capsule) { free(PyCapsule_GetPointer(capsule, "relax_xdsl.buffer")); }
-/* An array owning a buffer the library malloc'd (freed with the array). */
-static PyObject* rxpy_wrap(void* data, int rank, const int64_t* dims64, int typenum) {
-  npy_intp dims[NPY_MAXDIMS];
-  int64_t size = 1;
-  for (int i = 0; i < rank; ++i) {
-    dims[i] = (npy_intp)dims64[i];
-    if (dims64[i] < 0 || __builtin_mul_overflow(size, dims64[i], &size)) {  /* not from a buffer rx_alloc gave */
-      free(data);
-      PyErr_SetString(PyExc_MemoryError, "relax_xdsl: a result's size overflows 64 bits (allocation limit exceeded)");
-      return NULL;
-    }
-  }
-  if (!data || size == 0) { free(data); return PyArray_SimpleNew(rank, dims, typenum); }
-  PyObject* array = PyArray_SimpleNewFromData(rank, dims, typenum, data);
-  if (!array) { free(data); return NULL; }
-  PyObject* owner = PyCapsule_New(data, "relax_xdsl.buffer", rxpy_release);
-  if (!owner) { Py_DECREF(array); free(data); return NULL; }
-  if (PyArray_SetBaseObject((PyArrayObject*)array, owner) < 0) { Py_DECREF(array); return NULL; }
-  return array;
-}
-/* The array as the C function takes it, or NULL. */
-static PyArrayObject* rxpy_plain(PyObject* o, int typenum, int rank) {
-  if (!PyArray_CheckExact(o)) return NULL;
-  PyArrayObject* a = (PyArrayObject*)o;
-  if (PyArray_TYPE(a) != typenum || PyArray_NDIM(a) != rank || !PyArray_ISNOTSWAPPED(a) ||
-      (PyArray_FLAGS(a) & (NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)) != (NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED))
-    return NULL;
-  return a;
-}
-/* 1 when every byte of a bool array is 0 or 1; other bytes (numpy does not
-   check them) take the Python path, which normalises them to True. */
-static int rxpy_bools(PyArrayObject* a) {
-  const unsigned char* p = (const unsigned char*)PyArray_DATA(a);
-  npy_intp n = PyArray_SIZE(a);
-  unsigned char any = 0;
-  for (npy_intp i = 0; i < n; ++i) any |= p[i];
-  return any <= 1;
-}
+#include "rx_python.h"
 """
 
 
 @cache
 def helper_names() -> frozenset[str]:
-    """The `rx...` names the C runtime of a library defines (the emitter's
-    prelude and these entry points): no library symbol may take one."""
-    return frozenset(re.findall(r"\brx\w*", PRELUDE + _RUNTIME))
+    """The `rx...` names the C runtime of a library declares (its headers:
+    the runtime, the BLAS kernels, these entry points): no library symbol may
+    take one, except the BLAS library functions blas.py registers under
+    their own symbols."""
+    names = re.findall(r"\brx\w*", "".join(c_runtime.text(name) for name in c_runtime.HEADERS))
+    return frozenset(n for n in names if not re.fullmatch(r"rx_blas_(matmul|dense)_\w+", n))
 
 
 @cache

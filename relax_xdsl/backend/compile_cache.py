@@ -10,8 +10,9 @@ directory (mkdtemp, 0700, one per process, removed at exit). A directory
 that cannot be created or written (a path under a file, no permission, a
 full disk) is a RelaxError naming the path.
 
-Entries: `rx_<key>.so` and beside it `rx_<key>.so.sha256`, the sha256 of
-the library's bytes, written (atomically, by rename) after the library. A
+Entries: `rx_<key>.so` (a module library, or `rx_runtime_<key>.a`, the C
+runtime archive) and beside it `rx_<key>.so.sha256`, the sha256 of
+the entry's bytes, written (atomically, by rename) after the library. A
 load reads the library's bytes once, checks they hash to the recorded
 digest and that the file is a regular file of this user, and then loads
 *those bytes*, not the path: they are written to a sealed memfd
@@ -55,7 +56,8 @@ from relax_xdsl.errors import RelaxError
 DIR_ENV = "RELAX_XDSL_CACHE_DIR"
 MAX_BYTES_ENV = "RELAX_XDSL_CACHE_MAX_BYTES"
 DEFAULT_MAX_BYTES = 1 << 30
-ENTRY_GLOB = "rx_*.so"
+ENTRY_GLOBS = ("rx_*.so", "rx_*.a")
+"""Module libraries, and the C runtime archives they are linked with (backend/c_runtime.py)."""
 DIGEST_SUFFIX = ".sha256"
 
 
@@ -270,7 +272,7 @@ def _dlopen_private_copy(data: bytes, name: str) -> ctypes.CDLL:
 def entries(directory: Path) -> list[tuple[float, int, Path]]:
     """(mtime, bytes with its digest, path) of each entry."""
     out = []
-    for path in directory.glob(ENTRY_GLOB):
+    for path in (p for pattern in ENTRY_GLOBS for p in directory.glob(pattern)):
         try:
             st = path.lstat()
         except FileNotFoundError:
@@ -321,8 +323,9 @@ def clear(directory: Path) -> tuple[int, int]:
     try:
         for _, _, path in entries(directory):
             remove(path)
-        for orphan in directory.glob(ENTRY_GLOB + DIGEST_SUFFIX):
-            orphan.unlink(missing_ok=True)
+        for pattern in ENTRY_GLOBS:
+            for orphan in directory.glob(pattern + DIGEST_SUFFIX):
+                orphan.unlink(missing_ok=True)
     except OSError as err:
         raise os_error(directory, err, "remove entries") from None
     return count, total

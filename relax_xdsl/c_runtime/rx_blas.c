@@ -1,0 +1,489 @@
+/* relax_xdsl's BLAS library functions (declared and described in rx_blas.h). */
+#include "rx_blas.h"
+#include <cblas.h>
+#include <omp.h>
+
+/* OpenBLAS's thread count is one global: set to 1 when `alone` (and not from
+   inside a parallel region, whose threads would race on it); returns the
+   count to give back to rx_blas_restore, 0 when nothing was changed. */
+static inline int rx_blas_alone(int alone) {
+  if (!alone || omp_in_parallel()) return 0;
+  int threads = scipy_openblas_get_num_threads();
+  if (threads <= 1) return 0;
+  scipy_openblas_set_num_threads(1);
+  return threads;
+}
+static inline void rx_blas_restore(int threads) { if (threads) scipy_openblas_set_num_threads(threads); }
+/* Runs `call` on the calling thread when it is small. */
+#define RX_BLAS_SIZED(flops, call) do { \
+    int rx_nt = rx_blas_alone((double)(flops) < RX_SMALL_GEMM_FLOPS); \
+    call; \
+    rx_blas_restore(rx_nt); } while (0)
+
+typedef float rx_v16 __attribute__((vector_size(64), aligned(4)));
+typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
+#ifdef __AVX512F__
+#define RX_NV 2 /* 16 accumulators of 16 floats: 8 rows x 32 columns */
+#else
+#define RX_NV 1
+#endif
+/* Without AVX-512 the 16-float tiles spill (on an AVX2 EPYC, 8 rows x 256
+   x 1024 ran 10x slower here than in SGEMM): few-row GEMMs and convs go to
+   SGEMM there (RX_TEST_SMALL_GEMM keeps these kernels, for their tests). */
+#if defined(__AVX512F__) || defined(RX_TEST_SMALL_GEMM)
+#define RX_SMALL_GEMM_FAST 1
+#else
+#define RX_SMALL_GEMM_FAST 0
+#endif
+/* C[0:MR, 0:16*NV] (+)= A[0:MR, :] @ B[:, 0:16*NV] (+ rb[i] per row, then
+   relu when asked): the tile's sums stay in registers over all of k; each
+   B vector loaded once per k serves MR rows. B's row k starts at ROW: k * ldb
+   (a matrix), or koff[k] (rows at given offsets: a conv's shifted windows,
+   rx_conv_windows). Vector v of B's row and of C's rows is VS and CS floats
+   after vector v - 1: 16 (side by side), or for the windows (_at) the
+   arguments bs and cs (a conv's next output row: one tile covers two rows
+   of a narrow image). */
+#define RX_TILE_OF(MR, NV, SUFFIX, ROW, PREFETCH, VS, CS) \
+static void rx_tile_##MR##_##NV##SUFFIX(int64_t K, int64_t lda, int64_t ldb, int64_t ldc, const float* restrict A, \
+                                const float* restrict B, const int64_t* koff, int64_t bs, int64_t cs, \
+                                float* restrict C, int acc_c, const float* rb, int relu) { \
+  rx_v16 acc[MR][NV]; \
+  for (int i = 0; i < MR; ++i) \
+    for (int v = 0; v < NV; ++v) { \
+      acc[i][v] = acc_c ? *(const rx_v16*)(C + i * ldc + (CS) * v) : (rx_v16){0}; \
+      if (rb) acc[i][v] += rb[i] - (rx_v16){0}; \
+    } \
+  for (int64_t k = 0; k < K; ++k) { \
+    rx_v16 b[NV]; \
+    for (int v = 0; v < NV; ++v) { \
+      if (PREFETCH) __builtin_prefetch(B + (k + 16) * ldb + 16 * v); /* rows a page apart: ahead of the prefetchers */ \
+      b[v] = *(const rx_v16*)(B + (ROW) + (VS) * v); \
+    } \
+    for (int i = 0; i < MR; ++i) { \
+      rx_v16 a = A[i * lda + k] - (rx_v16){0}; /* a splat, no add */ \
+      for (int v = 0; v < NV; ++v) acc[i][v] += a * b[v]; \
+    } \
+  } \
+  for (int i = 0; i < MR; ++i) \
+    for (int v = 0; v < NV; ++v) { \
+      rx_v16 r = acc[i][v]; \
+      if (relu) r = (rx_v16)((rx_vi16)r & ~(rx_vi16)(r < (rx_v16){0})); /* v < 0 ? 0 : v (NaN stays) */ \
+      *(rx_v16*)(C + i * ldc + (CS) * v) = r; \
+    } \
+}
+#define RX_TILE(MR, NV) RX_TILE_OF(MR, NV, , k * ldb, 1, 16, 16)
+#define RX_TILE_AT(MR, NV) RX_TILE_OF(MR, NV, _at, koff[k], 0, bs, cs)
+RX_TILE(8, 2) RX_TILE(4, 2) RX_TILE(2, 2) RX_TILE(1, 2)
+RX_TILE(8, 1) RX_TILE(4, 1) RX_TILE(2, 1) RX_TILE(1, 1)
+RX_TILE_AT(8, 2) RX_TILE_AT(4, 2) RX_TILE_AT(1, 2) /* (fewer variants: less to compile) */
+RX_TILE_AT(8, 1) RX_TILE_AT(4, 1) RX_TILE_AT(1, 1)
+/* The columns [j, j + 16 * nv) of all M rows, in tiles of 8, 4, 2, 1 rows. */
+__attribute__((noinline))  /* one copy for the threaded and the plain loop */
+static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float* A, const float* B, float* C,
+                           int64_t N, int acc_c, const float* rb, int relu) {
+  int64_t i = 0;
+#define RX_ROWS(R) (nv == 2 ? rx_tile_##R##_2 : rx_tile_##R##_1)(K, K, N, N, A + i * K, B + j, NULL, 16, 16, \
+                                                             C + i * N + j, acc_c, rb ? rb + i : NULL, relu)
+  for (; i + 8 <= M; i += 8) RX_ROWS(8);
+  if (i + 4 <= M) { RX_ROWS(4); i += 4; }
+  if (i + 2 <= M) { RX_ROWS(2); i += 2; }
+  if (i < M) RX_ROWS(1);
+#undef RX_ROWS
+}
+/* c[0:N] (+)= a @ B for one row a (1 x K) and B (K x N) of N <= 16 * NV
+   columns: four sums over k (k mod 4) hide the multiply-add latency, each
+   step one 16-float vector per NV of B's row k (reading on into the next
+   row, whose lanes are unused); the last rows, whose vectors would read
+   past B, one float at a time. For narrow B, SGEMV's kernels run a few
+   floats per step. */
+#define RX_GEMV(NV) \
+static void rx_gemv_##NV(int64_t N, int64_t K, const float* a, const float* B, float* c, int acc_c) { \
+  rx_v16 acc[4][NV]; \
+  for (int u = 0; u < 4; ++u) for (int v = 0; v < NV; ++v) acc[u][v] = (rx_v16){0}; \
+  int64_t safe = K - (16 * NV + N - 1) / N;  /* rows k < safe read inside B */ \
+  if (safe < 0) safe = 0; \
+  int64_t k = 0; \
+  for (; k + 4 <= safe; k += 4) \
+    for (int u = 0; u < 4; ++u) { \
+      rx_v16 s = a[k + u] - (rx_v16){0}; \
+      for (int v = 0; v < NV; ++v) acc[u][v] += s * *(const rx_v16*)(B + (k + u) * N + 16 * v); \
+    } \
+  float r[16 * NV]; \
+  for (int v = 0; v < NV; ++v) *(rx_v16*)(r + 16 * v) = (acc[0][v] + acc[1][v]) + (acc[2][v] + acc[3][v]); \
+  for (; k < K; ++k) \
+    for (int64_t j = 0; j < N; ++j) r[j] += a[k] * B[k * N + j]; \
+  for (int64_t j = 0; j < N; ++j) c[j] = acc_c ? c[j] + r[j] : r[j]; \
+}
+RX_GEMV(1) RX_GEMV(2)
+/* One row times a matrix of up to 32 columns (a classifier's last layer):
+   rx_gemv_NV; returns 0 (and does nothing) for wider ones. */
+static int rx_sgemv_narrow(int64_t N, int64_t K, const float* a, const float* B, float* c, int acc_c) {
+  if (N < 1 || N > 32) return 0;
+  if (N <= 16) rx_gemv_1(N, K, a, B, c, acc_c);
+  else rx_gemv_2(N, K, a, B, c, acc_c);
+  return 1;
+}
+/* A stride-1 conv as a GEMM whose B rows are windows of a zero-padded copy
+   of the image, no column matrix written: in rows wp (the padded width)
+   long, im2col's row (ci, ky, kx) is channel ci's padded plane shifted by
+   ky * wp + kx, so output row yy's columns [xx, xx + 16 * nv) are a
+   register tile reading B at koff[k] + yy * wp + xx, written in place
+   (the last ow % 16 columns through a 16-wide tile on the stack). Columns
+   a 32-wide tile leaves are taken for two output rows at once, one vector
+   of each (a tile of two rows of a 16-wide image: 7.4 -> 5-6 us for the
+   CNN's second conv, 16 x 8 x 16 x 16, against one row at a time).
+   rx_conv_windows_init zeroes the padded copy (its padding stays zero:
+   each image writes only its own rows; 16 floats of slack after the last
+   plane for the last tile's reads) and sets the rows' offsets. */
+static void rx_conv_windows_init(float* padded, int64_t* koff, int64_t c, int64_t kh, int64_t kw, int64_t hp,
+                                 int64_t wp) {
+  memset(padded, 0, (size_t)(c * hp * wp + 16) * sizeof(float));
+  for (int64_t ci = 0; ci < c; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) koff[(ci * kh + ky) * kw + kx] = ci * hp * wp + ky * wp + kx;
+}
+/* y (o x oh x ow, o <= RX_SMALL_GEMM_ROWS) = W (o x k) conv x (c x h x w)
+   (+ bias[oc], then relu when asked), through `padded` as set up above. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))  /* short rows: inline copies */
+static void rx_conv_windows(const float* x, const float* W, const float* bias, float* y, float* padded,
+                            const int64_t* koff, int64_t c, int64_t h, int64_t w, int64_t o, int64_t k,
+                            int64_t oh, int64_t ow, int64_t hp, int64_t wp, int64_t pt, int64_t pl, int relu) {
+  int64_t rows = h < hp - pt ? h : hp - pt, width = w < wp - pl ? w : wp - pl, p = oh * ow;
+  for (int64_t ci = 0; ci < c; ++ci)
+    for (int64_t iy = 0; iy < rows; ++iy) {
+      float* dst = padded + (ci * hp + iy + pt) * wp + pl;
+      const float* src = x + (ci * h + iy) * w;
+      for (int64_t xx = 0; xx < width; ++xx) dst[xx] = src[xx];
+    }
+  float tail[32 * RX_SMALL_GEMM_ROWS];
+  /* NV vectors VS floats apart in B, CS apart in the output CP (rows LDC apart) */
+#define RX_WINDOW_TILES(NV, VS, CP, CS, LDC) do { int64_t i = 0; \
+    for (; i + 8 <= o; i += 8) \
+      rx_tile_8_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+    if (i + 4 <= o) { \
+      rx_tile_4_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+      i += 4; \
+    } \
+    for (; i < o; ++i) \
+      rx_tile_1_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+  } while (0)
+  for (int64_t yy = 0; yy < oh;) {
+    /* with 16-float vectors in pairs: the columns a 32-wide tile leaves of
+       rows yy and yy + 1 in tiles of both rows (a narrow image's rows) */
+    int64_t pair = RX_NV == 2 && yy + 1 < oh, x32 = RX_NV == 2 ? ow / 32 * 32 : 0;
+    for (int64_t r = 0; r <= pair; ++r) {
+      const float* B = padded + (yy + r) * wp;
+      float* C = y + (yy + r) * ow;
+      for (int64_t xx = 0; xx < x32; xx += 32) RX_WINDOW_TILES(2, 16, C + xx, 16, p);
+    }
+    const float* B = padded + yy * wp;
+    float* C = y + yy * ow;
+    int64_t xx = x32;
+    if (pair) {
+      for (; xx + 16 <= ow; xx += 16) RX_WINDOW_TILES(2, wp, C + xx, ow, p);
+      if (xx < ow) {
+        RX_WINDOW_TILES(2, wp, tail, 16, 32);
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t r = 0; r < 2; ++r)
+            for (int64_t j = xx; j < ow; ++j) C[oc * p + r * ow + j] = tail[oc * 32 + r * 16 + j - xx];
+      }
+    } else {
+      for (; xx + 16 <= ow; xx += 16) RX_WINDOW_TILES(1, 16, C + xx, 16, p);
+      if (xx < ow) {
+        RX_WINDOW_TILES(1, 16, tail, 16, 16);
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t j = xx; j < ow; ++j) C[oc * p + j] = tail[oc * 16 + j - xx];
+      }
+    }
+    yy += 1 + pair;
+  }
+#undef RX_WINDOW_TILES
+}
+/* C (+)= A @ B (+ rb[i] on row i, then relu when asked), row-major, A M x K,
+   B K x N, C M x N; column tiles split over threads when the product is
+   large. */
+static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c,
+                           const float* rb, int relu) {
+  const int64_t width = 16 * RX_NV, tiles = N / width;
+  if (2.0 * M * N * K >= RX_SMALL_GEMM_FLOPS && tiles > 1) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
+  } else  /* no OpenMP region at all: even one kept on one thread costs ~0.45 us */
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
+  int64_t j = tiles * width;
+  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c, rb, relu); j += 16; }
+  if (j == N) return;
+  /* the last t < 16 columns: a 16-column tile over zero-padded copies */
+  int64_t t = N - j;
+#ifndef RX_TEST_GEMM_TAIL_DIRECT
+  float* b16 = (float*)malloc((size_t)(K > 0 ? K : 1) * 16 * sizeof(float));
+  float* c16 = (float*)malloc((size_t)M * 16 * sizeof(float));
+#else
+  float *b16 = NULL, *c16 = NULL;  /* tests of the direct path */
+#endif
+  if (b16 && c16) {
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t jj = 0; jj < 16; ++jj) b16[k * 16 + jj] = jj < t ? B[k * N + j + jj] : 0.0f;
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t jj = 0; jj < 16; ++jj) c16[i * 16 + jj] = acc_c && jj < t ? C[i * N + j + jj] : 0.0f;
+    rx_tile_column(M, K, 0, 1, A, b16, c16, 16, 1, rb, relu);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t jj = 0; jj < t; ++jj) C[i * N + j + jj] = c16[i * 16 + jj];
+  } else {  /* no memory for the copies: column by column */
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t jj = j; jj < N; ++jj) {
+        float s = (acc_c ? C[i * N + jj] : 0.0f) + (rb ? rb[i] : 0.0f);
+        for (int64_t k = 0; k < K; ++k) s += A[i * K + k] * B[k * N + jj];
+        C[i * N + jj] = relu && s < 0.0f ? 0.0f : s;
+      }
+  }
+  free(b16);
+  free(c16);
+}
+
+/* Whether a GEMM of m rows runs in rx_sgemm_small. */
+static inline int rx_few_rows(int64_t m) { return RX_SMALL_GEMM_FAST && m >= 2 && m <= RX_SMALL_GEMM_ROWS; }
+
+/* c = a @ b + beta * c (beta 0 or 1) for row-major a (m x k), b (k x n),
+   c (m x n): one row through rx_sgemv_narrow (up to 32 columns) or SGEMV,
+   rx_sgemm_small for a few rows, else SGEMM; small BLAS calls on the
+   calling thread. An empty product (k = 0) is beta * c and an empty c
+   (m or n = 0) is nothing to do: BLAS is not called then (it wants leading
+   dims >= 1 and leaves y unwritten in an SGEMV of no rows). */
+static void rx_gemm(int64_t m, int64_t n, int64_t k, float beta, const float* a, const float* b, float* c) {
+  if (m == 0 || n == 0)
+    return;
+  if (k == 0) {
+    if (beta == 0.0f) memset(c, 0, (size_t)m * (size_t)n * sizeof(float));
+  } else if (rx_few_rows(m))
+    rx_sgemm_small(m, n, k, a, b, c, beta != 0.0f, NULL, 0);
+  else if (m == 1 && rx_sgemv_narrow(n, k, a, b, c, beta != 0.0f))
+    ;
+  else RX_BLAS_SIZED(2.0 * m * n * k,
+    if (m == 1)
+      scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)n, 1.0f, b, (blasint)n, a, 1, beta, c, 1);
+    else
+      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, 1.0f, a,
+                        (blasint)k, b, (blasint)n, beta, c, (blasint)n));
+}
+
+/* batch products of (m x k) @ (k x n), stored one after another: one
+   strided-batch call (OpenBLAS spreads the batch over its threads; a loop
+   of small SGEMM calls, each split over threads, measured 2x slower). */
+static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
+  if (batch == 0 || m == 0 || n == 0) return;  /* nothing to write */
+  if (k == 0) { memset(C, 0, (size_t)batch * (size_t)m * (size_t)n * sizeof(float)); return; }
+  RX_BLAS_SIZED(2.0 * batch * m * n * k,
+    scipy_cblas_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
+                                    1.0f, A, (blasint)k, (blasint)(m * k), B, (blasint)n, (blasint)(k * n), 0.0f, C,
+                                    (blasint)n, (blasint)(m * n), (blasint)batch));
+}
+
+void rx_blas_matmul_2x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t c0,
+                        int64_t c1) {
+  rx_gemm(a0, b1, b0, 0.0f, A, B, C);
+}
+void rx_blas_matmul_3x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                        int64_t c0, int64_t c1, int64_t c2) {
+  rx_gemm(a0 * a1, b1, b0, 0.0f, A, B, C);
+}
+void rx_blas_matmul_4x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
+                        int64_t b1, int64_t c0, int64_t c1, int64_t c2, int64_t c3) {
+  rx_gemm(a0 * a1 * a2, b1, b0, 0.0f, A, B, C);
+}
+void rx_blas_matmul_3x3(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                        int64_t b2, int64_t c0, int64_t c1, int64_t c2) {
+  rx_gemm_batch(a0, a1, b2, a2, A, B, C);
+}
+void rx_blas_matmul_4x4(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
+                        int64_t b1, int64_t b2, int64_t b3, int64_t c0, int64_t c1, int64_t c2, int64_t c3) {
+  rx_gemm_batch(a0 * a1, a2, b3, a3, A, B, C);
+}
+
+enum { RX_ACT_NONE, RX_ACT_RELU, RX_ACT_GELU };
+
+/* C = bias (each row), then C += A @ B in one GEMM (beta = 1), then the
+   activation in place. The fill and the activation are split over OpenMP
+   threads from 2^20 elements: below that a parallel region right after
+   SGEMM competes with OpenBLAS's still-spinning worker. No region at all
+   below it (even one kept on one thread by an `if` clause costs libgomp a
+   team and a futex wake). */
+static void rx_dense(const float* A, const float* B, const float* D, float* C, int64_t m, int64_t k, int64_t n,
+                     int act) {
+  int wide = m * n >= (1 << 20);
+  if (wide) {
+    #pragma omp parallel for
+    for (int64_t i = 0; i < m; ++i) memcpy(C + i * n, D, (size_t)n * sizeof(float));
+  } else
+    for (int64_t i = 0; i < m; ++i) memcpy(C + i * n, D, (size_t)n * sizeof(float));
+  rx_gemm(m, n, k, 1.0f, A, B, C);
+  if (act == RX_ACT_RELU) {  /* NaN stays NaN, as relax.relu's maximum(x, 0) */
+    if (wide) {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
+    } else
+      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
+  } else if (act == RX_ACT_GELU) {  /* as relax.gelu's legalization computes it */
+    if (wide) {
+      #pragma omp parallel for
+      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
+    } else
+      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
+  }
+}
+
+#define RX_DENSE_DEFS(ACT, CODE) \
+  void rx_blas_dense_2x2##ACT(float* A, float* B, float* D, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, \
+                              int64_t d0, int64_t c0, int64_t c1) { \
+    rx_dense(A, B, D, C, a0, b0, b1, CODE); \
+  } \
+  void rx_blas_dense_3x2##ACT(float* A, float* B, float* D, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, \
+                              int64_t b1, int64_t d0, int64_t c0, int64_t c1, int64_t c2) { \
+    rx_dense(A, B, D, C, a0 * a1, b0, b1, CODE); \
+  } \
+  void rx_blas_dense_4x2##ACT(float* A, float* B, float* D, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, \
+                              int64_t b0, int64_t b1, int64_t d0, int64_t c0, int64_t c1, int64_t c2, int64_t c3) { \
+    rx_dense(A, B, D, C, a0 * a1 * a2, b0, b1, CODE); \
+  }
+RX_DENSE_DEFS(, RX_ACT_NONE)
+RX_DENSE_DEFS(_relu, RX_ACT_RELU)
+RX_DENSE_DEFS(_gelu, RX_ACT_GELU)
+#undef RX_DENSE_DEFS
+
+/* Per image, at stride 1 with up to RX_SMALL_GEMM_ROWS output channels:
+   register tiles reading shifted windows of a zero-padded copy of the
+   image (rx_conv_windows: no column matrix; bias and relu applied in the
+   tiles). Otherwise im2col (each row's in-input run copied, its padding
+   zeroed, no test per element; at stride 1 with rows as wide as the
+   input's, one shifted copy of the plane per tap), then one GEMM (with the
+   bias as its C operand, or with bias and relu in the register tiles for a
+   few channels), then relu. A thread that cannot allocate its buffers
+   convolves directly instead. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))  /* short rows: inline loops, not memset/memcpy */
+__attribute__((noinline))  /* one copy for the threaded and the plain call */
+static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float* W, const float* B, float* Y,
+                             int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh,
+                             int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int relu) {
+  int64_t k = c * kh * kw, p = oh * ow;
+  int unit = sh == 1 && sw == 1;
+  /* shifted windows (see rx_conv_windows): stride 1, few output channels */
+  int64_t hp = oh + kh - 1, wp = ow + kw - 1;
+  int windows = unit && RX_SMALL_GEMM_FAST && o >= 1 && o <= RX_SMALL_GEMM_ROWS && p > 0;
+#ifdef RX_TEST_CONV_IM2COL
+  windows = 0;  /* tests of the column path */
+#endif
+  float *cols = NULL, *padded = NULL;
+  int64_t* koff = NULL;
+#ifndef RX_TEST_CONV_DIRECT
+  if (windows) {
+    padded = (float*)malloc((size_t)(c * hp * wp + 16) * sizeof(float));
+    koff = (int64_t*)malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
+    if (padded && koff) rx_conv_windows_init(padded, koff, c, kh, kw, hp, wp);
+    else { free(padded); free(koff); padded = NULL; koff = NULL; }
+  } else
+    cols = (float*)malloc((size_t)(k * p > 0 ? k * p : 1) * sizeof(float));
+#endif
+  for (int64_t b = b0; b < b1; ++b) {
+    const float* x = X + b * c * h * w;
+    float* y = Y + b * o * p;
+    if (padded) {
+      rx_conv_windows(x, W, B, y, padded, koff, c, h, w, o, k, oh, ow, hp, wp, pt, pl, relu);
+      continue;
+    }
+    if (!cols) {  /* no memory for the columns: a direct convolution, slower but right */
+      for (int64_t oc = 0; oc < o; ++oc)
+        for (int64_t yy = 0; yy < oh; ++yy)
+          for (int64_t xx = 0; xx < ow; ++xx) {
+            float acc = B ? B[oc] : 0.0f;
+            for (int64_t ci = 0; ci < c; ++ci)
+              for (int64_t ky = 0; ky < kh; ++ky)
+                for (int64_t kx = 0; kx < kw; ++kx) {
+                  int64_t iy = yy * sh - pt + ky, ix = xx * sw - pl + kx;
+                  if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+                    acc += x[(ci * h + iy) * w + ix] * W[((oc * c + ci) * kh + ky) * kw + kx];
+                }
+            y[(oc * oh + yy) * ow + xx] = acc;
+          }
+    } else {
+      for (int64_t ci = 0; ci < c; ++ci)
+        for (int64_t ky = 0; ky < kh; ++ky)
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            float* row = cols + ((ci * kh + ky) * kw + kx) * p;
+            /* output columns whose tap lies in the input: [lo, hi) */
+            int64_t first = pl - kx, last = w - 1 + pl - kx;
+            int64_t lo = first <= 0 ? 0 : (first + sw - 1) / sw;
+            int64_t hi = last < 0 ? 0 : last / sw + 1;
+            if (hi > ow) hi = ow;
+            if (lo > hi) lo = hi;
+            if (unit && ow == w) {
+              /* stride 1 and rows as wide as the input's: the taps'
+                 in-input rows are one shifted run of the image plane, copied
+                 at once; the runs' wrapped-around ends and the rows outside
+                 the input are then zeroed */
+              int64_t ylo = pt - ky, yhi = h + pt - ky;
+              if (ylo < 0) ylo = 0;
+              if (ylo > oh) ylo = oh;
+              if (yhi > oh) yhi = oh;
+              if (yhi < ylo) yhi = ylo;
+              int64_t shift = (ky - pt) * w + kx - pl, j0 = ylo * ow, j1 = yhi * ow;
+              if (j0 + shift < 0) j0 = -shift;
+              if (j1 + shift > h * w) j1 = h * w - shift;
+              memset(row, 0, (size_t)(ylo * ow) * sizeof(float));
+              if (j1 > j0) memcpy(row + j0, x + ci * h * w + j0 + shift, (size_t)(j1 - j0) * sizeof(float));
+              memset(row + yhi * ow, 0, (size_t)(p - yhi * ow) * sizeof(float));
+              for (int64_t yy = ylo; yy < yhi; ++yy) {
+                for (int64_t xx = 0; xx < lo; ++xx) row[yy * ow + xx] = 0.0f;
+                for (int64_t xx = hi; xx < ow; ++xx) row[yy * ow + xx] = 0.0f;
+              }
+              continue;
+            }
+            for (int64_t yy = 0; yy < oh; ++yy) {
+              float* r = row + yy * ow;
+              int64_t iy = yy * sh - pt + ky;
+              if (iy < 0 || iy >= h) { for (int64_t xx = 0; xx < ow; ++xx) r[xx] = 0.0f; continue; }
+              const float* src = x + (ci * h + iy) * w - pl + kx;
+              for (int64_t xx = 0; xx < lo; ++xx) r[xx] = 0.0f;
+              if (sw == 1)  /* contiguous: vectorized */
+                for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx];
+              else
+                for (int64_t xx = lo; xx < hi; ++xx) r[xx] = src[xx * sw];
+              for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
+            }
+          }
+      if (rx_few_rows(o)) {  /* bias and relu applied in the register tiles */
+        rx_sgemm_small(o, p, k, W, cols, y, 0, B, relu);
+        continue;
+      }
+      if (B)
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];
+      rx_gemm(o, p, k, B ? 1.0f : 0.0f, W, cols, y);
+    }
+    if (relu)
+      for (int64_t j = 0; j < o * p; ++j) { float v = y[j]; y[j] = v < 0.0f ? 0.0f : v; }
+  }
+  free(cols);
+  free(padded);
+  free(koff);
+}
+
+/* Images split over threads when there are several and enough work, each
+   image's GEMM on its own thread: OpenBLAS's workers are set aside
+   meanwhile (a threaded BLAS call inside a parallel region oversubscribes
+   the cores; OpenBLAS warns it may hang). */
+void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                    int64_t pt, int64_t pl, int relu) {
+  if (!(n > 1 && n * o * oh * ow * c * kh * kw >= 262144)) {
+    rx_conv2d_images(0, n, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, relu);
+    return;
+  }
+  int blas_threads = rx_blas_alone(1);
+  #pragma omp parallel
+  {
+    int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    rx_conv2d_images(n * t / threads, n * (t + 1) / threads, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt,
+                     pl, relu);
+  }
+  rx_blas_restore(blas_threads);
+}

@@ -1,0 +1,63 @@
+/* relax_xdsl's BLAS library functions (relax_xdsl/blas.py registers them):
+   matmuls and dense layers on scipy-openblas32's SGEMM / SGEMV, register
+   tiles for GEMMs of a few rows, and conv2d as im2col or shifted windows
+   then one GEMM. Defined in rx_blas.c, part of the runtime archive when
+   scipy-openblas32 is installed.
+
+   Each function follows the library calling convention
+   (relax_xdsl/libraries.py): data pointers (inputs, then outputs), then
+   every dim of every buffer in the same order. conv2d's strides and
+   paddings are arguments of rx_blas_conv2d; blas.py's small wrapper per
+   (strides, padding, epilogue) passes them as constants. */
+#ifndef RX_BLAS_H
+#define RX_BLAS_H
+#include "rx_runtime.h"
+
+/* GEMMs of 2..RX_SMALL_GEMM_ROWS rows run in register tiles reading the
+   weights in place (rx_sgemm_small): SGEMM would pack all of B on every
+   call to use it a few times. Only where those tiles fit the registers
+   (AVX-512; RX_TEST_SMALL_GEMM forces them, for their tests). */
+#ifndef RX_SMALL_GEMM_ROWS
+#define RX_SMALL_GEMM_ROWS 32
+#endif
+/* Below this many flops a BLAS call runs on the calling thread: waking
+   OpenBLAS's sleeping workers costs more than they save. */
+#ifndef RX_SMALL_GEMM_FLOPS
+#define RX_SMALL_GEMM_FLOPS 4000000.0
+#endif
+
+/* x1 @ x2 for each offloaded rank pair (blas.MATMUL_RANKS): x1's leading
+   dims folded into the rows when x2 is a matrix, else one strided batch. */
+void rx_blas_matmul_2x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t c0,
+                        int64_t c1);
+void rx_blas_matmul_3x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                        int64_t c0, int64_t c1, int64_t c2);
+void rx_blas_matmul_4x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
+                        int64_t b1, int64_t c0, int64_t c1, int64_t c2, int64_t c3);
+void rx_blas_matmul_3x3(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                        int64_t b2, int64_t c0, int64_t c1, int64_t c2);
+void rx_blas_matmul_4x4(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
+                        int64_t b1, int64_t b2, int64_t b3, int64_t c0, int64_t c1, int64_t c2, int64_t c3);
+
+/* matmul(x, W) + bias, then the activation (blas.DENSE_ACTIVATIONS), x of
+   rank 2, 3 or 4: rx_blas_dense_<rank>x2[_relu|_gelu]. */
+#define RX_DENSE_DECLS(ACT) \
+  void rx_blas_dense_2x2##ACT(float* A, float* B, float* D, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, \
+                              int64_t d0, int64_t c0, int64_t c1); \
+  void rx_blas_dense_3x2##ACT(float* A, float* B, float* D, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, \
+                              int64_t b1, int64_t d0, int64_t c0, int64_t c1, int64_t c2); \
+  void rx_blas_dense_4x2##ACT(float* A, float* B, float* D, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, \
+                              int64_t b0, int64_t b1, int64_t d0, int64_t c0, int64_t c1, int64_t c2, int64_t c3);
+RX_DENSE_DECLS()
+RX_DENSE_DECLS(_relu)
+RX_DENSE_DECLS(_gelu)
+#undef RX_DENSE_DECLS
+
+/* Y (n x o x oh x ow) = conv2d(X (n x c x h x w), W (o x c x kh x kw)),
+   groups 1, dilation 1, top / left padding pt / pl (the bottom / right
+   padding is implied by oh / ow), then + bias[oc] when `bias` is not NULL,
+   then relu when `relu`. */
+void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                    int64_t pt, int64_t pl, int relu);
+#endif /* RX_BLAS_H */
