@@ -28,16 +28,17 @@ class CompileProgress:
     all of them when `always`, else those finishing once the compile has run
     PROGRESS_AFTER_SECONDS."""
 
-    def __init__(self, say: Callable[[str], None], always: bool = False):
+    def __init__(self, say: Callable[[str], None], always: bool = False,
+                 clock: Callable[[], float] = time.perf_counter):
         self.say = say
         self.always = always
-        self.started = time.perf_counter()
+        self.clock = clock
+        self.started = clock()
+        self.shown = False
+        """Whether the first line has been printed (then every later one is)."""
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self.started
-
-    shown = False
-    """Whether the first line has been printed (then every later one is)."""
+        return self.clock() - self.started
 
     def showing(self) -> bool:
         if not self.shown and (self.always or self.elapsed() >= PROGRESS_AFTER_SECONDS):
