@@ -200,3 +200,19 @@ def test_slow_compile_shows_each_stage(model: Path, tool: str, monkeypatch: pyte
 
     passes = [f"pass {p}" for p in PIPELINES["default"].split(",")]
     assert stages == passes + (["C backend (emit C, cc)"] if tool == "relax-xdsl" else ["target c"]), err
+
+
+def test_scalar_parameter_gets_its_value_from_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A `!relax.prim<i64, t>` parameter takes t from --shape (before: an AttributeError traceback)."""
+    from relax_xdsl import op
+    from relax_xdsl.shape import sym
+
+    with rx.FunctionBuilder("main") as fb:
+        table = fb.param("table", ["m", 4])
+        fb.prim_param("t", "int64", "t")
+        fb.ret(op.strided_slice(table, axes=[0], begin=[sym("t")], end=[sym("t") + 1]))
+    path = tmp_path / "row.mlir"
+    path.write_text(rx.print_module(fb.module))
+    assert driver.main(["run", str(path), "--shape", "m=5", "--shape", "t=2", "--target", "eval"]) == 0
+    out = capsys.readouterr().out
+    assert "input t: int64[]" in out and "output: float32[1, 4]" in out
