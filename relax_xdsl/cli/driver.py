@@ -5,15 +5,19 @@
     relax-xdsl import model.onnx -o model.mlir --params-file model.npz   # weights in a side file
     relax-xdsl run model.onnx --shape batch=8          # random inputs, compiled, summary
     relax-xdsl run model.mlir --input x=x.npy --params model.npz --target interp --check
+    relax-xdsl run model.onnx --shape batch=8 --output out.npz   # outputs saved: output0, output1, ...
     relax-xdsl bench model.onnx --shape batch=64 --pipeline fast --ort
     relax-xdsl cache info                              # the compile cache: path, entries, size
     relax-xdsl cache clear                             # remove its entries
 
 Models are textual IR (`.mlir`) or ONNX (`.onnx`, needs the [onnx] extra).
-Symbols without a given input take their size from `--shape SYMBOL=N`.
-Long steps print progress to stderr; `--verbose` also prints each pass of
-the pipeline and its time. Errors print one line (what and where) and exit
-1, without a traceback.
+Symbols without a given input take their size from `--shape SYMBOL=N`
+(a symbol of the function's inputs). Given inputs are checked against the
+signature (dtype, rank, dims) before compiling. Long steps print progress to
+stderr, and a compile still running after 2 s each pass as it ends;
+`--verbose` prints each pass of the pipeline and its time from the start.
+`run --check` names each output past `--tolerance` on stderr and exits 1.
+Errors print one line (what and where) and exit 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,10 @@ from typing import Any
 import numpy as np
 
 import relax_xdsl as rx
+from relax_xdsl.cli.compile_progress import compile_with_progress
+from relax_xdsl.cli.run_outputs import compare, flat_outputs, max_abs_error, save_outputs
+from relax_xdsl.cli.version import version_line
+from relax_xdsl.dialects.relax import FunctionOp, PrimType, ShapeType, TensorType
 from relax_xdsl.errors import RelaxError
 
 
@@ -54,16 +62,11 @@ class Progress:
         yield
         self.say(f"{what}: done in {time.perf_counter() - t0:.2f} s")
 
-    def passes(self) -> Any:
-        if not self.verbose:
-            return nullcontext()
-        from relax_xdsl.passes.pipelines import observe_passes
-
-        return observe_passes(lambda spec, secs: self.say(f"  pass {spec:<28} {secs * 1e3:9.2f} ms"))
-
     def compile(self, module: Any, target: str, pipeline: str) -> rx.Executable:
-        with self.step(f"compiling for {target} (pipeline {pipeline})"), self.passes():
-            exe = rx.compile(module, target=target, pipeline=pipeline)
+        """Each pass is shown with --verbose, or once the compile has run
+        compile_progress.PROGRESS_AFTER_SECONDS."""
+        with self.step(f"compiling for {target} (pipeline {pipeline})"):
+            exe = compile_with_progress(module, target, pipeline, self.say, always=self.verbose)
         self.say(f"  pipeline {exe.timings['pipeline']:.2f} s, backend {exe.timings['backend']:.2f} s")
         return exe
 
@@ -87,15 +90,43 @@ def _load(path: str, progress: Progress) -> Any:
         return rx.parse_module(Path(path).read_text(), name=path)
 
 
+def _signature_symbols(func: FunctionOp) -> list[str]:
+    """The symbols of the function's parameter types: the ones --shape can set."""
+    from relax_xdsl.shape import free_symbols
+
+    dims: list[Any] = []
+    for arg in func.args:
+        t = arg.type
+        if isinstance(t, TensorType):
+            dims.extend(t.sym_shape)
+        elif isinstance(t, ShapeType):
+            dims.extend(t.dims.data)
+        elif isinstance(t, PrimType) and t.sym_value is not None:
+            dims.append(t.sym_value)
+    return sorted(s.name for s in free_symbols(dims))
+
+
 def _shape_bindings(items: Sequence[str]) -> dict[str, int]:
+    """--shape SYMBOL=N with N >= 0; read before the model is loaded, so a
+    typo fails at once."""
     shapes = {}
-    for k, v in _parse_assignments(items, "--shape").items():
+    for k, v in _parse_assignments(items, "--shape", "SYMBOL=N").items():
         try:
             shapes[k] = int(v)
         except ValueError:
-            raise RelaxError(f"--shape {k}={v}: not an integer") from None
-        if shapes[k] < 1:
-            raise RelaxError(f"--shape {k}={v}: sizes must be >= 1")
+            raise RelaxError(f"--shape {k}={v}: the size {v!r} is not an integer") from None
+        if shapes[k] < 0:
+            raise RelaxError(f"--shape {k}={v}: a size cannot be negative")
+    return shapes
+
+
+def _check_shape_symbols(shapes: dict[str, int], func: FunctionOp) -> dict[str, int]:
+    """Each --shape symbol must be one of the function's input symbols."""
+    known = _signature_symbols(func)
+    for k, v in shapes.items():
+        if k not in known:
+            where = f"its input symbols are {', '.join(known)}" if known else "its inputs have no symbolic dims"
+            raise RelaxError(f"--shape {k}={v}: @{func.sym_name.data} has no symbol {k!r}; {where}")
     return shapes
 
 
@@ -114,9 +145,12 @@ def _given_inputs(args: argparse.Namespace) -> dict[str, np.ndarray]:
     return given
 
 
-def _inputs(func: Any, given: dict[str, np.ndarray], shapes: dict[str, int], seed: int) -> list[np.ndarray]:
+def _inputs(func: FunctionOp, given: dict[str, np.ndarray], shapes: dict[str, int], seed: int) -> list[Any]:
     """Given arrays, or random ones whose dims come from --shape bindings
-    (and from the dims of the given arrays)."""
+    (and from the dims of the given arrays); all of them checked against the
+    signature as a call would check them (bind_inputs), so a wrong dtype or
+    rank is reported before anything is compiled."""
+    from relax_xdsl.evaluator import bind_inputs
     from relax_xdsl.shape import bind_shape, evaluate_dim, sym
 
     rng = np.random.default_rng(seed)
@@ -126,27 +160,40 @@ def _inputs(func: Any, given: dict[str, np.ndarray], shapes: dict[str, int], see
     if unknown:
         raise RelaxError(f"no input named {', '.join(sorted(unknown))} (inputs: {', '.join(names)})")
     for name, arg in zip(names, func.args):
-        if name in given:
+        if name in given and isinstance(arg.type, TensorType):
             bind_shape(arg.type.sym_shape, np.shape(given[name]), bindings, f"input {name}")
-    out = []
+    out: list[Any] = []
     for name, arg in zip(names, func.args):
         if name in given:
             out.append(given[name])
             continue
         t = arg.type
+        dims = t.sym_shape if isinstance(t, TensorType) else t.dims.data if isinstance(t, ShapeType) else \
+            [t.sym_value] if isinstance(t, PrimType) and t.sym_value is not None else []
         try:
-            shape = tuple(evaluate_dim(d, bindings) for d in t.sym_shape)
+            values = tuple(evaluate_dim(d, bindings) for d in dims)
         except RelaxError as err:
             raise RelaxError(f"input {name}: {err}; give its size with --shape SYMBOL=N or --input {name}=FILE.npy") \
                 from None
-        dtype = t.dtype
-        if dtype == "bool":
-            out.append(rng.random(shape) > 0.5)
-        elif dtype.startswith(("int", "uint")):
-            out.append(rng.integers(0, 5, size=shape).astype(dtype))
+        if isinstance(t, ShapeType):
+            out.append(values)
+        elif isinstance(t, PrimType) and values:
+            out.append(np.asarray(values[0], dtype=t.dtype)[()])
+        elif isinstance(t, (TensorType, PrimType)):
+            value = _random(rng, values, t.dtype)
+            out.append(value if isinstance(t, TensorType) else value[()])
         else:
-            out.append(rng.standard_normal(shape).astype(dtype))
+            raise RelaxError(f"input {name}: no random value for type {t}; give it with --input {name}=FILE.npy")
+    bind_inputs(func, out)  # the check a call makes, before any compile
     return out
+
+
+def _random(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    if dtype == "bool":
+        return rng.random(shape) > 0.5
+    if dtype.startswith(("int", "uint")):
+        return rng.integers(0, 5, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
 
 
 def _summary(value: object) -> str:
@@ -158,21 +205,13 @@ def _summary(value: object) -> str:
     return f"{a.dtype}{list(a.shape)}"
 
 
-def _max_error(a: object, b: object) -> float:
-    if isinstance(a, (tuple, list)):
-        return max(_max_error(x, y) for x, y in zip(a, b))  # type: ignore[call-overload]
-    x, y = np.asarray(a), np.asarray(b)
-    if x.shape != y.shape:
-        return float("inf")
-    return float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0.0
-
-
-def _parse_assignments(items: Sequence[str], what: str) -> dict[str, str]:
+def _parse_assignments(items: Sequence[str], what: str, form: str = "NAME=VALUE") -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
+        name = name.strip()
         if not sep or not name:
-            raise RelaxError(f"{what} expects NAME=VALUE, got {item!r}")
+            raise RelaxError(f"{what} expects {form}, got {item!r}")
         out[name] = value
     return out
 
@@ -207,8 +246,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"bundled example: MLP 784-256-10 + softmax, dynamic batch n ({len(text) / 1e6:.1f} MB of IR, "
           f"parsed in {t_parse:.2f} s)")
     t0 = time.perf_counter()
-    with progress.passes():
-        exe = rx.compile(module, target=args.target)
+    exe = compile_with_progress(module, args.target, "default", progress.say, always=args.verbose)
     print(f"compiled for target {args.target} in {time.perf_counter() - t0:.2f} s "
           f"(pipeline {exe.timings['pipeline']:.2f} s, backend {exe.timings['backend']:.2f} s)")
     worst = 0.0
@@ -220,7 +258,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         ref = rx.evaluate(module, "main", x)
         t_ref = time.perf_counter() - t0
-        err = _max_error(y, ref)
+        err = max_abs_error(np.asarray(y), np.asarray(ref))
         worst = max(worst, err)
         print(f"  n={n:<4} output {_summary(y)}  run {t_run * 1e3:.2f} ms, reference evaluator {t_ref * 1e3:.2f} ms, "
               f"max |difference| {err:.2e}")
@@ -257,9 +295,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from relax_xdsl.evaluator import find_function
 
     progress = Progress(args.verbose)
+    if args.ort and not _is_onnx(args.model):
+        raise RelaxError("--ort compares with onnxruntime, which needs an .onnx model")
+    shapes = _shape_bindings(args.shape)
     module = _load(args.model, progress)
     func = find_function(module, args.function)
-    inputs = _inputs(func, _given_inputs(args), _shape_bindings(args.shape), args.seed)
+    inputs = _inputs(func, _given_inputs(args), _check_shape_symbols(shapes, func), args.seed)
     for a, x in zip(func.args, inputs):
         print(f"input {a.name_hint}: {_summary(x)}")
     if args.target == "eval":
@@ -271,21 +312,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = exe[args.function](*inputs)
     print(f"ran in {(time.perf_counter() - t0) * 1e3:.2f} ms")
     print(f"output: {_summary(result)}")
-    status = 0
+    outputs = flat_outputs(func, result)
+    if args.output:
+        written = save_outputs(args.output, outputs)
+        progress.say(f"wrote {written}: {', '.join(name for name, _ in outputs)}")
+    failures: list[str] = []
     if args.check and args.target != "eval":
         with progress.step("reference evaluator"):
-            err = _max_error(result, rx.evaluate(module, args.function, *inputs))
-        print(f"max |difference| from the reference evaluator: {err:.2e}")
-        status |= err >= args.tolerance
+            want = [a for _, a in flat_outputs(func, rx.evaluate(module, args.function, *inputs))]
+        cmp = compare(outputs, want, "the reference evaluator", args.tolerance)
+        print(f"max |difference| from the reference evaluator: {cmp.worst:.2e}")
+        failures += cmp.failures
     if args.ort:
-        if not _is_onnx(args.model):
-            raise RelaxError("--ort compares with onnxruntime, which needs an .onnx model")
         sess = _ort_session(args.model)
-        want = tuple(sess.run(None, _ort_feed(sess, inputs)))
-        err = _max_error(result if isinstance(result, tuple) else (result,), want)
-        print(f"max |difference| from onnxruntime: {err:.2e}")
-        status |= err >= args.tolerance
-    return int(status)
+        cmp = compare(outputs, sess.run(None, _ort_feed(sess, inputs)), "onnxruntime", args.tolerance)
+        print(f"max |difference| from onnxruntime: {cmp.worst:.2e}")
+        failures += cmp.failures
+    for line in failures:
+        print(f"relax-xdsl: check failed: {line}", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def _median_ms(fn: Callable[[], Any], repeat: int, warmup: int = 3) -> tuple[float, float]:
@@ -313,37 +358,42 @@ def _env(name: str, value: str) -> Iterator[None]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    """A labelled table on stdout; each stage's progress on stderr as it ends."""
     from relax_xdsl.evaluator import find_function
 
     progress = Progress(args.verbose)
+    if args.ort and not _is_onnx(args.model):
+        raise RelaxError("--ort compares with onnxruntime, which needs an .onnx model")
+    shapes = _shape_bindings(args.shape)
     t0 = time.perf_counter()
     module = _load(args.model, progress)
     t_load = time.perf_counter() - t0
     func = find_function(module, args.function)
-    inputs = _inputs(func, _given_inputs(args), _shape_bindings(args.shape), args.seed)
+    inputs = _inputs(func, _given_inputs(args), _check_shape_symbols(shapes, func), args.seed)
     print(f"inputs: {', '.join(f'{a.name_hint} {_summary(x)}' for a, x in zip(func.args, inputs))}")
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp, _env("RELAX_XDSL_CACHE_DIR", tmp):  # a cold compile: empty cache
         exe = progress.compile(module, args.target, args.pipeline)
         cold = exe.timings
-        t0 = time.perf_counter()
-        rx.compile(module, target=args.target, pipeline=args.pipeline)  # the library is cached now
-        warm = time.perf_counter() - t0
+        with progress.step("compiling again (library cached)"):
+            t0 = time.perf_counter()
+            rx.compile(module, target=args.target, pipeline=args.pipeline)
+            warm = time.perf_counter() - t0
     print(f"load {t_load:.2f} s; compile cold {cold['pipeline'] + cold['backend']:.2f} s "
           f"(pipeline {cold['pipeline']:.2f} s, backend {cold['backend']:.2f} s), cached {warm:.2f} s")
-    with progress.step(f"timing {args.repeat} runs"):
-        rows.append((f"relax_xdsl {args.target} ({args.pipeline})",
-                     *_median_ms(lambda: exe[args.function](*inputs), args.repeat)))
-        if args.ort:
-            if not _is_onnx(args.model):
-                raise RelaxError("--ort compares with onnxruntime, which needs an .onnx model")
-            sess = _ort_session(args.model)
-            feed = _ort_feed(sess, inputs)
-            rows.append(("onnxruntime (2 threads)", *_median_ms(lambda: sess.run(None, feed), args.repeat)))
+    candidates: list[tuple[str, Callable[[], Any]]] = [
+        (f"relax_xdsl {args.target} ({args.pipeline})", lambda: exe[args.function](*inputs))]
+    if args.ort:
+        sess = _ort_session(args.model)
+        feed = _ort_feed(sess, inputs)
+        candidates.append(("onnxruntime (2 threads)", lambda: sess.run(None, feed)))
+    for name, fn in candidates:
+        with progress.step(f"timing {name}: {args.repeat} runs"):
+            rows.append((name, *_median_ms(fn, args.repeat)))
     base = rows[0][1]
-    print(f"{'':32} {'median ms':>10} {'min ms':>10} {'ratio':>7}")
+    print(f"{f'implementation ({args.repeat} runs)':32} {'median ms':>10} {'min ms':>10} {'x row 1':>8}")
     for name, med, best in rows:
-        print(f"{name:32} {med:10.3f} {best:10.3f} {med / base if base else 0:7.2f}")
+        print(f"{name:32} {med:10.3f} {best:10.3f} {med / base if base else 0:8.2f}")
     return 0
 
 
@@ -369,6 +419,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="relax-xdsl", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=version_line("relax-xdsl"),
+                    help="print relax_xdsl's version and exit")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="print each pass and its time")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -391,7 +443,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--function", default="main")
         p.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy")
         p.add_argument("--params", metavar="FILE.npz", help="weights written by import --params-file")
-        p.add_argument("--shape", action="append", default=[], metavar="SYMBOL=N")
+        p.add_argument("--shape", action="append", default=[], metavar="SYMBOL=N",
+                       help="the size of a symbol of the inputs' dims (N >= 0), for the random inputs")
         p.add_argument("--pipeline", default="default", help="default, fast, debug or a pass pipeline")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--ort", action="store_true", help="compare with onnxruntime (.onnx models)")
@@ -399,8 +452,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", parents=[common], help="run a model on given or random inputs")
     model_args(run)
     run.add_argument("--target", choices=("c", "interp", "eval"), default="c")
-    run.add_argument("--check", action="store_true", help="compare with the reference evaluator")
-    run.add_argument("--tolerance", type=float, default=1e-3)
+    run.add_argument("--check", action="store_true",
+                     help="compare with the reference evaluator; an output past the tolerance is named on stderr "
+                          "and the exit code is 1")
+    run.add_argument("--tolerance", type=float, default=1e-3, help="largest max |difference| accepted")
+    run.add_argument("--output", metavar="FILE.npz",
+                     help="save the outputs (np.savez; keys output0, output1, ... in result order, tuples flattened)")
     run.set_defaults(fn=cmd_run)
 
     bench = sub.add_parser("bench", parents=[common], help="compile time and run-time medians")

@@ -7,14 +7,14 @@ named pipelines and targets registered.
     relax-xdsl-opt model.mlir -p fast --print-ir-after=fuse-ops --time-passes
     relax-xdsl-opt model.mlir -p debug --print-ir-after-all  # IR after each pass, on stderr
 
-Passes (`-p`): pass names with options (`offload{lib=blas}`), xDSL's
-upstream passes (`canonicalize`, `cse`, ...) and the pipeline names of
-relax_xdsl.passes.pipelines (`default`, `debug`, `fast`), freely mixed:
-`-p "legalize{ops=matmul},default"`.
+Passes (`-p`): this project's passes with options (`offload{lib=blas}`),
+xDSL's upstream passes (`canonicalize`, `cse`, ...) and the named pipelines
+of relax_xdsl.passes.pipelines, freely mixed; `--help` lists them all, read
+from the registries when it runs.
 
-Targets (`-t`): `mlir` (default; parses back), `c` (the generated C of a
-lowered module), `dot` (Graphviz view of the graph functions: ops as nodes,
-values as edges labelled `[n, 784] f32`), and xDSL's own.
+Targets (`-t`): only those that work on this project's IR (TARGETS below);
+xDSL's others (assembly, LLVM, WGSL, ...) expect their own dialects and are
+hidden, so naming one is a usage error.
 
 Inspection (output of the module itself stays on stdout):
   --print-ir-after=PASS    IR after each run of PASS, to stderr (repeatable;
@@ -35,6 +35,9 @@ Errors (malformed input, unknown op, bad dim expression, failing verifier,
 unknown pass or pass option, a pass rejecting its input, missing or
 unreadable file) print one diagnostic, `relax-xdsl-opt: error: FILE:LINE:COL
 ...` where the input has a position, and exit 1 without a Python traceback.
+
+A pipeline still running 2 s after it began prints each pass on stderr as it
+ends (relax_xdsl/cli/compile_progress.py).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from typing import IO
@@ -59,8 +63,21 @@ from xdsl.utils.exceptions import (
 )
 from xdsl.xdsl_opt_main import xDSLOptMain
 
+from relax_xdsl.cli.compile_progress import CompileProgress
+from relax_xdsl.cli.version import version_line
 from relax_xdsl.errors import IRParseError, RelaxError
 from relax_xdsl.ir import LocatingParser
+
+TARGETS: dict[str, str] = {
+    "mlir": "textual IR (the default; parses back)",
+    "c": "the generated C of a lowered module (after lower-graph)",
+    "dot": "Graphviz view of the graph functions: ops as nodes, values as edges labelled `[n, 784] f32`",
+}
+"""The `-t` targets kept, each checked to work on this project's IR: xDSL's
+others (arm-asm, riscv-asm, x86-asm, llvm, wat, wgsl, csl, mps) fail on it
+with a traceback or a missing module, or print nothing."""
+
+USAGE = "%(prog)s [INPUT.mlir] [-p PASSES] [-t TARGET] [-o OUTPUT_FILE] [options]"
 
 
 def _emit_c(module: ModuleOp, out: IO[str]) -> None:
@@ -79,8 +96,40 @@ def _pass_name(item: str) -> str:
     return item.split("{", 1)[0].strip()
 
 
+def _columns(rows: Sequence[tuple[str, str]]) -> str:
+    width = max(len(name) for name, _ in rows) + 2
+    return "\n".join(f"  {name:<{width}}{text}" for name, text in rows)
+
+
+def usage_notes() -> str:
+    """What --help says first: this project's passes (with their options),
+    named pipelines and targets, read from the registries when it runs."""
+    from relax_xdsl.passes import get_all_passes
+    from relax_xdsl.passes.pipelines import PIPELINES
+
+    passes = []
+    for name, factory in get_all_passes().items():
+        options = [f.name.replace("_", "-") for f in dataclasses.fields(factory())]
+        passes.append(f"{name}{{{','.join(options)}}}" if options else name)
+    head, _, tail = (__doc__ or "").partition("\nPasses (`-p`)")
+    tail = tail.split("\nInspection", 1)[1] if "\nInspection" in tail else ""
+    return "\n".join([
+        head.rstrip(), "",
+        "This project's passes (-p NAME or NAME{option=value}; options in braces):",
+        textwrap.fill(", ".join(passes), width=100, initial_indent="  ", subsequent_indent="  "), "",
+        "Named pipelines (-p NAME, mixed freely with passes: -p \"legalize{ops=matmul},NAME\"):",
+        _columns(list(PIPELINES.items())), "",
+        "Targets (-t; xDSL's other targets do not apply to this IR):",
+        _columns(list(TARGETS.items())), "",
+        "xDSL's own passes (canonicalize, cse, ...) are listed under -p below.", "",
+        "Inspection" + tail.rstrip(),
+    ])
+
+
 class RelaxOptMain(xDSLOptMain):
     _chunk_offset = 0
+    version_format = version_line("relax-xdsl-opt").replace("{", "{{").replace("}", "}}")
+    progress: CompileProgress | None = None
 
     def register_all_dialects(self) -> None:
         super().register_all_dialects()
@@ -126,19 +175,38 @@ class RelaxOptMain(xDSLOptMain):
         return super().parse_chunk(chunk, file_extension, start_offset)
 
     def register_all_targets(self) -> None:
+        """Only TARGETS: a hidden one is an unknown target (a usage error)."""
         super().register_all_targets()
         self.available_targets["c"] = _emit_c
         self.available_targets["dot"] = _emit_dot
+        self.available_targets = {name: self.available_targets[name] for name in TARGETS}
 
     def register_all_arguments(self, arg_parser: argparse.ArgumentParser) -> None:
+        """xDSL's arguments under this project's usage notes (usage_notes)."""
         super().register_all_arguments(arg_parser)
+        arg_parser.prog = "relax-xdsl-opt"
+        arg_parser.usage = USAGE
+        arg_parser.description = usage_notes()
+        arg_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        arg_parser._optionals.title = "options (xDSL's generic ones, then this project's)"  # noqa: SLF001
+        from relax_xdsl.passes import get_all_passes
+
+        ours = set(get_all_passes())
+        upstream = [name for name in self.available_passes if name not in ours]
         arg_parser.add_argument("--print-ir-after", action="append", default=[], metavar="PASS",
                                 help="print the IR to stderr after each run of PASS (repeatable)")
         arg_parser.add_argument("--print-ir-after-all", action="store_true",
                                 help="print the IR to stderr after every pass")
-        for action in arg_parser._actions:  # noqa: SLF001 - retitle xDSL's option: ours prints a table to stderr
+        for action in arg_parser._actions:  # noqa: SLF001 - retitle xDSL's options for what they do here
             if "--time-passes" in action.option_strings:
                 action.help = "print a table of each pass's wall time to stderr"
+            elif "--target" in action.option_strings:
+                action.help = f"output format: {', '.join(TARGETS)} (see Targets above)"
+            elif "--passes" in action.option_strings:
+                action.help = ("comma-separated passes and pipelines: this project's (above) and xDSL's: "
+                               + ", ".join(upstream))
+            elif "--version" in action.option_strings:
+                action.help = "print relax_xdsl's version and exit"
 
     def _printer(self, stream: IO[str]) -> Printer:
         """A printer honouring xDSL's printing options."""
@@ -197,6 +265,8 @@ class RelaxOptMain(xDSLOptMain):
             if prev is not None:
                 spec = str(prev.pipeline_pass_spec())
                 self.timings.append((spec, time.perf_counter() - started[0]))
+                if self.progress is not None:
+                    self.progress.stage_done(f"pass {spec}", self.timings[-1][1])
                 if not args.disable_verify:
                     try:
                         module.verify()
@@ -221,6 +291,7 @@ class RelaxOptMain(xDSLOptMain):
         reports it too)."""
         self.timings = []
         t0 = time.perf_counter()
+        self.progress = CompileProgress(lambda line: print(line, file=sys.stderr, flush=True))
         try:
             super().apply_passes(prog)
         except RelaxError as err:
@@ -229,6 +300,14 @@ class RelaxOptMain(xDSLOptMain):
             raise PassFailedException(msg if msg.startswith(name) else f"pass {name}: {msg}") from None
         if self.args.time_passes:
             self._print_timings(time.perf_counter() - t0)
+
+    def output_resulting_program(self, prog: ModuleOp) -> str:
+        """The target's output; its time is a stage of the progress lines."""
+        t0 = time.perf_counter()
+        text = super().output_resulting_program(prog)
+        if self.progress is not None:
+            self.progress.stage_done(f"target {self.args.target}", time.perf_counter() - t0)
+        return text
 
     def _print_timings(self, wall: float) -> None:
         total = sum(secs for _, secs in self.timings)
