@@ -2,11 +2,13 @@
 
 The public API: FunctionBuilder and `op` to build graph functions,
 parse_module / print_module for textual IR, evaluate for the numpy
-reference, compile for executables (targets interp and c), and the
-error types."""
+reference, compile for executables (targets interp and c), export_library /
+load_module to save one and load it in another process, and the error
+types."""
 
 from relax_xdsl import op
 from relax_xdsl.builder import FunctionBuilder, Var
+from relax_xdsl.deploy import export_library, load_module
 from relax_xdsl.errors import BoundsError, DimParseError, IRParseError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.evaluator import evaluate
 from relax_xdsl.frontend import OnnxImportError, from_onnx
@@ -17,5 +19,5 @@ from relax_xdsl.shape import sym
 
 __all__ = [
     "BoundsError", "DimParseError", "Executable", "OnnxImportError", "FunctionBuilder", "IRParseError", "OpSpec", "Param", "RelaxError", "ResourceLimitError", "ShapeError", "Var",
-    "compile", "evaluate", "from_onnx", "lower", "make_context", "op", "parse_module", "print_module", "register_op", "sym",
+    "compile", "evaluate", "export_library", "from_onnx", "load_module", "lower", "make_context", "op", "parse_module", "print_module", "register_op", "sym",
 ]

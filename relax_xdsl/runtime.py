@@ -68,7 +68,7 @@ def _input_plan(func: FunctionOp) -> list[tuple[np.dtype, int, tuple[tuple[int, 
 class CompiledFunction:
     """One graph function of an executable: `f(*arrays)`."""
 
-    def __init__(self, exe: Executable, func: FunctionOp):
+    def __init__(self, exe: Executable, func: FunctionOp, written: list[int] | None = None):
         self.exe = exe
         self.func = func
         self.name = func.sym_name.data
@@ -76,7 +76,7 @@ class CompiledFunction:
         self._plan = _input_plan(func)
         self._one_tensor = len(self.result_types) == 1 and isinstance(self.result_types[0], TensorType)
         self._has_bool = any(isinstance(a.type, TensorType) and a.type.dtype == "bool" for a in func.args)
-        self._written = written_parameters(func)
+        self._written = written_parameters(func) if written is None else written
         """Parameters an in-place call writes into: the caller's arrays,
         checked to be exactly those arrays (relax_xdsl/aliasing.py)."""
         self._entry = getattr(exe.backend, "fast", {}).get(self.name)
@@ -135,14 +135,24 @@ class CompiledFunction:
 class Executable:
     """The result of `compile`: `exe["main"](*arrays)` or `exe.main(*arrays)`."""
 
-    def __init__(self, graph: ModuleOp, loops: ModuleOp, backend: Backend, target: str, timings: dict[str, float]):
+    def __init__(self, graph: ModuleOp, loops: ModuleOp | None, backend: Backend, target: str,
+                 timings: dict[str, float], pipeline: str = "", written: dict[str, list[int]] | None = None):
+        """`graph`: the graph functions (for a loaded library, body-less ones
+        carrying the signatures); `loops`: the lowered module (None when
+        loaded); `written`: per function, the parameters an in-place call
+        writes (computed from the graph when not given)."""
         self.graph = graph
         self.loops = loops
         self.backend = backend
         self.target = target
         self.timings = timings
+        self.pipeline = pipeline
+        """The pipeline it was compiled with."""
+        self.manifest: dict[str, Any] | None = None
+        """A loaded library's manifest (relax_xdsl/deploy.py)."""
         self._functions = {
-            op.sym_name.data: CompiledFunction(self, op) for op in graph.body.ops if isinstance(op, FunctionOp)
+            op.sym_name.data: CompiledFunction(self, op, (written or {}).get(op.sym_name.data))
+            for op in graph.body.ops if isinstance(op, FunctionOp)
         }
 
     def __getitem__(self, name: str) -> CompiledFunction:
@@ -194,7 +204,7 @@ def compile(module: ModuleOp, target: str = "c", pipeline: str = "default", **op
 
         backend = CModule(loops, **options)
     timings["backend"] = time.perf_counter() - t1
-    return Executable(module, loops, backend, target, timings)
+    return Executable(module, loops, backend, target, timings, pipeline=pipeline)
 
 
 __all__ = ["TARGETS", "Executable", "compile", "lower"]

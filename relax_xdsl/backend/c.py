@@ -18,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import math
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
@@ -100,15 +101,22 @@ def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str])
             src = Path(tmp) / "module.c"
             src.write_text(source)
             out = Path(tmp) / "module.so"
-            compile_flags = [f for f in flags if not _is_link_input(f)]
-            link_flags = [f for f in flags if _is_link_input(f)]
-            proc = subprocess.run([*cc, *compile_flags, str(src), "-o", str(out), *link_flags, "-lm"],
-                                  capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{proc.stderr.strip()[:4000]}")
+            run_compiler(cc, flags, [src], out)
             compile_cache.store(out, path)
     except OSError as err:
         raise compile_cache.os_error(path.parent, err, "write a compiled library") from None
+
+
+def run_compiler(cc: Sequence[str], flags: Sequence[str], sources: Sequence[Path], out: Path) -> None:
+    """`cc` builds the shared library `out` from `sources` with `flags`
+    (libraries, archives and linker options after the sources), in the
+    sources' directory; RelaxError with the compiler's message if it fails."""
+    compile_flags = [f for f in flags if not _is_link_input(f)]
+    link_flags = [f for f in flags if _is_link_input(f)]
+    proc = subprocess.run([*cc, *compile_flags, *map(str, sources), "-o", str(out), *link_flags, "-lm"],
+                          capture_output=True, text=True, cwd=sources[0].parent)
+    if proc.returncode != 0:
+        raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{proc.stderr.strip()[:4000]}")
 
 
 def _is_link_input(flag: str) -> bool:
@@ -213,17 +221,34 @@ class _Freed:
         self.free(self.address)  # type: ignore[operator]
 
 
+CPU_FLAG = "-march="
+_CPU_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
+
+
+def cpu_flags(flags: Sequence[str], cpu: str | None) -> tuple[str, ...]:
+    """`flags` with their -march replaced by `-march=<cpu>` (`native`, or a
+    gcc CPU name such as `x86-64-v3` or `skylake`: a library built for it
+    runs on any machine with that CPU's features); unchanged for None."""
+    if cpu is None:
+        return tuple(flags)
+    if not _CPU_NAME.fullmatch(cpu):
+        raise RelaxError(f"cpu {cpu!r} is not a CPU name (e.g. native, x86-64-v2, x86-64-v3, skylake-avx512)")
+    return (*(f for f in flags if not f.startswith(CPU_FLAG)), f"{CPU_FLAG}{cpu}")
+
+
 class CModule:
     """A loop-level module compiled to a shared library (see backend/__init__)."""
 
-    def __init__(self, module: ModuleOp, cflags: Sequence[str] | None = None, debug: bool = False):
+    def __init__(self, module: ModuleOp, cflags: Sequence[str] | None = None, debug: bool = False,
+                 cpu: str | None = None):
         """`debug`: every buffer access is bounds-checked; a violation raises
         BoundsError naming the function, buffer, dim, index and extent (the
-        source differs, so debug builds are cached apart)."""
+        source differs, so debug builds are cached apart). `cpu`: the CPU to
+        generate code for (cpu_flags), by default the flags' (-march=native)."""
         emitter = CEmitter(module, debug=debug)
         self.debug = debug
         self.source = emitter.emit()
-        chosen = tuple(cflags) if cflags is not None else DEFAULT_FLAGS
+        chosen = cpu_flags(tuple(cflags) if cflags is not None else DEFAULT_FLAGS, cpu)
         compile_flags = (*chosen, *(f for f in REQUIRED_FLAGS if f not in chosen), *sanitizer_flags())
         # the runtime archive before the libraries it calls (BLAS): the linker resolves in order
         self.flags = (*compile_flags, *c_runtime.include_flags(), *c_runtime.link_inputs(compiler(), compile_flags),
@@ -238,7 +263,26 @@ class CModule:
                 python_flags = None
         if python_flags is None:
             self.path = build_library(self.source, self.flags)
-        self.lib = _load(self.path, self.source, self.flags)
+        self.globals = emitter.global_data()
+        """The constants, in the order of the `rx_g` table every function takes."""
+        table = (ctypes.c_void_p * max(1, len(self.globals)))(*[g.ctypes.data for g in self.globals])
+        self._attach(_load(self.path, self.source, self.flags), emitter.signatures, table, python_flags is not None)
+
+    @classmethod
+    def loaded(cls, lib: ctypes.CDLL, path: Path, signatures: dict[str, FuncSignature], table: int,
+               python_entries: bool) -> CModule:
+        """A library loaded from elsewhere (deploy.load_module): its
+        functions, their signatures and the address of its constants table."""
+        self = cls.__new__(cls)
+        self.debug, self.source, self.flags, self.path, self.globals = False, "", (), path, []
+        self._attach(lib, signatures, table, python_entries)
+        return self
+
+    def _attach(self, lib: ctypes.CDLL, signatures: dict[str, FuncSignature], table: object,
+                python_entries: bool) -> None:
+        """Binds the library's runtime functions, sets its limits from the
+        environment and finds its CPython entry points (when built with them)."""
+        self.lib = lib
         self.fast: dict[str, Callable[..., Any]] = {}
         """Per function, its CPython entry point (see c_python), when built with them."""
         self.lib.rx_last_error.restype = ctypes.c_char_p
@@ -248,20 +292,23 @@ class CModule:
         self.lib.rx_set_max_alloc(max_alloc_bytes())
         self.lib.rx_set_max_depth.argtypes = [ctypes.c_int64]
         self.lib.rx_set_max_depth(max_recursion_depth())
-        self._globals = emitter.global_data()
-        table = (ctypes.c_void_p * max(1, len(self._globals)))(*[g.ctypes.data for g in self._globals])
         self._table = table
-        if python_flags is not None:
+        if python_entries:
             entries = ctypes.PyDLL(str(self.path), handle=self.lib._handle).rxpy_functions
             entries.argtypes, entries.restype = [ctypes.c_void_p], ctypes.py_object
+            address = table if isinstance(table, int) else ctypes.addressof(table)  # type: ignore[arg-type]
             try:
-                by_ident = entries(ctypes.addressof(table))
-                self.fast = {name: by_ident[c_ident(ENTRY, name)] for name in emitter.signatures
+                by_ident = entries(address)
+                self.fast = {name: by_ident[c_ident(ENTRY, name)] for name in signatures
                              if c_ident(ENTRY, name) in by_ident}
             except Exception:  # e.g. numpy's C API failing to import: the ctypes path serves
                 self.fast = {}
-        self._signatures = emitter.signatures
+        self._signatures = signatures
         self._functions: dict[str, _Callable] = {}
+
+    def signatures(self) -> dict[str, FuncSignature]:
+        """Per C function, what Python needs to call it."""
+        return dict(self._signatures)
 
     def _function(self, name: str) -> _Callable:
         if name not in self._functions:

@@ -145,3 +145,37 @@ def library_key(source: str, cc: Sequence[str], flags: Sequence[str]) -> str:
         source,
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
+
+
+ISA_MACROS = {
+    "__SSE3__": "pni", "__SSSE3__": "ssse3", "__SSE4_1__": "sse4_1", "__SSE4_2__": "sse4_2", "__POPCNT__": "popcnt",
+    "__AVX__": "avx", "__AVX2__": "avx2", "__FMA__": "fma", "__F16C__": "f16c", "__BMI__": "bmi1", "__BMI2__": "bmi2",
+    "__LZCNT__": "abm", "__MOVBE__": "movbe", "__AVX512F__": "avx512f", "__AVX512CD__": "avx512cd",
+    "__AVX512BW__": "avx512bw", "__AVX512DQ__": "avx512dq", "__AVX512VL__": "avx512vl",
+    "__AVX512VNNI__": "avx512_vnni", "__AVX512BF16__": "avx512_bf16", "__AVX512FP16__": "avx512_fp16",
+    "__AVXVNNI__": "avx_vnni",
+}
+"""x86 instruction-set macros gcc and clang define under -march, and the
+/proc/cpuinfo flag naming the same feature: what a library built with those
+flags needs from the machine that loads it."""
+
+
+@functools.lru_cache(maxsize=16)
+def required_cpu_features(cc: tuple[str, ...], target_flags: tuple[str, ...]) -> tuple[str, ...]:
+    """The cpuinfo flags code built by `cc` with `target_flags` may use (x86;
+    () elsewhere, where the machine type is what is checked)."""
+    proc = _run([*cc, *target_flags, "-dM", "-E", "-x", "c", os.devnull])
+    if proc.returncode != 0:
+        raise RelaxError(f"the C compiler rejected the target flags {shlex.join(target_flags)}: "
+                         f"{proc.stderr.strip()[:500]}")
+    defined = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("#define ")}
+    return tuple(sorted(flag for macro, flag in ISA_MACROS.items() if macro in defined))
+
+
+def machine_cpu_features() -> frozenset[str] | None:
+    """This machine's cpuinfo feature flags (None where /proc/cpuinfo has none)."""
+    for line in _cpuinfo().splitlines():
+        name, _, value = line.partition(": ")
+        if name in ("flags", "Features"):
+            return frozenset(value.split())
+    return None

@@ -30,6 +30,14 @@ int rx_fail(const char* msg);
    which backend/c.py raises as a BoundsError. */
 int rx_fail_index(const char* what, int64_t i, int64_t n);
 
+/* ---- exported libraries (relax_xdsl/deploy.py) ---- */
+/* Defined only in a library written by export_library: its constants
+   table (the `rx_g` every function takes, the weights as read-only data)
+   and its manifest (JSON: entry points, signatures, dtypes, pipeline,
+   target CPU), `*size` bytes long. */
+RX_API const void* const* rx_exported_table(void);
+RX_API const char* rx_manifest(int64_t* size);
+
 /* ---- limits ---- */
 RX_API void rx_set_max_alloc(int64_t bytes);
 /* Calls between functions that call each other in a cycle (recursion)
