@@ -197,7 +197,7 @@ def _resize_axes(ctx: Infer, x: TensorType, sizes: Sequence[sympy.Expr], scales:
         if s.is_Integer and int(s) < 0:
             ctx.fail(f"size {int(s)} of axis {a} is negative")
         scale = scales[a] if scales is not None else \
-            (int(s) / int(d) if s.is_Integer and d.is_Integer else None)
+            (int(s) / int(d) if s.is_Integer and d.is_Integer and int(d) else None)
         box = (roi[a], roi[r + a]) if roi is not None else (0.0, 1.0)
         crop = coordinate_transformation_mode == "tf_crop_and_resize"
         if s == d and (scale is None or scale == 1.0) and (not crop or box == (0.0, 1.0)):
