@@ -2,10 +2,11 @@
 CenterCropPad, Resize and Upsample, onto relax.pad / tile / resize and
 reshape + permute_dims compositions (exact, and fused into one gather).
 
-Sizes and scales must be known at import time (constants or shape
-computations); the data dims may stay symbolic where the op allows. Pads
-and Tile's repeats computed at run time bind fresh symbols
-(onnx_runtime_values).
+Sizes and scales known at import time (constants or shape computations)
+give static or symbolic dims; the data dims may stay symbolic where the op
+allows. Pads, Tile's repeats and Resize's scales / sizes computed at run
+time bind fresh symbols (onnx_runtime_values); Resize then reads its
+scales and roi as data (relax.resize_with_scales).
 """
 
 from __future__ import annotations
