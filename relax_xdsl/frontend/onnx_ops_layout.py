@@ -2,10 +2,11 @@
 CenterCropPad, Resize and Upsample, onto relax.pad / tile / resize and
 reshape + permute_dims compositions (exact, and fused into one gather).
 
-Sizes and scales must be known at import time (constants or shape
-computations); the data dims may stay symbolic where the op allows. Pads
-and Tile's repeats computed at run time bind fresh symbols
-(onnx_runtime_values).
+Sizes and scales known at import time (constants or shape computations)
+give static or symbolic dims; the data dims may stay symbolic where the op
+allows. Pads, Tile's repeats and Resize's scales / sizes computed at run
+time bind fresh symbols (onnx_runtime_values); Resize then reads its
+scales and roi as data (relax.resize_with_scales).
 """
 
 from __future__ import annotations
@@ -252,6 +253,8 @@ def _resize_node(n: Node) -> Value:
         n.fail(f"attribute mode={mode!r} is not supported")
     if n.opset < 11:  # opset 10: X, scales; asymmetric coordinates
         params = {"mode": mode, "coordinate_transformation_mode": "asymmetric", "nearest_mode": "simple"}
+        if rt.is_runtime(n, 1):
+            return _runtime_resize(n, x, 1, None, None, list(range(x.ndim)), params, "stretch")
         return _resize(n, x, _floats(n, 1, "scales"), None, None, list(range(x.ndim)), params)
     ctm = n.attr("coordinate_transformation_mode", "half_pixel")
     params = {"mode": mode, "coordinate_transformation_mode": ctm,
@@ -273,13 +276,104 @@ def _resize_node(n: Node) -> Value:
     axes = [n.axis(a, x.ndim) for a in n.attr("axes", list(range(x.ndim)))]
     if len(set(axes)) != len(axes):
         n.fail(f"axes {axes} repeat an axis")
-    roi = _floats(n, 1, "roi")
+    policy = n.attr("keep_aspect_ratio_policy", "stretch")
+    if policy not in ("stretch", "not_larger", "not_smaller"):
+        n.fail(f"attribute keep_aspect_ratio_policy={policy!r} is not supported (stretch, not_larger, not_smaller)")
+    crop = ctm == "tf_crop_and_resize"
+    if (crop and rt.is_runtime(n, 1)) or _runtime_present(n, 2) or _runtime_present(n, 3):
+        return _runtime_resize(n, x, 2 if _present(n, 2) else None, 3 if _present(n, 3) else None,
+                               1 if crop and _present(n, 1) else None, axes, params, policy)
+    roi = _floats(n, 1, "roi") if crop else None
     scales = _floats(n, 2, "scales")
     sizes = (n.ints(3, "sizes") or None) if n.optional(3) is not None else None
     if scales is not None and sizes is not None:
         n.fail("scales and sizes must not both be given")
-    return _resize(n, x, scales if sizes is None else None, sizes, roi, axes, params,
-                   n.attr("keep_aspect_ratio_policy", "stretch"))
+    return _resize(n, x, scales if sizes is None else None, sizes, roi, axes, params, policy)
+
+
+def _present(n: Node, i: int) -> bool:
+    """Input i is given and not empty (opset 11-12 pass an empty scales with sizes)."""
+    v = n.optional(i)
+    if v is None:
+        return False
+    if isinstance(v, rt.Var):
+        return not (v.ndim == 1 and canon(v.shape[0]) == 0)
+    return np.asarray(v.array).size > 0
+
+
+def _runtime_present(n: Node, i: int) -> bool:
+    return rt.is_runtime(n, i) and _present(n, i)
+
+
+def _float_vector(n: Node, i: int, what: str, length: int) -> Value:
+    """Input i as float64 [length] data."""
+    v = n.tensor(i, what)
+    if not v.dtype.startswith("float"):
+        n.fail(f"input {i} ({what}) must hold floating-point numbers, got {v.dtype}")
+    if v.ndim != 1 or not dims_equal(canon(v.shape[0]), sympy.Integer(length)):
+        n.fail(f"input {i} ({what}) must have {length} values (shape [{length}]), got shape "
+               f"[{', '.join(dim_to_str(canon(d)) for d in v.shape)}]")
+    return n.op("astype", v, dtype="float64") if v.dtype != "float64" else v
+
+
+def _spread(n: Node, values: Value, picks: list[int], fill: list[float] | list[int], dtype: str) -> Value:
+    """[len(picks)] data: entry j is values[picks[j]], or fill[picks[j]] where picks[j] < 0 (from the end)."""
+    k = int(canon(values.shape[0]))
+    ext = n.op("concat", values, rt.const(fill, dtype), axis=0)
+    return n.op("take", ext, rt.const([p if p >= 0 else k + len(fill) + p for p in picks]), axis=0)
+
+
+def _checked_sizes(n: Node, out: Value, what: str) -> list[Any]:
+    """float64 output sizes as fresh symbols: NaN, negative and oversized
+    values become ones the size check rejects (named after the node), never
+    an undefined float -> int conversion."""
+    out = n.op("where", n.op("equal", out, out), out, rt.const(-1.0, "float64"))
+    out = n.op("minimum", n.op("maximum", out, rt.const(-1.0, "float64")), rt.const(float(2**62), "float64"))
+    return rt.sizes(n, rt.as_int64(n, out), what)
+
+
+def _runtime_resize(n: Node, x: Value, scales_i: int | None, sizes_i: int | None, roi_i: int | None,
+                    axes: list[int], params: dict[str, Any], policy: str) -> Value:
+    """Resize with scales, sizes or roi computed at run time, as relax.resize_with_scales:
+    the output extents of the resized axes are fresh symbols (from floor(in *
+    scale), or the sizes, as ONNX defines them), the per-axis scales and the roi
+    are float64 data the kernel reads."""
+    r, k = x.ndim, len(axes)
+    dims = [canon(d) for d in x.shape]
+    in_f = n.op("astype", rt.dims_data(n, [dims[a] for a in axes]), dtype="float64")  # [k]
+    f64 = "float64"
+    if scales_i is not None and sizes_i is not None:
+        n.fail("scales and sizes must not both be given")
+    if sizes_i is not None:
+        sizes = rt.int_vector(n, sizes_i, "sizes")
+        if int(canon(sizes.shape[0])) != k:
+            n.fail(f"sizes has {sizes.shape[0]} values for {k} axes")
+        ratios = n.op("divide", n.op("astype", sizes, dtype=f64), in_f)
+        if policy == "stretch":
+            out_axes = rt.sizes(n, sizes, "sizes")
+            scale = ratios
+        else:
+            one = n.op("min" if policy == "not_larger" else "max", ratios, axis=[0], keepdims=True)
+            scale = n.op("broadcast_to", one, shape=[k])
+            out_axes = _checked_sizes(n, n.op("floor", n.op("add", n.op("multiply", scale, in_f),
+                                                            rt.const(0.5, f64))), "sizes")
+    elif scales_i is not None:
+        scale = _float_vector(n, scales_i, "scales", k)
+        out_axes = _checked_sizes(n, n.op("floor", n.op("multiply", in_f, scale)), "sizes")
+    else:
+        n.fail("one of scales and sizes is required")
+    where = {a: i for i, a in enumerate(axes)}
+    full_scales = _spread(n, scale, [where.get(a, -1) for a in range(r)], [1.0], f64)
+    if roi_i is not None:
+        roi = _float_vector(n, roi_i, "roi", 2 * k)
+        full_roi = _spread(n, roi, [where.get(a, -2) for a in range(r)] +
+                           [k + where[a] if a in where else -1 for a in range(r)], [0.0, 1.0], f64)
+    else:
+        full_roi = rt.const([0.0] * r + [1.0] * r, f64)
+    out = list(dims)
+    for a, d in zip(axes, out_axes):
+        out[a] = canon(d)
+    return n.op("resize_with_scales", x, full_scales, full_roi, sizes=out, axes=sorted(axes), **params)
 
 
 @register_converter("Upsample", attrs=("mode", "scales"))

@@ -165,7 +165,7 @@ class _ResizeAxis:
     run time), its roi and tap count."""
 
     def __init__(self, d_in: sympy.Expr, d_out: sympy.Expr, scale: float | None, roi: tuple[float, float],
-                 taps: int):
+                 taps: int | None):
         self.d_in, self.d_out, self.scale, self.roi, self.taps = d_in, d_out, scale, roi, taps
 
 
@@ -197,7 +197,7 @@ def _resize_axes(ctx: Infer, x: TensorType, sizes: Sequence[sympy.Expr], scales:
         if s.is_Integer and int(s) < 0:
             ctx.fail(f"size {int(s)} of axis {a} is negative")
         scale = scales[a] if scales is not None else \
-            (int(s) / int(d) if s.is_Integer and d.is_Integer else None)
+            (int(s) / int(d) if s.is_Integer and d.is_Integer and int(d) else None)
         box = (roi[a], roi[r + a]) if roi is not None else (0.0, 1.0)
         crop = coordinate_transformation_mode == "tf_crop_and_resize"
         if s == d and (scale is None or scale == 1.0) and (not crop or box == (0.0, 1.0)):
@@ -258,42 +258,11 @@ class Resize(OpSpec):
         sizes = [int(s) for s in sizes]
         axes = _resize_axes(Infer(self.name), t, sizes, scales, roi, mode, coordinate_transformation_mode,
                             nearest_mode, antialias)
-        res = x.astype(np.float64)
-        extrapolated = np.zeros(sizes, dtype=bool)
-        for a, ax in axes.items():
-            d_in, d_out = int(ax.d_in), int(ax.d_out)
-            scale = ax.scale if ax.scale is not None else d_out / d_in
-            xs = _np_coord(coordinate_transformation_mode, np.arange(d_out, dtype=np.float64), scale, d_in, d_out,
-                           ax.roi)
-            f = np.ceil(xs) - 1
-            ratio = xs - f
-            base = np.clip(f, -ax.taps - 1, d_in + ax.taps).astype(np.int64)
-            if mode == "nearest":
-                up = _np_nearest_up(nearest_mode, ratio, scale)
-                idx = np.clip(base + up, 0, d_in - 1)[:, None]
-                w = np.ones((d_out, 1))
-            else:
-                js = np.arange(1 - ax.taps // 2, ax.taps // 2 + 1)
-                idx_raw = base[:, None] + js[None, :]
-                w = _np_weights(mode, antialias, scale, cubic_coeff_a, js[None, :] - ratio[:, None])
-                if exclude_outside:
-                    w = np.where((idx_raw < 0) | (idx_raw >= d_in), 0.0, w)
-                if exclude_outside or antialias:
-                    total = w.sum(axis=1, keepdims=True)
-                    w = w / np.where(total == 0, 1.0, total)
-                idx = np.clip(idx_raw, 0, d_in - 1)
-            gathered = np.take(res, idx, axis=a)  # [..., d_out, taps, ...]
-            shape = (1,) * a + w.shape + (1,) * (res.ndim - a - 1)
-            res = (gathered * w.reshape(shape)).sum(axis=a + 1)
-            if coordinate_transformation_mode == "tf_crop_and_resize":
-                bad = (xs < 0) | (xs > d_in - 1)
-                extrapolated |= bad.reshape((1,) * a + (d_out,) + (1,) * (len(sizes) - a - 1))
-        if coordinate_transformation_mode == "tf_crop_and_resize":
-            res = np.where(extrapolated, extrapolation_value, res)
-        if x.dtype.kind in "iu":
-            info = np.iinfo(x.dtype)
-            res = np.clip(np.round(res), info.min, info.max)
-        return np.ascontiguousarray(res.astype(x.dtype))
+        for ax in axes.values():
+            if ax.scale is None:
+                ax.scale = int(ax.d_out) / int(ax.d_in)
+        return _np_resize(x, axes, sizes, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
+                          exclude_outside, extrapolation_value, antialias)
 
     # -- the tensor program ------------------------------------------------------------------------------------
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], sizes: Any, scales: Any, roi: Any,
@@ -302,59 +271,236 @@ class Resize(OpSpec):
         (x,), (out,) = inputs, outputs
         axes = _resize_axes(Infer(self.name), TensorType.of(x.shape, x.dtype), out.shape, scales, roi, mode,
                             coordinate_transformation_mode, nearest_mode, antialias)
-        f64 = "float64"
 
         def fconst(v: float) -> Any:
             return pb.const(float(v), _f64_type())
 
-        def fdim(d: sympy.Expr) -> Any:
-            return fconst(int(d)) if d.is_Integer else pb.cast(pb.index(d), f64)
+        def axis_values(a: int, ax: _ResizeAxis) -> tuple[Any, Any, Any]:
+            scale = fconst(ax.scale) if ax.scale is not None else _fdim(pb, ax.d_out) / _fdim(pb, ax.d_in)
+            return scale, fconst(ax.roi[0]), fconst(ax.roi[1])
 
-        def body(*idx: Any) -> Any:
-            per_axis: list[tuple[int, list[tuple[Any, Any]]]] = []
-            outside: Any = None
-            for a, ax in axes.items():
-                d_in, d_out = fdim(ax.d_in), fdim(ax.d_out)
-                scale = fconst(ax.scale) if ax.scale is not None else d_out / d_in
-                y = pb.cast(idx[a], f64)
-                xs = _ir_coord(pb, coordinate_transformation_mode, y, scale, d_in, d_out, ax, fconst)
-                f = pb.math("ceil", xs) - 1.0
-                ratio = xs - f
-                f = pb.max(pb.min(f, d_in + float(ax.taps)), fconst(-ax.taps - 1))  # bounded before the integer conversion
-                base = pb.cast(pb.cast(f, "int64"), _index_type())
-                last = pb.index(ax.d_in) - 1
-                if coordinate_transformation_mode == "tf_crop_and_resize":
-                    bad = (xs < 0.0) | (xs > d_in - 1.0)
-                    outside = bad if outside is None else outside | bad
-                if mode == "nearest":
-                    up = _ir_nearest_up(pb, nearest_mode, ratio, scale, fconst)
-                    i = pb.max(pb.min(base + pb.select(up, pb.index(1), pb.index(0)), last), 0)
-                    per_axis.append((a, [(i, None)]))
-                    continue
-                js = range(1 - ax.taps // 2, ax.taps // 2 + 1)
-                raw = [base + j for j in js]
-                ws = [_ir_weight(pb, mode, antialias, ax.scale, cubic_coeff_a, fconst(j) - ratio) for j in js]
-                if exclude_outside:
-                    ws = [pb.select((r < 0) | (r > last), fconst(0.0), w) for r, w in zip(raw, ws)]
-                if exclude_outside or antialias:
-                    total = ws[0]
-                    for w in ws[1:]:
-                        total = total + w
-                    total = pb.select(total.eq(0.0), fconst(1.0), total)
-                    ws = [w / total for w in ws]
-                per_axis.append((a, [(pb.max(pb.min(r, last), 0), w) for r, w in zip(raw, ws)]))
-            acc = _ir_sum_taps(pb, x, idx, per_axis, f64)
-            if mode == "nearest":  # a plain load, in x's type
-                if outside is None:
-                    return acc
-                fill = bool(extrapolation_value) if x.dtype == "bool" else extrapolation_value \
-                    if x.dtype.startswith("float") else int(extrapolation_value)
-                return pb.select(outside, pb.lift(fill, acc.type), acc)
-            if outside is not None:
-                acc = pb.select(outside, fconst(extrapolation_value), acc)
-            return pb.cast(acc, out.dtype)
+        _ir_resize(pb, x, out, axes, axis_values, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
+                   exclude_outside, extrapolation_value, antialias)
 
-        pb.compute(out, body)
+
+def _data_axes(ctx: Infer, x: TensorType, scales: TensorType, roi: TensorType, sizes: Sequence[Any],
+               axes: Sequence[int] | None, mode: str, coordinate_transformation_mode: str, nearest_mode: str,
+               antialias: bool) -> dict[int, _ResizeAxis]:
+    """resize_with_scales' resized axes: every axis in `axes` (the others
+    keep their extent), with its scale and roi read from data; antialias
+    makes the tap count a run-time value (taps None)."""
+    r = x.ndim
+    _resize_axes(ctx, x, list(x.sym_shape), None, None, mode, coordinate_transformation_mode, nearest_mode, False)
+    if antialias and mode == "nearest":
+        ctx.fail("antialias applies to linear and cubic modes, not nearest")
+    for t, what, k in ((scales, "scales", r), (roi, "roi", 2 * r)):
+        if t.ndim != 1 or not t.dtype.startswith("float"):
+            ctx.fail(f"{what} must be a 1-d floating-point tensor, got {t}")
+        ctx.same(t.sym_shape[0], k, f"the length of {what} ({k} for rank {r})")
+    if len(sizes) != r:
+        ctx.fail(f"sizes {[dim_to_str(canon(d)) for d in sizes]} must have one entry per axis (rank {r})")
+    picked = list(range(r)) if axes is None else [int(a) for a in axes]
+    if any(not 0 <= a < r for a in picked) or len(set(picked)) != len(picked):
+        ctx.fail(f"axes {picked} must be distinct axes of a rank-{r} tensor")
+    out: dict[int, _ResizeAxis] = {}
+    for a in range(r):
+        s = canon(sizes[a])
+        if s.is_Integer and int(s) < 0:
+            ctx.fail(f"size {int(s)} of axis {a} is negative")
+        if a not in picked:
+            ctx.same(s, x.sym_shape[a], f"size of axis {a} (not resized)")
+            continue
+        out[a] = _ResizeAxis(canon(x.sym_shape[a]), s, None, (0.0, 1.0), None if antialias else _taps(mode, False, None))
+    count = math.prod(ax.taps or 1 for ax in out.values())
+    if count > MAX_RESIZE_TAPS:
+        ctx.fail(f"{count} input elements per output element exceed the limit {MAX_RESIZE_TAPS}")
+    return out
+
+
+@register_op
+class ResizeWithScales(OpSpec):
+    """relax.resize_with_scales: relax.resize with the per-axis scales
+    (float [rank]) and roi (float [2 * rank], starts then ends) as data, for
+    ONNX Resize whose scales, sizes or roi are computed at run time (the
+    importer turns sizes into fresh symbols and scales into data). `sizes`
+    is the output shape; the axes in `axes` (default all) are resampled,
+    even at scale 1; the others must keep their extent. With `antialias`
+    the number of taps depends on the scale, so each axis sums its taps in
+    a run-time loop."""
+
+    name = "resize_with_scales"
+    inputs = ("x", "scales", "roi")
+    params = {"sizes": Param("dims", REQUIRED), "axes": Param("ints", None),
+              "mode": Param("str", "nearest"), "coordinate_transformation_mode": Param("str", "half_pixel"),
+              "nearest_mode": Param("str", "round_prefer_floor"), "cubic_coeff_a": Param("float", -0.75),
+              "exclude_outside": Param("bool", False), "extrapolation_value": Param("float", 0.0),
+              "antialias": Param("bool", False)}
+    pattern = INJECTIVE
+
+    def infer(self, ctx: Infer, x: TensorType, scales: TensorType, roi: TensorType, sizes: Any, axes: Any,
+              mode: str, coordinate_transformation_mode: str, nearest_mode: str, cubic_coeff_a: float,
+              exclude_outside: bool, extrapolation_value: float, antialias: bool) -> TensorType:
+        _data_axes(ctx, x, scales, roi, sizes, axes, mode, coordinate_transformation_mode, nearest_mode, antialias)
+        return tensor(sizes, x.dtype)
+
+    def reference(self, x: np.ndarray, scales: np.ndarray, roi: np.ndarray, sizes: Any, axes: Any, mode: str,
+                  coordinate_transformation_mode: str, nearest_mode: str, cubic_coeff_a: float,
+                  exclude_outside: bool, extrapolation_value: float, antialias: bool) -> np.ndarray:
+        sizes = [int(s) for s in sizes]
+        picked = _data_axes(Infer(self.name), TensorType.of(x.shape, x.dtype.name),
+                            TensorType.of(scales.shape, scales.dtype.name), TensorType.of(roi.shape, roi.dtype.name),
+                            sizes, axes, mode, coordinate_transformation_mode, nearest_mode, antialias)
+        r = x.ndim
+        sc, bx = scales.astype(np.float64), roi.astype(np.float64)
+        for a, ax in picked.items():
+            ax.scale, ax.roi = float(sc[a]), (float(bx[a]), float(bx[r + a]))
+        return _np_resize(x, picked, sizes, mode, coordinate_transformation_mode, nearest_mode, cubic_coeff_a,
+                          exclude_outside, extrapolation_value, antialias)
+
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], sizes: Any, axes: Any, mode: str,
+                 coordinate_transformation_mode: str, nearest_mode: str, cubic_coeff_a: float,
+                 exclude_outside: bool, extrapolation_value: float, antialias: bool) -> None:
+        (x, scales, roi), (out,) = inputs, outputs
+        picked = _data_axes(Infer(self.name), TensorType.of(x.shape, x.dtype), TensorType.of(scales.shape, scales.dtype),
+                            TensorType.of(roi.shape, roi.dtype), out.shape, axes, mode,
+                            coordinate_transformation_mode, nearest_mode, antialias)
+        r = x.ndim
+
+        def axis_values(a: int, ax: _ResizeAxis) -> tuple[Any, Any, Any]:
+            return tuple(pb.cast(buf[pb.index(i)], "float64") for buf, i in ((scales, a), (roi, a), (roi, r + a)))
+
+        _ir_resize(pb, x, out, picked, axis_values, mode, coordinate_transformation_mode, nearest_mode,
+                   cubic_coeff_a, exclude_outside, extrapolation_value, antialias)
+
+
+def _np_resize(x: np.ndarray, axes: dict[int, _ResizeAxis], sizes: list[int], mode: str, ctm: str,
+               nearest_mode: str, cubic_coeff_a: float, exclude_outside: bool, extrapolation_value: float,
+               antialias: bool) -> np.ndarray:
+    """The resize of x along `axes` (each with its scale and roi as numbers,
+    and its tap count), one axis at a time in float64."""
+    res = x.astype(np.float64)
+    extrapolated = np.zeros(sizes, dtype=bool)
+    for a, ax in axes.items():
+        d_in, d_out = int(ax.d_in), int(ax.d_out)
+        scale = float(ax.scale)  # type: ignore[arg-type]
+        if d_out == 0:
+            res = np.take(res, np.zeros(0, dtype=np.int64), axis=a)
+            continue
+        if d_in == 0:
+            raise ShapeError(f"relax.resize: axis {a} of extent 0 cannot be resized to {d_out} (nothing to read)")
+        with np.errstate(all="ignore"):
+            xs = _np_coord(ctm, np.arange(d_out, dtype=np.float64), scale, d_in, d_out, ax.roi)
+            f = np.ceil(xs) - 1
+            ratio = xs - f
+            taps = ax.taps if ax.taps is not None else _np_dynamic_taps(mode, scale, d_in)
+            reach = d_in + taps if ax.taps is not None else 2 * d_in + 8
+            base = np.nan_to_num(np.clip(f, -reach - 1 if ax.taps is None else -taps - 1, reach),
+                                 nan=0.0).astype(np.int64)
+        if mode == "nearest":
+            up = _np_nearest_up(nearest_mode, ratio, scale)
+            idx = np.clip(base + up, 0, d_in - 1)[:, None]
+            w = np.ones((d_out, 1))
+        else:
+            js = np.arange(1 - taps // 2, taps // 2 + 1)
+            idx_raw = base[:, None] + js[None, :]
+            w = _np_weights(mode, antialias, scale, cubic_coeff_a, js[None, :] - ratio[:, None])
+            if exclude_outside:
+                w = np.where((idx_raw < 0) | (idx_raw >= d_in), 0.0, w)
+            if exclude_outside or antialias:
+                total = w.sum(axis=1, keepdims=True)
+                w = w / np.where(total == 0, 1.0, total)
+            idx = np.clip(idx_raw, 0, d_in - 1)
+        gathered = np.take(res, idx, axis=a)  # [..., d_out, taps, ...]
+        shape = (1,) * a + w.shape + (1,) * (res.ndim - a - 1)
+        with np.errstate(invalid="ignore"):
+            res = (gathered * w.reshape(shape)).sum(axis=a + 1)
+        if ctm == "tf_crop_and_resize":
+            bad = (xs < 0) | (xs > d_in - 1)
+            extrapolated |= bad.reshape((1,) * a + (d_out,) + (1,) * (len(sizes) - a - 1))
+    if ctm == "tf_crop_and_resize":
+        res = np.where(extrapolated, extrapolation_value, res)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        res = np.clip(np.nan_to_num(np.round(res)), info.min, info.max)
+    return np.ascontiguousarray(res.astype(x.dtype))
+
+
+def _fdim(pb: Any, d: sympy.Expr) -> Any:
+    return pb.const(float(int(d)), _f64_type()) if d.is_Integer else pb.cast(pb.index(d), "float64")
+
+
+def _ir_resize(pb: Any, x: Any, out: Any, axes: dict[int, _ResizeAxis], axis_values: Any, mode: str, ctm: str,
+               nearest_mode: str, cubic_coeff_a: float, exclude_outside: bool, extrapolation_value: float,
+               antialias: bool) -> None:
+    """The resize kernel: `axis_values(a, ax)` gives axis a's scale, roi start
+    and roi end as float64 values (constants, or loaded from a buffer); an
+    axis whose `taps` is None (antialias at a run-time scale) sums a run-time
+    number of taps in a loop."""
+    f64 = "float64"
+
+    def fconst(v: float) -> Any:
+        return pb.const(float(v), _f64_type())
+
+    for ax in axes.values():  # an empty extent resized to a nonempty one has nothing to read
+        if not (ax.d_in.is_Integer and int(ax.d_in) > 0):
+            pb.require_nonempty([canon(ax.d_in + 1 - sympy.Min(ax.d_out, 1))],
+                                f"relax.resize: the input extent {dim_to_str(ax.d_in)} (resized to "
+                                f"{dim_to_str(ax.d_out)}) in tensor program @{pb.func.sym_name.data}")
+
+    def body(*idx: Any) -> Any:
+        per_axis: list[tuple[int, Any]] = []
+        outside: Any = None
+        for a, ax in axes.items():
+            scale, lo, hi = axis_values(a, ax)
+            d_in, d_out = _fdim(pb, ax.d_in), _fdim(pb, ax.d_out)
+            y = pb.cast(idx[a], f64)
+            xs = _ir_coord(pb, ctm, y, scale, d_in, d_out, lo, hi, fconst)
+            f = pb.math("ceil", xs) - 1.0
+            ratio = xs - f
+            if ax.taps is not None:  # bounded before the integer conversion
+                f = pb.max(pb.min(f, d_in + float(ax.taps)), fconst(-ax.taps - 1))
+            else:
+                reach = d_in * 2.0 + 8.0
+                f = pb.max(pb.min(f, reach), -reach - 1.0)
+            base = pb.cast(pb.cast(f, "int64"), _index_type())
+            last = pb.index(ax.d_in) - 1
+            if ctm == "tf_crop_and_resize":
+                bad = (xs < 0.0) | (xs > d_in - 1.0)
+                outside = bad if outside is None else outside | bad
+            if mode == "nearest":
+                up = _ir_nearest_up(pb, nearest_mode, ratio, scale, fconst)
+                i = pb.max(pb.min(base + pb.select(up, pb.index(1), pb.index(0)), last), 0)
+                per_axis.append((a, [(i, None)]))
+                continue
+            if ax.taps is None:
+                per_axis.append((a, _DynamicTaps(pb, mode, scale, d_in, base, ratio, last, cubic_coeff_a,
+                                                 exclude_outside, fconst)))
+                continue
+            js = range(1 - ax.taps // 2, ax.taps // 2 + 1)
+            raw = [base + j for j in js]
+            static = ax.scale if ax.scale is not None else None
+            ws = [_ir_weight(pb, mode, antialias, static, cubic_coeff_a, fconst(j) - ratio) for j in js]
+            if exclude_outside:
+                ws = [pb.select((r < 0) | (r > last), fconst(0.0), w) for r, w in zip(raw, ws)]
+            if exclude_outside or antialias:
+                total = ws[0]
+                for w in ws[1:]:
+                    total = total + w
+                total = pb.select(total.eq(0.0), fconst(1.0), total)
+                ws = [w / total for w in ws]
+            per_axis.append((a, [(pb.max(pb.min(r, last), 0), w) for r, w in zip(raw, ws)]))
+        acc = _ir_sum_taps(pb, x, idx, per_axis, f64, fconst)
+        if mode == "nearest":  # a plain load, in x's type
+            if outside is None:
+                return acc
+            fill = bool(extrapolation_value) if x.dtype == "bool" else extrapolation_value \
+                if x.dtype.startswith("float") else int(extrapolation_value)
+            return pb.select(outside, pb.lift(fill, acc.type), acc)
+        if outside is not None:
+            acc = pb.select(outside, fconst(extrapolation_value), acc)
+        return pb.cast(acc, out.dtype)
+
+    pb.compute(out, body)
 
 
 def _f64_type() -> Any:
@@ -387,14 +533,13 @@ def _np_coord(ctm: str, y: np.ndarray, scale: float, d_in: int, d_out: int, roi:
     return offset + (y + 0.5) / scale - 0.5
 
 
-def _ir_coord(pb: Any, ctm: str, y: Any, scale: Any, d_in: Any, d_out: Any, ax: _ResizeAxis, fconst: Any) -> Any:
+def _ir_coord(pb: Any, ctm: str, y: Any, scale: Any, d_in: Any, d_out: Any, lo: Any, hi: Any, fconst: Any) -> Any:
     width = scale * d_in
     if ctm == "align_corners":
         return pb.select(width.eq(1.0), fconst(0.0), y * (d_in - 1.0) / (width - 1.0))
     if ctm == "asymmetric":
         return y / scale
     if ctm == "tf_crop_and_resize":
-        lo, hi = ax.roi
         span = (d_in - 1.0) * (hi - lo)
         xs = pb.select(width.eq(1.0), span * 0.5, y * span / (width - 1.0))
         return xs + (d_in - 1.0) * lo
@@ -434,37 +579,97 @@ def _np_weights(mode: str, antialias: bool, scale: float, a: float, dist: np.nda
     return _cubic(dist * s, a, np.abs, np.where)
 
 
-def _ir_weight(pb: Any, mode: str, antialias: bool, scale: float | None, a: float, dist: Any) -> Any:
-    s = min(scale, 1.0) if antialias and scale is not None else 1.0
-    arg = dist * s if s != 1.0 else dist
+def _ir_weight(pb: Any, mode: str, antialias: bool, scale: Any, a: float, dist: Any) -> Any:
+    """The tap weight at `dist`; `scale` is a number or a float64 value (the
+    antialias kernel is widened by 1 / min(scale, 1))."""
+    if antialias and scale is not None and not isinstance(scale, (int, float)):
+        arg = dist * pb.min(scale, 1.0)
+    else:
+        s = min(scale, 1.0) if antialias and scale is not None else 1.0
+        arg = dist * s if s != 1.0 else dist
     if mode == "linear":
         return pb.max(1.0 - pb.math("absf", arg), 0.0)
     return _cubic(arg, a, lambda v: pb.math("absf", v), pb.select)
 
 
-def _ir_sum_taps(pb: Any, x: Any, idx: Sequence[Any], per_axis: list[tuple[int, list[tuple[Any, Any]]]],
-                 f64: str) -> Any:
+def _ir_sum_taps(pb: Any, x: Any, idx: Sequence[Any], per_axis: list[tuple[int, Any]], f64: str,
+                 fconst: Any) -> Any:
     """sum over every combination of taps of (product of weights) * x[...];
-    nearest (one unweighted tap per axis) is a plain load."""
-    acc: Any = None
+    nearest (one unweighted tap per axis) is a plain load. An axis's taps are
+    a list of (index, weight), or a _DynamicTaps summed in a loop."""
 
-    def walk(k: int, src: list[Any], weight: Any) -> None:
-        nonlocal acc
+    def walk(k: int, src: list[Any], weight: Any, acc: Any) -> Any:
         if k == len(per_axis):
             v = x[tuple(src)]
             if weight is None:
-                acc = v
-                return
+                return v
             term = pb.cast(v, f64) * weight
-            acc = term if acc is None else acc + term
-            return
+            return term if acc is None else acc + term
         a, taps = per_axis[k]
+        if isinstance(taps, _DynamicTaps):
+            def step(carried: Any, j: Any) -> Any:
+                i, w = taps.tap(j)
+                nxt = list(src)
+                nxt[a] = i
+                return walk(k + 1, nxt, w if weight is None else weight * w, carried)
+
+            return pb.fold([taps.count], acc if acc is not None else fconst(0.0), step)
         for i, w in taps:
             nxt = list(src)
             nxt[a] = i
-            walk(k + 1, nxt, w if weight is None else (weight if w is None else weight * w))
+            acc = walk(k + 1, nxt, w if weight is None else (weight if w is None else weight * w), acc)
+        return acc
 
-    walk(0, list(idx), None)
+    acc = walk(0, list(idx), None, None)
     if acc is None:
         raise AssertionError("resize without taps")
     return acc
+
+
+_SUPPORT = {"linear": 1, "cubic": 2}
+
+
+def _np_dynamic_taps(mode: str, scale: float, d_in: int) -> int:
+    """The antialias tap count at a run-time scale: 2 - 2 * (floor(-support /
+    min(scale, 1)) + 1) (ONNX), bounded by what any output point of a
+    nonempty resize can reach (a scale below 1 / d_in gives no output)."""
+    support = _SUPPORT[mode]
+    cap = 2 * support * d_in + 4
+    with np.errstate(all="ignore"):
+        count = 2.0 - 2.0 * (np.floor(-support / np.float64(min(scale, 1.0))) + 1.0)
+    return int(min(count, cap)) if count >= 2 * support else 2 * support
+
+
+class _DynamicTaps:
+    """Antialias taps at a run-time scale: `count` taps from `start`, the
+    j-th at index base + start + j, weighed and normalised by the total."""
+
+    def __init__(self, pb: Any, mode: str, scale: Any, d_in: Any, base: Any, ratio: Any, last: Any, a: float,
+                 exclude_outside: bool, fconst: Any):
+        support = _SUPPORT[mode]
+        s = pb.min(scale, 1.0)
+        count = 2.0 - 2.0 * (pb.math("floor", -float(support) / s) + 1.0)
+        cap = d_in * float(2 * support) + 4.0
+        count = pb.select(count > cap, cap, count)
+        count = pb.select(count >= float(2 * support), count, fconst(2 * support))  # NaN: the minimum
+        self.pb, self.mode, self.s, self.base, self.ratio, self.last, self.a = pb, mode, s, base, ratio, last, a
+        self.exclude_outside, self.fconst = exclude_outside, fconst
+        self.start = 1.0 - count * 0.5
+        self.start_index = pb.cast(pb.cast(self.start, "int64"), _index_type())
+        self.count = pb.cast(pb.cast(count, "int64"), _index_type())
+        total = pb.fold([self.count], fconst(0.0), lambda acc, j: acc + self._raw(j)[1])
+        self.total = pb.select(total.eq(0.0), fconst(1.0), total)
+
+    def _raw(self, j: Any) -> tuple[Any, Any]:
+        pb = self.pb
+        raw = self.base + self.start_index + j
+        dist = (self.start + pb.cast(j, "float64") - self.ratio) * self.s
+        w = pb.max(1.0 - pb.math("absf", dist), 0.0) if self.mode == "linear" else \
+            _cubic(dist, self.a, lambda v: pb.math("absf", v), pb.select)
+        if self.exclude_outside:
+            w = pb.select((raw < 0) | (raw > self.last), self.fconst(0.0), w)
+        return raw, w
+
+    def tap(self, j: Any) -> tuple[Any, Any]:
+        raw, w = self._raw(j)
+        return self.pb.max(self.pb.min(raw, self.last), 0), w / self.total
