@@ -623,6 +623,8 @@ def _slice(n: Node) -> Value:
         starts, ends = list(n.attr("starts")), list(n.attr("ends"))
         axes = list(n.attr("axes", range(len(starts))))
         steps = [1] * len(starts)
+    elif rt.is_runtime(n, 3) or rt.is_runtime(n, 4):
+        return rt.slice_data_axes(n, x)
     elif rt.is_runtime(n, 1) or rt.is_runtime(n, 2):
         return _runtime_slice(n, x)
     else:
