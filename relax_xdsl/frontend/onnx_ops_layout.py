@@ -35,7 +35,7 @@ def _pad(n: Node) -> Value:
         pads = list(n.attr("pads" if n.opset >= 2 else "paddings"))
         value = float(n.attr("value", 0.0))
         axes = list(range(x.ndim))
-    elif rt.is_runtime(n, 1) or rt.is_runtime(n, 2):
+    elif rt.is_runtime(n, 1) or rt.is_runtime(n, 2) or (n.opset >= 18 and rt.is_runtime(n, 3)):
         return _runtime_pad(n, x, mode)
     else:
         pads = n.static_ints(1, "pads")
@@ -56,7 +56,14 @@ def _pad(n: Node) -> Value:
 
 
 def _runtime_pad(n: Node, x: Value, mode: str) -> Value:
-    """Pad with pads or the constant value computed at run time (axes must be known)."""
+    """Pad with pads, the constant value or the axes computed at run time."""
+    value: Value = rt.const(0, x.dtype)
+    if n.optional(2) is not None:
+        value = rt.scalar_tensor(n, 2, "constant_value")
+        if value.dtype != x.dtype:
+            n.fail(f"constant_value must be {x.dtype} like the data, got {value.dtype}")
+    if n.opset >= 18 and rt.is_runtime(n, 3):
+        return rt.pad_data_axes(n, x, rt.int_vector(n, 1, "pads"), mode, value)
     axes = [n.axis(a, x.ndim) for a in n.static_ints(3, "axes")] if n.opset >= 18 and \
         n.optional(3) is not None else list(range(x.ndim))
     if len(set(axes)) != len(axes):
@@ -64,11 +71,6 @@ def _runtime_pad(n: Node, x: Value, mode: str) -> Value:
     pads = rt.int_vector(n, 1, "pads")
     if int(pads.shape[0]) != 2 * len(axes):
         n.fail(f"pads has {pads.shape[0]} values; it needs two per padded axis ({2 * len(axes)})")
-    value: Value = rt.const(0, x.dtype)
-    if n.optional(2) is not None:
-        value = rt.scalar_tensor(n, 2, "constant_value")
-        if value.dtype != x.dtype:
-            n.fail(f"constant_value must be {x.dtype} like the data, got {value.dtype}")
     return rt.gather_pad(n, x, pads, axes, mode, value)
 
 

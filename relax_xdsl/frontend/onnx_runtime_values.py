@@ -165,13 +165,21 @@ def range_values(n: Node, start: Var, limit: Var, delta: Var, dtype: str) -> Val
     return n.op("add", start, n.op("multiply", i, delta))
 
 
-def slice_axis(n: Node, x: Value, axis: int, start: Var, end: Var, step: int) -> Value:
+def slice_axis(n: Node, x: Value, axis: int, start: Var, end: Var, step: int | Var) -> Value:
     """x[start:end:step] along `axis` with bounds as data (0-d int64),
     normalised as ONNX specifies (negative: from the end; clamped to [0, d]
     for a positive step, [-1, d - 1] for a negative one), as a gather of
-    start + i * step for i < max(ceil((end - start) / step), 0)."""
+    start + i * step for i < max(ceil((end - start) / step), 0). The step is
+    an int, or 0-d int64 data that the caller has checked is not 0."""
     d = dims_data(n, [x.shape[axis]])
-    lo, hi = (const(0), d) if step > 0 else (const(-1), n.op("subtract", d, const(1)))
+    if isinstance(step, int):
+        lo, hi = (const(0), d) if step > 0 else (const(-1), n.op("subtract", d, const(1)))
+        stride: Value = const(step)
+    else:
+        positive = n.op("greater", step, const(0))
+        lo = n.op("where", positive, const(0), const(-1))
+        hi = n.op("where", positive, d, n.op("subtract", d, const(1)))
+        stride = step
 
     def norm(v: Var) -> Value:
         v = as_var(n.op("where", n.op("less", v, const(0)), n.op("add", v, d), v))
@@ -179,12 +187,94 @@ def slice_axis(n: Node, x: Value, axis: int, start: Var, end: Var, step: int) ->
 
     b, e = norm(start), norm(end)  # a negative step from -1 (before the first element) takes nothing
     diff = n.op("subtract", e, b)
-    count = n.op("negative", n.op("divide", n.op("negative", diff), const(step)))
+    count = n.op("negative", n.op("divide", n.op("negative", diff), stride))
     count = n.op("maximum", count, const(0))
     (length,) = sizes(n, as_var(count), f"axis{axis}_length")
     idx = n.op("add", b, n.op("multiply", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[length]),
-                                const(step)))
+                                stride))
     return n.op("take", x, idx, axis=axis)
+
+
+def per_axis(n: Node, rank: int, axes: Var, values: list[tuple[Var, int]], invalid: Value | None = None) -> list[Var]:
+    """Axes as data (Slice's and Pad's `axes`): for each data axis d < rank,
+    the entry of each int64 [k] vector of `values` at the j whose axes[j]
+    names d (negative ones counting from the end), else that vector's
+    default; one int64 [rank] tensor per vector. ONNX calls a repeated or
+    out-of-range axis invalid, so both are a BoundsError when it runs, as is
+    naming an entry marked in bool [k] `invalid` (a step of 0): the axes
+    are gathered from the positions [0, rank) (an axis outside [-rank, rank)
+    fails that gather), and an axis named twice or with an invalid entry
+    selects the slot past the k entries and the default (the selecting
+    gather fails, its message giving index k + 1 for an extent of k + 1)."""
+    k = int(canon(axes.shape[0]))
+    positions = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[rank])
+    norm = n.op("take", positions, axes, axis=0)
+    hits = n.op("equal", n.op("reshape", positions, shape=[rank, 1]), n.op("reshape", norm, shape=[1, k]))
+    slots: Value = const(np.arange(k).reshape(1, k))
+    if invalid is not None:
+        slots = n.op("where", n.op("reshape", invalid, shape=[1, k]), const(k + 1), slots)
+    count = n.op("sum", n.op("astype", hits, dtype="int64"), axis=[1])
+    slot = n.op("sum", n.op("where", hits, slots, const(0)), axis=[1])
+    select = n.op("where", n.op("equal", count, const(0)), const(k),
+                  n.op("where", n.op("equal", count, const(1)), slot, const(k + 1)))
+    return [as_var(n.op("take", n.op("concat", v, const([default]), axis=0), select, axis=0)) for v, default in values]
+
+
+def data_axes(n: Node, i: int, rank: int, count: int) -> Var:
+    """Input `i` (axes; absent: the first `count` axes) as int64 [count]
+    data; known axes are checked (range, repeats) at import time."""
+    if n.optional(i) is None:
+        return n.importer.tensor(const(list(range(count))), n)
+    if not is_runtime(n, i):
+        axes = [n.axis(a, rank) for a in n.static_ints(i, "axes")]
+        if len(set(axes)) != len(axes):
+            n.fail(f"axes {axes} repeat an axis")
+    axes_data = int_vector(n, i, "axes")
+    if int(canon(axes_data.shape[0])) != count:
+        n.fail(f"axes has {axes_data.shape[0]} values for {count} slices or pads")
+    return axes_data
+
+
+def slice_data_axes(n: Node, x: Value) -> Value:
+    """Slice (opset >= 10) with axes or steps computed at run time: every
+    data axis is sliced by the start / end / step the data gives it (the
+    defaults 0, to the end, 1 when no axis names it; a repeated or
+    out-of-range axis or a step of 0 is a BoundsError), one gather per axis,
+    each dim a fresh symbol."""
+    starts, ends = int_vector(n, 1, "starts"), int_vector(n, 2, "ends")
+    k = int(canon(starts.shape[0]))
+    if int(canon(ends.shape[0])) != k:
+        n.fail("starts, ends, axes and steps must have the same length")
+    axes = data_axes(n, 3, x.ndim, k)
+    if n.optional(4) is None:
+        steps = n.importer.tensor(const([1] * k), n)
+    else:
+        if not is_runtime(n, 4) and any(s == 0 for s in n.static_ints(4, "steps")):
+            n.fail("steps must not be 0")
+        steps = int_vector(n, 4, "steps")
+        if int(canon(steps.shape[0])) != k:
+            n.fail("starts, ends, axes and steps must have the same length")
+    begin, end, step = per_axis(n, x.ndim, axes, [(starts, 0), (ends, 2**63 - 1), (steps, 1)],
+                                invalid=n.op("equal", steps, const(0)))
+    y = x
+    for a in range(x.ndim):
+        b, e, s = (as_var(n.op("take", v, const(a), axis=0)) for v in (begin, end, step))
+        y = slice_axis(n, y, a, b, e, s)
+    return y
+
+
+def pad_data_axes(n: Node, x: Value, pads: Var, mode: str, value: Value) -> Value:
+    """Pad (opset >= 18) with axes computed at run time: each data axis gets
+    the pads of the j whose axes[j] names it, else none (a repeated or
+    out-of-range axis is a BoundsError)."""
+    axes = int_vector(n, 3, "axes")
+    k = int(canon(axes.shape[0]))
+    if int(canon(pads.shape[0])) != 2 * k:
+        n.fail(f"pads has {pads.shape[0]} values; it needs two per padded axis ({2 * k})")
+    before = as_var(n.op("take", pads, const(list(range(k))), axis=0))
+    after = as_var(n.op("take", pads, const(list(range(k, 2 * k))), axis=0))
+    before_all, after_all = per_axis(n, x.ndim, axes, [(before, 0), (after, 0)])
+    return gather_pad(n, x, as_var(n.op("concat", before_all, after_all, axis=0)), list(range(x.ndim)), mode, value)
 
 
 def gather_pad(n: Node, x: Value, pads: Var, axes: list[int], mode: str, value: Value) -> Value:
