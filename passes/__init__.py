@@ -54,6 +54,12 @@ def _lower_graph() -> type[ModulePass]:
     return LowerGraphPass
 
 
+def _schedule_loops() -> type[ModulePass]:
+    from relax_xdsl.passes.schedule_loops import ScheduleLoopsPass
+
+    return ScheduleLoopsPass
+
+
 def _free_buffers() -> type[ModulePass]:
     from relax_xdsl.passes.free_buffers import FreeBuffersPass
 
@@ -92,6 +98,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "lower-graph": _lower_graph,
         "free-buffers": _free_buffers,
         "plan-memory": _plan_memory,
+        "schedule-loops": _schedule_loops,
     }
 
 

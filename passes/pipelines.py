@@ -22,14 +22,14 @@ from relax_xdsl.ir import make_context, verify_module
 PIPELINES: dict[str, str] = {
     # graph -> loop level, cleaned up by upstream canonicalization and CSE
     # (contractions reordered, parallel and vectorized by auto-schedule)
-    "default": "legalize,auto-schedule,lower-tir,lower-graph,canonicalize,cse",
+    "default": "legalize,auto-schedule,lower-tir,lower-graph,canonicalize,cse,schedule-loops",
     # the same steps without clean-ups (output closest to what each step wrote)
-    "debug": "legalize,auto-schedule,lower-tir,lower-graph",
+    "debug": "legalize,auto-schedule,lower-tir,lower-graph,schedule-loops",
     # matmuls to BLAS (scipy-openblas32), injective producers fused into
     # their consumers and elementwise epilogues into their producers, then as
     # default with a row op's loops fused into one pass per row
     "fast": "offload{lib=blas},annotate-op-pattern,fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,"
-            "fuse-row-loops,lower-graph,canonicalize,cse",
+            "fuse-row-loops,lower-graph,canonicalize,cse,schedule-loops",
 }
 
 

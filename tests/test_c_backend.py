@@ -187,7 +187,7 @@ def test_small_parallel_nests_have_a_plain_copy() -> None:
     """A small parallel nest runs as plain loops below PARALLEL_MIN_WORK
     iterations and as an OpenMP loop above (emitted twice, no region when
     small); both give the evaluator's values, a pool in the nest included."""
-    from relax_xdsl.backend.c_emitter import PARALLEL_MIN_WORK
+    from relax_xdsl.passes.schedule_loops import PARALLEL_MIN_WORK
 
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", 64], "float32")

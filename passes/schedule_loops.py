@@ -1,0 +1,97 @@
+"""`schedule-loops`: how each loop of the loop level runs on the CPU, decided
+here and written on the loop, so `relax-xdsl-opt -p <pipeline>` shows what
+the C target will do and the C emitter only prints it.
+
+- `scf.parallel` gets `relax.min_work = N`: the nest runs on OpenMP threads
+  only when its estimated work (the parallel extents times its body's
+  loop trips, see c_emitter's `_work`) reaches N; below, forking costs more
+  than it saves. A small nest (at most `serial_copy_max_ops` ops) also gets
+  `relax.serial_copy`: it is emitted twice, a plain copy taken below N, since
+  even an OpenMP region kept on one thread by its `if` clause costs about
+  0.45 us (libgomp builds a team and wakes its barrier with a futex: per
+  call at batch 1, the CNN ran 2 of them, the MLP 1). Larger nests (fused
+  row loops, register tiles) are not copied: gcc took 40-60% longer on the
+  transformer block with them, for about 1% of its run time at batch 1.
+  A `scf.parallel` without `relax.min_work` is always an OpenMP loop.
+- An innermost `scf.for` reducing one float accumulator (sum, max, min) over
+  loads contiguous in its induction variable, 16 or more (or unknown)
+  iterations long, gets `relax.loop = "reduce"`: an `omp simd reduction`,
+  which lets the compiler reorder the additions (as BLAS and onnxruntime
+  do; gcc will not otherwise; max and min are exact in any order). A short
+  window (a pool's 2 taps) is left to gcc, which unrolls it and vectorizes
+  across outputs; so is a load strided in the induction variable (a
+  matmul's B[k, j]). Loops already tagged (`vectorize`, `unroll`) keep
+  their tag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerAttr, ModuleOp, StringAttr, UnitAttr, i64
+from xdsl.passes import ModulePass
+
+MIN_WORK_ATTR = "relax.min_work"
+SERIAL_COPY_ATTR = "relax.serial_copy"
+LOOP_ATTR = "relax.loop"
+
+PARALLEL_MIN_WORK = 32768
+"""Estimated loop iterations below which a parallel nest runs on one thread."""
+
+SERIAL_COPY_MAX_OPS = 25
+"""A parallel nest of at most this many ops also gets a plain copy."""
+
+SHORT_REDUCTION = 16
+"""Reductions of a constant trip count below this are left to gcc."""
+
+
+@dataclass(frozen=True)
+class ScheduleLoopsPass(ModulePass):
+    name = "schedule-loops"
+
+    min_work: int = PARALLEL_MIN_WORK
+    serial_copy_max_ops: int = SERIAL_COPY_MAX_OPS
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        for inner in op.walk():
+            if isinstance(inner, scf.ParallelOp):
+                inner.attributes[MIN_WORK_ATTR] = IntegerAttr(self.min_work, i64)
+                if sum(1 for _ in inner.body.block.walk()) <= self.serial_copy_max_ops:
+                    inner.attributes[SERIAL_COPY_ATTR] = UnitAttr()
+            elif isinstance(inner, scf.ForOp) and LOOP_ATTR not in inner.attributes and \
+                    reduction_update(inner) is not None and _vectorizable_reduction(inner):
+                inner.attributes[LOOP_ATTR] = StringAttr("reduce")
+
+
+def reduction_update(op: scf.ForOp) -> arith.AddfOp | arith.MaximumfOp | arith.MinimumfOp | None:
+    """The op combining a loop's one float accumulator with each iteration's
+    value (a sum, max or min), or None when the loop is not such a reduction."""
+    body = op.body.block
+    if len(op.iter_args) != 1 or not isinstance(op.iter_args[0].type, (Float32Type, Float64Type)):
+        return None
+    term = body.last_op
+    if not isinstance(term, scf.YieldOp):
+        return None
+    update = term.operands[0].owner
+    if not isinstance(update, (arith.AddfOp, arith.MaximumfOp, arith.MinimumfOp)):
+        return None
+    return update if body.args[1] in update.operands else None
+
+
+def _vectorizable_reduction(op: scf.ForOp) -> bool:
+    """Innermost, long enough, and reading at least one buffer contiguously in the induction variable."""
+    ub = op.ub.owner
+    if isinstance(ub, arith.ConstantOp) and ub.value.value.data < SHORT_REDUCTION:  # type: ignore[attr-defined]
+        return False
+    iv = op.body.block.args[0]
+    unit_stride = False
+    for inner in op.body.block.walk():
+        if isinstance(inner, (scf.ForOp, scf.ParallelOp, scf.IfOp, func.CallOp, memref.StoreOp)):
+            return False
+        if isinstance(inner, memref.LoadOp):
+            if any(i is iv for i in inner.indices[:-1]):
+                return False
+            unit_stride |= bool(inner.indices) and inner.indices[-1] is iv
+    return unit_stride
