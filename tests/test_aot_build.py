@@ -102,8 +102,8 @@ def test_library_loads_with_load_module(mlp: tuple[Path, Any]) -> None:
     np.testing.assert_allclose(exe.main(x), rx.evaluate(module, "main", x), rtol=1e-4, atol=1e-5)
 
 
-def _npy(header: str, data: bytes = b"", version: tuple[int, int] = (1, 0)) -> bytes:
-    raw = header.encode()
+def _npy(header: str | bytes, data: bytes = b"", version: tuple[int, int] = (1, 0)) -> bytes:
+    raw = header.encode() if isinstance(header, str) else header
     if version == (1, 0):
         return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(raw)) + raw + data
     return b"\x93NUMPY" + bytes(version) + struct.pack("<I", len(raw)) + raw + data
@@ -125,7 +125,9 @@ HOSTILE = {
                    "big-endian"),
     "structured dtype": (_npy("{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }", b"\0" * 4),
                          "structured"),
-    "negative dim": (_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 784), }"), "shape"),
+    "negative dim": (_npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 784), }"), "nonnegative"),
+    "binary dtype": (_npy(b"{'descr': '\xd0\xff\x01', 'fortran_order': False, 'shape': (1,), }", b"\0" * 4),
+                     "dtype '???' is not supported"),
     "garbage header": (_npy("import os; os.system('x')"), "malformed"),
     "duplicate key": (_npy("{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (1, 784), }",
                            b"\0" * 3136), "malformed"),

@@ -204,8 +204,8 @@ static int read_npy(const char* path, rx_tensor* t) {
       have_order = 1;
     } else if (strcmp(key, "shape") == 0 && !have_shape) {
       if (!parse_shape(&c, dims, &ndim)) {
-        fprintf(stderr, "run_model: %s: its shape is not a tuple of at most %d integers below 2**62\n", path,
-                MAX_DIMS);
+        fprintf(stderr, "run_model: %s: its shape is not a tuple of at most %d nonnegative integers below 2**62\n",
+                path, MAX_DIMS);
         goto done;
       }
       have_shape = 1;
@@ -229,6 +229,8 @@ static int read_npy(const char* path, rx_tensor* t) {
     for (int i = 0; i < N_DESCRS; ++i)
       if (strcmp(descr + 1, DESCRS[i].descr + 1) == 0) t->dtype = DESCRS[i].dtype;
   if (!t->dtype) {
+    for (char* ch = descr; *ch; ++ch)  /* the file's bytes, printed as printable ASCII only */
+      if (*ch < 0x20 || *ch > 0x7e) *ch = '?';
     fprintf(stderr, "run_model: %s: dtype '%s' is not supported (%s)\n", path, descr,
             descr[0] == '>' ? "big-endian" : "supported: float16/32/64, int8..int64, uint8..uint64, bool");
     goto done;
