@@ -7,6 +7,7 @@
     relax-xdsl run model.mlir --input x=x.npy --params model.npz --target interp --check
     relax-xdsl run model.onnx --shape batch=8 --output out.npz   # outputs saved: output0, output1, ...
     relax-xdsl bench model.onnx --shape batch=64 --pipeline fast --ort
+    relax-xdsl build model.onnx -o out/ --pipeline fast   # C library + model.h + run_model.c, no Python at run time
     relax-xdsl cache info                              # the compile cache: path, entries, size
     relax-xdsl cache clear                             # remove its entries
 
@@ -401,6 +402,24 @@ def _size(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB" if n >= 1 << 20 else f"{n / 1024:.1f} KiB"
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    """libmodel.so, model.h, run_model.c and a Makefile in the output directory (relax_xdsl/aot.py)."""
+    from relax_xdsl.aot import build
+
+    progress = Progress(args.verbose)
+    module = _load(args.model, progress)
+    with progress.step(f"building {args.output} (pipeline {args.pipeline}, cpu {args.cpu})"):
+        result = build(module, args.output, pipeline=args.pipeline, cpu=args.cpu, function=args.function,
+                       about=Path(args.model).name)
+    files = [result.library, result.header, result.directory / "run_model.c", result.directory / "Makefile",
+             *result.copied]
+    for f in files:
+        print(f"wrote {f} ({_size(f.stat().st_size)})")
+    print(f"entry point {result.entry}; `make -C {result.directory}` builds run_model: "
+          f"./run_model IN0.npy ... OUT_PREFIX")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     from relax_xdsl.backend import compile_cache
 
@@ -465,6 +484,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--target", choices=("c", "interp"), default="c")
     bench.add_argument("--repeat", type=int, default=20)
     bench.set_defaults(fn=cmd_bench)
+
+    build = sub.add_parser("build", parents=[common],
+                           help="write a C library, model.h and a runner that need no Python (ahead of time)")
+    build.add_argument("model", help="a .mlir or .onnx file")
+    build.add_argument("-o", "--output", required=True, metavar="DIR",
+                       help="output directory: libmodel.so, model.h, run_model.c, Makefile")
+    build.add_argument("--pipeline", default="default", help="default, fast, debug or a pass pipeline")
+    build.add_argument("--cpu", default="native",
+                       help="the CPU to generate code for (gcc -march: native, x86-64-v2, x86-64-v3, skylake, ...)")
+    build.add_argument("--function", default="main", help="the entry point run_model calls (all get one in model.h)")
+    build.set_defaults(fn=cmd_build)
 
     cache = sub.add_parser("cache", parents=[common], help="the compiled-library cache: info or clear")
     cache.add_argument("action", choices=("info", "clear"),
