@@ -27,15 +27,11 @@ the compiled code takes them from Python.
 
 from __future__ import annotations
 
-import json
-import platform
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TupleType
 from xdsl.ir import Attribute
 
@@ -283,41 +279,14 @@ def _relocate_libraries(link_flags: Sequence[str], out: Path) -> tuple[list[str]
     return flags, copied
 
 
-def _manifest(module: ModuleOp, emitter: CEmitter, weights: list[np.ndarray], pipeline: str,
-              flags: Sequence[str], cc: Sequence[str]) -> dict[str, object]:
-    """export_library's manifest (deploy.py) for this library: load_module reads it."""
-    from relax_xdsl.backend.c import CPU_FLAG
-    from relax_xdsl.backend.toolchain import project_version, required_cpu_features, target_flags
-    from relax_xdsl.deploy import FORMAT, FORMAT_VERSION, _c_signature
-
-    march = [f[len(CPU_FLAG):] for f in flags if f.startswith(CPU_FLAG)]
-    functions = {}
-    for op in module.body.ops:
-        if isinstance(op, FunctionOp):
-            functions[op.sym_name.data] = {
-                "params": [str(a.type) for a in op.args],
-                "param_names": [a.name_hint or f"arg{i}" for i, a in enumerate(op.args)],
-                "results": [str(t) for t in op.function_type.outputs.data],
-                "written": written_parameters(op),
-            }
-    return {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "relax_xdsl": project_version(), "pipeline": pipeline,
-        "machine": platform.machine(), "cpu": march[-1] if march else "",
-        "cpu_features": list(required_cpu_features(tuple(cc), target_flags(flags))), "python_entries": False,
-        "functions": functions,
-        "c_functions": {name: _c_signature(sig) for name, sig in emitter.signatures.items()},
-        "weights": [{"dtype": str(w.dtype), "shape": list(w.shape)} for w in weights],
-    }
-
-
 def build(module: ModuleOp, out_dir: str | Path, pipeline: str = "default", cpu: str | None = None,
           function: str = "main", about: str = "a relax_xdsl model") -> BuildResult:
     """Writes libmodel.so, model.h, run_model.c and a Makefile into
     `out_dir` (created if missing; files there of those names replaced).
     `cpu`: the -march (default native); `function`: run_model's entry point."""
-    from relax_xdsl.backend.c import DEFAULT_FLAGS, REQUIRED_FLAGS, cpu_flags, run_compiler
+    from relax_xdsl.backend.c import DEFAULT_FLAGS, REQUIRED_FLAGS, cpu_flags
     from relax_xdsl.backend.toolchain import compiler
-    from relax_xdsl.deploy import _exports_c, _weights_asm
+    from relax_xdsl.deploy import library_manifest, link_library
     from relax_xdsl.runtime import lower
 
     names = [op.sym_name.data for op in module.body.ops if isinstance(op, FunctionOp)]
@@ -340,21 +309,10 @@ def build(module: ModuleOp, out_dir: str | Path, pipeline: str = "default", cpu:
         link, copied = _relocate_libraries(emitter.link_flags, out)
         flags = (*compile_flags, *c_runtime.include_flags(), f"-I{AOT_SOURCES}",
                  *c_runtime.link_inputs(cc, compile_flags), *link)
-        info = _manifest(module, emitter, weights, pipeline, flags, cc)
-        with tempfile.TemporaryDirectory(prefix="relax_xdsl_build_") as tmp:
-            work = Path(tmp)
-            for i, w in enumerate(weights):
-                (work / f"w{i}.bin").write_bytes(np.ascontiguousarray(w).tobytes())
-            (work / "manifest.json").write_text(json.dumps(info, indent=1))
-            (work / "module.c").write_text(source + _exports_c(len(weights)))
-            (work / "model_entries.c").write_text(entries_source(entries))
-            (work / "weights.S").write_text(_weights_asm(len(weights)))
-            built = work / "libmodel.so"
-            run_compiler(cc, flags, [work / "module.c", work / "model_entries.c", AOT_SOURCES / "model_api.c",
-                                     work / "weights.S"], built)
-            library = out / "libmodel.so"
-            shutil.copyfile(built, library)
-            library.chmod(0o755)
+        info = library_manifest(module, pipeline, flags, emitter.signatures, weights, python_entries=False)
+        library = out / "libmodel.so"
+        link_library(library, source, weights, info, flags,
+                     [("model_entries.c", entries_source(entries)), AOT_SOURCES / "model_api.c"])
         header = out / "model.h"
         header.write_text(header_source(entries, default, about))
         shutil.copyfile(AOT_SOURCES / "run_model.c", out / "run_model.c")

@@ -41,6 +41,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,16 +77,16 @@ def _c_signature(sig: FuncSignature) -> dict[str, Any]:
     return {"params": params, "results": [[dtypes.dtype_name(e), rank] for e, rank in sig.results]}
 
 
-def manifest(exe: Executable) -> dict[str, Any]:
-    """The manifest export_library embeds for `exe` (a `c` executable)."""
-    from relax_xdsl.backend.c import CPU_FLAG, CModule
+def library_manifest(graph: ModuleOp, pipeline: str, flags: Sequence[str], signatures: dict[str, FuncSignature],
+                     weights: Sequence[np.ndarray], python_entries: bool) -> dict[str, Any]:
+    """The manifest of a library built with `flags` from the graph
+    functions of `graph` (C functions `signatures`, constants `weights`)."""
+    from relax_xdsl.backend.c import CPU_FLAG
     from relax_xdsl.backend.toolchain import compiler, project_version, required_cpu_features, target_flags
 
-    backend = exe.backend
-    assert isinstance(backend, CModule)
-    march = [f[len(CPU_FLAG):] for f in backend.flags if f.startswith(CPU_FLAG)]
+    march = [f[len(CPU_FLAG):] for f in flags if f.startswith(CPU_FLAG)]
     functions = {}
-    for op in exe.graph.body.ops:
+    for op in graph.body.ops:
         if isinstance(op, FunctionOp):
             functions[op.sym_name.data] = {
                 "params": [str(a.type) for a in op.args],
@@ -97,14 +98,14 @@ def manifest(exe: Executable) -> dict[str, Any]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "relax_xdsl": project_version(),
-        "pipeline": exe.pipeline,
+        "pipeline": pipeline,
         "machine": platform.machine(),
         "cpu": march[-1] if march else "",
-        "cpu_features": list(required_cpu_features(tuple(compiler()), target_flags(backend.flags))),
-        "python_entries": bool(backend.fast) and _python_abi(),
+        "cpu_features": list(required_cpu_features(tuple(compiler()), target_flags(flags))),
+        "python_entries": python_entries and _python_abi(),
         "functions": functions,
-        "c_functions": {name: _c_signature(sig) for name, sig in backend.signatures().items()},
-        "weights": [{"dtype": str(g.dtype), "shape": list(g.shape)} for g in backend.globals],
+        "c_functions": {name: _c_signature(sig) for name, sig in signatures.items()},
+        "weights": [{"dtype": str(g.dtype), "shape": list(g.shape)} for g in weights],
     }
 
 
@@ -140,8 +141,7 @@ RX_API const char* rx_manifest(int64_t* size) {{
 def export_library(exe: Executable, path: str | os.PathLike[str]) -> Path:
     """Writes `exe` (compiled for the `c` target) as one shared library at
     `path` (replaced atomically when it exists); returns the path."""
-    from relax_xdsl.backend.c import CModule, run_compiler
-    from relax_xdsl.backend.toolchain import compiler
+    from relax_xdsl.backend.c import CModule
 
     backend = exe.backend
     if exe.target != "c" or not isinstance(backend, CModule):
@@ -153,24 +153,42 @@ def export_library(exe: Executable, path: str | os.PathLike[str]) -> Path:
     dest = Path(path)
     if dest.is_dir():
         raise RelaxError(f"export_library: {dest} is a directory; give the library's file name (e.g. model.so)")
-    info = manifest(exe)
+    info = library_manifest(exe.graph, exe.pipeline, backend.flags, backend.signatures(), backend.globals,
+                            bool(backend.fast))
+    link_library(dest, backend.source, backend.globals, info, backend.flags)
+    return dest
+
+
+def link_library(dest: Path, source: str, weights: Sequence[np.ndarray], info: dict[str, Any],
+                 flags: Sequence[str], extra_sources: Sequence[Path | tuple[str, str]] = ()) -> None:
+    """Compiles `source` (generated C) with its weights as read-only data and
+    its manifest `info` into the shared library `dest` (replaced atomically);
+    `extra_sources`: more C files, as paths or (file name, text)."""
+    from relax_xdsl.backend.c import run_compiler
+    from relax_xdsl.backend.toolchain import compiler
+
     try:
         with tempfile.TemporaryDirectory(prefix="relax_xdsl_export_") as tmp:
             work = Path(tmp)
-            for i, g in enumerate(backend.globals):
+            for i, g in enumerate(weights):
                 (work / f"w{i}.bin").write_bytes(np.ascontiguousarray(g).tobytes())
             (work / "manifest.json").write_text(json.dumps(info, indent=1))
-            (work / "module.c").write_text(backend.source + _exports_c(len(backend.globals)))
-            (work / "weights.S").write_text(_weights_asm(len(backend.globals)))
+            (work / "module.c").write_text(source + _exports_c(len(weights)))
+            (work / "weights.S").write_text(_weights_asm(len(weights)))
+            sources = [work / "module.c", work / "weights.S"]
+            for extra in extra_sources:
+                if isinstance(extra, tuple):
+                    (work / extra[0]).write_text(extra[1])
+                    extra = work / extra[0]
+                sources.append(extra)
             built = work / "model.so"
-            run_compiler(tuple(compiler()), backend.flags, [work / "module.c", work / "weights.S"], built)
+            run_compiler(tuple(compiler()), flags, sources, built)
             staged = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
             shutil.copyfile(built, staged)
             os.chmod(staged, 0o755)
             os.replace(staged, dest)
     except OSError as err:
-        raise RelaxError(f"export_library: cannot write {dest}: {err.strerror or err}") from None
-    return dest
+        raise RelaxError(f"cannot write the library {dest}: {err.strerror or err}") from None
 
 
 def _field(info: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
