@@ -15,14 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-import relax_xdsl as rx
-from relax_xdsl import op
 from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.dialects.tir import BufferType
-from relax_xdsl.libraries import register_library_function
 from relax_xdsl.passes.offload import OffloadPattern, offload_module, register_offload_pattern
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from relax_xdsl.libraries import register_library_function
 
 # The calling convention: one pointer per buffer (inputs, then outputs), then
 # every dim of every buffer in the same order, as int64_t.
