@@ -33,7 +33,7 @@ DOCS = ROOT / "docs"
 NO_RUN = "<!-- no-run -->"
 MARKDOWN = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-SLOW_EXAMPLES: frozenset[str] = frozenset()
+SLOW_EXAMPLES: frozenset[str] = frozenset({"build_mlp.py"})
 """Examples taking more than about 20 s (marked slow)."""
 TIMEOUT = 900
 
