@@ -157,11 +157,15 @@ class CEmitter:
                 raise RelaxError(f"the C target cannot emit {op.name} at module level (lower the module first)")
         self.decls = {f.sym_name.data: f for f in funcs}
         self.cyclic = _cyclic_calls(funcs)
-        for f in funcs:
-            out.append(self._prototype(f) + ";")
+        # a library function's own source (before any call) declares it as its author wrote it (`const float*`
+        # parameters included); only functions defined elsewhere (generated, or linked in) get a prototype here
         for f in funcs:
             if f.is_declaration:
                 out.append(self._library_source(f))
+        for f in funcs:
+            prototype = self._prototype(f) + ";"
+            if not (f.is_declaration and self._library_function(f).c_source):
+                out.append(prototype)
         for f in funcs:
             if not f.is_declaration:
                 out.append(_FunctionEmitter(self, f).emit())
