@@ -10,8 +10,8 @@ matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
 bias as its C operand, and float32 conv2d, likewise with a per-channel
 bias [+ relu]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
-every kind (groups, depthwise, dilation) except where _dnnl_prefers says
-BLAS's im2col + GEMM is faster, else to BLAS for groups 1, dilation 1.
+every kind (groups, depthwise, dilation) except small layers that BLAS
+also takes (_dnnl_prefers), else to BLAS for groups 1, dilation 1.
 Ops no pattern matches stay as they are (and are legalized to generated
 code later).
 """
@@ -77,18 +77,25 @@ rest left to generated code) or `dnnl` (oneDNN for every conv2d)."""
 _conv_route_choice: ContextVar[str] = ContextVar("conv_route", default="auto")
 
 
-def _dnnl_prefers(p: dict, x: TensorType, w: TensorType) -> bool:
-    """The `auto` rule for a conv2d that both libraries take (groups 1,
-    dilation 1): oneDNN, except for a kernel reading few input channels
-    (c * kh * kw < 64, e.g. an RGB stem's 3 x 7 x 7 is 147 and goes to
-    oneDNN, a 1 x 3 x 3 grayscale input stays on BLAS): oneDNN's blocked
-    kernels need a wide reduction to win over im2col + GEMM, and its
-    per-call reorders of input, weights and output cost relatively more on
-    a narrow one. Measured by benchmarks/conv_layers.py."""
-    c, kh, kw = w.sym_shape[1], w.sym_shape[2], w.sym_shape[3]
-    if not all(isinstance(d, int) for d in (c, kh, kw)):
-        return True
-    return int(c) * int(kh) * int(kw) >= 64
+DNNL_MIN_MACS = 4_000_000
+"""Multiply-adds per image from which `auto` sends a conv2d that both
+libraries take (groups 1, dilation 1) to oneDNN."""
+
+
+def _dnnl_prefers(op: GraphOp) -> bool:
+    """The `auto` rule for a conv2d that both libraries take: oneDNN from
+    DNNL_MIN_MACS multiply-adds per image (o * oh * ow * c * kh * kw, a
+    symbolic dim counted as 1, so only layers known to be large), BLAS's
+    im2col + GEMM below. oneDNN's blocked kernels are several times faster
+    on large layers (3x3 and 1x1 ResNet layers, a 7x7 RGB stem), but each
+    call reorders its input, weights and output and starts several parallel
+    regions, which costs more than a small layer's whole GEMM (benchmarks/
+    conv_layers.py measures both)."""
+    w, out = op.inputs[1].type, op.res.type
+    macs = 1
+    for d in (*w.sym_shape, *out.sym_shape[1:]):  # type: ignore[union-attr]
+        macs *= int(d) if isinstance(d, int) or getattr(d, "is_Integer", False) else 1
+    return macs >= DNNL_MIN_MACS
 
 
 def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
@@ -105,7 +112,7 @@ def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
     blas_takes = p["groups"] == 1 and tuple(p["dilation"]) in ((1,), (1, 1))
     choice = _conv_route_choice.get()
     if choice != "blas" and dnnl.available():
-        if choice == "dnnl" or not blas_takes or _dnnl_prefers(p, x, w):  # type: ignore[arg-type]
+        if choice == "dnnl" or not blas_takes or _dnnl_prefers(op):
             return "dnnl", p
     return ("blas", p) if blas_takes else None
 

@@ -29,7 +29,8 @@ CONV_PREFIX = "dnnl.conv2d"
 
 CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
 """As blas.CONV_VARIANTS: plain, + a bias of shape (o, 1, 1) or (1, o, 1, 1),
-each optionally + relu (a oneDNN post-op, applied while the output is in cache)."""
+each optionally + relu (a pass over the output after the convolution:
+oneDNN's relu post-op does not keep NaN)."""
 
 
 def _dist_file(dists: tuple[str, ...], suffix: str) -> Path | None:
