@@ -93,7 +93,7 @@ def _dnnl_prefers(op: GraphOp) -> bool:
     conv_layers.py measures both)."""
     w, out = op.inputs[1].type, op.res.type
     macs = 1
-    for d in (*w.sym_shape, *out.sym_shape[1:]):  # type: ignore[union-attr]
+    for d in (*w.sym_shape, *out.sym_shape[2:]):  # type: ignore[union-attr]  # o, c / groups, kh, kw, oh, ow
         macs *= int(d) if isinstance(d, int) or getattr(d, "is_Integer", False) else 1
     return macs >= DNNL_MIN_MACS
 

@@ -164,3 +164,20 @@ def test_weights_changing_between_calls_are_read_again() -> None:
     w *= -2.0
     assert_close(exe.main(x, w), rx.evaluate(module, "main", x, w))
     assert_close(exe.main(x, w), -2.0 * first)
+
+
+@pytest.mark.parametrize(("c", "o", "k", "hw", "lib"), [
+    (24, 58, 1, 28, "blas"),  # 1.1 M multiply-adds per image: below DNNL_MIN_MACS
+    (64, 64, 3, 56, "dnnl"),  # 116 M
+    (3, 64, 7, 112, "dnnl"),  # an RGB stem, 118 M
+    (64, 64, 3, "h", "blas"),  # a symbolic image size counts as 1: not known to be large
+])
+def test_auto_route_sends_large_groups_1_convs_to_dnnl(c: int, o: int, k: int, hw: Any, lib: str) -> None:
+    from relax_xdsl.passes.offload import DNNL_MIN_MACS
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", c, hw, hw], "float32")
+        fb.ret(op.nn.conv2d(x, fb.param("w", [o, c, k, k], "float32"), padding=k // 2))
+    text = rx.print_module(offload_module(fb.module))
+    assert f"lib.call @{lib}_conv2d_" in text
+    assert DNNL_MIN_MACS > 24 * 58 * 28 * 28
