@@ -8,14 +8,18 @@ op's other operand). `register_offload_pattern` adds patterns from user
 code; longer chains are tried first. This file registers BLAS for float32
 matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
-bias as its C operand, and float32 conv2d (groups 1, dilation 1) as
-im2col + GEMM, likewise with a per-channel bias [+ relu]. Ops no pattern matches stay as they are (and are legalized
-to generated code later).
+bias as its C operand, and float32 conv2d, likewise with a per-channel
+bias [+ relu]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
+every kind (groups, depthwise, dilation) except small layers that BLAS
+also takes (_dnnl_prefers), else to BLAS for groups 1, dilation 1.
+Ops no pattern matches stay as they are (and are legalized to generated
+code later).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
@@ -65,21 +69,69 @@ def _blas_matmul(op: GraphOp) -> LibFuncOp | None:
     return matmul_function(*ranks)
 
 
-def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
-    from relax_xdsl.blas import conv2d_function
-    from relax_xdsl.ops.nn import _padding
-    from relax_xdsl.ops.registry import Infer
+CONV_ROUTES = ("auto", "blas", "dnnl")
+"""Where `offload{lib=blas conv=...}` sends a float32 conv2d: `auto` (the
+rule in _conv_route), `blas` (im2col + GEMM only: groups 1, dilation 1, the
+rest left to generated code) or `dnnl` (oneDNN for every conv2d)."""
+
+_conv_route_choice: ContextVar[str] = ContextVar("conv_route", default="auto")
+
+
+DNNL_MIN_MACS = 4_000_000
+"""Multiply-adds per image from which `auto` sends a conv2d that both
+libraries take (groups 1, dilation 1) to oneDNN."""
+
+
+def _dnnl_prefers(op: GraphOp) -> bool:
+    """The `auto` rule for a conv2d that both libraries take: oneDNN from
+    DNNL_MIN_MACS multiply-adds per image (o * oh * ow * c * kh * kw, a
+    symbolic dim counted as 1, so only layers known to be large), BLAS's
+    im2col + GEMM below. oneDNN's blocked kernels are several times faster
+    on large layers (3x3 and 1x1 ResNet layers, a 7x7 RGB stem), but each
+    call reorders its input, weights and output and starts several parallel
+    regions, which costs more than a small layer's whole GEMM (benchmarks/
+    conv_layers.py measures both)."""
+    w, out = op.inputs[1].type, op.res.type
+    macs = 1
+    for d in (*w.sym_shape, *out.sym_shape[2:]):  # type: ignore[union-attr]  # o, c / groups, kh, kw, oh, ow
+        macs *= int(d) if isinstance(d, int) or getattr(d, "is_Integer", False) else 1
+    return macs >= DNNL_MIN_MACS
+
+
+def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
+    """("blas" | "dnnl", decoded params) for a float32 NCHW/OIHW conv2d, or
+    None when no library takes it (it is then legalized to generated code)."""
+    from relax_xdsl import dnnl
 
     x, w = (v.type for v in op.inputs)
     if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in (x, w, op.res.type)):
         return None
     p = op.SPEC.decode_params(dict(op.attributes))
-    if p["groups"] != 1 or tuple(p["dilation"]) not in ((1,), (1, 1)) or p["out_dtype"] not in (None, "float32") \
-            or p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW":
+    if p["out_dtype"] not in (None, "float32") or p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW":
         return None
+    blas_takes = p["groups"] == 1 and tuple(p["dilation"]) in ((1,), (1, 1))
+    choice = _conv_route_choice.get()
+    if choice != "blas" and dnnl.available():
+        if choice == "dnnl" or not blas_takes or _dnnl_prefers(op):
+            return "dnnl", p
+    return ("blas", p) if blas_takes else None
+
+
+def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
+    from relax_xdsl import blas, dnnl
+    from relax_xdsl.ops.nn import _padding
+    from relax_xdsl.ops.registry import Infer
+
+    route = _conv_route(op)
+    if route is None:
+        return None
+    lib, p = route
     strides = tuple(p["strides"]) * (2 // len(p["strides"]))
     padding = _padding(Infer("conv2d"), p["padding"])
-    return conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
+    if lib == "dnnl":
+        dilation = tuple(p["dilation"]) * (2 // len(p["dilation"]))
+        return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant)  # type: ignore[arg-type]
+    return blas.conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
 
 
 def _bias(producer: GraphOp, add: GraphOp) -> TensorType | None:
@@ -128,10 +180,21 @@ register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("a
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 
 
-def offload_module(module: ModuleOp, library: str = "blas") -> ModuleOp:
+def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto") -> ModuleOp:
+    """`conv`: where conv2d goes (CONV_ROUTES)."""
     patterns = OFFLOAD_PATTERNS.get(library)
     if patterns is None:
         raise RelaxError(f"offload: no patterns for library {library!r}; known: {', '.join(OFFLOAD_PATTERNS)}")
+    if conv not in CONV_ROUTES:
+        raise RelaxError(f"offload: conv={conv!r} is no conv2d route; choose one of {', '.join(CONV_ROUTES)}")
+    token = _conv_route_choice.set(conv)
+    try:
+        return _offload(module, patterns)
+    finally:
+        _conv_route_choice.reset(token)
+
+
+def _offload(module: ModuleOp, patterns: list[OffloadPattern]) -> ModuleOp:
     table = SymbolTable
     ordered = sorted(patterns, key=lambda p: -len(p.chain))  # stable: registration order within a length
     for func in [op for op in module.body.ops if isinstance(op, FunctionOp)]:
@@ -178,10 +241,12 @@ def _chain(op: GraphOp, names: tuple[str, ...]) -> list[GraphOp] | None:
 
 @dataclass(frozen=True)
 class OffloadPass(ModulePass):
-    """offload{lib=blas}: matching graph ops become library calls."""
+    """offload{lib=blas}: matching graph ops become library calls;
+    `conv=blas|dnnl` forces where conv2d goes (default `auto`)."""
 
     name = "offload"
     lib: str = "blas"
+    conv: str = "auto"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        offload_module(op, self.lib)
+        offload_module(op, self.lib, self.conv)

@@ -76,7 +76,7 @@ def register_library_function(name: str, reference: Reference, c_source: str = "
     return fn
 
 
-_BUILTIN_LIBRARIES = {"blas.": "relax_xdsl.blas"}
+_BUILTIN_LIBRARIES = {"blas.": "relax_xdsl.blas", "dnnl.": "relax_xdsl.dnnl"}
 """Name prefixes of library functions registered by a module of the package."""
 
 

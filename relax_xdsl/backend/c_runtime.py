@@ -35,7 +35,8 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "c_runtime"
 
 CORE_SOURCES = ("rx_runtime.c",)
 BLAS_SOURCES = ("rx_blas.c",)
-HEADERS = ("rx_runtime.h", "rx_blas.h", "rx_python.h")
+DNNL_SOURCES = ("rx_dnnl.c",)
+HEADERS = ("rx_runtime.h", "rx_blas.h", "rx_dnnl.h", "rx_python.h")
 
 EXPORTED = ("rx_last_error",)
 """A symbol of rx_runtime.o that every module must contain: naming it
@@ -50,7 +51,7 @@ def text(name: str) -> str:
 
 @cache
 def _sources_text() -> str:
-    return "\0".join(f"{name}\0{text(name)}" for name in (*HEADERS, *CORE_SOURCES, *BLAS_SOURCES))
+    return "\0".join(f"{name}\0{text(name)}" for name in (*HEADERS, *CORE_SOURCES, *BLAS_SOURCES, *DNNL_SOURCES))
 
 
 def include_flags() -> tuple[str, ...]:
@@ -66,10 +67,18 @@ def _blas_include() -> tuple[str, ...]:
     return (f"-I{sob.get_include_dir()}",)
 
 
+def _dnnl_include() -> tuple[str, ...]:
+    """-I for oneapi/dnnl/dnnl.h (relax_xdsl.dnnl), or () when oneDNN is not installed (no oneDNN part then)."""
+    from relax_xdsl.dnnl import include_dir
+
+    found = include_dir()
+    return (f"-I{found}",) if found else ()
+
+
 def runtime_flags(flags: Sequence[str]) -> tuple[str, ...]:
     """The flags the archive is compiled with, from a module's flags."""
     kept = [f for f in flags if f != "-shared" and not f.startswith(("-I", "-l", "-L", "-Wl"))]
-    return (*kept, "-fvisibility=hidden", *include_flags(), *_blas_include())
+    return (*kept, "-fvisibility=hidden", *include_flags(), *_blas_include(), *_dnnl_include())
 
 
 def archive(cc: Sequence[str], flags: Sequence[str]) -> Path:
@@ -82,7 +91,7 @@ def archive(cc: Sequence[str], flags: Sequence[str]) -> Path:
         except OSError:
             pass
         return path
-    sources = [*CORE_SOURCES, *(BLAS_SOURCES if _blas_include() else ())]
+    sources = [*CORE_SOURCES, *(BLAS_SOURCES if _blas_include() else ()), *(DNNL_SOURCES if _dnnl_include() else ())]
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
             objects = []

@@ -1,0 +1,276 @@
+/* conv2d on oneDNN's C API (see rx_dnnl.h).
+
+   A convolution primitive is created with `any` layouts for source,
+   weights and destination, so oneDNN picks its fastest (blocked) kernel;
+   the NCHW / OIHW buffers of the calling convention are reordered into
+   those layouts and the result back, each call. Weights are reordered on
+   every call too: a weight buffer may be a parameter whose contents change
+   between calls at the same address, and the reorder is small next to the
+   convolution it feeds.
+
+   Creating a primitive costs far more than running a small one, so the
+   primitives (convolution and reorders) are cached, keyed on every dim and
+   parameter, behind a mutex; execution runs outside the lock on a stream
+   of its own with a scratchpad of its own (user scratchpad mode), so calls
+   from several threads may run at once. */
+#include "rx_dnnl.h"
+
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+
+#define RX_DNNL_KEY 20
+#define RX_DNNL_CACHE_MAX 512
+
+typedef struct rx_dnnl_conv {
+  int64_t key[RX_DNNL_KEY];
+  dnnl_primitive_t conv;
+  dnnl_primitive_t reorder[3]; /* user -> conv for src and weights, conv -> user for dst; NULL when equal */
+  dnnl_memory_desc_t user_md[4]; /* src, weights, bias, dst as the calling convention lays them out */
+  dnnl_memory_desc_t conv_md[3]; /* src, weights, dst as the convolution takes them */
+  size_t scratch_bytes;
+  struct rx_dnnl_conv* next;
+} rx_dnnl_conv;
+
+static pthread_mutex_t rx_dnnl_lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t rx_dnnl_engine;
+static rx_dnnl_conv* rx_dnnl_cache;
+static int64_t rx_dnnl_cached;
+static int64_t rx_dnnl_fallback_count;
+
+int64_t rx_dnnl_fallbacks(void) {
+  return __atomic_load_n(&rx_dnnl_fallback_count, __ATOMIC_RELAXED);
+}
+
+void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
+                           int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                           int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
+                           int relu) {
+  int64_t cg = c / groups, og = o / groups;
+  for (int64_t b = 0; b < n; ++b)
+    for (int64_t oc = 0; oc < o; ++oc) {
+      int64_t g = oc / og;
+      const float* wk = W + oc * cg * kh * kw;
+      float* out = Y + (b * o + oc) * oh * ow;
+      for (int64_t y = 0; y < oh; ++y)
+        for (int64_t x = 0; x < ow; ++x) {
+          float acc = bias ? bias[oc] : 0.0f;
+          for (int64_t ic = 0; ic < cg; ++ic) {
+            const float* in = X + (b * c + g * cg + ic) * h * w;
+            for (int64_t i = 0; i < kh; ++i) {
+              int64_t iy = y * sh - pt + i * dh;
+              if (iy < 0 || iy >= h) continue;
+              for (int64_t j = 0; j < kw; ++j) {
+                int64_t ix = x * sw - pl + j * dw;
+                if (ix < 0 || ix >= w) continue;
+                acc += in[iy * w + ix] * wk[(ic * kh + i) * kw + j];
+              }
+            }
+          }
+          out[y * ow + x] = relu && !(acc > 0.0f) ? (acc != acc ? acc : 0.0f) : acc;
+        }
+    }
+}
+
+static void rx_dnnl_free_entry(rx_dnnl_conv* e) {
+  if (e->conv) dnnl_primitive_destroy(e->conv);
+  for (int i = 0; i < 3; ++i) {
+    if (e->reorder[i]) dnnl_primitive_destroy(e->reorder[i]);
+    if (e->conv_md[i]) dnnl_memory_desc_destroy(e->conv_md[i]);
+  }
+  for (int i = 0; i < 4; ++i)
+    if (e->user_md[i]) dnnl_memory_desc_destroy(e->user_md[i]);
+  free(e);
+}
+
+/* A reorder primitive from `from` to `to`, or NULL (with *ok kept) when they are equal. */
+static dnnl_primitive_t rx_dnnl_reorder(const_dnnl_memory_desc_t from, const_dnnl_memory_desc_t to, int* ok) {
+  if (dnnl_memory_desc_equal(from, to)) return NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_primitive_t prim = NULL;
+  if (dnnl_reorder_primitive_desc_create(&pd, from, rx_dnnl_engine, to, rx_dnnl_engine, NULL) != dnnl_success ||
+      dnnl_primitive_create(&prim, pd) != dnnl_success) {
+    *ok = 0;
+    prim = NULL;
+  }
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  return prim;
+}
+
+/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups relu has_bias), created
+   with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
+static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
+  int64_t n = k[0], c = k[1], h = k[2], w = k[3], o = k[4], kh = k[5], kw = k[6], oh = k[7], ow = k[8];
+  int64_t groups = k[17];
+  int has_bias = (int)k[19];
+  if (!rx_dnnl_engine && dnnl_engine_create(&rx_dnnl_engine, dnnl_cpu, 0) != dnnl_success) {
+    rx_dnnl_engine = NULL;
+    return NULL;
+  }
+  rx_dnnl_conv* e = calloc(1, sizeof *e);
+  if (!e) return NULL;
+  memcpy(e->key, k, sizeof e->key);
+  int ok = 1;
+  dnnl_dims_t src = {n, c, h, w}, dst = {n, o, oh, ow}, bias = {o};
+  dnnl_dims_t wei = {o, c, kh, kw}, gwei = {groups, o / groups, c / groups, kh, kw};
+  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[0], 4, src, dnnl_f32, dnnl_nchw) == dnnl_success;
+  ok &= (groups == 1 ? dnnl_memory_desc_create_with_tag(&e->user_md[1], 4, wei, dnnl_f32, dnnl_oihw)
+                     : dnnl_memory_desc_create_with_tag(&e->user_md[1], 5, gwei, dnnl_f32, dnnl_goihw)) == dnnl_success;
+  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[2], 1, bias, dnnl_f32, dnnl_a) == dnnl_success;
+  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[3], 4, dst, dnnl_f32, dnnl_nchw) == dnnl_success;
+  dnnl_memory_desc_t any[3] = {NULL, NULL, NULL};
+  ok = ok && dnnl_memory_desc_create_with_tag(&any[0], 4, src, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+  ok = ok && (groups == 1 ? dnnl_memory_desc_create_with_tag(&any[1], 4, wei, dnnl_f32, dnnl_format_tag_any)
+                          : dnnl_memory_desc_create_with_tag(&any[1], 5, gwei, dnnl_f32, dnnl_format_tag_any))
+                 == dnnl_success;
+  ok = ok && dnnl_memory_desc_create_with_tag(&any[2], 4, dst, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+  dnnl_primitive_attr_t attr = NULL;
+  ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
+       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+  dnnl_primitive_desc_t pd = NULL;
+  dnnl_dims_t strides = {k[9], k[10]}, pad_l = {k[11], k[12]}, pad_r = {k[13], k[14]};
+  dnnl_dims_t dilates = {k[15] - 1, k[16] - 1};
+  ok = ok && dnnl_convolution_forward_primitive_desc_create(
+                 &pd, rx_dnnl_engine, dnnl_forward_inference, dnnl_convolution_direct, any[0], any[1],
+                 has_bias ? e->user_md[2] : NULL, any[2], strides, dilates, pad_l, pad_r, attr) == dnnl_success;
+  if (ok) {
+    const_dnnl_memory_desc_t md[3] = {dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                                      dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+                                      dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)};
+    const_dnnl_memory_desc_t scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    for (int i = 0; i < 3; ++i) ok = ok && md[i] && dnnl_memory_desc_clone(&e->conv_md[i], md[i]) == dnnl_success;
+    e->scratch_bytes = scratch ? dnnl_memory_desc_get_size(scratch) : 0;
+    ok = ok && dnnl_primitive_create(&e->conv, pd) == dnnl_success;
+  }
+  if (ok) {
+    e->reorder[0] = rx_dnnl_reorder(e->user_md[0], e->conv_md[0], &ok);
+    e->reorder[1] = rx_dnnl_reorder(e->user_md[1], e->conv_md[1], &ok);
+    e->reorder[2] = rx_dnnl_reorder(e->conv_md[2], e->user_md[3], &ok);
+  }
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  for (int i = 0; i < 3; ++i)
+    if (any[i]) dnnl_memory_desc_destroy(any[i]);
+  if (!ok) {
+    rx_dnnl_free_entry(e);
+    return NULL;
+  }
+  return e;
+}
+
+/* The cached convolution for `key`, created on first use; NULL when oneDNN refuses it. *owned is set when
+   the entry is not in the cache (it is full) and the caller must free it. */
+static rx_dnnl_conv* rx_dnnl_get(const int64_t* key, int* owned) {
+  *owned = 0;
+  pthread_mutex_lock(&rx_dnnl_lock);
+  rx_dnnl_conv* e = rx_dnnl_cache;
+  while (e && memcmp(e->key, key, sizeof e->key) != 0) e = e->next;
+  if (!e) {
+    e = rx_dnnl_create(key);
+    if (e && rx_dnnl_cached < RX_DNNL_CACHE_MAX) {
+      e->next = rx_dnnl_cache;
+      rx_dnnl_cache = e;
+      ++rx_dnnl_cached;
+    } else if (e) {
+      *owned = 1;
+    }
+  }
+  pthread_mutex_unlock(&rx_dnnl_lock);
+  return e;
+}
+
+/* relu in place, NaN kept as relax.relu (maximum(x, 0)) keeps it: oneDNN's
+   relu post-op turns NaN into 0, so the epilogue is this pass instead. */
+static void rx_dnnl_relu(float* Y, int64_t count) {
+#pragma omp parallel for simd if (count >= 65536) schedule(static)
+  for (int64_t i = 0; i < count; ++i) Y[i] = Y[i] < 0.0f ? 0.0f : Y[i];
+}
+
+/* A 64-byte aligned buffer of `bytes` (at least one byte), or NULL. */
+static void* rx_dnnl_buffer(size_t bytes) {
+  size_t rounded = (bytes + 63) / 64 * 64;
+  return aligned_alloc(64, rounded ? rounded : 64);
+}
+
+/* Runs the cached convolution `e`; 0 on success, 1 when oneDNN or an allocation failed. */
+static int rx_dnnl_run(const rx_dnnl_conv* e, const float* X, const float* W, const float* bias, float* Y) {
+  dnnl_stream_t stream = NULL;
+  dnnl_memory_t mem[8] = {NULL};
+  void* buf[4] = {NULL};
+  int ok = dnnl_stream_create(&stream, rx_dnnl_engine, dnnl_stream_default_flags) == dnnl_success;
+  /* user src, weights, bias, dst; conv src, weights, dst; scratchpad */
+  void* user[4] = {(void*)X, (void*)W, (void*)bias, Y};
+  for (int i = 0; i < 4 && ok; ++i)
+    if (i != 2 || bias) ok = dnnl_memory_create(&mem[i], e->user_md[i], rx_dnnl_engine, user[i]) == dnnl_success;
+  for (int i = 0; i < 3 && ok; ++i) {
+    int user_index = i == 2 ? 3 : i;
+    if (!e->reorder[i]) {
+      mem[4 + i] = mem[user_index];
+      continue;
+    }
+    buf[i] = rx_dnnl_buffer(dnnl_memory_desc_get_size(e->conv_md[i]));
+    ok = buf[i] && dnnl_memory_create(&mem[4 + i], e->conv_md[i], rx_dnnl_engine, buf[i]) == dnnl_success;
+  }
+  if (ok && e->scratch_bytes) {
+    dnnl_memory_desc_t smd = NULL;
+    dnnl_dims_t bytes = {(dnnl_dim_t)e->scratch_bytes};
+    buf[3] = rx_dnnl_buffer(e->scratch_bytes);
+    ok = buf[3] && dnnl_memory_desc_create_with_tag(&smd, 1, bytes, dnnl_u8, dnnl_a) == dnnl_success &&
+         dnnl_memory_create(&mem[7], smd, rx_dnnl_engine, buf[3]) == dnnl_success;
+    if (smd) dnnl_memory_desc_destroy(smd);
+  }
+  for (int i = 0; i < 2 && ok; ++i)
+    if (e->reorder[i]) {
+      dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mem[i]}, {DNNL_ARG_TO, mem[4 + i]}};
+      ok = dnnl_primitive_execute(e->reorder[i], stream, 2, args) == dnnl_success;
+    }
+  if (ok) {
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem[4]}, {DNNL_ARG_WEIGHTS, mem[5]}, {DNNL_ARG_DST, mem[6]}};
+    int nargs = 3;
+    if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[2]};
+    if (mem[7]) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[7]};
+    ok = dnnl_primitive_execute(e->conv, stream, nargs, args) == dnnl_success;
+  }
+  if (ok && e->reorder[2]) {
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mem[6]}, {DNNL_ARG_TO, mem[3]}};
+    ok = dnnl_primitive_execute(e->reorder[2], stream, 2, args) == dnnl_success;
+  }
+  if (stream) {
+    ok = dnnl_stream_wait(stream) == dnnl_success && ok;
+    dnnl_stream_destroy(stream);
+  }
+  for (int i = 0; i < 3; ++i)
+    if (e->reorder[i] && mem[4 + i]) dnnl_memory_destroy(mem[4 + i]);
+  for (int i = 0; i < 4; ++i)
+    if (mem[i]) dnnl_memory_destroy(mem[i]);
+  if (mem[7]) dnnl_memory_destroy(mem[7]);
+  for (int i = 0; i < 4; ++i) free(buf[i]);
+  return !ok;
+}
+
+void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                    int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
+                    int relu) {
+  if (n == 0 || o == 0 || oh == 0 || ow == 0) return; /* an empty output: nothing to write */
+  if (c == 0 || h == 0 || w == 0 || kh == 0 || kw == 0) {
+    /* oneDNN takes no zero-sized input: the output is the bias (then relu) */
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, relu);
+    return;
+  }
+  int64_t key[RX_DNNL_KEY] = {n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, relu, bias != NULL};
+  int owned = 0;
+#ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every convolution */
+  rx_dnnl_conv* e = NULL;
+  (void)key;
+#else
+  rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
+#endif
+  int failed = !e || rx_dnnl_run(e, X, W, bias, Y);
+  if (owned) rx_dnnl_free_entry(e);
+  if (failed) {
+    __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, relu);
+  } else if (relu) {
+    rx_dnnl_relu(Y, n * o * oh * ow);
+  }
+}

@@ -1,0 +1,32 @@
+/* relax_xdsl's oneDNN library functions (relax_xdsl/dnnl.py registers
+   them): conv2d of every kind (groups, depthwise, dilation, any strides and
+   paddings) on oneDNN's C API. Defined in rx_dnnl.c, part of the runtime
+   archive when oneDNN (the onednn-devel-cpu-gomp wheel) is installed.
+
+   Library functions return nothing (the library calling convention of
+   relax_xdsl/libraries.py), so a oneDNN failure (an unsupported shape, an
+   allocation failure) cannot be reported: rx_dnnl_conv2d then computes the
+   convolution with a direct loop nest instead (rx_dnnl_conv2d_direct),
+   slower but equal to the reference. rx_dnnl_fallbacks counts those calls. */
+#ifndef RX_DNNL_H
+#define RX_DNNL_H
+#include "rx_runtime.h"
+
+/* Y (n x o x oh x ow) = conv2d(X (n x c x h x w), W (o x c/groups x kh x kw)),
+   NCHW / OIHW float32, strides sh / sw, paddings pt / pl / pb / pr,
+   dilations dh / dw (1: none), then + bias[oc] when `bias` is not NULL,
+   then relu when `relu`. */
+void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                    int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
+                    int relu);
+
+/* The same convolution as direct loops (no oneDNN): the fallback. */
+void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
+                           int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                           int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
+                           int relu);
+
+/* How many calls of rx_dnnl_conv2d fell back to the direct loops. */
+RX_API int64_t rx_dnnl_fallbacks(void);
+#endif /* RX_DNNL_H */

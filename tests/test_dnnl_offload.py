@@ -1,0 +1,183 @@
+"""conv2d offloaded to oneDNN (relax_xdsl/dnnl.py, c_runtime/rx_dnnl.c):
+every kind (groups, depthwise, dilation, strides, asymmetric padding, bias
+and relu epilogues) becomes one `dnnl.conv2d` library call, equal to the
+conv2d op's reference on the interpreter and the C target, at a symbolic
+batch bound to 0, 1 and 3. Skipped without oneDNN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from relax_xdsl.passes.offload import offload_module
+from util import assert_close, check_levels, rand, roundtrip
+
+import relax_xdsl as rx
+from relax_xdsl import dnnl, op
+from relax_xdsl.backend.c import DEFAULT_FLAGS
+
+pytestmark = pytest.mark.skipif(not dnnl.available(), reason="oneDNN is not installed "
+                                "(pip install onednn-cpu-gomp onednn-devel-cpu-gomp)")
+
+BATCHES = (0, 1, 3)
+
+# name: (c, o, kernel, strides, padding, dilation, groups)
+KINDS: dict[str, tuple[int, int, tuple[int, int], tuple[int, int], tuple[int, ...], tuple[int, int], int]] = {
+    "groups1": (8, 6, (3, 3), (1, 1), (1, 1), (1, 1), 1),
+    "groups2": (4, 6, (3, 3), (1, 1), (1, 1), (1, 1), 2),
+    "groups4": (8, 8, (3, 2), (1, 1), (0, 1), (1, 1), 4),
+    "depthwise": (6, 6, (3, 3), (1, 1), (1, 1), (1, 1), 6),
+    "depthwise-x2": (3, 6, (3, 3), (2, 2), (1, 1), (1, 1), 3),
+    "dilation2": (4, 5, (3, 3), (1, 1), (2, 2), (2, 2), 1),
+    "dilation-2x1-groups2": (4, 4, (3, 3), (1, 1), (1, 0), (2, 1), 2),
+    "strides2": (5, 4, (3, 3), (2, 2), (1, 1), (1, 1), 1),
+    "strides-2x1-asym": (4, 3, (3, 2), (2, 1), (1, 0, 2, 1), (1, 1), 1),
+    "asym-depthwise": (4, 4, (2, 3), (1, 2), (0, 2, 1, 0), (1, 1), 4),
+}
+
+
+def conv_module(kind: str, epilogue: str = "", bias_shape: list[int] | None = None) -> Any:
+    c, o, kernel, strides, padding, dilation, groups = KINDS[kind]
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", c, 7, 6], "float32")
+        w = fb.param("w", [o, c // groups, *kernel], "float32")
+        y = op.nn.conv2d(x, w, strides=strides, padding=padding, dilation=dilation, groups=groups)
+        if epilogue:
+            y = op.add(y, fb.param("b", bias_shape or [1, o, 1, 1], "float32"))
+        if epilogue == "bias_relu":
+            y = op.nn.relu(y)
+        fb.ret(y)
+    return fb.module
+
+
+def cases(kind: str, epilogue: str = "", bias_shape: list[int] | None = None) -> list[tuple[np.ndarray, ...]]:
+    c, o, kernel, _, _, _, groups = KINDS[kind]
+    out = []
+    for n in BATCHES:
+        args = [rand((n, c, 7, 6), seed=n + 1), rand((o, c // groups, *kernel), seed=n + 2)]
+        if epilogue:
+            args.append(rand(tuple(bias_shape or [1, o, 1, 1]), seed=n + 3))
+        out.append(tuple(args))
+    return out
+
+
+def fallbacks(exe: rx.Executable) -> int:
+    """Calls of the C module that fell back from oneDNN to the direct loops."""
+    return int(exe.backend.lib.rx_dnnl_fallbacks())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_conv_kind_is_one_dnnl_call(kind: str) -> None:
+    """groups 1 is routed to oneDNN when forced (conv=dnnl); every other kind
+    BLAS cannot take goes to oneDNN by default."""
+    module = conv_module(kind)
+    _, _, _, _, _, dilation, groups = KINDS[kind]
+    route = "dnnl" if groups == 1 and dilation == (1, 1) else "auto"
+    offloaded = roundtrip(offload_module(module.clone(), conv=route))
+    text = rx.print_module(offloaded)
+    assert "lib.call @dnnl_conv2d_" in text and "relax.conv2d" not in text
+    args = cases(kind)
+    for a in args:
+        assert_close(rx.evaluate(offloaded, "main", *a), rx.evaluate(module, "main", *a))
+    check_levels(offloaded, args, levels=("interp", "c"))
+    exe = rx.compile(offloaded, target="c")
+    for a in args:
+        assert_close(exe.main(*a), rx.evaluate(module, "main", *a))
+    assert fallbacks(exe) == 0  # oneDNN computed them, not the fallback loops
+
+
+@pytest.mark.parametrize("bias_shape", [[1, "o", 1, 1], ["o", 1, 1]], ids=["bias4", "bias3"])
+@pytest.mark.parametrize("epilogue", ["bias", "bias_relu"])
+@pytest.mark.parametrize("kind", ["groups1", "depthwise", "dilation2", "strides-2x1-asym"])
+def test_bias_relu_epilogue_is_part_of_the_call(kind: str, epilogue: str, bias_shape: list[Any]) -> None:
+    o = KINDS[kind][1]
+    shape = [o if d == "o" else d for d in bias_shape]
+    module = conv_module(kind, epilogue, shape)
+    text = rx.print_module(offload_module(module.clone(), conv="dnnl"))
+    variant = f"_bias{len(shape)}{'_relu' if epilogue == 'bias_relu' else ''}"
+    assert text.count("lib.call") == 1 and "relax.add" not in text and "relax.relu" not in text
+    assert "lib.call @dnnl_conv2d_" in text and f"{variant}(" in text
+    check_levels(rx.parse_module(text), cases(kind, epilogue, shape), levels=("interp", "c"))
+
+
+def test_fast_pipeline_sends_grouped_convs_to_dnnl() -> None:
+    """The optimizing pipeline's offload picks oneDNN for a grouped conv + bias + relu (BLAS cannot take it)."""
+    module = conv_module("groups4", "bias_relu")
+    exe = rx.compile(module, target="c", pipeline="fast")
+    assert "rx_dnnl_conv2d_1_1_0_1_0_1_1_1_4_bias4_relu(" in exe.c_source
+    for a in cases("groups4", "bias_relu"):
+        assert_close(exe.main(*a), rx.evaluate(module, "main", *a))
+    assert fallbacks(exe) == 0
+
+
+def test_forced_blas_route_leaves_grouped_convs_to_generated_code() -> None:
+    """conv=blas: what the pipeline did before oneDNN (benchmarks/conv_layers.py compares both)."""
+    text = rx.print_module(offload_module(conv_module("groups2"), conv="blas"))
+    assert "relax.conv2d" in text and "dnnl" not in text
+    text = rx.print_module(offload_module(conv_module("groups1"), conv="blas"))
+    assert "lib.call @blas_conv2d_" in text
+
+
+def test_unknown_conv_route_is_an_error() -> None:
+    with pytest.raises(rx.RelaxError, match="conv='mkl' is no conv2d route"):
+        offload_module(conv_module("groups1"), conv="mkl")
+
+
+@pytest.mark.parametrize("kind", ["groups1", "depthwise", "dilation-2x1-groups2", "strides-2x1-asym"])
+def test_direct_fallback_when_dnnl_refuses(kind: str) -> None:
+    """When oneDNN cannot create or run a convolution (a build flag stands in
+    for its refusal) the call computes it with direct loops: the library
+    call has no error path, so it never leaves the output unwritten."""
+    from relax_xdsl.backend.c import CModule
+
+    module = conv_module(kind, "bias_relu")
+    loops = rx.lower(offload_module(module.clone(), conv="dnnl"), "default")
+    lib = CModule(loops, cflags=(*DEFAULT_FLAGS, "-DRX_TEST_DNNL_DIRECT"))
+    for args in cases(kind, "bias_relu"):
+        (got,) = lib.call("main", list(args))
+        assert_close(got, rx.evaluate(module, "main", *args))
+    assert lib.lib.rx_dnnl_fallbacks() == 2  # batches 1 and 3 (batch 0 writes nothing)
+
+
+@pytest.mark.parametrize("epilogue", ["bias", "bias_relu"])
+def test_nan_is_kept_as_relax_relu_keeps_it(epilogue: str) -> None:
+    """NaN inputs give NaN outputs through the bias and relu epilogue
+    (oneDNN's relu post-op would give 0: relu runs as a pass of ours)."""
+    module = conv_module("groups1", epilogue)
+    exe = rx.compile(offload_module(module.clone(), conv="dnnl"), target="c")
+    args = list(cases("groups1", epilogue)[2])
+    args[0].flat[::11] = np.nan
+    got, want = exe.main(*args), rx.evaluate(module, "main", *args)
+    assert np.isnan(want).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert_close(got, want)
+
+
+def test_weights_changing_between_calls_are_read_again() -> None:
+    """Weights are a parameter here: the same buffer address with new
+    contents must give the new convolution (no stale reordered copy)."""
+    module = conv_module("depthwise")
+    exe = rx.compile(offload_module(module.clone(), conv="dnnl"), target="c")
+    x, w = rand((2, 6, 7, 6), seed=1), rand((6, 1, 3, 3), seed=2)
+    first = exe.main(x, w)
+    w *= -2.0
+    assert_close(exe.main(x, w), rx.evaluate(module, "main", x, w))
+    assert_close(exe.main(x, w), -2.0 * first)
+
+
+@pytest.mark.parametrize(("c", "o", "k", "hw", "lib"), [
+    (24, 58, 1, 28, "blas"),  # 1.1 M multiply-adds per image: below DNNL_MIN_MACS
+    (64, 64, 3, 56, "dnnl"),  # 116 M
+    (3, 64, 7, 112, "dnnl"),  # an RGB stem, 118 M
+    (64, 64, 3, "h", "blas"),  # a symbolic image size counts as 1: not known to be large
+])
+def test_auto_route_sends_large_groups_1_convs_to_dnnl(c: int, o: int, k: int, hw: Any, lib: str) -> None:
+    from relax_xdsl.passes.offload import DNNL_MIN_MACS
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", c, hw, hw], "float32")
+        fb.ret(op.nn.conv2d(x, fb.param("w", [o, c, k, k], "float32"), padding=k // 2))
+    text = rx.print_module(offload_module(fb.module))
+    assert f"lib.call @{lib}_conv2d_" in text
+    assert DNNL_MIN_MACS > 24 * 58 * 28 * 28
