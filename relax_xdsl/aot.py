@@ -27,7 +27,9 @@ the compiled code takes them from Python.
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,6 +255,35 @@ _USAGE = """\
    to libmodel.so (found there through its $ORIGIN rpath)."""
 
 
+def _soname(lib: Path) -> str | None:
+    """The library's SONAME (what a module linked with it records as needed), or None."""
+    try:
+        proc = subprocess.run(["readelf", "-d", str(lib)], capture_output=True, text=True)
+    except OSError:
+        return None
+    found = re.search(r"\(SONAME\)\s+Library soname: \[([^\]/]+)\]", proc.stdout)
+    return found.group(1) if found else None
+
+
+def _copy_with_links(lib: Path, out: Path) -> list[Path]:
+    """Copies the library `lib` (resolving symlinks) into `out`, and names it
+    there by its soname too (libdnnl.so -> libdnnl.so.3, a symlink): a
+    module records the soname, not the name it was linked by."""
+    real = lib.resolve()
+    dest = out / lib.name
+    dest.unlink(missing_ok=True)
+    shutil.copyfile(real, dest)
+    dest.chmod(0o755)
+    written = [dest]
+    soname = _soname(real)
+    if soname and soname != dest.name:
+        alias = out / soname
+        alias.unlink(missing_ok=True)
+        alias.symlink_to(dest.name)
+        written.append(alias)
+    return written
+
+
 def _relocate_libraries(link_flags: Sequence[str], out: Path) -> tuple[list[str], list[Path]]:
     """The link flags with each `-Wl,-rpath,D` whose `-lNAME` libraries are
     in D replaced by `-Wl,-rpath,$ORIGIN`, those libraries copied into
@@ -270,10 +301,7 @@ def _relocate_libraries(link_flags: Sequence[str], out: Path) -> tuple[list[str]
             flags.append(flag)
             continue
         for lib in found:
-            dest = out / lib.name
-            shutil.copyfile(lib.resolve(), dest)
-            dest.chmod(0o755)
-            copied.append(dest)
+            copied += _copy_with_links(lib, out)
         if "-Wl,-rpath,$ORIGIN" not in flags:
             flags.append("-Wl,-rpath,$ORIGIN")
     return flags, copied

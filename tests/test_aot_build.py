@@ -351,3 +351,25 @@ def test_names_reach_c_only_mangled_or_escaped(tmp_path: Path) -> None:
     header = (out / "model.h").read_text()
     assert textwrap.dedent("""\
         #define MODEL_DEFAULT_ENTRY model_f__1_2a_2f_20_22x""") in header
+
+
+def test_a_model_calling_onednn_builds_a_self_contained_directory(tmp_path: Path) -> None:
+    """oneDNN is linked by its soname (libdnnl.so.3): the copy keeps the link chain."""
+    from relax_xdsl import dnnl
+
+    if not dnnl.available():
+        pytest.skip("oneDNN is not installed")
+    rng = np.random.default_rng(3)
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 8, 9, 9], "float32")
+        w = fb.const(rng.standard_normal((8, 2, 3, 3)).astype("float32"))
+        fb.ret(op.nn.conv2d(x, w, padding=(1, 1, 1, 1), groups=4))
+    out = tmp_path / "grouped"
+    build(fb.module, out, pipeline="fast")
+    assert "dnnl" in (out / "libmodel.so").read_bytes().decode("latin-1")
+    make(out)
+    ldd = subprocess.run(["ldd", str(out / "run_model")], capture_output=True, text=True, check=True).stdout
+    assert "not found" not in ldd and f"libdnnl.so.3 => {out}" in ldd.replace("/./", "/"), ldd
+    x = rng.standard_normal((2, 8, 9, 9)).astype("float32")
+    (got,) = run_arrays(out, tmp_path, [x], 1)
+    np.testing.assert_allclose(got, rx.evaluate(fb.module, "main", x), rtol=1e-4, atol=1e-4)
