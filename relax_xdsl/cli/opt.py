@@ -2,15 +2,16 @@
 named pipelines and targets registered.
 
     relax-xdsl-opt model.mlir -p legalize,lower-tir          # passes, with options: "legalize{ops=matmul}"
-    relax-xdsl-opt model.mlir -p default -t c                # the generated C
-    relax-xdsl-opt model.mlir -p fast -t dot | dot -Tsvg     # Graphviz view of the graph functions
-    relax-xdsl-opt model.mlir -p fast --print-ir-after=fuse-ops --time-passes
+    relax-xdsl-opt model.mlir -p default -t c                # the generated C (optimizing pipeline)
+    relax-xdsl-opt model.mlir -p default -t dot | dot -Tsvg  # Graphviz view of the graph functions
+    relax-xdsl-opt model.mlir -p default --print-ir-after=fuse-ops --time-passes
     relax-xdsl-opt model.mlir -p debug --print-ir-after-all  # IR after each pass, on stderr
 
 Passes (`-p`): pass names with options (`offload{lib=blas}`), xDSL's
 upstream passes (`canonicalize`, `cse`, ...) and the pipeline names of
-relax_xdsl.passes.pipelines (`default`, `debug`, `fast`), freely mixed:
-`-p "legalize{ops=matmul},default"`.
+relax_xdsl.passes.pipelines (`default`: optimizing, BLAS and fusion; `fast`:
+the same; `baseline`: unoptimised, every op its own kernel; `debug`: baseline
+without clean-ups), freely mixed: `-p "legalize{ops=matmul},baseline"`.
 
 Targets (`-t`): `mlir` (default; parses back), `c` (the generated C of a
 lowered module), `dot` (Graphviz view of the graph functions: ops as nodes,
@@ -139,6 +140,9 @@ class RelaxOptMain(xDSLOptMain):
         for action in arg_parser._actions:  # noqa: SLF001 - retitle xDSL's option: ours prints a table to stderr
             if "--time-passes" in action.option_strings:
                 action.help = "print a table of each pass's wall time to stderr"
+            if "--passes" in action.option_strings:
+                action.help = ("pipelines: default (optimizing: BLAS, fusion), fast (= default), baseline "
+                               f"(unoptimised), debug (baseline without clean-ups), mixed with passes. {action.help}")
 
     def _printer(self, stream: IO[str]) -> Printer:
         """A printer honouring xDSL's printing options."""
