@@ -127,7 +127,7 @@ def test_heap_register_tiles_match_the_unscheduled_program(rows: int, cols: int,
     assert lines[at].startswith(" " * 8) and lines[at + 1].strip() in ("scf.reduce", "}")
     for target in ("interp", "c"):
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
-        exe = rx.compile(module, target=target)
+        exe = rx.compile(module, target=target, pipeline="baseline")
         # the interpreter's time: one tile and its leftovers
         sizes = [(rows + 1, 1, cols + 1)] if target == "interp" else \
             [(1, 2, 3), (rows, 3, cols), (2 * rows + 5, 7, 2 * cols + 1)]
