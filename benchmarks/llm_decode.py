@@ -1,5 +1,5 @@
 """Decoder latency: the KV-cache decoder of tests/llm_decoder.py (exported
-the way torch.onnx writes one), imported once, compiled once (`fast`, C) and
+the way torch.onnx writes one), imported once, compiled once (`default`, C) and
 run from that one executable for every batch, prompt and cache length, side
 by side with onnxruntime (2 threads) on the same graph and inputs.
 
@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=BENCH.vocab)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--budget", type=float, default=3.0, help="seconds per contender and case")
-    ap.add_argument("--pipeline", default="fast")
+    ap.add_argument("--pipeline", default="default")
     args = ap.parse_args()
     import onnxruntime as ort
 

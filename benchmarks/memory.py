@@ -81,7 +81,7 @@ def _median_ms(fn: object, args: list[np.ndarray], repeat: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="transformer", choices=list(MODELS))
-    ap.add_argument("--pipeline", default="fast")
+    ap.add_argument("--pipeline", default="default")
     ap.add_argument("--repeat", type=int, default=30)
     args = ap.parse_args(argv)
     model = MODELS[args.model]()

@@ -5,7 +5,7 @@
 The chain x[n0]; for each step k: y = concat(prev, x_k[n_k]); prev = exp(y),
 every x_k with a symbol of its own, so every intermediate's size is a distinct
 symbolic sum and the planner compares sums of many symbols. Prints the time
-of `rx.lower(module, "default")` up to lower-graph and of the lower-graph
+of `rx.lower(module, "baseline")` up to lower-graph and of the lower-graph
 pass alone at each length (wall clock, and the process's CPU time, which
 other load on the machine does not inflate).
 """
@@ -36,7 +36,7 @@ def lower_graph_seconds(steps: int) -> tuple[float, float, float]:
     from relax_xdsl.passes.pipelines import PIPELINES
 
     module = concat_exp_chain(steps).module
-    before, _, _ = PIPELINES["default"].partition("lower-graph")
+    before, _, _ = PIPELINES["baseline"].partition("lower-graph")
     t0 = time.perf_counter()
     partial = rx.lower(module.clone(), before.rstrip(","))
     t1, c1 = time.perf_counter(), time.process_time()

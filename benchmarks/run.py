@@ -6,8 +6,8 @@ for llvm, both on the same ONNX graphs and weights.
     python benchmarks/run.py                 # all models, small and large sizes
     python benchmarks/run.py --models mlp --repeat 50 --pipelines default
 
-For each model and pipeline (`default`: everything generated; `fast`: matmuls
-offloaded to BLAS, needs scipy-openblas32): compile time (pipeline + C
+For each model and pipeline (`baseline`: everything generated; `default`, the
+optimizing one: matmuls offloaded to BLAS, fusion): compile time (pipeline + C
 compiler) cold (empty cache) and warm (cached library); then, per size, the
 median run time of numpy and of each C executable on the same inputs (one
 executable serves every size), the ratio to numpy (< 1 means faster than
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", nargs="*", default=list(SIZES), choices=list(SIZES))
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--budget", type=float, default=5.0, help="seconds per timing at most (after 3 runs)")
-    ap.add_argument("--pipelines", nargs="*", default=["default", "fast"], choices=["default", "fast"])
+    ap.add_argument("--pipelines", nargs="*", default=["baseline", "default"], choices=["baseline", "default"])
     ap.add_argument("--no-tvm", action="store_true", help="skip TVM even when installed")
     args = ap.parse_args(argv)
 

@@ -1,7 +1,8 @@
 """`relax_xdsl.compile`: a graph module -> an executable on numpy arrays.
 
 The module is lowered by a named pipeline (passes/pipelines.py) to the loop
-level, then run by a backend (relax_xdsl/backend): `interp` (xDSL's
+level, by default the optimizing one (matmuls to BLAS, fused ops; `baseline`
+is the unoptimised route for comparison), then run by a backend (relax_xdsl/backend): `interp` (xDSL's
 interpreter) or `c` (generated C, compiled and loaded with ctypes).
 
 Calling a function checks the inputs against its signature first (count,
@@ -179,14 +180,20 @@ class Executable:
 
 
 def lower(module: ModuleOp, pipeline: str = "default") -> ModuleOp:
-    """A lowered copy of `module` (the input is left as it is)."""
+    """A lowered copy of `module` (the input is left as it is), by `pipeline`:
+    a name in passes/pipelines.py (`default`, the optimizing one; `baseline`;
+    `debug`) or a pass spec; an unknown name is a RelaxError listing them."""
     from relax_xdsl.passes.pipelines import run_pipeline
 
     return run_pipeline(module.clone(), pipeline)
 
 
 def compile(module: ModuleOp, target: str = "c", pipeline: str = "default", **options: Any) -> Executable:  # noqa: A001
-    """Lowers `module` with `pipeline` and loads it on `target` ("c" or "interp")."""
+    """Lowers `module` with `pipeline` and loads it on `target` ("c" or "interp").
+
+    The default pipeline is the optimizing one (offload to BLAS, fusion), so
+    the plain call gives the fast code; `pipeline="baseline"` compiles every
+    op as its own generated kernel, to compare against or debug."""
     if target not in TARGETS:
         raise RelaxError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     timings: dict[str, float] = {}

@@ -41,7 +41,7 @@ def runner(level: str, module: Any) -> Callable[..., Any]:
         return lambda *a: rx.evaluate(module, "main", *a)
     if level == "interp":
         return rx.compile(module, target="interp")["main"]
-    pipeline = "fast" if level == "c-fast" else "default"
+    pipeline = "default" if level == "c-fast" else "baseline"
     return rx.compile(module, target="c", pipeline=pipeline, debug=level == "c-debug")["main"]
 
 

@@ -36,10 +36,10 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-@pytest.mark.parametrize("pipeline", ["default", "fast"])
+@pytest.mark.parametrize("pipeline", ["baseline", "default"])
 @pytest.mark.parametrize("build", [mlp, cnn, transformer_block, small_module], ids=["mlp", "cnn", "transformer", "small"])
 def test_generated_c_is_warning_free(build: object, pipeline: str, cache: Path) -> None:
-    """The generated C, the library functions (`fast`) and the entry points."""
+    """The generated C, the library functions (`default`) and the entry points."""
     module = build()  # type: ignore[operator]
     loops = rx.lower(module.module if hasattr(module, "module") else module, pipeline)
     lib = CModule(loops, cflags=(*DEFAULT_FLAGS, *WARNING_FLAGS, "-Werror"))

@@ -113,9 +113,9 @@ def test_import_run_and_bench_onnx(tmp_path: Path) -> None:
     proc = run("relax-xdsl", "run", str(out), "--shape", "batch=5", "--check")
     assert proc.returncode == 0, proc.stderr
     assert "output: float32[5, 3]" in proc.stdout
-    # the ONNX file directly, against onnxruntime and the evaluator, with each pass shown
-    proc = run("relax-xdsl", "run", str(model), "--shape", "batch=1", "--ort", "--check", "--verbose",
-               "--pipeline", "fast")
+    # the ONNX file directly, against onnxruntime and the evaluator, with each pass shown (the default
+    # pipeline is the optimizing one: offload among them)
+    proc = run("relax-xdsl", "run", str(model), "--shape", "batch=1", "--ort", "--check", "--verbose")
     assert proc.returncode == 0, proc.stderr
     assert "from onnxruntime" in proc.stdout and "pass legalize" in proc.stderr and "pass offload" in proc.stderr
     # weights in a side file, passed back as parameters

@@ -114,7 +114,7 @@ def test_print_ir_after_and_time_passes(tmp_path: Path) -> None:
     proc = opt(m, "-p", "debug", "--print-ir-after-all")
     assert [line for line in proc.stderr.splitlines() if "IR after" in line] == [
         f"// -----// IR after {p} //----- //" for p in ("legalize", "auto-schedule", "lower-tir", "lower-graph")]
-    proc = opt(m, "-p", "fast", "--time-passes")
+    proc = opt(m, "-p", "default", "--time-passes")
     assert proc.returncode == 0, proc.stderr
     for name in ("offload", "annotate-op-pattern", "fuse-ops", "fuse-tir", "legalize", "auto-schedule", "lower-tir",
                  "lower-graph",

@@ -139,7 +139,7 @@ def test_malformed_control_flow_is_a_parse_error_with_a_position(body: str, matc
 
 # -- compiled: lower-graph turns them into scf.if / scf.while / func.call --------------------------------------------
 
-RUNS = [("interp", "default"), ("interp", "fast"), ("c", "default"), ("c", "fast")]
+RUNS = [("interp", "baseline"), ("interp", "default"), ("c", "baseline"), ("c", "default")]
 
 
 def _compiled_equals_evaluator(module, func: str, cases) -> None:

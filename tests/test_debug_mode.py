@@ -51,7 +51,7 @@ def test_debug_builds_are_cached_apart_from_normal_ones() -> None:
 
 
 @pytest.mark.parametrize("build", [mlp, cnn, transformer_block], ids=["mlp", "cnn", "transformer"])
-@pytest.mark.parametrize("pipeline", ["default", "fast"])
+@pytest.mark.parametrize("pipeline", ["baseline", "default"])
 def test_models_run_clean_under_bounds_checks(build: object, pipeline: str) -> None:
     model = build()  # type: ignore[operator]
     exe = rx.compile(model.module, target="c", pipeline=pipeline, debug=True)

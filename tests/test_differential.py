@@ -1,7 +1,7 @@
 """Differential testing: random graph functions (tests/fuzz_programs.py) run
-through the reference evaluator, the interpreter and the C target (default
-and fast pipelines, and a bounds-checked debug build), at several bindings
-of the symbols including all ones; all must agree. Every pass of the fast
+through the reference evaluator, the interpreter and the C target (baseline
+and default pipelines, and a bounds-checked debug build), at several bindings
+of the symbols including all ones; all must agree. Every pass of the default
 pipeline is applied one at a time with print -> parse -> print checked
 after each, and while the module still has graph functions the evaluator
 runs it again (so a pass that changes the meaning is caught at that pass).
@@ -110,19 +110,19 @@ def run_everywhere(program: Program) -> None:
     name = program.name
     expected = [outcome(rx.evaluate, module, name, *args) for args in program.cases]
     runs = list(zip(program.cases, expected, program.bindings))
-    interp = rx.compile(module, target="interp")
+    interp = rx.compile(module, target="interp", pipeline="baseline")
     for args, want, b in runs:
         if b is not LARGE:  # the interpreter would walk 2**32 empty iterations
             agree(outcome(interp[name], *args), want, program, f"interp at {b}")
-    c_default = rx.compile(module, target="c")
+    c_baseline = rx.compile(module, target="c", pipeline="baseline")
     for args, want, b in runs:
-        agree(outcome(c_default[name], *args), want, program, f"c default at {b}", b is LARGE)
-    loops = stepwise(module.clone(), "fast", program, expected)
+        agree(outcome(c_baseline[name], *args), want, program, f"c baseline at {b}", b is LARGE)
+    loops = stepwise(module.clone(), "default", program, expected)
     debug = len(RAN) % 3 == 0  # a third of the programs also run bounds-checked
     for flag in (False, True) if debug else (False,):
         exe = Executable(module, loops, CModule(loops, debug=flag), "c", {})
         for args, want, b in runs:
-            agree(outcome(exe[name], *args), want, program, f"c fast{' debug' if flag else ''} at {b}", b is LARGE)
+            agree(outcome(exe[name], *args), want, program, f"c default{' debug' if flag else ''} at {b}", b is LARGE)
     RAN.append(program)
 
 

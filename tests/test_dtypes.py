@@ -75,7 +75,7 @@ def check_all_levels(module: ModuleOp, cases: list[tuple[np.ndarray, ...]], clos
     legal = roundtrip(legalize_module(module.clone()))
     for args, exp in zip(cases, expected):
         same(rx.evaluate(legal, "main", *args), exp)
-    for target, pipeline in (("interp", "default"), ("c", "default"), ("c", "fast")):
+    for target, pipeline in (("interp", "baseline"), ("c", "baseline"), ("c", "default")):
         exe = rx.compile(module, target=target, pipeline=pipeline)
         for args, exp in zip(cases, expected):
             same(exe["main"](*args), exp)

@@ -78,18 +78,18 @@ def _generate_and_compare(module: Any, ort_step: Any, target: str, pipeline: str
 
 
 @pytest.mark.parametrize("batch", [1, 2])
-@pytest.mark.parametrize("pipeline", ["default", "fast"])
+@pytest.mark.parametrize("pipeline", ["baseline", "default"])
 def test_greedy_decode_matches_onnxruntime_c(module: Any, ort_step: Any, pipeline: str, batch: int) -> None:
     _generate_and_compare(module, ort_step, "c", pipeline, batch, new_tokens=12)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("pipeline", "batch"), [("default", 1), ("fast", 2)])
+@pytest.mark.parametrize(("pipeline", "batch"), [("baseline", 1), ("default", 2)])
 def test_greedy_decode_matches_onnxruntime_interp(module: Any, ort_step: Any, pipeline: str, batch: int) -> None:
     _generate_and_compare(module, ort_step, "interp", pipeline, batch, new_tokens=3)
 
 
-@pytest.mark.parametrize("pipeline", ["default", "fast"])
+@pytest.mark.parametrize("pipeline", ["baseline", "default"])
 def test_decode_after_a_long_cache(module: Any, ort_step: Any, pipeline: str) -> None:
     """A step with a cache longer than any prompt above (and a 2-token chunk)."""
     exe = _exe(module, "c", pipeline)

@@ -46,7 +46,7 @@ def _same_as_ort(m, feeds_list):
     module = rx.parse_module(rx.print_module(rx.from_onnx(m)))
     sess = ort.InferenceSession(m.SerializeToString())
     runs = [lambda *a: rx.evaluate(module, "main", *a)]
-    runs += [rx.compile(module, target=t, pipeline=p).main for t, p in (("interp", "default"), ("c", "fast"))]
+    runs += [rx.compile(module, target=t, pipeline=p).main for t, p in (("interp", "baseline"), ("c", "default"))]
     for run in runs:
         for feeds in feeds_list:
             got = run(*feeds.values())
@@ -105,7 +105,7 @@ def test_if_branches_that_cannot_join_are_an_import_error() -> None:
 
 # -- scan outputs of unstated shape, and Scan -------------------------------------------------------------------------
 
-RUNS = [("interp", "default"), ("c", "fast")]
+RUNS = [("interp", "baseline"), ("c", "default")]
 
 
 def _same_as_ort_everywhere(m, feeds_list) -> None:

@@ -14,7 +14,7 @@ import relax_xdsl as rx
 from relax_xdsl.frontend.onnx_import import OnnxImportError
 
 ort = pytest.importorskip("onnxruntime")
-RUNS = [("interp", "default"), ("interp", "fast"), ("c", "default"), ("c", "fast")]
+RUNS = [("interp", "baseline"), ("interp", "default"), ("c", "baseline"), ("c", "default")]
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 
 

@@ -15,7 +15,7 @@ import relax_xdsl as rx
 from relax_xdsl import op
 from relax_xdsl.errors import BoundsError, ShapeError
 
-RUNS = [("interp", "default"), ("interp", "fast"), ("c", "default"), ("c", "fast")]
+RUNS = [("interp", "baseline"), ("interp", "default"), ("c", "baseline"), ("c", "default")]
 
 
 def _all_levels(module, cases, expected) -> None:

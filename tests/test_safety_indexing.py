@@ -1,8 +1,8 @@
 """Indexing with data has one out-of-range behaviour on every target and
 pipeline, the evaluator's: a `take` index outside [-n, n) (so any index into
 an axis that is empty at run time) is a BoundsError naming the op, the index
-and the axis extent, from the evaluator, the interpreter and C (default,
-fast, debug pipelines and debug builds). Valid negative indices count from
+and the axis extent, from the evaluator, the interpreter and C (baseline,
+default, debug pipelines and debug builds). Valid negative indices count from
 the end; in-range indices agree with numpy.take."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from relax_xdsl import op
 Run = Callable[[Any, tuple[np.ndarray, ...]], Any]
 
 
-def _compiled(target: str, pipeline: str = "default", debug: bool = False) -> Run:
+def _compiled(target: str, pipeline: str = "baseline", debug: bool = False) -> Run:
     cache: dict[int, Any] = {}
 
     def run(module: Any, args: tuple[np.ndarray, ...]) -> Any:
@@ -42,9 +42,9 @@ RUNNERS: dict[str, Run] = {
     "evaluate": lambda module, args: rx.evaluate(module, "main", *args),
     "legalized": _legalized,
     "interp": _compiled("interp"),
-    "interp-fast": _compiled("interp", "fast"),
-    "c-default": _compiled("c"),
-    "c-fast": _compiled("c", "fast"),
+    "interp-default": _compiled("interp", "default"),
+    "c-baseline": _compiled("c"),
+    "c-default": _compiled("c", "default"),
     "c-debug-pipeline": _compiled("c", "debug"),
     "c-debug-build": _compiled("c", debug=True),
 }
@@ -68,7 +68,7 @@ def empty_axis_module() -> Any:
 
 
 def fused_rows_module() -> Any:
-    """take along axis 0 between elementwise ops: in `fast` it is one fused
+    """take along axis 0 between elementwise ops: in `default` it is one fused
     program whose check loop and gather loop run over the same rows."""
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", "m"], "float32")
@@ -112,7 +112,7 @@ def test_out_of_range_index_is_a_bounds_error(runner: str, case: str, module: An
         assert "in tensor program @" in text
 
 
-@pytest.mark.parametrize("runner", ["c-default", "c-fast", "interp"])
+@pytest.mark.parametrize("runner", ["c-baseline", "c-default", "interp"])
 def test_executable_stays_usable_after_an_index_error(runner: str) -> None:
     x = rand((3, 4))
     with pytest.raises(rx.BoundsError):
@@ -141,7 +141,7 @@ def test_valid_indices_agree_with_numpy_take(runner: str) -> None:
     np.testing.assert_array_equal(run(EMPTY_AXIS, (x, np.array([-2, 1], np.int64))), x[:, 1:][:, [-2, 1]])
 
 
-@pytest.mark.parametrize("runner", ["evaluate", "interp", "c-default", "c-fast"])
+@pytest.mark.parametrize("runner", ["evaluate", "interp", "c-baseline", "c-default"])
 def test_scalar_and_2d_indices(runner: str) -> None:
     scalar, matrix = take_module(0, "int64", ()), take_module(1, "int32", (2, "k"))
     x = rand((3, 4))
@@ -161,7 +161,7 @@ def test_check_loop_stays_out_of_fused_row_loops() -> None:
     from relax_xdsl.dialects.tir import CheckIndexOp
     from xdsl.dialects import scf
 
-    loops = rx.lower(FUSED_ROWS, "fast")
+    loops = rx.lower(FUSED_ROWS, "default")
     checks = [o for o in loops.walk() if isinstance(o, CheckIndexOp)]
     assert len(checks) == 1
     parent = checks[0].parent_op()
@@ -195,7 +195,8 @@ def test_onnx_gather_with_run_time_indices_maps_onto_take(index_type: str) -> No
     m.ir_version = 8
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     mod = rx.from_onnx(m)
-    exes = [rx.compile(mod, target="c"), rx.compile(mod, target="c", pipeline="fast"), rx.compile(mod, target="interp")]
+    exes = [rx.compile(mod, target="c", pipeline="baseline"), rx.compile(mod, target="c"),
+            rx.compile(mod, target="interp")]
     good = np.array([[0, -1], [9, -10]], index_type)
     want = sess.run(None, {"ids": good})[0]
     np.testing.assert_array_equal(rx.evaluate(mod, "main", good), want)

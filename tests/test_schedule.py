@@ -105,7 +105,7 @@ def test_auto_schedule_keeps_the_summation_order(body: Any, specs: list[tuple[li
     assert (auto_schedule(legalized(body, *specs)) > 0) == scheduled
     for target in ("interp", "c"):
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
-        exe = rx.compile(module, target=target)  # the default pipeline: auto-scheduled
+        exe = rx.compile(module, target=target, pipeline="baseline")  # auto-scheduled
         for size in SIZES:
             names = {d for s, _ in specs for d in s if isinstance(d, str)}
             env = {d: size + i for i, d in enumerate(sorted(names))} if size > 1 else dict.fromkeys(names, 1)
@@ -129,12 +129,12 @@ def test_matmul_register_tiles_at_every_size(width: Any) -> None:
     module = legalized(op.matmul, (["n", "k"], "float32"), (["k", width], "float32"))
     cols = tile_columns(next(c for c in Schedule(module, "matmul").computes()))
     assert cols == {"m": 64, 10: None, 16: 16, 40: 32, 130: 64}[width] and TILE_ROWS == 4
-    text = rx.print_module(rx.lower(module, "default"))
+    text = rx.print_module(rx.lower(module, "baseline"))
     assert ("memref.alloca" in text) == (cols is not None)
     widths = (1, 63, 64, 130) if width == "m" else (width,)
     for target in ("interp", "c"):
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
-        exe = rx.compile(module, target=target)
+        exe = rx.compile(module, target=target, pipeline="baseline")
         for n, k, m in [(1, 1, widths[0]), (4, 5, widths[-1]), (6, 3, widths[1 % len(widths)]),
                         (9, 2, widths[2 % len(widths)])]:
             if target == "interp" and n * m > 600:
@@ -162,11 +162,11 @@ def test_stride_1_conv_register_tiles(width: Any, padding: tuple[int, ...]) -> N
 
     specs = (["n", 2, "h", width], "float32"), ([3, 2, 3, 3], "float32")
     module = legalized(lambda x, w: op.nn.conv2d(x, w, padding=padding), *specs)
-    assert "memref.alloca" in rx.print_module(rx.lower(module, "default"))
+    assert "memref.alloca" in rx.print_module(rx.lower(module, "baseline"))
     assert auto_schedule(legalized(lambda x, w: op.nn.conv2d(x, w, strides=(1, 2), padding=padding), *specs)) == 0
     for target in ("interp", "c"):
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
-        exe = rx.compile(module, target=target)
+        exe = rx.compile(module, target=target, pipeline="baseline")
         for n, h, w in [(1, 1, 1), (1, 5, 17), (2, 4, 17), (1, 9, 70)]:
             w = width if isinstance(width, int) else w
             if target == "interp" and n * h * w > 100:
@@ -189,14 +189,14 @@ def test_batched_matmul_register_tiles(lead: list[Any]) -> None:
     from relax_xdsl.passes.auto_schedule import auto_schedule
 
     module = legalized(op.matmul, ([*lead, "n", "k"], "float32"), ([*lead, "k", "m"], "float32"))
-    assert "memref.alloca" in rx.print_module(rx.lower(module, "default"))
+    assert "memref.alloca" in rx.print_module(rx.lower(module, "baseline"))
     scheduled = module.clone()
     auto_schedule(scheduled)
     loops = [line.strip() for line in rx.print_module(scheduled).splitlines() if "tir.for" in line]
     assert loops[0].endswith("parallel {") and sum("parallel" in line for line in loops) == 1
     for target in ("interp", "c"):
         plain = rx.compile(module, target=target, pipeline=UNSCHEDULED)
-        exe = rx.compile(module, target=target)
+        exe = rx.compile(module, target=target, pipeline="baseline")
         for b, n, k, m in [(1, 1, 1, 1), (2, 5, 3, 70), (3, 4, 2, 64)]:
             if target == "interp" and b * n * m > 300:
                 continue

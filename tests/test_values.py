@@ -16,7 +16,7 @@ from relax_xdsl.errors import IRParseError, RelaxError, ResourceLimitError, Shap
 from relax_xdsl.ir import parse_module
 from relax_xdsl.shape import sym
 
-RUNS = [("interp", "default"), ("interp", "fast"), ("c", "default"), ("c", "fast")]
+RUNS = [("interp", "baseline"), ("interp", "default"), ("c", "baseline"), ("c", "default")]
 
 
 def _all_levels(module, cases, func: str = "main") -> None:

@@ -464,7 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--params", metavar="FILE.npz", help="weights written by import --params-file")
         p.add_argument("--shape", action="append", default=[], metavar="SYMBOL=N",
                        help="the size of a symbol of the inputs' dims (N >= 0), for the random inputs")
-        p.add_argument("--pipeline", default="default", help="default, fast, debug or a pass pipeline")
+        p.add_argument("--pipeline", default="default", help="default (optimizing: BLAS, fusion), baseline "
+                       "(unoptimised), debug, fast (= default) or a pass pipeline")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--ort", action="store_true", help="compare with onnxruntime (.onnx models)")
 

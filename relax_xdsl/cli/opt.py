@@ -2,15 +2,16 @@
 named pipelines and targets registered.
 
     relax-xdsl-opt model.mlir -p legalize,lower-tir          # passes, with options: "legalize{ops=matmul}"
-    relax-xdsl-opt model.mlir -p default -t c                # the generated C
-    relax-xdsl-opt model.mlir -p fast -t dot | dot -Tsvg     # Graphviz view of the graph functions
-    relax-xdsl-opt model.mlir -p fast --print-ir-after=fuse-ops --time-passes
+    relax-xdsl-opt model.mlir -p default -t c                # the generated C (optimizing pipeline)
+    relax-xdsl-opt model.mlir -p default -t dot | dot -Tsvg  # Graphviz view of the graph functions
+    relax-xdsl-opt model.mlir -p default --print-ir-after=fuse-ops --time-passes
     relax-xdsl-opt model.mlir -p debug --print-ir-after-all  # IR after each pass, on stderr
 
-Passes (`-p`): this project's passes with options (`offload{lib=blas}`),
-xDSL's upstream passes (`canonicalize`, `cse`, ...) and the named pipelines
-of relax_xdsl.passes.pipelines, freely mixed; `--help` lists them all, read
-from the registries when it runs.
+Passes (`-p`): pass names with options (`offload{lib=blas}`), xDSL's
+upstream passes (`canonicalize`, `cse`, ...) and the pipeline names of
+relax_xdsl.passes.pipelines (`default`: optimizing, BLAS and fusion; `fast`:
+the same; `baseline`: unoptimised, every op its own kernel; `debug`: baseline
+without clean-ups), freely mixed: `-p "legalize{ops=matmul},baseline"`.
 
 Targets (`-t`): only those that work on this project's IR (TARGETS below);
 xDSL's others (assembly, LLVM, WGSL, ...) expect their own dialects and are

@@ -1,5 +1,5 @@
 // RUN: relax-xdsl-opt %s -p legalize,auto-schedule | filecheck %s
-// RUN: relax-xdsl-opt %s -p default -t c | filecheck %s --check-prefix=C
+// RUN: relax-xdsl-opt %s -p baseline -t c | filecheck %s --check-prefix=C
 
 // matmul: register tiles (below); the sum over rows keeps k outermost; row sums
 // (contiguous along the reduction axis, as softmax's, whose per-row max is

@@ -1,4 +1,4 @@
-// RUN: relax-xdsl-opt %s -p default -t c | filecheck %s
+// RUN: relax-xdsl-opt %s -p baseline -t c | filecheck %s
 
 builtin.module {
   relax.function @main(%x: !relax.tensor<[n, 8], f32>) -> !relax.tensor<[n, 8], f32> {

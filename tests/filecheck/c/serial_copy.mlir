@@ -1,4 +1,4 @@
-// RUN: relax-xdsl-opt %s -p default -t c | filecheck %s
+// RUN: relax-xdsl-opt %s -p baseline -t c | filecheck %s
 
 // A small parallel nest (the add) is emitted twice: plain loops taken below
 // PARALLEL_MIN_WORK iterations (an OpenMP region kept on one thread by an `if`

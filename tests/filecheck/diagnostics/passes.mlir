@@ -33,7 +33,7 @@ builtin.module {
 // OPTION:      relax-xdsl-opt: error: -p: pass 'legalize': {{.*}}"frob"{{.*}} (its options: ops)
 // OPTION-NEXT: exit 1
 
-// UNKNOWN:      relax-xdsl-opt: error: -p: unknown pass 'nonsense'; this project's passes: legalize, offload, {{.*}}; pipelines: default, debug, fast
+// UNKNOWN:      relax-xdsl-opt: error: -p: unknown pass 'nonsense'; this project's passes: legalize, offload, {{.*}}; pipelines: default, fast, baseline, debug
 // UNKNOWN-NEXT: exit 1
 
 // SYNTAX:      relax-xdsl-opt: error: Error parsing pass pipeline specification:

@@ -1,5 +1,5 @@
 // RUN: relax-xdsl-opt %s -p legalize,lower-tir,lower-graph | filecheck %s
-// RUN: relax-xdsl-opt %s -p default | relax-xdsl-opt | filecheck %s --check-prefix=DEFAULT
+// RUN: relax-xdsl-opt %s -p baseline | relax-xdsl-opt | filecheck %s --check-prefix=BASELINE
 
 builtin.module {
   relax.function @main(%x: !relax.tensor<[n, 784], f32>, %y: !relax.tensor<[m, 784], f32>) -> tuple<!relax.tensor<[n, 784], f32>, !relax.tensor<[n + m, 784], f32>> {
@@ -23,6 +23,6 @@ builtin.module {
 // CHECK:        func.call @concat(%[[A]], %y, %[[B]])
 // CHECK:        func.return %[[A]], %[[B]] : memref<?x784xf32>, memref<?x784xf32>
 
-// DEFAULT: func.func @main
-// DEFAULT: func.func @multiply
-// DEFAULT: func.func @concat
+// BASELINE: func.func @main
+// BASELINE: func.func @multiply
+// BASELINE: func.func @concat

@@ -1,9 +1,10 @@
 // RUN: relax-xdsl-opt %s -p debug --print-ir-after-all 2>&1 >/dev/null | filecheck %s --check-prefix=ALL
 // RUN: relax-xdsl-opt %s -p "legalize{ops=relu},debug" --print-ir-after=legalize --print-op-generic 2>&1 >/dev/null | filecheck %s --check-prefix=AFTER
 // RUN: relax-xdsl-opt %s -p debug --print-between-passes | filecheck %s --check-prefix=BETWEEN
-// RUN: relax-xdsl-opt %s -p fast --time-passes 2>&1 >/dev/null | filecheck %s --check-prefix=TIME
-// RUN: relax-xdsl-opt %s -p fast | filecheck %s --check-prefix=FAST
-// RUN: relax-xdsl-opt %s -p default | relax-xdsl-opt | filecheck %s --check-prefix=DEFAULT
+// RUN: relax-xdsl-opt %s -p default --time-passes 2>&1 >/dev/null | filecheck %s --check-prefix=TIME
+// RUN: relax-xdsl-opt %s -p default | filecheck %s --check-prefix=DEFAULT
+// RUN: relax-xdsl-opt %s -p fast | filecheck %s --check-prefix=DEFAULT
+// RUN: relax-xdsl-opt %s -p baseline | relax-xdsl-opt | filecheck %s --check-prefix=BASELINE
 
 builtin.module {
   relax.function @main(%x: !relax.tensor<[n, 4], f32>, %w: !relax.tensor<[4, m], f32>) -> !relax.tensor<[n, m], f32> {
@@ -60,19 +61,19 @@ builtin.module {
 // TIME-NEXT: cse {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: total {{ +[0-9]+\.[0-9]+ +100\.0}}
 
-// fast: the matmul goes to BLAS, the rest to generated loops.
-// FAST-NOT: {{relax\.function|relax\.call_tir|lib\.call|tir\.prim_func}}
-// FAST:     func.func @main
-// FAST:     func.call @exp(
-// FAST:     func.call @rx_blas_matmul_2x2(
-// FAST:     func.call @relu(
-// FAST-NOT: {{relax\.function|relax\.call_tir|lib\.call|tir\.prim_func}}
-// FAST:     func.func private @rx_blas_matmul_2x2(
-
-// default: everything lowered and cleaned up; the output parses back.
+// default (and fast, its old name): the matmul goes to BLAS, the rest to generated loops.
 // DEFAULT-NOT: {{relax\.function|relax\.call_tir|lib\.call|tir\.prim_func}}
 // DEFAULT:     func.func @main
 // DEFAULT:     func.call @exp(
-// DEFAULT:     func.call @matmul(
+// DEFAULT:     func.call @rx_blas_matmul_2x2(
 // DEFAULT:     func.call @relu(
 // DEFAULT-NOT: {{relax\.function|relax\.call_tir|lib\.call|tir\.prim_func}}
+// DEFAULT:     func.func private @rx_blas_matmul_2x2(
+
+// baseline: every op its own generated kernel, lowered and cleaned up; the output parses back.
+// BASELINE-NOT: {{relax\.function|relax\.call_tir|lib\.call|tir\.prim_func}}
+// BASELINE:     func.func @main
+// BASELINE:     func.call @exp(
+// BASELINE:     func.call @matmul(
+// BASELINE:     func.call @relu(
+// BASELINE-NOT: {{relax\.function|relax\.call_tir|lib\.call|tir\.prim_func}}
