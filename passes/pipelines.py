@@ -48,6 +48,14 @@ PIPELINES: dict[str, str] = {
     "debug": "legalize,auto-schedule,lower-tir,lower-graph,schedule-loops",
 }
 
+SUMMARIES: dict[str, str] = {
+    "default": "optimizing: BLAS / oneDNN offload and fusion; what compile(module) runs",
+    "fast": "the same as default, by its former name",
+    "baseline": "unoptimised: every op its own generated kernel, for debugging and comparison",
+    "debug": "baseline without the clean-ups: each pass's output as it wrote it",
+}
+"""One line per pipeline, for help texts."""
+
 
 def expand(spec: str) -> str:
     """A pipeline name, or a pass-pipeline spec whose items may be pipeline names."""

@@ -113,12 +113,12 @@ def test_print_ir_after_and_time_passes(tmp_path: Path) -> None:
     assert "relax.call_tir @relu" in proc.stderr and "func.func @main" in proc.stdout
     proc = opt(m, "-p", "debug", "--print-ir-after-all")
     assert [line for line in proc.stderr.splitlines() if "IR after" in line] == [
-        f"// -----// IR after {p} //----- //" for p in ("legalize", "auto-schedule", "lower-tir", "lower-graph")]
+        f"// -----// IR after {p} //----- //"
+        for p in ("legalize", "auto-schedule", "lower-tir", "lower-graph", "schedule-loops")]
     proc = opt(m, "-p", "default", "--time-passes")
     assert proc.returncode == 0, proc.stderr
     for name in ("offload", "annotate-op-pattern", "fuse-ops", "fuse-tir", "legalize", "auto-schedule", "lower-tir",
-                 "lower-graph",
-                 "canonicalize", "cse", "total"):
+                 "lower-graph", "canonicalize", "cse", "schedule-loops", "total"):
         assert re.search(rf"^{name}\S*\s+\d+\.\d+\s+\d+\.\d", proc.stderr, re.M), (name, proc.stderr)
     assert "builtin.module" in proc.stdout  # timings do not pollute the output
     proc = opt(m, "-p", "legalize", "--print-ir-after=nonsense")

@@ -48,7 +48,7 @@ def test_the_pipeline_specs() -> None:
     default, baseline = PIPELINES["default"].split(","), PIPELINES["baseline"].split(",")
     assert {"offload{lib=blas}", "fuse-ops", "fuse-tir", "fuse-row-loops"} <= set(default)
     assert not {"offload{lib=blas}", "fuse-ops", "fuse-tir", "fuse-row-loops"} & set(baseline)
-    assert PIPELINES["debug"] == "legalize,auto-schedule,lower-tir,lower-graph"
+    assert PIPELINES["debug"] == "legalize,auto-schedule,lower-tir,lower-graph,schedule-loops"
 
 
 @pytest.mark.parametrize("spec", ["fastt", "legalize,nosuchpass"])

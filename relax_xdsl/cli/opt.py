@@ -106,7 +106,7 @@ def usage_notes() -> str:
     """What --help says first: this project's passes (with their options),
     named pipelines and targets, read from the registries when it runs."""
     from relax_xdsl.passes import get_all_passes
-    from relax_xdsl.passes.pipelines import PIPELINES
+    from relax_xdsl.passes.pipelines import PIPELINES, SUMMARIES
 
     passes = []
     for name, factory in get_all_passes().items():
@@ -119,7 +119,8 @@ def usage_notes() -> str:
         "This project's passes (-p NAME or NAME{option=value}; options in braces):",
         textwrap.fill(", ".join(passes), width=100, initial_indent="  ", subsequent_indent="  "), "",
         "Named pipelines (-p NAME, mixed freely with passes: -p \"legalize{ops=matmul},NAME\"):",
-        _columns(list(PIPELINES.items())), "",
+        _columns([(name, f"({SUMMARIES[name]}) {spec}" if name in SUMMARIES else spec)
+                  for name, spec in PIPELINES.items()]), "",
         "Targets (-t; xDSL's other targets do not apply to this IR):",
         _columns(list(TARGETS.items())), "",
         "xDSL's own passes (canonicalize, cse, ...) are listed under -p below.", "",

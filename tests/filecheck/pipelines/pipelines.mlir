@@ -25,6 +25,8 @@ builtin.module {
 // ALL:      // -----// IR after lower-graph //----- //
 // ALL-NOT:  relax.function
 // ALL:        func.func @main(%x: memref<?x4xf32>, %w: memref<4x?xf32>) -> memref<?x?xf32>
+// ALL:      // -----// IR after schedule-loops //----- //
+// ALL:        {relax.min_work = 32768 : i64, relax.serial_copy}
 // ALL-NOT:  IR after
 
 // --print-ir-after=PASS prints each run of PASS (here the partial legalize
