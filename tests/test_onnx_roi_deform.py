@@ -155,3 +155,23 @@ def test_tensor_scatter_matches_reference(mode: str, with_indices: bool) -> None
             args.append(rng.integers(0, 5 if mode == "linear" else 6, size=b).astype("int64"))
         feeds = dict(zip(["past", "update", "w"], args))
         np.testing.assert_array_equal(exe["main"](*args), ref.run(None, feeds)[0])
+
+
+@pytest.mark.parametrize("mode", ["linear", "circular"])
+def test_tensor_scatter_symbolic_lengths(mode: str) -> None:
+    """max_sequence_length and sequence_length symbolic (bound per call)."""
+    from onnx.reference import ReferenceEvaluator
+
+    node = helper.make_node("TensorScatter", ["p", "u", "w"], ["y"], mode=mode)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("p", F32, ["b", 2, "m", 3]),
+                                            helper.make_tensor_value_info("u", F32, ["b", 2, "s", 3]),
+                                            helper.make_tensor_value_info("w", I64, ["b"])],
+                              [helper.make_tensor_value_info("y", F32, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 24)])
+    exe = rx.compile(rx.from_onnx(model), target="c")
+    rng = np.random.default_rng(6)
+    for b, m, s in ((1, 5, 1), (3, 8, 3)):
+        p = rng.standard_normal((b, 2, m, 3)).astype("float32")
+        u = rng.standard_normal((b, 2, s, 3)).astype("float32")
+        w = rng.integers(0, m - s + 1, size=b)
+        np.testing.assert_array_equal(exe["main"](p, u, w), ReferenceEvaluator(model).run(None, {"p": p, "u": u, "w": w})[0])
