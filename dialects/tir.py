@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import sympy
 from relax_xdsl.dialects.relax import DimsAttr, _parse_shape_and_dtype, _Shaped
 from xdsl.dialects.arith import FloatingPointLikeBinaryOperation
-from xdsl.dialects.builtin import IndexType, StringAttr, SymbolNameConstraint
+from xdsl.dialects.builtin import IndexType, StringAttr, SymbolNameConstraint, UnitAttr
 from xdsl.ir import Attribute, Block, Dialect, ParametrizedAttribute, Region, SSAValue, TypeAttribute
 from xdsl.irdl import (
     IRDLOperation,
@@ -297,7 +297,9 @@ class CheckIndexOp(IRDLOperation):
     lower-tir, where the interpreter and the C emitter run it; a check may
     leave a kernel early, so it stays out of parallel loops (written in a
     serial loop before the gather; fuse-row-loops does not merge loops with
-    checks)."""
+    checks). With `nonnegative` (a unit attribute) the valid range is
+    [0, n): an index that may not count from the end (RoiAlign's batch
+    indices)."""
 
     name = "tir.check_index"
     index = operand_def(IndexType)
@@ -305,8 +307,13 @@ class CheckIndexOp(IRDLOperation):
     what = prop_def(StringAttr)
     assembly_format = "$index `,` $extent $what attr-dict"
 
-    def __init__(self, index: SSAValue, extent: SSAValue, what: str):
-        super().__init__(operands=[index, extent], properties={"what": StringAttr(what)})
+    def __init__(self, index: SSAValue, extent: SSAValue, what: str, nonnegative: bool = False):
+        super().__init__(operands=[index, extent], properties={"what": StringAttr(what)},
+                         attributes={"nonnegative": UnitAttr()} if nonnegative else {})
+
+    @property
+    def nonnegative(self) -> bool:
+        return "nonnegative" in self.attributes
 
 
 @irdl_op_definition

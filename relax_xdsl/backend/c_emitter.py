@@ -619,7 +619,8 @@ class _FunctionEmitter:
             if self.parallel_depth:
                 raise RelaxError(f"{op.what.data}: tir.check_index inside a parallel loop (checks run before them)")
             i, n = self.v(op.index), self.v(op.extent)
-            self.line(f"if (__builtin_expect(!(({i}) >= -({n}) && ({i}) < ({n})), 0)) "
+            lo = "0" if op.nonnegative else f"-({n})"
+            self.line(f"if (__builtin_expect(!(({i}) >= {lo} && ({i}) < ({n})), 0)) "
                       f"{self._fail(op.what.data, 'rx_fail_index', f', {i}, {n}')}")
         elif isinstance(op, func.CallOp):
             self._call(op)

@@ -220,7 +220,7 @@ class RelaxFunctions(InterpreterFunctions):
     @impl(CheckIndexOp)
     def run_check_index(self, interpreter: Interpreter, op: CheckIndexOp, args: PythonValues) -> PythonValues:
         i, n = int(args[0]), int(args[1])
-        if not -n <= i < n:
+        if not (0 if op.nonnegative else -n) <= i < n:
             raise index_out_of_range(op.what.data, i, n)
         return ()
 

@@ -748,6 +748,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
         onnx_ops_nn2,
         onnx_ops_rest,
         onnx_ops_rnnq,
+        onnx_ops_roi,
     )
 
     proto = load_model(model)

@@ -14,5 +14,6 @@ from relax_xdsl.ops import (
     nn_extra,  # noqa: F401
     nn_index,  # noqa: F401
     reduction,  # noqa: F401
+    roi,  # noqa: F401
     sampling,  # noqa: F401
 )
