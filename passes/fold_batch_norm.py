@@ -130,10 +130,10 @@ class FoldBatchNorm(RewritePattern):
         shape = (1, -1, 1, 1) if producer.SPEC.name == "conv2d" else (-1,)
         c = ConstantOp.from_array(shift.reshape(shape).astype(dtype))
         add = graph_op("add", [scaled.res, c.result], bn.res.type)
-        rewriter.replace_op(bn, [w2, scaled, c, add], [add.res])
+        rewriter.replace(bn, [w2, scaled, c, add], [add.res])
         for op in dead[1:]:
-            rewriter.erase_op(op)
-        rewriter.erase_op(producer)
+            rewriter.erase(op)
+        rewriter.erase(producer)
         return True
 
     def _as_multiply_add(self, bn: GraphOp, s: np.ndarray, t: np.ndarray, axis: int,
@@ -146,7 +146,7 @@ class FoldBatchNorm(RewritePattern):
         tc = ConstantOp.from_array(t.reshape(shape).astype(dtype))
         mul = graph_op("multiply", [bn.inputs[0], sc.result], out)
         add = graph_op("add", [mul.res, tc.result], out)
-        rewriter.replace_op(bn, [sc, tc, mul, add], [add.res])
+        rewriter.replace(bn, [sc, tc, mul, add], [add.res])
 
 
 def fold_batch_norm(module: ModuleOp) -> ModuleOp:

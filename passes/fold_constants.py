@@ -84,9 +84,9 @@ class FoldConstantOp(RewritePattern):
         consts = [ConstantOp.from_array(a) for a in results]
         if isinstance(op.res.type, TupleType):
             tup = TupleOp(*(c.result for c in consts))
-            rewriter.replace_op(op, [*consts, tup], [tup.result])
+            rewriter.replace(op, [*consts, tup], [tup.result])
         else:
-            rewriter.replace_op(op, consts, [consts[0].result])
+            rewriter.replace(op, consts, [consts[0].result])
 
 
 class FoldGetItemOfTuple(RewritePattern):
@@ -94,7 +94,7 @@ class FoldGetItemOfTuple(RewritePattern):
         if isinstance(op, GetItemOp) and isinstance(op.tuple_value.owner, TupleOp):
             field = op.tuple_value.owner.fields[op.index.data]
             if field.type == op.result.type:
-                rewriter.replace_op(op, [], [field])
+                rewriter.replace(op, [], [field])
 
 
 def fold_constants(module: ModuleOp) -> ModuleOp:

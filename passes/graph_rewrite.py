@@ -50,4 +50,4 @@ class EraseUnusedConstant(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if isinstance(op, (ConstantOp, TupleOp)) and not any(r.uses for r in op.results):
-            rewriter.erase_op(op)
+            rewriter.erase(op)

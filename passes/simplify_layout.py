@@ -21,7 +21,7 @@ from relax_xdsl.dialects.relax import GraphOp, TensorType
 from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, graph_op
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
@@ -38,16 +38,16 @@ def _perm(op: GraphOp) -> tuple[int, ...]:
     return tuple(reversed(range(ndim))) if axes is None else tuple(a % ndim for a in axes)
 
 
-def _replace_or_remove(op: GraphOp, rewriter: PatternRewriter, new: GraphOp | None) -> None:
-    """Replaces op by `new`, or by its source when `new` is None; the
-    producer it read is erased when nothing else uses it."""
+def _replace_or_remove(op: GraphOp, rewriter: PatternRewriter, new: GraphOp | SSAValue) -> None:
+    """Replaces op by a new op or by an existing value (of op's exact
+    type); the producer op read is erased when nothing else uses it."""
     inner = op.inputs[0].owner
-    if new is None:
-        rewriter.replace_op(op, [], [op.inputs[0]])
+    if isinstance(new, SSAValue):
+        rewriter.replace(op, [], [new])
     else:
-        rewriter.replace_op(op, [new], [new.res])
+        rewriter.replace(op, [new], [new.res])
     if isinstance(inner, GraphOp) and not inner.res.uses:
-        rewriter.erase_op(inner)
+        rewriter.erase(inner)
 
 
 class SimplifyPermuteDims(RewritePattern):
@@ -57,7 +57,7 @@ class SimplifyPermuteDims(RewritePattern):
         assert isinstance(op, GraphOp)
         perm, src = _perm(op), op.inputs[0]
         if perm == tuple(range(len(perm))) and src.type == op.res.type:
-            rewriter.replace_op(op, [], [src])
+            rewriter.replace(op, [], [src])
             return
         inner = src.owner
         if not _is(inner, "permute_dims"):
@@ -67,7 +67,7 @@ class SimplifyPermuteDims(RewritePattern):
         composed = tuple(p1[a] for a in perm)
         x = inner.inputs[0]
         if composed == tuple(range(len(composed))) and x.type == op.res.type:
-            _replace_or_remove(op, rewriter, None)
+            _replace_or_remove(op, rewriter, x)
             return
         new = graph_op("permute_dims", [x], op.res.type, axes=list(composed))
         _replace_or_remove(op, rewriter, new)
@@ -80,7 +80,7 @@ class SimplifyReshape(RewritePattern):
         assert isinstance(op, GraphOp)
         src, out = op.inputs[0], op.res.type
         if src.type == out:
-            rewriter.replace_op(op, [], [src])
+            rewriter.replace(op, [], [src])
             return
         inner = src.owner
         if not _is(inner, RESHAPE_LIKE) or not isinstance(out, TensorType):
@@ -88,7 +88,7 @@ class SimplifyReshape(RewritePattern):
         assert isinstance(inner, GraphOp)
         x = inner.inputs[0]
         if x.type == out:
-            _replace_or_remove(op, rewriter, None)
+            _replace_or_remove(op, rewriter, x)
             return
         new = graph_op("reshape", [x], out, shape=list(out.sym_shape))
         _replace_or_remove(op, rewriter, new)
