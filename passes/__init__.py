@@ -84,9 +84,30 @@ def _auto_schedule() -> type[ModulePass]:
     return AutoSchedulePass
 
 
+def _fold_constants() -> type[ModulePass]:
+    from relax_xdsl.passes.fold_constants import FoldConstantsPass
+
+    return FoldConstantsPass
+
+
+def _fold_batch_norm() -> type[ModulePass]:
+    from relax_xdsl.passes.fold_batch_norm import FoldBatchNormPass
+
+    return FoldBatchNormPass
+
+
+def _simplify_layout() -> type[ModulePass]:
+    from relax_xdsl.passes.simplify_layout import SimplifyLayoutPass
+
+    return SimplifyLayoutPass
+
+
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
+        "fold-constants": _fold_constants,
+        "fold-batch-norm": _fold_batch_norm,
+        "simplify-layout": _simplify_layout,
         "legalize": _legalize,
         "offload": _offload,
         "annotate-op-pattern": _annotate_op_pattern,

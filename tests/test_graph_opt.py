@@ -1,0 +1,215 @@
+"""Graph-level optimisation passes: fold-constants, fold-batch-norm,
+simplify-layout. Each is checked on the printed IR (which ops remain) and
+on results: the optimized module compiled to C equals the reference
+evaluator of the original module at symbolic sizes 0, 1 and 3."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from relax_xdsl.passes.pipelines import run_pipeline
+
+import relax_xdsl as rx
+from relax_xdsl import op
+from tests.util import assert_close, onnx_model, rand, roundtrip
+
+SIZES = (0, 1, 3)
+ALL = "fold-constants,fold-batch-norm,simplify-layout"
+
+
+def ops(module: object, name: str) -> int:
+    return len(re.findall(rf"= relax\.{name} ", rx.print_module(module)))  # type: ignore[arg-type]
+
+
+def optimized(module: object, spec: str) -> object:
+    return roundtrip(run_pipeline(module.clone(), spec))  # type: ignore[attr-defined]
+
+
+def check_c(module: object, spec: str, shapes: list[tuple[object, ...]], pipeline: str = "default") -> None:
+    """The module run through `spec` then `pipeline` on C equals the
+    evaluator of the original, at every size (n in SIZES)."""
+    exe = rx.compile(module, target="c", pipeline=f"{spec},{pipeline}")  # type: ignore[arg-type]
+    for n in SIZES:
+        args = [rand(tuple(n if d == "n" else d for d in s), seed=k) for k, s in enumerate(shapes)]
+        assert_close(exe["main"](*args), rx.evaluate(module, "main", *args))  # type: ignore[arg-type]
+
+
+# --- fold-constants ---------------------------------------------------------------------------------------------------
+
+
+def constant_chain_module() -> object:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4])
+        w = fb.const(rand((3, 4), seed=5))
+        b = fb.const(rand((3,), seed=6))
+        wt = op.permute_dims(w)                      # constant: folded
+        bias = op.exp(b) + fb.const(np.float32(1))   # constant chain: folded
+        parts = op.split(fb.const(rand((6,), seed=7)), indices_or_sections=2)   # a tuple of constants
+        fb.ret(op.matmul(x, wt) + bias + parts[1])
+    return fb.module
+
+
+def test_fold_constants_replaces_constant_subgraphs() -> None:
+    module = constant_chain_module()
+    after = optimized(module, "fold-constants")
+    for name in ("permute_dims", "exp", "split", "get_item"):
+        assert ops(module, name) == 1 and ops(after, name) == 0, name
+    assert ops(after, "add") == 2 and ops(after, "matmul") == 1
+    assert ops(after, "constant") == 3  # the transposed weight, the folded bias, the split's field
+    check_c(module, "fold-constants", [("n", 4)])
+
+
+def test_fold_cap_leaves_a_huge_constant_to_run_time() -> None:
+    """broadcast_to of 4 bytes to 1 GiB: never computed at compile time."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [1])
+        big = op.broadcast_to(fb.const(np.ones(1, np.float32)), shape=[2**28])
+        fb.ret(x + op.sum(op.strided_slice(big, axes=[0], begin=[0], end=[1]), axis=[0], keepdims=True))
+    module = fb.module
+    after = optimized(module, "fold-constants")
+    assert ops(after, "broadcast_to") == 1
+    assert "2**28" not in rx.print_module(after) and max(len(line) for line in rx.print_module(after).splitlines()) < 400
+    exe = rx.compile(module, target="c", pipeline="fold-constants,default")
+    assert exe is not None
+
+
+def test_fold_small_broadcast_but_not_a_failing_index() -> None:
+    """A constant take whose index is out of range stays an op: the
+    BoundsError comes when the program runs, as without the pass."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4])
+        small = op.broadcast_to(fb.const(np.ones(4, np.float32)), shape=[2, 4])
+        bad = op.take(fb.const(np.arange(4, dtype=np.float32)), fb.const(np.array([7], np.int64)), axis=0)
+        fb.ret(x + op.sum(small, axis=[0]) + bad)
+    module = fb.module
+    after = optimized(module, "fold-constants")
+    assert ops(after, "broadcast_to") == 0 and ops(after, "take") == 1
+    exe = rx.compile(module, target="c", pipeline="fold-constants,default")
+    with pytest.raises(rx.BoundsError):
+        exe["main"](rand((2, 4)))
+
+
+# --- fold-batch-norm --------------------------------------------------------------------------------------------------
+
+
+def bn_params(c: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(c).astype("float32"), rng.standard_normal(c).astype("float32"),
+            rng.standard_normal(c).astype("float32"), (rng.random(c) + 0.5).astype("float32")]
+
+
+def conv_bn_module(groups: int, with_bias: bool, scale: bool = True, center: bool = True) -> object:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4, 9, 9])
+        w = fb.const(rand((6, 4 // groups, 3, 3), seed=3))
+        y = op.conv2d(x, w, strides=[2, 1], padding=[1, 0, 2, 1], dilation=[1, 2], groups=groups)
+        if with_bias:
+            y = y + fb.const(rand((1, 6, 1, 1), seed=4))
+        fb.ret(op.relu(op.batch_norm(y, *(fb.const(p) for p in bn_params(6, 1)), epsilon=1e-3, scale=scale,
+                                     center=center)))
+    return fb.module
+
+
+@pytest.mark.parametrize(("groups", "with_bias", "flags"), [(1, True, (True, True)), (2, False, (True, True)),
+                                                           (1, False, (False, True)), (2, True, (True, False))])
+def test_fold_batch_norm_into_conv(groups: int, with_bias: bool, flags: tuple[bool, bool]) -> None:
+    module = conv_bn_module(groups, with_bias, *flags)
+    after = optimized(module, "fold-batch-norm")
+    assert ops(after, "batch_norm") == 0 and ops(after, "multiply") == 0
+    assert ops(after, "conv2d") == 1 and ops(after, "add") == 1
+    check_c(module, "fold-batch-norm", [("n", 4, 9, 9)], "fast" if groups == 1 else "default")
+
+
+def test_fold_batch_norm_into_matmul() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 8])
+        y = op.matmul(x, fb.const(rand((8, 5), seed=2))) + fb.const(rand((5,), seed=3))
+        fb.ret(op.batch_norm(y, *(fb.const(p) for p in bn_params(5, 2)), axis=-1))
+    module = fb.module
+    after = optimized(module, "fold-batch-norm")
+    assert ops(after, "batch_norm") == 0 and ops(after, "matmul") == 1 and ops(after, "add") == 1
+    check_c(module, "fold-batch-norm", [("n", 8)], "fast")
+
+
+def test_batch_norm_alone_becomes_multiply_add() -> None:
+    """No conv before it (and a conv whose output has another use) ->
+    a per-channel multiply + add."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3, 5])
+        w = fb.param("w", [2, 3, 1, 1])
+        a = op.batch_norm(x, *(fb.const(p) for p in bn_params(3, 3)))
+        c = op.conv2d(op.expand_dims(a, axis=[3]), w)
+        fb.ret(op.batch_norm(c, *(fb.const(p) for p in bn_params(2, 4))) + c)
+    module = fb.module
+    after = optimized(module, "fold-batch-norm")
+    assert ops(after, "batch_norm") == 0 and ops(after, "multiply") == 2 and ops(after, "conv2d") == 1
+    check_c(module, "fold-batch-norm", [("n", 3, 5), (2, 3, 1, 1)])
+
+
+def test_batch_norm_with_runtime_parameters_is_kept() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3])
+        g = fb.param("g", [3])
+        rest = [fb.const(p) for p in bn_params(3, 5)[1:]]
+        fb.ret(op.batch_norm(op.matmul(x, fb.const(rand((3, 3)))), g, *rest))
+    after = optimized(fb.module, "fold-batch-norm")
+    assert ops(after, "batch_norm") == 1
+
+
+# --- simplify-layout --------------------------------------------------------------------------------------------------
+
+
+def test_permute_dims_chains() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 2, 3, 4])
+        same = op.permute_dims(op.permute_dims(x, axes=[0, 2, 1, 3]), axes=[0, 2, 1, 3])   # identity: removed
+        one = op.permute_dims(op.permute_dims(same, axes=[1, 0, 2, 3]), axes=[3, 0, 2, 1])  # one permute_dims
+        fb.ret(one)
+    module = fb.module
+    after = optimized(module, "simplify-layout")
+    assert ops(module, "permute_dims") == 4 and ops(after, "permute_dims") == 1
+    assert "axes = array<i64: 3, 1, 2, 0>" in rx.print_module(after)
+    check_c(module, "simplify-layout", [("n", 2, 3, 4)])
+
+
+def test_reshape_chains() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 6, 4])
+        a = op.reshape(op.reshape(x, shape=[-1, 24]), shape=["n", 2, 3, 4])
+        b = op.reshape(op.flatten(op.expand_dims(a, axis=[0])), shape=["n", 24])
+        same = op.reshape(b, shape=["n", 24])   # to its operand's type: removed
+        fb.ret(op.relu(same))
+    module = fb.module
+    after = optimized(module, "simplify-layout")
+    assert ops(after, "reshape") == 1 and ops(after, "flatten") == 0 and ops(after, "expand_dims") == 0
+    check_c(module, "simplify-layout", [("n", 6, 4)])
+
+
+# --- an exported graph ------------------------------------------------------------------------------------------------
+
+
+def test_onnx_conv_batch_norm_relu_matches_onnxruntime() -> None:
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+    inits = {"W": rng.standard_normal((8, 3, 3, 3)).astype("float32"), "B": rng.standard_normal(8).astype("float32")}
+    inits.update(zip(("g", "b", "m"), (rng.standard_normal(8).astype("float32") for _ in range(3))))
+    inits["v"] = (rng.random(8) + 0.5).astype("float32")
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], epsilon=1e-3),
+             helper.make_node("Relu", ["y"], ["z"])]
+    model = onnx_model(nodes, [("x", TensorProto.FLOAT, ["N", 3, "H", 10])], ["z"], inits, opset=15)
+    module = rx.from_onnx(model)
+    after = optimized(module, ALL)
+    assert ops(after, "batch_norm") == 0 and ops(after, "conv2d") == 1
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    exe = rx.compile(module, target="c", pipeline=f"{ALL},fast")
+    for n, h in ((1, 7), (3, 10), (0, 5)):
+        x = rand((n, 3, h, 10), seed=n)
+        if n == 0:
+            assert exe["main"](x).shape == (0, 8, (h + 1) // 2, 5)
+            continue
+        np.testing.assert_allclose(exe["main"](x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
