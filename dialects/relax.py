@@ -359,7 +359,7 @@ class MatchCastOp(IRDLOperation):
     value = operand_def()
     result = result_def()
     assembly_format = "$value attr-dict `:` type($value) `->` type($result)"
-    traits = traits_def(Pure())
+    traits = traits_def()  # not Pure: it binds symbols later types name, so it is never dead
 
     def __init__(self, value: SSAValue, result_type: Attribute):
         super().__init__(operands=[value], result_types=[result_type])
@@ -599,7 +599,7 @@ class TensorToShapeOp(IRDLOperation):
     tensor = operand_def(TensorType)
     result = result_def(ShapeType)
     assembly_format = "$tensor attr-dict `:` type($tensor) `->` type($result)"
-    traits = traits_def(Pure())
+    traits = traits_def()  # not Pure: it binds symbols later types name, so it is never dead
 
     def __init__(self, tensor: SSAValue, dims: Sequence[Dim | str]):
         super().__init__(operands=[tensor], result_types=[ShapeType.of(dims)])
@@ -657,7 +657,7 @@ class TensorToPrimOp(IRDLOperation):
     tensor = operand_def(TensorType)
     result = result_def(PrimType)
     assembly_format = "$tensor attr-dict `:` type($tensor) `->` type($result)"
-    traits = traits_def(Pure())
+    traits = traits_def()  # not Pure: it binds symbols later types name, so it is never dead
 
     def __init__(self, tensor: SSAValue, value: Dim | str | None = None):
         assert isinstance(tensor.type, TensorType)

@@ -105,9 +105,6 @@ def _simplify_layout() -> type[ModulePass]:
 def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
     """Every pass of the project, by its command-line name."""
     return {
-        "fold-constants": _fold_constants,
-        "fold-batch-norm": _fold_batch_norm,
-        "simplify-layout": _simplify_layout,
         "legalize": _legalize,
         "offload": _offload,
         "annotate-op-pattern": _annotate_op_pattern,
@@ -120,6 +117,9 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "free-buffers": _free_buffers,
         "plan-memory": _plan_memory,
         "schedule-loops": _schedule_loops,
+        "fold-constants": _fold_constants,
+        "fold-batch-norm": _fold_batch_norm,
+        "simplify-layout": _simplify_layout,
     }
 
 

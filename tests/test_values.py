@@ -207,3 +207,15 @@ def test_unbound_symbols_in_make_shape_are_a_clear_error() -> None:
         rx.compile(fb.module, target="c")
     with pytest.raises(ShapeError, match="unbound symbol"):
         rx.evaluate(fb.module, "main", np.zeros(2, "float32"))
+
+
+def test_binding_ops_whose_values_are_unused_are_never_dead() -> None:
+    """tensor_to_shape / tensor_to_prim / match_cast bind symbols later types name: dead-code elimination
+    (xDSL's dce, and the rewrite walker of the graph passes) must keep them even when their value is unused."""
+    with rx.FunctionBuilder("main") as fb:
+        dims = fb.param("dims", [2], "int64")
+        a, b = fb.tensor_to_shape(dims).sym_value  # the shape value itself is never used
+        fb.ret(op.full([a, b], 1.0))
+    for spec in ("dce,baseline", "fold-constants,fold-batch-norm,simplify-layout,baseline", "default"):
+        exe = rx.compile(fb.module, pipeline=spec)
+        assert exe.main(np.array([2, 3])).shape == (2, 3), spec

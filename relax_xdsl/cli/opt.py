@@ -117,7 +117,8 @@ def usage_notes() -> str:
     return "\n".join([
         head.rstrip(), "",
         "This project's passes (-p NAME or NAME{option=value}; options in braces):",
-        textwrap.fill(", ".join(passes), width=100, initial_indent="  ", subsequent_indent="  "), "",
+        textwrap.fill(", ".join(passes), width=100, initial_indent="  ", subsequent_indent="  ",
+                      break_on_hyphens=False), "",
         "Named pipelines (-p NAME, mixed freely with passes: -p \"legalize{ops=matmul},NAME\"):",
         _columns([(name, f"({SUMMARIES[name]}) {spec}" if name in SUMMARIES else spec)
                   for name, spec in PIPELINES.items()]), "",

@@ -45,11 +45,15 @@ builtin.module {
 // BETWEEN-NEXT: builtin.module {
 // BETWEEN:      IR after lower-tir:
 // BETWEEN-NEXT: builtin.module {
+// BETWEEN:      IR after lower-graph:
 // BETWEEN-NOT:  IR after
 // BETWEEN:      func.func @main
 
 // --time-passes: one row per pass of the expanded pipeline, then the total.
 // TIME:      pass {{ +}}ms {{ +}}%
+// TIME-NEXT: fold-constants {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: fold-batch-norm {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: simplify-layout {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: offload {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: annotate-op-pattern {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: fuse-ops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
@@ -61,6 +65,7 @@ builtin.module {
 // TIME-NEXT: lower-graph {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: canonicalize {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: cse {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: schedule-loops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: total {{ +[0-9]+\.[0-9]+ +100\.0}}
 
 // default (and fast, its old name): the matmul goes to BLAS, the rest to generated loops.
