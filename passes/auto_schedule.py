@@ -9,15 +9,15 @@ k), this pass rewrites the compute with `Schedule`:
 
 - a float sum into 2 or more axes whose last is at least 16 wide (matmul,
   dense, batched matmul; a stride-1 conv, whose input is contiguous in the
-  output column and weight invariant in it, 4 output rows at a time: the
-  CNN in `default`, batch 32 8.5 -> 2.5 ms, batch 1 0.34-0.5 -> 0.09 ms)
+  output column and weight invariant in it, 4 output rows at a time:
+  measured several times faster on the CNN in `default`)
   as register tiles (`Schedule.register_tile`):
   TILE_ROWS x 64 outputs (or the multiple of 16 below a narrower static
   width) summed over k in a local buffer gcc keeps in vector registers,
   leading axes as loops around, column panels one after another and each
   panel's row blocks on all cores; leftover rows and columns in the plain
-  order below (a 512^3 matmul: 11.4 -> 1.1-2.0 ms; mlp batch 512 in
-  `default`: 4.3 -> 1.35 ms; the transformer block (8, 128): 50.7 -> 20 ms);
+  order below (measured several times faster on a large matmul, the mlp and
+  the transformer block than that order alone);
 - any other such contraction as explicit loops ordered
 
       parallel s0:  ...  for k...:  vectorize s_last:  out[.., s_last] += ...
@@ -28,8 +28,8 @@ k), this pass rewrites the compute with `Schedule`:
 
 A sum that fuse-tir wrote as a spatial compute with an inner `scf.for`
 (matmul + bias + relu fused) is first read back as a `reduce add` compute
-with that epilogue (`reduction_form`), so it is tiled too (mlp batch 512
-fused without offload: 80 -> 1.7 ms).
+with that epilogue (`reduction_form`), so it is tiled too (otherwise a
+fused matmul without offload keeps the slow column walk).
 
 Each output element still accumulates over k in the same order (the
 interpreter gives identical values; in C, gcc may contract a multiply-add

@@ -18,7 +18,7 @@ another row -- ends the run.
 
 Not in the `fast` pipeline: measured on 4096x256 rows it is neutral (with
 row sums vectorized by `omp simd reduction`; without, the fused body lost
-gcc's outer-loop vectorization and layer_norm ran 2.5x slower).
+gcc's outer-loop vectorization and layer_norm ran much slower).
 """
 
 from __future__ import annotations

@@ -393,7 +393,7 @@ def _parallel_outer(op: ComputeOp) -> bool:
     target forks threads only when the nest is large), except for a
     contraction over the contiguous output axis into two or more axes (a
     matmul left unscheduled, without auto-schedule): measured, gcc
-    vectorizes that serial nest across j about 4x better than the
+    vectorizes that serial nest across j much better than the
     OpenMP-outlined one. (Row reductions, softmax's sums, stay parallel.)"""
     if op.combiner is None or op.out_type.ndim <= 1:
         return op.out_type.ndim > 0

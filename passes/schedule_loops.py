@@ -7,11 +7,11 @@ the C target will do and the C emitter only prints it.
   loop trips, see c_emitter's `_work`) reaches N; below, forking costs more
   than it saves. A small nest (at most `serial_copy_max_ops` ops) also gets
   `relax.serial_copy`: it is emitted twice, a plain copy taken below N, since
-  even an OpenMP region kept on one thread by its `if` clause costs about
-  0.45 us (libgomp builds a team and wakes its barrier with a futex: per
-  call at batch 1, the CNN ran 2 of them, the MLP 1). Larger nests (fused
-  row loops, register tiles) are not copied: gcc took 40-60% longer on the
-  transformer block with them, for about 1% of its run time at batch 1.
+  even an OpenMP region kept on one thread by its `if` clause has a cost
+  (libgomp builds a team and wakes its barrier with a futex), which shows
+  on small models at batch 1. Larger nests (fused row loops, register
+  tiles) are not copied: copies made gcc's compile of the transformer block
+  much longer for a negligible gain in its run time.
   A `scf.parallel` without `relax.min_work` is always an OpenMP loop.
 - An innermost `scf.for` reducing one float accumulator (sum, max, min) over
   loads contiguous in its induction variable, 16 or more (or unknown)

@@ -158,8 +158,8 @@ class Schedule:
         = epilogue(combine over r of body(.., i, j, r)), as register tiles
         (leading axes as loops around what follows, the outermost in
         parallel and all inside it serial: one OpenMP region per nest, not
-        one per batch entry; the transformer block in `default`, (8, 128)
-        21.3 -> 14.6-15.4 ms, the CNN at batch 32 2.8-3.5 -> 1.4-1.5 ms):
+        one per batch entry, measured faster on the transformer block and
+        the CNN):
         for each block of `rows` x `cols` outputs (blocks in parallel over
         rows when there are no leading axes), the partial results
         live in a local rows x cols buffer (on the stack at the loop level;
@@ -168,8 +168,8 @@ class Schedule:
         vector of a row of B serves `rows` outputs with no load or store of
         the output; then the block is written once, through the epilogue.
         Column panels run one after another, each panel's row blocks in
-        parallel: both cores read the same panel of B from cache (a 512^3
-        matmul: 2.96 ms with rows outermost, 2.00 ms so).
+        parallel: all cores read the same panel of B from cache (measured
+        faster on a 512^3 matmul than with rows outermost).
         The rows and columns left over (extents need not divide, symbolic
         ones included) run as plain loops accumulating in the output. Each
         output still combines over r in order: the same values."""

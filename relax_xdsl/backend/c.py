@@ -129,15 +129,14 @@ def quiet_idle_threads() -> None:
     variables are read when the runtime library loads, so this runs before
     loading a compiled library or OpenBLAS."""
     # OpenMP threads that spin while idle starve OpenBLAS's threads on a
-    # small machine (measured: 13x slower offloaded matmuls); unless the user
+    # small machine (measured: offloaded matmuls ran far slower); unless the user
     # chose, idle OpenMP threads sleep. Read by libgomp when first loaded.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Likewise OpenBLAS's threads spin ~2^28 cycles after each call by default,
-    # stealing a core from the generated kernels between GEMMs (measured on
-    # the transformer block: 34.6 -> 27.3 ms); 2^18 cycles (~0.1 ms) keeps
-    # them awake between back-to-back GEMMs without that (mlp batch 64,
-    # three alternations: 231 -> 213 us against 2^4; transformer (8, 128)
-    # unchanged within noise). Read when the library loads.
+    # stealing a core from the generated kernels between GEMMs (measured
+    # slower on the transformer block); 2^18 cycles keeps them awake between
+    # back-to-back GEMMs without that (measured faster than 2^4 on the mlp,
+    # the transformer block unchanged). Read when the library loads.
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
 
 

@@ -28,7 +28,7 @@ typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
 #define RX_NV 1
 #endif
 /* Without AVX-512 the 16-float tiles spill (on an AVX2 EPYC, 8 rows x 256
-   x 1024 ran 10x slower here than in SGEMM): few-row GEMMs and convs go to
+   x 1024 ran far slower here than in SGEMM): few-row GEMMs and convs go to
    SGEMM there (RX_TEST_SMALL_GEMM keeps these kernels, for their tests). */
 #if defined(__AVX512F__) || defined(RX_TEST_SMALL_GEMM)
 #define RX_SMALL_GEMM_FAST 1
@@ -130,8 +130,8 @@ static int rx_sgemv_narrow(int64_t N, int64_t K, const float* a, const float* B,
    register tile reading B at koff[k] + yy * wp + xx, written in place
    (the last ow % 16 columns through a 16-wide tile on the stack). Columns
    a 32-wide tile leaves are taken for two output rows at once, one vector
-   of each (a tile of two rows of a 16-wide image: 7.4 -> 5-6 us for the
-   CNN's second conv, 16 x 8 x 16 x 16, against one row at a time).
+   of each (a 16-wide image then fills whole 32-wide tiles: measured faster
+   on the CNN's second conv than one row at a time).
    rx_conv_windows_init zeroes the padded copy (its padding stays zero:
    each image writes only its own rows; 16 floats of slack after the last
    plane for the last tile's reads) and sets the rows' offsets. */
@@ -208,7 +208,7 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
   if (2.0 * M * N * K >= RX_SMALL_GEMM_FLOPS && tiles > 1) {
     #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
-  } else  /* no OpenMP region at all: even one kept on one thread costs ~0.45 us */
+  } else  /* no OpenMP region at all: even one kept on one thread costs more than a small product */
     for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
   int64_t j = tiles * width;
   if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c, rb, relu); j += 16; }
@@ -269,7 +269,7 @@ static void rx_gemm(int64_t m, int64_t n, int64_t k, float beta, const float* a,
 
 /* batch products of (m x k) @ (k x n), stored one after another: one
    strided-batch call (OpenBLAS spreads the batch over its threads; a loop
-   of small SGEMM calls, each split over threads, measured 2x slower). */
+   of small SGEMM calls, each split over threads, measured slower). */
 static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
   if (batch == 0 || m == 0 || n == 0) return;  /* nothing to write */
   if (k == 0) { memset(C, 0, (size_t)batch * (size_t)m * (size_t)n * sizeof(float)); return; }
