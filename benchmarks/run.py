@@ -5,6 +5,7 @@ for llvm, both on the same ONNX graphs and weights.
 
     python benchmarks/run.py                 # all models, small and large sizes
     python benchmarks/run.py --models mlp --repeat 50 --pipelines default
+    python benchmarks/run.py --markdown docs/performance.md   # also writes the tables there
 
 For each model and pipeline (`baseline`: everything generated; `default`, the
 optimizing one: matmuls offloaded to BLAS, fusion): compile time (pipeline + C
@@ -12,19 +13,25 @@ compiler) cold (empty cache) and warm (cached library); then, per size, the
 median run time of numpy and of each C executable on the same inputs (one
 executable serves every size), the ratio to numpy (< 1 means faster than
 numpy) and the achieved GFLOP/s. Results are checked against numpy first; the
-contenders of one size are timed in interleaved rounds.
+contenders of one size are timed in interleaved rounds. `--markdown PATH`
+writes the final tables to PATH too, under a header naming the machine's CPU,
+the date and the command, so a results page is one run's output.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import platform
+import shlex
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -97,6 +104,75 @@ def compile_times(module: object, pipeline: str) -> tuple[rx.Executable, float, 
     return exe, cold, warm
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model name", "Processor") and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def results_tables(rows: list[tuple[Any, ...]], peak: float) -> list[str]:
+    """The run's results as markdown table lines (what main prints at the
+    end and --markdown writes): per model, size and pipeline the medians and
+    ratios to numpy, onnxruntime and TVM; then compile times."""
+    ort_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "ort"}
+    tvm_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "tvm"}
+    lines = ["| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | onnxruntime (ms) | C / ort "
+             "| TVM untuned (ms) | TVM / C | C GFLOP/s | % of BLAS peak |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        if row[0] == "run":
+            _, name, pipeline, size, t_np, t_c, gflops = row
+            t_ort = ort_times.get((name, size))
+            ort_cols = f"{t_ort * 1e3:.3f} | {t_c / t_ort:.2f}" if t_ort else "- | -"
+            t_tvm = tvm_times.get((name, size))
+            tvm_cols = f"{t_tvm * 1e3:.3f} | {t_tvm / t_c:.1f}" if t_tvm else "- | -"
+            lines.append(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | "
+                         f"{ort_cols} | {tvm_cols} | {gflops:.2f} | {100 * gflops / peak:.0f}% |")
+    lines += ["", "| model | pipeline | compile cold (s) | compile warm (s) |", "|---|---|---|---|"]
+    for row in rows:
+        if row[0] == "compile":
+            _, name, pipeline, cold, warm = row
+            lines.append(f"| {name} | {pipeline} | {cold:.2f} | {warm:.3f} |")
+    return lines
+
+
+def versions(rows: list[tuple[Any, ...]]) -> str:
+    """Python's and the contenders' versions (onnxruntime and TVM when they ran)."""
+    parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    for kind, module, label in (("ort", "onnxruntime", "onnxruntime"), ("tvm", "tvm", "TVM")):
+        if any(r[0] == kind for r in rows):
+            parts.append(f"{label} {getattr(sys.modules.get(module), '__version__', '?')}")
+    return ", ".join(parts)
+
+
+def markdown_report(rows: list[tuple[Any, ...]], peak: float, command: str, cpu: str,
+                    when: datetime.datetime) -> str:
+    """A results page: the machine and date the figures hold for, the
+    command that made them, then the tables. One run only: figures from
+    different runs (machines, load, versions) do not compare."""
+    cores = os.cpu_count() or 0
+    header = [
+        "# Performance",
+        "",
+        f"One run of `{command}` on {when.strftime('%Y-%m-%d %H:%M UTC')}.",
+        "",
+        f"- CPU: {cpu} ({cores} logical core{'s' if cores != 1 else ''})",
+        f"- BLAS peak (numpy float32 2048x2048 matmul): {peak:.1f} GFLOP/s",
+        f"- {versions(rows)}",
+        "",
+        "Medians of interleaved rounds. C / numpy and C / ort below 1, and TVM / C above 1, mean the C "
+        "executable is faster. See docs/benchmarks.md for what is measured and how.",
+        "",
+    ]
+    return "\n".join([*header, *results_tables(rows, peak)]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=list(SIZES), choices=list(SIZES))
@@ -104,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=float, default=5.0, help="seconds per timing at most (after 3 runs)")
     ap.add_argument("--pipelines", nargs="*", default=["baseline", "default"], choices=["baseline", "default"])
     ap.add_argument("--no-tvm", action="store_true", help="skip TVM even when installed")
+    ap.add_argument("--markdown", metavar="PATH", type=Path,
+                    help="also write the results tables, with the CPU, date and command, to this markdown file")
     args = ap.parse_args(argv)
+    if args.markdown is not None and args.markdown.is_dir():
+        ap.error(f"--markdown {args.markdown} is a directory; give a file path")  # checked before the timing starts
+    command = shlex.join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
 
     a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
     t_peak = median_time(lambda: a @ a, 5, args.budget)
@@ -153,26 +234,17 @@ def main(argv: list[str] | None = None) -> int:
                 line += f" | {pipeline} {t_c * 1e3:9.3f} ms ({t_c / t_np:5.2f}x numpy, {gflops:6.2f} GFLOP/s)"
             print(line, flush=True)
 
-    ort_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "ort"}
-    tvm_times = {(r[1], r[2]): r[3] for r in rows if r[0] == "tvm"}
-    print("\n| model | sizes | pipeline | numpy median (ms) | C median (ms) | C / numpy | onnxruntime (ms) | C / ort "
-          "| TVM untuned (ms) | TVM / C | C GFLOP/s | % of BLAS peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        if row[0] == "run":
-            _, name, pipeline, size, t_np, t_c, gflops = row
-            t_ort = ort_times.get((name, size))
-            ort_cols = f"{t_ort * 1e3:.3f} | {t_c / t_ort:.2f}" if t_ort else "- | -"
-            t_tvm = tvm_times.get((name, size))
-            tvm_cols = f"{t_tvm * 1e3:.3f} | {t_tvm / t_c:.1f}" if t_tvm else "- | -"
-            print(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | "
-                  f"{ort_cols} | {tvm_cols} | {gflops:.2f} | {100 * gflops / peak:.0f}% |")
-    print("\n| model | pipeline | compile cold (s) | compile warm (s) |")
-    print("|---|---|---|---|")
-    for row in rows:
-        if row[0] == "compile":
-            _, name, pipeline, cold, warm = row
-            print(f"| {name} | {pipeline} | {cold:.2f} | {warm:.3f} |")
+    print()
+    print("\n".join(results_tables(rows, peak)))
+    if args.markdown is not None:
+        report = markdown_report(rows, peak, command, cpu_model(), datetime.datetime.now(datetime.UTC))
+        try:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(report)
+        except OSError as err:
+            print(f"cannot write {args.markdown}: {err.strerror or err}", file=sys.stderr)
+            return 1
+        print(f"\nwrote {args.markdown}")
     return 0
 
 
