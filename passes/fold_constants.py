@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from math import prod
 
 import numpy as np
-import sympy
 from relax_xdsl.dialects.relax import ConstantOp, GetItemOp, GraphOp, TensorType, TupleOp
 from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, constant_array
 from xdsl.context import Context
@@ -70,7 +69,7 @@ class FoldConstantOp(RewritePattern):
         params = spec.decode_params(dict(op.attributes))
         for name, p in spec.params.items():
             if p.kind == "dims" and params.get(name) is not None:
-                if not all(sympy.sympify(d).is_Integer for d in params[name]):
+                if not all(isinstance(d, int) or getattr(d, "is_Integer", False) for d in params[name]):
                     return
                 params[name] = tuple(int(d) for d in params[name])
         try:

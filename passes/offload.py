@@ -98,6 +98,17 @@ def _dnnl_prefers(op: GraphOp) -> bool:
     return macs >= DNNL_MIN_MACS
 
 
+def _divisible_channels(x: TensorType, w: TensorType, out: TensorType, groups: int) -> bool:
+    """Whether a grouped conv's channel counts are static and fit its groups
+    (c = groups * w's in-channels, o a multiple of groups): the library
+    call's buffer types cannot state those relations, so only such convs
+    are offloaded."""
+    c, ci, o = x.sym_shape[1], w.sym_shape[1], w.sym_shape[0]
+    if not all(getattr(d, "is_Integer", False) for d in (c, ci, o)):
+        return False
+    return int(c) == groups * int(ci) and int(o) % groups == 0
+
+
 def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
     """("blas" | "dnnl", decoded params) for a float32 NCHW/OIHW conv2d, or
     None when no library takes it (it is then legalized to generated code)."""
@@ -110,6 +121,8 @@ def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
     if p["out_dtype"] not in (None, "float32") or p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW":
         return None
     blas_takes = p["groups"] == 1 and tuple(p["dilation"]) in ((1,), (1, 1))
+    if p["groups"] != 1 and not _divisible_channels(x, w, op.res.type, p["groups"]):  # type: ignore[arg-type]
+        return None  # generated code, whose legalization checks `o mod groups` when it runs
     choice = _conv_route_choice.get()
     if choice != "blas" and dnnl.available():
         if choice == "dnnl" or not blas_takes or _dnnl_prefers(op):

@@ -181,3 +181,17 @@ def test_auto_route_sends_large_groups_1_convs_to_dnnl(c: int, o: int, k: int, h
     text = rx.print_module(offload_module(fb.module))
     assert f"lib.call @{lib}_conv2d_" in text
     assert DNNL_MIN_MACS > 24 * 58 * 28 * 28
+
+
+def test_grouped_convs_whose_channels_do_not_fit_the_groups_stay_checked() -> None:
+    """A library call cannot state `o mod groups == 0` or `c == groups * ci`: such convs (symbolic channels)
+    stay generated code, whose checks raise a ShapeError instead of a library computing the wrong groups."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4, 3, 3], "float32")
+        w = fb.param("w", ["o", 2, 1, 1], "float32")
+        fb.ret(op.nn.conv2d(x, w, groups=2))
+    for route in ("auto", "dnnl"):
+        assert "lib.call" not in rx.print_module(offload_module(fb.module.clone(), conv=route))
+    exe = rx.compile(fb.module)
+    with pytest.raises(rx.ShapeError, match="o mod 2"):
+        exe.main(np.ones((1, 4, 3, 3), "float32"), np.ones((3, 2, 1, 1), "float32"))

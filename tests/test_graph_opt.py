@@ -10,10 +10,10 @@ import re
 import numpy as np
 import pytest
 from relax_xdsl.passes.pipelines import run_pipeline
+from util import assert_close, onnx_model, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import op
-from tests.util import assert_close, onnx_model, rand, roundtrip
 
 SIZES = (0, 1, 3)
 ALL = "fold-constants,fold-batch-norm,simplify-layout"
