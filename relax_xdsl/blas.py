@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
+from relax_xdsl.conv_library import check_variant, conv_buffers, conv_reference, parse_name, wrapper_signature
 from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.libraries import register_library_function, register_resolver
@@ -86,60 +88,26 @@ def dense_function(ra: int, act: str = "") -> LibFuncOp:
                      header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}", pure=True)
 
 
-CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
-"""Conv2d library functions: plain, + a per-channel bias of shape (o, 1, 1)
-or (1, o, 1, 1), each optionally + relu (applied per image while it is in
-cache, instead of another pass over the output)."""
-
-
 CONV_PREFIX = "blas.conv2d"
 
 
 def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int], variant: str = "") -> LibFuncOp:
     """The `lib.func` of a float32 NCHW/OIHW conv2d (groups 1, dilation 1),
     with the bias / relu epilogue of `variant` (one of CONV_VARIANTS)."""
-    if variant not in CONV_VARIANTS:
-        raise ValueError(f"conv2d variant {variant!r}; known: {CONV_VARIANTS}")
+    check_variant(variant)
     params = ",".join(str(v) for v in (*strides, *padding))
     tag = params.replace(",", "_") + variant
-    shapes = [["n", "c", "h", "w"], ["o", "c", "kh", "kw"]]
-    if variant.startswith("_bias3"):
-        shapes.append(["o", 1, 1])
-    elif variant.startswith("_bias4"):
-        shapes.append([1, "o", 1, 1])
-    shapes.append(["n", "o", "oh", "ow"])
-    bufs = [BufferType.of(s, "float32") for s in shapes]
-    return LibFuncOp(f"blas_conv2d_{tag}", bufs, f"rx_blas_conv2d_{tag}", "blas", header="cblas.h",
-                     link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{params}", pure=True)
+    return LibFuncOp(f"blas_conv2d_{tag}", conv_buffers(variant, "c"), f"rx_blas_conv2d_{tag}", "blas",
+                     header="cblas.h", link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{params}", pure=True)
 
 
 def _resolve_conv(name: str) -> object:
     """Registers `blas.conv2d[variant]:sh,sw,pt,pl,pb,pr` (its C and numpy reference)."""
-    if not name.startswith(CONV_PREFIX) or ":" not in name:
+    parsed = parse_name(name, CONV_PREFIX, 6)
+    if parsed is None or min(parsed[1][:2]) < 1:
         return None
-    variant, _, params = name[len(CONV_PREFIX):].partition(":")
-    if variant not in CONV_VARIANTS:
-        return None
-    values = params.split(",")
-    # canonical decimals only ("01" or "1_0" would be a second name of one C symbol)
-    if len(values) != 6 or not all(v.isascii() and v.isdigit() and str(int(v)) == v for v in values):
-        return None
-    sh, sw, pt, pl, pb, pr = (int(v) for v in values)
-    if sh < 1 or sw < 1 or max(sh, sw, pt, pl, pb, pr) >= 2**31:
-        return None
-    from relax_xdsl.ops.registry import get_spec
-
-    spec, spec_relu = get_spec("conv2d"), get_spec("relu")
-
-    def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
-        out = rest[-1]
-        out[...] = spec.reference(x, w, strides=(sh, sw), padding=(pt, pl, pb, pr), dilation=(1, 1), groups=1,
-                                  data_layout="NCHW", kernel_layout="OIHW", out_dtype=None)
-        if variant:
-            out += rest[0].reshape(1, -1, 1, 1)
-        if variant.endswith("_relu"):
-            out[...] = spec_relu.reference(out)
-
+    variant, (sh, sw, pt, pl, pb, pr) = parsed
+    reference = conv_reference((sh, sw), (pt, pl, pb, pr), (1, 1), 1, variant)
     flags = link_flags()
     symbol = "rx_blas_conv2d_" + "_".join(str(v) for v in (sh, sw, pt, pl, pb, pr)) + variant
     return register_library_function(name, reference, c_source=_conv2d_wrapper(symbol, (sh, sw, pt, pl), variant)
@@ -152,13 +120,9 @@ def _conv2d_wrapper(symbol: str, params: tuple[int, int, int, int], variant: str
     top / left paddings as constant arguments (the bottom / right padding is
     implied by the output's extent)."""
     sh, sw, pt, pl = params
-    bias = "_bias" in variant
-    bias_dims = (", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
-                 if bias else "")
     return f"""#include "rx_blas.h"
-void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
-              int64_t o, int64_t c2, int64_t kh, int64_t kw{bias_dims}, int64_t n2, int64_t o2, int64_t oh, int64_t ow) {{
-  rx_blas_conv2d(X, W, {"B" if bias else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl},
+{wrapper_signature(symbol, variant, "c2")} {{
+  rx_blas_conv2d(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl},
                  {1 if variant.endswith("_relu") else 0});
 }}
 """

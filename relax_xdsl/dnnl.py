@@ -19,18 +19,13 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
+from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
+from relax_xdsl.conv_library import check_variant, conv_buffers, conv_reference, parse_name, wrapper_signature
 from relax_xdsl.dialects.lib import LibFuncOp
-from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.libraries import register_library_function, register_resolver
 
 CONV_PREFIX = "dnnl.conv2d"
 
-CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
-"""As blas.CONV_VARIANTS: plain, + a bias of shape (o, 1, 1) or (1, o, 1, 1),
-each optionally + relu (a pass over the output after the convolution:
-oneDNN's relu post-op does not keep NaN)."""
 
 
 def _dist_file(dists: tuple[str, ...], suffix: str) -> Path | None:
@@ -98,62 +93,27 @@ def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int]
                     groups: int, variant: str = "") -> LibFuncOp:
     """The `lib.func` of a float32 NCHW/OIHW conv2d on oneDNN (weights
     o x c/groups x kh x kw), with the bias / relu epilogue of `variant`."""
-    if variant not in CONV_VARIANTS:
-        raise ValueError(f"conv2d variant {variant!r}; known: {CONV_VARIANTS}")
+    check_variant(variant)
     params: ConvParams = (*strides, *padding, *dilation, groups)  # type: ignore[assignment]
-    shapes: list[list[int | str]] = [["n", "c", "h", "w"], ["o", "ci", "kh", "kw"]]
-    if variant.startswith("_bias3"):
-        shapes.append(["o", 1, 1])
-    elif variant.startswith("_bias4"):
-        shapes.append([1, "o", 1, 1])
-    shapes.append(["n", "o", "oh", "ow"])
-    bufs = [BufferType.of(s, "float32") for s in shapes]
+    bufs = conv_buffers(variant, "ci")
     tag = _tag(params, variant)
     return LibFuncOp(f"dnnl_conv2d_{tag}", bufs, f"rx_dnnl_conv2d_{tag}", "dnnl", header="oneapi/dnnl/dnnl.h",
                      link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{','.join(str(v) for v in params)}",
                      pure=True)
 
 
-def _parse(name: str) -> tuple[str, ConvParams] | None:
-    """(variant, params) of `dnnl.conv2d[variant]:sh,sw,pt,pl,pb,pr,dh,dw,g`, or None."""
-    if not name.startswith(CONV_PREFIX) or ":" not in name:
-        return None
-    variant, _, text = name[len(CONV_PREFIX):].partition(":")
-    if variant not in CONV_VARIANTS:
-        return None
-    values = text.split(",")
-    # canonical decimals only ("01" would be a second name of one C symbol)
-    if len(values) != 9 or not all(v.isascii() and v.isdigit() and str(int(v)) == v for v in values):
-        return None
-    params = tuple(int(v) for v in values)
-    sh, sw, _pt, _pl, _pb, _pr, dh, dw, g = params
-    if min(sh, sw, dh, dw, g) < 1 or max(params) >= 2**31:
-        return None
-    return variant, params  # type: ignore[return-value]
-
-
 def _resolve_conv(name: str) -> object:
-    """Registers `dnnl.conv2d[variant]:...` (its C wrapper and numpy reference)."""
-    parsed = _parse(name)
+    """Registers `dnnl.conv2d[variant]:sh,sw,pt,pl,pb,pr,dh,dw,g` (its C wrapper and numpy reference)."""
+    parsed = parse_name(name, CONV_PREFIX, 9)
     if parsed is None:
         return None
     variant, params = parsed
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
-    from relax_xdsl.ops.registry import get_spec
-
-    spec, spec_relu = get_spec("conv2d"), get_spec("relu")
-
-    def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
-        out = rest[-1]
-        out[...] = spec.reference(x, w, strides=(sh, sw), padding=(pt, pl, pb, pr), dilation=(dh, dw), groups=g,
-                                  data_layout="NCHW", kernel_layout="OIHW", out_dtype=None)
-        if variant:
-            out += rest[0].reshape(1, -1, 1, 1)
-        if variant.endswith("_relu"):
-            out[...] = spec_relu.reference(out)
-
+    if min(sh, sw, dh, dw, g) < 1:
+        return None
+    reference = conv_reference((sh, sw), (pt, pl, pb, pr), (dh, dw), g, variant)
     flags = link_flags()
-    symbol = f"rx_dnnl_conv2d_{_tag(params, variant)}"
+    symbol = f"rx_dnnl_conv2d_{_tag(params, variant)}"  # type: ignore[arg-type]
     return register_library_function(name, reference, c_source=_wrapper(symbol, params, variant) if flags else "",
                                      link=flags, symbol=symbol, pure=True)
 
@@ -163,13 +123,9 @@ def _wrapper(symbol: str, params: ConvParams, variant: str) -> str:
     arguments passed on to the runtime's rx_dnnl_conv2d, with its strides,
     paddings, dilations and groups as constant arguments."""
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
-    bias = "_bias" in variant
-    bias_dims = (", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
-                 if bias else "")
     return f"""#include "rx_dnnl.h"
-void {symbol}(float* X, float* W, {"float* B, " if bias else ""}float* Y, int64_t n, int64_t c, int64_t h, int64_t w,
-              int64_t o, int64_t ci, int64_t kh, int64_t kw{bias_dims}, int64_t n2, int64_t o2, int64_t oh, int64_t ow) {{
-  rx_dnnl_conv2d(X, W, {"B" if bias else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
+{wrapper_signature(symbol, variant, "ci")} {{
+  rx_dnnl_conv2d(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
                  {dh}, {dw}, {g}, {1 if variant.endswith("_relu") else 0});
 }}
 """

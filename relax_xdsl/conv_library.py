@@ -1,0 +1,83 @@
+"""What the conv2d library functions of BLAS (blas.py) and oneDNN (dnnl.py)
+share: their epilogue variants, their buffer shapes, the canonical form of
+their registered names (`<lib>.conv2d[variant]:p0,p1,...`), and the numpy
+reference the interpreter and evaluator run for them.
+
+A name's parameters are canonical decimals below 2**31, so one C symbol has
+exactly one name (no `01` or `1_0` aliases).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from relax_xdsl.dialects.tir import BufferType
+
+CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
+"""Conv2d library functions: plain, + a per-channel bias of shape (o, 1, 1)
+or (1, o, 1, 1), each optionally + relu (applied per image while it is in
+cache, instead of another pass over the output)."""
+
+
+def check_variant(variant: str) -> None:
+    if variant not in CONV_VARIANTS:
+        raise ValueError(f"conv2d variant {variant!r}; known: {CONV_VARIANTS}")
+
+
+def conv_buffers(variant: str, weight_in: str) -> list[BufferType]:
+    """x (n, c, h, w), w (o, `weight_in`, kh, kw), the variant's bias, y (n, o, oh, ow): float32 buffers."""
+    shapes: list[list[int | str]] = [["n", "c", "h", "w"], ["o", weight_in, "kh", "kw"]]
+    if variant.startswith("_bias3"):
+        shapes.append(["o", 1, 1])
+    elif variant.startswith("_bias4"):
+        shapes.append([1, "o", 1, 1])
+    shapes.append(["n", "o", "oh", "ow"])
+    return [BufferType.of(s, "float32") for s in shapes]
+
+
+def parse_name(name: str, prefix: str, count: int) -> tuple[str, tuple[int, ...]] | None:
+    """(variant, parameters) of `prefix[variant]:p0,...` with `count`
+    canonical decimal parameters below 2**31, or None for any other name."""
+    if not name.startswith(prefix) or ":" not in name:
+        return None
+    variant, _, text = name[len(prefix):].partition(":")
+    if variant not in CONV_VARIANTS:
+        return None
+    values = text.split(",")
+    if len(values) != count or not all(v.isascii() and v.isdigit() and str(int(v)) == v for v in values):
+        return None
+    params = tuple(int(v) for v in values)
+    return (variant, params) if max(params) < 2**31 else None
+
+
+def conv_reference(strides: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int],
+                   groups: int, variant: str) -> Callable[..., None]:
+    """The numpy reference of a conv2d library function: the conv2d op's
+    reference, then the variant's bias and relu."""
+    from relax_xdsl.ops.registry import get_spec
+
+    spec, spec_relu = get_spec("conv2d"), get_spec("relu")
+
+    def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
+        out = rest[-1]
+        out[...] = spec.reference(x, w, strides=strides, padding=padding, dilation=dilation, groups=groups,
+                                  data_layout="NCHW", kernel_layout="OIHW", out_dtype=None)
+        if variant:
+            out += rest[0].reshape(1, -1, 1, 1)
+        if variant.endswith("_relu"):
+            out[...] = spec_relu.reference(out)
+
+    return reference
+
+
+def wrapper_signature(symbol: str, variant: str, weight_in: str) -> str:
+    """The C declarator of a conv2d library function of this variant (the
+    library calling convention: pointers, then every buffer's dims)."""
+    bias = "_bias" in variant
+    bias_dims = (", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
+                 if bias else "")
+    return (f"void {symbol}(float* X, float* W, {'float* B, ' if bias else ''}float* Y, int64_t n, int64_t c, "
+            f"int64_t h, int64_t w,\n              int64_t o, int64_t {weight_in}, int64_t kh, int64_t kw{bias_dims}, "
+            "int64_t n2, int64_t o2, int64_t oh, int64_t ow)")
