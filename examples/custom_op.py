@@ -2,7 +2,7 @@
 
 One OpSpec holds the op's shape rule, numpy reference and legalization; after
 `register_op` it builds, prints, parses, evaluates and compiles like a
-built-in op, fuses with its neighbours in the `fast` pipeline, and keeps the
+built-in op, fuses with its neighbours in the default pipeline, and keeps the
 symbolic batch dim all the way down.
 
     python examples/custom_op.py

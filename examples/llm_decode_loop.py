@@ -61,7 +61,7 @@ def main() -> None:
     w = weights()
     module = build_step(w)
     print("step signature:", rx.print_module(module).split("relax.function @step")[1].split("{")[0].strip())
-    exe = rx.compile(module, target="c", pipeline="fast")
+    exe = rx.compile(module, target="c", pipeline="default")
     empty = np.zeros((0, D), "float32")
     k, v, token = empty, empty, np.array([1], np.int64)
     nk, nv, ntoken = empty, empty, token
