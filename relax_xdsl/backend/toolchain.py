@@ -122,11 +122,16 @@ def target_flags(flags: Sequence[str]) -> tuple[str, ...]:
     return tuple(f for f in flags if f.startswith("-m"))
 
 
-def project_version() -> str:
+def installed_version(distribution: str) -> str | None:
+    """The version of an installed distribution, or None (a source tree that was never installed)."""
     try:
-        return importlib.metadata.version("relax_xdsl")
+        return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
-        return "unknown"
+        return None
+
+
+def project_version() -> str:
+    return installed_version("relax_xdsl") or "unknown"
 
 
 def library_key(source: str, cc: Sequence[str], flags: Sequence[str]) -> str:
