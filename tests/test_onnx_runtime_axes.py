@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
-from util import onnx_model
+from util import check_against_onnxruntime, onnx_model
 
 import relax_xdsl as rx
 from relax_xdsl.errors import BoundsError
@@ -36,18 +36,7 @@ def _model(op: str, inputs: list[tuple[str, int, list[Any]]], outputs: tuple[str
 
 def _check(m: Any, calls: list[dict[str, np.ndarray]], target: str, pipeline: str = "default") -> None:
     """Every call of one executable (and of the reference evaluator) equals onnxruntime."""
-    module = rx.from_onnx(m)
-    sess = ort.InferenceSession(m.SerializeToString())
-    exe = rx.compile(module, target=target, pipeline=pipeline)
-    for feeds in calls:
-        want = sess.run(None, feeds)
-        got = _outs(exe.main(*feeds.values()))
-        ref = _outs(rx.evaluate(module, "main", *feeds.values()))
-        assert len(got) == len(ref) == len(want)
-        for g, r, w in zip(got, ref, want):
-            assert g.shape == w.shape and r.shape == w.shape and g.dtype == w.dtype
-            np.testing.assert_array_equal(g, w)
-            np.testing.assert_array_equal(r, w)
+    check_against_onnxruntime(m, calls, target, pipeline, exact=True)
 
 
 def _x(*shape: int) -> np.ndarray:

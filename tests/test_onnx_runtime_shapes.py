@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto as T
 from onnx import helper
-from util import onnx_model
+from util import check_against_onnxruntime, onnx_model
 
 import relax_xdsl as rx
 from relax_xdsl.errors import ResourceLimitError, ShapeError
@@ -23,25 +23,10 @@ X24 = np.arange(24, dtype=np.float32)
 F32 = np.float32
 
 
-def _outs(r: Any) -> tuple[Any, ...]:
-    return r if isinstance(r, tuple) else (r,)
-
-
 def _check(m: Any, calls: list[dict[str, np.ndarray]], target: str, pipeline: str = "default") -> None:
     """Every call of one executable (and of the reference evaluator) equals onnxruntime."""
-    module = rx.from_onnx(m)
+    module = check_against_onnxruntime(m, calls, target, pipeline)
     assert "relax.tensor_to_shape" in str(module) or m.graph.node[0].op_type == "Clip"  # Clip's bounds are operands
-    sess = ort.InferenceSession(m.SerializeToString())
-    exe = rx.compile(module, target=target, pipeline=pipeline)
-    for feeds in calls:
-        want = sess.run(None, feeds)
-        got = _outs(exe.main(*feeds.values()))
-        ref = _outs(rx.evaluate(module, "main", *feeds.values()))
-        assert len(got) == len(ref) == len(want)
-        for g, r, w in zip(got, ref, want):
-            assert g.shape == w.shape and r.shape == w.shape
-            np.testing.assert_allclose(g, w, rtol=1e-6)
-            np.testing.assert_allclose(r, w, rtol=1e-6)
 
 
 def _one(op: str, inputs: list[tuple[str, int, list[Any]]], inits: dict[str, np.ndarray] | None = None,

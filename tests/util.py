@@ -3,6 +3,8 @@ symbolic dim is bound to, and round-trip checking."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
@@ -110,3 +112,34 @@ def onnx_model(nodes: list[object], inputs: list[tuple[str, int, list[object]]],
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = ir_version if ir_version is not None else (8 if opset < 21 else 10)
     return m
+
+
+def check_against_onnxruntime(m: Any, calls: list[dict[str, np.ndarray]], target: str, pipeline: str = "default",
+                              exact: bool = False, rtol: float = 1e-6) -> ModuleOp:
+    """Every call of one executable compiled from ONNX model `m` (and of the
+    reference evaluator) equals onnxruntime: as many outputs, of the same
+    shapes, and with `exact` the compiled dtype and every value equal, else
+    values within `rtol`. Returns the imported module."""
+    import onnxruntime as ort
+
+    def outs(r: Any) -> tuple[Any, ...]:
+        return r if isinstance(r, tuple) else (r,)
+
+    module = rx.from_onnx(m)
+    sess = ort.InferenceSession(m.SerializeToString())
+    exe = rx.compile(module, target=target, pipeline=pipeline)
+    for feeds in calls:
+        want = sess.run(None, feeds)
+        got = outs(exe.main(*feeds.values()))
+        ref = outs(rx.evaluate(module, "main", *feeds.values()))
+        assert len(got) == len(ref) == len(want)
+        for g, r, w in zip(got, ref, want):
+            assert g.shape == w.shape and r.shape == w.shape
+            if exact:
+                assert g.dtype == w.dtype
+                np.testing.assert_array_equal(g, w)
+                np.testing.assert_array_equal(r, w)
+            else:
+                np.testing.assert_allclose(g, w, rtol=rtol)
+                np.testing.assert_allclose(r, w, rtol=rtol)
+    return module
