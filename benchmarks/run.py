@@ -6,6 +6,16 @@ for llvm, both on the same ONNX graphs and weights.
     python benchmarks/run.py                 # all models, small and large sizes
     python benchmarks/run.py --models mlp --repeat 50 --pipelines default
     python benchmarks/run.py --markdown docs/performance.md   # also writes the tables there
+    python benchmarks/run.py --models bert light_resnet50 --exporter torchscript
+
+Besides the three built-in models, models that real exporters produce
+(benchmarks/exported_models.py): transformers' BERT, GPT-2, a Llama-style
+decoder, ViT, ResNet-18 and MobileNetV2 and torch's nn.MultiheadAttention,
+exported at benchmark time by torch.onnx (`--exporter`, dynamo by default)
+with dynamic batch and sequence, at batch 1 and 8 (sequence 128); and the
+light zoo models onnx ships, at their batch of 1. Those are compared with
+onnxruntime only (no numpy reference), with the `default` pipeline; they are
+skipped with a message when torch and transformers are not installed.
 
 For each model and pipeline (`baseline`: everything generated; `default`, the
 optimizing one: matmuls offloaded to BLAS, fusion): compile time (pipeline + C
@@ -39,6 +49,7 @@ import relax_xdsl as rx
 from relax_xdsl.models import MODELS
 
 sys.path.insert(0, str(Path(__file__).parent))
+import exported_models  # noqa: E402  (a sibling script)
 from onnx_models import session as onnx_session  # noqa: E402  (a sibling script)
 from onnx_models import tvm_function  # noqa: E402
 
@@ -47,6 +58,8 @@ SIZES: dict[str, list[tuple[int, ...]]] = {
     "cnn": [(1,), (32,)],
     "transformer": [(1, 16), (8, 128)],
 }
+EXPORTED_SIZES = [(1, 128), (8, 128)]  # (batch, sequence); image models use the batch
+ALL_MODELS = [*SIZES, *exported_models.MODELS, *exported_models.LIGHT_ZOO]
 
 
 def median_time(fn: Callable[[], object], repeat: int, budget: float) -> float:
@@ -104,6 +117,61 @@ def compile_times(module: object, pipeline: str) -> tuple[rx.Executable, float, 
     return exe, cold, warm
 
 
+def ort_session(data: bytes, threads: int = 2) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def run_exported(name: str, args: argparse.Namespace, rows: list[tuple[Any, ...]]) -> None:
+    """One model from a real exporter (or a light zoo model) against onnxruntime,
+    `default` pipeline, checked first (relative error 1e-4), then timed in
+    interleaved rounds; appends ("compile", ...) and ("exported", ...) rows."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print(f"{name}: skipped (needs onnxruntime)", flush=True)
+        return
+    if name in exported_models.LIGHT_ZOO:
+        data = Path(exported_models.light_zoo_path(name)).read_bytes()
+        label, sizes = "onnx zoo", [(1, 0)]
+    else:
+        why = exported_models.available()
+        if why is not None:
+            print(f"{name}: skipped ({why})", flush=True)
+            return
+        data = exported_models.export(name, args.exporter, "bench")
+        label, sizes = args.exporter, EXPORTED_SIZES
+    module = rx.from_onnx(data)
+    exe, cold, warm = compile_times(module, "default")
+    print(f"{name} [{label}, default]: compile cold {cold:.2f} s, warm {warm:.3f} s", flush=True)
+    rows.append(("compile", f"{name} ({label})", "default", cold, warm))
+    sess = ort_session(data)
+    for batch, seq in sizes:
+        if name in exported_models.LIGHT_ZOO:
+            (inp,) = sess.get_inputs()
+            shape = [d if isinstance(d, int) else batch for d in inp.shape]
+            feed = {inp.name: np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+            size: tuple[int, ...] = (batch,)
+        else:
+            spec = exported_models.MODELS[name]
+            feed = spec.inputs("bench", batch, seq)
+            size = (batch,) if spec.kind == "image" else (batch, seq)
+        want = sess.run(None, feed)[0]
+        err = exported_models.relative_error(np.asarray(exe["main"](*feed.values())), want)
+        if err > 1e-4:
+            print(f"  {name} {size}: MISMATCH against onnxruntime (relative error {err:.2e}); not timed", flush=True)
+            continue
+        t = interleaved_medians({"ort": lambda: sess.run(None, feed),  # noqa: B023
+                                 "c": lambda: exe["main"](*feed.values())}, args.repeat, args.budget)  # noqa: B023
+        rows.append(("exported", name, label, size, t["ort"], t["c"]))
+        print(f"  {name} {size}: onnxruntime {t['ort'] * 1e3:9.3f} ms | default {t['c'] * 1e3:9.3f} ms "
+              f"({t['c'] / t['ort']:.2f}x ort, relative error {err:.1e})", flush=True)
+
+
 def cpu_model() -> str:
     """The CPU's model name from /proc/cpuinfo (Linux), else what platform knows."""
     try:
@@ -134,6 +202,12 @@ def results_tables(rows: list[tuple[Any, ...]], peak: float) -> list[str]:
             tvm_cols = f"{t_tvm * 1e3:.3f} | {t_tvm / t_c:.1f}" if t_tvm else "- | -"
             lines.append(f"| {name} | {size} | {pipeline} | {t_np * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_np:.2f} | "
                          f"{ort_cols} | {tvm_cols} | {gflops:.2f} | {100 * gflops / peak:.0f}% |")
+    exported = [r for r in rows if r[0] == "exported"]
+    if exported:
+        lines += ["", "| exported model | exporter | size | onnxruntime (ms) | C default (ms) | C / ort |",
+                  "|---|---|---|---|---|---|"]
+        for _, name, exporter, size, t_ort, t_c in exported:
+            lines.append(f"| {name} | {exporter} | {size} | {t_ort * 1e3:.3f} | {t_c * 1e3:.3f} | {t_c / t_ort:.2f} |")
     lines += ["", "| model | pipeline | compile cold (s) | compile warm (s) |", "|---|---|---|---|"]
     for row in rows:
         if row[0] == "compile":
@@ -175,7 +249,9 @@ def markdown_report(rows: list[tuple[Any, ...]], peak: float, command: str, cpu:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="*", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--models", nargs="*", default=ALL_MODELS, choices=ALL_MODELS)
+    ap.add_argument("--exporter", default="dynamo", choices=exported_models.EXPORTERS,
+                    help="which torch.onnx exporter writes the transformers/torch models")
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--budget", type=float, default=5.0, help="seconds per timing at most (after 3 runs)")
     ap.add_argument("--pipelines", nargs="*", default=["baseline", "default"], choices=["baseline", "default"])
@@ -192,8 +268,11 @@ def main(argv: list[str] | None = None) -> int:
     peak = 2 * 2048**3 / t_peak / 1e9
     print(f"machine BLAS peak (numpy float32 2048x2048 matmul): {peak:.1f} GFLOP/s", flush=True)
 
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for name in args.models:
+        if name not in SIZES:
+            run_exported(name, args, rows)
+            continue
         model = MODELS[name]()
         exes = {}
         for pipeline in args.pipelines:

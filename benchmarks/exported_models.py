@@ -1,0 +1,249 @@
+"""Models as real exporters produce them, for the benchmarks and the tests:
+transformers' BERT, GPT-2, ViT, a Llama-style decoder (prefill), ResNet and
+MobileNet, and torch's `nn.MultiheadAttention`, each exported by both
+torch.onnx exporters (`torchscript`, and `dynamo`, torch's current one) with
+a dynamic batch (and sequence) axis; and the light zoo models the onnx
+package ships under `onnx/backend/test/data/light`.
+
+Nothing is downloaded or committed: each model is built from a config with
+random weights (fixed seed) and exported when asked for, so this needs torch
+and transformers (`pip install ".[models]"`). Two scales: `tiny` for the
+tests (exports and compiles in seconds) and `bench` for the benchmarks
+(BERT/GPT-2/Llama with 4 layers of width 256 at sequence 128, ResNet-18 and
+MobileNetV2 at 224x224).
+
+Random initialisation is adjusted where it would make the comparison
+meaningless: transformers initialises convolutions and BatchNorm statistics
+so that a CNN's activations shrink to about 1e-24 after a few blocks, where
+any implementation "matches". BatchNorm statistics and convolution weights
+are redrawn so activations keep their scale.
+
+The text models take `input_ids` and `attention_mask`: the TorchScript
+exporter cannot export transformers' mask construction without an explicit
+mask (`aten::diff`), and real deployments pass one anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+EXPORTERS = ("torchscript", "dynamo")
+SCALES = ("tiny", "bench")
+LIGHT_ZOO = ("light_bvlc_alexnet", "light_densenet121", "light_inception_v1", "light_inception_v2",
+             "light_resnet50", "light_shufflenet", "light_squeezenet", "light_vgg19", "light_zfnet512")
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """One model to export: how to build it (per scale), what its inputs are
+    (`text`: input_ids + attention_mask of [batch, seq]; `image`: pixel_values
+    [batch, 3, side, side]; `sequence`: x [batch, seq, width]), and the fixed
+    dims of those inputs per scale (vocabulary, image side, width)."""
+
+    name: str
+    kind: str
+    build: Callable[[str], Any]
+    fixed: dict[str, dict[str, int]]
+
+    def input_names(self) -> list[str]:
+        return {"text": ["input_ids", "attention_mask"], "image": ["pixel_values"], "sequence": ["x"]}[self.kind]
+
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        axes = {0: "batch"} if self.kind == "image" else {0: "batch", 1: "seq"}
+        return {n: dict(axes) for n in self.input_names()}
+
+    def inputs(self, scale: str, batch: int, seq: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random inputs of the given batch (and sequence length) as numpy arrays."""
+        rng = np.random.default_rng(seed)
+        f = self.fixed[scale]
+        if self.kind == "text":
+            mask = np.ones((batch, seq), np.int64)
+            mask[0, : seq // 3] = 0 if batch > 1 else 1  # left padding in the first row: the mask matters
+            return {"input_ids": rng.integers(0, f["vocab"], (batch, seq), dtype=np.int64), "attention_mask": mask}
+        if self.kind == "image":
+            return {"pixel_values": rng.standard_normal((batch, 3, f["side"], f["side"])).astype(np.float32)}
+        return {"x": rng.standard_normal((batch, seq, f["width"])).astype(np.float32)}
+
+
+def _first_output(model: Any, kind: str) -> Any:
+    """A torch module giving a transformers model named tensor inputs and one tensor output
+    (explicit parameters: torch.export matches dynamic_shapes against them)."""
+    import torch
+
+    class Text(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)[0]
+
+    class Image(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, pixel_values: Any) -> Any:
+            return self.model(pixel_values, return_dict=False)[0]
+
+    return (Text() if kind == "text" else Image()).eval()
+
+
+def _rescale_cnn(model: Any) -> Any:
+    """Redraws conv weights (He init) and BatchNorm statistics so activations keep their scale (see the module doc)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * math.sqrt(2.0 / fan_in))
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                c = m.num_features
+                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
+                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+    return model
+
+
+def _bert(scale: str) -> Any:
+    import transformers as tf
+
+    w, layers = (64, 2) if scale == "tiny" else (256, 4)
+    cfg = tf.BertConfig(vocab_size=1000, hidden_size=w, num_hidden_layers=layers, num_attention_heads=4,
+                        intermediate_size=4 * w, max_position_embeddings=512)
+    return _first_output(tf.BertModel(cfg), "text")
+
+
+def _gpt2(scale: str) -> Any:
+    import transformers as tf
+
+    w, layers = (64, 2) if scale == "tiny" else (256, 4)
+    cfg = tf.GPT2Config(vocab_size=1000, n_embd=w, n_layer=layers, n_head=4, n_positions=512, use_cache=False)
+    return _first_output(tf.GPT2Model(cfg), "text")
+
+
+def _llama(scale: str) -> Any:
+    import transformers as tf
+
+    w, layers = (64, 2) if scale == "tiny" else (256, 4)
+    cfg = tf.LlamaConfig(vocab_size=1000, hidden_size=w, intermediate_size=(w * 8) // 3, num_hidden_layers=layers,
+                         num_attention_heads=8, num_key_value_heads=4, max_position_embeddings=512, use_cache=False)
+    return _first_output(tf.LlamaForCausalLM(cfg), "text")
+
+
+def _vit(scale: str) -> Any:
+    import transformers as tf
+
+    cfg = (tf.ViTConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                        image_size=32, patch_size=8) if scale == "tiny" else
+           tf.ViTConfig(hidden_size=192, num_hidden_layers=4, num_attention_heads=3, intermediate_size=768,
+                        image_size=224, patch_size=16))
+    return _first_output(tf.ViTModel(cfg, add_pooling_layer=False), "image")
+
+
+def _resnet(scale: str) -> Any:
+    import transformers as tf
+
+    cfg = (tf.ResNetConfig(embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="basic")
+           if scale == "tiny" else
+           tf.ResNetConfig(embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2], layer_type="basic"))
+    return _first_output(_rescale_cnn(tf.ResNetModel(cfg)), "image")
+
+
+def _mobilenet(scale: str) -> Any:
+    import transformers as tf
+
+    cfg = (tf.MobileNetV2Config(image_size=64, depth_multiplier=0.35) if scale == "tiny" else
+           tf.MobileNetV2Config(image_size=224, depth_multiplier=1.0))
+    return _first_output(_rescale_cnn(tf.MobileNetV2Model(cfg)), "image")
+
+
+def _mha(scale: str) -> Any:
+    import torch
+
+    width = 32 if scale == "tiny" else 256
+
+    class SelfAttention(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.attn = torch.nn.MultiheadAttention(width, 4 if scale == "tiny" else 8, batch_first=True)
+
+        def forward(self, x: Any) -> Any:
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    return SelfAttention().eval()
+
+
+_TEXT = {"tiny": {"vocab": 1000}, "bench": {"vocab": 1000}}
+MODELS: dict[str, ExportedModel] = {m.name: m for m in (
+    ExportedModel("bert", "text", _bert, _TEXT),
+    ExportedModel("gpt2", "text", _gpt2, _TEXT),
+    ExportedModel("llama", "text", _llama, _TEXT),
+    ExportedModel("vit", "image", _vit, {"tiny": {"side": 32}, "bench": {"side": 224}}),
+    ExportedModel("resnet", "image", _resnet, {"tiny": {"side": 64}, "bench": {"side": 224}}),
+    ExportedModel("mobilenet", "image", _mobilenet, {"tiny": {"side": 64}, "bench": {"side": 224}}),
+    ExportedModel("mha", "sequence", _mha, {"tiny": {"width": 32}, "bench": {"width": 256}}),
+)}
+
+
+def available() -> str | None:
+    """None when torch and transformers import, else why not (for a skip message)."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as err:
+        return f"needs torch and transformers (pip install \".[models]\"): {err}"
+    return None
+
+
+def export(name: str, exporter: str, scale: str = "tiny") -> bytes:
+    """The ONNX model `name` as `exporter` writes it, with dynamic batch (and sequence) dims."""
+    import torch
+
+    if exporter not in EXPORTERS or scale not in SCALES:
+        raise ValueError(f"exporter must be one of {EXPORTERS} and scale one of {SCALES}")
+    spec = MODELS[name]
+    torch.manual_seed(0)
+    module = spec.build(scale)
+    example = tuple(torch.from_numpy(v) for v in spec.inputs(scale, 2, 8).values())
+    names = spec.input_names()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            f = io.BytesIO()
+            torch.onnx.export(module, example, f, input_names=names, output_names=["output"],
+                              dynamic_axes={**spec.dynamic_axes(), "output": {0: "batch"}}, opset_version=17,
+                              dynamo=False)
+            return f.getvalue()
+        from torch.export import Dim
+
+        dims = {0: Dim("batch", min=1, max=1024)}
+        if spec.kind != "image":
+            dims[1] = Dim("seq", min=2, max=512)
+        program = torch.onnx.export(module, example, input_names=names, output_names=["output"],
+                                    dynamic_shapes=tuple(dict(dims) for _ in names), dynamo=True, verbose=False)
+        return program.model_proto.SerializeToString()
+
+
+def light_zoo_path(name: str) -> str:
+    """The path of one of onnx's light zoo models (weights are ConstantOfShape fills)."""
+    import onnx
+
+    return os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", f"{name}.onnx")
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """max |got - want| / max |want|: the figure the issue's 1e-4 bound is about."""
+    scale = float(np.max(np.abs(want))) if want.size else 0.0
+    return float(np.max(np.abs(got.astype(np.float64) - want))) / scale if scale else float(np.max(np.abs(got)))
