@@ -4,6 +4,7 @@ registers every built-in graph op."""
 from relax_xdsl.ops import (
     creation,  # noqa: F401
     data_dependent,  # noqa: F401
+    deform_conv,  # noqa: F401
     elementwise,  # noqa: F401
     indexing,  # noqa: F401
     layout,  # noqa: F401
