@@ -70,7 +70,7 @@ class DeformConv2d(OpSpec):
                 ctx.fail(f"{what} must have rank 4 ({layout}), got rank {t.ndim}")
         if bias.ndim != 1:
             ctx.fail(f"bias must have rank 1 (OC), got rank {bias.ndim}")
-        if not x.dtype.startswith("float"):
+        if not dtypes.is_float(x.dtype):
             ctx.fail(f"x must be floating-point, got {x.dtype}")
         for t, what in ((weight, "weight"), (offset, "offset"), (bias, "bias"), (mask, "mask")):
             if t.dtype != x.dtype:
