@@ -55,3 +55,41 @@ def test_every_error_kind_uses_the_label(name: str, label: str) -> None:
     assert _error(_model([*_relus(1), cast])).startswith(label.replace("NoSuchOp", "Cast") + " attribute to")
     undefined = helper.make_node("Add", ["r0", "nowhere"], ["y"], name=name)
     assert _error(_model([*_relus(1), undefined])).startswith(label.replace("NoSuchOp", "Add") + ": input 1")
+
+
+def _runtime_model(nodes: list[Any], inputs: list[tuple[str, int, list[int]]]) -> Any:
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(*i) for i in inputs],
+                              [helper.make_empty_tensor_value_info(nodes[-1].output[0])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _runner(m: Any, level: str) -> Any:
+    module = rx.from_onnx(m)
+    return (lambda *a: rx.evaluate(module, "main", *a)) if level == "evaluator" else \
+        rx.compile(module, target=level)["main"]
+
+
+I64 = TensorProto.INT64
+
+
+@pytest.mark.parametrize("level", ["evaluator", "interp", "c"])
+def test_runtime_checks_name_the_node(level: str) -> None:
+    """Slice's and Pad's run-time axes and training-mode Dropout fail when
+    they run with a BoundsError naming the ONNX node, not the internal take."""
+    x = np.zeros((2, 3), "float32")
+    sl = _runtime_model([helper.make_node("Slice", ["x", "s", "e", "a"], ["y"], name="slice_0")],
+                        [("x", F, [2, 3]), ("s", I64, [2]), ("e", I64, [2]), ("a", I64, [2])])
+    run = _runner(sl, level)
+    with pytest.raises(rx.BoundsError, match=r"^node 'slice_0' \(Slice\): an entry of axes \(an axis of the rank-2 "
+                                             r"data\).*index 5 is out of range"):
+        run(x, np.array([0, 0]), np.array([1, 1]), np.array([0, 5]))
+    with pytest.raises(rx.BoundsError, match=r"^node 'slice_0' \(Slice\): axes name an axis twice"):
+        run(x, np.array([0, 0]), np.array([1, 1]), np.array([1, -1]))
+    pad = _runtime_model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Pad", ["r", "p", "", "a"], ["y"])],
+                         [("x", F, [2, 3]), ("p", I64, [2]), ("a", I64, [1])])
+    with pytest.raises(rx.BoundsError, match=r"^node 1 \(Pad\): an entry of axes .*index -3 is out of range"):
+        _runner(pad, level)(x, np.array([1, 1]), np.array([-3]))
+    drop = _runtime_model([helper.make_node("Dropout", ["x", "r", "t"], ["y"], name="drop")],
+                          [("x", F, [2, 3]), ("r", F, []), ("t", TensorProto.BOOL, [])])
+    with pytest.raises(rx.BoundsError, match=r"^node 'drop' \(Dropout\): training_mode=True with a nonzero ratio"):
+        _runner(drop, level)(x, np.array(0.5, "float32"), np.array(True))

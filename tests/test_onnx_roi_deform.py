@@ -175,3 +175,64 @@ def test_tensor_scatter_symbolic_lengths(mode: str) -> None:
         u = rng.standard_normal((b, 2, s, 3)).astype("float32")
         w = rng.integers(0, m - s + 1, size=b)
         np.testing.assert_array_equal(exe["main"](p, u, w), ReferenceEvaluator(model).run(None, {"p": p, "u": u, "w": w})[0])
+
+
+def _deform_model(with_bias: bool, with_mask: bool, opset: int = 19, **attrs: object) -> object:
+    og = int(attrs.get("offset_group", 1))
+    inputs = [("x", F32, ["n", 4, "h", "w"]), ("w", F32, [6, 4 // int(attrs.get("group", 1)), 2, 2]),
+              ("offset", F32, ["n", og * 8, "oh", "ow"])]
+    names = ["x", "w", "offset"]
+    if with_bias:
+        inputs.append(("b", F32, [6]))
+        names.append("b")
+    if with_mask:
+        inputs.append(("mask", F32, ["n", og * 4, "oh", "ow"]))
+        names.append("mask" if with_bias else "")
+        if not with_bias:
+            names[-1:] = ["", "mask"]
+    node = helper.make_node("DeformConv", names, ["y"], name="dc", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(*i) for i in inputs],
+                              [helper.make_tensor_value_info("y", F32, None)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize(("with_bias", "with_mask", "attrs"), [
+    (False, False, {}),
+    (True, True, {"pads": [1, 0, 1, 2], "strides": [2, 1]}),
+    (False, True, {"group": 2, "offset_group": 2, "dilations": [2, 1]}),
+])
+def test_deform_conv_matches_onnxruntime(with_bias: bool, with_mask: bool, attrs: dict) -> None:
+    model = _deform_model(with_bias, with_mask, **attrs)
+    exe = rx.compile(rx.from_onnx(model), target="c")
+    rng = np.random.default_rng(9)
+    og, g = int(attrs.get("offset_group", 1)), int(attrs.get("group", 1))
+    (pt, pl, pb, pr), (sh, sw), (dh, dw) = attrs.get("pads", [0] * 4), attrs.get("strides", [1, 1]), \
+        attrs.get("dilations", [1, 1])
+    for n, h, w in ((1, 4, 5), (2, 6, 5)):
+        oh, ow = (h + pt + pb - dh - 1) // sh + 1, (w + pl + pr - dw - 1) // sw + 1
+        args = [rng.standard_normal((n, 4, h, w)).astype("float32"), rng.standard_normal((6, 4 // g, 2, 2))
+                .astype("float32"), (rng.standard_normal((n, og * 8, oh, ow)) * 1.5).astype("float32")]
+        if with_bias:
+            args.append(rng.standard_normal(6).astype("float32"))
+        if with_mask:
+            args.append(rng.random((n, og * 4, oh, ow)).astype("float32"))
+        np.testing.assert_allclose(exe["main"](*args), _ort(model, *args), rtol=1e-4, atol=1e-5)
+
+
+def test_deform_conv_interp() -> None:
+    model = _deform_model(True, True)
+    exe = rx.compile(rx.from_onnx(model), target="interp")
+    rng = np.random.default_rng(10)
+    args = [rng.standard_normal((1, 4, 3, 3)).astype("float32"), rng.standard_normal((6, 4, 2, 2)).astype("float32"),
+            rng.standard_normal((1, 8, 2, 2)).astype("float32"), rng.standard_normal(6).astype("float32"),
+            rng.random((1, 4, 2, 2)).astype("float32")]
+    np.testing.assert_allclose(exe["main"](*args), _ort(model, *args), rtol=1e-4, atol=1e-5)
+
+
+def test_deform_conv_bad_attributes_refused_at_import() -> None:
+    with pytest.raises(RelaxError, match=r"node 'dc' \(DeformConv\): attribute kernel_shape=\[3, 3\]"):
+        rx.from_onnx(_deform_model(False, False, kernel_shape=[3, 3]))
+    with pytest.raises(RelaxError, match=r"node 'dc' \(DeformConv\): attribute strides=\[0, 1\]"):
+        rx.from_onnx(_deform_model(False, False, strides=[0, 1]))
+    with pytest.raises(RelaxError, match=r"node 'dc' \(DeformConv\): attribute offset_group=0"):
+        rx.from_onnx(_deform_model(False, False, offset_group=0))

@@ -126,3 +126,84 @@ def test_max_roi_pool_batch_index_checked(level: str) -> None:
     for bad, shown in ((2.5, 2), (-1.0, -1), (np.nan, -1)):
         with pytest.raises(BoundsError, match=rf"relax\.max_roi_pool batch index.*index {shown} is out of range"):
             run(x, np.array([[0, 0, 0, 1, 1], [bad, 0, 0, 1, 1]], "float32"))
+
+
+def _deform_module(groups: int = 1, offset_groups: int = 1, mask_shape: object = None,
+                   bias_shape: object = None, **params: object) -> object:
+    """x [n, 4, h, w], weight [6, 4 / groups, 2, 3]; offsets and mask for the output of the given params."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4, "h", "w"], "float32")
+        wt = fb.param("wt", [6, 4 // groups, 2, 3], "float32")
+        off = fb.param("off", ["n", offset_groups * 12, "oh", "ow"], "float32")
+        b = fb.param("b", bias_shape or [6], "float32")
+        m = fb.param("m", mask_shape or ["n", offset_groups * 6, "oh", "ow"], "float32")
+        fb.ret(op.deform_conv2d(x, wt, off, b, m, groups=groups, offset_groups=offset_groups, **params))
+    return fb.module
+
+
+def _deform_cases(groups: int, offset_groups: int, stride: int, pad: tuple[int, ...], dil: int,
+                  full_mask: bool = True) -> list[tuple[np.ndarray, ...]]:
+    rng = np.random.default_rng(7)
+    out = []
+    for n, h, w in ((1, 4, 5), (2, 6, 7)):
+        oh = (h + pad[0] + pad[2] - dil * 1 - 1) // stride + 1
+        ow = (w + pad[1] + pad[3] - dil * 2 - 1) // stride + 1
+        x = rng.standard_normal((n, 4, h, w)).astype("float32")
+        wt = rng.standard_normal((6, 4 // groups, 2, 3)).astype("float32")
+        off = (rng.standard_normal((n, offset_groups * 12, oh, ow)) * 2).astype("float32")
+        b = rng.standard_normal(6).astype("float32")
+        m = rng.random((n, offset_groups * 6, oh, ow) if full_mask else (1, 1, 1, 1)).astype("float32")
+        out.append((x, wt, off, b, m))
+    return out
+
+
+@pytest.mark.parametrize(("groups", "offset_groups", "stride", "pad", "dil"), [
+    (1, 1, 1, (0, 0, 0, 0), 1), (2, 2, 2, (1, 0, 2, 1), 1), (1, 4, 1, (1, 1, 1, 1), 2)])
+def test_deform_conv2d_levels(groups: int, offset_groups: int, stride: int, pad: tuple[int, ...], dil: int) -> None:
+    module = _deform_module(groups, offset_groups, strides=[stride, stride], padding=list(pad), dilation=[dil, dil])
+    cases = _deform_cases(groups, offset_groups, stride, pad, dil)
+    check_levels(module, cases, levels=LEVELS if groups == 1 and offset_groups == 1 else ("legalized", "c"))
+    _fast_matches(module, cases)
+
+
+def test_deform_conv2d_zero_offsets_is_a_convolution() -> None:
+    """With zero offsets, a mask of ones and integer positions it is conv2d plus bias."""
+    module = _deform_module(mask_shape=[1, 1, 1, 1], bias_shape=[1])
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 4, 5, 6)).astype("float32")
+    wt = rng.standard_normal((6, 4, 2, 3)).astype("float32")
+    args = (x, wt, np.zeros((2, 12, 4, 4), "float32"), np.full(1, 0.5, "float32"), np.ones((1, 1, 1, 1), "float32"))
+    with rx.FunctionBuilder("main") as fb:
+        conv = op.conv2d(fb.param("x", [2, 4, 5, 6], "float32"), fb.param("wt", [6, 4, 2, 3], "float32"))
+        fb.ret(conv)
+    want = rx.evaluate(fb.module, "main", x, wt) + np.float32(0.5)
+    for level in ("evaluator", "c"):
+        got = rx.evaluate(module, "main", *args) if level == "evaluator" else rx.compile(module)["main"](*args)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_deform_conv2d_hostile_offsets_read_nothing() -> None:
+    """NaN, infinite and huge offsets sample 0 (no read outside the image) at every level."""
+    module = _deform_module(mask_shape=[1, 1, 1, 1])
+    (x, wt, off, b, _), = _deform_cases(1, 1, 1, (0, 0, 0, 0), 1)[:1]
+    off = off.copy()
+    off.reshape(-1)[::3] = np.nan
+    off.reshape(-1)[1::5] = np.inf
+    off.reshape(-1)[2::7] = -1e30
+    check_levels(module, [(x, wt, off, b, np.ones((1, 1, 1, 1), "float32"))])
+
+
+def test_deform_conv2d_bad_shapes() -> None:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [1, 4, 5, 5], "float32")
+        wt = fb.param("wt", [6, 4, 3, 3], "float32")
+        b, m = fb.param("b", [6], "float32"), fb.param("m", [1, 1, 1, 1], "float32")
+        with pytest.raises(ShapeError, match=r"offset's dim 1 \(offset_groups \* kh \* kw \* 2\)"):
+            op.deform_conv2d(x, wt, fb.param("o1", [1, 9, 3, 3], "float32"), b, m)
+        with pytest.raises(ShapeError, match=r"offset's dim 2 \(the output height\)"):
+            op.deform_conv2d(x, wt, fb.param("o2", [1, 18, 4, 3], "float32"), b, m)
+        with pytest.raises(ShapeError, match="offset_groups"):
+            op.deform_conv2d(x, wt, fb.param("o3", [1, 54, 3, 3], "float32"), b, m, offset_groups=3)
+        with pytest.raises(ShapeError, match=r"mask's dim 1"):
+            op.deform_conv2d(x, wt, fb.param("o4", [1, 18, 3, 3], "float32"), b,
+                             fb.param("m2", [1, 4, 3, 3], "float32"))

@@ -83,6 +83,28 @@ def c_type(t: Attribute) -> str:
     raise RelaxError(f"the C target does not support the type {t}")
 
 
+def _bitcast(src: Attribute, dst: Attribute, x: str) -> str:
+    """arith.bitcast: between integers a conversion (the same bits, another
+    signedness); with a float the scalar's bits through a union (defined
+    in C, unlike a pointer pun). bfloat16 values are floats holding
+    bfloat16 numbers, so their bits are rx_bf16_bits / rx_bf16_load's."""
+    if isinstance(src, IntegerType) and isinstance(dst, IntegerType):
+        return f"({c_type(dst)})({x})"
+    width = src.width.data if isinstance(src, IntegerType) else src.bitwidth  # type: ignore[attr-defined]
+    bits_t = f"uint{width}_t"
+    if isinstance(src, BFloat16Type):
+        bits = f"rx_bf16_bits({x})"
+    elif isinstance(src, IntegerType):
+        bits = f"({bits_t})({x})"
+    else:
+        bits = f"((union {{ {c_type(src)} f; {bits_t} u; }}){{ .f = ({x}) }}).u"
+    if isinstance(dst, BFloat16Type):
+        return f"rx_bf16_load({bits})"
+    if isinstance(dst, IntegerType):
+        return f"({c_type(dst)})({bits})"
+    return f"((union {{ {bits_t} u; {c_type(dst)} f; }}){{ .u = ({bits}) }}).f"
+
+
 def c_storage_type(t: Attribute) -> str:
     """The C type of a buffer element of type `t`: bfloat16 is its 16 bits
     (rx_bf16_load / rx_bf16_bits convert), the rest as c_type."""
@@ -397,8 +419,8 @@ class _FunctionEmitter:
             t = op.results[0].type
             width = t.width.data if isinstance(t, IntegerType) else 64
             return f"rx_fptoui{width}((double)({a[0]}))"  # type: ignore[index]
-        if isinstance(op, arith.BitcastOp) and isinstance(op.results[0].type, IntegerType):  # signedness only
-            return f"({c_type(op.results[0].type)})({a[0]})"  # type: ignore[index]
+        if isinstance(op, arith.BitcastOp):
+            return _bitcast(op.operands[0].type, op.results[0].type, a[0])  # type: ignore[index]
         if isinstance(op, arith.RemSIOp):
             return f"rx_rem({a[0]}, {a[1]})"  # type: ignore[index]
         if isinstance(op, arith.MaxSIOp):

@@ -406,10 +406,18 @@ class RelaxFunctions(InterpreterFunctions):
 
     @impl(arith.BitcastOp)
     def run_bitcast(self, interpreter: Interpreter, op: arith.BitcastOp, args: PythonValues) -> PythonValues:
-        """Between integer types of one width (a change of signedness): the same bits."""
-        if not isinstance(op.result.type, IntegerType):
-            raise RelaxError(f"arith.bitcast to {op.result.type} is not supported by the interpreter")
-        return (_wrap(int(args[0]), op.result.type),)
+        """The same bits as another type of one width: between integers a change of signedness, with a float
+        numpy's view of the scalar (relax.bitcast)."""
+        src, dst = op.input.type, op.result.type
+        if isinstance(src, IntegerType) and isinstance(dst, IntegerType):
+            return (_wrap(int(args[0]), dst),)
+        if isinstance(src, IntegerType):
+            bits = np.array(int(args[0]) % (1 << src.width.data), dtype=f"uint{src.width.data}")
+        else:
+            bits = np.array(args[0], dtype=dtypes.np_dtype(dtypes.dtype_name(src))).view(f"uint{src.bitwidth}")
+        if isinstance(dst, IntegerType):
+            return (_wrap(int(bits), dst),)
+        return (float(bits.view(dtypes.np_dtype(dtypes.dtype_name(dst)))[()]),)
 
     @impl(arith.ExtUIOp)
     def run_extui(self, interpreter: Interpreter, op: arith.ExtUIOp, args: PythonValues) -> PythonValues:

@@ -738,6 +738,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     params mapping each added parameter's name to its array, in order."""
     from relax_xdsl.frontend import (  # noqa: F401  (each module registers its family's converters)
         onnx_ops,
+        onnx_ops_bitcast,
         onnx_ops_control_flow,
         onnx_ops_data_dependent,
         onnx_ops_indexing,

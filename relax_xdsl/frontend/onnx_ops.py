@@ -214,7 +214,8 @@ def _dropout_inference_check(n: Node, x: Value) -> Value:
         n.fail(f"input 2 (training_mode) must be bool, got {flag.dtype}")
     active = flag if known_ratio is not None else \
         n.op("logical_and", flag, n.op("not_equal", rt.scalar_tensor(n, 1, "ratio"), rt.const(0, ratio.dtype)))
-    one = n.op("take", rt.const([1], _dtype_of(x)), n.op("astype", active, dtype="int64"), axis=0)
+    one = n.op("take", rt.const([1], _dtype_of(x)), n.op("astype", active, dtype="int64"), axis=0,
+               what=f"{n.where}: training_mode=True with a nonzero ratio (random masks) is not supported; the flag")
     return n.op("multiply", x, one)
 
 

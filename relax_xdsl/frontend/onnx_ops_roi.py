@@ -1,6 +1,8 @@
-"""ONNX converters for region-of-interest pooling and the cache update:
-RoiAlign and MaxRoiPool onto relax.roi_align / max_roi_pool
-(relax_xdsl/ops/roi.py), TensorScatter as a composition of existing ops.
+"""ONNX converters for region-of-interest pooling, deformable convolution
+and the cache update: RoiAlign and MaxRoiPool onto relax.roi_align /
+max_roi_pool (relax_xdsl/ops/roi.py), DeformConv onto relax.deform_conv2d
+(relax_xdsl/ops/deform_conv.py), TensorScatter as a composition of
+existing ops.
 
 RoiAlign's coordinate_transformation_mode came with opset 16 (default
 half_pixel); opset 10 models behave as output_half_pixel, which is what
@@ -20,7 +22,7 @@ import numpy as np
 
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter, simplify_known
 from relax_xdsl.ops.roi import MAX_SAMPLING_RATIO, ROI_ALIGN_MODES
-from relax_xdsl.shape import canon
+from relax_xdsl.shape import canon, dim_to_str
 
 _TRANSFORMS = {"half_pixel": True, "output_half_pixel": False}
 
@@ -106,3 +108,40 @@ def _dim_value(d: object) -> Known:
     arr = np.empty((), dtype=object)
     arr[()] = canon(d)
     return simplify_known(Known(arr, "int64"))
+
+
+@register_converter("DeformConv", attrs=("dilations", "group", "kernel_shape", "offset_group", "pads", "strides"))
+def _deform_conv(n: Node) -> Value:
+    """DeformConv (opset 19, 22) onto relax.deform_conv2d (relax_xdsl/ops/deform_conv.py): 2-d only, as
+    onnxruntime's. A missing B or mask is a broadcast [1] zero / [1, 1, 1, 1] one."""
+    x, w, offset = n.input(0, "X"), n.input(1, "W"), n.input(2, "offset")
+    b, mask = n.optional(3), n.optional(4)
+    if x.ndim != 4:
+        n.fail(f"only 2-d deformable convolutions are supported: X must have rank 4 (N, C, H, W), got rank {x.ndim}")
+    if w.ndim != 4:
+        n.fail(f"W must have rank 4 (OC, C / group, kH, kW), got rank {w.ndim}")
+    kernel = [canon(d) for d in w.shape[2:]]
+    given = [int(k) for k in n.attr("kernel_shape", [])]
+    if given:
+        if len(given) != 2 or any(not canon(k).is_Integer or int(canon(k)) != g for k, g in zip(kernel, given)):
+            n.fail(f"attribute kernel_shape={given} does not match W's spatial dims {[dim_to_str(k) for k in kernel]}")
+    strides = [int(v) for v in n.attr("strides", [1, 1])]
+    dilations = [int(v) for v in n.attr("dilations", [1, 1])]
+    pads = [int(v) for v in n.attr("pads", [0, 0, 0, 0])]
+    for name, vals, count, low in (("strides", strides, 2, 1), ("dilations", dilations, 2, 1), ("pads", pads, 4, 0)):
+        if len(vals) != count or any(v < low for v in vals):
+            n.fail(f"attribute {name}={vals} must be {count} ints >= {low}")
+    dtype = x.dtype
+    if b is None:
+        b = _filled(n, [1], 0.0, dtype)
+    elif b.ndim != 1:
+        n.fail(f"B must have rank 1 (OC), got rank {b.ndim}")
+    if mask is None:
+        mask = _filled(n, [1, 1, 1, 1], 1.0, dtype)
+    return n.op("deform_conv2d", x, w, offset, b, mask, strides=strides, padding=pads, dilation=dilations,
+                groups=_positive_attr(n, "group", 1), offset_groups=_positive_attr(n, "offset_group", 1))
+
+
+def _filled(n: Node, shape: list[int], value: float, dtype: str) -> Value:
+    k = Known(np.full(shape, value, dtype=np.float32), "float32")
+    return k if dtype == "float32" else n.op("astype", k, dtype=dtype)

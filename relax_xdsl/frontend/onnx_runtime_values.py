@@ -208,7 +208,7 @@ def per_axis(n: Node, rank: int, axes: Var, values: list[tuple[Var, int]], inval
     gather fails, its message giving index k + 1 for an extent of k + 1)."""
     k = int(canon(axes.shape[0]))
     positions = n.op("arange", start=0.0, step=1.0, dtype="int64", length=[rank])
-    norm = n.op("take", positions, axes, axis=0)
+    norm = n.op("take", positions, axes, axis=0, what=f"{n.where}: an entry of axes (an axis of the rank-{rank} data)")
     hits = n.op("equal", n.op("reshape", positions, shape=[rank, 1]), n.op("reshape", norm, shape=[1, k]))
     slots: Value = const(np.arange(k).reshape(1, k))
     if invalid is not None:
@@ -217,7 +217,9 @@ def per_axis(n: Node, rank: int, axes: Var, values: list[tuple[Var, int]], inval
     slot = n.op("sum", n.op("where", hits, slots, const(0)), axis=[1])
     select = n.op("where", n.op("equal", count, const(0)), const(k),
                   n.op("where", n.op("equal", count, const(1)), slot, const(k + 1)))
-    return [as_var(n.op("take", n.op("concat", v, const([default]), axis=0), select, axis=0)) for v, default in values]
+    what = f"{n.where}: axes name an axis twice{' or select a step of 0' if invalid is not None else ''} (the slot"
+    return [as_var(n.op("take", n.op("concat", v, const([default]), axis=0), select, axis=0, what=f"{what})"))
+            for v, default in values]
 
 
 def data_axes(n: Node, i: int, rank: int, count: int) -> Var:

@@ -2,8 +2,10 @@
 registers every built-in graph op."""
 
 from relax_xdsl.ops import (
+    bitcast,  # noqa: F401
     creation,  # noqa: F401
     data_dependent,  # noqa: F401
+    deform_conv,  # noqa: F401
     elementwise,  # noqa: F401
     indexing,  # noqa: F401
     layout,  # noqa: F401

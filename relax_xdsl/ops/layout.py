@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.errors import ShapeError
 from relax_xdsl.ops.registry import INJECTIVE, REQUIRED, Infer, OpSpec, Param, register_op, tensor
@@ -57,6 +58,10 @@ class Pad(OpSpec):
     def infer(self, ctx: Infer, x: TensorType, pad_before: tuple[int, ...], pad_after: tuple[int, ...],
               mode: str, pad_value: float) -> TensorType:
         plan = _pad_plan(ctx, x, pad_before, pad_after, mode)
+        if dtypes.is_int(x.dtype) and mode == "constant":
+            info = np.iinfo(x.dtype)
+            if not (np.isfinite(pad_value) and info.min <= pad_value <= info.max):
+                ctx.fail(f"pad_value {pad_value} is not a value of {x.dtype} (range [{info.min}, {info.max}])")
         out = []
         for i, (d, (cb, ca, b, a)) in enumerate(zip(x.sym_shape, plan)):
             kept = canon(d - cb - ca)
@@ -86,7 +91,7 @@ class Pad(OpSpec):
         if mode != "constant":
             pb.require_nonempty([k for k, (_, _, b, a) in zip(kept, plan) if b + a],
                                 f"relax.pad ({mode}): the extent to pad in tensor program @{pb.func.sym_name.data}")
-        fill = bool(pad_value) if x.dtype == "bool" else pad_value if x.dtype.startswith("float") else int(pad_value)
+        fill = bool(pad_value) if x.dtype == "bool" else pad_value if dtypes.is_float(x.dtype) else int(pad_value)
 
         def body(*idx: Any) -> Any:
             src: list[Any] = []
@@ -494,7 +499,7 @@ def _ir_resize(pb: Any, x: Any, out: Any, axes: dict[int, _ResizeAxis], axis_val
             if outside is None:
                 return acc
             fill = bool(extrapolation_value) if x.dtype == "bool" else extrapolation_value \
-                if x.dtype.startswith("float") else int(extrapolation_value)
+                if dtypes.is_float(x.dtype) else int(extrapolation_value)
             return pb.select(outside, pb.lift(fill, acc.type), acc)
         if outside is not None:
             acc = pb.select(outside, fconst(extrapolation_value), acc)

@@ -389,14 +389,17 @@ class Take(OpSpec):
     target (ONNX leaves it undefined; an error is the one behaviour no target
     can get wrong silently). The tensor program checks every index in a
     serial loop before its parallel gather: one cheap pass over the indices,
-    and the gather reads only checked ones."""
+    and the gather reads only checked ones. `what`, when given, is what the
+    error names instead of the op (an importer's node whose data the take
+    checks: Slice's run-time axes)."""
 
     name = "take"
     inputs = ("x", "indices")
-    params = {"axis": Param("int", None)}
+    params = {"axis": Param("int", None), "what": Param("str", None)}
     pattern = INJECTIVE
 
-    def infer(self, ctx: Infer, x: TensorType, indices: TensorType, axis: int | None) -> TensorType:
+    def infer(self, ctx: Infer, x: TensorType, indices: TensorType, axis: int | None,
+              what: str | None) -> TensorType:
         if not dtypes.is_int(indices.dtype):
             ctx.fail(f"indices must be integers, got {indices.dtype}")
         if axis is None:
@@ -406,7 +409,7 @@ class Take(OpSpec):
         a = ctx.axis(axis, x.ndim)
         return tensor(x.sym_shape[:a] + indices.sym_shape + x.sym_shape[a + 1:], x.dtype)
 
-    def reference(self, x: np.ndarray, indices: np.ndarray, axis: int | None) -> np.ndarray:
+    def reference(self, x: np.ndarray, indices: np.ndarray, axis: int | None, what: str | None) -> np.ndarray:
         src = x.reshape(-1) if axis is None else x
         a = 0 if axis is None else axis % x.ndim
         d = src.shape[a]
@@ -414,16 +417,16 @@ class Take(OpSpec):
             indices.astype(np.int64)  # as casting to index saturates uint64
         bad = (i < -d) | (i >= d)
         if bad.any():  # the first in row-major order, as the compiled check loop finds it
-            raise index_out_of_range(_take_what(axis, a), int(i[bad][0]), d)
+            raise index_out_of_range(what or _take_what(axis, a), int(i[bad][0]), d)
         return np.take(src, np.where(i < 0, i + d, i), axis=a)
 
-    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: int | None) -> None:
+    def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: int | None, what: str | None) -> None:
         (x, ind), (out,) = inputs, outputs
         flat = axis is None
         a = 0 if flat else axis % x.ndim
         d = _prod(x.shape) if flat else x.shape[a]
         k = ind.ndim
-        what = f"{_take_what(axis, a)} in tensor program @{pb.func.sym_name.data}"
+        what = f"{what or _take_what(axis, a)} in tensor program @{pb.func.sym_name.data}"
         extent = pb.index(d)
         pb.for_each(ind.shape, lambda *j: pb.emit(CheckIndexOp(pb.cast(ind[j], IndexType()).value, extent.value, what)))
 
