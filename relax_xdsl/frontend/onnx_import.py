@@ -808,7 +808,7 @@ def _fold_symbolic(node: Node, name: str, args: list[Known], params: dict[str, A
     """Elementwise shape arithmetic on dims (`Shape(x)[0] * 4`, `Equal`, `Where`)."""
     if name == "astype":
         target = params["dtype"]
-        if target == "bool" or target.startswith("float"):
+        if target == "bool" or dtypes.is_float(target):
             raise _CannotFold
         return Known(args[0].array, target)
     fn = _SYMBOLIC_FOLDS.get(name)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from relax_xdsl import dtypes
 from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Node, Value, register_converter
 from relax_xdsl.shape import canon, dim_to_str, dims_equal, floordiv
@@ -310,7 +311,7 @@ def _runtime_present(n: Node, i: int) -> bool:
 def _float_vector(n: Node, i: int, what: str, length: int) -> Value:
     """Input i as float64 [length] data."""
     v = n.tensor(i, what)
-    if not v.dtype.startswith("float"):
+    if not dtypes.is_float(v.dtype):
         n.fail(f"input {i} ({what}) must hold floating-point numbers, got {v.dtype}")
     if v.ndim != 1 or not dims_equal(canon(v.shape[0]), sympy.Integer(length)):
         n.fail(f"input {i} ({what}) must have {length} values (shape [{length}]), got shape "

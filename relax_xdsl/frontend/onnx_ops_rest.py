@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from relax_xdsl import dtypes
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
 from relax_xdsl.shape import canon, dim_to_str, dims_differ
 
@@ -80,7 +81,7 @@ def _affine_grid(n: Node) -> Value:
                f"[{', '.join(dim_to_str(canon(d)) for d in theta.shape)}]")
     if dims_differ(canon(size[0]), canon(theta.shape[0])):
         n.fail(f"size[0] = {dim_to_str(canon(size[0]))} differs from theta's batch dim {dim_to_str(canon(theta.shape[0]))}")
-    if not theta.dtype.startswith("float"):
+    if not dtypes.is_float(theta.dtype):
         n.fail(f"theta must be floating-point, got {theta.dtype}")
     base = Known(_base_grid(spatial, _bool_attr(n, "align_corners"), theta.dtype), theta.dtype)
     points = n.op("matmul", base, n.op("permute_dims", theta, axes=[0, 2, 1]))   # [N, prod(spatial), r]
@@ -117,7 +118,7 @@ def _out_dtype(n: Node, default: str) -> str:
 
 
 def _random(n: Node, shape: list[Any], dtype: str) -> Value:
-    if not dtype.startswith("float"):
+    if not dtypes.is_float(dtype):
         n.fail(f"attribute dtype: the output must be floating-point, got {dtype}")
     if n.op_type.startswith("RandomUniform"):
         return n.op("random_uniform", shape=shape, seed=_seed(n), dtype=dtype,
@@ -146,7 +147,7 @@ def _random_like(n: Node) -> Value:
 def _bernoulli(n: Node) -> Value:
     """1 where a uniform draw in [0, 1) (float64) is below the probability."""
     p = n.input(0, "input")
-    if not p.dtype.startswith("float"):
+    if not dtypes.is_float(p.dtype):
         n.fail(f"input must hold floating-point probabilities, got {p.dtype}")
     dtype = _out_dtype(n, p.dtype)
     u = n.op("random_uniform", shape=list(p.shape), seed=_seed(n), dtype="float64")
@@ -160,7 +161,7 @@ def _multinomial(n: Node) -> Value:
     number of cumulative probabilities at or below a uniform draw (clamped
     to the last class against rounding)."""
     x = n.input(0, "input")
-    if x.ndim != 2 or not x.dtype.startswith("float"):
+    if x.ndim != 2 or not dtypes.is_float(x.dtype):
         n.fail(f"input must be a float [batch_size, class_size] tensor, got rank {x.ndim} {x.dtype}")
     dtype = _out_dtype(n, "int32")
     if dtype not in ("int32", "int64"):

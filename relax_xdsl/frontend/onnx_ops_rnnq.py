@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from relax_xdsl import dtypes
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
 from relax_xdsl.shape import canon, dim_to_str
 
@@ -64,7 +65,7 @@ def _stack(n: Node, parts: Sequence[Value], axis: int) -> Value:
 
 def _float_input(n: Node, i: int, what: str) -> Value:
     v = n.input(i, what)
-    if not v.dtype.startswith("float"):
+    if not dtypes.is_float(v.dtype):
         n.fail(f"input {i} ({what}) must be a float tensor, got {v.dtype}")
     return v
 

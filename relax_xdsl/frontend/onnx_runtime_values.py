@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from relax_xdsl import dtypes
 from relax_xdsl.builder import Var
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, known_dims
 from relax_xdsl.shape import Dim, canon, dim_to_str
@@ -147,7 +148,7 @@ def tile(n: Node, x: Value, repeats: Var) -> Value:
 def arange_length(n: Node, start: Var, limit: Var, delta: Var, dtype: str) -> Var:
     """max(ceil((limit - start) / delta), 0) as an int64 [1] tensor."""
     diff = n.op("subtract", limit, start)
-    if dtype.startswith("float"):
+    if dtypes.is_float(dtype):
         q = n.op("ceil", n.op("divide", diff, delta))
         q = n.op("where", n.op("equal", q, q), q, const(0.0, dtype))  # NaN (delta 0, 0/0): no elements
         big = const(float(2**62), dtype)

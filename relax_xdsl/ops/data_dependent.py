@@ -33,6 +33,7 @@ import numpy as np
 import sympy
 from xdsl.dialects.builtin import IndexType, TupleType
 
+from relax_xdsl import dtypes
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.dialects.tir import CheckIndexOp
 from relax_xdsl.errors import index_out_of_range
@@ -528,7 +529,7 @@ def _nms_check(ctx: Infer, boxes: TensorType, scores: TensorType, limits: Sequen
     if boxes.ndim != 3 or scores.ndim != 3:
         ctx.fail(f"boxes must be [batches, boxes, 4] and scores [batches, classes, boxes], got ranks "
                  f"{boxes.ndim} and {scores.ndim}")
-    if not boxes.dtype.startswith("float") or scores.dtype != boxes.dtype:
+    if not dtypes.is_float(boxes.dtype) or scores.dtype != boxes.dtype:
         ctx.fail(f"boxes and scores must be floats of one dtype, got {boxes.dtype} and {scores.dtype}")
     ctx.same(boxes.sym_shape[2], 4, "boxes' last dim (4 coordinates)")
     ctx.same(boxes.sym_shape[0], scores.sym_shape[0], "batches of boxes vs scores")

@@ -187,7 +187,7 @@ def _resize_axes(ctx: Infer, x: TensorType, sizes: Sequence[sympy.Expr], scales:
         ctx.fail(f"nearest_mode {nearest_mode!r} is not one of {', '.join(NEAREST_MODES)}")
     if antialias and mode == "nearest":
         ctx.fail("antialias applies to linear and cubic modes, not nearest")
-    if mode != "nearest" and not x.dtype.startswith("float"):
+    if mode != "nearest" and not dtypes.is_float(x.dtype):
         ctx.fail(f"{mode} resize needs a floating-point tensor, got {x.dtype}")
     r = x.ndim
     if len(sizes) != r:
@@ -299,7 +299,7 @@ def _data_axes(ctx: Infer, x: TensorType, scales: TensorType, roi: TensorType, s
     if antialias and mode == "nearest":
         ctx.fail("antialias applies to linear and cubic modes, not nearest")
     for t, what, k in ((scales, "scales", r), (roi, "roi", 2 * r)):
-        if t.ndim != 1 or not t.dtype.startswith("float"):
+        if t.ndim != 1 or not dtypes.is_float(t.dtype):
             ctx.fail(f"{what} must be a 1-d floating-point tensor, got {t}")
         ctx.same(t.sym_shape[0], k, f"the length of {what} ({k} for rank {r})")
     if len(sizes) != r:

@@ -556,7 +556,7 @@ class _Triangle(OpSpec):
 
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], k: int) -> None:
         (x,), (out,) = inputs, outputs
-        zero = False if x.dtype == "bool" else 0.0 if x.dtype.startswith("float") else 0
+        zero = False if x.dtype == "bool" else 0.0 if dtypes.is_float(x.dtype) else 0
 
         def body(*idx: Any) -> Any:
             row = idx[-2] + k if k else idx[-2]

@@ -54,7 +54,7 @@ def _coord_dtype(dtype: str) -> str:
 
 
 def _check_float(ctx: Infer, t: TensorType, what: str) -> None:
-    if not t.dtype.startswith("float"):
+    if not dtypes.is_float(t.dtype):
         ctx.fail(f"{what} must be floating-point, got {t.dtype}")
 
 

@@ -86,7 +86,7 @@ def _float_dtype(ctx: Infer, dtype: str, what: str) -> str:
         name = dtypes.dtype_name(dtype)
     except Exception as err:  # noqa: BLE001
         ctx.fail(f"{what}: {err}")
-    if not name.startswith("float"):
+    if not dtypes.is_float(name):
         ctx.fail(f"{what} must be a floating-point type, got {name}")
     return name
 
@@ -260,9 +260,9 @@ def _grid_check(ctx: Infer, x: TensorType, grid: TensorType, mode: str, padding_
     if not dims_known_equal(grid.sym_shape[-1], r):
         ctx.fail(f"grid's last dim must be {r} (one coordinate per spatial axis), got "
                  f"{dim_to_str(grid.sym_shape[-1])}")
-    if not grid.dtype.startswith("float"):
+    if not dtypes.is_float(grid.dtype):
         ctx.fail(f"grid must be floating-point, got {grid.dtype}")
-    if mode != "nearest" and not x.dtype.startswith("float"):
+    if mode != "nearest" and not dtypes.is_float(x.dtype):
         ctx.fail(f"{mode} sampling needs a floating-point x, got {x.dtype}")
     if x.dtype == "bool":
         ctx.fail("x must be numeric, got bool")
@@ -589,7 +589,7 @@ class Det(OpSpec):
     def infer(self, ctx: Infer, x: TensorType) -> TensorType:
         if x.ndim < 2:
             ctx.fail(f"x must have rank >= 2 ([..., M, M]), got rank {x.ndim}")
-        if not x.dtype.startswith("float"):
+        if not dtypes.is_float(x.dtype):
             ctx.fail(f"x must be floating-point, got {x.dtype}")
         ctx.same(x.sym_shape[-2], x.sym_shape[-1], "the matrices must be square: dim -2 vs dim -1")
         return tensor(x.sym_shape[:-2], x.dtype)
