@@ -2,23 +2,26 @@
 #include "rx_blas.h"
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 
-/* OpenBLAS's thread count is one global: set to 1 when `alone` (and not from
-   inside a parallel region, whose threads would race on it); returns the
-   count to give back to rx_blas_restore, 0 when nothing was changed. */
-static inline int rx_blas_alone(int alone) {
-  if (!alone || omp_in_parallel()) return 0;
-  int threads = scipy_openblas_get_num_threads();
-  if (threads <= 1) return 0;
-  scipy_openblas_set_num_threads(1);
-  return threads;
+/* One thread pool: OpenBLAS runs single-threaded, and the products are
+   split over OpenMP's threads here (rows, columns or batch entries, each
+   block one single-threaded BLAS call). OpenBLAS's own pthread pool and
+   OpenMP's would otherwise take turns on the same cores, each spinning or
+   sleeping while the other works: on small products most of OpenBLAS's time
+   went to its threads waiting for each other. oneDNN's convolutions use the
+   same OpenMP pool. OpenBLAS's thread count is one global of this process's
+   copy of the library, which only relax_xdsl uses. */
+static pthread_once_t rx_blas_once = PTHREAD_ONCE_INIT;
+static void rx_blas_single_thread(void) { scipy_openblas_set_num_threads(1); }
+static inline void rx_blas_init(void) { pthread_once(&rx_blas_once, rx_blas_single_thread); }
+/* How many OpenMP threads a product of `flops` is split over: 1 below the
+   small-product threshold or inside a parallel region (no nested teams). */
+static inline int rx_blas_threads(double flops) {
+  if (flops < RX_SMALL_GEMM_FLOPS || omp_in_parallel()) return 1;
+  int t = omp_get_max_threads();
+  return t > 1 ? t : 1;
 }
-static inline void rx_blas_restore(int threads) { if (threads) scipy_openblas_set_num_threads(threads); }
-/* Runs `call` on the calling thread when it is small. */
-#define RX_BLAS_SIZED(flops, call) do { \
-    int rx_nt = rx_blas_alone((double)(flops) < RX_SMALL_GEMM_FLOPS); \
-    call; \
-    rx_blas_restore(rx_nt); } while (0)
 
 typedef float rx_v16 __attribute__((vector_size(64), aligned(4)));
 typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
@@ -244,39 +247,90 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
 /* Whether a GEMM of m rows runs in rx_sgemm_small. */
 static inline int rx_few_rows(int64_t m) { return RX_SMALL_GEMM_FAST && m >= 2 && m <= RX_SMALL_GEMM_ROWS; }
 
+/* c[rows i0..i1, cols j0..j1] = a @ b + beta * c on one thread (row-major,
+   leading dims k, n, n): SGEMV for one row, else SGEMM. */
+static void rx_gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t n, int64_t k, float beta,
+                          const float* a, const float* b, float* c) {
+  int64_t rows = i1 - i0, cols = j1 - j0;
+  if (rows <= 0 || cols <= 0) return;
+  if (rows == 1)
+    scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)cols, 1.0f, b + j0, (blasint)n, a + i0 * k, 1,
+                      beta, c + i0 * n + j0, 1);
+  else
+    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)rows, (blasint)cols, (blasint)k, 1.0f,
+                      a + i0 * k, (blasint)k, b + j0, (blasint)n, beta, c + i0 * n + j0, (blasint)n);
+}
+
+/* Thread t of `threads`'s block of an m x n product: rows when there are
+   enough of them (16 or more per thread), else columns in multiples of 16. */
+static inline void rx_gemm_split(int64_t m, int64_t n, int t, int threads, int64_t* i0, int64_t* i1, int64_t* j0,
+                                 int64_t* j1) {
+  if (m >= 16 * (int64_t)threads || n < 32 * (int64_t)threads) {
+    *i0 = m * t / threads, *i1 = m * (t + 1) / threads, *j0 = 0, *j1 = n;
+  } else {
+    int64_t units = (n + 15) / 16;
+    *i0 = 0, *i1 = m, *j0 = units * t / threads * 16, *j1 = units * (t + 1) / threads * 16;
+    if (*j1 > n) *j1 = n;
+    if (*j0 > n) *j0 = n;
+  }
+}
+
 /* c = a @ b + beta * c (beta 0 or 1) for row-major a (m x k), b (k x n),
-   c (m x n): one row through rx_sgemv_narrow (up to 32 columns) or SGEMV,
-   rx_sgemm_small for a few rows, else SGEMM; small BLAS calls on the
-   calling thread. An empty product (k = 0) is beta * c and an empty c
+   c (m x n): one row through rx_sgemv_narrow (up to 32 columns), a few rows
+   through rx_sgemm_small, else BLAS, split over OpenMP's threads when large
+   (rx_blas_threads). An empty product (k = 0) is beta * c and an empty c
    (m or n = 0) is nothing to do: BLAS is not called then (it wants leading
    dims >= 1 and leaves y unwritten in an SGEMV of no rows). */
 static void rx_gemm(int64_t m, int64_t n, int64_t k, float beta, const float* a, const float* b, float* c) {
   if (m == 0 || n == 0)
     return;
+  rx_blas_init();
   if (k == 0) {
     if (beta == 0.0f) memset(c, 0, (size_t)m * (size_t)n * sizeof(float));
   } else if (rx_few_rows(m))
     rx_sgemm_small(m, n, k, a, b, c, beta != 0.0f, NULL, 0);
   else if (m == 1 && rx_sgemv_narrow(n, k, a, b, c, beta != 0.0f))
     ;
-  else RX_BLAS_SIZED(2.0 * m * n * k,
-    if (m == 1)
-      scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)n, 1.0f, b, (blasint)n, a, 1, beta, c, 1);
-    else
-      scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, 1.0f, a,
-                        (blasint)k, b, (blasint)n, beta, c, (blasint)n));
+  else {
+    int threads = rx_blas_threads(2.0 * m * n * k);
+    if (threads == 1) {
+      rx_gemm_block(0, m, 0, n, n, k, beta, a, b, c);
+      return;
+    }
+    #pragma omp parallel num_threads(threads)
+    {
+      int64_t i0, i1, j0, j1;
+      rx_gemm_split(m, n, omp_get_thread_num(), omp_get_num_threads(), &i0, &i1, &j0, &j1);
+      rx_gemm_block(i0, i1, j0, j1, n, k, beta, a, b, c);
+    }
+  }
 }
 
-/* batch products of (m x k) @ (k x n), stored one after another: one
-   strided-batch call (OpenBLAS spreads the batch over its threads; a loop
-   of small SGEMM calls, each split over threads, measured slower). */
+/* batch products of (m x k) @ (k x n), stored one after another: batch
+   entries split over threads when there are at least as many as threads,
+   else each product's rows or columns. */
 static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
   if (batch == 0 || m == 0 || n == 0) return;  /* nothing to write */
   if (k == 0) { memset(C, 0, (size_t)batch * (size_t)m * (size_t)n * sizeof(float)); return; }
-  RX_BLAS_SIZED(2.0 * batch * m * n * k,
-    scipy_cblas_sgemm_batch_strided(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k,
-                                    1.0f, A, (blasint)k, (blasint)(m * k), B, (blasint)n, (blasint)(k * n), 0.0f, C,
-                                    (blasint)n, (blasint)(m * n), (blasint)batch));
+  rx_blas_init();
+  int threads = rx_blas_threads(2.0 * batch * m * n * k);
+  if (threads == 1) {
+    for (int64_t i = 0; i < batch; ++i) rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n);
+    return;
+  }
+  #pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (batch >= nt) {
+      for (int64_t i = batch * t / nt; i < batch * (t + 1) / nt; ++i)
+        rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n);
+    } else {
+      int64_t i0, i1, j0, j1;
+      rx_gemm_split(m, n, t, nt, &i0, &i1, &j0, &j1);
+      for (int64_t i = 0; i < batch; ++i)
+        rx_gemm_block(i0, i1, j0, j1, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n);
+    }
+  }
 }
 
 void rx_blas_matmul_2x2(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t c0,
@@ -302,33 +356,44 @@ void rx_blas_matmul_4x4(float* A, float* B, float* C, int64_t a0, int64_t a1, in
 
 enum { RX_ACT_NONE, RX_ACT_RELU, RX_ACT_GELU };
 
-/* C = bias (each row), then C += A @ B in one GEMM (beta = 1), then the
-   activation in place. The fill and the activation are split over OpenMP
-   threads from 2^20 elements: below that a parallel region right after
-   SGEMM competes with OpenBLAS's still-spinning worker. No region at all
-   below it (even one kept on one thread by an `if` clause costs libgomp a
-   team and a futex wake). */
+static void rx_activate(float* C, int64_t count, int act) {
+  if (act == RX_ACT_RELU)  /* NaN stays NaN, as relax.relu's maximum(x, 0) */
+    for (int64_t i = 0; i < count; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
+  else if (act == RX_ACT_GELU)  /* as relax.gelu's legalization computes it */
+    for (int64_t i = 0; i < count; ++i) { float v = C[i]; C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
+}
+
+/* One block of rx_dense: its part of C set to the bias, the product added
+   (beta = 1), then the activation, while the block is in cache. */
+static void rx_dense_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, const float* A, const float* B,
+                           const float* D, float* C, int64_t k, int64_t n, int act) {
+  if (i1 <= i0 || j1 <= j0) return;
+  for (int64_t i = i0; i < i1; ++i) memcpy(C + i * n + j0, D + j0, (size_t)(j1 - j0) * sizeof(float));
+  rx_gemm_block(i0, i1, j0, j1, n, k, 1.0f, A, B, C);
+  if (act != RX_ACT_NONE)
+    for (int64_t i = i0; i < i1; ++i) rx_activate(C + i * n + j0, j1 - j0, act);
+}
+
+/* C = act(A @ B + D) with D a row of n: split over threads as rx_gemm is,
+   each thread doing the bias, its product and the activation of its block;
+   products rx_gemm keeps off BLAS (few rows, one narrow row, k = 0) go
+   through it with the bias and activation around. */
 static void rx_dense(const float* A, const float* B, const float* D, float* C, int64_t m, int64_t k, int64_t n,
                      int act) {
-  int wide = m * n >= (1 << 20);
-  if (wide) {
-    #pragma omp parallel for
+  if (m == 0 || n == 0) return;
+  rx_blas_init();
+  int threads = rx_blas_threads(2.0 * m * n * k);
+  if (k == 0 || rx_few_rows(m) || (m == 1 && n <= 32) || threads == 1) {
     for (int64_t i = 0; i < m; ++i) memcpy(C + i * n, D, (size_t)n * sizeof(float));
-  } else
-    for (int64_t i = 0; i < m; ++i) memcpy(C + i * n, D, (size_t)n * sizeof(float));
-  rx_gemm(m, n, k, 1.0f, A, B, C);
-  if (act == RX_ACT_RELU) {  /* NaN stays NaN, as relax.relu's maximum(x, 0) */
-    if (wide) {
-      #pragma omp parallel for
-      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
-    } else
-      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
-  } else if (act == RX_ACT_GELU) {  /* as relax.gelu's legalization computes it */
-    if (wide) {
-      #pragma omp parallel for
-      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
-    } else
-      for (int64_t i = 0; i < m * n; ++i) { float v = C[i]; C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
+    rx_gemm(m, n, k, 1.0f, A, B, C);
+    rx_activate(C, m * n, act);
+    return;
+  }
+  #pragma omp parallel num_threads(threads)
+  {
+    int64_t i0, i1, j0, j1;
+    rx_gemm_split(m, n, omp_get_thread_num(), omp_get_num_threads(), &i0, &i1, &j0, &j1);
+    rx_dense_block(i0, i1, j0, j1, A, B, D, C, k, n, act);
   }
 }
 
@@ -468,22 +533,20 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
 }
 
 /* Images split over threads when there are several and enough work, each
-   image's GEMM on its own thread: OpenBLAS's workers are set aside
-   meanwhile (a threaded BLAS call inside a parallel region oversubscribes
-   the cores; OpenBLAS warns it may hang). */
+   image's GEMM single-threaded on its thread; one image's GEMM is split
+   over the threads by rx_gemm. */
 void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                     int64_t pt, int64_t pl, int relu) {
-  if (!(n > 1 && n * o * oh * ow * c * kh * kw >= 262144)) {
+  rx_blas_init();
+  if (!(n > 1 && n * o * oh * ow * c * kh * kw >= 262144) || omp_in_parallel()) {
     rx_conv2d_images(0, n, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, relu);
     return;
   }
-  int blas_threads = rx_blas_alone(1);
   #pragma omp parallel
   {
     int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
     rx_conv2d_images(n * t / threads, n * (t + 1) / threads, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt,
                      pl, relu);
   }
-  rx_blas_restore(blas_threads);
 }
