@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
-from relax_xdsl.dialects.relax import FunctionOp, GraphOp, TensorType
+from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
@@ -143,7 +143,10 @@ def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
     padding = _padding(Infer("conv2d"), p["padding"])
     if lib == "dnnl":
         dilation = tuple(p["dilation"]) * (2 // len(p["dilation"]))
-        return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant)  # type: ignore[arg-type]
+        # constant weights (a relax.constant, reaching C as a module global) are reordered once, not every call
+        constant = isinstance(op.inputs[1].owner, ConstantOp)
+        return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant,  # type: ignore[arg-type]
+                                    constant_weights=constant)
     return blas.conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
 
 
