@@ -88,9 +88,9 @@ def _dnnl_prefers(op: GraphOp) -> bool:
     symbolic dim counted as 1, so only layers known to be large), BLAS's
     im2col + GEMM below. oneDNN's blocked kernels are several times faster
     on large layers (3x3 and 1x1 ResNet layers, a 7x7 RGB stem), but each
-    call reorders its input, weights and output and starts several parallel
-    regions, which costs more than a small layer's whole GEMM (benchmarks/
-    conv_layers.py measures both)."""
+    call reorders its input and output (and weights that are no constant)
+    and starts several parallel regions, which costs more than a small
+    layer's whole GEMM (benchmarks/conv_layers.py measures both)."""
     w, out = op.inputs[1].type, op.res.type
     macs = 1
     for d in (*w.sym_shape, *out.sym_shape[2:]):  # type: ignore[union-attr]  # o, c / groups, kh, kw, oh, ow
