@@ -310,16 +310,17 @@ static const void* rx_dnnl_const_weights(rx_dnnl_conv* e, const float* W, dnnl_s
       free(data);
     }
   }
+  const void* kept = r ? r->data : NULL;
   pthread_mutex_unlock(&rx_dnnl_lock);
-  return r ? r->data : NULL;
+  return kept;
 }
 
 void rx_dnnl_forget_weights(const void* lo, const void* hi) {
   pthread_mutex_lock(&rx_dnnl_lock);
   for (rx_dnnl_conv* e = rx_dnnl_cache; e; e = e->next)
     for (rx_dnnl_weights** r = &e->weights; *r;) {
-      const char* at = (const char*)(*r)->W;
-      if (at >= (const char*)lo && at < (const char*)hi) {
+      uintptr_t at = (uintptr_t)(*r)->W;
+      if (at >= (uintptr_t)lo && at < (uintptr_t)hi) {
         rx_dnnl_weights* gone = *r;
         *r = gone->next;
         free(gone->data);
