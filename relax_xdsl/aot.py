@@ -248,8 +248,7 @@ _USAGE = """\
    thread-local; each entry point's memory pool is taken by one call at a
    time and a concurrent call allocates a block of its own; the weights are
    read-only (oneDNN convolutions keep a reordered copy of constant weights,
-   made once under a lock, and a stream and workspace per calling thread
-   until it exits). Parallel loops use OpenMP, BLAS calls OpenBLAS, each
+   made once under a lock). Parallel loops use OpenMP, BLAS calls OpenBLAS, each
    with its own threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).
 
    Linking: cc app.c -L DIR -lmodel -Wl,-rpath,DIR (see the Makefile); the

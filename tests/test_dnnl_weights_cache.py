@@ -110,9 +110,9 @@ def test_weights_parameter_beside_a_constant_of_the_same_shapes() -> None:
 
 def test_calls_from_several_threads() -> None:
     """Threads calling one function at once (ctypes and the CPython entries
-    release the GIL), with different batches and inputs: each thread has
-    its own stream and workspace; the first calls race to make the kept
-    weights, which are made once."""
+    release the GIL), with different batches and inputs: the first calls
+    race to make the kept weights, which are made once, under the cache's
+    lock."""
     w, bias = weights(3)
     module = const_conv(w, bias)
     exe = compile_dnnl(module)

@@ -17,12 +17,11 @@
 
    Creating a primitive costs far more than running a small one, so the
    primitives (convolution and reorders) are cached, keyed on every dim and
-   parameter, behind a mutex; execution runs outside the lock. Each calling
-   thread has its own stream and its own workspace (the conv-layout source,
-   weights and destination and the scratchpad, user scratchpad mode), kept
-   between its calls instead of allocated and freed (and their pages
-   faulted in again) every call, so calls from several threads may run at
-   once. */
+   parameter, behind a mutex; execution runs outside the lock on a stream
+   of its own with a scratchpad of its own (user scratchpad mode), so calls
+   from several threads may run at once. (Both are made per call: making a
+   stream is cheap and malloc recycles the buffers, so keeping them per
+   thread was not faster.) */
 #include "rx_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -30,7 +29,6 @@
 
 #define RX_DNNL_KEY 20
 #define RX_DNNL_CACHE_MAX 512
-#define RX_DNNL_KEEP_MAX ((size_t)64 << 20) /* a thread keeps a workspace up to this size between calls */
 
 /* A constant weight buffer in the convolution's layout. */
 typedef struct rx_dnnl_weights {
@@ -49,13 +47,6 @@ typedef struct rx_dnnl_conv {
   rx_dnnl_weights* weights; /* reordered constant weights (rx_dnnl_conv2d_cw), under rx_dnnl_lock */
   struct rx_dnnl_conv* next;
 } rx_dnnl_conv;
-
-/* What one calling thread keeps between its calls (rx_dnnl_thread_state). */
-typedef struct {
-  dnnl_stream_t stream;
-  void* buf; /* the workspace: 64-byte aligned, `bytes` long */
-  size_t bytes;
-} rx_dnnl_thread;
 
 static pthread_mutex_t rx_dnnl_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t rx_dnnl_engine;
@@ -223,65 +214,6 @@ static void* rx_dnnl_buffer(size_t bytes) {
   return aligned_alloc(64, rounded ? rounded : 64);
 }
 
-static size_t rx_dnnl_round(size_t bytes) {
-  return (bytes + 63) / 64 * 64;
-}
-
-static pthread_key_t rx_dnnl_thread_key;
-static pthread_once_t rx_dnnl_thread_once = PTHREAD_ONCE_INIT;
-static int rx_dnnl_thread_key_ok;
-
-static void rx_dnnl_thread_free(void* p) {
-  rx_dnnl_thread* t = p;
-  if (t->stream) dnnl_stream_destroy(t->stream);
-  free(t->buf);
-  free(t);
-}
-
-static void rx_dnnl_thread_key_create(void) {
-  rx_dnnl_thread_key_ok = pthread_key_create(&rx_dnnl_thread_key, rx_dnnl_thread_free) == 0;
-}
-
-/* The key goes with the library: threads that outlive a dlclose must not
-   run its destructor (their stream and workspace are left behind). */
-__attribute__((destructor)) static void rx_dnnl_thread_key_delete(void) {
-  if (rx_dnnl_thread_key_ok) pthread_key_delete(rx_dnnl_thread_key);
-  rx_dnnl_thread_key_ok = 0;
-}
-
-/* This thread's stream and workspace, made on its first call (freed when
-   it exits); NULL when they cannot be made. The engine exists (a cache
-   entry was made first). */
-static rx_dnnl_thread* rx_dnnl_thread_state(void) {
-  pthread_once(&rx_dnnl_thread_once, rx_dnnl_thread_key_create);
-  if (!rx_dnnl_thread_key_ok) return NULL;
-  rx_dnnl_thread* t = pthread_getspecific(rx_dnnl_thread_key);
-  if (t) return t;
-  t = calloc(1, sizeof *t);
-  if (!t) return NULL;
-  if (dnnl_stream_create(&t->stream, rx_dnnl_engine, dnnl_stream_default_flags) != dnnl_success ||
-      pthread_setspecific(rx_dnnl_thread_key, t) != 0) {
-    if (t->stream) dnnl_stream_destroy(t->stream);
-    free(t);
-    return NULL;
-  }
-  return t;
-}
-
-/* A workspace of `bytes` for this call: the thread's own (grown when
-   needed), or, past RX_DNNL_KEEP_MAX, a buffer of the call's that the
-   caller frees (*owned). NULL when it cannot be allocated. */
-static void* rx_dnnl_workspace(rx_dnnl_thread* t, size_t bytes, void** owned) {
-  *owned = NULL;
-  if (bytes > RX_DNNL_KEEP_MAX) return *owned = rx_dnnl_buffer(bytes);
-  if (t->bytes < bytes) {
-    free(t->buf);
-    t->buf = rx_dnnl_buffer(bytes);
-    t->bytes = t->buf ? bytes : 0;
-  }
-  return t->buf;
-}
-
 /* `e`'s reordered copy of the constant weights W, made on first use on
    `stream`; NULL when it cannot be made (the caller falls back). Under the
    cache's lock: a second thread asking meanwhile waits for the first copy
@@ -336,24 +268,13 @@ void rx_dnnl_forget_weights(const void* lo, const void* hi) {
    weights); 0 on success, 1 when oneDNN or an allocation failed. */
 static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float* W, int const_weights,
                        const float* bias, float* Y) {
-  rx_dnnl_thread* t = rx_dnnl_thread_state();
-  if (!t) return 1;
-  dnnl_stream_t stream = t->stream;
+  dnnl_stream_t stream = NULL;
   dnnl_memory_t mem[8] = {NULL};
-  /* the weights in the convolution's layout, when already there */
-  const void* wconv = !e->reorder[1] ? NULL : const_weights && cached ? rx_dnnl_const_weights(e, W, stream) : NULL;
-  if (e->reorder[1] && const_weights && cached && !wconv) return 1;
-  /* workspace parts: conv src, conv weights (unless kept), conv dst, scratchpad */
-  size_t part[4] = {0, 0, 0, e->scratch_bytes}, offset[4], total = 0;
-  for (int i = 0; i < 3; ++i)
-    if (e->reorder[i] && !(i == 1 && wconv)) part[i] = dnnl_memory_desc_get_size(e->conv_md[i]);
-  for (int i = 0; i < 4; ++i) {
-    offset[i] = total;
-    total += rx_dnnl_round(part[i]);
-  }
-  void* owned = NULL;
-  char* ws = rx_dnnl_workspace(t, total, &owned);
-  int ok = ws != NULL;
+  void* buf[4] = {NULL};
+  int ok = dnnl_stream_create(&stream, rx_dnnl_engine, dnnl_stream_default_flags) == dnnl_success;
+  /* the weights already in the convolution's layout (kept constant weights), or NULL */
+  const void* wconv = NULL;
+  if (ok && e->reorder[1] && const_weights && cached) ok = (wconv = rx_dnnl_const_weights(e, W, stream)) != NULL;
   /* user src, weights, bias, dst; conv src, weights, dst; scratchpad */
   void* user[4] = {(void*)X, (void*)W, (void*)bias, Y};
   for (int i = 0; i < 4 && ok; ++i)
@@ -364,14 +285,16 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
       mem[4 + i] = mem[user_index];
       continue;
     }
-    void* data = i == 1 && wconv ? (void*)wconv : ws + offset[i];
-    ok = dnnl_memory_create(&mem[4 + i], e->conv_md[i], rx_dnnl_engine, data) == dnnl_success;
+    void* data = i == 1 && wconv ? (void*)wconv
+                                 : (buf[i] = rx_dnnl_buffer(dnnl_memory_desc_get_size(e->conv_md[i])));
+    ok = data && dnnl_memory_create(&mem[4 + i], e->conv_md[i], rx_dnnl_engine, data) == dnnl_success;
   }
   if (ok && e->scratch_bytes) {
     dnnl_memory_desc_t smd = NULL;
     dnnl_dims_t bytes = {(dnnl_dim_t)e->scratch_bytes};
-    ok = dnnl_memory_desc_create_with_tag(&smd, 1, bytes, dnnl_u8, dnnl_a) == dnnl_success &&
-         dnnl_memory_create(&mem[7], smd, rx_dnnl_engine, ws + offset[3]) == dnnl_success;
+    buf[3] = rx_dnnl_buffer(e->scratch_bytes);
+    ok = buf[3] && dnnl_memory_desc_create_with_tag(&smd, 1, bytes, dnnl_u8, dnnl_a) == dnnl_success &&
+         dnnl_memory_create(&mem[7], smd, rx_dnnl_engine, buf[3]) == dnnl_success;
     if (smd) dnnl_memory_desc_destroy(smd);
   }
   for (int i = 0; i < 2 && ok; ++i)
@@ -390,13 +313,16 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mem[6]}, {DNNL_ARG_TO, mem[3]}};
     ok = dnnl_primitive_execute(e->reorder[2], stream, 2, args) == dnnl_success;
   }
-  ok = dnnl_stream_wait(stream) == dnnl_success && ok;
+  if (stream) {
+    ok = dnnl_stream_wait(stream) == dnnl_success && ok;
+    dnnl_stream_destroy(stream);
+  }
   for (int i = 0; i < 3; ++i)
     if (e->reorder[i] && mem[4 + i]) dnnl_memory_destroy(mem[4 + i]);
   for (int i = 0; i < 4; ++i)
     if (mem[i]) dnnl_memory_destroy(mem[i]);
   if (mem[7]) dnnl_memory_destroy(mem[7]);
-  free(owned);
+  for (int i = 0; i < 4; ++i) free(buf[i]);
   return !ok;
 }
 
