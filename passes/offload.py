@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
-from relax_xdsl.dialects.relax import FunctionOp, GraphOp, TensorType
+from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
@@ -88,9 +88,9 @@ def _dnnl_prefers(op: GraphOp) -> bool:
     symbolic dim counted as 1, so only layers known to be large), BLAS's
     im2col + GEMM below. oneDNN's blocked kernels are several times faster
     on large layers (3x3 and 1x1 ResNet layers, a 7x7 RGB stem), but each
-    call reorders its input, weights and output and starts several parallel
-    regions, which costs more than a small layer's whole GEMM (benchmarks/
-    conv_layers.py measures both)."""
+    call reorders its input and output (and weights that are no constant)
+    and starts several parallel regions, which costs more than a small
+    layer's whole GEMM (benchmarks/conv_layers.py measures both)."""
     w, out = op.inputs[1].type, op.res.type
     macs = 1
     for d in (*w.sym_shape, *out.sym_shape[2:]):  # type: ignore[union-attr]  # o, c / groups, kh, kw, oh, ow
@@ -143,7 +143,10 @@ def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
     padding = _padding(Infer("conv2d"), p["padding"])
     if lib == "dnnl":
         dilation = tuple(p["dilation"]) * (2 // len(p["dilation"]))
-        return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant)  # type: ignore[arg-type]
+        # constant weights (a relax.constant, reaching C as a module global) are reordered once, not every call
+        constant = isinstance(op.inputs[1].owner, ConstantOp)
+        return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant,  # type: ignore[arg-type]
+                                    constant_weights=constant)
     return blas.conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
 
 

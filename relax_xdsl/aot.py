@@ -247,8 +247,9 @@ _USAGE = """\
    state is its own (buffers, the recursion count); error text is
    thread-local; each entry point's memory pool is taken by one call at a
    time and a concurrent call allocates a block of its own; the weights are
-   read-only. Parallel loops use OpenMP, BLAS calls OpenBLAS, each with its
-   own threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).
+   read-only (oneDNN convolutions keep a reordered copy of constant weights,
+   made once under a lock). Parallel loops use OpenMP, BLAS calls OpenBLAS, each
+   with its own threads (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS).
 
    Linking: cc app.c -L DIR -lmodel -Wl,-rpath,DIR (see the Makefile); the
    library needs libgomp, and libscipy_openblas.so when it was copied next

@@ -10,6 +10,12 @@ headers are found, see backend/c_runtime.py); this module registers one
 small wrapper per (strides, paddings, dilations, groups, epilogue) passing
 those as constants, with the conv2d op's numpy reference for the
 interpreter and evaluator. Without oneDNN nothing is offloaded to it.
+
+Each comes in two kinds: `dnnl.conv2d...` reorders its weights into
+oneDNN's layout on every call, `dnnl.conv2d_cw...` (weights that are a
+model constant, which the offload pass knows) keeps the reordered copy
+between calls; its weights operand is declared constant
+(LibraryFunction.constant_inputs), so the C emitter refuses a computed one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.libraries import register_library_function, register_resolver
 
 CONV_PREFIX = "dnnl.conv2d"
+CONST_WEIGHTS_PREFIX = "dnnl.conv2d_cw"
+"""The library functions whose weights are a model constant (rx_dnnl_conv2d_cw)."""
 
 
 
@@ -90,21 +98,30 @@ def _tag(params: ConvParams, variant: str) -> str:
 
 
 def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                    groups: int, variant: str = "") -> LibFuncOp:
+                    groups: int, variant: str = "", constant_weights: bool = False) -> LibFuncOp:
     """The `lib.func` of a float32 NCHW/OIHW conv2d on oneDNN (weights
-    o x c/groups x kh x kw), with the bias / relu epilogue of `variant`."""
+    o x c/groups x kh x kw), with the bias / relu epilogue of `variant`;
+    `constant_weights`: the weights operand is a model constant (its
+    reordered copy is kept between calls)."""
     check_variant(variant)
     params: ConvParams = (*strides, *padding, *dilation, groups)  # type: ignore[assignment]
     bufs = conv_buffers(variant, "ci")
     tag = _tag(params, variant)
-    return LibFuncOp(f"dnnl_conv2d_{tag}", bufs, f"rx_dnnl_conv2d_{tag}", "dnnl", header="oneapi/dnnl/dnnl.h",
-                     link=link_flags(), reference=f"{CONV_PREFIX}{variant}:{','.join(str(v) for v in params)}",
+    kind = "conv2d_cw" if constant_weights else "conv2d"
+    prefix = CONST_WEIGHTS_PREFIX if constant_weights else CONV_PREFIX
+    return LibFuncOp(f"dnnl_{kind}_{tag}", bufs, f"rx_dnnl_{kind}_{tag}", "dnnl", header="oneapi/dnnl/dnnl.h",
+                     link=link_flags(), reference=f"{prefix}{variant}:{','.join(str(v) for v in params)}",
                      pure=True)
 
 
 def _resolve_conv(name: str) -> object:
-    """Registers `dnnl.conv2d[variant]:sh,sw,pt,pl,pb,pr,dh,dw,g` (its C wrapper and numpy reference)."""
+    """Registers `dnnl.conv2d[_cw][variant]:sh,sw,pt,pl,pb,pr,dh,dw,g` (its
+    C wrapper and numpy reference). A name parses one way only: no variant
+    starts with `_cw`."""
+    constant_weights = False
     parsed = parse_name(name, CONV_PREFIX, 9)
+    if parsed is None:
+        parsed, constant_weights = parse_name(name, CONST_WEIGHTS_PREFIX, 9), True
     if parsed is None:
         return None
     variant, params = parsed
@@ -113,19 +130,22 @@ def _resolve_conv(name: str) -> object:
         return None
     reference = conv_reference((sh, sw), (pt, pl, pb, pr), (dh, dw), g, variant)
     flags = link_flags()
-    symbol = f"rx_dnnl_conv2d_{_tag(params, variant)}"  # type: ignore[arg-type]
-    return register_library_function(name, reference, c_source=_wrapper(symbol, params, variant) if flags else "",
-                                     link=flags, symbol=symbol, pure=True)
+    kind = "conv2d_cw" if constant_weights else "conv2d"
+    symbol = f"rx_dnnl_{kind}_{_tag(params, variant)}"  # type: ignore[arg-type]
+    source = _wrapper(symbol, f"rx_dnnl_{kind}", params, variant) if flags else ""
+    return register_library_function(name, reference, c_source=source, link=flags, symbol=symbol, pure=True,
+                                     constant_inputs=(1,) if constant_weights else ())
 
 
-def _wrapper(symbol: str, params: ConvParams, variant: str) -> str:
+def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str) -> str:
     """The C of one conv2d library function: its calling convention's
-    arguments passed on to the runtime's rx_dnnl_conv2d, with its strides,
-    paddings, dilations and groups as constant arguments."""
+    arguments passed on to the runtime's `runtime` (rx_dnnl_conv2d or
+    rx_dnnl_conv2d_cw), with its strides, paddings, dilations and groups as
+    constant arguments."""
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
     return f"""#include "rx_dnnl.h"
 {wrapper_signature(symbol, variant, "ci")} {{
-  rx_dnnl_conv2d(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
+  {runtime}(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
                  {dh}, {dw}, {g}, {1 if variant.endswith("_relu") else 0});
 }}
 """

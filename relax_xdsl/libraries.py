@@ -41,6 +41,11 @@ class LibraryFunction:
     """It writes only its output buffers (no other memory, no I/O, no
     state): a `lib.func` of it may be declared `pure` and called in a
     relax.dataflow block. Not assumed: a library declares it."""
+    constant_inputs: tuple[int, ...] = ()
+    """Indexes of the buffers that must be model constants (the C emitter
+    refuses any other operand there): the C function may keep what it
+    derives from them between calls, keyed on their address (oneDNN's
+    reordered conv weights)."""
 
     def __post_init__(self) -> None:
         if not self.symbol:
@@ -66,12 +71,14 @@ _REFERENCES: dict[str, LibraryFunction] = {}
 
 
 def register_library_function(name: str, reference: Reference, c_source: str = "", link: list[str] | None = None,
-                              symbol: str = "", pure: bool = False) -> LibraryFunction:
+                              symbol: str = "", pure: bool = False,
+                              constant_inputs: tuple[int, ...] = ()) -> LibraryFunction:
     """Registers (or replaces) the library function `name`, providing the C
     symbol `symbol` (default: default_symbol(name)); RelaxError if that
     symbol is no C identifier, a keyword or a name of the C backend. `pure`:
-    it writes only its outputs (LibraryFunction.pure)."""
-    fn = LibraryFunction(name, reference, c_source, list(link or []), symbol, pure)
+    it writes only its outputs (LibraryFunction.pure); `constant_inputs`:
+    LibraryFunction.constant_inputs."""
+    fn = LibraryFunction(name, reference, c_source, list(link or []), symbol, pure, tuple(constant_inputs))
     _REFERENCES[name] = fn
     return fn
 

@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import tempfile
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,24 @@ def cpu_flags(flags: Sequence[str], cpu: str | None) -> tuple[str, ...]:
     return (*(f for f in flags if not f.startswith(CPU_FLAG)), f"{CPU_FLAG}{cpu}")
 
 
+def _forget_constants(forget: Callable[..., None], arrays: list[np.ndarray]) -> None:
+    for a in arrays:
+        forget(a.ctypes.data, a.ctypes.data + a.nbytes)
+
+
+def _forget_constants_when_freed(owner: object, lib: ctypes.CDLL, arrays: list[np.ndarray]) -> None:
+    """When `owner` dies, tells the runtime its constants (`arrays`, kept
+    alive until then) are gone: a library serves every module compiled to
+    the same C, and keeps data derived from constant operands keyed on
+    their address (rx_dnnl_conv2d_cw), which another module's constants
+    may occupy next."""
+    forget = getattr(lib, "rx_dnnl_forget_weights", None)  # in the runtime when oneDNN is
+    if forget is None or not arrays:
+        return
+    forget.argtypes, forget.restype = [ctypes.c_void_p, ctypes.c_void_p], None
+    weakref.finalize(owner, _forget_constants, forget, arrays).atexit = False
+
+
 class CModule:
     """A loop-level module compiled to a shared library (see backend/__init__)."""
 
@@ -266,6 +285,7 @@ class CModule:
         """The constants, in the order of the `rx_g` table every function takes."""
         table = (ctypes.c_void_p * max(1, len(self.globals)))(*[g.ctypes.data for g in self.globals])
         self._attach(_load(self.path, self.source, self.flags), emitter.signatures, table, python_flags is not None)
+        _forget_constants_when_freed(self, self.lib, self.globals)
 
     @classmethod
     def loaded(cls, lib: ctypes.CDLL, path: Path, signatures: dict[str, FuncSignature], table: int,

@@ -672,6 +672,13 @@ class _FunctionEmitter:
             raise RelaxError(f"func.call of unknown function @{op.callee.root_reference.data}")
         name = c_name(callee)
         if callee.is_declaration:
+            for k in self.p._library_function(callee).constant_inputs:
+                source = op.arguments[k]
+                while isinstance(source.owner, memref.CastOp):  # (a cast is the same buffer)
+                    source = source.owner.source
+                if not isinstance(source.owner, memref.GetGlobalOp):
+                    raise RelaxError(f"@{self.f.sym_name.data}: library function @{callee.sym_name.data} keeps data "
+                                     f"derived from its operand {k}, which must be a model constant; it is computed")
             args = [self.mems[a].ptr if a in self.mems else self.v(a) for a in op.arguments]
             self.line(f"{name}({', '.join(args)});")
             return

@@ -3,16 +3,25 @@
    A convolution primitive is created with `any` layouts for source,
    weights and destination, so oneDNN picks its fastest (blocked) kernel;
    the NCHW / OIHW buffers of the calling convention are reordered into
-   those layouts and the result back, each call. Weights are reordered on
-   every call too: a weight buffer may be a parameter whose contents change
-   between calls at the same address, and the reorder is small next to the
-   convolution it feeds.
+   those layouts and the result back, each call.
+
+   Weights: rx_dnnl_conv2d reorders them on every call (a weight buffer may
+   be a parameter whose contents change between calls at the same address).
+   rx_dnnl_conv2d_cw is called only for model constants (the compiler knows
+   them; the C emitter refuses any other operand), whose contents never
+   change while their module lives: their reordered copy is kept in the
+   convolution's cache entry, keyed on the weights' address, made once
+   (under the cache's lock, so two threads never make it twice) and
+   dropped by rx_dnnl_forget_weights when the module releases its
+   constants (an address may then hold another module's weights).
 
    Creating a primitive costs far more than running a small one, so the
    primitives (convolution and reorders) are cached, keyed on every dim and
    parameter, behind a mutex; execution runs outside the lock on a stream
    of its own with a scratchpad of its own (user scratchpad mode), so calls
-   from several threads may run at once. */
+   from several threads may run at once. (Both are made per call: making a
+   stream is cheap and malloc recycles the buffers, so keeping them per
+   thread was not faster.) */
 #include "rx_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -21,6 +30,13 @@
 #define RX_DNNL_KEY 20
 #define RX_DNNL_CACHE_MAX 512
 
+/* A constant weight buffer in the convolution's layout. */
+typedef struct rx_dnnl_weights {
+  const float* W; /* the constant, as the calling convention lays it out */
+  void* data;     /* W reordered to the entry's conv_md[1] */
+  struct rx_dnnl_weights* next;
+} rx_dnnl_weights;
+
 typedef struct rx_dnnl_conv {
   int64_t key[RX_DNNL_KEY];
   dnnl_primitive_t conv;
@@ -28,6 +44,7 @@ typedef struct rx_dnnl_conv {
   dnnl_memory_desc_t user_md[4]; /* src, weights, bias, dst as the calling convention lays them out */
   dnnl_memory_desc_t conv_md[3]; /* src, weights, dst as the convolution takes them */
   size_t scratch_bytes;
+  rx_dnnl_weights* weights; /* reordered constant weights (rx_dnnl_conv2d_cw), under rx_dnnl_lock */
   struct rx_dnnl_conv* next;
 } rx_dnnl_conv;
 
@@ -72,6 +89,12 @@ void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, fl
 }
 
 static void rx_dnnl_free_entry(rx_dnnl_conv* e) {
+  while (e->weights) {
+    rx_dnnl_weights* next = e->weights->next;
+    free(e->weights->data);
+    free(e->weights);
+    e->weights = next;
+  }
   if (e->conv) dnnl_primitive_destroy(e->conv);
   for (int i = 0; i < 3; ++i) {
     if (e->reorder[i]) dnnl_primitive_destroy(e->reorder[i]);
@@ -191,12 +214,67 @@ static void* rx_dnnl_buffer(size_t bytes) {
   return aligned_alloc(64, rounded ? rounded : 64);
 }
 
-/* Runs the cached convolution `e`; 0 on success, 1 when oneDNN or an allocation failed. */
-static int rx_dnnl_run(const rx_dnnl_conv* e, const float* X, const float* W, const float* bias, float* Y) {
+/* `e`'s reordered copy of the constant weights W, made on first use on
+   `stream`; NULL when it cannot be made (the caller falls back). Under the
+   cache's lock: a second thread asking meanwhile waits for the first copy
+   instead of making its own. */
+static const void* rx_dnnl_const_weights(rx_dnnl_conv* e, const float* W, dnnl_stream_t stream) {
+  pthread_mutex_lock(&rx_dnnl_lock);
+  rx_dnnl_weights* r = e->weights;
+  while (r && r->W != W) r = r->next;
+  if (!r) {
+    dnnl_memory_t from = NULL, to = NULL;
+    void* data = rx_dnnl_buffer(dnnl_memory_desc_get_size(e->conv_md[1]));
+    int ok = data && dnnl_memory_create(&from, e->user_md[1], rx_dnnl_engine, (void*)W) == dnnl_success &&
+             dnnl_memory_create(&to, e->conv_md[1], rx_dnnl_engine, data) == dnnl_success;
+    if (ok) {
+      dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+      ok = dnnl_primitive_execute(e->reorder[1], stream, 2, args) == dnnl_success;
+      ok = dnnl_stream_wait(stream) == dnnl_success && ok;
+    }
+    if (from) dnnl_memory_destroy(from);
+    if (to) dnnl_memory_destroy(to);
+    r = ok ? malloc(sizeof *r) : NULL;
+    if (r) {
+      *r = (rx_dnnl_weights){W, data, e->weights};
+      e->weights = r;
+    } else {
+      free(data);
+    }
+  }
+  const void* kept = r ? r->data : NULL;
+  pthread_mutex_unlock(&rx_dnnl_lock);
+  return kept;
+}
+
+void rx_dnnl_forget_weights(const void* lo, const void* hi) {
+  pthread_mutex_lock(&rx_dnnl_lock);
+  for (rx_dnnl_conv* e = rx_dnnl_cache; e; e = e->next)
+    for (rx_dnnl_weights** r = &e->weights; *r;) {
+      uintptr_t at = (uintptr_t)(*r)->W;
+      if (at >= (uintptr_t)lo && at < (uintptr_t)hi) {
+        rx_dnnl_weights* gone = *r;
+        *r = gone->next;
+        free(gone->data);
+        free(gone);
+      } else {
+        r = &(*r)->next;
+      }
+    }
+  pthread_mutex_unlock(&rx_dnnl_lock);
+}
+
+/* Runs the convolution `e` (cached when `cached`, so it may keep constant
+   weights); 0 on success, 1 when oneDNN or an allocation failed. */
+static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float* W, int const_weights,
+                       const float* bias, float* Y) {
   dnnl_stream_t stream = NULL;
   dnnl_memory_t mem[8] = {NULL};
   void* buf[4] = {NULL};
   int ok = dnnl_stream_create(&stream, rx_dnnl_engine, dnnl_stream_default_flags) == dnnl_success;
+  /* the weights already in the convolution's layout (kept constant weights), or NULL */
+  const void* wconv = NULL;
+  if (ok && e->reorder[1] && const_weights && cached) ok = (wconv = rx_dnnl_const_weights(e, W, stream)) != NULL;
   /* user src, weights, bias, dst; conv src, weights, dst; scratchpad */
   void* user[4] = {(void*)X, (void*)W, (void*)bias, Y};
   for (int i = 0; i < 4 && ok; ++i)
@@ -207,8 +285,9 @@ static int rx_dnnl_run(const rx_dnnl_conv* e, const float* X, const float* W, co
       mem[4 + i] = mem[user_index];
       continue;
     }
-    buf[i] = rx_dnnl_buffer(dnnl_memory_desc_get_size(e->conv_md[i]));
-    ok = buf[i] && dnnl_memory_create(&mem[4 + i], e->conv_md[i], rx_dnnl_engine, buf[i]) == dnnl_success;
+    void* data = i == 1 && wconv ? (void*)wconv
+                                 : (buf[i] = rx_dnnl_buffer(dnnl_memory_desc_get_size(e->conv_md[i])));
+    ok = data && dnnl_memory_create(&mem[4 + i], e->conv_md[i], rx_dnnl_engine, data) == dnnl_success;
   }
   if (ok && e->scratch_bytes) {
     dnnl_memory_desc_t smd = NULL;
@@ -219,7 +298,7 @@ static int rx_dnnl_run(const rx_dnnl_conv* e, const float* X, const float* W, co
     if (smd) dnnl_memory_desc_destroy(smd);
   }
   for (int i = 0; i < 2 && ok; ++i)
-    if (e->reorder[i]) {
+    if (e->reorder[i] && !(i == 1 && wconv)) {
       dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mem[i]}, {DNNL_ARG_TO, mem[4 + i]}};
       ok = dnnl_primitive_execute(e->reorder[i], stream, 2, args) == dnnl_success;
     }
@@ -247,10 +326,11 @@ static int rx_dnnl_run(const rx_dnnl_conv* e, const float* X, const float* W, co
   return !ok;
 }
 
-void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
-                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                    int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                    int relu) {
+/* rx_dnnl_conv2d and rx_dnnl_conv2d_cw. */
+static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, const float* bias, float* Y,
+                               int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw,
+                               int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb,
+                               int64_t pr, int64_t dh, int64_t dw, int64_t groups, int relu) {
   if (n == 0 || o == 0 || oh == 0 || ow == 0) return; /* an empty output: nothing to write */
   if (c == 0 || h == 0 || w == 0 || kh == 0 || kw == 0) {
     /* oneDNN takes no zero-sized input: the output is the bias (then relu) */
@@ -265,7 +345,7 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
 #else
   rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
 #endif
-  int failed = !e || rx_dnnl_run(e, X, W, bias, Y);
+  int failed = !e || rx_dnnl_run(e, !owned, X, W, const_weights, bias, Y);
   if (owned) rx_dnnl_free_entry(e);
   if (failed) {
     __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
@@ -273,4 +353,18 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
   } else if (relu) {
     rx_dnnl_relu(Y, n * o * oh * ow);
   }
+}
+
+void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                    int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
+                    int relu) {
+  rx_dnnl_conv2d_any(X, W, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, relu);
+}
+
+void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                       int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                       int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
+                       int relu) {
+  rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, relu);
 }

@@ -21,6 +21,20 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
                     int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
                     int relu);
 
+/* rx_dnnl_conv2d for weights W that are a model constant: unchanged, at
+   the same address, while the module lives. Their reordered copy is made
+   on the first call and kept (per convolution and address) until
+   rx_dnnl_forget_weights drops it. */
+void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
+                       int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
+                       int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
+                       int relu);
+
+/* Drops the kept copies of constant weights whose address is in [lo, hi):
+   called when a module's constants are freed (their addresses may then
+   hold another module's), while no call can still use them. */
+RX_API void rx_dnnl_forget_weights(const void* lo, const void* hi);
+
 /* The same convolution as direct loops (no oneDNN): the fallback. */
 void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
                            int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
