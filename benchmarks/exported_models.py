@@ -236,6 +236,122 @@ def export(name: str, exporter: str, scale: str = "tiny") -> bytes:
         return program.model_proto.SerializeToString()
 
 
+@dataclass(frozen=True)
+class DecoderSpec:
+    """The sizes of an exported KV-cache decoder: what its inputs and outputs
+    are called and how big its cache tensors are."""
+
+    model: str
+    layers: int
+    kv_heads: int
+    head_dim: int
+    vocab: int
+
+    def input_names(self) -> list[str]:
+        return ["input_ids", "attention_mask", *self.cache_names("past_key_values")]
+
+    def output_names(self) -> list[str]:
+        return ["logits", *self.cache_names("present")]
+
+    def cache_names(self, prefix: str) -> list[str]:
+        return [f"{prefix}.{i}.{kv}" for i in range(self.layers) for kv in ("key", "value")]
+
+    def cache(self, batch: int, past: int, seed: int | None = None) -> list[np.ndarray]:
+        """Per layer key and value [batch, kv_heads, past, head_dim]: zeros, or random with a seed."""
+        shape = (batch, self.kv_heads, past, self.head_dim)
+        if seed is None:
+            return [np.zeros(shape, np.float32) for _ in range(2 * self.layers)]
+        rng = np.random.default_rng(seed)
+        return [rng.standard_normal(shape).astype(np.float32) for _ in range(2 * self.layers)]
+
+
+DECODERS = ("llama", "gpt2")
+_DECODER_SIZES = {"tiny": (64, 2), "bench": (256, 4)}  # (width, layers); 8 heads, Llama 4 kv heads
+
+
+def decoder_spec(scale: str = "tiny", model: str = "llama") -> DecoderSpec:
+    """The sizes `export_decoder(exporter, scale, model)` exports with."""
+    if model not in DECODERS or scale not in SCALES:
+        raise ValueError(f"model must be one of {DECODERS} and scale one of {SCALES}")
+    width, layers = _DECODER_SIZES[scale]
+    return DecoderSpec(model, layers, 4 if model == "llama" else 8, width // 8, 1000)
+
+
+def _decoder_module(spec: DecoderSpec, width: int) -> Any:
+    """A torch module taking the flat tensors (input_ids, attention_mask,
+    then past key/value per layer) and returning flat tensors (logits, then
+    present key/value per layer): transformers 5 takes and returns a
+    DynamicCache object, which neither exporter can pass across the graph's
+    boundary."""
+    import torch
+    import transformers as tf
+    from transformers import DynamicCache
+
+    if spec.model == "llama":
+        cfg = tf.LlamaConfig(vocab_size=spec.vocab, hidden_size=width, intermediate_size=(width * 8) // 3,
+                             num_hidden_layers=spec.layers, num_attention_heads=8, num_key_value_heads=spec.kv_heads,
+                             max_position_embeddings=1024, use_cache=True)
+        model = tf.LlamaForCausalLM(cfg)
+    else:
+        # Untied output projection: with random weights and tied embeddings, greedy decoding repeats the prompt's
+        # last token forever, a comparison that could not catch a wrong cache.
+        cfg = tf.GPT2Config(vocab_size=spec.vocab, n_embd=width, n_layer=spec.layers, n_head=8, n_positions=1024,
+                            use_cache=True, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
+        model = tf.GPT2LMHeadModel(cfg)
+
+    class Decoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, *past: Any) -> tuple[Any, ...]:
+            cache = DynamicCache([(past[2 * i], past[2 * i + 1]) for i in range(len(past) // 2)])
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, cache=cache, use_cache=True,
+                             return_dict=True)
+            present = out.past_key_values
+            return (out.logits, *(t for layer in present.layers for t in (layer.keys, layer.values)))
+
+    return Decoder().eval()
+
+
+def export_decoder(exporter: str, scale: str = "tiny", model: str = "llama") -> bytes:
+    """A transformers decoder (`llama`: LlamaForCausalLM with grouped-query
+    attention; `gpt2`: GPT2LMHeadModel) exported with an explicit KV cache:
+    inputs input_ids [batch, seq], attention_mask [batch, past + seq] and per
+    layer past key and value [batch, kv_heads, past, head_dim]; outputs
+    logits [batch, seq, vocab] and the present keys and values. batch, seq
+    and past are dynamic (past may be 0: a prefill from an empty cache)."""
+    import torch
+
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}")
+    spec = decoder_spec(scale, model)
+    torch.manual_seed(0)
+    module = _decoder_module(spec, _DECODER_SIZES[scale][0])
+    batch, seq, past = 2, 3, 4
+    example = (torch.randint(0, spec.vocab, (batch, seq)), torch.ones(batch, past + seq, dtype=torch.int64),
+               *(torch.from_numpy(t) for t in spec.cache(batch, past, seed=0)))
+    names, outputs = spec.input_names(), spec.output_names()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            axes = {"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "total"},
+                    "logits": {0: "batch", 1: "seq"}}
+            axes.update({n: {0: "batch", 2: "past"} for n in spec.cache_names("past_key_values")})
+            axes.update({n: {0: "batch", 2: "total"} for n in spec.cache_names("present")})
+            f = io.BytesIO()
+            torch.onnx.export(module, example, f, input_names=names, output_names=outputs, dynamic_axes=axes,
+                              opset_version=17, dynamo=False)
+            return f.getvalue()
+        from torch.export import Dim
+
+        b, s, p = Dim("batch", min=1, max=1024), Dim("seq", min=1, max=1024), Dim("past", min=0, max=1024)
+        shapes = ({0: b, 1: s}, {0: b, 1: Dim("total", min=1, max=2048)}, tuple({0: b, 2: p} for _ in example[2:]))
+        program = torch.onnx.export(module, example, input_names=names, output_names=outputs, dynamic_shapes=shapes,
+                                    dynamo=True, verbose=False)
+        return program.model_proto.SerializeToString()
+
+
 def light_zoo_path(name: str) -> str:
     """The path of one of onnx's light zoo models (weights are ConstantOfShape fills)."""
     import onnx

@@ -5,6 +5,13 @@ by side with onnxruntime (2 threads) on the same graph and inputs.
 
     python benchmarks/llm_decode.py                       # 4 layers, d_model 256, 8 heads, vocab 1000
     python benchmarks/llm_decode.py --layers 2 --repeat 20
+    python benchmarks/llm_decode.py --exported dynamo      # transformers' Llama as torch.onnx exports it
+
+`--exported {torchscript,dynamo}` times a real export instead:
+transformers' LlamaForCausalLM (4 layers, hidden 256, 8 heads, 4 kv heads,
+vocab 1000, random weights) with an explicit KV cache
+(benchmarks/exported_models.py `export_decoder`; needs torch and
+transformers), at the same cases; `--model gpt2` for GPT-2.
 
 Per case: the median time of one call (a decode step: one new token per
 sequence on a cache of `past` tokens; prefill: the prompt on an empty cache),
@@ -17,9 +24,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnx
 
 import relax_xdsl as rx
 
@@ -39,18 +49,32 @@ def _inputs(cfg: DecoderConfig, kind: str, batch: int, length: int) -> list[np.n
     return [rng.integers(0, cfg.vocab, (batch, 1)).astype(np.int64), *random_cache(cfg, batch, length)]
 
 
-def _torch_note() -> str | None:
-    """The brief's real-exporter comparison needs torch and transformers; say
-    plainly when they are absent rather than pretend."""
-    missing = []
-    for name in ("torch", "transformers"):
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name)
-    if missing:
-        return f"skipped the transformers GPT-2 export: {' and '.join(missing)} not installed"
-    return "transformers GPT-2 export: not implemented in this script (torch and transformers are installed)"
+def _exported_inputs(spec: Any, kind: str, batch: int, length: int) -> list[np.ndarray]:
+    """The exported decoder's inputs: ids, an all-ones attention mask over cache and new tokens, the cache."""
+    rng = np.random.default_rng(length)
+    seq, past = (length, 0) if kind == "prefill" else (1, length)
+    cache = spec.cache(batch, past) if kind == "prefill" else spec.cache(batch, past, seed=1)
+    return [rng.integers(0, spec.vocab, (batch, seq)).astype(np.int64), np.ones((batch, past + seq), np.int64),
+            *cache]
+
+
+def _model(args: argparse.Namespace) -> tuple[Any, Callable[[str, int, int], list[np.ndarray]], str]:
+    """The ONNX model to time, its inputs per case, and a line describing it."""
+    if args.exported:
+        import exported_models as em
+
+        why = em.available()
+        if why is not None:
+            raise SystemExit(f"--exported {why}")
+        spec = em.decoder_spec("bench", args.model)
+        model = onnx.load_from_string(em.export_decoder(args.exported, "bench", args.model))
+        what = (f"transformers {args.model} exported by torch.onnx ({args.exported}): {spec.layers} layers, "
+                f"{spec.kv_heads} kv heads of {spec.head_dim}, vocab {spec.vocab}")
+        return model, lambda kind, batch, length: _exported_inputs(spec, kind, batch, length), what
+    cfg = DecoderConfig(vocab=args.vocab, d_model=args.d_model, heads=args.heads, layers=args.layers,
+                        ffn=4 * args.d_model)
+    what = f"decoder: {cfg.layers} layers, d_model {cfg.d_model}, {cfg.heads} heads, ffn {cfg.ffn}, vocab {cfg.vocab}"
+    return build_decoder(cfg), lambda kind, batch, length: _inputs(cfg, kind, batch, length), what
 
 
 def main() -> None:
@@ -62,12 +86,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--budget", type=float, default=3.0, help="seconds per contender and case")
     ap.add_argument("--pipeline", default="default")
+    ap.add_argument("--exported", choices=("torchscript", "dynamo"),
+                    help="time transformers' decoder as this torch.onnx exporter writes it (ignores the sizes above)")
+    ap.add_argument("--model", choices=("llama", "gpt2"), default="llama", help="the exported model (--exported)")
     args = ap.parse_args()
     import onnxruntime as ort
 
-    cfg = DecoderConfig(vocab=args.vocab, d_model=args.d_model, heads=args.heads, layers=args.layers,
-                        ffn=4 * args.d_model)
-    model = build_decoder(cfg)
+    model, inputs, what = _model(args)
     t0 = time.perf_counter()
     exe = rx.compile(rx.from_onnx(model), target="c", pipeline=args.pipeline)
     compile_s = time.perf_counter() - t0
@@ -75,11 +100,10 @@ def main() -> None:
     opts.intra_op_num_threads = 2
     sess = ort.InferenceSession(model.SerializeToString(), opts)
     names = [i.name for i in model.graph.input]
-    print(f"decoder: {cfg.layers} layers, d_model {cfg.d_model}, {cfg.heads} heads, ffn {cfg.ffn}, "
-          f"vocab {cfg.vocab}; one executable ({args.pipeline}, c), compiled in {compile_s:.1f} s", file=sys.stderr)
+    print(f"{what}; one executable ({args.pipeline}, c), compiled in {compile_s:.1f} s", file=sys.stderr)
     rows = []
     for kind, batch, length in CASES:
-        feeds = _inputs(cfg, kind, batch, length)
+        feeds = inputs(kind, batch, length)
         ort_feeds = dict(zip(names, feeds))
         got, want = exe.main(*feeds), sess.run(None, ort_feeds)
         for a, b in zip(got, want):
@@ -90,9 +114,6 @@ def main() -> None:
     print(f"{'case':<8} {'batch':>5} {'past/len':>8} {'relax ms':>10} {'ort ms':>10} {'relax/ort':>10}")
     for kind, batch, length, r, o in rows:
         print(f"{kind:<8} {batch:>5} {length:>8} {r:>10.3f} {o:>10.3f} {r / o:>10.2f}")
-    note = _torch_note()
-    if note:
-        print(note)
 
 
 if __name__ == "__main__":

@@ -115,7 +115,9 @@ class Reshape(OpSpec):
             known = _prod([d for d in shape if d != -1])
             q = canon(total / known)
             num, den = sympy.fraction(sympy.together(q))
-            if den != 1:
+            if den == 1:  # exact, but canon's expanded quotient may not show it: (8*b*p + 8*b*s) / (p + s)
+                q = canon(num)
+            else:
                 if known.is_positive is not True:  # symbols may be 0: the division needs a divisor >= 1
                     ctx.same(sympy.Max(known, 1), known, f"divisor {dim_to_str(known)} of the -1 dim must be >= 1")
                 q = floordiv(total, known)
