@@ -158,7 +158,8 @@ def _deform_cases(groups: int, offset_groups: int, stride: int, pad: tuple[int, 
 
 
 @pytest.mark.parametrize(("groups", "offset_groups", "stride", "pad", "dil"), [
-    (1, 1, 1, (0, 0, 0, 0), 1), (2, 2, 2, (1, 0, 2, 1), 1), (1, 4, 1, (1, 1, 1, 1), 2)])
+    pytest.param(1, 1, 1, (0, 0, 0, 0), 1, marks=pytest.mark.slow), (2, 2, 2, (1, 0, 2, 1), 1),
+    pytest.param(1, 4, 1, (1, 1, 1, 1), 2, marks=pytest.mark.slow)])  # the interpreter takes minutes on these
 def test_deform_conv2d_levels(groups: int, offset_groups: int, stride: int, pad: tuple[int, ...], dil: int) -> None:
     module = _deform_module(groups, offset_groups, strides=[stride, stride], padding=list(pad), dilation=[dil, dil])
     cases = _deform_cases(groups, offset_groups, stride, pad, dil)
