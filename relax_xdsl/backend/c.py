@@ -126,19 +126,18 @@ def _is_link_input(flag: str) -> bool:
 
 
 def quiet_idle_threads() -> None:
-    """Idle thread pools sleep unless the user chose otherwise. Both
-    variables are read when the runtime library loads, so this runs before
-    loading a compiled library or OpenBLAS."""
-    # OpenMP threads that spin while idle starve OpenBLAS's threads on a
-    # small machine (measured: offloaded matmuls ran far slower); unless the user
-    # chose, idle OpenMP threads sleep. Read by libgomp when first loaded.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # Likewise OpenBLAS's threads spin ~2^28 cycles after each call by default,
-    # stealing a core from the generated kernels between GEMMs (measured
-    # slower on the transformer block); 2^18 cycles keeps them awake between
-    # back-to-back GEMMs without that (measured faster than 2^4 on the mlp,
-    # the transformer block unchanged). Read when the library loads.
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "18")
+    """Idle OpenMP threads spin briefly, then sleep, unless the user chose
+    otherwise. The variable is read when the runtime library loads, so this
+    runs before loading a compiled library."""
+    # OpenMP's pool is the only one that computes (OpenBLAS runs single-
+    # threaded; rx_blas.c splits the products over OpenMP's threads). Its
+    # parallel regions follow each other within microseconds, and a worker
+    # that went to sleep takes a futex wake to start the next one: sleeping
+    # at once (OMP_WAIT_POLICY=PASSIVE) made the mlp and BERT benchmarks
+    # markedly slower. A bounded spin keeps workers awake between regions
+    # and lets them sleep while Python runs between calls, so they do not
+    # hold a core that other work needs for long.
+    os.environ.setdefault("GOMP_SPINCOUNT", "100000")
 
 
 def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
