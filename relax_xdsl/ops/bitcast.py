@@ -39,10 +39,7 @@ class Bitcast(OpSpec):
     pattern = ELEMWISE
 
     def infer(self, ctx: Infer, x: TensorType, dtype: str) -> TensorType:
-        try:
-            name = dtypes.dtype_name(dtype)
-        except Exception as err:  # noqa: BLE001
-            ctx.fail(str(err))
+        name = ctx.dtype(dtype)
         if bit_width(name) != bit_width(x.dtype):
             ctx.fail(f"{x.dtype} ({bit_width(x.dtype)} bits) cannot be reinterpreted as {name} "
                      f"({bit_width(name)} bits): the widths differ")

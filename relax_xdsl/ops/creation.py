@@ -25,10 +25,7 @@ class _Fill(OpSpec):
     value: float = 0.0
 
     def _dtype(self, ctx: Infer, dtype: str) -> str:
-        try:
-            return dtypes.dtype_name(dtype)
-        except Exception as err:  # noqa: BLE001
-            ctx.fail(f"dtype: {err}")
+        return ctx.dtype(dtype, "dtype")
 
     def _check(self, ctx: Infer, shape: tuple[sympy.Expr, ...]) -> None:
         for d in shape:
@@ -108,11 +105,7 @@ class Arange(OpSpec):
             n: Any = length[0]
         else:
             _, _, n = self._range(start, end, step)
-        try:
-            name = dtypes.dtype_name(dtype)
-        except Exception as err:  # noqa: BLE001
-            ctx.fail(f"dtype: {err}")
-        return tensor((n,), name)
+        return tensor((n,), ctx.dtype(dtype, "dtype"))
 
     def reference(self, start: float, end: float | None, step: float, dtype: str,
                   length: tuple[Any, ...] | None) -> np.ndarray:

@@ -335,11 +335,7 @@ class Astype(OpSpec):
     pattern = ELEMWISE
 
     def infer(self, ctx: Infer, x: TensorType, dtype: str) -> TensorType:
-        try:
-            name = dtypes.dtype_name(dtype)
-        except Exception as err:  # noqa: BLE001
-            ctx.fail(str(err))
-        return tensor(x.sym_shape, name)
+        return tensor(x.sym_shape, ctx.dtype(dtype))
 
     def reference(self, x: np.ndarray, dtype: str) -> np.ndarray:
         target = dtypes.np_dtype(dtype)

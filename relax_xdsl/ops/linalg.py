@@ -49,10 +49,7 @@ class Matmul(OpSpec):
             ctx.fail(f"x1 has dtype {x1.dtype} but x2 has {x2.dtype}; insert astype")
         dtype = x1.dtype
         if out_dtype is not None:
-            try:
-                dtype = dtypes.dtype_name(out_dtype)
-            except Exception as err:  # noqa: BLE001
-                ctx.fail(f"out_dtype: {err}")
+            dtype = ctx.dtype(out_dtype, "out_dtype")
             if dtype == "bool":
                 ctx.fail("out_dtype bool is not supported")
         a, b = x1.sym_shape, x2.sym_shape

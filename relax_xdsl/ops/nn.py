@@ -346,10 +346,7 @@ class Conv2d(OpSpec):
                 ctx.fail(f"data dtype {data.dtype} and weight dtype {weight.dtype} differ; set out_dtype or insert astype")
             res_dtype = data.dtype
         else:
-            try:
-                res_dtype = dtypes.dtype_name(out_dtype)
-            except Exception as err:  # noqa: BLE001
-                ctx.fail(f"out_dtype: {err}")
+            res_dtype = ctx.dtype(out_dtype, "out_dtype")
         if res_dtype == "bool":
             ctx.fail("out_dtype bool is not supported")
         n, c, h, w = data.sym_shape

@@ -145,6 +145,14 @@ class Infer:
         )
         raise ShapeError(f"relax.{self.op}: {msg} (operands: {operands})")
 
+    def dtype(self, dtype: str, what: str | None = None) -> str:
+        """The canonical name of a dtype parameter; a name that is not a
+        dtype fails, prefixed with `what` (the parameter) when given."""
+        try:
+            return dtypes.dtype_name(dtype)
+        except Exception as err:  # noqa: BLE001
+            self.fail(f"{what}: {err}" if what else str(err))
+
     def same(self, a: Dim, b: Dim, what: str) -> sympy.Expr:
         """Two dims that must be equal: the proven one, an error if provably
         different, else an assumption (keeping the simpler dim)."""

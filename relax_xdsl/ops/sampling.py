@@ -82,10 +82,7 @@ def _loops(pb: Any, extents: Sequence[Any], body: Callable[..., None], parallel_
 
 
 def _float_dtype(ctx: Infer, dtype: str, what: str) -> str:
-    try:
-        name = dtypes.dtype_name(dtype)
-    except Exception as err:  # noqa: BLE001
-        ctx.fail(f"{what}: {err}")
+    name = ctx.dtype(dtype, what)
     if not dtypes.is_float(name):
         ctx.fail(f"{what} must be a floating-point type, got {name}")
     return name
