@@ -10,13 +10,12 @@ without oneDNN."""
 from __future__ import annotations
 
 import gc
-import threading
 from typing import Any
 
 import numpy as np
 import pytest
 from relax_xdsl.passes.offload import offload_module
-from util import assert_close, check_levels, rand
+from util import assert_close, call_concurrently, check_levels, rand
 
 import relax_xdsl as rx
 from relax_xdsl import dnnl, op
@@ -118,23 +117,12 @@ def test_calls_from_several_threads() -> None:
     exe = compile_dnnl(module)
     inputs = [rand((1 + k % 3, C, HW, HW), seed=10 + k) for k in range(6)]
     want = [rx.evaluate(module, "main", x) for x in inputs]
-    errors: list[BaseException] = []
-    start = threading.Barrier(len(inputs))
 
-    def work(k: int) -> None:
-        try:
-            start.wait()
-            for _ in range(20):
-                assert_close(exe.main(inputs[k]), want[k])
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
-            errors.append(err)
+    def calls(k: int) -> None:
+        for _ in range(20):
+            assert_close(exe.main(inputs[k]), want[k])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    call_concurrently(calls, len(inputs))
     assert fallbacks(exe) == 0
 
 

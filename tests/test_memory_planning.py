@@ -7,8 +7,6 @@ and from concurrent threads."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 import sympy
@@ -16,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from relax_xdsl.passes.memory_planning import MemoryPlan
 from relax_xdsl.passes.pipelines import PIPELINES
-from util import SIZES, assert_close, rand
+from util import SIZES, assert_close, call_concurrently, rand
 
 import relax_xdsl as rx
 from relax_xdsl import op
@@ -129,21 +127,12 @@ def test_concurrent_calls_share_nothing() -> None:
     exe = rx.compile(fb.module)
     inputs = [rand((1, 2, 8 + k, 40), seed=k) for k in SIZES]
     want = [rx.evaluate(fb.module, "main", x) for x in inputs]
-    errors: list[BaseException] = []
 
-    def work(k: int) -> None:
-        try:
-            for _ in range(30):
-                assert_close(exe.main(inputs[k]), want[k])
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
-            errors.append(err)
+    def calls(k: int) -> None:
+        for _ in range(30):
+            assert_close(exe.main(inputs[k]), want[k])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    call_concurrently(calls, len(inputs))
 
 
 def test_results_never_live_in_the_pool() -> None:

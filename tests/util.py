@@ -3,6 +3,8 @@ symbolic dim is bound to, and round-trip checking."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -143,3 +145,25 @@ def check_against_onnxruntime(m: Any, calls: list[dict[str, np.ndarray]], target
                 np.testing.assert_allclose(g, w, rtol=rtol)
                 np.testing.assert_allclose(r, w, rtol=rtol)
     return module
+
+
+def call_concurrently(call: Callable[[int], None], count: int) -> None:
+    """Runs call(0) .. call(count - 1) on threads started together (a
+    barrier), then re-raises the first error any of them raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def work(k: int) -> None:
+        try:
+            start.wait()
+            call(k)
+        except BaseException as err:  # noqa: BLE001 - reported by the calling thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
