@@ -66,7 +66,8 @@ class ExportedModel:
         f = self.fixed[scale]
         if self.kind == "text":
             mask = np.ones((batch, seq), np.int64)
-            mask[0, : seq // 3] = 0 if batch > 1 else 1  # left padding in the first row: the mask matters
+            if batch > 1:
+                mask[0, : seq // 3] = 0  # left padding in the first row: the mask matters
             return {"input_ids": rng.integers(0, f["vocab"], (batch, seq), dtype=np.int64), "attention_mask": mask}
         if self.kind == "image":
             return {"pixel_values": rng.standard_normal((batch, 3, f["side"], f["side"])).astype(np.float32)}
