@@ -91,17 +91,23 @@ def transformer(weights: dict[str, Any]) -> Any:
 BUILDERS = {"mlp": mlp, "cnn": cnn, "transformer": transformer}
 
 
-def session(model_name: str, weights: dict[str, Any], threads: int = 2) -> Any:
-    """An onnxruntime CPU session of the model (None without onnxruntime)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
+def ort_session(data: bytes, threads: int = 2) -> Any:
+    """An onnxruntime CPU session of a serialized model, `threads` intra-op threads."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
-    proto = BUILDERS[model_name](weights)
-    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def session(model_name: str, weights: dict[str, Any], threads: int = 2) -> Any:
+    """An onnxruntime CPU session of the model (None without onnxruntime)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return None
+    return ort_session(BUILDERS[model_name](weights).SerializeToString(), threads)
 
 
 def tvm_function(model_name: str, weights: dict[str, Any]) -> tuple[Any, float] | None:

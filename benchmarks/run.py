@@ -50,8 +50,11 @@ from relax_xdsl.models import MODELS
 
 sys.path.insert(0, str(Path(__file__).parent))
 import exported_models  # noqa: E402  (a sibling script)
-from onnx_models import session as onnx_session  # noqa: E402  (a sibling script)
-from onnx_models import tvm_function  # noqa: E402
+from onnx_models import (
+    ort_session,  # noqa: E402  (a sibling script)
+    tvm_function,  # noqa: E402
+)
+from onnx_models import session as onnx_session  # noqa: E402
 
 SIZES: dict[str, list[tuple[int, ...]]] = {
     "mlp": [(1,), (64,), (512,)],
@@ -115,15 +118,6 @@ def compile_times(module: object, pipeline: str) -> tuple[rx.Executable, float, 
             else:
                 os.environ["RELAX_XDSL_CACHE_DIR"] = old
     return exe, cold, warm
-
-
-def ort_session(data: bytes, threads: int = 2) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def run_exported(name: str, args: argparse.Namespace, rows: list[tuple[Any, ...]]) -> None:
