@@ -41,7 +41,13 @@ from relax_xdsl.errors import INDEX_OUT_OF_RANGE, BoundsError, RelaxError, Resou
 from relax_xdsl.limits import RECURSION_TOO_DEEP, max_alloc_bytes, max_recursion_depth
 from relax_xdsl.scalar_semantics import normalize_bool
 
-DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno")
+DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno",
+                 "-fno-trapping-math")
+"""-fno-trapping-math: nothing here reads the floating-point exception
+flags, and with them assumed observable gcc will not if-convert a loop
+whose float selects it would have to evaluate on both sides, so loops over
+rx_expf / rx_erff (softmax, sigmoid, tanh, GELU) stayed scalar. Results,
+NaN and inf included, are unchanged; only the flags are."""
 REQUIRED_FLAGS = ("-fwrapv",)
 """Added to every build, whatever flags the caller chose: signed integer
 arithmetic wraps (two's complement), as numpy's does, instead of being
