@@ -5,6 +5,7 @@ operator set (whose members live, one family per file, in relax_xdsl/ops/).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -18,7 +19,9 @@ from xdsl.dialects.builtin import (
     DenseIntOrFPElementsAttr,
     DictionaryAttr,
     FunctionType,
+    IndexType,
     IntAttr,
+    IntegerType,
     MemRefType,
     StringAttr,
     SymbolNameConstraint,
@@ -419,6 +422,11 @@ class ConstantOp(IRDLOperation):
         attr = parser.parse_attribute()
         if not isinstance(attr, DenseIntOrFPElementsAttr):
             parser.raise_error("relax.constant expects a dense<...> : tensor<...> value", pos, parser.pos)
+        if not isinstance(attr.get_element_type(), (IntegerType, IndexType)) and \
+                _BARE_HEX.search(_without_strings(parser.lexer.input.content[pos:parser.pos])):
+            parser.raise_error("relax.constant: a float element written as a hex bit pattern (0x...) is read as an "
+                               "integer; write NaN and inf constants in the quoted form dense<\"0x<little-endian "
+                               "bytes>\">, as relax constants print them", pos, parser.pos)
         extra = parser.parse_optional_attr_dict()
         op = ConstantOp(attr)
         op.attributes |= extra
@@ -426,8 +434,26 @@ class ConstantOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
-        printer.print_attribute(self.value)
+        array = self.to_array()
+        if dtypes.is_float(dtypes.dtype_name(array.dtype)) and not np.isfinite(array.astype(np.float32)).all():
+            # xDSL prints NaN and inf as bit patterns (0x7fc00000) that its
+            # parser reads back as integers: the quoted raw-bytes form
+            # round-trips every value.
+            raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            printer.print_string(f'dense<"0x{raw.hex().upper()}"> : ')
+            printer.print_attribute(self.value.type)
+        else:
+            printer.print_attribute(self.value)
         printer.print_op_attributes(self.attributes)
+
+
+_BARE_HEX = re.compile(r"\b0[xX][0-9a-fA-F]+")
+
+
+def _without_strings(text: str) -> str:
+    """`text` with its double-quoted strings removed (the raw-bytes form
+    of dense<"0x..."> is a string, not a bit pattern)."""
+    return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
 
 
 def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:

@@ -114,3 +114,31 @@ def test_undefined_symbol_and_duplicate_names() -> None:
            " tir.prim_func @p(%a: !tir.buffer<[n], f32>) {\n }\n}")
     with pytest.raises(rx.IRParseError, match="p"):
         rx.parse_module(dup)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_nan_and_inf_constants_roundtrip(dtype: str) -> None:
+    """xDSL prints a NaN or inf element as its bit pattern (0x7fc00000) and
+    reads that back as the integer 2143289344: a -inf attention mask came
+    back as 4.3e9. Such constants print as raw bytes instead."""
+    values = np.array([np.nan, np.inf, -np.inf, -0.0, 1.5], dtype=np.float32).astype(rx.dtypes.np_dtype(dtype))
+    for array in (values, values[:1].reshape(())):
+        with rx.FunctionBuilder("main") as fb:
+            x = fb.param("x", list(array.shape), dtype)
+            fb.ret(op.add(x, fb.const(array, dtype=dtype)))
+        parsed = roundtrip(fb.module)
+        got = rx.evaluate(parsed, "main", np.zeros(array.shape, dtype=array.dtype))
+        np.testing.assert_array_equal(np.asarray(got, dtype=np.float32), array.astype(np.float32))
+
+
+def test_bare_hex_float_constant_is_refused() -> None:
+    text = """builtin.module {
+  relax.function @main() -> !relax.tensor<[2], f32> {
+    %0 = relax.constant dense<[0x7FC00000, 2.0]> : tensor<2xf32>
+    relax.return %0 : !relax.tensor<[2], f32>
+  }
+}"""
+    with pytest.raises(rx.IRParseError, match=r"(?s)3:25.*hex bit pattern"):
+        rx.parse_module(text)
+    ints = text.replace("[0x7FC00000, 2.0]", "[0x7F, 2]").replace("f32", "i32")
+    assert rx.evaluate(rx.parse_module(ints), "main").tolist() == [127, 2]
