@@ -96,6 +96,12 @@ def _fold_batch_norm() -> type[ModulePass]:
     return FoldBatchNormPass
 
 
+def _expand_power() -> type[ModulePass]:
+    from relax_xdsl.passes.expand_power import ExpandPowerPass
+
+    return ExpandPowerPass
+
+
 def _simplify_layout() -> type[ModulePass]:
     from relax_xdsl.passes.simplify_layout import SimplifyLayoutPass
 
@@ -120,6 +126,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fold-constants": _fold_constants,
         "fold-batch-norm": _fold_batch_norm,
         "simplify-layout": _simplify_layout,
+        "expand-power": _expand_power,
     }
 
 

@@ -26,13 +26,14 @@ from xdsl.utils.exceptions import ArgSpecParseError
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.ir import make_context, verify_module
 
-_OPTIMIZING = ("fold-constants,fold-batch-norm,simplify-layout,offload{lib=blas},annotate-op-pattern,fuse-ops,"
-               "fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,canonicalize,cse,schedule-loops")
+_OPTIMIZING = ("fold-constants,fold-batch-norm,simplify-layout,expand-power,offload{lib=blas},annotate-op-pattern,"
+               "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,canonicalize,cse,schedule-loops")
 
 PIPELINES: dict[str, str] = {
     # what `relax_xdsl.compile(module)` runs when no pipeline is named, so the
     # plain call gives the fast code: constants folded, BatchNorm folded into
-    # the weights before it, layout chains merged (what exporters emit), then
+    # the weights before it, layout chains merged and constant squares and
+    # cubes made multiplies (what exporters emit), then
     # matmuls, dense layers and convolutions to BLAS (scipy-openblas32) or
     # oneDNN (both dependencies), injective producers fused into their
     # consumers and elementwise epilogues into their producers, then as

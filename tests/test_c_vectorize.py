@@ -1,5 +1,5 @@
 """The C target's default flags let gcc vectorize loops over the runtime's
-float math (rx_expf, rx_erff): softmax, sigmoid, tanh and GELU, in generated
+float math (rx_expf, rx_erff, rx_tanhf): softmax, sigmoid, tanh and GELU, in generated
 kernels and in the BLAS epilogues. With gcc's default -ftrapping-math those
 loops stay scalar (the selects inside the functions would raise FP flags on
 both sides), which made BERT's GELU epilogue 40% of a forward pass."""
@@ -17,6 +17,7 @@ from relax_xdsl.backend.toolchain import compiler
 
 LOOPS = {
     "rx_expf": "for (int64_t i = 0; i < n; ++i) x[i] = rx_expf(x[i]);",
+    "rx_tanhf": "for (int64_t i = 0; i < n; ++i) x[i] = rx_tanhf(x[i]);",
     "rx_erff": "for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + rx_erff(x[i] * 0.70710678f));",
 }
 

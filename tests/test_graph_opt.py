@@ -213,3 +213,41 @@ def test_onnx_conv_batch_norm_relu_matches_onnxruntime() -> None:
             assert exe["main"](x).shape == (0, 8, (h + 1) // 2, 5)
             continue
         np.testing.assert_allclose(exe["main"](x), sess.run(None, {"x": x})[0], rtol=1e-4, atol=1e-4)
+
+
+# --- expand-power -----------------------------------------------------------------------------------------------------
+
+
+def power_module(exponents: list[object], dtype: str = "float32") -> object:
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 4], dtype)
+        fb.ret(fb.tuple(*[op.power(x, fb.const(np.asarray(e, dtype=dtype))) for e in exponents]))
+    return fb.module
+
+
+def test_expand_power_makes_small_constant_powers_multiplies() -> None:
+    module = power_module([2.0, [3.0] * 4, 1.0, 4.0, 0.5, np.nan, [2.0, 2.0, 2.0, 3.0]])
+    after = optimized(module, "expand-power")
+    assert ops(module, "power") == 7 and ops(after, "power") == 3   # 0.5, NaN, the mixed exponent stay
+    assert ops(after, "multiply") == 1 + 2 + 2
+    check_c(module, "expand-power", [("n", 4)])
+
+
+def test_expand_power_keeps_inf_nan_and_signed_zero() -> None:
+    """x * x and x * x * x give what powf gives on the special values."""
+    special = np.array([[np.inf, -np.inf, np.nan, -0.0], [0.0, -1.5, 3e19, -3e13]], dtype=np.float32)
+    module = power_module([2.0, 3.0, 4.0])
+    exe = rx.compile(module, target="c")
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = [np.power(special, np.float32(k)) for k in (2, 3, 4)]
+    for got, ref in zip(exe["main"](special), want, strict=True):
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
+        np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+def test_expand_power_on_integers_wraps_like_numpy() -> None:
+    module = power_module([2, 3], dtype="int32")
+    exe = rx.compile(module, target="c")
+    x = np.array([[70000, -70000, 2**31 - 1, -(2**31)], [0, 1, -1, 1291]], dtype=np.int32)
+    for got, k in zip(exe["main"](x), (2, 3), strict=True):
+        np.testing.assert_array_equal(got, np.power(x, np.int32(k)))

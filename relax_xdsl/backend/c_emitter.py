@@ -477,7 +477,7 @@ class _FunctionEmitter:
             if isinstance(op, cls):
                 t = op.results[0].type
                 f32 = isinstance(t, (Float32Type, Float16Type, BFloat16Type))
-                name = ("rx_" if f32 and fn in ("exp", "erf") else "") + fn + ("f" if f32 else "")
+                name = ("rx_" if f32 and fn in ("exp", "erf", "tanh") else "") + fn + ("f" if f32 else "")
                 return f"({c_type(t)}){name}({', '.join(a)})"  # type: ignore[arg-type]
         if isinstance(op, xmath.RsqrtOp):
             t = op.results[0].type

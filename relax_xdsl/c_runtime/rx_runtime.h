@@ -98,7 +98,7 @@ static inline int64_t rx_bound(int64_t i, int64_t n, const char* where, int dim)
 }
 
 /* ---- scalar semantics ---- */
-/* Vectorizable float32 exp and erf (gcc vectorizes loops calling these;
+/* Vectorizable float32 exp, erf and tanh (gcc vectorizes loops calling these;
    libm's expf/erff are scalar calls). exp: within 1 ulp, with IEEE
    overflow to inf, gradual underflow to 0 and NaN passed through; erf:
    within 3 ulp (x * P(x^2) below 1, 1 - exp(-x^2) Q(x) up to 4, +-1
@@ -148,6 +148,22 @@ static inline float rx_erff(float x) {
   q = q * u + 0.21080635488033295f;
   float big = a < 4.0f ? 1.0f - rx_expf(-(t < 16.0f ? t : 16.0f)) * q : 1.0f;
   float r = a < 1.0f ? x * s : copysignf(big, x);
+  return x != x ? x : r;
+}
+/* tanh within 3 ulp: x * P(x^2) below 0.625 (a fit of tanh(x)/x, no
+   cancellation near 0), 1 - 2 / (exp(2|x|) + 1) with the sign above it,
+   +-1 from 9 on; NaN passed through. */
+static inline float rx_tanhf(float x) {
+  float a = fabsf(x), t = a * a;
+  float p = 0.0021285086404532194f;
+  p = p * t - 0.008159114979207516f;
+  p = p * t + 0.02169182151556015f;
+  p = p * t - 0.053944699466228485f;
+  p = p * t + 0.13333183526992798f;
+  p = p * t - 0.333333283662796f;
+  p = p * t + 1.0f;
+  float big = 1.0f - 2.0f / (rx_expf(2.0f * (a < 9.0f ? a : 9.0f)) + 1.0f);
+  float r = a < 0.625f ? x * p : copysignf(big, x);
   return x != x ? x : r;
 }
 static inline int64_t rx_floordiv(int64_t a, int64_t b) {
