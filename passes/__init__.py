@@ -96,6 +96,12 @@ def _fold_batch_norm() -> type[ModulePass]:
     return FoldBatchNormPass
 
 
+def _hoist_loop_invariants() -> type[ModulePass]:
+    from relax_xdsl.passes.hoist_loop_invariants import HoistLoopInvariantsPass
+
+    return HoistLoopInvariantsPass
+
+
 def _expand_power() -> type[ModulePass]:
     from relax_xdsl.passes.expand_power import ExpandPowerPass
 
@@ -127,6 +133,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fold-batch-norm": _fold_batch_norm,
         "simplify-layout": _simplify_layout,
         "expand-power": _expand_power,
+        "hoist-loop-invariants": _hoist_loop_invariants,
     }
 
 
