@@ -571,7 +571,8 @@ class _HostBuilder:
         elif isinstance(op, PrimValueOp):
             self.env[op.result] = self._prim_value(op.result.type)
         elif isinstance(op, (TensorToShapeOp, TensorToPrimOp)):
-            self._match_data(self.env[op.operands[0]], op.result.type, f"{self.label}: {op.name}")
+            named = f" (%{op.result.name_hint})" if op.result.name_hint else ""
+            self._match_data(self.env[op.operands[0]], op.result.type, f"{self.label}: {op.name}{named}")
             self.env[op.result] = self.env[op.operands[0]]
         elif isinstance(op, (ShapeToTensorOp, PrimToTensorOp)):
             self.env[op.result] = self.env[op.operands[0]]
