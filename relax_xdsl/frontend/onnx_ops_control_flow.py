@@ -25,6 +25,7 @@ import numpy as np
 from relax_xdsl import op as rop
 from relax_xdsl.builder import Var
 from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.errors import RelaxError
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, onnx_dtype, register_converter
 from relax_xdsl.shape import Dim, dims_differ, dims_equal
 
@@ -54,9 +55,32 @@ def _if(n: Node) -> Any:
         return n.importer.run_subgraph(then_g if bool(cond.array.reshape(-1)[0]) else else_g, [], n)
     c = _scalar_bool(n, n.tensor(0, "cond"), "cond")
     fb = n.importer.fb
-    outs = fb.if_(c, lambda: _as_tensors(n, n.importer.run_subgraph(then_g, [], n)),
-                  lambda: _as_tensors(n, n.importer.run_subgraph(else_g, [], n)))
+    given: dict[str, list[Any]] = {"then": [], "else": []}
+
+    def branch(kind: str, graph: Any) -> list[Var]:
+        values = _as_tensors(n, n.importer.run_subgraph(graph, [], n))
+        given[kind] = [v.type for v in values]
+        return values
+
+    try:
+        outs = fb.if_(c, lambda: branch("then", then_g), lambda: branch("else", else_g))
+    except RelaxError:
+        why = "depends on symbolic dims" if isinstance(cond, Known) else "is computed at run time"
+        _refuse_different_ranks(n, given["then"], given["else"], why)
+        raise
     return list(outs) if isinstance(outs, tuple) else [outs]
+
+
+def _refuse_different_ranks(n: Node, then_types: Sequence[Any], else_types: Sequence[Any], why: str) -> None:
+    """An If whose branches give one output at different ranks can only be
+    imported when its condition is known at import time (a value has one
+    rank in the graph): the error names the output and both ranks."""
+    for k, (a, b) in enumerate(zip(then_types, else_types)):
+        if isinstance(a, TensorType) and isinstance(b, TensorType) and a.ndim != b.ndim:
+            name = n.outputs[k] if k < len(n.outputs) else str(k)
+            n.fail(f"output {k} ({name!r}): then_branch gives rank {a.ndim} ({a}), else_branch rank {b.ndim} ({b}); "
+                   f"branches of different ranks are supported only when cond is known at import time, and here it "
+                   f"{why}")
 
 
 @dataclass
