@@ -88,6 +88,7 @@ from xdsl.traits import SymbolTable
 from relax_xdsl.dim_lowering import DimEmitter
 from relax_xdsl.dtypes import np_dtype
 from relax_xdsl.errors import RelaxError
+from relax_xdsl.limits import WHILE_NAME_ATTR
 from relax_xdsl.shape import STATIC_DIM_LIMIT, canon, dim_to_str, dims_equal
 
 from .free_buffers import FreeBuffersPass
@@ -436,6 +437,8 @@ class _HostBuilder:
                 else:
                     block.add_op(scf.YieldOp(*self._handed_on(values, types, f"{what} body")))
         loop = scf.WhileOp(starts, types, Region(before), Region(after))
+        names = ", ".join(f"%{r.name_hint}" for r in op.outs if r.name_hint)
+        loop.attributes[WHILE_NAME_ATTR] = StringAttr(f"{what}{' (' + names + ')' if names else ''}")
         self.block.add_op(loop)
         self._own(loop.results)
         for r, v in zip(op.outs, self._bind_results(loop.results, [r.type for r in op.outs], what)):
@@ -568,7 +571,8 @@ class _HostBuilder:
         elif isinstance(op, PrimValueOp):
             self.env[op.result] = self._prim_value(op.result.type)
         elif isinstance(op, (TensorToShapeOp, TensorToPrimOp)):
-            self._match_data(self.env[op.operands[0]], op.result.type, f"{self.label}: {op.name}")
+            named = f" (%{op.result.name_hint})" if op.result.name_hint else ""
+            self._match_data(self.env[op.operands[0]], op.result.type, f"{self.label}: {op.name}{named}")
             self.env[op.result] = self.env[op.operands[0]]
         elif isinstance(op, (ShapeToTensorOp, PrimToTensorOp)):
             self.env[op.result] = self.env[op.operands[0]]

@@ -42,7 +42,14 @@ from relax_xdsl.dialects.relax import (
 )
 from relax_xdsl.dialects.tir import PrimFuncOp
 from relax_xdsl.errors import RelaxError, ResourceLimitError, ShapeError
-from relax_xdsl.limits import RECURSION_ENV, RECURSION_TOO_DEEP, check_alloc, max_recursion_depth
+from relax_xdsl.limits import (
+    RECURSION_ENV,
+    RECURSION_TOO_DEEP,
+    check_alloc,
+    loop_limit_message,
+    max_loop_iterations,
+    max_recursion_depth,
+)
 from relax_xdsl.scalar_semantics import normalize_bool
 from relax_xdsl.shape import bind_shape, bind_values, dim_to_str, evaluate_dim, format_bindings, shape_to_str
 
@@ -188,11 +195,15 @@ def _run_control_flow(op: Operation, args: list[Any], env: dict[SSAValue, Any], 
         results = _run_region(taken.block, [], env, bindings, module, _where(op))
     elif isinstance(op, WhileOp):
         values = list(args)
+        limit, iterations = max_loop_iterations(), 0
         while True:
             before = _run_region(op.before.block, values, env, bindings, module, f"{_where(op)} (before)")
             cond, *values = before
             if not bool(cond):
                 break
+            if iterations >= limit:
+                raise ResourceLimitError(loop_limit_message(_where(op), limit))
+            iterations += 1
             values = _run_region(op.after.block, values, env, bindings, module, f"{_where(op)} (do)")
         results = values
     else:

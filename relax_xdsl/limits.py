@@ -1,12 +1,16 @@
-"""Resource limits: how large one buffer may be, at every level (reference
-evaluator, interpreter, generated C), so a symbolic shape bound to absurd
-sizes is a clear error rather than an exhausted machine."""
+"""Resource limits: how large one buffer may be, how deep calls may nest and
+how many times a loop may run, at every level (reference evaluator,
+interpreter, generated C), so a symbolic shape bound to absurd sizes or
+hostile control flow is a clear error rather than an exhausted machine."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from functools import cache
+
+from xdsl.dialects.builtin import StringAttr
+from xdsl.ir import Operation
 
 from relax_xdsl.errors import ResourceLimitError
 
@@ -68,3 +72,35 @@ def max_recursion_depth() -> int:
     deep calls between functions that call each other in a cycle may nest
     (on every target), so recursive input cannot overflow the stack."""
     return positive_int_env(RECURSION_ENV, DEFAULT_RECURSION_DEPTH, "calls")
+
+
+LOOP_ENV = "RELAX_XDSL_MAX_LOOP_ITERATIONS"
+DEFAULT_LOOP_ITERATIONS = 2**31
+"""Far more iterations than any model's loop runs (a decoder's tokens, a
+Loop over a sequence), yet a bound: a hostile trip count with a condition
+that stays true (an ONNX Loop of 2**62 iterations) stops in finite time."""
+
+WHILE_NAME_ATTR = "relax.while_name"
+"""On a lowered scf.while: the name of the graph loop it came from, which
+the interpreter and the emitted C count iterations for and name in errors."""
+
+LOOP_TOO_LONG = "more iterations than"
+"""The words of every loop-limit message (compiled code reports it as text,
+and the C backend tells it from other failures by these words)."""
+
+
+def max_loop_iterations() -> int:
+    """$RELAX_XDSL_MAX_LOOP_ITERATIONS, else DEFAULT_LOOP_ITERATIONS: how many
+    times one `relax.while` may run its body per execution, on every target."""
+    return positive_int_env(LOOP_ENV, DEFAULT_LOOP_ITERATIONS, "iterations")
+
+
+def loop_limit_message(loop: str, limit: int) -> str:
+    """The one wording of a loop over the limit (C prints the same words)."""
+    return f"{loop}: {LOOP_TOO_LONG} {limit} ({LOOP_ENV})"
+
+
+def loop_name(loop: Operation) -> str:
+    """The graph loop a lowered scf.while came from (WHILE_NAME_ATTR), for errors."""
+    name = loop.attributes.get(WHILE_NAME_ATTR)
+    return name.data if isinstance(name, StringAttr) else loop.name

@@ -38,7 +38,13 @@ from relax_xdsl.backend.toolchain import compiler as compiler
 from relax_xdsl.backend.toolchain import compiler_identity as compiler_identity
 from relax_xdsl.backend.toolchain import library_key
 from relax_xdsl.errors import INDEX_OUT_OF_RANGE, BoundsError, RelaxError, ResourceLimitError, ShapeError
-from relax_xdsl.limits import RECURSION_TOO_DEEP, max_alloc_bytes, max_recursion_depth
+from relax_xdsl.limits import (
+    LOOP_TOO_LONG,
+    RECURSION_TOO_DEEP,
+    max_alloc_bytes,
+    max_loop_iterations,
+    max_recursion_depth,
+)
 from relax_xdsl.scalar_semantics import normalize_bool
 
 DEFAULT_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=gnu11", "-fno-math-errno",
@@ -316,6 +322,8 @@ class CModule:
         self.lib.rx_set_max_alloc(max_alloc_bytes())
         self.lib.rx_set_max_depth.argtypes = [ctypes.c_int64]
         self.lib.rx_set_max_depth(max_recursion_depth())
+        self.lib.rx_set_max_loop.argtypes = [ctypes.c_int64]
+        self.lib.rx_set_max_loop(max_loop_iterations())
         self._table = table
         if python_entries:
             entries = ctypes.PyDLL(str(self.path), handle=self.lib._handle).rxpy_functions
@@ -382,7 +390,7 @@ class CModule:
             raise BoundsError(self.lib.rx_debug_error().decode(errors="replace"))
         if status != 0:
             msg = self.lib.rx_last_error().decode(errors="replace")
-            if "allocation limit" in msg or "out of memory" in msg or RECURSION_TOO_DEEP in msg:
+            if "allocation limit" in msg or "out of memory" in msg or RECURSION_TOO_DEEP in msg or LOOP_TOO_LONG in msg:
                 raise ResourceLimitError(msg)
             if INDEX_OUT_OF_RANGE in msg:
                 raise BoundsError(msg)

@@ -45,6 +45,7 @@ from relax_xdsl.dialects.tir import CheckIndexOp, RemFOp
 from relax_xdsl.dim_lowering import CHECKED_ATTR
 from relax_xdsl.dtypes import is_unsigned
 from relax_xdsl.errors import RelaxError
+from relax_xdsl.limits import loop_name
 from relax_xdsl.passes.schedule_loops import LOOP_ATTR, MIN_WORK_ATTR, SERIAL_COPY_ATTR, reduction_update
 
 if TYPE_CHECKING:
@@ -830,8 +831,8 @@ class _FunctionEmitter:
     def _while(self, op: scf.WhileOp) -> None:
         """scf.while as `while (1)`: the before region, then its condition's
         values into the after region's (and the results') variables, break
-        when false; the after region, then its yield into the before
-        region's variables."""
+        when false, or fail past the loop limit (rx_max_loop); the after
+        region, then its yield into the before region's variables."""
         before, after = op.before_region.block, op.after_region.block
         cond = before.last_op
         assert isinstance(cond, scf.ConditionOp)
@@ -840,11 +841,14 @@ class _FunctionEmitter:
         body = self._carriers(list(op.results), None)
         self._bind(body, list(after.args))
         self._bind(body, list(op.results))
+        iterations = self.fresh("iterations")
+        self.line(f"int64_t {iterations} = 0;")
         self.line("while (1) {")
         self.indent += 1
         self.block(before)
         self._assign(body, list(cond.args))  # never the condition (a value of the before region)
         self.line(f"if (!{self.v(cond.condition)}) break;")
+        self.line(f"if ({iterations}++ >= rx_max_loop) {self._fail(loop_name(op), 'rx_fail_loop')}")
         self.block(after)
         y = after.last_op
         assert isinstance(y, scf.YieldOp)

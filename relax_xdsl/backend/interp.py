@@ -44,7 +44,14 @@ from relax_xdsl.dialects.relax import constant_array
 from relax_xdsl.dialects.tir import CheckIndexOp, RemFOp
 from relax_xdsl.dim_lowering import CHECKED_ATTR
 from relax_xdsl.errors import BoundsError, RelaxError, ResourceLimitError, ShapeError, index_out_of_range
-from relax_xdsl.limits import RECURSION_TOO_DEEP, check_alloc, max_recursion_depth
+from relax_xdsl.limits import (
+    RECURSION_TOO_DEEP,
+    check_alloc,
+    loop_limit_message,
+    loop_name,
+    max_loop_iterations,
+    max_recursion_depth,
+)
 
 
 def _shape(static: Sequence[int], dynamic: Sequence[Any]) -> tuple[int, ...]:
@@ -109,6 +116,7 @@ class RelaxFunctions(InterpreterFunctions):
         super().__init__()
         self.depth = 0
         self.max_depth = max_depth if max_depth is not None else max_recursion_depth()
+        self.max_iterations = max_loop_iterations()
 
     # -- memrefs as numpy arrays ----------------------------------------------
     @impl(memref.AllocOp)
@@ -210,6 +218,20 @@ class RelaxFunctions(InterpreterFunctions):
             return interpreter.call_op(op.callee, args)
         finally:
             self.depth -= 1
+
+    @impl(scf.WhileOp)
+    def run_while(self, interpreter: Interpreter, op: scf.WhileOp, args: PythonValues) -> PythonValues:
+        """scf.while, counting its iterations: past the loop limit a
+        ResourceLimitError naming the graph loop, as in C."""
+        iterations = 0
+        while True:
+            cond, *forwarded = interpreter.run_ssacfg_region(op.before_region, args, "while.before_region")
+            if not cond:
+                return tuple(forwarded)
+            if iterations >= self.max_iterations:
+                raise ResourceLimitError(loop_limit_message(loop_name(op), self.max_iterations))
+            iterations += 1
+            args = interpreter.run_ssacfg_region(op.after_region, tuple(forwarded), "while.after_region")
 
     @impl(cf.AssertOp)
     def run_assert(self, interpreter: Interpreter, op: cf.AssertOp, args: PythonValues) -> PythonValues:

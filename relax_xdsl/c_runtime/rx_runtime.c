@@ -27,6 +27,14 @@ int rx_fail_depth(const char* what) {
   return 1;
 }
 
+int64_t rx_max_loop = INT64_C(1) << 31;
+RX_API void rx_set_max_loop(int64_t n) { rx_max_loop = n; }
+int rx_fail_loop(const char* what) {
+  snprintf(rx_err, sizeof rx_err, "%s: more iterations than %lld (RELAX_XDSL_MAX_LOOP_ITERATIONS)", what,
+           (long long)rx_max_loop);
+  return 1;
+}
+
 void* rx_alloc(int64_t n, int64_t size, const char* what) {
   void* p = NULL;
   if (n < 0) {

@@ -48,6 +48,11 @@ extern _Thread_local int64_t rx_depth;
 extern int64_t rx_max_depth;
 RX_API void rx_set_max_depth(int64_t n);
 int rx_fail_depth(const char* what);
+/* Each graph loop (scf.while) counts its iterations: past rx_max_loop it
+   fails with the words of limits.LOOP_TOO_LONG (a ResourceLimitError). */
+extern int64_t rx_max_loop;
+RX_API void rx_set_max_loop(int64_t n);
+int rx_fail_loop(const char* what);
 
 /* ---- buffers ---- */
 /* Control flow (scf.if / scf.while results, call results) can hold one

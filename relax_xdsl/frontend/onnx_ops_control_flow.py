@@ -25,6 +25,7 @@ import numpy as np
 from relax_xdsl import op as rop
 from relax_xdsl.builder import Var
 from relax_xdsl.dialects.relax import TensorType
+from relax_xdsl.errors import RelaxError
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, onnx_dtype, register_converter
 from relax_xdsl.shape import Dim, dims_differ, dims_equal
 
@@ -54,9 +55,32 @@ def _if(n: Node) -> Any:
         return n.importer.run_subgraph(then_g if bool(cond.array.reshape(-1)[0]) else else_g, [], n)
     c = _scalar_bool(n, n.tensor(0, "cond"), "cond")
     fb = n.importer.fb
-    outs = fb.if_(c, lambda: _as_tensors(n, n.importer.run_subgraph(then_g, [], n)),
-                  lambda: _as_tensors(n, n.importer.run_subgraph(else_g, [], n)))
+    given: dict[str, list[Any]] = {"then": [], "else": []}
+
+    def branch(kind: str, graph: Any) -> list[Var]:
+        values = _as_tensors(n, n.importer.run_subgraph(graph, [], n))
+        given[kind] = [v.type for v in values]
+        return values
+
+    try:
+        outs = fb.if_(c, lambda: branch("then", then_g), lambda: branch("else", else_g))
+    except RelaxError:
+        why = "depends on symbolic dims" if isinstance(cond, Known) else "is computed at run time"
+        _refuse_different_ranks(n, given["then"], given["else"], why)
+        raise
     return list(outs) if isinstance(outs, tuple) else [outs]
+
+
+def _refuse_different_ranks(n: Node, then_types: Sequence[Any], else_types: Sequence[Any], why: str) -> None:
+    """An If whose branches give one output at different ranks can only be
+    imported when its condition is known at import time (a value has one
+    rank in the graph): the error names the output and both ranks."""
+    for k, (a, b) in enumerate(zip(then_types, else_types)):
+        if isinstance(a, TensorType) and isinstance(b, TensorType) and a.ndim != b.ndim:
+            name = n.outputs[k] if k < len(n.outputs) else str(k)
+            n.fail(f"output {k} ({name!r}): then_branch gives rank {a.ndim} ({a}), else_branch rank {b.ndim} ({b}); "
+                   f"branches of different ranks are supported only when cond is known at import time, and here it "
+                   f"{why}")
 
 
 @dataclass
@@ -115,34 +139,44 @@ class _ScanOutput:
         return 1 if self.static else 2
 
 
-def _scan_outputs(n: Node, outputs: Sequence[Any], trace: Callable[[], list[Any]]) -> list[_ScanOutput]:
-    """Each scan output's dtype and per-iteration dims from the body's output
-    types; where a type leaves out the dtype, the rank or a dim, from the
-    body traced once (`trace` gives the types its scan outputs have)."""
-    stated: list[tuple[str | None, list[int | None] | None]] = []
+Stated = tuple[str, "str | None", "list[int | None] | None"]
+"""A scan output's name and what its type states: dtype and per-iteration
+dims (None where the type leaves them out)."""
+
+
+def _stated(n: Node, outputs: Sequence[Any]) -> list[Stated]:
+    """What the body's output types state of each scan output."""
+    stated: list[Stated] = []
     for vi in outputs:
         tt = vi.type.tensor_type
         dtype = onnx_dtype(tt.elem_type, f"{n.where}: body output {vi.name!r}") if tt.elem_type else None
         dims = [int(d.dim_value) if d.HasField("dim_value") else None for d in tt.shape.dim] \
             if tt.HasField("shape") else None
-        stated.append((dtype, dims))
+        stated.append((vi.name, dtype, dims))
+    return stated
+
+
+def _scan_outputs(n: Node, stated: Sequence[Stated], trace: Callable[[], list[Any]]) -> list[_ScanOutput]:
+    """Each scan output's dtype and per-iteration dims from the body's output
+    types; where a type leaves out the dtype, the rank or a dim, from the
+    body traced once (`trace` gives the types its scan outputs have)."""
     traced: list[Any] = []
-    if any(dtype is None or dims is None or None in dims for dtype, dims in stated):
+    if any(dtype is None or dims is None or None in dims for _, dtype, dims in stated):
         traced = trace()
     out = []
-    for k, (vi, (dtype, dims)) in enumerate(zip(outputs, stated)):
+    for k, (name, dtype, dims) in enumerate(stated):
         if traced:
             t = traced[k]
             if not isinstance(t, TensorType):
-                n.fail(f"scan output {vi.name!r} must be a tensor, got {t}")
+                n.fail(f"scan output {name!r} must be a tensor, got {t}")
             if dtype is not None and dtype != t.dtype or dims is not None and len(dims) != t.ndim:
-                n.fail(f"scan output {vi.name!r}: the body gives {t}, its type states {dtype} of rank "
+                n.fail(f"scan output {name!r}: the body gives {t}, its type states {dtype} of rank "
                        f"{len(dims) if dims is not None else '?'}")
             dtype = t.dtype
             dims = [d if d is not None else int(e) if e.is_Integer else None
                     for d, e in zip(dims or [None] * t.ndim, t.sym_shape)]
         assert dtype is not None and dims is not None
-        out.append(_ScanOutput(identifier(vi.name, "scan"), dtype, dims))
+        out.append(_ScanOutput(identifier(name, "scan"), dtype, dims))
     return out
 
 
@@ -195,7 +229,7 @@ def _loop(n: Node) -> Any:
     def run_body(i: Var, c: Var, *values: Var) -> list[Var]:
         return _as_tensors(n, imp.run_subgraph(body, [i, c, *values], n))
 
-    scans = _scan_outputs(n, body.output[1 + n_carried:],
+    scans = _scan_outputs(n, _stated(n, body.output[1 + n_carried:]),
                           lambda: fb.result_types(lambda *args: run_body(*args)[1 + n_carried:], head_types))
     inits = [*head, *_scan_inits(fb, scans)]
     types = [*head_types, *_scan_types(fb, scans)]
@@ -230,16 +264,19 @@ def _per_value(n: Node, name: str, count: int, default: int) -> list[int]:
 
 
 @register_converter("Scan", attrs=("body", "num_scan_inputs", "scan_input_axes", "scan_input_directions",
-                                   "scan_output_axes", "scan_output_directions"))
+                                   "scan_output_axes", "scan_output_directions", "directions"))
 def _scan(n: Node) -> Any:
     """Scan(states..., xs...) with body(states..., x slices...) -> (states..., scan slices...):
     carried (i, states..., scan accumulators) through relax.while, each x
-    sliced at i (at length - 1 - i when reversed) along its axis."""
+    sliced at i (at length - 1 - i when reversed) along its axis. Opset 8's
+    Scan has a batch axis in front of every input and output and a
+    sequence_lens input first: a Scan over the batch whose body is the
+    Scan of one batch entry."""
     if n.opset < 9:
-        n.fail("Scan before opset 9 (a batch axis and sequence_lens) is not supported")
+        return _scan_batched(n)
+    if "directions" in n.attrs:
+        n.fail("attribute 'directions' is opset 8's (from opset 9 on: scan_input_directions)")
     body = n.attr("body")
-    imp = n.importer
-    fb = imp.fb
     n_xs = int(n.attr("num_scan_inputs"))
     n_states = len(n.inputs) - n_xs
     if n_xs < 1 or n_states < 0:
@@ -254,8 +291,33 @@ def _scan(n: Node) -> Any:
     in_reversed = [d == 1 for d in _per_value(n, "scan_input_directions", n_xs, 0)]
     out_axes = _per_value(n, "scan_output_axes", n_ys, 0)
     out_reversed = [d == 1 for d in _per_value(n, "scan_output_directions", n_ys, 0)]
+
+    def run_body(values: Sequence[Var], slices: Sequence[Var]) -> list[Var]:
+        return _as_tensors(n, n.importer.run_subgraph(body, [*values, *slices], n))
+
+    finals, ys = _scan_loop(n, states, xs, in_axes, in_reversed, out_reversed, run_body,
+                            _stated(n, body.output[n_states:]))
+    for k, y in enumerate(ys):
+        a = n.axis(out_axes[k], y.ndim, f"scan_output_axes[{k}]")
+        if a:
+            perm = list(range(1, y.ndim))
+            perm.insert(a, 0)
+            ys[k] = rop.permute_dims(y, perm)
+    return [*finals, *ys]
+
+
+def _scan_loop(n: Node, states: Sequence[Var], xs: Sequence[Var], in_axes: Sequence[int],
+               in_reversed: Sequence[bool], out_reversed: Sequence[bool],
+               run_body: Callable[[Sequence[Var], Sequence[Var]], list[Var]],
+               stated: Sequence[Stated]) -> tuple[list[Var], list[Var]]:
+    """The loop of a Scan: the final states, and the scan outputs gathered
+    along a new axis 0 (`run_body(states, slices)` gives the states and
+    scan slices of one iteration; `stated` what is known of the latter)."""
+    fb = n.importer.fb
+    xs = list(xs)
+    n_states = len(states)
     length = xs[0].type.sym_shape[in_axes[0]]
-    for k in range(1, n_xs):
+    for k in range(1, len(xs)):
         dims = list(xs[k].type.sym_shape)
         if dims_differ(dims[in_axes[k]], length):
             n.fail(f"scan input {k} has length {dims[in_axes[k]]} along axis {in_axes[k]}, "
@@ -267,30 +329,84 @@ def _scan(n: Node) -> Any:
     head = [fb.const(np.array(0, np.int64)), *states]
     head_types = [fb.generalize(v.type) for v in head]
 
-    def run_body(i: Var, *values: Var) -> list[Var]:
+    def body(i: Var, *values: Var) -> list[Var]:
         last = rop.subtract(rop.subtract(length_t, i), fb.const(np.array(1, np.int64)))
         slices = [rop.take(x, last if rev else i, axis=a) for x, a, rev in zip(xs, in_axes, in_reversed)]
-        return _as_tensors(n, imp.run_subgraph(body, [*values, *slices], n))
+        return run_body(values, slices)
 
-    scans = _scan_outputs(n, body.output[n_states:],
-                          lambda: fb.result_types(lambda *args: run_body(*args)[n_states:], head_types))
+    scans = _scan_outputs(n, stated, lambda: fb.result_types(lambda *args: body(*args)[n_states:], head_types))
     for s, rev in zip(scans, out_reversed):
         s.prepend = rev
     inits = [*head, *_scan_inits(fb, scans)]
     types = [*head_types, *_scan_types(fb, scans)]
 
     def step(i: Var, *rest: Var) -> list[Var]:
-        outs = run_body(i, *rest[:n_states])
+        outs = body(i, *rest[:n_states])
         return [rop.add(i, fb.const(np.array(1, np.int64))), *outs[:n_states],
                 *_grow(fb, i, scans, rest[n_states:], outs[n_states:])]
 
     results = fb.while_(inits, lambda i, *rest: rop.less(i, length_t), step, carried=types)
     results = list(results) if isinstance(results, tuple) else [results]
-    ys = _results(fb, results[0], scans, results[1 + n_states:])
-    for k, y in enumerate(ys):
-        a = n.axis(out_axes[k], y.ndim, f"scan_output_axes[{k}]")
-        if a:
-            perm = list(range(1, y.ndim))
-            perm.insert(a, 0)
-            ys[k] = rop.permute_dims(y, perm)
-    return [*results[1:1 + n_states], *ys]
+    return list(results[1:1 + n_states]), _results(fb, results[0], scans, results[1 + n_states:])
+
+
+def _scan_batched(n: Node) -> Any:
+    """Opset 8's Scan(sequence_lens, states..., xs...): every state is
+    [batch, ...] and every x [batch, sequence, ...]; the body sees one
+    batch entry. Imported as a Scan over the batch whose body is the Scan
+    of one entry (both relax.while). sequence_lens, when given, must be
+    the full sequence length for every entry (checked at import when
+    known, else when it runs): shorter sequences are not supported."""
+    for name in ("scan_input_axes", "scan_input_directions", "scan_output_axes", "scan_output_directions"):
+        if name in n.attrs:
+            n.fail(f"attribute {name!r} is not an attribute of Scan before opset 9 (its batched form)")
+    body = n.attr("body")
+    n_xs = int(n.attr("num_scan_inputs"))
+    n_states = len(n.inputs) - 1 - n_xs
+    if n_xs < 1 or n_states < 0:
+        n.fail(f"num_scan_inputs is {n_xs}, but the node has {len(n.inputs)} inputs (sequence_lens first)")
+    n_ys = len(body.output) - n_states
+    if n_ys < 0:
+        n.fail(f"the body gives {len(body.output)} outputs, fewer than the {n_states} states")
+    in_reversed = [d == 1 for d in _per_value(n, "directions", n_xs, 0)]
+    states = [n.tensor(1 + k, f"initial state {k}") for k in range(n_states)]
+    xs = [n.tensor(1 + n_states + k, f"scan input {k}") for k in range(n_xs)]
+    for k, v in enumerate(states):
+        if v.ndim < 1:
+            n.fail(f"initial state {k} must have a batch axis, got a scalar")
+    for k, v in enumerate(xs):
+        if v.ndim < 2:
+            n.fail(f"scan input {k} must have a batch and a sequence axis, got rank {v.ndim}")
+    length = xs[0].type.sym_shape[1]
+    if n.optional(0) is not None:
+        _full_lengths(n, xs[0].type.sym_shape[0], length)
+
+    def run_body(values: Sequence[Var], slices: Sequence[Var]) -> list[Var]:
+        return _as_tensors(n, n.importer.run_subgraph(body, [*values, *slices], n))
+
+    def one_entry(_: Sequence[Var], entry: Sequence[Var]) -> list[Var]:
+        finals, ys = _scan_loop(n, entry[:n_states], entry[n_states:], [0] * n_xs, in_reversed, [False] * n_ys,
+                                run_body, _stated(n, body.output[n_states:]))
+        return [*finals, *ys]
+
+    outs = [(vi.name, None, None) for vi in body.output]
+    _, batched = _scan_loop(n, [], [*states, *xs], [0] * (n_states + n_xs), [False] * (n_states + n_xs),
+                            [False] * len(outs), one_entry, outs)
+    return batched
+
+
+def _full_lengths(n: Node, batch: Dim, length: Dim) -> None:
+    """sequence_lens (input 0) must be `length` for each of the `batch` entries."""
+    fb = n.importer.fb
+    lens = n.input(0, "sequence_lens")
+    if isinstance(lens, Known) and not lens.symbolic and length.is_Integer:
+        if any(int(v) != int(length) for v in lens.array.reshape(-1)):
+            n.fail(f"sequence_lens {lens.array.reshape(-1).tolist()} other than the full sequence length {length} "
+                   "are not supported")
+        return
+    lens = n.tensor(0, "sequence_lens")
+    if lens.dtype not in ("int32", "int64") or lens.ndim != 1:
+        n.fail(f"sequence_lens must be a 1-d int32/int64 tensor, got {lens.type}")
+    short = rop.not_equal(rop.astype(lens, "int64"), _length(fb, length))
+    checked = fb.tensor_to_prim(rop.sum(rop.astype(short, "int64")), 0)  # a ShapeError when any is shorter
+    checked.value.name_hint = identifier(f"{n.name or 'Scan'}_sequence_lens_entries_not_full_length", "scan")

@@ -17,9 +17,11 @@ the data (hand-written IR, or a count op of other data) is a BoundsError
 naming the op, from the evaluator, the interpreter and C alike, never a
 write past the buffer or uninitialized output.
 
-All are serial scans (opaque to fusion). Unique compares items (elements,
-or slices along an axis) pairwise, O(n^2) per pass; NaN equals NaN and
-sorts after every number, as numpy's unique with equal_nan. Non-max
+All are serial scans (opaque to fusion). Unique sorts the item indices
+(elements, or slices along an axis compared lexicographically) with a
+stable merge sort, O(n log n) comparisons, then finds the distinct items
+in one scan of that order; NaN equals NaN and sorts after every number, as
+numpy's unique with equal_nan, and -0.0 equals 0.0. Non-max
 suppression never selects a NaN score.
 """
 
@@ -323,6 +325,8 @@ class _UniquePlan:
     def _elem_less(self, u: Any, v: Any) -> Any:
         if u.is_float:
             return (u < v) | (u.eq(u) & v.ne(v))
+        if u.type == _i1():  # false before true (a signed i1 compare has true, -1, first)
+            return u.ne(v) & v
         return u < v
 
     def eq(self, i: Any, j: Any) -> Any:
@@ -341,22 +345,70 @@ class _UniquePlan:
 
         return pb.fold([self.size], pb.index(0), step).eq(1)
 
-    def first_flags(self) -> Any:
-        """A scratch buffer: 1 where an item is the first occurrence of its value."""
+    def item(self, order: Any, p: Any) -> Any:
+        """The item at position p of an order buffer (item indices)."""
+        return self.pb.cast(order[p], IndexType())
+
+    def sorted_order(self) -> Any:
+        """A scratch buffer: the item indices sorted by `less`, equal items
+        in index order (so each run of equal items starts at its first
+        occurrence), by a bottom-up merge sort: O(n log n) comparisons,
+        where comparing every pair would take O(n^2)."""
         pb = self.pb
-        first = pb.alloc([self.n], "int64")
+        n = pb.index(self.n)
+        order, merged = pb.alloc([self.n], "int64"), pb.alloc([self.n], "int64")
+        i64 = order.type.element_type
+        _loops(pb, [self.n], lambda i: _store(pb, order, [i], pb.cast(i, i64)))
+        width, left = _cell(pb, 1), _cell(pb, 0)
 
-        def mark(i: Any) -> None:
-            dup = pb.fold([self.n], pb.lift(False, _i1()),
-                          lambda acc, j: acc | pb.if_then_else(j < i, lambda: self.eq(j, i), False))
-            _store(pb, first, [i], pb.select(dup, pb.const(0, first.type.element_type), 1))
+        def merge_runs(w: Any) -> None:
+            """Merges each two neighbouring sorted runs of w items into merged, then back into order."""
 
-        _loops(pb, [self.n], mark)
-        return first
+            def merge(r: Any) -> None:
+                lo = r * (w * 2)
+                mid, hi = pb.min(lo + w, n), pb.min(lo + w * 2, n)
+                _put(pb, left, lo)
 
-    def count(self, first: Any) -> Any:
+                def take(t: Any) -> None:  # position lo + t from the left run (at i) or the right one (at j)
+                    i = _get(pb, left)
+                    j = mid + t - (i - lo)  # t items taken so far, i - lo of them from the left
+                    right = pb.if_then_else(
+                        i < mid,
+                        lambda: pb.if_then_else(j < hi, lambda: self.less(self.item(order, j), self.item(order, i)),
+                                                False),
+                        True)  # stable: the left run wins ties
+                    _store(pb, merged, [lo + t], order[pb.select(right, j, i)])
+                    _put(pb, left, pb.select(right, i, i + 1))
+
+                _loops(pb, [hi - lo], take)
+
+            _loops(pb, [(n + w * 2 - 1) // (w * 2)], merge)
+            _loops(pb, [self.n], lambda i: _store(pb, order, [i], merged[i]))
+
+        def merge_pass(_: Any) -> None:  # widths 1, 2, 4, ... while below n: at most 63 passes
+            w = _get(pb, width)
+
+            def run() -> None:
+                merge_runs(w)
+                _put(pb, width, w * 2)
+
+            _when(pb, w < n, run)
+
+        _loops(pb, [63], merge_pass)
+        return order
+
+    def starts_run(self, order: Any, p: Any) -> Any:
+        """1 (an index) where position p of a sorted order starts a run of
+        equal items (a distinct value), else 0."""
         pb = self.pb
-        return pb.fold([self.n], pb.index(0), lambda acc, i: acc + pb.cast(first[i], IndexType()))
+        return pb.if_then_else(
+            p.eq(0), lambda: pb.index(1),
+            lambda: pb.select(self.eq(self.item(order, p - 1), self.item(order, p)), pb.index(0), pb.index(1)))
+
+    def count(self, order: Any) -> Any:
+        """The number of distinct items, from their sorted order."""
+        pb = self.pb
+        return pb.fold([self.n], pb.index(0), lambda acc, p: acc + self.starts_run(order, p))
 
 
 @register_op
@@ -379,7 +431,7 @@ class UniqueCount(OpSpec):
     def legalize(self, pb: Any, inputs: list[Any], outputs: list[Any], axis: int | None) -> None:
         (x,), (out,) = inputs, outputs
         plan = _UniquePlan(pb, x, axis)
-        _store(pb, out, [0], pb.cast(plan.count(plan.first_flags()), "int64"))
+        _store(pb, out, [0], pb.cast(plan.count(plan.sorted_order()), "int64"))
 
 
 def _unique_check(ctx: Infer, x: TensorType, axis: int | None) -> int | None:
@@ -431,42 +483,59 @@ class UniqueFill(OpSpec):
         (x,), (y, idx, inv, cnt) = inputs, outputs
         plan = _UniquePlan(pb, x, axis)
         k = idx.shape[0]
-        first = plan.first_flags()
-        found = plan.count(first)
+        order = plan.sorted_order()
+        # one scan of the sorted order: each item's run (a distinct value, in sorted rank), each run's first
+        # item (its first occurrence: the sort is stable) and length
+        run_of, first_of, length = (pb.alloc([plan.n], "int64") for _ in range(3))
+        i64 = run_of.type.element_type
+        runs = _cell(pb)
+
+        def scan(p: Any) -> None:
+            starts = plan.starts_run(order, p)
+            g = _get(pb, runs) + starts - 1
+            _put(pb, runs, g + 1)
+            it = plan.item(order, p)
+            _store(pb, run_of, [it], pb.cast(g, i64))
+
+            def start() -> None:
+                _store(pb, first_of, [g], pb.cast(it, i64))
+                _store(pb, length, [g], pb.const(0, i64))
+
+            _when(pb, starts.ne(0), start)
+            _store(pb, length, [g], length[g] + 1)
+
+        _loops(pb, [plan.n], scan)
+        found = _get(pb, runs)
         _check(pb, found, canon(k + 1), _beyond(self.name))
         _check_total(pb, self.name, found, k)
-        pos = pb.alloc([plan.n], "int64")
+        rank = run_of  # replaced below unless sorted, where a run's rank is its sorted position
+        if not sorted:  # ranked by first occurrence: in index order, an item that is its run's first takes the next
+            rank, ranked = pb.alloc([plan.n], "int64"), _cell(pb)
 
-        def is_first(j: Any) -> Any:
-            return first[j].ne(0)
+            def number(i: Any) -> None:
+                g = pb.cast(run_of[i], IndexType())
 
-        def place(i: Any) -> None:
-            def before(acc: Any, j: Any) -> Any:
-                ahead = pb.if_then_else(is_first(j), lambda: plan.less(j, i), False) if sorted else is_first(j) & (j < i)
-                return pb.select(ahead, acc + 1, acc)
+                def next_rank() -> None:
+                    r = _get(pb, ranked)
+                    _store(pb, rank, [g], pb.cast(r, i64))
+                    _put(pb, ranked, r + 1)
 
-            r = pb.fold([plan.n], pb.index(0), before)
-            _store(pb, pos, [i], pb.cast(r, "int64"))
+                _when(pb, pb.cast(first_of[g], IndexType()).eq(i), next_rank)
 
-            def put() -> None:
-                _check(pb, r, k, _beyond(self.name))
-                _loops(pb, [plan.size], lambda t: _store(pb, y, _y_at(plan, r, t), x[plan.at(i, t)]))
-                _store(pb, idx, [r], pb.cast(i, "int64"))
-                c = pb.fold([plan.n], pb.index(0), lambda acc, j: pb.select(plan.eq(j, i), acc + 1, acc))
-                _store(pb, cnt, [r], pb.cast(c, "int64"))
+            _loops(pb, [plan.n], number)
 
-            _when(pb, is_first(i), put)
+        def rank_of(g: Any) -> Any:
+            return pb.cast(rank[g], IndexType()) if not sorted else g
 
-        _loops(pb, [plan.n], place)
-        none = pb.index(plan.n)
+        def put(g: Any) -> None:
+            r, i = rank_of(g), pb.cast(first_of[g], IndexType())
+            _check(pb, r, k, _beyond(self.name))
+            _loops(pb, [plan.size], lambda t: _store(pb, y, _y_at(plan, r, t), x[plan.at(i, t)]))
+            _store(pb, idx, [r], first_of[g])
+            _store(pb, cnt, [r], length[g])
 
-        def inverse(j: Any) -> None:
-            f = pb.fold([plan.n], none,
-                        lambda acc, m: pb.select(acc.eq(none) & plan.eq(m, j), m, acc))
-            _check(pb, f, plan.n, f"relax.{self.name}: first occurrence")
-            _store(pb, inv, [j], pos[f])
-
-        _loops(pb, [plan.n], inverse)
+        _loops(pb, [k], put)
+        _loops(pb, [plan.n], lambda i: _store(pb, inv, [i], pb.cast(rank_of(pb.cast(run_of[i], IndexType())), i64)))
 
 
 def _y_at(plan: _UniquePlan, r: Any, t: Any) -> tuple[Any, ...]:

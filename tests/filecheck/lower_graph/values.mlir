@@ -33,7 +33,7 @@ builtin.module {
 // CHECK:        %[[Q:.*]] = memref.alloc() {alignment = 64 : i64} : memref<i64>
 // CHECK:        memref.store %{{.*}}, %[[Q]][] : memref<i64>
 // CHECK:        memref.load %d[%{{.*}}] : memref<1xi64>
-// CHECK:        cf.assert %{{.*}}, "@main: relax.tensor_to_shape dim 0: symbol c must be >= {{[01]}}"
+// CHECK:        cf.assert %{{.*}}, "@main: relax.tensor_to_shape (%w) dim 0: symbol c must be >= {{[01]}}"
 // CHECK:        %[[W:.*]] = memref.alloc() {{.*}}: memref<1xi64>
 // CHECK-NEXT:   "memref.copy"(%d, %[[W]])
 // CHECK:        func.return %[[M]], %[[Q]], %[[W]] : memref<2xi64>, memref<i64>, memref<1xi64>
