@@ -26,9 +26,9 @@ from relax_xdsl.frontend.onnx_sequences import (
     CONTAINER_OPS,
     OptionalValue,
     SequenceValue,
-    check_length,
     describe,
     is_container,
+    length_problem,
 )
 from relax_xdsl.shape import canon, dim_to_str
 
@@ -55,8 +55,14 @@ def _tensor_input(n: Node, i: int, what: str) -> Value:
     return v
 
 
+def _check_length(n: Node, length: int, what: str = "") -> None:
+    why = length_problem(length)
+    if why:
+        n.fail(f"{what}{why}")
+
+
 def _with_items(n: Node, items: list[Any], dtype: str) -> SequenceValue:
-    check_length(len(items), n.where)
+    _check_length(n, len(items))
     for v in items:
         if v.dtype != dtype:
             n.fail(f"a sequence of {dtype} tensors cannot hold a {v.dtype} tensor (ONNX sequences are homogeneous)")
@@ -139,7 +145,7 @@ def _split_to_sequence(n: Node) -> SequenceValue:
         n.fail(f"split must be a scalar or 1-d, got shape {list(split.shape)}")
     if split is not None and split.ndim == 1:
         sizes = n.static_ints(1, "split")
-        check_length(len(sizes), n.where)
+        _check_length(n, len(sizes))
         if any(s < 0 for s in sizes):
             n.fail(f"split sizes {sizes} must be >= 0")
         if dim.is_Integer and sum(sizes) != int(dim):
@@ -152,7 +158,7 @@ def _split_to_sequence(n: Node) -> SequenceValue:
     if size < 1:
         n.fail(f"split {size} must be >= 1")
     count = -(-int(dim) // size)
-    check_length(count, n.where)
+    _check_length(n, count)
     sizes = [size] * (count - 1) + [int(dim) - size * (count - 1)] if count else []
     pieces = _pieces(n, x, axis, sizes, dim)
     if split is None and not int(n.attr("keepdims", 1)):
@@ -309,7 +315,7 @@ def _unrolled_loop(n: Node, body: Any) -> list[Any]:
                "but it is " + ("absent" if trip is None else "computed at run time" if not isinstance(trip, Known)
                                else f"{trip.dtype} of shape {list(trip.shape)}"))
     count = int(trip.array.reshape(-1)[0])
-    check_length(max(count, 0), f"{n.where}: unrolling {count} iterations")
+    _check_length(n, max(count, 0), f"unrolling {count} iterations: ")
     cond = True if n.optional(1) is None else _known_bool(n.input(1, "cond"))
     if cond is None:
         n.fail("the loop carries sequences and is unrolled at import time, so its condition must be known there")

@@ -70,13 +70,21 @@ def describe(v: Any) -> str:
     return "a tensor"
 
 
-def check_length(length: int, what: str) -> None:
-    """A sequence length within [0, MAX_SEQUENCE_LENGTH], or a clear error naming `what`."""
+def length_problem(length: int) -> str | None:
+    """Why a sequence of `length` items cannot be made, or None."""
     if length < 0:
-        raise ResourceLimitError(f"{what}: a sequence length must be >= 0, got {length}")
+        return f"a sequence length must be >= 0, got {length}"
     if length > MAX_SEQUENCE_LENGTH:
-        raise ResourceLimitError(f"{what}: a sequence of {length} items is longer than the {MAX_SEQUENCE_LENGTH} "
-                                 "items relax_xdsl unrolls (each item is a separate value of the graph function)")
+        return (f"a sequence of {length} items is longer than the {MAX_SEQUENCE_LENGTH} items relax_xdsl unrolls "
+                "(each item is a separate value of the graph function)")
+    return None
+
+
+def check_length(length: int, what: str) -> None:
+    """A sequence length within [0, MAX_SEQUENCE_LENGTH], or a ResourceLimitError naming `what`."""
+    why = length_problem(length)
+    if why:
+        raise ResourceLimitError(f"{what}: {why}")
 
 
 @dataclass(frozen=True)
