@@ -375,3 +375,42 @@ def test_loop_unrolling_is_capped() -> None:
                 helper.make_node("ConcatFromSequence", ["s"], ["y"], axis=0)], [_t("x", F, [2])], [_out("y")])
     with pytest.raises(OnnxImportError, match=r"node 'grow' \(Loop\).*unrolling 1000000000000 iterations.*longer"):
         rx.from_onnx(m)
+
+
+# -- the conformance runner ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def conformance() -> Any:
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        import onnx_conformance
+    finally:
+        sys.path.remove(str(bench))
+    return onnx_conformance
+
+
+def test_conformance_compares_sequences_and_optionals(conformance: Any) -> None:
+    a, b = np.zeros(2, np.float32), np.ones(3, np.float32)
+    assert conformance.compare([[a, b], None], [[a, b], None], 1e-5, 0) is None
+    assert "2 items, expected 1" in conformance.compare([[a, b]], [[a]], 1e-5, 0)
+    assert "item 1: shape" in conformance.compare([[a, a]], [[a, b]], 1e-5, 0)
+    assert "absent" in conformance.compare([None], [a], 1e-5, 0)
+    assert "a tensor, expected the other" in conformance.compare([a], [[a]], 1e-5, 0)
+
+
+def test_conformance_runs_sequence_and_optional_cases(conformance: Any, tmp_path: Any) -> None:
+    """Cases with sequence or optional graph IO are collected (maps and strings still are not) and pass."""
+    names = ["test_sequence_insert_at_back", "test_optional_has_element_empty_optional_input",
+             "test_sequence_map_add_1_sequence_1_tensor", "test_split_to_sequence_nokeepdims"]
+    cases = {c.name: c for c in conformance.collect_from_modules(["sequenceinsert", "optionalhaselement",
+                                                                   "sequence_map", "splittosequence"])}
+    infos = conformance.serialize([cases[n] for n in names], tmp_path)
+    assert [conformance.run_case(i, "c", None) for i in infos] == [("PASS", "")] * len(names)
+    refused = conformance.serialize([cases["test_sequence_insert_at_front"]], tmp_path / "refused")
+    status, detail = conformance.run_case(refused[0], "c", None)
+    assert status == "UNSUPPORTED" and "position" in detail
