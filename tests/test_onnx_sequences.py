@@ -414,3 +414,35 @@ def test_conformance_runs_sequence_and_optional_cases(conformance: Any, tmp_path
     refused = conformance.serialize([cases["test_sequence_insert_at_front"]], tmp_path / "refused")
     status, detail = conformance.run_case(refused[0], "c", None)
     assert status == "UNSUPPORTED" and "position" in detail
+
+
+def test_folded_items_count_against_the_allocation_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constants an unrolled loop folds and a sequence keeps count as held at once (1.6 MB here), not one at a
+    time (400 KB each)."""
+    monkeypatch.setenv("RELAX_XDSL_MAX_ALLOC_BYTES", str(1 << 20))
+    body = helper.make_graph([helper.make_node("Identity", ["c_in"], ["c_out"]),
+                              _const("shape", np.array([100_000], np.int64)),
+                              helper.make_node("ConstantOfShape", ["shape"], ["big"],
+                                               value=onnx.numpy_helper.from_array(np.array([1.0], np.float32))),
+                              helper.make_node("SequenceInsert", ["acc_in", "big"], ["acc_out"])], "body",
+                             [_t("i", I64, []), _t("c_in", TensorProto.BOOL, []), _seq("acc_in", F)],
+                             [_t("c_out", TensorProto.BOOL, []), _seq("acc_out", F)])
+    m = _model([helper.make_node("SequenceEmpty", [], ["e"]), _const("m", np.array(4, np.int64)),
+                helper.make_node("Loop", ["m", "", "e"], ["s"], body=body, name="grow"),
+                helper.make_node("SequenceLength", ["s"], ["y"])], [], [_out("y")])
+    with pytest.raises(OnnxImportError, match=r"node 'grow' \(Loop\).*above the allocation limit"):
+        rx.from_onnx(m)
+
+
+def test_keywords_name_graph_inputs() -> None:
+    m = _concat_model()
+    with pytest.raises(OnnxImportError, match=r"sequence_lengths names \['nope'\], which are not graph inputs"):
+        rx.from_onnx(m, sequence_lengths={"xs": 1, "nope": 10**12})
+    with pytest.raises(OnnxImportError, match=r"absent_inputs names \['nope'\]"):
+        rx.from_onnx(m, sequence_lengths={"xs": 1}, absent_inputs=["nope"])
+    with pytest.raises(OnnxImportError, match=r"input 'xs': sequence_lengths gives '2', not an integer"):
+        rx.from_onnx(m, sequence_lengths={"xs": "2"})
+    with pytest.raises(OnnxImportError, match=r"input 'xs' is in absent_inputs, but only an optional"):
+        rx.from_onnx(m, sequence_lengths={"xs": 1}, absent_inputs=["xs"])
+    module = rx.from_onnx(m, sequence_lengths={"xs": 2}, shapes={"xs_1": [5]})
+    assert "!relax.tensor<[5], f32>" in rx.print_module(module)

@@ -457,14 +457,15 @@ class Importer:
                 continue  # older exporters list initializers among the inputs
             self.values[vi.name] = self._input(vi)
         names = {vi.name for vi in self.graph.input}
-        items = {f"{n}_{i}" for n, count in self.sequence_lengths.items() for i in range(max(0, count))}
+        for what, given in (("sequence_lengths", set(self.sequence_lengths)), ("absent_inputs", self.absent_inputs)):
+            if given - names:
+                raise OnnxImportError(f"{what} names {sorted(given - names)}, which are not graph inputs")
+        items = {f"{n}_{i}" for n, v in self.values.items() if n in self.sequence_lengths
+                 for i in range(len(seqs.contents(v)))}  # a sequence's items, as shapes may name them
         unknown = set(self.shapes) - names - items
         if unknown:
             raise OnnxImportError(f"shapes given for {sorted(unknown)}, which are not graph inputs "
                                   f"(inputs: {[vi.name for vi in self.graph.input if vi.name not in inits]})")
-        for what, given in (("sequence_lengths", set(self.sequence_lengths)), ("absent_inputs", self.absent_inputs)):
-            if given - names:
-                raise OnnxImportError(f"{what} names {sorted(given - names)}, which are not graph inputs")
 
     def _input(self, vi: Any, t: Any = None) -> Any:
         """Graph input `vi` (of type `t`, when an optional's element): a
@@ -686,23 +687,25 @@ class Importer:
                 self._release(n)
 
     def _hold(self, name: str, v: Value) -> None:
-        """values[name] = v, counting a Known a node made in held_bytes."""
+        """values[name] = v, counting a Known a node made (or one a sequence holds) in held_bytes."""
         self.values[name] = v
-        if isinstance(v, Known) and v.initializer is None:
-            entry = self._held.setdefault(id(v), [v, 0])
-            if entry[1] == 0:
-                self.held_bytes += v.array.nbytes
-            entry[1] += 1
+        for k in seqs.contents(v):
+            if isinstance(k, Known) and k.initializer is None:
+                entry = self._held.setdefault(id(k), [k, 0])
+                if entry[1] == 0:
+                    self.held_bytes += k.array.nbytes
+                entry[1] += 1
 
     def _release(self, name: str) -> None:
         """Drops values[name] after its last use."""
         v = self.values.pop(name, None)
-        entry = self._held.get(id(v)) if isinstance(v, Known) else None
-        if entry is not None and entry[0] is v:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._held[id(v)]
-                self.held_bytes -= v.array.nbytes
+        for k in seqs.contents(v):
+            entry = self._held.get(id(k)) if isinstance(k, Known) else None
+            if entry is not None and entry[0] is k:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._held[id(k)]
+                    self.held_bytes -= k.array.nbytes
 
     def _liveness(self) -> list[bool]:
         """Which nodes a graph output depends on, and each value's last use

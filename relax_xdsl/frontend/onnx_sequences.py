@@ -61,6 +61,15 @@ def is_container(v: Any) -> bool:
     return isinstance(v, (SequenceValue, OptionalValue))
 
 
+def contents(v: Any) -> list[Any]:
+    """The tensor values `v` stands for: itself, or what a sequence or an optional holds."""
+    if isinstance(v, OptionalValue):
+        return contents(v.value) if v.present else []
+    if isinstance(v, SequenceValue):
+        return list(v.items)
+    return [v]
+
+
 def describe(v: Any) -> str:
     """How errors name a container value."""
     if isinstance(v, SequenceValue):
