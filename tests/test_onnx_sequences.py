@@ -200,7 +200,8 @@ def test_sequence_input_and_output() -> None:
                [_seq("xs", F, ["d"]), _t("x", F, ["d"])], [_seq("ys", F), _out("n")])
     module = rx.from_onnx(m, sequence_lengths={"xs": 2})
     text = rx.print_module(module)
-    assert "xs_0_d], f32>, %xs_1: !relax.tensor<[xs_1_d], f32>, %x: !relax.tensor<[d], f32>)" in text
+    assert "(%xs_item0: !relax.tensor<[xs_item0_d], f32>, %xs_item1: !relax.tensor<[xs_item1_d], f32>, " \
+           "%x: !relax.tensor<[d], f32>)" in text
     layout = output_layout(module)
     assert layout is not None and [(s.kind, s.count) for s in layout.slots] == [("sequence", 3), ("tensor", 1)]
     _check(m, [{"xs": [rand(4), rand(1, seed=1)], "x": rand(2, seed=2)},
@@ -444,5 +445,11 @@ def test_keywords_name_graph_inputs() -> None:
         rx.from_onnx(m, sequence_lengths={"xs": "2"})
     with pytest.raises(OnnxImportError, match=r"input 'xs' is in absent_inputs, but only an optional"):
         rx.from_onnx(m, sequence_lengths={"xs": 1}, absent_inputs=["xs"])
-    module = rx.from_onnx(m, sequence_lengths={"xs": 2}, shapes={"xs_1": [5]})
+    module = rx.from_onnx(m, sequence_lengths={"xs": 2}, shapes={"xs_item1": [5]})
     assert "!relax.tensor<[5], f32>" in rx.print_module(module)
+
+
+def test_a_wrong_item_is_named() -> None:
+    """Each item is its own parameter, so a bad one is named (xs_item1), not just the sequence."""
+    with pytest.raises(rx.ShapeError, match=r"input 'xs_item1': expected rank 1"):
+        prepare(_concat_model()).run([[np.zeros(2, np.float32), np.zeros((2, 2), np.float32)]])

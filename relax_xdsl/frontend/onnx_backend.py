@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl.errors import RelaxError
-from relax_xdsl.frontend.onnx_sequences import OutputLayout, check_length, output_layout
+from relax_xdsl.frontend.onnx_sequences import OutputLayout, check_length, item_name, output_layout
 
 # Executables kept per model: each length tuple seen compiles one, so a caller cycling through lengths must not
 # accumulate compiled libraries without bound.
@@ -104,7 +104,7 @@ class PreparedModel:
             ranks = tuple(a.ndim for a in items)
             if not spec.item_shaped:  # the type gives no rank: each item's dims become fresh symbols
                 for i, a in enumerate(items):
-                    shapes[f"{spec.name}_{i}"] = [f"{spec.name}_{i}_dim{k}" for k in range(a.ndim)]
+                    shapes[item_name(spec.name, i)] = [f"{item_name(spec.name, i)}_dim{k}" for k in range(a.ndim)]
             key.append((len(items), ranks if not spec.item_shaped else ()))
             args += items
         return tuple(key), args, {"sequence_lengths": lengths, "absent_inputs": absent, "shapes": shapes}

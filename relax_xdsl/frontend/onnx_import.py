@@ -429,10 +429,10 @@ class Importer:
             shape_const = np.dtype(dtype).kind in "iu" and array.size <= SHAPE_CONST_LIMIT
             self.values[t.name] = Known(np.array(array, dtype=dtype, order="C"), dtype, None if shape_const else t.name)
 
-    def _dims_of(self, vi: Any, name: str, tt: Any = None, item: int | None = None) -> list[Dim]:
+    def _dims_of(self, vi: Any, name: str, tt: Any = None, per_item: bool = False) -> list[Dim]:
         """An input's dims (`tt`: the tensor type, when it is an optional's or
-        a sequence's element). A sequence's items may differ in shape, so item
-        `i` of input x has its own symbols, named x_i_<dim_param>."""
+        a sequence's element). A sequence's items may differ in shape, so each
+        (`per_item`, `name` x_item<i>) has its own symbols, named x_item<i>_<dim_param>."""
         if name in self.shapes:
             return [canon(d) if not isinstance(d, str) else self._symbol(d) for d in self.shapes[name]]
         tt = vi.type.tensor_type if tt is None else tt
@@ -445,7 +445,7 @@ class Importer:
                     raise OnnxImportError(f"input {name!r} dim {axis} is {d.dim_value}; dims must be >= 0")
                 dims.append(int(d.dim_value))
             elif d.dim_param:
-                dims.append(self._symbol(d.dim_param if item is None else f"{name}_{d.dim_param}"))
+                dims.append(self._symbol(f"{name}_{d.dim_param}" if per_item else d.dim_param))
             else:  # unnamed dynamic dim: a fresh symbol
                 dims.append(self._symbol(f"{name}_dim{axis}"))
         return dims
@@ -460,7 +460,7 @@ class Importer:
         for what, given in (("sequence_lengths", set(self.sequence_lengths)), ("absent_inputs", self.absent_inputs)):
             if given - names:
                 raise OnnxImportError(f"{what} names {sorted(given - names)}, which are not graph inputs")
-        items = {f"{n}_{i}" for n, v in self.values.items() if n in self.sequence_lengths
+        items = {seqs.item_name(n, i) for n, v in self.values.items() if n in self.sequence_lengths
                  for i in range(len(seqs.contents(v)))}  # a sequence's items, as shapes may name them
         unknown = set(self.shapes) - names - items
         if unknown:
@@ -470,7 +470,7 @@ class Importer:
     def _input(self, vi: Any, t: Any = None) -> Any:
         """Graph input `vi` (of type `t`, when an optional's element): a
         tensor parameter, a sequence of `sequence_lengths[name]` parameters
-        name_0, name_1, ..., or an optional (absent when in absent_inputs)."""
+        name_item0, name_item1, ..., or an optional (absent when in absent_inputs)."""
         t = vi.type if t is None else t
         name = vi.name
         kind = t.WhichOneof("value")
@@ -486,7 +486,7 @@ class Importer:
                 raise OnnxImportError(f"input {name!r}: only sequences of tensors are supported")
             if name not in self.sequence_lengths:
                 raise OnnxImportError(f"input {name!r} is a sequence; give its length with "
-                                      f"sequence_lengths={{{name!r}: N}} (it becomes N parameters {name}_0, ...)")
+                                      f"sequence_lengths={{{name!r}: N}} (it becomes N parameters {seqs.item_name(name, 0)}, ...)")
             count = self.sequence_lengths[name]
             if not isinstance(count, (int, np.integer)) or isinstance(count, bool):
                 raise OnnxImportError(f"input {name!r}: sequence_lengths gives {count!r}, not an integer")
@@ -494,8 +494,8 @@ class Importer:
             dtype = onnx_dtype(elem.tensor_type.elem_type, f"input {name!r}")
             items = []
             for i in range(int(count)):
-                item = f"{name}_{i}"
-                v = self.fb.param(self._unique(item), self._dims_of(vi, item, elem.tensor_type, i), dtype)
+                item = seqs.item_name(name, i)
+                v = self.fb.param(self._unique(item), self._dims_of(vi, item, elem.tensor_type, per_item=True), dtype)
                 self._named.add(v.value)
                 items.append(v)
             return seqs.SequenceValue(items, dtype)
@@ -800,7 +800,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     params mapping each added parameter's name to its array, in order.
 
     A sequence input x needs its length, `sequence_lengths={"x": N}`: it
-    becomes N parameters x_0 .. x_{N-1} (`shapes` may name them). An
+    becomes N parameters x_item0 .. x_item{N-1} (`shapes` may name them). An
     optional input is present unless named in `absent_inputs`. A sequence
     output becomes one result per item, an absent optional none;
     `onnx_sequences.output_layout(module)` regroups them

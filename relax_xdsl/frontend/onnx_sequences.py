@@ -61,6 +61,12 @@ def is_container(v: Any) -> bool:
     return isinstance(v, (SequenceValue, OptionalValue))
 
 
+def item_name(name: str, i: int) -> str:
+    """The name of item i of sequence input `name`: its parameter's, and the key `shapes` gives its dims under.
+    Not name_i: xDSL drops a `_<digits>` suffix from value names, which would name every item `name`."""
+    return f"{name}_item{i}"
+
+
 def contents(v: Any) -> list[Any]:
     """The tensor values `v` stands for: itself, or what a sequence or an optional holds."""
     if isinstance(v, OptionalValue):
