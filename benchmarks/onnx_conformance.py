@@ -5,10 +5,12 @@
 
 The cases are the ones onnx generates in memory (`collect_testcases`), less
 those whose inputs or outputs are element types or containers relax_xdsl
-does not model at all (float8/4, int4/2, strings, sequences, optionals,
-maps). Each case is imported, compiled and run once, and its outputs are
-compared like onnx's own backend runner does: same count, shape and dtype,
-values within the case's rtol/atol, NaNs in the same places.
+does not model at all (float8/4, int4/2, strings, maps). Each case is
+imported, compiled and run once, and its outputs are compared like onnx's
+own backend runner does: same count, shape and dtype, values within the
+case's rtol/atol, NaNs in the same places. Cases with sequence or optional
+inputs or outputs run through relax_xdsl.frontend.onnx_backend (lists in,
+lists out, None for an absent optional), compared item by item.
 
 Statuses: PASS; FAIL (wrong values, shape or dtype); UNSUPPORTED (the
 importer refused the model with an OnnxImportError: a clear refusal);
@@ -90,12 +92,26 @@ def _skipped_types() -> set[int]:
     return {getattr(onnx.TensorProto, n) for n in SKIPPED_TYPE_NAMES if hasattr(onnx.TensorProto, n)}
 
 
+def _elem_type(t: Any) -> int:
+    """The tensor element type a type proto holds, through sequences and optionals; -1 for maps and the rest."""
+    kind = t.WhichOneof("value")
+    if kind == "tensor_type":
+        return int(t.tensor_type.elem_type)
+    if kind == "sequence_type":
+        return _elem_type(t.sequence_type.elem_type)
+    if kind == "optional_type":
+        return _elem_type(t.optional_type.elem_type)
+    return -1
+
+
 def _io_types(model: Any) -> set[int]:
-    """Element types of the graph's inputs and outputs; -1 for sequences, optionals and maps."""
-    out: set[int] = set()
-    for v in [*model.graph.input, *model.graph.output]:
-        out.add(v.type.tensor_type.elem_type if v.type.HasField("tensor_type") else -1)
-    return out
+    """Element types of the graph's inputs and outputs (a sequence's or an optional's element's); -1 for maps."""
+    return {_elem_type(v.type) for v in [*model.graph.input, *model.graph.output]}
+
+
+def _has_containers(model: Any) -> bool:
+    """Whether a graph input or output is a sequence or an optional."""
+    return any(not v.type.HasField("tensor_type") for v in [*model.graph.input, *model.graph.output])
 
 
 def case_ops(model: Any) -> list[str]:
@@ -162,6 +178,31 @@ def _load_arrays(path: Path, meta: list[dict[str, Any]]) -> list[np.ndarray]:
                 for i, m in enumerate(meta)]
 
 
+def _flatten(values: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """(the structure of a data set's values, their arrays): "t" for a tensor,
+    a list for a sequence (of its items' structures), None for an absent optional."""
+    arrays: list[Any] = []
+
+    def walk(v: Any) -> Any:
+        if v is None:
+            return None
+        if isinstance(v, list):
+            return [walk(x) for x in v]
+        arrays.append(v)
+        return "t"
+
+    return [walk(v) for v in values], arrays
+
+
+def _unflatten(structure: list[Any], arrays: list[np.ndarray]) -> list[Any]:
+    it = iter(arrays)
+
+    def walk(s: Any) -> Any:
+        return None if s is None else [walk(x) for x in s] if isinstance(s, list) else next(it)
+
+    return [walk(s) for s in structure]
+
+
 def serialize(cases: Iterable[Any], root: Path) -> list[CaseInfo]:
     """Write each case once (model.onnx, data sets as npz + meta.json) so workers do not regenerate the suite."""
     infos = []
@@ -171,7 +212,12 @@ def serialize(cases: Iterable[Any], root: Path) -> list[CaseInfo]:
         (d / "model.onnx").write_bytes(c.model.SerializeToString())
         sets = []
         for k, (ins, outs) in enumerate(c.data_sets):
-            sets.append({"inputs": _save_arrays(d / f"in{k}.npz", ins), "outputs": _save_arrays(d / f"out{k}.npz", outs)})
+            if _has_containers(c.model):  # lists and Nones: their arrays, and where they go
+                (in_shape, ins), (out_shape, outs) = _flatten(ins), _flatten(outs)
+                sets.append({"input_structure": in_shape, "output_structure": out_shape})
+            else:
+                sets.append({})
+            sets[-1].update(inputs=_save_arrays(d / f"in{k}.npz", ins), outputs=_save_arrays(d / f"out{k}.npz", outs))
         (d / "meta.json").write_text(json.dumps(sets))
         infos.append(CaseInfo(i, c.name, case_ops(c.model), float(c.rtol), float(c.atol), str(d), len(sets)))
     return infos
@@ -185,6 +231,17 @@ def compare(got: Sequence[Any], want: Sequence[np.ndarray], rtol: float, atol: f
     if len(got) != len(want):
         return f"{len(got)} outputs, expected {len(want)}"
     for k, (g, w) in enumerate(zip(got, want)):
+        if w is None or g is None:  # an optional output: absent in both
+            if (w is None) != (g is None):
+                return f"output {k}: {'absent' if g is None else 'present'}, expected {'absent' if w is None else 'a value'}"
+            continue
+        if isinstance(w, list) or isinstance(g, list):  # a sequence: item by item
+            if not (isinstance(w, list) and isinstance(g, list)):
+                return f"output {k}: {'a sequence' if isinstance(g, list) else 'a tensor'}, expected the other"
+            why = compare(g, w, rtol, atol)
+            if why is not None:
+                return f"output {k} (a sequence): {why.replace('outputs', 'items').replace('output', 'item')}"
+            continue
         g = np.asarray(g)
         if g.shape != w.shape:
             return f"output {k}: shape {g.shape}, expected {w.shape}"
@@ -211,6 +268,8 @@ def run_case(info: CaseInfo, target: str, pipeline: str | None) -> tuple[str, st
 
     d = Path(info.directory)
     sets = json.loads((d / "meta.json").read_text())
+    if "input_structure" in sets[0]:
+        return _run_with_containers(d, sets, info, target, pipeline)
     try:
         mod = rx.from_onnx(str(d / "model.onnx"))
     except OnnxImportError as err:
@@ -227,6 +286,32 @@ def run_case(info: CaseInfo, target: str, pipeline: str | None) -> tuple[str, st
             why = compare(got, want, info.rtol, info.atol)
             if why is not None:
                 return "FAIL", (f"data set {k}: " if len(sets) > 1 else "") + why
+    except Exception as err:  # noqa: BLE001
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        return "ERROR", f"{type(err).__name__}: {str(err)[:400]} (at {Path(where.filename).name}:{where.lineno})"
+    return "PASS", ""
+
+
+def _run_with_containers(d: Path, sets: list[dict[str, Any]], info: CaseInfo, target: str,
+                         pipeline: str | None) -> tuple[str, str]:
+    """run_case for a model with sequence or optional inputs or outputs: through the onnx-backend-style runner,
+    which imports the model for the lengths each data set has."""
+    from relax_xdsl.frontend.onnx_backend import prepare
+    from relax_xdsl.frontend.onnx_import import OnnxImportError
+
+    try:
+        model = prepare(str(d / "model.onnx"), target, **({"pipeline": pipeline} if pipeline else {}))
+        for k, s in enumerate(sets):
+            ins = _unflatten(s["input_structure"], _load_arrays(d / f"in{k}.npz", s["inputs"]))
+            want = _unflatten(s["output_structure"], _load_arrays(d / f"out{k}.npz", s["outputs"]))
+            exe, layout, args = model.specialize(ins)  # imports (OnnxImportError) and compiles for these lengths
+            got = exe["main"](*args)
+            got = layout.regroup(list(got) if isinstance(got, (tuple, list)) else [got])
+            why = compare(got, want, info.rtol, info.atol)
+            if why is not None:
+                return "FAIL", (f"data set {k}: " if len(sets) > 1 else "") + why
+    except OnnxImportError as err:
+        return "UNSUPPORTED", str(err)[:400]
     except Exception as err:  # noqa: BLE001
         where = traceback.extract_tb(err.__traceback__)[-1]
         return "ERROR", f"{type(err).__name__}: {str(err)[:400]} (at {Path(where.filename).name}:{where.lineno})"
@@ -447,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.sample:
         cases = sample(cases, a.sample)
     print(f"{generated} cases generated by onnx; {len(cases)} to run "
-          f"(left out: float8/float4/int4/uint4/string element types, sequences, optionals, maps"
+          f"(left out: float8/float4/int4/uint4/string element types, maps"
           f"{'; filtered' if a.filter else ''}{'; sampled' if a.sample else ''})", flush=True)
 
     def progress(r: CaseResult, done: int, total: int) -> None:

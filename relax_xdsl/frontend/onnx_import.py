@@ -40,6 +40,7 @@ from relax_xdsl import op as rop
 from relax_xdsl.builder import FunctionBuilder, Var
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.errors import RelaxError, ResourceLimitError
+from relax_xdsl.frontend import onnx_sequences as seqs
 from relax_xdsl.limits import ENV as ALLOC_LIMIT_ENV
 from relax_xdsl.limits import check_alloc, max_alloc_bytes
 from relax_xdsl.ops.registry import get_spec
@@ -359,8 +360,11 @@ class Importer:
     dim_param names -> symbols, and the parameters kept as inputs."""
 
     def __init__(self, proto: Any, keep_params_in_input: bool, shapes: dict[str, Sequence[Dim | str]] | None,
-                 name: str):
+                 name: str, sequence_lengths: dict[str, int] | None = None, absent_inputs: Iterable[str] = ()):
         self.proto = proto
+        self.sequence_lengths = dict(sequence_lengths or {})
+        self.absent_inputs = set(absent_inputs)
+        self.layout = seqs.OutputLayout()
         self.graph = proto.graph
         self.keep_params = keep_params_in_input
         self.shapes = dict(shapes or {})
@@ -425,10 +429,13 @@ class Importer:
             shape_const = np.dtype(dtype).kind in "iu" and array.size <= SHAPE_CONST_LIMIT
             self.values[t.name] = Known(np.array(array, dtype=dtype, order="C"), dtype, None if shape_const else t.name)
 
-    def _dims_of(self, vi: Any, name: str) -> list[Dim]:
+    def _dims_of(self, vi: Any, name: str, tt: Any = None, per_item: bool = False) -> list[Dim]:
+        """An input's dims (`tt`: the tensor type, when it is an optional's or
+        a sequence's element). A sequence's items may differ in shape, so each
+        (`per_item`, `name` x_item<i>) has its own symbols, named x_item<i>_<dim_param>."""
         if name in self.shapes:
             return [canon(d) if not isinstance(d, str) else self._symbol(d) for d in self.shapes[name]]
-        tt = vi.type.tensor_type
+        tt = vi.type.tensor_type if tt is None else tt
         if not tt.HasField("shape"):
             raise OnnxImportError(f"input {name!r} has no shape in the model; give one with shapes={{{name!r}: [...]}}")
         dims: list[Dim] = []
@@ -438,7 +445,7 @@ class Importer:
                     raise OnnxImportError(f"input {name!r} dim {axis} is {d.dim_value}; dims must be >= 0")
                 dims.append(int(d.dim_value))
             elif d.dim_param:
-                dims.append(self._symbol(d.dim_param))
+                dims.append(self._symbol(f"{name}_{d.dim_param}" if per_item else d.dim_param))
             else:  # unnamed dynamic dim: a fresh symbol
                 dims.append(self._symbol(f"{name}_dim{axis}"))
         return dims
@@ -448,22 +455,67 @@ class Importer:
         for vi in self.graph.input:
             if vi.name in inits:
                 continue  # older exporters list initializers among the inputs
-            if not vi.type.HasField("tensor_type"):
-                raise OnnxImportError(f"input {vi.name!r}: only tensor inputs are supported")
-            dtype = onnx_dtype(vi.type.tensor_type.elem_type, f"input {vi.name!r}")
-            v = self.fb.param(self._unique(vi.name), self._dims_of(vi, vi.name), dtype)
-            self._named.add(v.value)
-            self.values[vi.name] = v
-        unknown = set(self.shapes) - {vi.name for vi in self.graph.input}
+            self.values[vi.name] = self._input(vi)
+        names = {vi.name for vi in self.graph.input}
+        for what, given in (("sequence_lengths", set(self.sequence_lengths)), ("absent_inputs", self.absent_inputs)):
+            if given - names:
+                raise OnnxImportError(f"{what} names {sorted(given - names)}, which are not graph inputs")
+        items = {seqs.item_name(n, i) for n, v in self.values.items() if n in self.sequence_lengths
+                 for i in range(len(seqs.contents(v)))}  # a sequence's items, as shapes may name them
+        unknown = set(self.shapes) - names - items
         if unknown:
             raise OnnxImportError(f"shapes given for {sorted(unknown)}, which are not graph inputs "
                                   f"(inputs: {[vi.name for vi in self.graph.input if vi.name not in inits]})")
+
+    def _input(self, vi: Any, t: Any = None) -> Any:
+        """Graph input `vi` (of type `t`, when an optional's element): a
+        tensor parameter, a sequence of `sequence_lengths[name]` parameters
+        name_item0, name_item1, ..., or an optional (absent when in absent_inputs)."""
+        t = vi.type if t is None else t
+        name = vi.name
+        kind = t.WhichOneof("value")
+        if kind == "optional_type":
+            if name in self.absent_inputs:
+                return seqs.OptionalValue(None)
+            return seqs.OptionalValue(self._input(vi, t.optional_type.elem_type))
+        if name in self.absent_inputs:
+            raise OnnxImportError(f"input {name!r} is in absent_inputs, but only an optional input can be absent")
+        if kind == "sequence_type":
+            elem = t.sequence_type.elem_type
+            if elem.WhichOneof("value") != "tensor_type":
+                raise OnnxImportError(f"input {name!r}: only sequences of tensors are supported")
+            if name not in self.sequence_lengths:
+                raise OnnxImportError(f"input {name!r} is a sequence; give its length with "
+                                      f"sequence_lengths={{{name!r}: N}} (it becomes N parameters {seqs.item_name(name, 0)}, ...)")
+            count = self.sequence_lengths[name]
+            if not isinstance(count, (int, np.integer)) or isinstance(count, bool):
+                raise OnnxImportError(f"input {name!r}: sequence_lengths gives {count!r}, not an integer")
+            seqs.check_length(int(count), f"input {name!r}")
+            dtype = onnx_dtype(elem.tensor_type.elem_type, f"input {name!r}")
+            items = []
+            for i in range(int(count)):
+                item = seqs.item_name(name, i)
+                v = self.fb.param(self._unique(item), self._dims_of(vi, item, elem.tensor_type, per_item=True), dtype)
+                self._named.add(v.value)
+                items.append(v)
+            return seqs.SequenceValue(items, dtype)
+        if kind != "tensor_type":
+            raise OnnxImportError(f"input {name!r}: only tensor, sequence and optional inputs are supported")
+        if name in self.sequence_lengths:
+            raise OnnxImportError(f"sequence_lengths names input {name!r}, which is not a sequence")
+        dtype = onnx_dtype(t.tensor_type.elem_type, f"input {name!r}")
+        v = self.fb.param(self._unique(name), self._dims_of(vi, name, t.tensor_type), dtype)
+        self._named.add(v.value)
+        return v
 
     # -- values ---------------------------------------------------------------
     def tensor(self, v: Value, node: Node | None = None) -> Var:
         """A graph value for `v` (a Known becomes a constant, or a parameter)."""
         if isinstance(v, Var):
             return v
+        if seqs.is_container(v):
+            raise OnnxImportError(f"{node.where + ': ' if node else ''}{seqs.describe(v)} is used where a tensor "
+                                  "is needed (sequences and optionals exist only at import time)")
         if v in self._materialized:
             return self._materialized[v]
         k = simplify_known(v)
@@ -597,6 +649,8 @@ class Importer:
             v = self.values[n]
             if isinstance(v, Unavailable):
                 raise OnnxImportError(f"{where}: input {i} {n!r}: {v.why}")
+            if seqs.is_container(v) and op_type not in seqs.CONTAINER_OPS:
+                raise OnnxImportError(f"{where}: input {i} {n!r} is {seqs.describe(v)}; {op_type} takes tensors")
             inputs.append(v)
         node = Node(self, op_type, name, inputs, attrs, list(proto.output), self.opset, index)
         try:
@@ -633,23 +687,25 @@ class Importer:
                 self._release(n)
 
     def _hold(self, name: str, v: Value) -> None:
-        """values[name] = v, counting a Known a node made in held_bytes."""
+        """values[name] = v, counting a Known a node made (or one a sequence holds) in held_bytes."""
         self.values[name] = v
-        if isinstance(v, Known) and v.initializer is None:
-            entry = self._held.setdefault(id(v), [v, 0])
-            if entry[1] == 0:
-                self.held_bytes += v.array.nbytes
-            entry[1] += 1
+        for k in seqs.contents(v):
+            if isinstance(k, Known) and k.initializer is None:
+                entry = self._held.setdefault(id(k), [k, 0])
+                if entry[1] == 0:
+                    self.held_bytes += k.array.nbytes
+                entry[1] += 1
 
     def _release(self, name: str) -> None:
         """Drops values[name] after its last use."""
         v = self.values.pop(name, None)
-        entry = self._held.get(id(v)) if isinstance(v, Known) else None
-        if entry is not None and entry[0] is v:
-            entry[1] -= 1
-            if entry[1] == 0:
-                del self._held[id(v)]
-                self.held_bytes -= v.array.nbytes
+        for k in seqs.contents(v):
+            entry = self._held.get(id(k)) if isinstance(k, Known) else None
+            if entry is not None and entry[0] is k:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._held[id(k)]
+                    self.held_bytes -= k.array.nbytes
 
     def _liveness(self) -> list[bool]:
         """Which nodes a graph output depends on, and each value's last use
@@ -721,13 +777,19 @@ class Importer:
                     raise OnnxImportError(f"graph output {vi.name!r} is not produced by any node or input")
                 if isinstance(v, Unavailable):
                     raise OnnxImportError(f"graph output {vi.name!r}: {v.why}")
-                outs.append(self.tensor(v))
+                slot, values = seqs.flatten_output(vi.name, v)
+                self.layout.slots.append(slot)
+                outs += [self.tensor(x) for x in values]
+            if not outs:  # every output an empty sequence or an absent optional
+                self.layout.placeholder = True
+                outs.append(self.fb.const(np.array(False)))
             self.fb.ret(*outs)
         return self.fb.module, self.params
 
 
 def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[str, Sequence[Dim | str]] | None = None,
-              name: str = "main") -> Any:
+              name: str = "main", sequence_lengths: dict[str, int] | None = None,
+              absent_inputs: Iterable[str] = ()) -> Any:
     """An ONNX model (path, bytes or onnx.ModelProto) as a module with one
     graph function `name`.
 
@@ -735,7 +797,14 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
     `<input>_dim<axis>`); `shapes` overrides input shapes (ints or symbol
     names). Initializers become constants, or, with keep_params_in_input,
     trailing function parameters: then `(module, params)` is returned,
-    params mapping each added parameter's name to its array, in order."""
+    params mapping each added parameter's name to its array, in order.
+
+    A sequence input x needs its length, `sequence_lengths={"x": N}`: it
+    becomes N parameters x_item0 .. x_item{N-1} (`shapes` may name them). An
+    optional input is present unless named in `absent_inputs`. A sequence
+    output becomes one result per item, an absent optional none;
+    `onnx_sequences.output_layout(module)` regroups them
+    (relax_xdsl.frontend.onnx_backend does it for you)."""
     from relax_xdsl.frontend import (  # noqa: F401  (each module registers its family's converters)
         onnx_ops,
         onnx_ops_bitcast,
@@ -750,10 +819,13 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
         onnx_ops_rest,
         onnx_ops_rnnq,
         onnx_ops_roi,
+        onnx_ops_sequence,
     )
 
     proto = load_model(model)
-    module, params = Importer(proto, keep_params_in_input, shapes, name).run()
+    importer = Importer(proto, keep_params_in_input, shapes, name, sequence_lengths, absent_inputs)
+    module, params = importer.run()
+    seqs.record_layout(module, importer.layout)
     return (module, params) if keep_params_in_input else module
 
 
