@@ -48,7 +48,7 @@ class HoistLoopInvariants(RewritePattern):
             for inner in list(body.ops):
                 if _hoistable(inner, body):
                     inner.detach()
-                    rewriter.insert_op(inner, InsertPoint.before(op))
+                    rewriter.insert(inner, InsertPoint.before(op))
                     moved = True
 
 
