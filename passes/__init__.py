@@ -102,6 +102,12 @@ def _hoist_loop_invariants() -> type[ModulePass]:
     return HoistLoopInvariantsPass
 
 
+def _unroll_short_loops() -> type[ModulePass]:
+    from relax_xdsl.passes.unroll_short_loops import UnrollShortLoopsPass
+
+    return UnrollShortLoopsPass
+
+
 def _expand_power() -> type[ModulePass]:
     from relax_xdsl.passes.expand_power import ExpandPowerPass
 
@@ -134,6 +140,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "simplify-layout": _simplify_layout,
         "expand-power": _expand_power,
         "hoist-loop-invariants": _hoist_loop_invariants,
+        "unroll-short-loops": _unroll_short_loops,
     }
 
 

@@ -27,8 +27,8 @@ from relax_xdsl.errors import RelaxError
 from relax_xdsl.ir import make_context, verify_module
 
 _OPTIMIZING = ("fold-constants,fold-batch-norm,simplify-layout,expand-power,offload{lib=blas},annotate-op-pattern,"
-               "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,canonicalize,cse,"
-               "hoist-loop-invariants,schedule-loops")
+               "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,unroll-short-loops,"
+               "canonicalize,cse,hoist-loop-invariants,schedule-loops")
 
 PIPELINES: dict[str, str] = {
     # what `relax_xdsl.compile(module)` runs when no pipeline is named, so the
@@ -38,8 +38,9 @@ PIPELINES: dict[str, str] = {
     # matmuls, dense layers and convolutions to BLAS (scipy-openblas32) or
     # oneDNN (both dependencies), injective producers fused into their
     # consumers and elementwise epilogues into their producers, then as
-    # baseline with a row op's loops fused into one pass per row and
-    # loop-invariant index math hoisted out of inner loops
+    # baseline with a row op's loops fused into one pass per row, short
+    # constant loops (pooling windows) unrolled and loop-invariant index
+    # math hoisted out of inner loops
     "default": _OPTIMIZING,
     # the old name of the optimizing pipeline, kept so scripts naming it keep
     # working: the same spec as default

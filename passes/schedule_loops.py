@@ -18,9 +18,10 @@ the C target will do and the C emitter only prints it.
   iterations long, gets `relax.loop = "reduce"`: an `omp simd reduction`,
   which lets the compiler reorder the additions (as BLAS and onnxruntime
   do; gcc will not otherwise; max and min are exact in any order). A short
-  window (a pool's 2 taps) is left to gcc, which unrolls it and vectorizes
-  across outputs; so is a load strided in the induction variable (a
-  matmul's B[k, j]). Loops already tagged (`vectorize`, `unroll`) keep
+  window (a pool's 2 taps) is not tagged: in the default pipeline
+  unroll-short-loops has already made it straight-line code, and gcc
+  vectorizes across outputs; neither is a load strided in the induction
+  variable (a matmul's B[k, j]). Loops already tagged (`vectorize`, `unroll`) keep
   their tag.
 """
 

@@ -1,8 +1,9 @@
 """The C target's default flags let gcc vectorize loops over the runtime's
-float math (rx_expf, rx_erff, rx_tanhf): softmax, sigmoid, tanh and GELU, in generated
+float math (rx_expf, rx_erff, rx_tanhf) and NaN-propagating max / min: softmax, sigmoid, tanh and GELU, in generated
 kernels and in the BLAS epilogues. With gcc's default -ftrapping-math those
 loops stay scalar (the selects inside the functions would raise FP flags on
-both sides), which made BERT's GELU epilogue 40% of a forward pass."""
+both sides), which made BERT's GELU epilogue 40% of a forward pass; a max
+written with || was a branch, which kept max pooling scalar."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from relax_xdsl.backend.toolchain import compiler
 LOOPS = {
     "rx_expf": "for (int64_t i = 0; i < n; ++i) x[i] = rx_expf(x[i]);",
     "rx_tanhf": "for (int64_t i = 0; i < n; ++i) x[i] = rx_tanhf(x[i]);",
+    "rx_maxff": "for (int64_t i = 0; i < n / 2; ++i) x[i] = rx_maxff(rx_maxff(x[2 * i], x[2 * i + 1]), x[n / 2 + i]);",
+    "rx_minf": "for (int64_t i = 0; i < n; ++i) x[i] = (float)rx_minf((double)x[i], 0.5);",
     "rx_erff": "for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.0f + rx_erff(x[i] * 0.70710678f));",
 }
 

@@ -232,10 +232,10 @@ static inline uint16_t rx_bf16_bits(float f) {
    comparison and is taken), so loops using them vectorize; as reductions
    (a row max) they are declared for `omp simd reduction` (exact: max and min
    do not round, so any order gives the same value). */
-static inline double rx_maxf(double a, double b) { return (a > b || a != a) ? a : b; }
-static inline double rx_minf(double a, double b) { return (a < b || a != a) ? a : b; }
-static inline float rx_maxff(float a, float b) { return (a > b || a != a) ? a : b; }
-static inline float rx_minff(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline double rx_maxf(double a, double b) { double m = a > b ? a : b; return a != a ? a : m; }
+static inline double rx_minf(double a, double b) { double m = a < b ? a : b; return a != a ? a : m; }
+static inline float rx_maxff(float a, float b) { float m = a > b ? a : b; return a != a ? a : m; }
+static inline float rx_minff(float a, float b) { float m = a < b ? a : b; return a != a ? a : m; }
 #pragma omp declare reduction(rxr_maxf : double : omp_out = rx_maxf(omp_out, omp_in)) initializer(omp_priv = -INFINITY)
 #pragma omp declare reduction(rxr_minf : double : omp_out = rx_minf(omp_out, omp_in)) initializer(omp_priv = INFINITY)
 #pragma omp declare reduction(rxr_maxff : float : omp_out = rx_maxff(omp_out, omp_in)) initializer(omp_priv = -INFINITY)

@@ -64,6 +64,7 @@ builtin.module {
 // TIME-NEXT: lower-tir {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: fuse-row-loops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: lower-graph {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: unroll-short-loops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: canonicalize {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: cse {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: hoist-loop-invariants {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
