@@ -31,21 +31,21 @@ SIZES = [(1, 5), (3, 11)]  # (batch, seq); image models use the batch only
 STATIC_EXPORTS = {("mha", "torchscript")}
 
 
-def check_model(name: str, exporter: str) -> None:
+def check_model(name: str, exporter: str, scale: str = "tiny", sizes: list[tuple[int, int]] | None = None) -> None:
     why = em.available()
     if why is not None:
         pytest.skip(why)
     spec = em.MODELS[name]
-    data = em.export(name, exporter, "tiny")
+    data = em.export(name, exporter, scale)
     sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     mod = rx.from_onnx(data)
     signature = rx.print_module(mod).splitlines()[1]
     exe = rx.compile(mod, target="c")
-    sizes = [(2, 8)] if (name, exporter) in STATIC_EXPORTS else SIZES
+    sizes = [(2, 8)] if (name, exporter) in STATIC_EXPORTS else sizes or SIZES
     if (name, exporter) not in STATIC_EXPORTS:
         assert "batch" in signature, signature  # the batch dim stays symbolic
     for batch, seq in sizes:
-        feed = spec.inputs("tiny", batch, seq, seed=batch)
+        feed = spec.inputs(scale, batch, seq, seed=batch)
         want = sess.run(None, feed)[0]
         got = np.asarray(exe["main"](*feed.values()))
         assert got.shape == want.shape
@@ -69,6 +69,15 @@ def test_resnet(exporter: str) -> None:
 @pytest.mark.parametrize("name", ["gpt2", "llama", "vit", "mobilenet", "mha"])
 def test_more_models(name: str, exporter: str) -> None:
     check_model(name, exporter)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exporter", em.EXPORTERS)
+@pytest.mark.parametrize("name", ["resnet", "mobilenet"])
+def test_cnn_at_224(name: str, exporter: str) -> None:
+    """ResNet-18 and MobileNetV2 at full size and resolution: 50+ layers of
+    float32 rounding, where the tiny configs have a handful."""
+    check_model(name, exporter, "bench", [(1, 0), (2, 0)])
 
 
 @pytest.mark.slow
