@@ -10,8 +10,9 @@ matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
 bias as its C operand, and float32 conv2d, likewise with a per-channel
 bias [+ relu]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
-every kind (groups, depthwise, dilation) except small layers that BLAS
-also takes (_dnnl_prefers), else to BLAS for groups 1, dilation 1.
+every kind (groups, depthwise, dilation) except small layers and
+pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
+for groups 1, dilation 1.
 Ops no pattern matches stay as they are (and are legalized to generated
 code later).
 """
@@ -83,7 +84,9 @@ libraries take (groups 1, dilation 1) to oneDNN."""
 
 
 def _dnnl_prefers(op: GraphOp) -> bool:
-    """The `auto` rule for a conv2d that both libraries take: oneDNN from
+    """The `auto` rule for a conv2d that both libraries take: BLAS for a
+    pointwise conv (1x1, stride 1, no padding: a GEMM on the image in
+    place, no im2col), else oneDNN from
     DNNL_MIN_MACS multiply-adds per image (o * oh * ow * c * kh * kw, a
     symbolic dim counted as 1, so only layers known to be large), BLAS's
     im2col + GEMM below. oneDNN's blocked kernels are several times faster
@@ -92,6 +95,9 @@ def _dnnl_prefers(op: GraphOp) -> bool:
     and starts several parallel regions, which costs more than a small
     layer's whole GEMM (benchmarks/conv_layers.py measures both)."""
     w, out = op.inputs[1].type, op.res.type
+    p = op.SPEC.decode_params(dict(op.attributes))
+    if tuple(w.sym_shape[2:]) == (1, 1) and all(s == 1 for s in p["strides"]) and not any(p["padding"]):  # type: ignore[union-attr]
+        return False  # pointwise: BLAS's GEMM reads the NCHW image in place, oneDNN would reorder it both ways
     macs = 1
     for d in (*w.sym_shape, *out.sym_shape[2:]):  # type: ignore[union-attr]  # o, c / groups, kh, kw, oh, ow
         macs *= int(d) if isinstance(d, int) or getattr(d, "is_Integer", False) else 1

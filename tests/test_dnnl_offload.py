@@ -34,6 +34,10 @@ KINDS: dict[str, tuple[int, int, tuple[int, int], tuple[int, int], tuple[int, ..
     "strides2": (5, 4, (3, 3), (2, 2), (1, 1), (1, 1), 1),
     "strides-2x1-asym": (4, 3, (3, 2), (2, 1), (1, 0, 2, 1), (1, 1), 1),
     "asym-depthwise": (4, 4, (2, 3), (1, 2), (0, 2, 1, 0), (1, 1), 4),
+    # pointwise: oneDNN on NCHW in place (no reorders), grouped (ShuffleNet) and not
+    "pointwise": (8, 6, (1, 1), (1, 1), (0, 0), (1, 1), 1),
+    "pointwise-groups4": (8, 12, (1, 1), (1, 1), (0, 0), (1, 1), 4),
+    "pointwise-strides2": (8, 12, (1, 1), (2, 2), (0, 0), (1, 1), 4),
 }
 
 
@@ -89,7 +93,7 @@ def test_every_conv_kind_is_one_dnnl_call(kind: str) -> None:
 
 @pytest.mark.parametrize("bias_shape", [[1, "o", 1, 1], ["o", 1, 1]], ids=["bias4", "bias3"])
 @pytest.mark.parametrize("epilogue", ["bias", "bias_relu"])
-@pytest.mark.parametrize("kind", ["groups1", "depthwise", "dilation2", "strides-2x1-asym"])
+@pytest.mark.parametrize("kind", ["groups1", "depthwise", "dilation2", "strides-2x1-asym", "pointwise-groups4"])
 def test_bias_relu_epilogue_is_part_of_the_call(kind: str, epilogue: str, bias_shape: list[Any]) -> None:
     o = KINDS[kind][1]
     shape = [o if d == "o" else d for d in bias_shape]
@@ -171,6 +175,7 @@ def test_weights_changing_between_calls_are_read_again() -> None:
     (64, 64, 3, 56, "dnnl"),  # 116 M
     (3, 64, 7, 112, "dnnl"),  # an RGB stem, 118 M
     (64, 64, 3, "h", "blas"),  # a symbolic image size counts as 1: not known to be large
+    (256, 256, 1, 56, "blas"),  # pointwise, 205 M: BLAS's GEMM reads the image in place, oneDNN would reorder it
 ])
 def test_auto_route_sends_large_groups_1_convs_to_dnnl(c: int, o: int, k: int, hw: Any, lib: str) -> None:
     from relax_xdsl.passes.offload import DNNL_MIN_MACS

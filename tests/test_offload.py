@@ -172,6 +172,27 @@ def test_conv2d_with_a_non_channel_bias_keeps_the_add() -> None:
     assert "lib.call @blas_conv2d_1_1_1_1_1_1(" in text and "relax.add" in text
 
 
+@pytest.mark.parametrize("o", [3, 40], ids=["few-rows", "gemm"])
+@pytest.mark.parametrize("relu", [False, True])
+def test_pointwise_conv2d_reads_the_image_in_place(o: int, relu: bool) -> None:
+    """A 1x1 stride-1 unpadded conv's GEMM takes the NCHW image as its column
+    matrix (no im2col copy), with bias and relu, for register-tile and BLAS
+    products alike; NaN stays NaN through relu."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 5, "h", "w"], "float32")
+        y = op.add(op.nn.conv2d(x, fb.param("k", [o, 5, 1, 1], "float32")), fb.param("b", [1, o, 1, 1], "float32"))
+        fb.ret(op.nn.relu(y) if relu else y)
+    module = offload_module(fb.module, conv="blas")
+    assert "lib.call @blas_conv2d_" in rx.print_module(module)
+    cases = []
+    for n, h, w in ((0, 2, 3), (1, 1, 1), (3, 4, 7)):
+        x = rand((n, 5, h, w), seed=n)
+        if x.size:
+            x.flat[3] = np.nan
+        cases.append((x, rand((o, 5, 1, 1), seed=1), rand((1, o, 1, 1), seed=2)))
+    check_levels(module, cases, levels=("c",))
+
+
 def test_grouped_conv_is_left_to_generated_code() -> None:
     """BLAS alone (conv=blas, or without oneDNN) cannot take a grouped conv
     (tests/test_dnnl_offload.py: oneDNN can)."""

@@ -439,8 +439,13 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
 #endif
   float *cols = NULL, *padded = NULL;
   int64_t* koff = NULL;
+  /* a pointwise conv (1x1, stride 1, no padding): the image is its own
+     column matrix (c x h*w), so the GEMM reads it in place */
+  int pointwise = kh == 1 && kw == 1 && unit && pt == 0 && pl == 0 && oh == h && ow == w, in_place = 0;
 #ifndef RX_TEST_CONV_DIRECT
-  if (windows) {
+  if (pointwise) {
+    in_place = 1;
+  } else if (windows) {
     padded = (float*)malloc((size_t)(c * hp * wp + 16) * sizeof(float));
     koff = (int64_t*)malloc((size_t)(k > 0 ? k : 1) * sizeof(int64_t));
     if (padded && koff) rx_conv_windows_init(padded, koff, c, kh, kw, hp, wp);
@@ -455,7 +460,16 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
       rx_conv_windows(x, W, B, y, padded, koff, c, h, w, o, k, oh, ow, hp, wp, pt, pl, relu);
       continue;
     }
-    if (!cols) {  /* no memory for the columns: a direct convolution, slower but right */
+    if (in_place) {
+      if (rx_few_rows(o)) {
+        rx_sgemm_small(o, p, k, W, x, y, 0, B, relu);
+        continue;
+      }
+      if (B)
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];
+      rx_gemm(o, p, k, B ? 1.0f : 0.0f, W, x, y);
+    } else if (!cols) {  /* no memory for the columns: a direct convolution, slower but right */
       for (int64_t oc = 0; oc < o; ++oc)
         for (int64_t yy = 0; yy < oh; ++yy)
           for (int64_t xx = 0; xx < ow; ++xx) {

@@ -3,7 +3,10 @@
    A convolution primitive is created with `any` layouts for source,
    weights and destination, so oneDNN picks its fastest (blocked) kernel;
    the NCHW / OIHW buffers of the calling convention are reordered into
-   those layouts and the result back, each call.
+   those layouts and the result back, each call. A pointwise conv (1x1,
+   stride 1, unpadded; ShuffleNet's grouped ones) keeps NCHW source and
+   destination: oneDNN's GEMM runs on them in place, and the two reorders
+   it saves cost as much as the convolution.
 
    Weights: rx_dnnl_conv2d reorders them on every call (a weight buffer may
    be a parameter whose contents change between calls at the same address).
@@ -141,11 +144,18 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   ok &= dnnl_memory_desc_create_with_tag(&e->user_md[2], 1, bias, dnnl_f32, dnnl_a) == dnnl_success;
   ok &= dnnl_memory_desc_create_with_tag(&e->user_md[3], 4, dst, dnnl_f32, dnnl_nchw) == dnnl_success;
   dnnl_memory_desc_t any[3] = {NULL, NULL, NULL};
-  ok = ok && dnnl_memory_desc_create_with_tag(&any[0], 4, src, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+  /* a pointwise conv (1x1, stride 1, no padding) on the calling convention's
+     NCHW: oneDNN runs it as GEMMs on the image in place, where a blocked
+     layout would cost a reorder of the input and of the output each call,
+     as much as the convolution itself */
+  int pointwise = kh == 1 && kw == 1 && k[9] == 1 && k[10] == 1 && k[11] == 0 && k[12] == 0 && k[13] == 0 &&
+                  k[14] == 0 && k[15] == 1 && k[16] == 1;
+  dnnl_format_tag_t act = pointwise ? dnnl_nchw : dnnl_format_tag_any;
+  ok = ok && dnnl_memory_desc_create_with_tag(&any[0], 4, src, dnnl_f32, act) == dnnl_success;
   ok = ok && (groups == 1 ? dnnl_memory_desc_create_with_tag(&any[1], 4, wei, dnnl_f32, dnnl_format_tag_any)
                           : dnnl_memory_desc_create_with_tag(&any[1], 5, gwei, dnnl_f32, dnnl_format_tag_any))
                  == dnnl_success;
-  ok = ok && dnnl_memory_desc_create_with_tag(&any[2], 4, dst, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+  ok = ok && dnnl_memory_desc_create_with_tag(&any[2], 4, dst, dnnl_f32, act) == dnnl_success;
   dnnl_primitive_attr_t attr = NULL;
   ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
