@@ -108,6 +108,12 @@ def _unroll_short_loops() -> type[ModulePass]:
     return UnrollShortLoopsPass
 
 
+def _collapse_parallel() -> type[ModulePass]:
+    from relax_xdsl.passes.collapse_parallel import CollapseParallelPass
+
+    return CollapseParallelPass
+
+
 def _expand_power() -> type[ModulePass]:
     from relax_xdsl.passes.expand_power import ExpandPowerPass
 
@@ -141,6 +147,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "expand-power": _expand_power,
         "hoist-loop-invariants": _hoist_loop_invariants,
         "unroll-short-loops": _unroll_short_loops,
+        "collapse-parallel": _collapse_parallel,
     }
 
 

@@ -28,7 +28,7 @@ from relax_xdsl.ir import make_context, verify_module
 
 _OPTIMIZING = ("fold-constants,fold-batch-norm,simplify-layout,expand-power,offload{lib=blas},annotate-op-pattern,"
                "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,unroll-short-loops,"
-               "canonicalize,cse,hoist-loop-invariants,schedule-loops")
+               "canonicalize,cse,collapse-parallel,hoist-loop-invariants,schedule-loops")
 
 PIPELINES: dict[str, str] = {
     # what `relax_xdsl.compile(module)` runs when no pipeline is named, so the
@@ -39,8 +39,9 @@ PIPELINES: dict[str, str] = {
     # oneDNN (both dependencies), injective producers fused into their
     # consumers and elementwise epilogues into their producers, then as
     # baseline with a row op's loops fused into one pass per row, short
-    # constant loops (pooling windows) unrolled and loop-invariant index
-    # math hoisted out of inner loops
+    # constant loops (pooling windows) unrolled, the batch loop collapsed
+    # with the next one (threads split batch x channels) and loop-invariant
+    # index math hoisted out of inner loops
     "default": _OPTIMIZING,
     # the old name of the optimizing pipeline, kept so scripts naming it keep
     # working: the same spec as default

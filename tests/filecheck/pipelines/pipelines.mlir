@@ -67,6 +67,7 @@ builtin.module {
 // TIME-NEXT: unroll-short-loops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: canonicalize {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: cse {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: collapse-parallel {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: hoist-loop-invariants {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: schedule-loops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: total {{ +[0-9]+\.[0-9]+ +100\.0}}
