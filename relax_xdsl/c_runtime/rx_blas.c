@@ -424,6 +424,23 @@ RX_DENSE_DEFS(_gelu, RX_ACT_GELU)
    bias as its C operand, or with bias and relu in the register tiles for a
    few channels), then relu. A thread that cannot allocate its buffers
    convolves directly instead. */
+/* One image's y (o x p) = W (o x k) @ cols (k x p) + the per-channel bias
+   B: in register tiles with the bias and relu applied there for few output
+   channels (returns 1: relu done), else the bias rows then BLAS (returns 0:
+   relu still to apply). */
+static int rx_conv_gemm(int64_t o, int64_t p, int64_t k, const float* W, const float* cols, const float* B,
+                        float* y, int relu) {
+  if (rx_few_rows(o)) {
+    rx_sgemm_small(o, p, k, W, cols, y, 0, B, relu);
+    return 1;
+  }
+  if (B)
+    for (int64_t oc = 0; oc < o; ++oc)
+      for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];
+  rx_gemm(o, p, k, B ? 1.0f : 0.0f, W, cols, y);
+  return 0;
+}
+
 __attribute__((optimize("no-tree-loop-distribute-patterns")))  /* short rows: inline loops, not memset/memcpy */
 __attribute__((noinline))  /* one copy for the threaded and the plain call */
 static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float* W, const float* B, float* Y,
@@ -461,14 +478,7 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
       continue;
     }
     if (in_place) {
-      if (rx_few_rows(o)) {
-        rx_sgemm_small(o, p, k, W, x, y, 0, B, relu);
-        continue;
-      }
-      if (B)
-        for (int64_t oc = 0; oc < o; ++oc)
-          for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];
-      rx_gemm(o, p, k, B ? 1.0f : 0.0f, W, x, y);
+      if (rx_conv_gemm(o, p, k, W, x, B, y, relu)) continue;
     } else if (!cols) {  /* no memory for the columns: a direct convolution, slower but right */
       for (int64_t oc = 0; oc < o; ++oc)
         for (int64_t yy = 0; yy < oh; ++yy)
@@ -529,14 +539,7 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
               for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
             }
           }
-      if (rx_few_rows(o)) {  /* bias and relu applied in the register tiles */
-        rx_sgemm_small(o, p, k, W, cols, y, 0, B, relu);
-        continue;
-      }
-      if (B)
-        for (int64_t oc = 0; oc < o; ++oc)
-          for (int64_t j = 0; j < p; ++j) y[oc * p + j] = B[oc];
-      rx_gemm(o, p, k, B ? 1.0f : 0.0f, W, cols, y);
+      if (rx_conv_gemm(o, p, k, W, cols, B, y, relu)) continue;
     }
     if (relu)
       for (int64_t j = 0; j < o * p; ++j) { float v = y[j]; y[j] = v < 0.0f ? 0.0f : v; }

@@ -205,6 +205,18 @@ def _results(fb: Any, iterations: Var, scans: Sequence[_ScanOutput], carried: Se
     return [s.result(fb, iterations, c) for s, c in zip(scans, _split(carried, scans))]
 
 
+def loop_arity(n: Node, body: Any) -> tuple[int, int]:
+    """(carried values, scan outputs) of Loop node `n` with body graph `body`:
+    Loop(M, cond, v...) and body(i, cond, v...) -> (cond, v..., scans...)."""
+    n_carried = len(n.inputs) - 2
+    if n_carried < 0:
+        n.fail("Loop takes M and cond (either may be empty) and the carried values")
+    n_scans = len(body.output) - 1 - n_carried
+    if n_scans < 0:
+        n.fail(f"the body gives {len(body.output)} outputs, fewer than cond and {n_carried} carried values")
+    return n_carried, n_scans
+
+
 @register_converter("Loop", attrs=("body",))
 def _loop(n: Node) -> Any:
     """Loop(M, cond, v...) with body(i, cond, v...) -> (cond, v..., scans...):
@@ -212,12 +224,7 @@ def _loop(n: Node) -> Any:
     body = n.attr("body")
     imp = n.importer
     fb = imp.fb
-    n_carried = len(n.inputs) - 2
-    if n_carried < 0:
-        n.fail("Loop takes M and cond (either may be empty) and the carried values")
-    n_scans = len(body.output) - 1 - n_carried
-    if n_scans < 0:
-        n.fail(f"the body gives {len(body.output)} outputs, fewer than cond and {n_carried} carried values")
+    n_carried, n_scans = loop_arity(n, body)
     trip = n.optional(0)
     m = fb.const(np.array(INT64_MAX, np.int64)) if trip is None else rop.reshape(rop.astype(n.tensor(0, "M"),
                                                                                           "int64"), [])

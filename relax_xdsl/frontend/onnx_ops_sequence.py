@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl.builder import Var
-from relax_xdsl.frontend import onnx_ops_control_flow  # noqa: F401  (its If and Loop are wrapped below)
+from relax_xdsl.frontend import onnx_ops_control_flow  # its If and Loop are wrapped below
 from relax_xdsl.frontend.onnx_import import (
     CONVERTERS,
     Known,
@@ -302,12 +302,7 @@ def _known_bool(v: Any) -> bool | None:
 
 
 def _unrolled_loop(n: Node, body: Any) -> list[Any]:
-    n_carried = len(n.inputs) - 2
-    if n_carried < 0:
-        n.fail("Loop takes M and cond (either may be empty) and the carried values")
-    n_scans = len(body.output) - 1 - n_carried
-    if n_scans < 0:
-        n.fail(f"the body gives {len(body.output)} outputs, fewer than cond and {n_carried} carried values")
+    n_carried, n_scans = onnx_ops_control_flow.loop_arity(n, body)
     trip = n.optional(0)
     if not isinstance(trip, Known) or trip.symbolic or trip.array.size != 1:
         n.fail("the loop carries sequences or optionals, which relax_xdsl keeps at import time, so it is unrolled "
