@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from relax_xdsl.frontend import onnx_runtime_values as rt
 from relax_xdsl.frontend.onnx_import import Known, Node, Unavailable, Value, onnx_dtype, register_converter
 from relax_xdsl.shape import canon, dims_equal, is_one
 
@@ -65,24 +66,45 @@ def _eye_like(n: Node) -> Value:
     return n.op("astype", diag, dtype=dtype)
 
 
+_WINDOW_TERMS = {"HannWindow": (0.5, 0.5, 0.0), "HammingWindow": (25 / 46, 21 / 46, 0.0),
+                 "BlackmanWindow": (0.42, 0.5, 0.08)}
+"""a0 - a1 cos(phase) + a2 cos(2 phase), phase = 2 pi k / N (N = size, or size - 1 when not periodic; a
+symmetric window of size 1 is NaN, as ONNX's function body and onnxruntime compute it)."""
+
+
+def _window_at_run_time(n: Node, dtype: str) -> Value:
+    """A window whose size is data: its length is a fresh symbol bound when
+    the program runs (a negative size fails there, as any size does)."""
+    size = rt.as_int64(n, rt.scalar_tensor(n, 0, "size"))
+    (length,) = rt.sizes(n, n.op("reshape", size, shape=[1]), "size")
+    k = n.op("arange", start=0.0, step=1.0, dtype="float64", length=[length])
+    denom = n.op("astype", size if n.attr("periodic", 1) else n.op("subtract", size, rt.const(1)), dtype="float64")
+    phase = n.op("divide", n.op("multiply", k, rt.const(2 * np.pi, "float64")), denom)
+    a0, a1, a2 = _WINDOW_TERMS[n.op_type]
+    w = n.op("subtract", rt.const(a0, "float64"), n.op("multiply", rt.const(a1, "float64"), n.op("cos", phase)))
+    if a2:
+        twice = n.op("multiply", phase, rt.const(2.0, "float64"))
+        w = n.op("add", w, n.op("multiply", rt.const(a2, "float64"), n.op("cos", twice)))
+    return n.op("astype", w, dtype=dtype)
+
+
 @register_converter(("HannWindow", "HammingWindow", "BlackmanWindow"), attrs=("periodic", "output_datatype"))
 def _window(n: Node) -> Value:
+    dtype = onnx_dtype(n.attr("output_datatype", 1), f"node {n.name!r} ({n.op_type}) attribute output_datatype")
+    if rt.is_runtime(n, 0):
+        return _window_at_run_time(n, dtype)
     size = n.scalar(0, "size")
     if size is None or isinstance(size, float) and not size.is_integer():
         n.fail("size must be an integer")
     size = int(size)
     if size < 1:
         n.fail(f"size must be >= 1, got {size}")
-    dtype = onnx_dtype(n.attr("output_datatype", 1), f"node {n.name!r} ({n.op_type}) attribute output_datatype")
     denom = size if n.attr("periodic", 1) else size - 1
     k = np.arange(size, dtype=np.float64)
-    phase = 2 * np.pi * k / denom if denom else np.zeros(size)
-    if n.op_type == "HannWindow":
-        w = 0.5 - 0.5 * np.cos(phase)
-    elif n.op_type == "HammingWindow":
-        w = 25 / 46 - (21 / 46) * np.cos(phase)
-    else:
-        w = 0.42 - 0.5 * np.cos(phase) + 0.08 * np.cos(2 * phase)
+    with np.errstate(invalid="ignore", divide="ignore"):  # size 1, not periodic: 0 / 0, NaN as ONNX's function body
+        phase = 2 * np.pi * k / denom
+    a0, a1, a2 = _WINDOW_TERMS[n.op_type]
+    w = a0 - a1 * np.cos(phase) + a2 * np.cos(2 * phase)
     return Known(w.astype(dtype), dtype)
 
 
