@@ -5,7 +5,7 @@ A pooling window (2x2, 3x3) is two such loops innermost in the nest, below
 the loop over output columns. gcc does not unroll them before it
 vectorizes, and a nest whose innermost loop runs 2 or 3 times does not
 vectorize ("two or more consecutive inner loops"), so max_pool2d ran
-scalar, half of the CNN's time at batch 32. Unrolled here, the output loop
+scalar, most of the CNN's time at batch 32. Unrolled here, the output loop
 is innermost and vectorizes (strided loads for stride 2). Inner loops are
 unrolled first, so a 2-d window becomes straight-line code when its copies
 stay under `max_ops`. Loops tagged for OpenMP simd (`relax.loop`) are left

@@ -292,7 +292,7 @@ def load_module(path: str | os.PathLike[str]) -> Executable:
     """The executable saved at `path` by export_library, loaded into this
     process: the same call interface (`exe.main(...)`, `exe["main"](...)`),
     inputs checked against the same signatures, no pass or compiler run."""
-    from relax_xdsl.backend.c import CModule, quiet_idle_threads
+    from relax_xdsl.backend.c import CModule, keep_freed_memory, quiet_idle_threads
     from relax_xdsl.ir import make_context
 
     t0 = time.perf_counter()
@@ -301,6 +301,7 @@ def load_module(path: str | os.PathLike[str]) -> Executable:
     if not file.is_file():
         raise RelaxError(f"{where}: no such file" if not file.exists() else f"{where} is not a regular file")
     quiet_idle_threads()
+    keep_freed_memory()
     try:
         lib = ctypes.CDLL(str(file.resolve()))
     except OSError as err:

@@ -1,9 +1,10 @@
 """The C target's default flags let gcc vectorize loops over the runtime's
-float math (rx_expf, rx_erff, rx_tanhf) and NaN-propagating max / min: softmax, sigmoid, tanh and GELU, in generated
-kernels and in the BLAS epilogues. With gcc's default -ftrapping-math those
-loops stay scalar (the selects inside the functions would raise FP flags on
-both sides), which made BERT's GELU epilogue 40% of a forward pass; a max
-written with || was a branch, which kept max pooling scalar."""
+float math (rx_expf, rx_erff, rx_tanhf) and NaN-propagating max / min:
+softmax, sigmoid, tanh and GELU, in generated kernels and in the BLAS
+epilogues. With gcc's default -ftrapping-math those loops stay scalar (the
+selects inside the functions would raise FP flags on both sides), which
+made BERT's GELU epilogue a large part of a forward pass; a max written
+with || was a branch, which kept max pooling scalar."""
 
 from __future__ import annotations
 

@@ -152,11 +152,45 @@ def quiet_idle_threads() -> None:
     os.environ.setdefault("GOMP_SPINCOUNT", "100000")
 
 
+MALLOC_ENV = "RELAX_XDSL_MALLOC_TUNING"
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+MMAP_THRESHOLD = 32 * 2**20
+"""glibc's own ceiling for its adaptive mmap threshold (mallopt refuses more)."""
+TRIM_THRESHOLD = 256 * 2**20
+_malloc_tuned = False
+
+
+def keep_freed_memory() -> None:
+    """Freed buffers up to 32 MiB stay in the heap for the next call
+    (unless $RELAX_XDSL_MALLOC_TUNING is 0, or libc is not glibc).
+
+    A decode step returns the whole KV cache as new arrays, megabytes each,
+    and frees the previous step's. With glibc's defaults such buffers were
+    mapped fresh or the heap was trimmed after each step and grown again,
+    so every step paid page faults and zeroing for all of it: a large part of a
+    batch-8 decode step's time was the kernel's. onnxruntime keeps an arena
+    for the same reason. The cost is that the process keeps up to
+    TRIM_THRESHOLD of freed memory instead of returning it at once."""
+    global _malloc_tuned
+    if _malloc_tuned or os.environ.get(MALLOC_ENV, "1") == "0":
+        return
+    _malloc_tuned = True
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL(None)
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+
+
 def _load(path: Path, source: str, flags: Sequence[str]) -> ctypes.CDLL:
     """The library of cache entry `path`, loaded from bytes matching its
     recorded sha256 (compile_cache.load); an entry that is missing, fails
     the check or does not load is rebuilt in place (atomically), once."""
     quiet_idle_threads()
+    keep_freed_memory()
     try:
         lib = compile_cache.load(path)
     except OSError:
