@@ -43,5 +43,6 @@ def faults(tuning: str) -> int:
 def test_returned_buffers_reuse_freed_memory() -> None:
     tuned, untuned = faults("1"), faults("0")
     pages = 40 * 8 * (4 << 20) // 4096  # 8 results of 4 MiB, 40 calls
-    assert untuned > pages // 2, untuned  # the defaults fault the results in anew: the test can fail
+    if untuned < pages // 2:  # e.g. transparent huge pages: few faults either way, nothing to compare
+        pytest.skip(f"glibc's defaults fault only {untuned} pages here")
     assert tuned < pages // 10, (tuned, untuned)
