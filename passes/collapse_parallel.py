@@ -29,13 +29,6 @@ from xdsl.rewriter import InsertPoint
 from xdsl.traits import is_side_effect_free
 
 
-def _defined_in(value: object, block: Block) -> bool:
-    owner = getattr(value, "owner", None)
-    if owner is block:
-        return True
-    return isinstance(owner, Operation) and block.is_ancestor(owner)  # type: ignore[arg-type]
-
-
 class CollapseParallel(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, scf.ParallelOp) or len(op.lowerBound) != 1 or op.results or op.initVals:
@@ -50,9 +43,9 @@ class CollapseParallel(RewritePattern):
         if not any(isinstance(nested, scf.ForOp) for nested in inner.body.block.ops):
             return  # the innermost loop: gcc vectorizes it, which a collapsed loop would not be
         if any(inner_op.regions or not is_side_effect_free(inner_op) or
-               any(_defined_in(v, body) for v in inner_op.operands) for inner_op in before):
+               any(body.is_ancestor(v.owner) for v in inner_op.operands) for inner_op in before):
             return
-        if any(_defined_in(v, body) and v.owner not in before for v in (inner.lb, inner.ub, inner.step)):
+        if any(body.is_ancestor(v.owner) and v.owner not in before for v in (inner.lb, inner.ub, inner.step)):
             return
         for moved in before:  # invariant: before the parallel loop
             moved.detach()
