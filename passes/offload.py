@@ -83,7 +83,7 @@ DNNL_MIN_MACS = 4_000_000
 libraries take (groups 1, dilation 1) to oneDNN."""
 
 
-def _dnnl_prefers(op: GraphOp) -> bool:
+def _dnnl_prefers(op: GraphOp, p: dict) -> bool:
     """The `auto` rule for a conv2d that both libraries take: BLAS for a
     pointwise conv (1x1, stride 1, no padding: a GEMM on the image in
     place, no im2col), else oneDNN from
@@ -93,9 +93,9 @@ def _dnnl_prefers(op: GraphOp) -> bool:
     on large layers (3x3 and 1x1 ResNet layers, a 7x7 RGB stem), but each
     call reorders its input and output (and weights that are no constant)
     and starts several parallel regions, which costs more than a small
-    layer's whole GEMM (benchmarks/conv_layers.py measures both)."""
+    layer's whole GEMM (benchmarks/conv_layers.py measures both). `p`: the
+    conv's decoded params."""
     w, out = op.inputs[1].type, op.res.type
-    p = op.SPEC.decode_params(dict(op.attributes))
     if tuple(w.sym_shape[2:]) == (1, 1) and all(s == 1 for s in p["strides"]) and not any(p["padding"]):  # type: ignore[union-attr]
         return False  # pointwise: BLAS's GEMM reads the NCHW image in place, oneDNN would reorder it both ways
     macs = 1
@@ -131,7 +131,7 @@ def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
         return None  # generated code, whose legalization checks `o mod groups` when it runs
     choice = _conv_route_choice.get()
     if choice != "blas" and dnnl.available():
-        if choice == "dnnl" or not blas_takes or _dnnl_prefers(op):
+        if choice == "dnnl" or not blas_takes or _dnnl_prefers(op, p):
             return "dnnl", p
     return ("blas", p) if blas_takes else None
 
