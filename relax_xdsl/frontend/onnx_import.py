@@ -495,16 +495,18 @@ class Importer:
             items = []
             for i in range(int(count)):
                 item = seqs.item_name(name, i)
-                v = self.fb.param(self._unique(item), self._dims_of(vi, item, elem.tensor_type, per_item=True), dtype)
-                self._named.add(v.value)
-                items.append(v)
+                items.append(self._param(item, self._dims_of(vi, item, elem.tensor_type, per_item=True), dtype))
             return seqs.SequenceValue(items, dtype)
         if kind != "tensor_type":
             raise OnnxImportError(f"input {name!r}: only tensor, sequence and optional inputs are supported")
         if name in self.sequence_lengths:
             raise OnnxImportError(f"sequence_lengths names input {name!r}, which is not a sequence")
         dtype = onnx_dtype(t.tensor_type.elem_type, f"input {name!r}")
-        v = self.fb.param(self._unique(name), self._dims_of(vi, name, t.tensor_type), dtype)
+        return self._param(name, self._dims_of(vi, name, t.tensor_type), dtype)
+
+    def _param(self, name: str, dims: list[Dim], dtype: str) -> Var:
+        """A tensor parameter of the graph function, named after the ONNX input (or sequence item)."""
+        v = self.fb.param(self._unique(name), dims, dtype)
         self._named.add(v.value)
         return v
 
