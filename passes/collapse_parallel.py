@@ -53,13 +53,13 @@ class CollapseParallel(RewritePattern):
         new_body = Block(arg_types=[body.args[0].type, inner.body.block.args[0].type])
         rewriter.inline_block(inner.body.block, InsertPoint.at_end(new_body), [new_body.args[1]])
         assert isinstance(new_body.last_op, scf.YieldOp)
-        rewriter.erase_op(new_body.last_op)
+        rewriter.erase(new_body.last_op)
         rewriter.replace_all_uses_with(body.args[0], new_body.args[0])
         new_body.add_op(scf.ReduceOp())
         collapsed = scf.ParallelOp([op.lowerBound[0], inner.lb], [op.upperBound[0], inner.ub],
                                    [op.step[0], inner.step], Region(new_body))
         collapsed.attributes.update(op.attributes)
-        rewriter.replace_op(op, [collapsed], [])
+        rewriter.replace(op, [collapsed], [])
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ function of the matched ops giving the `lib.func` to call or None, and the
 call replaces the chain (its operands: the first op's, then each later
 op's other operand). `register_offload_pattern` adds patterns from user
 code; longer chains are tried first. This file registers BLAS for float32
-matmuls of the rank patterns in relax_xdsl/blas.py, dense layers (matmul
+matmuls of the rank patterns in relax_xdsl/blas.py (a matmul whose right
+operand is a transpose of the last two axes reads the untransposed tensor
+with BLAS's transpose flag: attention's q @ K^T), dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
 bias as its C operand, and float32 conv2d, likewise with a per-channel
 bias [+ relu]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
@@ -27,6 +29,7 @@ from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
 from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 from xdsl.traits import SymbolTable
@@ -45,6 +48,11 @@ class OffloadPattern:
     `function([op, *chain_ops])` for a chain), or None when they do not match."""
     chain: tuple[str, ...] = ()
     """Ops that must follow, each the single user of the previous one."""
+    operands: Callable[[list[GraphOp]], list[SSAValue]] | None = None
+    """The call's operands, when they are not the matched ops' own (the
+    first op's, then each later op's other operand): a pattern that reads
+    through a producer (a transpose taken as a BLAS flag) names what it
+    reads. A producer left without users is erased."""
 
 
 OFFLOAD_PATTERNS: dict[str, list[OffloadPattern]] = {}
@@ -53,6 +61,33 @@ OFFLOAD_PATTERNS: dict[str, list[OffloadPattern]] = {}
 def register_offload_pattern(library: str, pattern: OffloadPattern) -> None:
     """Adds a pattern to `offload{lib=<library>}` (tried in registration order)."""
     OFFLOAD_PATTERNS.setdefault(library, []).append(pattern)
+
+
+def _swapped_last_axes(v: SSAValue) -> GraphOp | None:
+    """The permute_dims producing `v` when it swaps only the last two axes."""
+    op = v.owner
+    if not isinstance(op, GraphOp) or op.SPEC.name != "permute_dims":
+        return None
+    axes = list(op.attributes["axes"].get_values())  # type: ignore[union-attr]
+    n = len(axes)
+    return op if n >= 2 and axes == [*range(n - 2), n - 1, n - 2] else None
+
+
+def _blas_matmul_transposed(op: GraphOp) -> LibFuncOp | None:
+    """matmul(x, permute_dims(y) swapping y's last two axes) as one GEMM
+    reading y in place with BLAS's transpose flag (q @ K^T in attention)."""
+    from relax_xdsl.blas import MATMUL_T_RANKS, matmul_function
+
+    if _swapped_last_axes(op.inputs[1]) is None or _blas_matmul(op) is None:
+        return None
+    ranks = (op.inputs[0].type.ndim, op.inputs[1].type.ndim)  # type: ignore[union-attr]
+    return matmul_function(*ranks, transposed_b=True) if ranks in MATMUL_T_RANKS else None
+
+
+def _transposed_operands(ops: list[GraphOp]) -> list[SSAValue]:
+    permute = _swapped_last_axes(ops[0].inputs[1])
+    assert permute is not None  # (matched by _blas_matmul_transposed)
+    return [ops[0].inputs[0], permute.inputs[0]]
 
 
 def _blas_matmul(op: GraphOp) -> LibFuncOp | None:
@@ -196,6 +231,7 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "gelu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
+register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul_transposed, operands=_transposed_operands))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))
@@ -235,14 +271,21 @@ def _offload(module: ModuleOp, patterns: list[OffloadPattern]) -> ModuleOp:
                 name = lib.sym_name.data
                 if table.lookup_symbol(module, name) is None:
                     module.body.block.add_op(lib)
-                operands = list(op.inputs)
-                for prev, nxt in zip(ops, ops[1:]):
-                    operands += [v for v in nxt.inputs if v is not prev.res]
+                read = list(op.inputs)
+                if pattern.operands is not None:
+                    operands = pattern.operands(ops)
+                else:
+                    operands = list(op.inputs)
+                    for prev, nxt in zip(ops, ops[1:]):
+                        operands += [v for v in nxt.inputs if v is not prev.res]
                 call = LibCallOp(name, operands, [ops[-1].res.type])
                 Rewriter.insert_op(call, InsertPoint.before(ops[-1]))
                 ops[-1].res.replace_all_uses_with(call.results[0])
                 for o in reversed(ops):
                     Rewriter.erase_op(o)
+                for v in read:  # producers read through, now unused
+                    if isinstance(v.owner, GraphOp) and v.owner.parent is not None and not v.uses:
+                        Rewriter.erase_op(v.owner)
                 break
     return module
 

@@ -24,6 +24,11 @@ MATMUL_RANKS = ((2, 2), (3, 2), (4, 2), (3, 3), (4, 4))
 """(rank of x1, rank of x2) pairs offloaded: x1's leading dims folded into
 the GEMM rows when x2 is a matrix, or a loop over equal batch dims."""
 
+MATMUL_T_RANKS = ((2, 2), (3, 3), (4, 4))
+"""Rank pairs offloaded as x1 @ swapaxes(x2, -1, -2) with x2 read as it is
+stored (`blas_matmul_<r>x<r>_tb`): attention's q @ K^T on a key cache,
+which would otherwise be copied transposed on every call."""
+
 
 def link_flags() -> list[str]:
     """Compile and link flags for scipy-openblas32, or [] when it is missing."""
@@ -42,17 +47,23 @@ def _matmul_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
-def matmul_function(ra: int, rb: int) -> LibFuncOp:
-    """The `lib.func` of a float32 matmul of ranks (ra, rb)."""
+def _matmul_t_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    np.matmul(a, np.swapaxes(b, -1, -2), out=out)
+
+
+def matmul_function(ra: int, rb: int, transposed_b: bool = False) -> LibFuncOp:
+    """The `lib.func` of a float32 matmul of ranks (ra, rb); with
+    `transposed_b`, of x1 @ swapaxes(x2, -1, -2) (ranks in MATMUL_T_RANKS)."""
     batch = [f"b{i}" for i in range(max(ra, rb) - 2)]
-    if rb == 2:
+    if rb == 2 and not transposed_b:
         lead = [f"b{i}" for i in range(ra - 2)]
         a, b, c = [*lead, "m", "k"], ["k", "n"], [*lead, "m", "n"]
     else:
-        a, b, c = [*batch, "m", "k"], [*batch, "k", "n"], [*batch, "m", "n"]
+        a, b, c = [*batch, "m", "k"], [*batch, *(("n", "k") if transposed_b else ("k", "n"))], [*batch, "m", "n"]
     bufs = [BufferType.of(s, "float32") for s in (a, b, c)]
-    return LibFuncOp(f"blas_matmul_{ra}x{rb}", bufs, f"rx_blas_matmul_{ra}x{rb}", "blas",
-                     header="cblas.h", link=link_flags(), reference=f"blas.matmul_{ra}x{rb}", pure=True)
+    tag = f"{ra}x{rb}{'_tb' if transposed_b else ''}"
+    return LibFuncOp(f"blas_matmul_{tag}", bufs, f"rx_blas_matmul_{tag}", "blas",
+                     header="cblas.h", link=link_flags(), reference=f"blas.matmul_{tag}", pure=True)
 
 
 DENSE_ACTIVATIONS = ("", "relu", "gelu")
@@ -133,6 +144,9 @@ def register() -> None:
     for ra, rb in MATMUL_RANKS:
         register_library_function(f"blas.matmul_{ra}x{rb}", _matmul_reference, link=flags,
                                   symbol=f"rx_blas_matmul_{ra}x{rb}", pure=True)
+        if (ra, rb) in MATMUL_T_RANKS:
+            register_library_function(f"blas.matmul_{ra}x{rb}_tb", _matmul_t_reference, link=flags,
+                                      symbol=f"rx_blas_matmul_{ra}x{rb}_tb", pure=True)
         if rb == 2:
             for act in DENSE_ACTIVATIONS:
                 register_library_function(f"blas.dense_{_dense_tag(ra, act)}", _dense_reference(act), link=flags,

@@ -248,12 +248,20 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
 static inline int rx_few_rows(int64_t m) { return RX_SMALL_GEMM_FAST && m >= 2 && m <= RX_SMALL_GEMM_ROWS; }
 
 /* c[rows i0..i1, cols j0..j1] = a @ b + beta * c on one thread (row-major,
-   leading dims k, n, n): SGEMV for one row, else SGEMM. */
+   leading dims k, n, n): SGEMV for one row, else SGEMM. With `tb`, b is
+   stored transposed (n x k, leading dim k), as a key cache read for
+   q @ K^T: BLAS takes the transpose as a flag and no copy is made. */
 static void rx_gemm_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, int64_t n, int64_t k, float beta,
-                          const float* a, const float* b, float* c) {
+                          const float* a, const float* b, float* c, int tb) {
   int64_t rows = i1 - i0, cols = j1 - j0;
   if (rows <= 0 || cols <= 0) return;
-  if (rows == 1)
+  if (tb && rows == 1)  /* y = B[j0..j1] (cols x k) @ a-row: contiguous rows of B */
+    scipy_cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)cols, (blasint)k, 1.0f, b + j0 * k, (blasint)k,
+                      a + i0 * k, 1, beta, c + i0 * n + j0, 1);
+  else if (tb)
+    scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)rows, (blasint)cols, (blasint)k, 1.0f,
+                      a + i0 * k, (blasint)k, b + j0 * k, (blasint)k, beta, c + i0 * n + j0, (blasint)n);
+  else if (rows == 1)
     scipy_cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)k, (blasint)cols, 1.0f, b + j0, (blasint)n, a + i0 * k, 1,
                       beta, c + i0 * n + j0, 1);
   else
@@ -294,28 +302,30 @@ static void rx_gemm(int64_t m, int64_t n, int64_t k, float beta, const float* a,
   else {
     int threads = rx_blas_threads(2.0 * m * n * k);
     if (threads == 1) {
-      rx_gemm_block(0, m, 0, n, n, k, beta, a, b, c);
+      rx_gemm_block(0, m, 0, n, n, k, beta, a, b, c, 0);
       return;
     }
     #pragma omp parallel num_threads(threads)
     {
       int64_t i0, i1, j0, j1;
       rx_gemm_split(m, n, omp_get_thread_num(), omp_get_num_threads(), &i0, &i1, &j0, &j1);
-      rx_gemm_block(i0, i1, j0, j1, n, k, beta, a, b, c);
+      rx_gemm_block(i0, i1, j0, j1, n, k, beta, a, b, c, 0);
     }
   }
 }
 
-/* batch products of (m x k) @ (k x n), stored one after another: batch
-   entries split over threads when there are at least as many as threads,
-   else each product's rows or columns. */
-static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C) {
+/* batch products of (m x k) @ (k x n) (or @ (n x k)^T with `tb`), stored
+   one after another: batch entries split over threads when there are at
+   least as many as threads, else each product's rows or columns. */
+static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C,
+                          int tb) {
   if (batch == 0 || m == 0 || n == 0) return;  /* nothing to write */
   if (k == 0) { memset(C, 0, (size_t)batch * (size_t)m * (size_t)n * sizeof(float)); return; }
   rx_blas_init();
   int threads = rx_blas_threads(2.0 * batch * m * n * k);
   if (threads == 1) {
-    for (int64_t i = 0; i < batch; ++i) rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n);
+    for (int64_t i = 0; i < batch; ++i)
+      rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n, tb);
     return;
   }
   #pragma omp parallel num_threads(threads)
@@ -323,12 +333,12 @@ static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const 
     int t = omp_get_thread_num(), nt = omp_get_num_threads();
     if (batch >= nt) {
       for (int64_t i = batch * t / nt; i < batch * (t + 1) / nt; ++i)
-        rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n);
+        rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n, tb);
     } else {
       int64_t i0, i1, j0, j1;
       rx_gemm_split(m, n, t, nt, &i0, &i1, &j0, &j1);
       for (int64_t i = 0; i < batch; ++i)
-        rx_gemm_block(i0, i1, j0, j1, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n);
+        rx_gemm_block(i0, i1, j0, j1, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n, tb);
     }
   }
 }
@@ -347,11 +357,26 @@ void rx_blas_matmul_4x2(float* A, float* B, float* C, int64_t a0, int64_t a1, in
 }
 void rx_blas_matmul_3x3(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
                         int64_t b2, int64_t c0, int64_t c1, int64_t c2) {
-  rx_gemm_batch(a0, a1, b2, a2, A, B, C);
+  rx_gemm_batch(a0, a1, b2, a2, A, B, C, 0);
 }
 void rx_blas_matmul_4x4(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
                         int64_t b1, int64_t b2, int64_t b3, int64_t c0, int64_t c1, int64_t c2, int64_t c3) {
-  rx_gemm_batch(a0 * a1, a2, b3, a3, A, B, C);
+  rx_gemm_batch(a0 * a1, a2, b3, a3, A, B, C, 0);
+}
+
+/* x1 @ swapaxes(x2, -1, -2): x2 holds the right operand transposed
+   (blas.MATMUL_T_RANKS), read in place. */
+void rx_blas_matmul_2x2_tb(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t c0,
+                           int64_t c1) {
+  rx_gemm_batch(1, a0, b0, a1, A, B, C, 1);
+}
+void rx_blas_matmul_3x3_tb(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                           int64_t b2, int64_t c0, int64_t c1, int64_t c2) {
+  rx_gemm_batch(a0, a1, b1, a2, A, B, C, 1);
+}
+void rx_blas_matmul_4x4_tb(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
+                           int64_t b1, int64_t b2, int64_t b3, int64_t c0, int64_t c1, int64_t c2, int64_t c3) {
+  rx_gemm_batch(a0 * a1, a2, b2, a3, A, B, C, 1);
 }
 
 enum { RX_ACT_NONE, RX_ACT_RELU, RX_ACT_GELU };
@@ -369,7 +394,7 @@ static void rx_dense_block(int64_t i0, int64_t i1, int64_t j0, int64_t j1, const
                            const float* D, float* C, int64_t k, int64_t n, int act) {
   if (i1 <= i0 || j1 <= j0) return;
   for (int64_t i = i0; i < i1; ++i) memcpy(C + i * n + j0, D + j0, (size_t)(j1 - j0) * sizeof(float));
-  rx_gemm_block(i0, i1, j0, j1, n, k, 1.0f, A, B, C);
+  rx_gemm_block(i0, i1, j0, j1, n, k, 1.0f, A, B, C, 0);
   if (act != RX_ACT_NONE)
     for (int64_t i = i0; i < i1; ++i) rx_activate(C + i * n + j0, j1 - j0, act);
 }

@@ -39,6 +39,15 @@ void rx_blas_matmul_3x3(float* A, float* B, float* C, int64_t a0, int64_t a1, in
 void rx_blas_matmul_4x4(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
                         int64_t b1, int64_t b2, int64_t b3, int64_t c0, int64_t c1, int64_t c2, int64_t c3);
 
+/* x1 @ swapaxes(x2, -1, -2) with x2 stored as it is (blas.MATMUL_T_RANKS):
+   the transpose is BLAS's flag, not a copy. */
+void rx_blas_matmul_2x2_tb(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t c0,
+                           int64_t c1);
+void rx_blas_matmul_3x3_tb(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t b0, int64_t b1,
+                           int64_t b2, int64_t c0, int64_t c1, int64_t c2);
+void rx_blas_matmul_4x4_tb(float* A, float* B, float* C, int64_t a0, int64_t a1, int64_t a2, int64_t a3, int64_t b0,
+                           int64_t b1, int64_t b2, int64_t b3, int64_t c0, int64_t c1, int64_t c2, int64_t c3);
+
 /* matmul(x, W) + bias, then the activation (blas.DENSE_ACTIVATIONS), x of
    rank 2, 3 or 4: rx_blas_dense_<rank>x2[_relu|_gelu]. */
 #define RX_DENSE_DECLS(ACT) \
