@@ -5,7 +5,18 @@
   permutation is removed;
 - a chain of reshape-like ops (reshape, flatten, squeeze, expand_dims: none
   moves an element in row-major order) is one reshape to the last one's
-  deduced shape; a reshape-like op to exactly its operand's type is removed.
+  deduced shape; a reshape-like op to exactly its operand's type is removed;
+- reshape(permute_dims(reshape(x))) that regroups only leading dims and
+  swaps the last two axes (the dynamo exporter's K^T, through a rank-3
+  batch) is permute_dims(x) swapping x's last two axes, after one reshape
+  of x's leading dims where the result's differ: each matrix of the batch
+  is transposed either way;
+- a constant scalar factor on a transposed right operand of a matmul moves
+  to the left operand: matmul(x, permute_dims(y) * c) becomes
+  matmul(x * c, permute_dims(y)). torch's attention scales both q and K^T by
+  the fourth root of the head size; on K^T that is a pass over the whole
+  key cache, and it hides the transpose that offload reads as a BLAS flag.
+  The product is the same up to rounding (c is finite and nonzero).
 
 A permute_dims of a constant (a transposed weight before a matmul) is
 fold-constants' work. Ops left without users are erased; the element-count
@@ -17,13 +28,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from relax_xdsl.dialects.relax import GraphOp, TensorType
-from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, graph_op
+from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, constant_array, graph_op, single_user
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
+
+from relax_xdsl.shape import dims_equal
 
 RESHAPE_LIKE = frozenset({"reshape", "flatten", "squeeze", "expand_dims"})
 
@@ -94,15 +108,85 @@ class SimplifyReshape(RewritePattern):
         _replace_or_remove(op, rewriter, new)
 
 
+def _swaps_last_two(perm: tuple[int, ...]) -> bool:
+    n = len(perm)
+    return n >= 2 and perm == (*range(n - 2), n - 1, n - 2)
+
+
+class BatchedTransposeThroughReshapes(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not _is(op, RESHAPE_LIKE):
+            return
+        assert isinstance(op, GraphOp)
+        permute = op.inputs[0].owner
+        if not _is(permute, "permute_dims") or single_user(op.inputs[0]) is not op:
+            return
+        assert isinstance(permute, GraphOp)
+        inner = permute.inputs[0].owner
+        if not _is(inner, RESHAPE_LIKE) or not _swaps_last_two(_perm(permute)):
+            return
+        assert isinstance(inner, GraphOp)
+        x, mid, out = inner.inputs[0].type, inner.res.type, op.res.type
+        if not all(isinstance(t, TensorType) and t.ndim >= 2 for t in (x, mid, out)):
+            return
+        xs, ms, os_ = x.sym_shape, mid.sym_shape, out.sym_shape  # type: ignore[union-attr]
+        if not (dims_equal(xs[-1], ms[-1]) and dims_equal(xs[-2], ms[-2])
+                and dims_equal(os_[-2], xs[-1]) and dims_equal(os_[-1], xs[-2])):
+            return
+        src = inner.inputs[0]
+        new: list[GraphOp] = []
+        lead = list(os_[:-2])
+        if not (len(xs) == len(os_) and all(dims_equal(a, b) for a, b in zip(xs[:-2], lead))):
+            regroup = graph_op("reshape", [src], shape=[*lead, xs[-2], xs[-1]])
+            new.append(regroup)
+            src = regroup.res
+        n = len(os_)
+        new.append(graph_op("permute_dims", [src], out, axes=[*range(n - 2), n - 1, n - 2]))
+        rewriter.replace(op, new, [new[-1].res])
+        rewriter.erase(permute)
+        if not inner.res.uses:
+            rewriter.erase(inner)
+
+
+def _scalar_factor(value: SSAValue) -> bool:
+    """Whether `value` is a constant of one finite, nonzero element."""
+    array = constant_array(value)
+    return array is not None and array.size == 1 and bool(np.isfinite(array).all()) and bool((array != 0).all())
+
+
+class MoveScaleOffTransposedOperand(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not _is(op, "matmul"):
+            return
+        assert isinstance(op, GraphOp)
+        x, y = op.inputs
+        scale = y.owner
+        if not _is(scale, "multiply") or single_user(y) is not op:
+            return
+        assert isinstance(scale, GraphOp)
+        a, b = scale.inputs
+        factor, transposed = (a, b) if _scalar_factor(a) else (b, a)
+        if not _scalar_factor(factor) or not _is(transposed.owner, "permute_dims") or transposed.type != y.type:
+            return
+        scaled = graph_op("multiply", [x, factor])
+        if scaled.res.type != x.type:
+            return  # (the factor's rank would broadcast x)
+        product = graph_op("matmul", [scaled.res, transposed], op.res.type)
+        rewriter.replace(op, [scaled, product], [product.res])
+        rewriter.erase(scale)
+
+
 def simplify_layout(module: ModuleOp) -> ModuleOp:
     PatternRewriteWalker(GreedyRewritePatternApplier(
-        [SimplifyPermuteDims(), SimplifyReshape(), EraseUnusedConstant()])).rewrite_module(module)
+        [SimplifyPermuteDims(), SimplifyReshape(), BatchedTransposeThroughReshapes(), MoveScaleOffTransposedOperand(),
+         EraseUnusedConstant()])).rewrite_module(module)
     return module
 
 
 @dataclass(frozen=True)
 class SimplifyLayoutPass(ModulePass):
-    """simplify-layout: permute_dims and reshape chains collapsed, identities removed."""
+    """simplify-layout: permute_dims and reshape chains collapsed, identities
+    removed, a scalar factor moved off a transposed matmul operand."""
 
     name = "simplify-layout"
 

@@ -187,6 +187,45 @@ def test_reshape_chains() -> None:
     check_c(module, "simplify-layout", [("n", 6, 4)])
 
 
+def test_batched_transpose_through_reshapes_is_one_permute() -> None:
+    """The dynamo exporter's K^T: [b, h, n, d] -> [b*h, n, d] -> swap -> [b, h, d, n];
+    and through a GQA repeat, [b, g, r, n, d] -> [b*g*r, n, d] -> swap -> [b, g*r, d, n]."""
+    with rx.FunctionBuilder("main") as fb:
+        k = fb.param("k", [2, 3, "n", 4])
+        g = fb.param("g", [2, 3, 2, "n", 4])
+        kt = op.reshape(op.permute_dims(op.reshape(k, shape=[6, "n", 4]), axes=[0, 2, 1]), shape=[2, 3, 4, "n"])
+        gt = op.reshape(op.permute_dims(op.reshape(g, shape=[12, "n", 4]), axes=[0, 2, 1]), shape=[2, 6, 4, "n"])
+        moved = op.reshape(op.permute_dims(op.reshape(k, shape=[6, "n", 4]), axes=[1, 0, 2]), shape=["n", 6, 4])
+        fb.ret(kt, gt, moved)
+    module = fb.module
+    after = optimized(module, "simplify-layout")
+    text = rx.print_module(after)
+    assert text.count("axes = array<i64: 0, 1, 3, 2>") == 2  # k and the regrouped g, transposed in place
+    assert "#relax.dims<[2, 6, n, 4]>" in text  # g's leading dims regrouped before the transpose
+    assert "axes = array<i64: 1, 0, 2>" in text  # a permutation moving the rows is not a batched transpose
+    check_c(module, "simplify-layout", [(2, 3, "n", 4), (2, 3, 2, "n", 4)])
+
+
+def test_scalar_factor_moves_off_a_transposed_matmul_operand() -> None:
+    """torch's attention scales q and K^T; the K^T factor moves to q, so the
+    transpose meets the matmul (and offload reads it as a BLAS flag)."""
+    with rx.FunctionBuilder("main") as fb:
+        q = fb.param("q", [2, "n", 4])
+        k = fb.param("k", [2, "n", 4])
+        s = fb.const(np.float32(0.5))
+        kt = op.permute_dims(k, axes=[0, 2, 1])
+        scores = op.matmul(q * s, kt * s)
+        by_tensor = op.matmul(q, kt * fb.const(rand((2, 4, 1), seed=3)))  # not one scalar: stays
+        by_zero = op.matmul(q, kt * fb.const(np.float32(0)))  # zero (inf * 0 is NaN either way round): stays
+        fb.ret(scores, by_tensor, by_zero)
+    module = fb.module
+    after = optimized(module, "simplify-layout")
+    assert ops(after, "multiply") == 4  # (q * s twice: the moved factor is a multiply of its own)
+    offloaded = rx.print_module(run_pipeline(module.clone(), "simplify-layout,offload{lib=blas}"))
+    assert offloaded.count("@blas_matmul_3x3_tb(") == 1
+    check_c(module, "simplify-layout", [(2, "n", 4), (2, "n", 4)])
+
+
 # --- an exported graph ------------------------------------------------------------------------------------------------
 
 
