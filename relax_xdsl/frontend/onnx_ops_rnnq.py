@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl import dtypes
+from relax_xdsl.frontend import onnx_signal_runtime as sr
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
 from relax_xdsl.shape import canon, dim_to_str
 
@@ -429,9 +430,24 @@ def _known_int(n: Node, i: int, what: str) -> int | None:
 @register_converter("DFT", attrs=("axis", "inverse", "onesided"))
 def _dft(n: Node) -> Value:
     """Opset 17 (axis attribute, default 1) and 20 (axis input, default -2);
-    real or complex (last dim 2) input; dft_length and axis known at import."""
+    real or complex (last dim 2) input. dft_length and the axis may be data
+    (onnx_signal_runtime): a run-time axis selects one of the rank - 1
+    signal axes in a chain of relax.if (the branches' result dims differ
+    when the transform changes the length, so the result has fresh dims)."""
     x = _float_input(n, 0, "input")
     rank = x.ndim
+    inverse, onesided = bool(n.attr("inverse", 0)), bool(n.attr("onesided", 0))
+    re, im = _split_complex(n, x, "input")
+    length: int | tuple[Any, Any] | None = None
+    if sr.at_run_time(n, 1):
+        data = sr.positive(n, sr.int_scalar(n, 1, "dft_length"), "dft_length")
+        length = (data, sr.size_of(n, data, "dft_length"))
+    else:
+        length = _known_int(n, 1, "dft_length")
+        if length is not None and length < 1:
+            n.fail(f"dft_length must be >= 1, got {length}")
+    if n.opset >= 20 and sr.at_run_time(n, 2):
+        return _dft_runtime_axis(n, re, im, rank, length, inverse, onesided)
     if n.opset >= 20:
         a = _known_int(n, 2, "axis")
         axis = -2 if a is None else a
@@ -439,26 +455,68 @@ def _dft(n: Node) -> Value:
         axis = int(n.attr("axis", 1))
     if not -rank <= axis < rank or axis % rank == rank - 1:
         n.fail(f"axis {axis} must name a signal dim of the rank-{rank} input (not its last, real/imaginary dim)")
-    axis %= rank
-    inverse, onesided = bool(n.attr("inverse", 0)), bool(n.attr("onesided", 0))
-    re, im = _split_complex(n, x, "input")
-    n_sig = _static(n, re.shape[axis], f"the signal dim {axis}")
-    length = _known_int(n, 1, "dft_length")
-    if length is None:
-        length = 2 * (n_sig - 1) if inverse and onesided else n_sig
-    if length < 1:
-        n.fail(f"dft_length must be >= 1, got {length}")
+    return _dft_along(n, re, im, axis % rank, rank, length, inverse, onesided)
+
+
+def _dft_along(n: Node, re: Value, im: Value | None, axis: int, rank: int, length: int | tuple[Any, Any] | None,
+               inverse: bool, onesided: bool, in_branch: bool = False) -> Value:
+    """The DFT of re (+ i im) along signal `axis`: the static matrices for an
+    import-time length, else the run-time ones (length as (data, symbol)).
+    In a branch of a run-time axis, a default length below 1 fails only
+    when that branch runs."""
     perm = [d for d in range(rank - 1) if d != axis] + [axis]
     moved = perm != list(range(rank - 1))
     if moved:
         re = n.op("permute_dims", re, axes=perm)
         im = None if im is None else n.op("permute_dims", im, axes=perm)
-    y = _transform_last(n, re, im, length, inverse, onesided)
+    if isinstance(length, tuple):
+        y = sr.transform_last(n, re, im, length[0], length[1], inverse, onesided)
+    else:
+        n_sig = _static(n, re.shape[-1], f"the signal dim {axis}")
+        if length is None:
+            length = 2 * (n_sig - 1) if inverse and onesided else n_sig
+        if length < 1 and not in_branch:
+            n.fail(f"dft_length must be >= 1, got {length}")
+        if length < 1:  # the branch of an axis the data may not select: fails only when it runs
+            data = sr.positive(n, n.importer.tensor(Known(np.array(length, np.int64), "int64"), n),
+                               f"dft_length ({length}, the default for signal axis {axis})")
+            y = sr.transform_last(n, re, im, data, sr.size_of(n, data, "dft_length"), inverse, onesided)
+        else:
+            y = _transform_last(n, re, im, length, inverse, onesided)
     if moved:  # y is [others..., bins, c]: put bins back at `axis`
         back = list(range(rank - 2))
         back.insert(axis, rank - 2)
         y = n.op("permute_dims", y, axes=[*back, rank - 1])
     return y
+
+
+def _dft_runtime_axis(n: Node, re: Value, im: Value | None, rank: int, length: int | tuple[Any, Any] | None,
+                      inverse: bool, onesided: bool) -> Value:
+    """DFT with the axis as data: it must name one of the signal axes
+    [0, rank - 2] (negative ones counting from the end, the last, complex
+    axis excluded), else a BoundsError naming the node when it runs; each
+    possible axis is a branch of a relax.if chain on it."""
+    from relax_xdsl.frontend import onnx_runtime_values as rt
+
+    a = sr.int_scalar(n, 2, "axis")
+    norm = n.op("where", n.op("less", a, rt.const(0)), n.op("add", a, rt.const(rank)), a)
+    signal_axes = rank - 1
+    idx = n.op("where", n.op("less", norm, rt.const(0)), rt.const(signal_axes), norm)
+    axis = n.op("take", Known(np.arange(signal_axes, dtype=np.int64), "int64"), idx, axis=0,
+                what=f"{n.where}: axis (one of the {signal_axes} signal axes of the rank-{rank} input, "
+                     f"in [{-rank}, -2] or [0, {rank - 2}])")
+    re = n.importer.tensor(re, n)  # built before the branches, which only read them
+    im = None if im is None else n.importer.tensor(im, n)
+    fb = n.importer.fb
+
+    def chain(k: int) -> Any:
+        if k == signal_axes - 1:
+            return n.importer.tensor(_dft_along(n, re, im, k, rank, length, inverse, onesided, True), n)
+        return fb.if_(rt.as_var(n.op("equal", axis, rt.const(k))),
+                      lambda: n.importer.tensor(_dft_along(n, re, im, k, rank, length, inverse, onesided, True), n),
+                      lambda: chain(k + 1))
+
+    return chain(0)
 
 
 @register_converter("STFT", attrs=("onesided",))

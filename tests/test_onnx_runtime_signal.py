@@ -1,0 +1,136 @@
+"""The ONNX signal ops (DFT, STFT, MelWeightMatrix) with inputs the importer
+cannot read at import time (graph inputs: an axis, a transform or frame
+length, a frame step, MelWeightMatrix's sizes and edges): one executable
+runs with values that change the output's size, as onnxruntime does, and a
+hostile value is a project error naming the node, never a crash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from onnx import TensorProto as T
+from onnx import helper
+from util import onnx_model
+
+import relax_xdsl as rx
+from relax_xdsl.errors import BoundsError, ResourceLimitError
+
+ort = pytest.importorskip("onnxruntime")
+
+F32 = np.float32
+I64 = np.int64
+
+
+def _model(op: str, inputs: list[tuple[str, int, list[Any]]], names: list[str], opset: int, **attrs: Any) -> Any:
+    return onnx_model([helper.make_node(op, names, ["y"], name=f"my{op}", **attrs)], inputs, ["y"], opset=opset)
+
+
+def _check(m: Any, calls: list[dict[str, np.ndarray]], target: str = "c", pipeline: str = "default",
+           atol: float = 1e-4) -> None:
+    """One executable (and the reference evaluator) equals onnxruntime on every call; the calls give
+    outputs of different shapes, so the run-time value really sizes the output."""
+    module = rx.from_onnx(m)
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    exe = rx.compile(module, target=target, pipeline=pipeline)
+    shapes = set()
+    for feeds in calls:
+        (want,) = sess.run(None, feeds)
+        for got in (exe.main(*feeds.values()), rx.evaluate(module, "main", *feeds.values())):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=atol)
+        shapes.add(want.shape)
+    assert len(shapes) == len(calls)
+
+
+def _callers(m: Any) -> list[Any]:
+    module = rx.from_onnx(m)
+    return [lambda *a: rx.evaluate(module, "main", *a), rx.compile(module, target="interp").main,
+            rx.compile(module, target="c").main]
+
+
+def _fails(m: Any, args: tuple[Any, ...], err: type[Exception], *mentions: str) -> None:
+    for call in _callers(m):
+        with pytest.raises(err) as info:
+            call(*args)
+        for text in mentions:
+            assert text in str(info.value)
+
+
+SIGNAL = np.random.default_rng(0).standard_normal((2, 3, 5, 1)).astype(F32)
+COMPLEX = np.random.default_rng(1).standard_normal((2, 4, 3, 2)).astype(F32)
+
+# -- DFT ---------------------------------------------------------------------------------------------------------------
+
+
+def _dft_axis_model(shape: list[Any], **attrs: Any) -> Any:
+    return _model("DFT", [("x", T.FLOAT, shape), ("axis", T.INT64, [])], ["x", "", "axis"], 20, **attrs)
+
+
+@pytest.mark.parametrize("target", ["c", "interp"])
+def test_dft_runtime_axis_onesided(target: str) -> None:
+    """A one-sided transform shortens the axis it runs on, so the axis (data) decides the output shape."""
+    m = _dft_axis_model([2, 3, 5, 1], onesided=1)
+    _check(m, [{"x": SIGNAL, "axis": np.array(a, I64)} for a in (0, 1, -2)], target)
+
+
+def test_dft_runtime_axis_inverse_complex() -> None:
+    m = _dft_axis_model([2, 4, 3, 2], inverse=1)
+    calls = [{"x": COMPLEX, "axis": np.array(a, I64)} for a in (1, -3)]
+    module = rx.from_onnx(m)
+    exe = rx.compile(module, target="c")
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for feeds in calls:
+        np.testing.assert_allclose(exe.main(*feeds.values()), sess.run(None, feeds)[0], rtol=1e-4, atol=1e-5)
+
+
+def test_dft_runtime_axis_irfft_default_length() -> None:
+    """irfft's default length 2 * (n - 1) is 0 on an axis of 1: only an error if the data picks that axis."""
+    x = np.fft.rfft(np.arange(24, dtype=np.float64).reshape(1, 6, 4), axis=1)
+    x = np.stack([x.real, x.imag], axis=-1).astype(F32)  # [1, 4, 4, 2]
+    m = _dft_axis_model([1, 4, 4, 2], inverse=1, onesided=1)
+    _check(m, [{"x": x, "axis": np.array(a, I64)} for a in (1, 2)])
+    _fails(m, (x, np.array(0, I64)), BoundsError, "myDFT", "dft_length")
+
+
+@pytest.mark.parametrize("axis", [3, -1, -5, 7])
+def test_dft_runtime_axis_out_of_range(axis: int) -> None:
+    """The last (real/imaginary) axis and axes outside the rank are run-time errors naming the node."""
+    _fails(_dft_axis_model([2, 3, 5, 1]), (SIGNAL, np.array(axis, I64)), BoundsError, "myDFT", "axis")
+
+
+def _dft_length_model(opset: int, **attrs: Any) -> Any:
+    inputs: list[tuple[str, int, list[Any]]] = [("x", T.FLOAT, ["b", "n", 1]), ("len", T.INT64, [])]
+    if opset >= 20:
+        return _model("DFT", inputs, ["x", "len"], opset, **attrs)
+    return _model("DFT", inputs, ["x", "len"], opset, axis=1, **attrs)
+
+
+@pytest.mark.parametrize("opset, attrs", [(20, {}), (17, {"onesided": 1}), (20, {"inverse": 1})])
+def test_dft_runtime_length(opset: int, attrs: dict[str, int]) -> None:
+    """dft_length as data (and a symbolic signal dim): the signal is truncated or zero-padded to it."""
+    x = np.random.default_rng(2).standard_normal((2, 6, 1)).astype(F32)
+    m = _dft_length_model(opset, **attrs)
+    _check(m, [{"x": x, "len": np.array(4, I64)}, {"x": x[:1, :5], "len": np.array(9, I64)},
+               {"x": x, "len": np.array(1, I64)}])
+
+
+def test_dft_runtime_length_irfft() -> None:
+    spec = np.fft.rfft(np.random.default_rng(3).standard_normal((2, 8)), axis=1)
+    x = np.stack([spec.real, spec.imag], axis=-1).astype(F32)  # [2, 5, 2]
+    m = _model("DFT", [("x", T.FLOAT, [2, "k", 2]), ("len", T.INT64, [])], ["x", "len"], 20, inverse=1, onesided=1)
+    # bins <= len // 2 + 1: with more, onnxruntime reads the extra bins where numpy's irfft (ONNX's reference) does not
+    _check(m, [{"x": x, "len": np.array(8, I64)}, {"x": x[:, :4], "len": np.array(6, I64)},
+               {"x": x[:, :3], "len": np.array(7, I64)}])
+
+
+@pytest.mark.parametrize("length, err, mentions", [
+    (0, BoundsError, ("myDFT", "dft_length must be >= 1")),
+    (-3, BoundsError, ("myDFT", "dft_length must be >= 1")),
+    (2**62, BoundsError, ("myDFT", "dft_length must be >= 1")),
+    (2**40, ResourceLimitError, ()),
+])
+def test_dft_hostile_length(length: int, err: type[Exception], mentions: tuple[str, ...]) -> None:
+    x = np.ones((1, 4, 1), F32)
+    _fails(_dft_length_model(20), (x, np.array(length, I64)), err, *mentions)
