@@ -134,3 +134,54 @@ def test_dft_runtime_length_irfft() -> None:
 def test_dft_hostile_length(length: int, err: type[Exception], mentions: tuple[str, ...]) -> None:
     x = np.ones((1, 4, 1), F32)
     _fails(_dft_length_model(20), (x, np.array(length, I64)), err, *mentions)
+
+
+# -- STFT --------------------------------------------------------------------------------------------------------------
+
+WAVE = np.random.default_rng(4).standard_normal((2, 32, 1)).astype(F32)
+
+
+def _stft_model(window: bool, length: bool) -> Any:
+    inputs: list[tuple[str, int, list[Any]]] = [("x", T.FLOAT, [2, "n", 1]), ("step", T.INT64, [])]
+    if window:
+        inputs.append(("w", T.FLOAT, ["k"]))
+    if length:
+        inputs.append(("len", T.INT64, []))
+    return _model("STFT", inputs, ["x", "step", "w" if window else "", "len" if length else ""], 17)
+
+
+@pytest.mark.parametrize("target", ["c", "interp"])
+def test_stft_runtime_step_and_length(target: str) -> None:
+    m = _stft_model(window=False, length=True)
+    _check(m, [{"x": WAVE, "step": np.array(4, I64), "len": np.array(8, I64)},
+               {"x": WAVE[:, :20], "step": np.array(3, I64), "len": np.array(5, I64)}], target)
+
+
+def test_stft_runtime_step_and_window() -> None:
+    m = _stft_model(window=True, length=False)
+    _check(m, [{"x": WAVE, "step": np.array(5, I64), "w": np.hanning(8).astype(F32)},
+               {"x": WAVE[:, :17], "step": np.array(2, I64), "w": np.hamming(6).astype(F32)}])
+
+
+def test_stft_runtime_step_static_frame() -> None:
+    """frame_length known at import (the constant DFT matrix), only the step is data."""
+    m = onnx_model([helper.make_node("STFT", ["x", "step", "", "len"], ["y"], name="mySTFT")],
+                   [("x", T.FLOAT, [2, 32, 1]), ("step", T.INT64, [])], ["y"], {"len": np.array(6, I64)}, opset=17)
+    _check(m, [{"x": WAVE, "step": np.array(s, I64)} for s in (1, 5, 26)])
+
+
+@pytest.mark.parametrize("args, mentions", [
+    ((WAVE, np.array(0, I64), np.array(8, I64)), "frame_step must be >= 1"),
+    ((WAVE, np.array(-2, I64), np.array(8, I64)), "frame_step must be >= 1"),
+    ((WAVE, np.array(2**62, I64), np.array(8, I64)), "frame_step must be >= 1"),
+    ((WAVE, np.array(2, I64), np.array(0, I64)), "frame_length must be >= 1"),
+    ((WAVE, np.array(2, I64), np.array(33, I64)), "shorter than frame_length"),
+    ((WAVE, np.array(2, I64), np.array(2**40, I64)), "shorter than frame_length"),
+])
+def test_stft_hostile_values(args: tuple[Any, ...], mentions: str) -> None:
+    _fails(_stft_model(window=False, length=True), args, BoundsError, "mySTFT", mentions)
+
+
+def test_stft_frame_length_differs_from_window() -> None:
+    args = (WAVE, np.array(2, I64), np.hanning(8).astype(F32), np.array(6, I64))
+    _fails(_stft_model(window=True, length=True), args, BoundsError, "mySTFT", "frame_length must equal the window")

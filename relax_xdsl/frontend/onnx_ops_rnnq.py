@@ -527,6 +527,12 @@ def _stft(n: Node) -> Value:
     x = _float_input(n, 0, "signal")
     if x.ndim != 3:
         n.fail(f"signal must have rank 3 [batch, length, 1 or 2], got rank {x.ndim}")
+    window = n.optional(2)
+    if window is not None and window.ndim != 1:
+        n.fail(f"window must have rank 1, got rank {window.ndim}")
+    if (sr.at_run_time(n, 1) or sr.at_run_time(n, 3) or not canon(x.shape[1]).is_Integer
+            or (window is not None and not canon(window.shape[0]).is_Integer)):
+        return _stft_at_run_time(n, x, window)
     step = _known_int(n, 1, "frame_step")
     if step is None or step < 1:
         n.fail(f"frame_step must be a known integer >= 1, got {step}")
@@ -560,6 +566,62 @@ def _stft(n: Node) -> Value:
         re = n.op("multiply", re, w)
         im = None if im is None else n.op("multiply", im, w)
     return _transform_last(n, re, im, frame, False, onesided, win)
+
+
+def _stft_at_run_time(n: Node, x: Value, window: Value | None) -> Value:
+    """STFT with frame_step, frame_length (or the window's length) or the
+    signal length known only at run time: the frame count is a fresh symbol
+    (sr.frame_starts), frames a gather of start + offset; a frame length
+    known at import keeps the constant DFT matrix, one from data gets the
+    run-time one. Values known at import are checked at import."""
+    from relax_xdsl.frontend import onnx_runtime_values as rt
+
+    re, im = _split_complex(n, x, "signal")
+    onesided = bool(n.attr("onesided", 1))
+    if onesided and im is not None:
+        n.fail("onesided=1 needs a real signal (last dim 1)")
+    if not sr.at_run_time(n, 1):
+        known_step = _known_int(n, 1, "frame_step")
+        if known_step is None or known_step < 1:
+            n.fail(f"frame_step must be an integer >= 1, got {known_step}")
+    step = sr.positive(n, sr.int_scalar(n, 1, "frame_step"), "frame_step")
+    frame: Any
+    if window is not None:
+        frame = canon(window.shape[0])
+        data = rt.as_var(n.op("reshape", rt.dims_data(n, [frame]), shape=[]))
+        if frame.is_Integer and int(frame) < 1:
+            n.fail(f"the window length {frame} must be >= 1")
+        frame_data = data if frame.is_Integer else sr.positive(n, data, "the window length")
+        if sr.at_run_time(n, 3):
+            given = sr.int_scalar(n, 3, "frame_length")
+            frame_data = sr.checked(n, frame_data, n.op("equal", given, frame_data),
+                                    "frame_length must equal the window length (the checked index is 1 when not)")
+        elif n.optional(3) is not None and _known_int(n, 3, "frame_length") != frame:
+            n.fail(f"frame_length {_known_int(n, 3, 'frame_length')} differs from the window length {frame}")
+    elif sr.at_run_time(n, 3):
+        frame_data = sr.positive(n, sr.int_scalar(n, 3, "frame_length"), "frame_length")
+        frame = sr.size_of(n, frame_data, "frame_length")
+    else:
+        known = _known_int(n, 3, "frame_length")
+        if known is None or known < 1:
+            n.fail("needs frame_length or a window (the frame length) >= 1")
+        frame = canon(known)
+        frame_data = n.importer.tensor(Known(np.array(known, np.int64), "int64"), n)
+    frames, starts = sr.frame_starts(n, re.shape[1], frame_data, step)
+    offsets = n.op("reshape", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[frame]), shape=[1, frame])
+    idx = n.op("add", starts, offsets)
+    re = n.op("take", re, idx, axis=1)
+    im = None if im is None else n.op("take", im, idx, axis=1)
+    win: np.ndarray | None = None
+    if isinstance(window, Known) and not window.symbolic:
+        win = window.array.astype(np.float64)
+    elif window is not None:
+        w = window if window.dtype == re.dtype else n.op("astype", window, dtype=re.dtype)
+        re = n.op("multiply", re, w)
+        im = None if im is None else n.op("multiply", im, w)
+    if frame.is_Integer:
+        return _transform_last(n, re, im, int(frame), False, onesided, win)
+    return sr.transform_last(n, re, im, frame_data, frame, False, onesided)
 
 
 @register_converter("MelWeightMatrix", attrs=("output_datatype",))
