@@ -185,3 +185,55 @@ def test_stft_hostile_values(args: tuple[Any, ...], mentions: str) -> None:
 def test_stft_frame_length_differs_from_window() -> None:
     args = (WAVE, np.array(2, I64), np.hanning(8).astype(F32), np.array(6, I64))
     _fails(_stft_model(window=True, length=True), args, BoundsError, "mySTFT", "frame_length must equal the window")
+
+
+# -- MelWeightMatrix ---------------------------------------------------------------------------------------------------
+
+
+def _mel_model(int_type: int = T.INT64, **attrs: Any) -> Any:
+    inputs = [("b", int_type, []), ("l", int_type, []), ("r", int_type, []), ("lo", T.FLOAT, []), ("hi", T.FLOAT, [])]
+    return _model("MelWeightMatrix", inputs, ["b", "l", "r", "lo", "hi"], 17, **attrs)
+
+
+def _mel_feeds(b: int, length: int, rate: int, lo: float, hi: float, dt: Any = I64) -> dict[str, np.ndarray]:
+    return {"b": np.array(b, dt), "l": np.array(length, dt), "r": np.array(rate, dt), "lo": np.array(lo, F32),
+            "hi": np.array(hi, F32)}
+
+
+MEL_CALLS = [_mel_feeds(8, 16, 8192, 0, 4096), _mel_feeds(5, 31, 16000, 100, 7000), _mel_feeds(1, 2, 10, 0, 5)]
+
+
+@pytest.mark.parametrize("target", ["c", "interp"])
+def test_mel_weight_matrix_runtime_inputs(target: str) -> None:
+    _check(_mel_model(), MEL_CALLS, target, atol=0)
+
+
+def test_mel_weight_matrix_equals_onnx_reference() -> None:
+    """Bit for bit ONNX's reference (its integer bins included), int32 inputs, a float64 output."""
+    from onnx.reference import ReferenceEvaluator
+
+    m = _mel_model(T.INT32, output_datatype=T.DOUBLE)
+    exe = rx.compile(rx.from_onnx(m), target="c")
+    ref = ReferenceEvaluator(m)
+    for b, length, rate, lo, hi in [(8, 16, 8192, 0, 4096), (13, 257, 22050, 20, 11025), (3, 15, 8000, 0, 4000),
+                                    (40, 512, 16000, 125.5, 7600)]:
+        feeds = _mel_feeds(b, length, rate, lo, hi, np.int32)
+        (want,) = ref.run(None, feeds)
+        got = exe.main(*feeds.values())
+        assert got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("feeds, err, mentions", [
+    (_mel_feeds(0, 16, 8192, 0, 4096), BoundsError, "num_mel_bins must be >= 1"),
+    (_mel_feeds(8, -1, 8192, 0, 4096), BoundsError, "dft_length must be >= 1"),
+    (_mel_feeds(8, 16, 0, 0, 4096), BoundsError, "sample_rate must be >= 1"),
+    (_mel_feeds(2**62, 16, 8192, 0, 4096), BoundsError, "num_mel_bins must be >= 1"),
+    (_mel_feeds(8, 16, 8192, 0, 4097), BoundsError, "upper_edge_hertz <= sample_rate / 2"),
+    (_mel_feeds(8, 16, 8192, 300, 200), BoundsError, "lower_edge_hertz < upper_edge_hertz"),
+    (_mel_feeds(8, 16, 8192, -1, 200), BoundsError, "0 <= lower_edge_hertz"),
+    (_mel_feeds(8, 16, 8192, float("nan"), 200), BoundsError, "0 <= lower_edge_hertz"),
+    (_mel_feeds(2**40, 2**40, 8192, 0, 4096), ResourceLimitError, ""),
+])
+def test_mel_weight_matrix_hostile_values(feeds: dict[str, np.ndarray], err: type[Exception], mentions: str) -> None:
+    _fails(_mel_model(), tuple(feeds.values()), err, "myMelWeightMatrix" if err is BoundsError else "", mentions)

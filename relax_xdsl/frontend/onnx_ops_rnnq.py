@@ -16,8 +16,10 @@ int32 (matmul / conv2d with out_dtype int32), rounding is half to even
 before the conversion; int8, uint8 and int32 tensors work at run time.
 
 DFT and STFT are matmuls with constant cosine / sine matrices of the
-static transform length (exact up to float rounding, O(n^2) per signal);
-their sizes, axes and MelWeightMatrix's inputs must be known at import.
+static transform length (exact up to float rounding, O(n^2) per signal).
+Their sizes, DFT's axis and MelWeightMatrix's inputs may also be data:
+onnx_signal_runtime builds the same matrices when the program runs, sizes
+bound to fresh symbols, and a run-time DFT axis picks a relax.if branch.
 """
 
 from __future__ import annotations
@@ -628,7 +630,11 @@ def _stft_at_run_time(n: Node, x: Value, window: Value | None) -> Value:
 def _mel_weight_matrix(n: Node) -> Value:
     """[dft_length // 2 + 1, num_mel_bins] triangular filters, computed at
     import from known inputs as the ONNX reference does (mel bins spaced by
-    (high - low) / (num_mel_bins + 2), bin edges floored)."""
+    (high - low) / (num_mel_bins + 2), bin edges floored); any input given
+    as data: sr.mel_weight_matrix, when it runs."""
+    dtype = onnx_dtype(int(n.attr("output_datatype", 1)), f"node {n.name!r} (MelWeightMatrix) output_datatype")
+    if any(sr.at_run_time(n, i) for i in range(5)):
+        return sr.mel_weight_matrix(n, dtype)
     bins = _known_int(n, 0, "num_mel_bins")
     length = _known_int(n, 1, "dft_length")
     rate = _known_int(n, 2, "sample_rate")
@@ -639,7 +645,6 @@ def _mel_weight_matrix(n: Node) -> Value:
         n.fail(f"num_mel_bins ({bins}), dft_length ({length}) and sample_rate ({rate}) must be >= 1")
     if not 0 <= low < high <= rate / 2:
         n.fail(f"need 0 <= lower_edge_hertz ({low}) < upper_edge_hertz ({high}) <= sample_rate / 2 ({rate / 2})")
-    dtype = onnx_dtype(int(n.attr("output_datatype", 1)), f"node {n.name!r} (MelWeightMatrix) output_datatype")
     spec_bins = length // 2 + 1
 
     def mel(hz: float) -> float:
