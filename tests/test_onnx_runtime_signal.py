@@ -116,6 +116,13 @@ def test_dft_runtime_length(opset: int, attrs: dict[str, int]) -> None:
                {"x": x, "len": np.array(1, I64)}])
 
 
+def test_dft_runtime_length_and_axis_fast_pipeline() -> None:
+    m = _model("DFT", [("x", T.FLOAT, [2, 3, "n", 1]), ("len", T.INT64, []), ("axis", T.INT64, [])],
+               ["x", "len", "axis"], 20, onesided=1)
+    _check(m, [{"x": SIGNAL, "len": np.array(7, I64), "axis": np.array(2, I64)},
+               {"x": SIGNAL[:, :, :2], "len": np.array(3, I64), "axis": np.array(1, I64)}], pipeline="fast")
+
+
 def test_dft_runtime_length_irfft() -> None:
     spec = np.fft.rfft(np.random.default_rng(3).standard_normal((2, 8)), axis=1)
     x = np.stack([spec.real, spec.imag], axis=-1).astype(F32)  # [2, 5, 2]
