@@ -16,8 +16,10 @@ int32 (matmul / conv2d with out_dtype int32), rounding is half to even
 before the conversion; int8, uint8 and int32 tensors work at run time.
 
 DFT and STFT are matmuls with constant cosine / sine matrices of the
-static transform length (exact up to float rounding, O(n^2) per signal);
-their sizes, axes and MelWeightMatrix's inputs must be known at import.
+static transform length (exact up to float rounding, O(n^2) per signal).
+Their sizes, DFT's axis and MelWeightMatrix's inputs may also be data:
+onnx_signal_runtime builds the same matrices when the program runs, sizes
+bound to fresh symbols, and a run-time DFT axis picks a relax.if branch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl import dtypes
+from relax_xdsl.frontend import onnx_signal_runtime as sr
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
 from relax_xdsl.shape import canon, dim_to_str
 
@@ -429,9 +432,24 @@ def _known_int(n: Node, i: int, what: str) -> int | None:
 @register_converter("DFT", attrs=("axis", "inverse", "onesided"))
 def _dft(n: Node) -> Value:
     """Opset 17 (axis attribute, default 1) and 20 (axis input, default -2);
-    real or complex (last dim 2) input; dft_length and axis known at import."""
+    real or complex (last dim 2) input. dft_length and the axis may be data
+    (onnx_signal_runtime): a run-time axis selects one of the rank - 1
+    signal axes in a chain of relax.if (the branches' result dims differ
+    when the transform changes the length, so the result has fresh dims)."""
     x = _float_input(n, 0, "input")
     rank = x.ndim
+    inverse, onesided = bool(n.attr("inverse", 0)), bool(n.attr("onesided", 0))
+    re, im = _split_complex(n, x, "input")
+    length: int | tuple[Any, Any] | None = None
+    if sr.at_run_time(n, 1):
+        data = sr.positive(n, sr.int_scalar(n, 1, "dft_length"), "dft_length")
+        length = (data, sr.size_of(n, data, "dft_length"))
+    else:
+        length = _known_int(n, 1, "dft_length")
+        if length is not None and length < 1:
+            n.fail(f"dft_length must be >= 1, got {length}")
+    if n.opset >= 20 and sr.at_run_time(n, 2):
+        return _dft_runtime_axis(n, re, im, rank, length, inverse, onesided)
     if n.opset >= 20:
         a = _known_int(n, 2, "axis")
         axis = -2 if a is None else a
@@ -439,26 +457,68 @@ def _dft(n: Node) -> Value:
         axis = int(n.attr("axis", 1))
     if not -rank <= axis < rank or axis % rank == rank - 1:
         n.fail(f"axis {axis} must name a signal dim of the rank-{rank} input (not its last, real/imaginary dim)")
-    axis %= rank
-    inverse, onesided = bool(n.attr("inverse", 0)), bool(n.attr("onesided", 0))
-    re, im = _split_complex(n, x, "input")
-    n_sig = _static(n, re.shape[axis], f"the signal dim {axis}")
-    length = _known_int(n, 1, "dft_length")
-    if length is None:
-        length = 2 * (n_sig - 1) if inverse and onesided else n_sig
-    if length < 1:
-        n.fail(f"dft_length must be >= 1, got {length}")
+    return _dft_along(n, re, im, axis % rank, rank, length, inverse, onesided)
+
+
+def _dft_along(n: Node, re: Value, im: Value | None, axis: int, rank: int, length: int | tuple[Any, Any] | None,
+               inverse: bool, onesided: bool, in_branch: bool = False) -> Value:
+    """The DFT of re (+ i im) along signal `axis`: the static matrices for an
+    import-time length, else the run-time ones (length as (data, symbol)).
+    In a branch of a run-time axis, a default length below 1 fails only
+    when that branch runs."""
     perm = [d for d in range(rank - 1) if d != axis] + [axis]
     moved = perm != list(range(rank - 1))
     if moved:
         re = n.op("permute_dims", re, axes=perm)
         im = None if im is None else n.op("permute_dims", im, axes=perm)
-    y = _transform_last(n, re, im, length, inverse, onesided)
+    if isinstance(length, tuple):
+        y = sr.transform_last(n, re, im, length[0], length[1], inverse, onesided)
+    else:
+        n_sig = _static(n, re.shape[-1], f"the signal dim {axis}")
+        if length is None:
+            length = 2 * (n_sig - 1) if inverse and onesided else n_sig
+        if length < 1 and not in_branch:
+            n.fail(f"dft_length must be >= 1, got {length}")
+        if length < 1:  # the branch of an axis the data may not select: fails only when it runs
+            data = sr.positive(n, n.importer.tensor(Known(np.array(length, np.int64), "int64"), n),
+                               f"dft_length ({length}, the default for signal axis {axis})")
+            y = sr.transform_last(n, re, im, data, sr.size_of(n, data, "dft_length"), inverse, onesided)
+        else:
+            y = _transform_last(n, re, im, length, inverse, onesided)
     if moved:  # y is [others..., bins, c]: put bins back at `axis`
         back = list(range(rank - 2))
         back.insert(axis, rank - 2)
         y = n.op("permute_dims", y, axes=[*back, rank - 1])
     return y
+
+
+def _dft_runtime_axis(n: Node, re: Value, im: Value | None, rank: int, length: int | tuple[Any, Any] | None,
+                      inverse: bool, onesided: bool) -> Value:
+    """DFT with the axis as data: it must name one of the signal axes
+    [0, rank - 2] (negative ones counting from the end, the last, complex
+    axis excluded), else a BoundsError naming the node when it runs; each
+    possible axis is a branch of a relax.if chain on it."""
+    from relax_xdsl.frontend import onnx_runtime_values as rt
+
+    a = sr.int_scalar(n, 2, "axis")
+    norm = n.op("where", n.op("less", a, rt.const(0)), n.op("add", a, rt.const(rank)), a)
+    signal_axes = rank - 1
+    idx = n.op("where", n.op("less", norm, rt.const(0)), rt.const(signal_axes), norm)
+    axis = n.op("take", Known(np.arange(signal_axes, dtype=np.int64), "int64"), idx, axis=0,
+                what=f"{n.where}: axis (one of the {signal_axes} signal axes of the rank-{rank} input, "
+                     f"in [{-rank}, -2] or [0, {rank - 2}])")
+    re = n.importer.tensor(re, n)  # built before the branches, which only read them
+    im = None if im is None else n.importer.tensor(im, n)
+    fb = n.importer.fb
+
+    def chain(k: int) -> Any:
+        if k == signal_axes - 1:
+            return n.importer.tensor(_dft_along(n, re, im, k, rank, length, inverse, onesided, True), n)
+        return fb.if_(rt.as_var(n.op("equal", axis, rt.const(k))),
+                      lambda: n.importer.tensor(_dft_along(n, re, im, k, rank, length, inverse, onesided, True), n),
+                      lambda: chain(k + 1))
+
+    return chain(0)
 
 
 @register_converter("STFT", attrs=("onesided",))
@@ -469,6 +529,12 @@ def _stft(n: Node) -> Value:
     x = _float_input(n, 0, "signal")
     if x.ndim != 3:
         n.fail(f"signal must have rank 3 [batch, length, 1 or 2], got rank {x.ndim}")
+    window = n.optional(2)
+    if window is not None and window.ndim != 1:
+        n.fail(f"window must have rank 1, got rank {window.ndim}")
+    if (sr.at_run_time(n, 1) or sr.at_run_time(n, 3) or not canon(x.shape[1]).is_Integer
+            or (window is not None and not canon(window.shape[0]).is_Integer)):
+        return _stft_at_run_time(n, x, window)
     step = _known_int(n, 1, "frame_step")
     if step is None or step < 1:
         n.fail(f"frame_step must be a known integer >= 1, got {step}")
@@ -504,11 +570,71 @@ def _stft(n: Node) -> Value:
     return _transform_last(n, re, im, frame, False, onesided, win)
 
 
+def _stft_at_run_time(n: Node, x: Value, window: Value | None) -> Value:
+    """STFT with frame_step, frame_length (or the window's length) or the
+    signal length known only at run time: the frame count is a fresh symbol
+    (sr.frame_starts), frames a gather of start + offset; a frame length
+    known at import keeps the constant DFT matrix, one from data gets the
+    run-time one. Values known at import are checked at import."""
+    from relax_xdsl.frontend import onnx_runtime_values as rt
+
+    re, im = _split_complex(n, x, "signal")
+    onesided = bool(n.attr("onesided", 1))
+    if onesided and im is not None:
+        n.fail("onesided=1 needs a real signal (last dim 1)")
+    if not sr.at_run_time(n, 1):
+        known_step = _known_int(n, 1, "frame_step")
+        if known_step is None or known_step < 1:
+            n.fail(f"frame_step must be an integer >= 1, got {known_step}")
+    step = sr.positive(n, sr.int_scalar(n, 1, "frame_step"), "frame_step")
+    frame: Any
+    if window is not None:
+        frame = canon(window.shape[0])
+        data = rt.as_var(n.op("reshape", rt.dims_data(n, [frame]), shape=[]))
+        if frame.is_Integer and int(frame) < 1:
+            n.fail(f"the window length {frame} must be >= 1")
+        frame_data = data if frame.is_Integer else sr.positive(n, data, "the window length")
+        if sr.at_run_time(n, 3):
+            given = sr.int_scalar(n, 3, "frame_length")
+            frame_data = sr.checked(n, frame_data, n.op("equal", given, frame_data),
+                                    "frame_length must equal the window length (the checked index is 1 when not)")
+        elif n.optional(3) is not None and _known_int(n, 3, "frame_length") != frame:
+            n.fail(f"frame_length {_known_int(n, 3, 'frame_length')} differs from the window length {frame}")
+    elif sr.at_run_time(n, 3):
+        frame_data = sr.positive(n, sr.int_scalar(n, 3, "frame_length"), "frame_length")
+        frame = sr.size_of(n, frame_data, "frame_length")
+    else:
+        known = _known_int(n, 3, "frame_length")
+        if known is None or known < 1:
+            n.fail("needs frame_length or a window (the frame length) >= 1")
+        frame = canon(known)
+        frame_data = n.importer.tensor(Known(np.array(known, np.int64), "int64"), n)
+    frames, starts = sr.frame_starts(n, re.shape[1], frame_data, step)
+    offsets = n.op("reshape", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[frame]), shape=[1, frame])
+    idx = n.op("add", starts, offsets)
+    re = n.op("take", re, idx, axis=1)
+    im = None if im is None else n.op("take", im, idx, axis=1)
+    win: np.ndarray | None = None
+    if isinstance(window, Known) and not window.symbolic:
+        win = window.array.astype(np.float64)
+    elif window is not None:
+        w = window if window.dtype == re.dtype else n.op("astype", window, dtype=re.dtype)
+        re = n.op("multiply", re, w)
+        im = None if im is None else n.op("multiply", im, w)
+    if frame.is_Integer:
+        return _transform_last(n, re, im, int(frame), False, onesided, win)
+    return sr.transform_last(n, re, im, frame_data, frame, False, onesided)
+
+
 @register_converter("MelWeightMatrix", attrs=("output_datatype",))
 def _mel_weight_matrix(n: Node) -> Value:
     """[dft_length // 2 + 1, num_mel_bins] triangular filters, computed at
     import from known inputs as the ONNX reference does (mel bins spaced by
-    (high - low) / (num_mel_bins + 2), bin edges floored)."""
+    (high - low) / (num_mel_bins + 2), bin edges floored); any input given
+    as data: sr.mel_weight_matrix, when it runs."""
+    dtype = onnx_dtype(int(n.attr("output_datatype", 1)), f"node {n.name!r} (MelWeightMatrix) output_datatype")
+    if any(sr.at_run_time(n, i) for i in range(5)):
+        return sr.mel_weight_matrix(n, dtype)
     bins = _known_int(n, 0, "num_mel_bins")
     length = _known_int(n, 1, "dft_length")
     rate = _known_int(n, 2, "sample_rate")
@@ -519,7 +645,6 @@ def _mel_weight_matrix(n: Node) -> Value:
         n.fail(f"num_mel_bins ({bins}), dft_length ({length}) and sample_rate ({rate}) must be >= 1")
     if not 0 <= low < high <= rate / 2:
         n.fail(f"need 0 <= lower_edge_hertz ({low}) < upper_edge_hertz ({high}) <= sample_rate / 2 ({rate / 2})")
-    dtype = onnx_dtype(int(n.attr("output_datatype", 1)), f"node {n.name!r} (MelWeightMatrix) output_datatype")
     spec_bins = length // 2 + 1
 
     def mel(hz: float) -> float:
