@@ -154,10 +154,12 @@ def _space_to_depth(n: Node) -> Value:
 @register_converter("CenterCropPad", attrs=("axes",))
 def _center_crop_pad(n: Node) -> Value:
     x = n.input(0, "input_data")
-    shape = n.ints(1, "shape")
     axes = [n.axis(a, x.ndim) for a in n.attr("axes", list(range(x.ndim)))]
     if len(set(axes)) != len(axes):
         n.fail(f"axes {axes} repeat an axis")
+    if rt.is_runtime(n, 1):
+        return _center_crop_pad_at_run_time(n, x, axes)
+    shape = n.ints(1, "shape")
     if len(shape) != len(axes):
         n.fail(f"shape has {len(shape)} values for {len(axes)} axes")
     before, after = [0] * x.ndim, [0] * x.ndim
@@ -175,6 +177,24 @@ def _center_crop_pad(n: Node) -> Value:
     if not any(before) and not any(after):
         return x
     return n.op("pad", x, pad_before=before, pad_after=after)
+
+
+def _center_crop_pad_at_run_time(n: Node, x: Value, axes: list[int]) -> Value:
+    """CenterCropPad with the target shape as data: per axis, pads of
+    floor(diff / 2) before and the rest after (diff = target - dim; negative
+    pads crop, the larger half after as ONNX centres), then one gather per
+    axis (rt.gather_pad). The output dims are fresh symbols equal to the
+    targets; a negative or oversized target fails their size check."""
+    shape = rt.int_vector(n, 1, "shape")
+    if int(canon(shape.shape[0])) != len(axes):
+        n.fail(f"shape has {shape.shape[0]} values for {len(axes)} axes")
+    diff = n.op("subtract", shape, rt.dims_data(n, [x.shape[a] for a in axes]))
+    before = n.op("where", n.op("less", diff, rt.const(0)),
+                  n.op("negative", n.op("divide", n.op("negative", diff), rt.const(2))),
+                  n.op("divide", diff, rt.const(2)))
+    after = n.op("subtract", diff, before)
+    pads = rt.as_var(n.op("concat", before, after, axis=0))
+    return rt.gather_pad(n, x, pads, axes, "constant", rt.const(0, x.dtype))
 
 
 # -- Resize / Upsample ---------------------------------------------------------------------------------------------
