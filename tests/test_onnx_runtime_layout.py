@@ -47,6 +47,13 @@ CASES: dict[str, tuple[Any, list[dict[str, np.ndarray]]]] = {
     "col2im_strided": (_one("Col2Im", [("x", T.FLOAT, [2, 6, "l"]), ("i", T.INT64, [2])], strides=[2, 1],
                             dilations=[1, 2], inits={"b": np.array([3, 1])}),
                        [{"x": _rand(2, 6, 10), "i": np.array([5, 5])}, {"x": _rand(2, 6, 5), "i": np.array([3, 5])}]),
+    "affine_grid_2d": (_one("AffineGrid", [("t", T.FLOAT, ["n", 2, 3]), ("s", T.INT64, [4])], opset=20),
+                       [{"t": _rand(2, 2, 3), "s": np.array([2, 3, 4, 5])},
+                        {"t": _rand(1, 2, 3), "s": np.array([1, 1, 1, 6])}]),
+    "affine_grid_3d_align_corners": (_one("AffineGrid", [("t", T.FLOAT, ["n", 3, 4]), ("s", T.INT64, [5])],
+                                          opset=20, align_corners=1),
+                                     [{"t": _rand(2, 3, 4), "s": np.array([2, 1, 3, 4, 2])},
+                                      {"t": _rand(1, 3, 4), "s": np.array([1, 5, 2, 1, 3])}]),
 }
 
 # name -> (case, feeds, error, whether the message names the node): a negative size fails the size check of
@@ -64,20 +71,24 @@ HOSTILE: dict[str, tuple[str, dict[str, np.ndarray], Any, bool]] = {
                                                         "b": np.array([2, 2])}, ShapeError, True),
     "col2im_huge": ("col2im_image_shape", {"x": _rand(1, 8, 20), "i": np.array([2**62, 5]), "b": np.array([2, 2])},
                     BIG, False),
+    "affine_grid_negative": ("affine_grid_2d", {"t": _rand(2, 2, 3), "s": np.array([2, 3, -4, 5])}, ShapeError, True),
+    "affine_grid_batch_mismatch": ("affine_grid_2d", {"t": _rand(2, 2, 3), "s": np.array([3, 3, 4, 5])}, ShapeError,
+                                   False),
+    "affine_grid_huge": ("affine_grid_2d", {"t": _rand(2, 2, 3), "s": np.array([2, 3, 2**40, 2**40])}, BIG, False),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_runtime_size_matches_onnxruntime(case: str) -> None:
     m, calls = CASES[case]
-    module = check_against_onnxruntime(m, calls, "c")
+    module = check_against_onnxruntime(m, calls, "c", rtol=1e-5)  # AffineGrid: float32 sums near 0
     assert "relax.tensor_to_shape" in str(module)
 
 
 @pytest.mark.parametrize("case", ["center_crop_pad", "col2im_strided"])
 def test_runtime_size_on_the_interpreter(case: str) -> None:
     m, calls = CASES[case]
-    check_against_onnxruntime(m, calls, "interp")
+    check_against_onnxruntime(m, calls, "interp", rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -90,3 +101,21 @@ def test_hostile_runtime_size_is_a_project_error(name: str) -> None:
         with pytest.raises(err) as info:
             call(*feeds.values())
         assert f"my{op}" in str(info.value) or not names_node
+
+
+def test_expand_by_runtime_shape_keeps_static_input_dims() -> None:
+    """Expand's run-time shape cannot change an input dim that is a static
+    integer other than 1, so the result keeps it: a Split then a Squeeze
+    without axes then give ONNX's rank (the pattern of AffineGrid's
+    function body, whose Transpose saw a rank-4 operand when those dims
+    were fresh symbols)."""
+    nodes = [helper.make_node("Expand", ["x", "s"], ["e"], name="myExpand"),
+             helper.make_node("Split", ["e"], ["a", "b"], axis=1, num_outputs=2),
+             helper.make_node("Squeeze", ["a"], ["q"]),
+             helper.make_node("Transpose", ["q"], ["y"], perm=[1, 0])]
+    m = onnx_model(nodes, [("x", T.FLOAT, [1, 2, 3]), ("s", T.INT64, [3])], ["y"], opset=18)
+    calls = [{"x": _rand(1, 2, 3), "s": np.array([2, 2, 3])}, {"x": _rand(1, 2, 3), "s": np.array([3, 1, 1])}]
+    module = check_against_onnxruntime(m, calls, "c")
+    assert "<[3, myExpand_shape0], f32>" in str(module)
+    with pytest.raises(ShapeError, match="myExpand_shape"):
+        rx.compile(module, target="c").main(_rand(1, 2, 3), np.array([2, 4, 3]))

@@ -21,7 +21,7 @@ import sympy
 
 from relax_xdsl import dtypes
 from relax_xdsl.frontend import onnx_runtime_values as rt
-from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, onnx_dtype, register_converter
 from relax_xdsl.shape import Dim, canon, dim_to_str, dims_differ
 
 _GRID_MODES = {"bilinear": "linear", "linear": "linear", "nearest": "nearest", "bicubic": "cubic", "cubic": "cubic"}
@@ -68,6 +68,8 @@ def _base_grid(spatial: list[int], align_corners: bool, dtype: str) -> np.ndarra
 @register_converter("AffineGrid", attrs=("align_corners",))
 def _affine_grid(n: Node) -> Value:
     theta = n.input(0, "theta")
+    if rt.is_runtime(n, 1):
+        return _affine_grid_at_run_time(n, theta)
     size = n.ints(1, "size")
     if len(size) not in (4, 5):
         n.fail(f"size must have 4 (N, C, H, W) or 5 (N, C, D, H, W) entries, got {len(size)}")
@@ -88,6 +90,53 @@ def _affine_grid(n: Node) -> Value:
     base = Known(_base_grid(spatial, _bool_attr(n, "align_corners"), theta.dtype), theta.dtype)
     points = n.op("matmul", base, n.op("permute_dims", theta, axes=[0, 2, 1]))   # [N, prod(spatial), r]
     return n.op("reshape", points, shape=[theta.shape[0], *spatial, r])
+
+
+def _check_theta(n: Node, theta: Value, r: int) -> None:
+    if theta.ndim != 3 or not all(canon(d) == v for d, v in zip(theta.shape[1:], (r, r + 1))):
+        n.fail(f"theta must be [N, {r}, {r + 1}] for a size of {r + 2} entries, got "
+               f"[{', '.join(dim_to_str(canon(d)) for d in theta.shape)}]")
+    if not dtypes.is_float(theta.dtype):
+        n.fail(f"theta must be floating-point, got {theta.dtype}")
+
+
+def _affine_grid_at_run_time(n: Node, theta: Value) -> Value:
+    """AffineGrid with the size as data: its spatial entries become fresh
+    symbols (size[0] is checked against theta's batch dim when it runs) and
+    the base grid is computed from aranges of those lengths, in float64 as
+    `_base_grid` does, then multiplied by theta as in the static case."""
+    size = rt.int_vector(n, 1, "size")
+    count = int(canon(size.shape[0]))
+    if count not in (4, 5):
+        n.fail(f"size must have 4 (N, C, H, W) or 5 (N, C, D, H, W) entries, got {count}")
+    r = count - 2
+    _check_theta(n, theta, r)
+    label = n.name or f"{n.op_type}_{n.index}"
+    fresh = n.importer.fb.fresh_symbols(count - 1, prefix=identifier(f"{label}_size", "s"))
+    spatial = rt.sizes(n, size, "size", [canon(theta.shape[0]), *fresh])[2:]
+    align = _bool_attr(n, "align_corners")
+    f64 = "float64"
+    coords: list[Value] = []
+    for a, s in enumerate(spatial):
+        i = n.op("arange", start=0.0, step=1.0, dtype=f64, length=[s])
+        s_f = n.op("astype", rt.dims_data(n, [s]), dtype=f64)
+        if align:  # one point: 1, as onnxruntime (see _base_grid)
+            v = n.op("divide", n.op("multiply", i, rt.const(2.0, f64)),
+                     n.op("maximum", n.op("subtract", s_f, rt.const(1.0, f64)), rt.const(1.0, f64)))
+            v = n.op("subtract", v, rt.const(1.0, f64))
+            v = n.op("where", n.op("greater", s_f, rt.const(1.0, f64)), v, rt.const(1.0, f64))
+        else:
+            v = n.op("subtract", n.op("divide", n.op("add", n.op("multiply", i, rt.const(2.0, f64)),
+                                                     rt.const(1.0, f64)), s_f), rt.const(1.0, f64))
+        shape: list[Any] = [1] * (r + 1)
+        shape[a] = s
+        coords.append(n.op("broadcast_to", n.op("reshape", v, shape=shape), shape=[*spatial, 1]))
+    ones = n.op("full", shape=[*spatial, 1], fill_value=1.0, dtype=f64)
+    base = n.op("concat", *reversed(coords), ones, axis=r)                       # [*spatial, r + 1]
+    points = canon(sympy.Mul(*spatial))
+    base = n.op("astype", n.op("reshape", base, shape=[points, r + 1]), dtype=theta.dtype)
+    grid = n.op("matmul", base, n.op("permute_dims", theta, axes=[0, 2, 1]))   # [N, prod(spatial), r]
+    return n.op("reshape", grid, shape=[theta.shape[0], *spatial, r])
 
 
 @register_converter("Col2Im", attrs=("dilations", "pads", "strides"))
