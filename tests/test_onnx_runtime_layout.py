@@ -15,7 +15,7 @@ from onnx import helper
 from util import check_against_onnxruntime, onnx_model
 
 import relax_xdsl as rx
-from relax_xdsl.errors import ResourceLimitError, ShapeError
+from relax_xdsl.errors import BoundsError, ResourceLimitError, ShapeError
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -54,6 +54,12 @@ CASES: dict[str, tuple[Any, list[dict[str, np.ndarray]]]] = {
                                           opset=20, align_corners=1),
                                      [{"t": _rand(2, 3, 4), "s": np.array([2, 1, 3, 4, 2])},
                                       {"t": _rand(1, 3, 4), "s": np.array([1, 5, 2, 1, 3])}]),
+    "max_unpool": (_one("MaxUnpool", [("x", T.FLOAT, ["n", 1, 2, 2]), ("i", T.INT64, ["n", 1, 2, 2]),
+                                       ("s", T.INT64, [4])], opset=11, kernel_shape=[2, 2], strides=[2, 2]),
+                   [{"x": _rand(1, 1, 2, 2), "i": np.array([5, 7, 13, 15]).reshape(1, 1, 2, 2),
+                     "s": np.array([1, 1, 4, 4])},
+                    {"x": _rand(2, 1, 2, 2), "i": np.array([0, 6, 12, 24, 3, 1, 20, 2]).reshape(2, 1, 2, 2),
+                     "s": np.array([2, 1, 5, 5])}]),
 }
 
 # name -> (case, feeds, error, whether the message names the node): a negative size fails the size check of
@@ -75,6 +81,12 @@ HOSTILE: dict[str, tuple[str, dict[str, np.ndarray], Any, bool]] = {
     "affine_grid_batch_mismatch": ("affine_grid_2d", {"t": _rand(2, 2, 3), "s": np.array([3, 3, 4, 5])}, ShapeError,
                                    False),
     "affine_grid_huge": ("affine_grid_2d", {"t": _rand(2, 2, 3), "s": np.array([2, 3, 2**40, 2**40])}, BIG, False),
+    "max_unpool_negative": ("max_unpool", {"x": _rand(1, 1, 2, 2), "i": np.zeros((1, 1, 2, 2), np.int64),
+                                           "s": np.array([1, 1, -4, 4])}, ShapeError, True),
+    "max_unpool_index_past_the_output": ("max_unpool", {"x": _rand(1, 1, 2, 2), "i": np.full((1, 1, 2, 2), 9),
+                                                        "s": np.array([1, 1, 3, 3])}, BoundsError, False),
+    "max_unpool_batch_mismatch": ("max_unpool", {"x": _rand(1, 1, 2, 2), "i": np.zeros((1, 1, 2, 2), np.int64),
+                                                 "s": np.array([2, 1, 4, 4])}, ShapeError, False),
 }
 
 
