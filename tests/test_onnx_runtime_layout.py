@@ -60,6 +60,13 @@ CASES: dict[str, tuple[Any, list[dict[str, np.ndarray]]]] = {
                      "s": np.array([1, 1, 4, 4])},
                     {"x": _rand(2, 1, 2, 2), "i": np.array([0, 6, 12, 24, 3, 1, 20, 2]).reshape(2, 1, 2, 2),
                      "s": np.array([2, 1, 5, 5])}]),
+    "upsample_nearest": (_one("Upsample", [("x", T.FLOAT, [1, 2, "h", 3]), ("s", T.FLOAT, [4])], opset=9),
+                         [{"x": _rand(1, 2, 2, 3), "s": np.array([1, 1, 2, 3], F32)},
+                          {"x": _rand(1, 2, 3, 3), "s": np.array([2, 1, 1.5, 1], F32)}]),
+    "upsample_linear": (_one("Upsample", [("x", T.FLOAT, [1, 1, 3, 3]), ("s", T.FLOAT, [4])], opset=9,
+                             mode="linear"),
+                        [{"x": _rand(1, 1, 3, 3), "s": np.array([1, 1, 2, 2.5], F32)},
+                         {"x": _rand(1, 1, 3, 3), "s": np.array([1, 1, 1, 1], F32)}]),
 }
 
 # name -> (case, feeds, error, whether the message names the node): a negative size fails the size check of
@@ -87,6 +94,14 @@ HOSTILE: dict[str, tuple[str, dict[str, np.ndarray], Any, bool]] = {
                                                         "s": np.array([1, 1, 3, 3])}, BoundsError, False),
     "max_unpool_batch_mismatch": ("max_unpool", {"x": _rand(1, 1, 2, 2), "i": np.zeros((1, 1, 2, 2), np.int64),
                                                  "s": np.array([2, 1, 4, 4])}, ShapeError, False),
+    "upsample_negative": ("upsample_nearest", {"x": _rand(1, 2, 2, 3), "s": np.array([1, 1, -2, 1], F32)},
+                          ShapeError, True),
+    "upsample_below_one": ("upsample_nearest", {"x": _rand(1, 2, 2, 3), "s": np.array([1, 1, 1, 0.5], F32)},
+                           ShapeError, True),
+    "upsample_nan": ("upsample_nearest", {"x": _rand(1, 2, 2, 3), "s": np.array([1, 1, np.nan, 1], F32)},
+                     ShapeError, True),
+    "upsample_huge": ("upsample_nearest", {"x": _rand(1, 2, 2, 3), "s": np.array([1, 1, 2**40, 2**40], F32)}, BIG,
+                      False),
 }
 
 
