@@ -123,6 +123,9 @@ def test_max_unpool_out_of_range_index_is_bounds_error() -> None:
         exe["main"](x, np.array([0, 3, 8, 16], np.int64).reshape(1, 1, 2, 2))
 
 
-def test_max_unpool_runtime_output_shape_is_refused() -> None:
-    with pytest.raises(OnnxImportError, match="MaxUnpool.*output_shape.*known at import time"):
-        rx.from_onnx(direct_unpool([1, 1, 2, 2], output_shape=True))
+def test_max_unpool_runtime_output_shape_sizes_the_output() -> None:
+    """(Refused before; tests/test_onnx_runtime_layout.py compares it with onnxruntime.)"""
+    exe = rx.compile(rx.from_onnx(direct_unpool([1, 1, 2, 2], output_shape=True)), target="c")
+    x = np.ones((1, 1, 2, 2), np.float32)
+    idx = np.array([0, 3, 8, 15], np.int64).reshape(1, 1, 2, 2)
+    assert exe["main"](x, idx, np.array([1, 1, 4, 5])).shape == (1, 1, 4, 5)

@@ -755,7 +755,7 @@ def _trilu_data_diagonal(n: Node, x: Value, upper: bool) -> Value:
 def _expand(n: Node) -> Value:
     x = n.input(0, "input")
     if rt.is_runtime(n, 1):
-        return n.op("broadcast_to", x, shape=rt.broadcast_target(n, x, rt.int_vector(n, 1, "shape")))
+        return rt.expand(n, x, rt.int_vector(n, 1, "shape"))
     shape = n.ints(1, "shape")
     xs = [canon(d) for d in x.shape]
     rank = max(len(xs), len(shape))

@@ -154,10 +154,12 @@ def _space_to_depth(n: Node) -> Value:
 @register_converter("CenterCropPad", attrs=("axes",))
 def _center_crop_pad(n: Node) -> Value:
     x = n.input(0, "input_data")
-    shape = n.ints(1, "shape")
     axes = [n.axis(a, x.ndim) for a in n.attr("axes", list(range(x.ndim)))]
     if len(set(axes)) != len(axes):
         n.fail(f"axes {axes} repeat an axis")
+    if rt.is_runtime(n, 1):
+        return _center_crop_pad_at_run_time(n, x, axes)
+    shape = n.ints(1, "shape")
     if len(shape) != len(axes):
         n.fail(f"shape has {len(shape)} values for {len(axes)} axes")
     before, after = [0] * x.ndim, [0] * x.ndim
@@ -175,6 +177,24 @@ def _center_crop_pad(n: Node) -> Value:
     if not any(before) and not any(after):
         return x
     return n.op("pad", x, pad_before=before, pad_after=after)
+
+
+def _center_crop_pad_at_run_time(n: Node, x: Value, axes: list[int]) -> Value:
+    """CenterCropPad with the target shape as data: per axis, pads of
+    floor(diff / 2) before and the rest after (diff = target - dim; negative
+    pads crop, the larger half after as ONNX centres), then one gather per
+    axis (rt.gather_pad). The output dims are fresh symbols equal to the
+    targets; a negative or oversized target fails their size check."""
+    shape = rt.int_vector(n, 1, "shape")
+    if int(canon(shape.shape[0])) != len(axes):
+        n.fail(f"shape has {shape.shape[0]} values for {len(axes)} axes")
+    diff = n.op("subtract", shape, rt.dims_data(n, [x.shape[a] for a in axes]))
+    before = n.op("where", n.op("less", diff, rt.const(0)),
+                  n.op("negative", n.op("divide", n.op("negative", diff), rt.const(2))),
+                  n.op("divide", diff, rt.const(2)))
+    after = n.op("subtract", diff, before)
+    pads = rt.as_var(n.op("concat", before, after, axis=0))
+    return rt.gather_pad(n, x, pads, axes, "constant", rt.const(0, x.dtype))
 
 
 # -- Resize / Upsample ---------------------------------------------------------------------------------------------
@@ -336,11 +356,12 @@ def _checked_sizes(n: Node, out: Value, what: str) -> list[Any]:
 
 
 def _runtime_resize(n: Node, x: Value, scales_i: int | None, sizes_i: int | None, roi_i: int | None,
-                    axes: list[int], params: dict[str, Any], policy: str) -> Value:
+                    axes: list[int], params: dict[str, Any], policy: str, upsample: bool = False) -> Value:
     """Resize with scales, sizes or roi computed at run time, as relax.resize_with_scales:
     the output extents of the resized axes are fresh symbols (from floor(in *
     scale), or the sizes, as ONNX defines them), the per-axis scales and the roi
-    are float64 data the kernel reads."""
+    are float64 data the kernel reads. `upsample` (Upsample's scales must be
+    >= 1): a scale below 1 becomes NaN, whose extent fails the size check."""
     r, k = x.ndim, len(axes)
     dims = [canon(d) for d in x.shape]
     in_f = n.op("astype", rt.dims_data(n, [dims[a] for a in axes]), dtype="float64")  # [k]
@@ -362,6 +383,8 @@ def _runtime_resize(n: Node, x: Value, scales_i: int | None, sizes_i: int | None
                                                             rt.const(0.5, f64))), "sizes")
     elif scales_i is not None:
         scale = _float_vector(n, scales_i, "scales", k)
+        if upsample:
+            scale = n.op("where", n.op("greater_equal", scale, rt.const(1.0, f64)), scale, rt.const(np.nan, f64))
         out_axes = _checked_sizes(n, n.op("floor", n.op("multiply", in_f, scale)), "sizes")
     else:
         n.fail("one of scales and sizes is required")
@@ -385,11 +408,15 @@ def _upsample(n: Node) -> Value:
     mode = n.attr("mode", "nearest")
     if mode not in ("nearest", "linear", "bilinear"):
         n.fail(f"attribute mode={mode!r} is not supported (nearest, linear)")
+    params = {"mode": "linear" if mode == "bilinear" else mode, "coordinate_transformation_mode": "asymmetric",
+              "nearest_mode": "floor"}
+    if n.opset >= 9 and rt.is_runtime(n, 1):
+        # scales as data: each output extent floor(dim * scale) is a fresh symbol; a scale below 1 (as
+        # onnxruntime, which refuses it), NaN or one giving an oversized extent fails its size check
+        return _runtime_resize(n, x, 1, None, None, list(range(x.ndim)), params, "stretch", upsample=True)
     scales = [float(s) for s in n.attr("scales")] if n.opset < 9 else _floats(n, 1, "scales")
     if scales is None:
         n.fail("scales is required")
     if any(s < 1 for s in scales):
         n.fail(f"scales {scales} must be >= 1")
-    params = {"mode": "linear" if mode == "bilinear" else mode, "coordinate_transformation_mode": "asymmetric",
-              "nearest_mode": "floor"}
     return _resize(n, x, scales, None, None, list(range(x.ndim)), params)

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 import sympy
 
 from relax_xdsl.frontend import onnx_ops, onnx_ops_nn
-from relax_xdsl.frontend.onnx_import import Node, Unavailable, Value, register_converter
+from relax_xdsl.frontend import onnx_runtime_values as rt
+from relax_xdsl.frontend.onnx_import import Node, Unavailable, Value, identifier, register_converter
 from relax_xdsl.shape import canon, dim_to_str
 
 
@@ -57,7 +58,8 @@ def _max_pool(n: Node) -> Sequence[Value | Unavailable]:
 @register_converter("MaxUnpool", attrs=("kernel_shape", "pads", "strides"))
 def _max_unpool(n: Node) -> Value:
     """Output extent per spatial axis (stride * (in - 1) + kernel - pad_begin
-    - pad_end) unless the output_shape input (known at import time) gives it."""
+    - pad_end) unless the output_shape input gives it (known at import time,
+    or data whose spatial entries become fresh symbols)."""
     x, ind = n.input(0, "X"), n.input(1, "I")
     if x.ndim < 3:
         n.fail(f"X must have rank >= 3 (N, C, spatial...), got rank {x.ndim}")
@@ -75,7 +77,9 @@ def _max_unpool(n: Node) -> Value:
                f"{len(strides)} and {len(pads)}")
     if any(v < 1 for v in kernel + strides) or any(p < 0 for p in pads):
         n.fail(f"kernel_shape and strides must be >= 1 and pads >= 0, got {kernel}, {strides}, {pads}")
-    if n.optional(2) is not None:
+    if rt.is_runtime(n, 2):
+        out = _output_shape_at_run_time(n, x)
+    elif n.optional(2) is not None:
         shape = n.ints(2, "output_shape")
         if len(shape) != x.ndim:
             n.fail(f"output_shape must have {x.ndim} values (N, C, spatial...), got {len(shape)}")
@@ -101,3 +105,16 @@ def _max_unpool(n: Node) -> Value:
     y = n.op("scatter_elements", zeros, flat_i, flat_x, axis=0, reduction="none")
     return n.op("reshape", y, shape=out)
 
+
+
+def _output_shape_at_run_time(n: Node, x: Value) -> list[sympy.Expr]:
+    """output_shape as data: N and C are checked against X's when it runs,
+    the spatial extents bind fresh symbols (a negative or oversized one
+    fails their size check; an index of I past their product fails the
+    scatter's range check)."""
+    shape = rt.int_vector(n, 2, "output_shape")
+    if int(canon(shape.shape[0])) != x.ndim:
+        n.fail(f"output_shape must have {x.ndim} values (N, C, spatial...), got {shape.shape[0]}")
+    label = n.name or f"{n.op_type}_{n.index}"
+    fresh = n.importer.fb.fresh_symbols(x.ndim - 2, prefix=identifier(f"{label}_output_shape", "s"))
+    return [canon(d) for d in rt.sizes(n, shape, "output_shape", [canon(x.shape[0]), canon(x.shape[1]), *fresh])]

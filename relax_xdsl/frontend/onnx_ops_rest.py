@@ -17,10 +17,12 @@ import secrets
 from typing import Any
 
 import numpy as np
+import sympy
 
 from relax_xdsl import dtypes
-from relax_xdsl.frontend.onnx_import import Known, Node, Value, onnx_dtype, register_converter
-from relax_xdsl.shape import canon, dim_to_str, dims_differ
+from relax_xdsl.frontend import onnx_runtime_values as rt
+from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, onnx_dtype, register_converter
+from relax_xdsl.shape import Dim, canon, dim_to_str, dims_differ
 
 _GRID_MODES = {"bilinear": "linear", "linear": "linear", "nearest": "nearest", "bicubic": "cubic", "cubic": "cubic"}
 _PADDING_MODES = ("zeros", "border", "reflection")
@@ -66,6 +68,8 @@ def _base_grid(spatial: list[int], align_corners: bool, dtype: str) -> np.ndarra
 @register_converter("AffineGrid", attrs=("align_corners",))
 def _affine_grid(n: Node) -> Value:
     theta = n.input(0, "theta")
+    if rt.is_runtime(n, 1):
+        return _affine_grid_at_run_time(n, theta)
     size = n.ints(1, "size")
     if len(size) not in (4, 5):
         n.fail(f"size must have 4 (N, C, H, W) or 5 (N, C, D, H, W) entries, got {len(size)}")
@@ -88,13 +92,148 @@ def _affine_grid(n: Node) -> Value:
     return n.op("reshape", points, shape=[theta.shape[0], *spatial, r])
 
 
+def _check_theta(n: Node, theta: Value, r: int) -> None:
+    if theta.ndim != 3 or not all(canon(d) == v for d, v in zip(theta.shape[1:], (r, r + 1))):
+        n.fail(f"theta must be [N, {r}, {r + 1}] for a size of {r + 2} entries, got "
+               f"[{', '.join(dim_to_str(canon(d)) for d in theta.shape)}]")
+    if not dtypes.is_float(theta.dtype):
+        n.fail(f"theta must be floating-point, got {theta.dtype}")
+
+
+def _affine_grid_at_run_time(n: Node, theta: Value) -> Value:
+    """AffineGrid with the size as data: its spatial entries become fresh
+    symbols (size[0] is checked against theta's batch dim when it runs) and
+    the base grid is computed from aranges of those lengths, in float64 as
+    `_base_grid` does, then multiplied by theta as in the static case."""
+    size = rt.int_vector(n, 1, "size")
+    count = int(canon(size.shape[0]))
+    if count not in (4, 5):
+        n.fail(f"size must have 4 (N, C, H, W) or 5 (N, C, D, H, W) entries, got {count}")
+    r = count - 2
+    _check_theta(n, theta, r)
+    label = n.name or f"{n.op_type}_{n.index}"
+    fresh = n.importer.fb.fresh_symbols(count - 1, prefix=identifier(f"{label}_size", "s"))
+    spatial = rt.sizes(n, size, "size", [canon(theta.shape[0]), *fresh])[2:]
+    align = _bool_attr(n, "align_corners")
+    f64 = "float64"
+    coords: list[Value] = []
+    for a, s in enumerate(spatial):
+        i = n.op("arange", start=0.0, step=1.0, dtype=f64, length=[s])
+        s_f = n.op("astype", rt.dims_data(n, [s]), dtype=f64)
+        if align:  # one point: 1, as onnxruntime (see _base_grid)
+            v = n.op("divide", n.op("multiply", i, rt.const(2.0, f64)),
+                     n.op("maximum", n.op("subtract", s_f, rt.const(1.0, f64)), rt.const(1.0, f64)))
+            v = n.op("subtract", v, rt.const(1.0, f64))
+            v = n.op("where", n.op("greater", s_f, rt.const(1.0, f64)), v, rt.const(1.0, f64))
+        else:
+            v = n.op("subtract", n.op("divide", n.op("add", n.op("multiply", i, rt.const(2.0, f64)),
+                                                     rt.const(1.0, f64)), s_f), rt.const(1.0, f64))
+        shape: list[Any] = [1] * (r + 1)
+        shape[a] = s
+        coords.append(n.op("broadcast_to", n.op("reshape", v, shape=shape), shape=[*spatial, 1]))
+    ones = n.op("full", shape=[*spatial, 1], fill_value=1.0, dtype=f64)
+    base = n.op("concat", *reversed(coords), ones, axis=r)                       # [*spatial, r + 1]
+    points = canon(sympy.Mul(*spatial))
+    base = n.op("astype", n.op("reshape", base, shape=[points, r + 1]), dtype=theta.dtype)
+    grid = n.op("matmul", base, n.op("permute_dims", theta, axes=[0, 2, 1]))   # [N, prod(spatial), r]
+    return n.op("reshape", grid, shape=[theta.shape[0], *spatial, r])
+
+
 @register_converter("Col2Im", attrs=("dilations", "pads", "strides"))
 def _col2im(n: Node) -> Value:
     x = n.input(0, "input")
+    if rt.is_runtime(n, 1) or rt.is_runtime(n, 2) or not all(isinstance(v, int) for v in n.ints(1, "image_shape")):
+        return _col2im_by_gather(n, x)
     image_shape = n.static_ints(1, "image_shape")
     block_shape = n.static_ints(2, "block_shape")
     params: dict[str, Any] = {k: list(n.attrs[k]) for k in ("dilations", "pads", "strides") if k in n.attrs}
     return n.op("col2im", x, image_shape=image_shape, block_shape=block_shape, **params)
+
+
+def _col2im_sizes(n: Node, i: int, what: str, positive: bool) -> list[Dim]:
+    """Input i (image_shape or block_shape) as dims: known values as they are
+    (block_shape checked at import), data as fresh symbols bound at run time
+    (a block dim of 0 is turned into -1, which their size check rejects)."""
+    if rt.is_runtime(n, i):
+        v = rt.int_vector(n, i, what)
+        if positive:
+            v = rt.as_var(n.op("where", n.op("less", v, rt.const(1)), rt.const(-1), v))
+        return rt.sizes(n, v, what)
+    vals = n.ints(i, what)
+    for d in vals:
+        if isinstance(d, int) and (d < 1 if positive else d < 0):
+            n.fail(f"{what} {vals} must be {'positive' if positive else 'non-negative'}")
+    return [canon(d) for d in vals]
+
+
+def _col2im_by_gather(n: Node, x: Value) -> Value:
+    """Col2Im with image_shape or block_shape computed at run time (or
+    symbolic), composed of existing ops: the block counts per axis are fresh
+    symbols (checked to multiply to L, and C * prod(block_shape) to x's dim
+    1); each output pixel gathers, for every kernel tap, the column entry
+    whose block covers it (an index clamped into range, masked when no block
+    lands there), and sums over the taps, as relax.col2im does with static
+    sizes."""
+    if x.ndim != 3:
+        n.fail(f"input must have rank 3 (N, C * prod(block_shape), L), got rank {x.ndim}")
+    if x.dtype == "bool":
+        n.fail("input must be numeric, got bool")
+    img = _col2im_sizes(n, 1, "image_shape", positive=False)
+    r = len(img)
+    ker = _col2im_sizes(n, 2, "block_shape", positive=True)
+    if r < 1 or len(ker) != r:
+        n.fail(f"image_shape and block_shape need one entry per spatial axis each, got {r} and {len(ker)}")
+    dil = [int(v) for v in n.attr("dilations", [1] * r)]
+    st = [int(v) for v in n.attr("strides", [1] * r)]
+    pd = [int(v) for v in n.attr("pads", [0] * (2 * r))]
+    if len(dil) != r or len(st) != r or len(pd) != 2 * r:
+        n.fail(f"dilations {dil}, strides {st} need {r} entries and pads {pd} needs {2 * r}")
+    if any(v < 1 for v in [*dil, *st]) or any(v < 0 for v in pd):
+        n.fail(f"dilations {dil} and strides {st} must be positive, pads {pd} non-negative")
+    img_d, ker_d = rt.dims_data(n, img), rt.dims_data(n, ker)
+    span = n.op("subtract", n.op("add", img_d, rt.const([pd[a] + pd[r + a] - 1 for a in range(r)])),
+                n.op("multiply", n.op("subtract", ker_d, rt.const(1)), rt.const(dil)))
+    count = n.op("add", n.op("divide", span, rt.const(st)), rt.const(1))
+    count = n.op("where", n.op("less", span, rt.const(0)), rt.const(-1), count)  # no block fits: rejected
+    blocks = rt.sizes(n, rt.as_var(count), "blocks")
+    k, nb = canon(sympy.Mul(*ker)), canon(sympy.Mul(*blocks))
+    channels = canon(x.shape[1] / k)
+    if not channels.is_integer:
+        (channels,) = rt.sizes(n, rt.as_var(n.op("divide", rt.dims_data(n, [x.shape[1]]), rt.dims_data(n, [k]))),
+                               "channels")
+        rt.sizes(n, rt.dims_data(n, [x.shape[1]]), "channels_x_block", [canon(channels * k)])
+    rt.sizes(n, rt.dims_data(n, [x.shape[2]]), "block_count", [nb])
+    flat = n.op("reshape", x, shape=[x.shape[0], channels, canon(k * nb)])
+    index: Value | None = None
+    mask: Value | None = None
+    for a in range(r):
+        taps = n.op("reshape", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[ker[a]]), shape=[ker[a], 1])
+        pos = n.op("reshape", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[img[a]]), shape=[1, img[a]])
+        p = n.op("subtract", n.op("add", pos, rt.const(pd[a])), n.op("multiply", taps, rt.const(dil[a])))
+        q = n.op("divide", p, rt.const(st[a]))
+        last = rt.dims_data(n, [canon(blocks[a] - 1)])
+        hit = n.op("logical_and", n.op("logical_and", n.op("greater_equal", p, rt.const(0)),
+                                        n.op("equal", n.op("mod", p, rt.const(st[a])), rt.const(0))),
+                   n.op("less_equal", q, last))
+        q = n.op("minimum", n.op("maximum", q, rt.const(0)), last)
+        tap_stride = rt.dims_data(n, [canon(sympy.Mul(*ker[a + 1:]) * nb)])
+        block_stride = rt.dims_data(n, [canon(sympy.Mul(*blocks[a + 1:]))])
+        term = n.op("add", n.op("multiply", taps, tap_stride), n.op("multiply", q, block_stride))
+        shape = [1] * (2 * r)
+        shape[a], shape[r + a] = ker[a], img[a]
+        term, hit = n.op("reshape", term, shape=shape), n.op("reshape", hit, shape=shape)
+        index = term if index is None else n.op("add", index, term)
+        mask = hit if mask is None else n.op("logical_and", mask, hit)
+    assert index is not None and mask is not None
+    index = n.op("broadcast_to", index, shape=[*ker, *img])
+    index = n.op("reshape", index, shape=[k, *img])
+    mask = n.op("reshape", n.op("broadcast_to", mask, shape=[*ker, *img]), shape=[1, 1, k, *img])
+    taken = n.op("take", flat, index, axis=2)
+    acc = "float32" if x.dtype in ("float16", "bfloat16") else x.dtype
+    if acc != x.dtype:
+        taken = n.op("astype", taken, dtype=acc)
+    y = n.op("sum", n.op("where", mask, taken, rt.const(0, acc)), axis=[2])
+    return y if acc == x.dtype else n.op("astype", y, dtype=x.dtype)
 
 
 @register_converter("Det")

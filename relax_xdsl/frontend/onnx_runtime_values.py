@@ -23,7 +23,7 @@ import sympy
 from relax_xdsl import dtypes
 from relax_xdsl.builder import Var
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, identifier, known_dims
-from relax_xdsl.shape import Dim, canon, dim_to_str
+from relax_xdsl.shape import Dim, canon, dim_to_str, dims_equal
 
 _INT_TYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 
@@ -130,6 +130,24 @@ def broadcast_target(n: Node, x: Value, shape: Var) -> list[Dim]:
         s = n.op("concat", const([1] * (rank - k)), s, axis=0)
     xpad = dims_data(n, [1] * (rank - r) + list(x.shape))
     return sizes(n, n.op("where", n.op("equal", s, const(1)), xpad, s), "shape")
+
+
+def expand(n: Node, x: Value, shape: Var) -> Value:
+    """Expand by a run-time shape: broadcast_to the fresh dims of
+    `broadcast_target` (its run-time check names the node), then a
+    match_cast that gives back the dims known whatever the data: an input
+    dim that is a static integer other than 1 (the entry must equal or keep
+    it) and leading positions the shape does not reach. Without it such a
+    dim would stay a fresh symbol, and a later Squeeze without axes would
+    keep it and give a different rank than ONNX."""
+    y = as_var(n.op("broadcast_to", x, shape=broadcast_target(n, x, shape)))
+    rank, r = y.ndim, x.ndim
+    xdims = [sympy.Integer(1)] * (rank - r) + [canon(d) for d in x.shape]
+    reach = rank - int(canon(shape.shape[0]))
+    known = [d if i < reach or (d.is_Integer and d != 1) else canon(y.shape[i]) for i, d in enumerate(xdims)]
+    if all(dims_equal(a, canon(b)) for a, b in zip(known, y.shape)):
+        return y
+    return n.importer.fb.match_cast(y, known)
 
 
 def tile(n: Node, x: Value, repeats: Var) -> Value:
