@@ -174,51 +174,6 @@ def _identity(n: Node) -> Value:
     return n.input(0, "input")
 
 
-@register_converter("Dropout", attrs=("seed", "ratio", "is_test", "consumed_inputs"))
-def _dropout(n: Node) -> Sequence[Value]:
-    """Inference: the output is the data and the mask (when asked for) all
-    true. Training mode draws random masks, which no target reproduces, so
-    it is refused unless the ratio is 0 (then it is the same identity); a
-    training flag or ratio given as data is checked when it runs."""
-    x = n.input(0, "data")
-    y = x
-    if n.opset < 7:
-        if not n.attr("is_test", 0) and float(n.attr("ratio", 0.5)) != 0:
-            n.fail("is_test=0 (training mode: random masks) is not supported (inference only)")
-    elif n.opset >= 12 and n.optional(2) is not None:
-        y = _dropout_inference_check(n, x)
-    if len(n.outputs) < 2 or not n.outputs[1]:
-        return [y]
-    mask_dtype = "bool" if n.opset >= 10 else _dtype_of(x)  # opsets 7-9: the mask has the data's type
-    return [y, n.op("ones", shape=list(x.shape), dtype=mask_dtype)]
-
-
-def _dropout_inference_check(n: Node, x: Value) -> Value:
-    """Dropout (opset >= 12) with a training_mode input: identity when the
-    flag is false or the ratio (default 0.5) is 0; otherwise refused, at
-    import when both are known, else when it runs: a gather of one scale
-    (1) at index `training and ratio != 0`, so training is a BoundsError
-    (index 1 of an extent of 1), and the output the data times that 1."""
-    training = n.input(2, "training_mode")
-    ratio = n.optional(1)
-    known_ratio = 0.5 if ratio is None else n.scalar(1, "ratio") if isinstance(ratio, Known) else None
-    if isinstance(training, Known):
-        if not n.scalar(2, "training_mode") or known_ratio == 0:
-            return x
-        if known_ratio is not None:
-            n.fail("training_mode=True with a nonzero ratio (random masks) is not supported (inference only)")
-    elif known_ratio == 0:
-        return x
-    flag = rt.scalar_tensor(n, 2, "training_mode") if not isinstance(training, Known) else training
-    if not isinstance(flag, Known) and flag.dtype != "bool":
-        n.fail(f"input 2 (training_mode) must be bool, got {flag.dtype}")
-    active = flag if known_ratio is not None else \
-        n.op("logical_and", flag, n.op("not_equal", rt.scalar_tensor(n, 1, "ratio"), rt.const(0, ratio.dtype)))
-    one = n.op("take", rt.const([1], _dtype_of(x)), n.op("astype", active, dtype="int64"), axis=0,
-               what=f"{n.where}: training_mode=True with a nonzero ratio (random masks) is not supported; the flag")
-    return n.op("multiply", x, one)
-
-
 @register_converter("Cast", attrs=("to", "saturate"))
 def _cast(n: Node) -> Value:
     x = n.input(0, "input")

@@ -1,6 +1,7 @@
 """ONNX converters for sampling, random numbers and Det: GridSample,
 AffineGrid, Col2Im, RandomUniform / RandomNormal (and their *Like forms),
-Bernoulli, Multinomial and Det, onto relax.grid_sample / col2im /
+Bernoulli, Multinomial, Dropout (training mode draws its mask) and Det,
+onto relax.grid_sample / col2im /
 random_uniform / random_normal / det (relax_xdsl/ops/sampling.py) and
 compositions of existing ops.
 
@@ -325,3 +326,76 @@ def _class_limit(n: Node, classes: Any) -> Value:
     if c.is_Integer:
         return Known(np.array(int(c) - 1, dtype=np.int64), "int64")
     n.fail(f"class_size must be static, got {dim_to_str(c)}")
+
+
+# -- Dropout --------------------------------------------------------------------------------------------------------
+
+
+@register_converter("Dropout", attrs=("seed", "ratio", "is_test", "consumed_inputs"))
+def _dropout(n: Node) -> list[Value]:
+    """Inference: the data, and a mask of ones. Training (opset 12+'s
+    training_mode input, or is_test=0 before opset 7): each element is kept
+    where a uniform draw in [0, 1) is at least the ratio, and scaled by
+    1 / (1 - ratio), as ONNX's reference; the mask is the kept elements.
+    A flag or ratio given as data picks between the two when it runs; a
+    ratio outside [0, 1) fails (at import when known, else when it runs,
+    naming the node). Opsets 7 to 11 have no training mode."""
+    x = n.input(0, "data")
+    if not dtypes.is_float(x.dtype):
+        n.fail(f"input 0 (data) must be floating-point, got {x.dtype}")
+    mask_dtype = "bool" if n.opset >= 10 else x.dtype  # opsets 7-9 (and is_test): the mask has the data's type
+    ones = n.op("ones", shape=list(x.shape), dtype=mask_dtype)
+    want_mask = len(n.outputs) >= 2 and bool(n.outputs[1])
+    if n.opset < 7:
+        ratio: Value = rt.const(float(n.attr("ratio", 0.5)), x.dtype)
+        training: Value | None = rt.const(not n.attr("is_test", 0), "bool")
+    elif n.opset < 12:
+        ratio, training = rt.const(0.0, x.dtype), None
+    else:
+        ratio = n.optional(1) if n.optional(1) is not None else rt.const(0.5, x.dtype)
+        training = n.optional(2)
+    if training is None or _known_false(training) or _known_zero(ratio):
+        return [x, ones] if want_mask else [x]
+    ratio = _checked_ratio(n, ratio, x.dtype)
+    keep = n.op("greater_equal", n.op("random_uniform", shape=list(x.shape), seed=_seed(n), dtype="float64"),
+                n.op("astype", ratio, dtype="float64"))
+    scale = n.op("divide", rt.const(1.0, x.dtype), n.op("subtract", rt.const(1.0, x.dtype), ratio))
+    dropped = n.op("multiply", n.op("multiply", x, n.op("astype", keep, dtype=x.dtype)), scale)
+    mask = n.op("astype", keep, dtype=mask_dtype) if mask_dtype != "bool" else keep
+    if not (isinstance(training, Known) and training.array.size == 1 and bool(training.array.reshape(-1)[0])):
+        flag = rt.scalar_tensor(n, 2, "training_mode") if not isinstance(training, Known) else training
+        if flag.dtype != "bool":
+            n.fail(f"input 2 (training_mode) must be bool, got {flag.dtype}")
+        dropped = n.op("where", flag, dropped, x)
+        mask = n.op("where", flag, mask, ones)
+    return [dropped, mask] if want_mask else [dropped]
+
+
+def _known_false(v: Value) -> bool:
+    return isinstance(v, Known) and not v.symbolic and v.array.size == 1 and not bool(v.array.reshape(-1)[0])
+
+
+def _known_zero(v: Value) -> bool:
+    return isinstance(v, Known) and not v.symbolic and v.array.size == 1 and float(v.array.reshape(-1)[0]) == 0.0
+
+
+def _checked_ratio(n: Node, ratio: Value, dtype: str) -> Value:
+    """The ratio as a 0-d value of the data's type, in [0, 1): checked at
+    import when known, else through a one-element gather that fails when it
+    runs (the check is on the ratio's own path, so it cannot be dropped)."""
+    if isinstance(ratio, Known) and not ratio.symbolic:
+        if ratio.array.size != 1:
+            n.fail(f"input 1 (ratio) must be a scalar, got shape {list(ratio.array.shape)}")
+        r = float(ratio.array.reshape(-1)[0])
+        if not 0.0 <= r < 1.0:
+            n.fail(f"ratio {r} must be in [0, 1)")
+        return rt.const(r, dtype)
+    r = rt.scalar_tensor(n, 1, "ratio")
+    if not dtypes.is_float(r.dtype):
+        n.fail(f"input 1 (ratio) must be floating-point, got {r.dtype}")
+    r = n.op("astype", r, dtype=dtype) if r.dtype != dtype else r
+    ok = n.op("logical_and", n.op("greater_equal", r, rt.const(0.0, dtype)), n.op("less", r, rt.const(1.0, dtype)))
+    index = n.op("where", ok, rt.const(0), rt.const(1))
+    return n.op("reshape", n.op("take", n.op("reshape", r, shape=[1]), index, axis=0,
+                                what=f"{n.where}: ratio must be in [0, 1); the checked index is 1 when it is not"),
+                shape=[])
