@@ -11,7 +11,7 @@ operand is a transpose of the last two axes reads the untransposed tensor
 with BLAS's transpose flag: attention's q @ K^T), dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
 bias as its C operand, and float32 conv2d, likewise with a per-channel
-bias [+ relu]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
+bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
 for groups 1, dilation 1.
@@ -201,9 +201,22 @@ def _bias(producer: GraphOp, add: GraphOp) -> TensorType | None:
     return bias if isinstance(bias, TensorType) and bias.dtype == "float32" else None
 
 
+def _is_relu6(op: GraphOp) -> bool:
+    """A clip to exactly [0, 6] (MobileNet's ReLU6)."""
+    from relax_xdsl.conv_library import RELU6_BOUNDS
+
+    p = op.SPEC.decode_params(dict(op.attributes))
+    return (float(p["min"]), float(p["max"])) == RELU6_BOUNDS
+
+
 def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
-    """conv2d + a per-channel bias ((o, 1, 1) or (1, o, 1, 1)) [+ relu]."""
+    """conv2d + a per-channel bias ((o, 1, 1) or (1, o, 1, 1)) [+ relu | relu6]."""
     conv, add = ops[0], ops[1]
+    act = ""
+    if len(ops) == 3:
+        if ops[2].SPEC.name == "clip" and not _is_relu6(ops[2]):
+            return None
+        act = "_relu6" if ops[2].SPEC.name == "clip" else "_relu"
     bias = _bias(conv, add)
     if bias is None or bias.ndim not in (3, 4):
         return None
@@ -211,7 +224,7 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     want = [1] * (bias.ndim - 3) + [o, 1, 1]
     if not all(dims_equal(d, e) for d, e in zip(bias.sym_shape, want)):
         return None
-    return _blas_conv2d(conv, f"_bias{bias.ndim}{'_relu' if len(ops) == 3 else ''}")
+    return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")
 
 
 def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
@@ -234,6 +247,7 @@ register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul_transposed, operands=_transposed_operands))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))
+register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "clip")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 

@@ -15,7 +15,14 @@ from __future__ import annotations
 import numpy as np
 
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
-from relax_xdsl.conv_library import check_variant, conv_buffers, conv_reference, parse_name, wrapper_signature
+from relax_xdsl.conv_library import (
+    activation_code,
+    check_variant,
+    conv_buffers,
+    conv_reference,
+    parse_name,
+    wrapper_signature,
+)
 from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.libraries import register_library_function, register_resolver
@@ -134,7 +141,7 @@ def _conv2d_wrapper(symbol: str, params: tuple[int, int, int, int], variant: str
     return f"""#include "rx_blas.h"
 {wrapper_signature(symbol, variant, "c2")} {{
   rx_blas_conv2d(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl},
-                 {1 if variant.endswith("_relu") else 0});
+                 {activation_code(variant)});
 }}
 """
 

@@ -15,10 +15,20 @@ import numpy as np
 
 from relax_xdsl.dialects.tir import BufferType
 
-CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu")
+CONV_VARIANTS = ("", "_bias3", "_bias4", "_bias3_relu", "_bias4_relu", "_bias3_relu6", "_bias4_relu6")
 """Conv2d library functions: plain, + a per-channel bias of shape (o, 1, 1)
-or (1, o, 1, 1), each optionally + relu (applied per image while it is in
-cache, instead of another pass over the output)."""
+or (1, o, 1, 1), each optionally + relu or relu6 (clip to [0, 6], as
+MobileNet's activations), applied per image while it is in cache instead of
+another pass over the output."""
+
+RELU6_BOUNDS = (0.0, 6.0)
+"""The clip bounds of the `_relu6` epilogue."""
+
+
+def activation_code(variant: str) -> int:
+    """The runtime's epilogue argument: 0 none, 1 relu, 2 relu6 (NaN kept,
+    as relax.relu and relax.clip keep it)."""
+    return 2 if variant.endswith("_relu6") else 1 if variant.endswith("_relu") else 0
 
 
 def check_variant(variant: str) -> None:
@@ -55,10 +65,10 @@ def parse_name(name: str, prefix: str, count: int) -> tuple[str, tuple[int, ...]
 def conv_reference(strides: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int],
                    groups: int, variant: str) -> Callable[..., None]:
     """The numpy reference of a conv2d library function: the conv2d op's
-    reference, then the variant's bias and relu."""
+    reference, then the variant's bias and relu / relu6."""
     from relax_xdsl.ops.registry import get_spec
 
-    spec, spec_relu = get_spec("conv2d"), get_spec("relu")
+    spec, spec_relu, spec_clip = get_spec("conv2d"), get_spec("relu"), get_spec("clip")
 
     def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
         out = rest[-1]
@@ -68,6 +78,8 @@ def conv_reference(strides: tuple[int, int], padding: tuple[int, int, int, int],
             out += rest[0].reshape(1, -1, 1, 1)
         if variant.endswith("_relu"):
             out[...] = spec_relu.reference(out)
+        elif variant.endswith("_relu6"):
+            out[...] = spec_clip.reference(out, *RELU6_BOUNDS)
 
     return reference
 

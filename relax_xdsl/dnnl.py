@@ -1,5 +1,5 @@
 """oneDNN library functions: conv2d of every kind (groups, depthwise,
-dilation, any strides and paddings, a per-channel bias and relu epilogue)
+dilation, any strides and paddings, a per-channel bias and relu / relu6 epilogue)
 on oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py
 routes each conv2d to oneDNN or to BLAS's im2col + GEMM).
 
@@ -26,7 +26,14 @@ from importlib import metadata
 from pathlib import Path
 
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
-from relax_xdsl.conv_library import check_variant, conv_buffers, conv_reference, parse_name, wrapper_signature
+from relax_xdsl.conv_library import (
+    activation_code,
+    check_variant,
+    conv_buffers,
+    conv_reference,
+    parse_name,
+    wrapper_signature,
+)
 from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.libraries import register_library_function, register_resolver
 
@@ -146,7 +153,7 @@ def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str) -> str
     return f"""#include "rx_dnnl.h"
 {wrapper_signature(symbol, variant, "ci")} {{
   {runtime}(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
-                 {dh}, {dw}, {g}, {1 if variant.endswith("_relu") else 0});
+                 {dh}, {dw}, {g}, {activation_code(variant)});
 }}
 """
 

@@ -51,6 +51,8 @@ def conv_module(kind: str, epilogue: str = "", bias_shape: list[int] | None = No
             y = op.add(y, fb.param("b", bias_shape or [1, o, 1, 1], "float32"))
         if epilogue == "bias_relu":
             y = op.nn.relu(y)
+        elif epilogue == "bias_relu6":
+            y = op.clip(y, 0.0, 6.0)
         fb.ret(y)
     return fb.module
 
@@ -92,15 +94,16 @@ def test_every_conv_kind_is_one_dnnl_call(kind: str) -> None:
 
 
 @pytest.mark.parametrize("bias_shape", [[1, "o", 1, 1], ["o", 1, 1]], ids=["bias4", "bias3"])
-@pytest.mark.parametrize("epilogue", ["bias", "bias_relu"])
+@pytest.mark.parametrize("epilogue", ["bias", "bias_relu", "bias_relu6"])
 @pytest.mark.parametrize("kind", ["groups1", "depthwise", "dilation2", "strides-2x1-asym", "pointwise-groups4"])
 def test_bias_relu_epilogue_is_part_of_the_call(kind: str, epilogue: str, bias_shape: list[Any]) -> None:
     o = KINDS[kind][1]
     shape = [o if d == "o" else d for d in bias_shape]
     module = conv_module(kind, epilogue, shape)
     text = rx.print_module(offload_module(module.clone(), conv="dnnl"))
-    variant = f"_bias{len(shape)}{'_relu' if epilogue == 'bias_relu' else ''}"
+    variant = f"_bias{len(shape)}{epilogue[4:]}"
     assert text.count("lib.call") == 1 and "relax.add" not in text and "relax.relu" not in text
+    assert "relax.clip" not in text
     assert "lib.call @dnnl_conv2d_" in text and f"{variant}(" in text
     check_levels(rx.parse_module(text), cases(kind, epilogue, shape), levels=("interp", "c"))
 
@@ -128,23 +131,24 @@ def test_unknown_conv_route_is_an_error() -> None:
         offload_module(conv_module("groups1"), conv="mkl")
 
 
+@pytest.mark.parametrize("epilogue", ["bias_relu", "bias_relu6"])
 @pytest.mark.parametrize("kind", ["groups1", "depthwise", "dilation-2x1-groups2", "strides-2x1-asym"])
-def test_direct_fallback_when_dnnl_refuses(kind: str) -> None:
+def test_direct_fallback_when_dnnl_refuses(kind: str, epilogue: str) -> None:
     """When oneDNN cannot create or run a convolution (a build flag stands in
     for its refusal) the call computes it with direct loops: the library
     call has no error path, so it never leaves the output unwritten."""
     from relax_xdsl.backend.c import CModule
 
-    module = conv_module(kind, "bias_relu")
+    module = conv_module(kind, epilogue)
     loops = rx.lower(offload_module(module.clone(), conv="dnnl"), "default")
     lib = CModule(loops, cflags=(*DEFAULT_FLAGS, "-DRX_TEST_DNNL_DIRECT"))
-    for args in cases(kind, "bias_relu"):
+    for args in cases(kind, epilogue):
         (got,) = lib.call("main", list(args))
         assert_close(got, rx.evaluate(module, "main", *args))
     assert lib.lib.rx_dnnl_fallbacks() == 2  # batches 1 and 3 (batch 0 writes nothing)
 
 
-@pytest.mark.parametrize("epilogue", ["bias", "bias_relu"])
+@pytest.mark.parametrize("epilogue", ["bias", "bias_relu", "bias_relu6"])
 def test_nan_is_kept_as_relax_relu_keeps_it(epilogue: str) -> None:
     """NaN inputs give NaN outputs through the bias and relu epilogue
     (oneDNN's relu post-op would give 0: relu runs as a pass of ours)."""

@@ -140,24 +140,28 @@ def test_conv2d_rows_as_wide_as_the_input(kernel: tuple[int, int], padding: tupl
     check_levels(rx.parse_module(text), cases)
 
 
-@pytest.mark.parametrize("relu", [False, True])
+def _activation(y: Any, act: str) -> Any:
+    return op.nn.relu(y) if act == "relu" else op.clip(y, 0.0, 6.0) if act == "relu6" else y
+
+
+@pytest.mark.parametrize("act", ["", "relu", "relu6"])
 @pytest.mark.parametrize(("bias_shape", "bias_first"), [([1, 8, 1, 1], False), ([8, 1, 1], True)])
 @pytest.mark.parametrize(("strides", "padding"), [((1, 1), (1, 1)), ((2, 1), (0, 2, 1, 0))])
-def test_conv2d_bias_relu_is_one_library_call(relu: bool, bias_shape: list[int], bias_first: bool,
+def test_conv2d_bias_relu_is_one_library_call(act: str, bias_shape: list[int], bias_first: bool,
                                               strides: tuple[int, int], padding: tuple[int, ...]) -> None:
-    """conv2d + per-channel bias (+ relu) -> one call: the bias is the GEMM's
-    C operand and relu runs per image; 4 images of this size take the
-    multi-threaded path (one column buffer per thread)."""
+    """conv2d + per-channel bias (+ relu | relu6) -> one call: the bias is the
+    GEMM's C operand and the activation runs per image; 4 images of this
+    size take the multi-threaded path (one column buffer per thread)."""
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", 4, "h", "h"], "float32")
         w = fb.param("w", [8, 4, 3, 3], "float32")
         b = fb.param("b", bias_shape, "float32")
         y = op.nn.conv2d(x, w, strides=strides, padding=padding)
         y = op.add(b, y) if bias_first else op.add(y, b)
-        fb.ret(op.nn.relu(y) if relu else y)
+        fb.ret(_activation(y, act))
     text = rx.print_module(offload_module(fb.module))
-    assert text.count("lib.call") == 1 and "relax.add" not in text and ("relax.relu" not in text)
-    assert f"_bias{len(bias_shape)}{'_relu' if relu else ''}" in text
+    assert text.count("lib.call") == 1 and "relax.add" not in text and "relax.relu" not in text
+    assert "relax.clip" not in text and f"_bias{len(bias_shape)}{'_' + act if act else ''}(" in text
     cases = [(rand((n, 4, h, h), seed=n), rand((8, 4, 3, 3), seed=7), rand(bias_shape, seed=3))
              for n, h in ((1, 2), (1, 5), (4, 16))]
     check_levels(rx.parse_module(text), cases)
@@ -173,24 +177,28 @@ def test_conv2d_with_a_non_channel_bias_keeps_the_add() -> None:
 
 
 @pytest.mark.parametrize("o", [3, 40], ids=["few-rows", "gemm"])
-@pytest.mark.parametrize("relu", [False, True])
-def test_pointwise_conv2d_reads_the_image_in_place(o: int, relu: bool) -> None:
+@pytest.mark.parametrize("act", ["", "relu", "relu6"])
+def test_pointwise_conv2d_reads_the_image_in_place(o: int, act: str) -> None:
     """A 1x1 stride-1 unpadded conv's GEMM takes the NCHW image as its column
-    matrix (no im2col copy), with bias and relu, for register-tile and BLAS
-    products alike; NaN stays NaN through relu."""
+    matrix (no im2col copy), with bias and relu / relu6, for register-tile
+    and BLAS products alike; NaN stays NaN through both."""
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", 5, "h", "w"], "float32")
         y = op.add(op.nn.conv2d(x, fb.param("k", [o, 5, 1, 1], "float32")), fb.param("b", [1, o, 1, 1], "float32"))
-        fb.ret(op.nn.relu(y) if relu else y)
+        fb.ret(_activation(y, act))
     module = offload_module(fb.module, conv="blas")
-    assert "lib.call @blas_conv2d_" in rx.print_module(module)
+    assert "lib.call @blas_conv2d_" in rx.print_module(module) and "relax.clip" not in rx.print_module(module)
     cases = []
     for n, h, w in ((0, 2, 3), (1, 1, 1), (3, 4, 7)):
-        x = rand((n, 5, h, w), seed=n)
+        x = 4 * rand((n, 5, h, w), seed=n)  # (outputs beyond 6 for relu6)
         if x.size:
             x.flat[3] = np.nan
         cases.append((x, rand((o, 5, 1, 1), seed=1), rand((1, o, 1, 1), seed=2)))
     check_levels(module, cases, levels=("c",))
+    if o <= 32:  # the register tiles' epilogue, also where the machine would take SGEMM (no AVX-512)
+        tiles = rx.compile(module, target="c", cflags=(*DEFAULT_FLAGS, "-DRX_TEST_SMALL_GEMM"))
+        for args in cases:
+            assert_close(tiles.main(*args), rx.evaluate(module, "main", *args))
 
 
 def test_grouped_conv_is_left_to_generated_code() -> None:

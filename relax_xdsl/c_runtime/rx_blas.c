@@ -39,7 +39,7 @@ typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
 #define RX_SMALL_GEMM_FAST 0
 #endif
 /* C[0:MR, 0:16*NV] (+)= A[0:MR, :] @ B[:, 0:16*NV] (+ rb[i] per row, then
-   relu when asked): the tile's sums stay in registers over all of k; each
+   the activation (rx_conv_act) when asked): the tile's sums stay in registers over all of k; each
    B vector loaded once per k serves MR rows. B's row k starts at ROW: k * ldb
    (a matrix), or koff[k] (rows at given offsets: a conv's shifted windows,
    rx_conv_windows). Vector v of B's row and of C's rows is VS and CS floats
@@ -49,7 +49,7 @@ typedef int32_t rx_vi16 __attribute__((vector_size(64), aligned(4)));
 #define RX_TILE_OF(MR, NV, SUFFIX, ROW, PREFETCH, VS, CS) \
 static void rx_tile_##MR##_##NV##SUFFIX(int64_t K, int64_t lda, int64_t ldb, int64_t ldc, const float* restrict A, \
                                 const float* restrict B, const int64_t* koff, int64_t bs, int64_t cs, \
-                                float* restrict C, int acc_c, const float* rb, int relu) { \
+                                float* restrict C, int acc_c, const float* rb, int act) { \
   rx_v16 acc[MR][NV]; \
   for (int i = 0; i < MR; ++i) \
     for (int v = 0; v < NV; ++v) { \
@@ -70,7 +70,11 @@ static void rx_tile_##MR##_##NV##SUFFIX(int64_t K, int64_t lda, int64_t ldb, int
   for (int i = 0; i < MR; ++i) \
     for (int v = 0; v < NV; ++v) { \
       rx_v16 r = acc[i][v]; \
-      if (relu) r = (rx_v16)((rx_vi16)r & ~(rx_vi16)(r < (rx_v16){0})); /* v < 0 ? 0 : v (NaN stays) */ \
+      if (act) r = (rx_v16)((rx_vi16)r & ~(rx_vi16)(r < (rx_v16){0})); /* v < 0 ? 0 : v (NaN stays) */ \
+      if (act == 2) { /* then v > 6 ? 6 : v (NaN stays): relu6 */ \
+        rx_vi16 above = (rx_vi16)(r > (rx_v16){0} + 6.0f); \
+        r = (rx_v16)(((rx_vi16)r & ~above) | ((rx_vi16)((rx_v16){0} + 6.0f) & above)); \
+      } \
       *(rx_v16*)(C + i * ldc + (CS) * v) = r; \
     } \
 }
@@ -83,10 +87,10 @@ RX_TILE_AT(8, 1) RX_TILE_AT(4, 1) RX_TILE_AT(1, 1)
 /* The columns [j, j + 16 * nv) of all M rows, in tiles of 8, 4, 2, 1 rows. */
 __attribute__((noinline))  /* one copy for the threaded and the plain loop */
 static void rx_tile_column(int64_t M, int64_t K, int64_t j, int nv, const float* A, const float* B, float* C,
-                           int64_t N, int acc_c, const float* rb, int relu) {
+                           int64_t N, int acc_c, const float* rb, int act) {
   int64_t i = 0;
 #define RX_ROWS(R) (nv == 2 ? rx_tile_##R##_2 : rx_tile_##R##_1)(K, K, N, N, A + i * K, B + j, NULL, 16, 16, \
-                                                             C + i * N + j, acc_c, rb ? rb + i : NULL, relu)
+                                                             C + i * N + j, acc_c, rb ? rb + i : NULL, act)
   for (; i + 8 <= M; i += 8) RX_ROWS(8);
   if (i + 4 <= M) { RX_ROWS(4); i += 4; }
   if (i + 2 <= M) { RX_ROWS(2); i += 2; }
@@ -146,11 +150,11 @@ static void rx_conv_windows_init(float* padded, int64_t* koff, int64_t c, int64_
       for (int64_t kx = 0; kx < kw; ++kx) koff[(ci * kh + ky) * kw + kx] = ci * hp * wp + ky * wp + kx;
 }
 /* y (o x oh x ow, o <= RX_SMALL_GEMM_ROWS) = W (o x k) conv x (c x h x w)
-   (+ bias[oc], then relu when asked), through `padded` as set up above. */
+   (+ bias[oc], then the activation when asked), through `padded` as set up above. */
 __attribute__((optimize("no-tree-loop-distribute-patterns")))  /* short rows: inline copies */
 static void rx_conv_windows(const float* x, const float* W, const float* bias, float* y, float* padded,
                             const int64_t* koff, int64_t c, int64_t h, int64_t w, int64_t o, int64_t k,
-                            int64_t oh, int64_t ow, int64_t hp, int64_t wp, int64_t pt, int64_t pl, int relu) {
+                            int64_t oh, int64_t ow, int64_t hp, int64_t wp, int64_t pt, int64_t pl, int act) {
   int64_t rows = h < hp - pt ? h : hp - pt, width = w < wp - pl ? w : wp - pl, p = oh * ow;
   for (int64_t ci = 0; ci < c; ++ci)
     for (int64_t iy = 0; iy < rows; ++iy) {
@@ -162,13 +166,13 @@ static void rx_conv_windows(const float* x, const float* W, const float* bias, f
   /* NV vectors VS floats apart in B, CS apart in the output CP (rows LDC apart) */
 #define RX_WINDOW_TILES(NV, VS, CP, CS, LDC) do { int64_t i = 0; \
     for (; i + 8 <= o; i += 8) \
-      rx_tile_8_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+      rx_tile_8_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, act); \
     if (i + 4 <= o) { \
-      rx_tile_4_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+      rx_tile_4_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, act); \
       i += 4; \
     } \
     for (; i < o; ++i) \
-      rx_tile_1_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, relu); \
+      rx_tile_1_##NV##_at(k, k, 0, LDC, W + i * k, B + xx, koff, VS, CS, CP + i * LDC, 0, bias ? bias + i : NULL, act); \
   } while (0)
   for (int64_t yy = 0; yy < oh;) {
     /* with 16-float vectors in pairs: the columns a 32-wide tile leaves of
@@ -202,19 +206,19 @@ static void rx_conv_windows(const float* x, const float* W, const float* bias, f
   }
 #undef RX_WINDOW_TILES
 }
-/* C (+)= A @ B (+ rb[i] on row i, then relu when asked), row-major, A M x K,
+/* C (+)= A @ B (+ rb[i] on row i, then the activation when asked), row-major, A M x K,
    B K x N, C M x N; column tiles split over threads when the product is
    large. */
 static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C, int acc_c,
-                           const float* rb, int relu) {
+                           const float* rb, int act) {
   const int64_t width = 16 * RX_NV, tiles = N / width;
   if (2.0 * M * N * K >= RX_SMALL_GEMM_FLOPS && tiles > 1) {
     #pragma omp parallel for schedule(static)
-    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, act);
   } else  /* no OpenMP region at all: even one kept on one thread costs more than a small product */
-    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, relu);
+    for (int64_t t = 0; t < tiles; ++t) rx_tile_column(M, K, t * width, RX_NV, A, B, C, N, acc_c, rb, act);
   int64_t j = tiles * width;
-  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c, rb, relu); j += 16; }
+  if (RX_NV == 2 && j + 16 <= N) { rx_tile_column(M, K, j, 1, A, B, C, N, acc_c, rb, act); j += 16; }
   if (j == N) return;
   /* the last t < 16 columns: a 16-column tile over zero-padded copies */
   int64_t t = N - j;
@@ -229,7 +233,7 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
       for (int64_t jj = 0; jj < 16; ++jj) b16[k * 16 + jj] = jj < t ? B[k * N + j + jj] : 0.0f;
     for (int64_t i = 0; i < M; ++i)
       for (int64_t jj = 0; jj < 16; ++jj) c16[i * 16 + jj] = acc_c && jj < t ? C[i * N + j + jj] : 0.0f;
-    rx_tile_column(M, K, 0, 1, A, b16, c16, 16, 1, rb, relu);
+    rx_tile_column(M, K, 0, 1, A, b16, c16, 16, 1, rb, act);
     for (int64_t i = 0; i < M; ++i)
       for (int64_t jj = 0; jj < t; ++jj) C[i * N + j + jj] = c16[i * 16 + jj];
   } else {  /* no memory for the copies: column by column */
@@ -237,7 +241,7 @@ static void rx_sgemm_small(int64_t M, int64_t N, int64_t K, const float* A, cons
       for (int64_t jj = j; jj < N; ++jj) {
         float s = (acc_c ? C[i * N + jj] : 0.0f) + (rb ? rb[i] : 0.0f);
         for (int64_t k = 0; k < K; ++k) s += A[i * K + k] * B[k * N + jj];
-        C[i * N + jj] = relu && s < 0.0f ? 0.0f : s;
+        C[i * N + jj] = rx_conv_act(s, act);
       }
   }
   free(b16);
@@ -442,21 +446,21 @@ RX_DENSE_DEFS(_gelu, RX_ACT_GELU)
 
 /* Per image, at stride 1 with up to RX_SMALL_GEMM_ROWS output channels:
    register tiles reading shifted windows of a zero-padded copy of the
-   image (rx_conv_windows: no column matrix; bias and relu applied in the
+   image (rx_conv_windows: no column matrix; bias and activation applied in the
    tiles). Otherwise im2col (each row's in-input run copied, its padding
    zeroed, no test per element; at stride 1 with rows as wide as the
    input's, one shifted copy of the plane per tap), then one GEMM (with the
-   bias as its C operand, or with bias and relu in the register tiles for a
-   few channels), then relu. A thread that cannot allocate its buffers
+   bias as its C operand, or with bias and activation in the register tiles for a
+   few channels), then the activation. A thread that cannot allocate its buffers
    convolves directly instead. */
 /* One image's y (o x p) = W (o x k) @ cols (k x p) + the per-channel bias
-   B: in register tiles with the bias and relu applied there for few output
-   channels (returns 1: relu done), else the bias rows then BLAS (returns 0:
-   relu still to apply). */
+   B: in register tiles with the bias and activation applied there for few output
+   channels (returns 1: activation done), else the bias rows then BLAS (returns 0:
+   activation still to apply). */
 static int rx_conv_gemm(int64_t o, int64_t p, int64_t k, const float* W, const float* cols, const float* B,
-                        float* y, int relu) {
+                        float* y, int act) {
   if (rx_few_rows(o)) {
-    rx_sgemm_small(o, p, k, W, cols, y, 0, B, relu);
+    rx_sgemm_small(o, p, k, W, cols, y, 0, B, act);
     return 1;
   }
   if (B)
@@ -470,7 +474,7 @@ __attribute__((optimize("no-tree-loop-distribute-patterns")))  /* short rows: in
 __attribute__((noinline))  /* one copy for the threaded and the plain call */
 static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float* W, const float* B, float* Y,
                              int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh,
-                             int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int relu) {
+                             int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int act) {
   int64_t k = c * kh * kw, p = oh * ow;
   int unit = sh == 1 && sw == 1;
   /* shifted windows (see rx_conv_windows): stride 1, few output channels */
@@ -499,11 +503,11 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
     const float* x = X + b * c * h * w;
     float* y = Y + b * o * p;
     if (padded) {
-      rx_conv_windows(x, W, B, y, padded, koff, c, h, w, o, k, oh, ow, hp, wp, pt, pl, relu);
+      rx_conv_windows(x, W, B, y, padded, koff, c, h, w, o, k, oh, ow, hp, wp, pt, pl, act);
       continue;
     }
     if (in_place) {
-      if (rx_conv_gemm(o, p, k, W, x, B, y, relu)) continue;
+      if (rx_conv_gemm(o, p, k, W, x, B, y, act)) continue;
     } else if (!cols) {  /* no memory for the columns: a direct convolution, slower but right */
       for (int64_t oc = 0; oc < o; ++oc)
         for (int64_t yy = 0; yy < oh; ++yy)
@@ -564,10 +568,12 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
               for (int64_t xx = hi; xx < ow; ++xx) r[xx] = 0.0f;
             }
           }
-      if (rx_conv_gemm(o, p, k, W, cols, B, y, relu)) continue;
+      if (rx_conv_gemm(o, p, k, W, cols, B, y, act)) continue;
     }
-    if (relu)
-      for (int64_t j = 0; j < o * p; ++j) { float v = y[j]; y[j] = v < 0.0f ? 0.0f : v; }
+    if (act == 2)
+      for (int64_t j = 0; j < o * p; ++j) y[j] = rx_conv_act(y[j], 2);
+    else if (act)
+      for (int64_t j = 0; j < o * p; ++j) y[j] = rx_conv_act(y[j], 1);
   }
   free(cols);
   free(padded);
@@ -579,16 +585,16 @@ static void rx_conv2d_images(int64_t b0, int64_t b1, const float* X, const float
    over the threads by rx_gemm. */
 void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                    int64_t pt, int64_t pl, int relu) {
+                    int64_t pt, int64_t pl, int act) {
   rx_blas_init();
   if (!(n > 1 && n * o * oh * ow * c * kh * kw >= 262144) || omp_in_parallel()) {
-    rx_conv2d_images(0, n, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, relu);
+    rx_conv2d_images(0, n, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, act);
     return;
   }
   #pragma omp parallel
   {
     int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
     rx_conv2d_images(n * t / threads, n * (t + 1) / threads, X, W, bias, Y, c, h, w, o, kh, kw, oh, ow, sh, sw, pt,
-                     pl, relu);
+                     pl, act);
   }
 }

@@ -65,8 +65,8 @@ RX_DENSE_DECLS(_gelu)
 /* Y (n x o x oh x ow) = conv2d(X (n x c x h x w), W (o x c x kh x kw)),
    groups 1, dilation 1, top / left padding pt / pl (the bottom / right
    padding is implied by oh / ow), then + bias[oc] when `bias` is not NULL,
-   then relu when `relu`. */
+   then the activation `act` (rx_conv_act: 0 none, 1 relu, 2 relu6). */
 void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                    int64_t pt, int64_t pl, int relu);
+                    int64_t pt, int64_t pl, int act);
 #endif /* RX_BLAS_H */

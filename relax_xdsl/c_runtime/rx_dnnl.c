@@ -64,7 +64,7 @@ int64_t rx_dnnl_fallbacks(void) {
 void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
                            int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                            int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
-                           int relu) {
+                           int act) {
   int64_t cg = c / groups, og = o / groups;
   for (int64_t b = 0; b < n; ++b)
     for (int64_t oc = 0; oc < o; ++oc) {
@@ -86,7 +86,7 @@ void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, fl
               }
             }
           }
-          out[y * ow + x] = relu && !(acc > 0.0f) ? (acc != acc ? acc : 0.0f) : acc;
+          out[y * ow + x] = rx_conv_act(acc, act);
         }
     }
 }
@@ -122,7 +122,7 @@ static dnnl_primitive_t rx_dnnl_reorder(const_dnnl_memory_desc_t from, const_dnn
   return prim;
 }
 
-/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups relu has_bias), created
+/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias), created
    with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
 static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   int64_t n = k[0], c = k[1], h = k[2], w = k[3], o = k[4], kh = k[5], kw = k[6], oh = k[7], ow = k[8];
@@ -211,11 +211,17 @@ static rx_dnnl_conv* rx_dnnl_get(const int64_t* key, int* owned) {
   return e;
 }
 
-/* relu in place, NaN kept as relax.relu (maximum(x, 0)) keeps it: oneDNN's
-   relu post-op turns NaN into 0, so the epilogue is this pass instead. */
-static void rx_dnnl_relu(float* Y, int64_t count) {
+/* relu or relu6 (rx_conv_act) in place, NaN kept as relax.relu
+   (maximum(x, 0)) and relax.clip keep it: oneDNN's relu and clip post-ops
+   turn NaN into 0, so the epilogue is this pass instead. */
+static void rx_dnnl_activate(float* Y, int64_t count, int act) {
+  if (act == 2) {
 #pragma omp parallel for simd if (count >= 65536) schedule(static)
-  for (int64_t i = 0; i < count; ++i) Y[i] = Y[i] < 0.0f ? 0.0f : Y[i];
+    for (int64_t i = 0; i < count; ++i) Y[i] = rx_conv_act(Y[i], 2);
+  } else {
+#pragma omp parallel for simd if (count >= 65536) schedule(static)
+    for (int64_t i = 0; i < count; ++i) Y[i] = rx_conv_act(Y[i], 1);
+  }
 }
 
 /* A 64-byte aligned buffer of `bytes` (at least one byte), or NULL. */
@@ -340,14 +346,14 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
 static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, const float* bias, float* Y,
                                int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw,
                                int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb,
-                               int64_t pr, int64_t dh, int64_t dw, int64_t groups, int relu) {
+                               int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act) {
   if (n == 0 || o == 0 || oh == 0 || ow == 0) return; /* an empty output: nothing to write */
   if (c == 0 || h == 0 || w == 0 || kh == 0 || kw == 0) {
-    /* oneDNN takes no zero-sized input: the output is the bias (then relu) */
-    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, relu);
+    /* oneDNN takes no zero-sized input: the output is the bias (then the activation) */
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act);
     return;
   }
-  int64_t key[RX_DNNL_KEY] = {n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, relu, bias != NULL};
+  int64_t key[RX_DNNL_KEY] = {n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act, bias != NULL};
   int owned = 0;
 #ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every convolution */
   rx_dnnl_conv* e = NULL;
@@ -359,22 +365,22 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
   if (owned) rx_dnnl_free_entry(e);
   if (failed) {
     __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
-    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, relu);
-  } else if (relu) {
-    rx_dnnl_relu(Y, n * o * oh * ow);
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act);
+  } else if (act) {
+    rx_dnnl_activate(Y, n * o * oh * ow, act);
   }
 }
 
 void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                     int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                    int relu) {
-  rx_dnnl_conv2d_any(X, W, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, relu);
+                    int act) {
+  rx_dnnl_conv2d_any(X, W, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act);
 }
 
 void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                        int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                       int relu) {
-  rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, relu);
+                       int act) {
+  rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act);
 }

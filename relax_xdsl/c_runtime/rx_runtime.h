@@ -58,6 +58,15 @@ int rx_fail_loop(const char* what);
 /* Control flow (scf.if / scf.while results, call results) can hold one
    buffer in several of a function's rx_owned slots: freeing it clears
    every slot holding it, and the error path frees each buffer once. */
+/* A library conv's epilogue on one value (conv_library.activation_code):
+   0 none, 1 relu, 2 relu6 (clip to [0, 6]); NaN stays NaN, as relax.relu
+   and relax.clip keep it. */
+static inline float rx_conv_act(float v, int act) {
+  if (act && v < 0.0f) v = 0.0f;
+  if (act == 2 && v > 6.0f) v = 6.0f;
+  return v;
+}
+
 static inline void rx_disown(void** owned, int n, const void* p) {
   for (int k = 0; k < n; ++k)
     if (owned[k] == p) owned[k] = NULL;
