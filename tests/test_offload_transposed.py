@@ -89,3 +89,19 @@ def test_threaded_splits_of_a_transposed_product(batch: int, m: int, n: int, d: 
     k, q = rand((batch, n, d), seed=3), rand((batch, m, d), seed=4)
     expected = (q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)).astype(np.float32)
     np.testing.assert_allclose(exe["main"](k, q), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_transpose_without_axes_reverses_them() -> None:
+    """permute_dims without axes reverses all of them: a transpose of the
+    last two only for a matrix."""
+    for shape in ([4, "n"], [2, 4, "n"]):
+        with rx.FunctionBuilder("main") as fb:
+            k = fb.param("k", shape, "float32")
+            kt = op.permute_dims(k)
+            q = fb.param("q", [2, "n"] if len(shape) == 2 else ["n", 3, 4], "float32")
+            fb.ret(op.matmul(q, kt))
+        text = rx.print_module(offload_module(fb.module))
+        assert ("_tb(" in text) == (len(shape) == 2), text
+        args = [rand(tuple(5 if d == "n" else d for d in shape), seed=1),
+                rand((2, 5) if len(shape) == 2 else (5, 3, 4), seed=2)]
+        assert_close(rx.compile(fb.module, target="c").main(*args), rx.evaluate(fb.module, "main", *args))
