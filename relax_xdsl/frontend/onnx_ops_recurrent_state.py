@@ -63,8 +63,9 @@ def _static(n: Node, d: Any, what: str) -> int:
 
 def _with_shape(n: Node, v: Var, want: list[Dim], what: str) -> Var:
     """`v` with the shape `want`: an import error when a dim provably
-    differs, a run-time check (a match_cast whose symbols are named after
-    the node and input) when equality cannot be proven, else `v` as is."""
+    differs, else `v` as is when every dim is provably equal, else checked
+    at run time: its shape as data through a tensor_to_shape named after the
+    node and input (so the ShapeError names them), then a match_cast."""
     have = [canon(d) for d in v.shape]
     for k, (a, b) in enumerate(zip(have, want)):
         if dims_differ(a, b):
@@ -72,10 +73,10 @@ def _with_shape(n: Node, v: Var, want: list[Dim], what: str) -> Var:
     if all(dims_equal(a, b) for a, b in zip(have, want)):
         return v
     fb = n.importer.fb
-    prefix = identifier(f"{n.name or n.op_type}_{what.replace(' ', '_')}_dim", "state_dim")
-    fresh = fb.fresh_symbols(len(want), prefix=prefix)
-    bound = fb.match_cast(v, fresh)  # binds the node-named symbols to v's dims
-    return fb.match_cast(bound, want)  # and checks them against the expected dims
+    checked = fb.tensor_to_shape(fb.shape_to_tensor(fb.shape_of(v)), want)
+    label = n.name or f"{n.op_type}_{n.index}"
+    checked.value.name_hint = identifier(f"{label}_{what.replace(' ', '_')}_shape", "state_shape")
+    return fb.match_cast(v, want)
 
 
 def _const(v: float, dtype: str) -> Known:
