@@ -171,12 +171,13 @@ def _la_model(rule: str | None, hq: int, hkv: int, past: bool, decay_width: str 
 _LA_SCALE = {"g": 0.1, "beta": 0.1, "k": 0.4}
 _LA_SHIFT = {"g": -0.3, "beta": 0.5}
 _LA_BINDS = [{"b": 1, "t": 1}, {"b": 2, "t": 5}]
+_LA_LONG = [{"b": 1, "t": 70}]   # output rows gathered in chunks of 32: two full chunks and a partial one
 
 
 @pytest.mark.parametrize("rule", ["linear", "gated", "delta", "gated_delta"])
 @pytest.mark.parametrize("past", [False, True])
 def test_linear_attention_rules(rule: str, past: bool) -> None:
-    _check(_la_model(rule, 2, 2, past), _LA_BINDS, scale=_LA_SCALE, shift=_LA_SHIFT)
+    _check(_la_model(rule, 2, 2, past), _LA_BINDS + _LA_LONG, scale=_LA_SCALE, shift=_LA_SHIFT)
 
 
 @pytest.mark.parametrize(("hq", "hkv", "decay_width", "beta_width", "attrs"), [
@@ -191,7 +192,7 @@ def test_linear_attention_heads_and_widths(hq: int, hkv: int, decay_width: str, 
 
 
 def test_linear_attention_interp() -> None:
-    _check(_la_model("gated_delta", 4, 2, True), _LA_BINDS, targets=("interp",), scale=_LA_SCALE, shift=_LA_SHIFT)
+    _check(_la_model("gated_delta", 4, 2, True), _LA_BINDS + _LA_LONG, targets=("interp",), scale=_LA_SCALE, shift=_LA_SHIFT)
 
 
 def test_linear_attention_fp16() -> None:

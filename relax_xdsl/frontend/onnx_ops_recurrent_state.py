@@ -133,6 +133,11 @@ def _causal_conv_with_state(n: Node) -> list[Value]:
 
 _RULES = ("linear", "gated", "delta", "gated_delta")
 
+ROWS_PER_CHUNK = 32
+"""Output rows are gathered per chunk of this many tokens (an inner loop)
+and chunks joined in an outer one: joining one row per token onto the whole
+output would copy O(T^2) rows over a long prefill."""
+
 
 def _heads(n: Node) -> tuple[int, int]:
     hq, hkv = int(n.attr("q_num_heads")), int(n.attr("kv_num_heads"))
@@ -220,7 +225,12 @@ def _linear_attention(n: Node) -> list[Value]:
     vs = _time_major(n, v, [hkv, d_v])  # (T, B, H_kv, d_v)
     rows = [batch, canon(hkv), canon(group), canon(d_v)]
 
+    steps = _length(n, length)
+    i0 = fb.const(np.array(0, np.int64))
+    one, chunk = fb.const(np.array(1, np.int64)), fb.const(np.array(ROWS_PER_CHUNK, np.int64))
+
     def step(i: Var, state: Var, out: Var) -> list[Var]:
+        """Token i: the state updated and its output row appended to `out`."""
         state = fb.match_cast(state, state_dims)
         k_t, v_t = rop.take(ks, i, axis=0), rop.take(vs, i, axis=0)
         if decay is not None:
@@ -230,15 +240,23 @@ def _linear_attention(n: Node) -> list[Value]:
             v_t = rop.multiply(rop.take(beta, i, axis=0), rop.subtract(v_t, recalled))
         state = rop.add(state, rop.multiply(rop.expand_dims(k_t, axis=[3]), rop.expand_dims(v_t, axis=[2])))
         o_t = rop.matmul(rop.take(qs, i, axis=0), state)  # (B, H_kv, group, d_v)
-        grown = rop.concat([out, rop.expand_dims(o_t, axis=[0])], axis=0)
-        return [rop.add(i, fb.const(np.array(1, np.int64))), state, grown]
+        return [rop.add(i, one), state, rop.concat([out, rop.expand_dims(o_t, axis=[0])], axis=0)]
 
-    steps = _length(n, length)
-    i0 = fb.const(np.array(0, np.int64))
-    out0 = rop.zeros([0, *rows], "float32")
-    types = [i0.type, fb.generalize(state0.type), fb.generalize(TensorType.of([fb.fresh_symbols(1)[0], *rows],
-                                                                               "float32"))]
-    _, state, out = fb.while_([i0, state0, out0], lambda i, *_: rop.less(i, steps), step, carried=types)
+    def carried() -> list[Any]:
+        """Each loop's carried types (a token index, the state, rows so far), with its own fresh symbols."""
+        return [i0.type, fb.generalize(state0.type),
+                fb.generalize(TensorType.of([fb.fresh_symbols(1)[0], *rows], "float32"))]
+
+    def one_chunk(j: Var, state: Var, out: Var) -> list[Var]:
+        """Tokens j .. min(j + ROWS_PER_CHUNK, T) - 1, their rows gathered
+        apart and then joined to the output once."""
+        end = rop.minimum(rop.add(j, chunk), steps)
+        _, state, piece = fb.while_([j, state, rop.zeros([0, *rows], "float32")], lambda i, *_: rop.less(i, end),
+                                    step, carried=carried())
+        return [end, state, rop.concat([out, piece], axis=0)]
+
+    _, state, out = fb.while_([i0, state0, rop.zeros([0, *rows], "float32")], lambda j, *_: rop.less(j, steps),
+                              one_chunk, carried=carried())
     state = fb.match_cast(state, state_dims)
     out = fb.match_cast(out, [length, *rows])  # (T, B, H_kv, group, d_v)
     out = rop.reshape(rop.permute_dims(out, [1, 0, 2, 3, 4]), [batch, length, hq * d_v])
