@@ -818,6 +818,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
         onnx_ops_misc,
         onnx_ops_nn,
         onnx_ops_nn2,
+        onnx_ops_recurrent_state,
         onnx_ops_rest,
         onnx_ops_rnnq,
         onnx_ops_roi,
