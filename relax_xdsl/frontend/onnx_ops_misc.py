@@ -364,22 +364,23 @@ def _neg_inf(dt: str) -> Known:
 
 
 def _nonpad_lengths(n: Node, lens: Value, kv_len: Any) -> Value:
-    """nonpad_kv_seqlen as int64 [batch, 1, 1, 1]. A length above the key
-    length is outside ONNX's contract (it would unmask keys that are not
-    there), so it goes through a gather from 0..kv that is a BoundsError
-    naming the node when it runs; a negative one counts as 0, which is what
-    ONNX's reference computes for it (every key padding)."""
+    """nonpad_kv_seqlen as int64 [batch, 1, 1, 1]. A length outside
+    [0, kv] is outside ONNX's contract (above kv it would unmask keys that
+    are not there; onnxruntime refuses both sides), so each goes through a
+    gather from 0..kv, a negative one as index kv + 1: a BoundsError naming
+    the node when it runs."""
     if lens.ndim != 1:
         n.fail(f"nonpad_kv_seqlen must have rank 1 (batch,), got rank {lens.ndim}")
     if not lens.dtype.startswith("int"):
         n.fail(f"nonpad_kv_seqlen must hold integers, got {lens.dtype}")
     if lens.dtype != "int64":
         lens = n.op("astype", lens, dtype="int64")
-    lens = n.op("maximum", lens, _const(0, "int64"))
     d = canon(kv_len + 1)
     upto = Known(np.arange(int(d), dtype="int64"), "int64") if d.is_Integer else \
         n.op("arange", start=0.0, step=1.0, dtype="int64", length=[d])
-    lens = n.op("take", upto, lens, axis=0, what=f"{n.where}: nonpad_kv_seqlen (at most the key length {kv_len})")
+    index = n.op("where", n.op("less", lens, _const(0, "int64")), rt.dims_data(n, [d]), lens)
+    lens = n.op("take", upto, index, axis=0,
+                what=f"{n.where}: nonpad_kv_seqlen must be in [0, {kv_len}] (a negative one is checked as {d})")
     return n.op("reshape", lens, shape=[lens.shape[0], 1, 1, 1])
 
 
@@ -448,8 +449,9 @@ def _attention(n: Node) -> list[Value | Unavailable]:
     nonpad = n.optional(6)
     if (past_k is None) != (past_v is None):
         n.fail("past_key and past_value must be given together")
-    if nonpad is not None and past_k is not None:
-        n.fail("nonpad_kv_seqlen (an external cache) cannot be combined with past_key / past_value")
+    if nonpad is not None and (past_k is not None or any(n.outputs[1:3])):
+        n.fail("nonpad_kv_seqlen (an external cache) cannot be combined with past_key / past_value or the "
+               "present_key / present_value outputs")
     if not q.ndim == k.ndim == v.ndim:
         n.fail(f"Q, K and V must have the same rank, got {q.ndim}, {k.ndim}, {v.ndim}")
     dt = q.dtype
