@@ -32,8 +32,9 @@ def _grams(n: Node, pool: list[int], counts: list[int], lo: int, hi: int) -> tup
                                                                                   int]:
     """{gram length: {gram: n-gram id}} for the lengths in [lo, hi], and the
     number of ids. Ids count every n-gram of the pool in order (lengths
-    outside [lo, hi] too), as ONNX numbers them for ngram_indexes; a gram
-    listed twice keeps its last id, as ONNX's lookup does."""
+    outside [lo, hi] too), as ONNX numbers them for ngram_indexes. A gram
+    listed twice would have two columns; ONNX's reference keeps the last,
+    onnxruntime refuses the model, and so does this."""
     if any(c < 0 or c > len(pool) for c in counts) or any(a > b for a, b in zip(counts, counts[1:])):
         n.fail(f"ngram_counts {counts} must be nondecreasing starts within the pool of {len(pool)} items")
     grams: dict[int, dict[tuple[int, ...], int]] = {}
@@ -45,7 +46,10 @@ def _grams(n: Node, pool: list[int], counts: list[int], lo: int, hi: int) -> tup
         if lo <= size <= hi:
             table = grams.setdefault(size, {})
             for j in range(k):
-                table[tuple(pool[start + j * size:start + (j + 1) * size])] = next_id + j
+                gram = tuple(pool[start + j * size:start + (j + 1) * size])
+                if gram in table:
+                    n.fail(f"pool_int64s lists the {size}-gram {list(gram)} twice")
+                table[gram] = next_id + j
         next_id += k
     return grams, next_id
 
