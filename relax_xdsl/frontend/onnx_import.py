@@ -823,6 +823,7 @@ def from_onnx(model: Any, *, keep_params_in_input: bool = False, shapes: dict[st
         onnx_ops_rnnq,
         onnx_ops_roi,
         onnx_ops_sequence,
+        onnx_ops_tfidf,
     )
 
     proto = load_model(model)

@@ -363,10 +363,35 @@ def _neg_inf(dt: str) -> Known:
     return _const(-np.inf, dt)
 
 
-def _attention_bias(n: Node, q_len: Any, kv_len: Any, past_len: Any, mask: Value | None, dt: str) -> Value | None:
+def _nonpad_lengths(n: Node, lens: Value, kv_len: Any) -> Value:
+    """nonpad_kv_seqlen as int64 [batch, 1, 1, 1]. A length outside
+    [0, kv] is outside ONNX's contract (above kv it would unmask keys that
+    are not there; onnxruntime refuses both sides), so each goes through a
+    gather from 0..kv, a negative one as index kv + 1: a BoundsError naming
+    the node when it runs."""
+    if lens.ndim != 1:
+        n.fail(f"nonpad_kv_seqlen must have rank 1 (batch,), got rank {lens.ndim}")
+    if not lens.dtype.startswith("int"):
+        n.fail(f"nonpad_kv_seqlen must hold integers, got {lens.dtype}")
+    if lens.dtype != "int64":
+        lens = n.op("astype", lens, dtype="int64")
+    d = canon(kv_len + 1)
+    upto = Known(np.arange(int(d), dtype="int64"), "int64") if d.is_Integer else \
+        n.op("arange", start=0.0, step=1.0, dtype="int64", length=[d])
+    index = n.op("where", n.op("less", lens, _const(0, "int64")), rt.dims_data(n, [d]), lens)
+    lens = n.op("take", upto, index, axis=0,
+                what=f"{n.where}: nonpad_kv_seqlen must be in [0, {kv_len}] (a negative one is checked as {d})")
+    return n.op("reshape", lens, shape=[lens.shape[0], 1, 1, 1])
+
+
+def _attention_bias(n: Node, q_len: Any, kv_len: Any, past_len: Any, mask: Value | None, dt: str,
+                    nonpad: Value | None = None) -> Value | None:
     """The additive bias [.., q, kv]: the mask (bool as 0 / -inf, padded with
     -inf up to kv), plus the causal and sliding-window limits, which align
-    the query block to the end of the past (query i is at past + i)."""
+    the query block to the end of the past (query i is at past + i). With an
+    external cache (`nonpad`, [batch, 1, 1, 1] valid key counts) query i is
+    at nonpad - q + i of its batch, and keys from nonpad on are padding
+    (-inf), so the bias gains the batch axis."""
     bias: Value | None = None
     if mask is not None:
         if mask.dtype == "bool":
@@ -385,7 +410,9 @@ def _attention_bias(n: Node, q_len: Any, kv_len: Any, past_len: Any, mask: Value
     left, right = int(n.attr("left_window_size", -1)), int(n.attr("right_window_size", -1))
     if causal or left >= 0 or right >= 0:
         j = _axis_iota(n, kv_len, 1, 2)
-        if past_len == 0:
+        if nonpad is not None:  # [batch, 1, q, 1]
+            pos = n.op("add", _axis_iota(n, q_len, 2, 4), n.op("subtract", nonpad, rt.dims_data(n, [q_len])))
+        elif past_len == 0:
             pos = _axis_iota(n, q_len, 0, 2)
         elif isinstance(past_len, int):
             pos = n.op("add", _axis_iota(n, q_len, 0, 2), _const(past_len, "int64"))
@@ -408,6 +435,9 @@ def _attention_bias(n: Node, q_len: Any, kv_len: Any, past_len: Any, mask: Value
         assert allowed is not None
         limit = n.op("where", allowed, _const(0, dt), _neg_inf(dt))
         bias = limit if bias is None else n.op("add", bias, limit)
+    if nonpad is not None:
+        padding = n.op("where", n.op("less", _axis_iota(n, kv_len, 3, 4), nonpad), _const(0, dt), _neg_inf(dt))
+        bias = padding if bias is None else n.op("add", bias, padding)
     return bias
 
 
@@ -416,10 +446,12 @@ def _attention_bias(n: Node, q_len: Any, kv_len: Any, past_len: Any, mask: Value
 def _attention(n: Node) -> list[Value | Unavailable]:
     q, k, v = n.input(0, "Q"), n.input(1, "K"), n.input(2, "V")
     mask, past_k, past_v = n.optional(3), n.optional(4), n.optional(5)
-    if n.optional(6) is not None:
-        n.fail("input nonpad_kv_seqlen is not supported")
+    nonpad = n.optional(6)
     if (past_k is None) != (past_v is None):
         n.fail("past_key and past_value must be given together")
+    if nonpad is not None and (past_k is not None or any(n.outputs[1:3])):
+        n.fail("nonpad_kv_seqlen (an external cache) cannot be combined with past_key / past_value or the "
+               "present_key / present_value outputs")
     if not q.ndim == k.ndim == v.ndim:
         n.fail(f"Q, K and V must have the same rank, got {q.ndim}, {k.ndim}, {v.ndim}")
     dt = q.dtype
@@ -460,7 +492,8 @@ def _attention(n: Node) -> list[Value | Unavailable]:
     past_len: Any = canon(past_k.shape[2]) if past_k is not None else 0
     if isinstance(past_len, sympy.Integer):
         past_len = int(past_len)
-    bias = _attention_bias(n, q_len, kv_len, past_len, mask, dt)
+    lens = None if nonpad is None else _nonpad_lengths(n, nonpad, kv_len)
+    bias = _attention_bias(n, q_len, kv_len, past_len, mask, dt, lens)
     logits = qk if bias is None else n.op("add", qk, bias)
     precision = n.attr("softmax_precision", None)
     sm_dt = onnx_dtype(precision, f"node {n.name!r} (Attention) attribute softmax_precision") if precision else dt
