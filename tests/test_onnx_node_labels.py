@@ -74,7 +74,7 @@ I64 = TensorProto.INT64
 
 @pytest.mark.parametrize("level", ["evaluator", "interp", "c"])
 def test_runtime_checks_name_the_node(level: str) -> None:
-    """Slice's and Pad's run-time axes and training-mode Dropout fail when
+    """Slice's and Pad's run-time axes and Dropout's run-time ratio fail when
     they run with a BoundsError naming the ONNX node, not the internal take."""
     x = np.zeros((2, 3), "float32")
     sl = _runtime_model([helper.make_node("Slice", ["x", "s", "e", "a"], ["y"], name="slice_0")],
@@ -91,5 +91,5 @@ def test_runtime_checks_name_the_node(level: str) -> None:
         _runner(pad, level)(x, np.array([1, 1]), np.array([-3]))
     drop = _runtime_model([helper.make_node("Dropout", ["x", "r", "t"], ["y"], name="drop")],
                           [("x", F, [2, 3]), ("r", F, []), ("t", TensorProto.BOOL, [])])
-    with pytest.raises(rx.BoundsError, match=r"^node 'drop' \(Dropout\): training_mode=True with a nonzero ratio"):
-        _runner(drop, level)(x, np.array(0.5, "float32"), np.array(True))
+    with pytest.raises(rx.BoundsError, match=r"^node 'drop' \(Dropout\): ratio must be in \[0, 1\)"):
+        _runner(drop, level)(x, np.array(1.5, "float32"), np.array(True))
