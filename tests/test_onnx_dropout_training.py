@@ -46,7 +46,7 @@ def test_runtime_training_flag_and_ratio(target: str) -> None:
     m = _model(INPUTS, seed=3.0)
     module = rx.from_onnx(m)
     exe = rx.compile(module, target=target)
-    x = _x(N // 4 if target == "interp" else N)
+    x = _x(N // 40 if target == "interp" else N)  # (the interpreter runs each element in Python)
     for ratio in (0.5, 0.1, 0.9):
         args = (x, np.array(ratio, np.float32), np.array(True))
         y, mask = exe.main(*args)
