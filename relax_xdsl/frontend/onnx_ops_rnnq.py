@@ -558,16 +558,24 @@ def _stft(n: Node) -> Value:
         n.fail(f"the signal length {length} is shorter than the frame length {frame}")
     frames = 1 + (length - frame) // step
     idx = Known((np.arange(frames)[:, None] * step + np.arange(frame)[None, :]).astype(np.int64), "int64")
+    re, im, win = _frames(n, re, im, idx, window)
+    return _transform_last(n, re, im, frame, False, onesided, win)
+
+
+def _frames(n: Node, re: Value, im: Value | None, idx: Value, window: Value | None
+            ) -> tuple[Value, Value | None, np.ndarray | None]:
+    """The signal's frames (a gather of [frames, frame] indices along axis
+    1), times a window given as data; a window known at import is returned
+    as float64 instead, for the DFT matrix to fold in."""
     re = n.op("take", re, idx, axis=1)
     im = None if im is None else n.op("take", im, idx, axis=1)
-    win: np.ndarray | None = None
     if isinstance(window, Known) and not window.symbolic:
-        win = window.array.astype(np.float64)
-    elif window is not None:
+        return re, im, window.array.astype(np.float64)
+    if window is not None:
         w = window if window.dtype == re.dtype else n.op("astype", window, dtype=re.dtype)
         re = n.op("multiply", re, w)
         im = None if im is None else n.op("multiply", im, w)
-    return _transform_last(n, re, im, frame, False, onesided, win)
+    return re, im, None
 
 
 def _stft_at_run_time(n: Node, x: Value, window: Value | None) -> Value:
@@ -612,15 +620,7 @@ def _stft_at_run_time(n: Node, x: Value, window: Value | None) -> Value:
     frames, starts = sr.frame_starts(n, re.shape[1], frame_data, step)
     offsets = n.op("reshape", n.op("arange", start=0.0, step=1.0, dtype="int64", length=[frame]), shape=[1, frame])
     idx = n.op("add", starts, offsets)
-    re = n.op("take", re, idx, axis=1)
-    im = None if im is None else n.op("take", im, idx, axis=1)
-    win: np.ndarray | None = None
-    if isinstance(window, Known) and not window.symbolic:
-        win = window.array.astype(np.float64)
-    elif window is not None:
-        w = window if window.dtype == re.dtype else n.op("astype", window, dtype=re.dtype)
-        re = n.op("multiply", re, w)
-        im = None if im is None else n.op("multiply", im, w)
+    re, im, win = _frames(n, re, im, idx, window)
     if frame.is_Integer:
         return _transform_last(n, re, im, int(frame), False, onesided, win)
     return sr.transform_last(n, re, im, frame_data, frame, False, onesided)
