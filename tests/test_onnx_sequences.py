@@ -431,7 +431,7 @@ def test_folded_items_count_against_the_allocation_limit(monkeypatch: pytest.Mon
     m = _model([helper.make_node("SequenceEmpty", [], ["e"]), _const("m", np.array(4, np.int64)),
                 helper.make_node("Loop", ["m", "", "e"], ["s"], body=body, name="grow"),
                 helper.make_node("SequenceLength", ["s"], ["y"])], [], [_out("y")])
-    with pytest.raises(OnnxImportError, match=r"node 'grow' \(Loop\).*above the allocation limit"):
+    with pytest.raises(ResourceLimitError, match=r"node 'grow' \(Loop\).*above the allocation limit"):
         rx.from_onnx(m)
 
 

@@ -97,3 +97,30 @@ def test_tfidf_bad_attributes_name_the_node(change: dict[str, Any], message: str
     attrs = {k: v for k, v in attrs.items() if v is not None}
     with pytest.raises(RelaxError, match=message):
         rx.from_onnx(_model(attrs, I64, ["n", "c"]))
+
+
+def test_a_large_vocabulary_maps_columns_without_a_dense_table() -> None:
+    """20,000 unigrams in shuffled columns, two of them sharing a column
+    (their counts add): a gather, not a 20,000 x 20,000 one-hot map."""
+    vocab = 20_000
+    columns = np.random.default_rng(1).permutation(vocab)
+    columns[7] = columns[8]  # a shared column; the one it frees stays zero
+    m = _model(dict(pool_int64s=list(range(1, vocab + 1)), ngram_counts=[0], ngram_indexes=columns.tolist(),
+                    min_gram_length=1, max_gram_length=1, max_skip_count=0, mode="TF"), I64, ["n", "c"])
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    exe = rx.compile(rx.from_onnx(m), target="c")
+    x = np.random.default_rng(2).integers(1, 40, size=(3, 50)).astype(np.int64)
+    x[0, :5] = 8  # unigram 8 (id 7) and unigram 9 (id 8) share a column: counts 5 + 4
+    x[0, 5:9] = 9
+    np.testing.assert_array_equal(exe["main"](x), sess.run(None, {"X": x})[0])
+
+
+@pytest.mark.parametrize(("attrs", "error", "match"), [
+    (dict(max_skip_count=10**9), RelaxError, r"tfidf0.*max_skip_count=1000000000.*shifted views"),
+    (dict(ngram_indexes=[2**40] * 7), rx.ResourceLimitError, r"tfidf0.*output columns"),
+], ids=["huge-skip", "huge-column"])
+def test_hostile_attributes_fail_at_import(attrs: dict[str, Any], error: type, match: str) -> None:
+    base = dict(POOL, ngram_indexes=list(range(7)), min_gram_length=1, max_gram_length=3, max_skip_count=0,
+                mode="TF")
+    with pytest.raises(error, match=match):
+        rx.from_onnx(_model({**base, **attrs}, I64, ["n", "c"]))

@@ -660,6 +660,8 @@ class Importer:
         except RelaxError as err:
             if isinstance(err, OnnxImportError):
                 raise
+            if isinstance(err, ResourceLimitError):  # (a limit, not a model error: its type is kept)
+                raise ResourceLimitError(f"{where}: {err}") from err
             raise OnnxImportError(f"{where}: {err}") from err
         results = list(result) if isinstance(result, (list, tuple)) else [result]
         del inputs, node, result  # what is dropped below is freed

@@ -6,8 +6,8 @@ distance d (unigrams once, as skips do not change them) the n items at
 s, s + d, ..., s + (n-1) d of every position s are compared with every pool
 n-gram at once (a [rows, positions, grams] equality table from broadcast
 `equal` and `logical_and`), and summed over positions into counts per pool
-n-gram. One constant one-hot matmul then moves the counts to the output
-columns (ngram_indexes), and the mode weights them.
+n-gram. A gather then moves the counts to the output columns
+(ngram_indexes), and the mode weights them.
 
 The row is padded on the right with a value no pool n-gram holds, so every
 shifted view has the row's own length, symbolic or not, and an n-gram that
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from relax_xdsl.frontend.onnx_import import Known, Node, Value, register_converter
+from relax_xdsl.limits import check_alloc
 from relax_xdsl.shape import canon
 
 _MODES = ("TF", "IDF", "TFIDF")
@@ -68,6 +69,36 @@ def _counts(n: Node, x: Value, length: Any, gram: np.ndarray, skip: int) -> Valu
     return n.op("sum", n.op("astype", hit, dtype="float32"), axis=[1])
 
 
+MAX_VIEWS = 10_000
+"""Shifted views of the input the importer lays out at most (gram lengths
+times skip distances): a hostile max_skip_count must not make it build
+graph ops without end."""
+
+
+def _to_columns(n: Node, parts: list[Value], columns: list[int], rows: Any, width: int) -> Value:
+    """[rows, width]: each n-gram's counts added into its output column. A
+    gather per n-gram sharing a column (one, unless ngram_indexes repeats a
+    column), from the counts with a zero column appended for the columns no
+    n-gram maps to; no dense [n-grams, columns] map, which a vocabulary of
+    tens of thousands would make gigabytes."""
+    found = parts[0] if len(parts) == 1 else n.op("concat", *parts, axis=1)
+    zero = n.op("full", shape=[rows, 1], fill_value=0.0, dtype="float32")
+    found = n.op("concat", found, zero, axis=1)
+    by_column: dict[int, list[int]] = {}
+    for position, column in enumerate(columns):
+        by_column.setdefault(column, []).append(position)
+    total: Value | None = None
+    for r in range(max(len(v) for v in by_column.values())):
+        src = np.full(width, len(columns), dtype=np.int64)
+        for column, positions in by_column.items():
+            if r < len(positions):
+                src[column] = positions[r]
+        part = n.op("take", found, Known(src, "int64"), axis=1)
+        total = part if total is None else n.op("add", total, part)
+    assert total is not None
+    return total
+
+
 @register_converter("TfIdfVectorizer", attrs=("max_gram_length", "max_skip_count", "min_gram_length", "mode",
                                               "ngram_counts", "ngram_indexes", "pool_int64s", "pool_strings",
                                               "weights"))
@@ -101,6 +132,12 @@ def _tfidf_vectorizer(n: Node) -> Value:
     if weights is not None and mode != "TF" and len(weights) < width:
         n.fail(f"weights has {len(weights)} entries, fewer than the {width} output columns")
 
+    views = sum(size * (skips + 1 if size > 1 else 1) for size in grams)
+    if views > MAX_VIEWS:
+        n.fail(f"max_skip_count={skips} with n-grams up to {hi} long needs {views} shifted views of the input, "
+               f"more than {MAX_VIEWS}")
+    check_alloc((width,), 8, f"the map from n-grams to {width} output columns")
+
     two_d = x.ndim == 2
     rows, length = (x.shape[0], x.shape[1]) if two_d else (1, x.shape[0])
     x = n.op("reshape", x, shape=[rows, length]) if not two_d else x
@@ -111,7 +148,7 @@ def _tfidf_vectorizer(n: Node) -> Value:
         fill = min(set(range(len(pool) + 1)) - set(pool))  # a value no pool n-gram holds
         x = n.op("concat", x, n.op("full", shape=[rows, pad], fill_value=fill, dtype="int64"), axis=1)
     parts: list[Value] = []
-    onehot: list[np.ndarray] = []
+    columns: list[int] = []  # the output column of each counted n-gram, in the order of `parts`
     for size, table in sorted(grams.items()):
         if not table:
             continue
@@ -122,10 +159,9 @@ def _tfidf_vectorizer(n: Node) -> Value:
             total = c if total is None else n.op("add", total, c)
         assert total is not None
         parts.append(total)
-        onehot.append(np.eye(width, dtype=np.float32)[[indexes[i] for i in table.values()]])
+        columns += [indexes[i] for i in table.values()]
     if parts:
-        found = parts[0] if len(parts) == 1 else n.op("concat", *parts, axis=1)
-        tf = n.op("matmul", found, Known(np.concatenate(onehot), "float32"))
+        tf = _to_columns(n, parts, columns, rows, width)
     else:  # no pool n-gram of a length in [min, max]
         tf = n.op("full", shape=[rows, width], fill_value=0.0, dtype="float32")
     w = None if weights is None else Known(np.asarray(weights[:width], dtype=np.float32), "float32")
