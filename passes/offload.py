@@ -68,10 +68,9 @@ def _swapped_last_axes(v: SSAValue) -> GraphOp | None:
     op = v.owner
     if not isinstance(op, GraphOp) or op.SPEC.name != "permute_dims":
         return None
-    n = op.res.type.ndim  # type: ignore[union-attr]
-    axes = op.SPEC.decode_params(dict(op.attributes))["axes"]
-    perm = list(reversed(range(n))) if axes is None else [a % n for a in axes]  # (no axes: all reversed)
-    return op if n >= 2 and perm == [*range(n - 2), n - 1, n - 2] else None
+    from relax_xdsl.passes.simplify_layout import permutation, swaps_last_two
+
+    return op if swaps_last_two(permutation(op)) else None
 
 
 def _blas_matmul_transposed(op: GraphOp) -> LibFuncOp | None:

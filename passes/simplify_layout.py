@@ -46,7 +46,7 @@ def _is(op: Operation | None, names: frozenset[str] | str) -> bool:
     return isinstance(op, GraphOp) and (op.SPEC.name == names if isinstance(names, str) else op.SPEC.name in names)
 
 
-def _perm(op: GraphOp) -> tuple[int, ...]:
+def permutation(op: GraphOp) -> tuple[int, ...]:
     axes = op.SPEC.decode_params(dict(op.attributes))["axes"]
     ndim = op.res.type.ndim  # type: ignore[union-attr]
     return tuple(reversed(range(ndim))) if axes is None else tuple(a % ndim for a in axes)
@@ -69,7 +69,7 @@ class SimplifyPermuteDims(RewritePattern):
         if not _is(op, "permute_dims"):
             return
         assert isinstance(op, GraphOp)
-        perm, src = _perm(op), op.inputs[0]
+        perm, src = permutation(op), op.inputs[0]
         if perm == tuple(range(len(perm))) and src.type == op.res.type:
             rewriter.replace(op, [], [src])
             return
@@ -77,7 +77,7 @@ class SimplifyPermuteDims(RewritePattern):
         if not _is(inner, "permute_dims"):
             return
         assert isinstance(inner, GraphOp)
-        p1 = _perm(inner)
+        p1 = permutation(inner)
         composed = tuple(p1[a] for a in perm)
         x = inner.inputs[0]
         if composed == tuple(range(len(composed))) and x.type == op.res.type:
@@ -108,7 +108,7 @@ class SimplifyReshape(RewritePattern):
         _replace_or_remove(op, rewriter, new)
 
 
-def _swaps_last_two(perm: tuple[int, ...]) -> bool:
+def swaps_last_two(perm: tuple[int, ...]) -> bool:
     n = len(perm)
     return n >= 2 and perm == (*range(n - 2), n - 1, n - 2)
 
@@ -123,7 +123,7 @@ class BatchedTransposeThroughReshapes(RewritePattern):
             return
         assert isinstance(permute, GraphOp)
         inner = permute.inputs[0].owner
-        if not _is(inner, RESHAPE_LIKE) or not _swaps_last_two(_perm(permute)):
+        if not _is(inner, RESHAPE_LIKE) or not swaps_last_two(permutation(permute)):
             return
         assert isinstance(inner, GraphOp)
         x, mid, out = inner.inputs[0].type, inner.res.type, op.res.type
