@@ -105,3 +105,22 @@ def test_a_transpose_without_axes_reverses_them() -> None:
         args = [rand(tuple(5 if d == "n" else d for d in shape), seed=1),
                 rand((2, 5) if len(shape) == 2 else (5, 3, 4), seed=2)]
         assert_close(rx.compile(fb.module, target="c").main(*args), rx.evaluate(fb.module, "main", *args))
+
+
+@pytest.mark.parametrize(("batch", "m", "n", "d"), [(64, 1, 513, 32), (1, 1, 2000, 64), (3, 2, 1000, 40)],
+                         ids=["decode-heads", "one-row", "few-rows"])
+def test_memory_bound_products_split_over_threads(batch: int, m: int, n: int, d: int) -> None:
+    """A decode step's q @ K^T and p @ V: few flops (below RX_SMALL_GEMM_FLOPS)
+    over a cache of more than RX_SPLIT_BYTES, so rx_gemm_batch and rx_gemm
+    split them over the threads by bytes: both products against float64."""
+    with rx.FunctionBuilder("main") as fb:
+        k, v = fb.param("k", ["b", "n", "d"], "float32"), fb.param("v", ["b", "n", "d"], "float32")
+        q = fb.param("q", ["b", "m", "d"], "float32")
+        scores = op.matmul(q, op.permute_dims(k, [0, 2, 1]))
+        fb.ret(scores, op.matmul(scores, v))
+    exe = rx.compile(fb.module, target="c")
+    k, v, q = rand((batch, n, d), seed=3), rand((batch, n, d), seed=5), rand((batch, m, d), seed=4)
+    scores = q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)
+    got = exe["main"](k, v, q)
+    np.testing.assert_allclose(got[0], scores, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got[1], got[0].astype(np.float64) @ v.astype(np.float64), rtol=1e-4, atol=1e-3)

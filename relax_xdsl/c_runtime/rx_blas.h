@@ -20,10 +20,13 @@
 #ifndef RX_SMALL_GEMM_ROWS
 #define RX_SMALL_GEMM_ROWS 32
 #endif
-/* Below this many flops a BLAS call runs on the calling thread: waking
-   OpenBLAS's sleeping workers costs more than they save. */
+/* Below this many flops, and this many bytes of operands, a BLAS call runs
+   on the calling thread: an OpenMP region costs more than it saves. */
 #ifndef RX_SMALL_GEMM_FLOPS
 #define RX_SMALL_GEMM_FLOPS 4000000.0
+#endif
+#ifndef RX_SPLIT_BYTES
+#define RX_SPLIT_BYTES 262144.0
 #endif
 
 /* x1 @ x2 for each offloaded rank pair (blas.MATMUL_RANKS): x1's leading
