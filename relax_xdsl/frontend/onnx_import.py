@@ -41,6 +41,7 @@ from relax_xdsl.builder import FunctionBuilder, Var
 from relax_xdsl.dialects.relax import TensorType
 from relax_xdsl.errors import RelaxError, ResourceLimitError
 from relax_xdsl.frontend import onnx_sequences as seqs
+from relax_xdsl.frontend.onnx_rank_choice import Chooser, RankChoice, first_choice
 from relax_xdsl.limits import ENV as ALLOC_LIMIT_ENV
 from relax_xdsl.limits import check_alloc, max_alloc_bytes
 from relax_xdsl.ops.registry import get_spec
@@ -379,6 +380,7 @@ class Importer:
         self.held_bytes = 0  # their bytes: the folded data alive at once
         self._defined: set[str] = set()  # every name defined so far (values drops names after their last use)
         self._named: set[SSAValue] = set()
+        self.chooser = Chooser(self)  # If outputs whose rank depends on a run-time condition
         self.opset = self._opset()
 
     # -- setup ----------------------------------------------------------------
@@ -515,6 +517,11 @@ class Importer:
         """A graph value for `v` (a Known becomes a constant, or a parameter)."""
         if isinstance(v, Var):
             return v
+        if isinstance(v, RankChoice):
+            v = self.chooser.resolve(v)
+            if isinstance(v, RankChoice):
+                return self.chooser.materialize(v, node.where if node else "a graph output")
+            return self.tensor(v, node)
         if seqs.is_container(v):
             raise OnnxImportError(f"{node.where + ': ' if node else ''}{seqs.describe(v)} is used where a tensor "
                                   "is needed (sequences and optionals exist only at import time)")
@@ -654,17 +661,12 @@ class Importer:
             if seqs.is_container(v) and op_type not in seqs.CONTAINER_OPS:
                 raise OnnxImportError(f"{where}: input {i} {n!r} is {seqs.describe(v)}; {op_type} takes tensors")
             inputs.append(v)
-        node = Node(self, op_type, name, inputs, attrs, list(proto.output), self.opset, index)
-        try:
-            result = conv.fn(node)
-        except RelaxError as err:
-            if isinstance(err, OnnxImportError):
-                raise
-            if isinstance(err, ResourceLimitError):  # (a limit, not a model error: its type is kept)
-                raise ResourceLimitError(f"{where}: {err}") from err
-            raise OnnxImportError(f"{where}: {err}") from err
-        results = list(result) if isinstance(result, (list, tuple)) else [result]
-        del inputs, node, result  # what is dropped below is freed
+        inputs = [self.chooser.resolve(v) for v in inputs]
+        if first_choice(inputs) is not None:
+            results = self._apply_on_choice(conv, proto, attrs, inputs, index)
+        else:
+            results = self._apply(conv, proto, attrs, inputs, index)
+        del inputs  # what is dropped below is freed
         for i, out_name in enumerate(proto.output):
             if not out_name:
                 continue
@@ -689,6 +691,40 @@ class Importer:
         for n in dict.fromkeys(node_inputs(proto)):
             if self.last_use.get(n) == index:
                 self._release(n)
+
+    def _apply(self, conv: Converter, proto: Any, attrs: dict[str, Any], inputs: list[Any], index: int) -> list[Any]:
+        """conv on the node's resolved inputs: its results, errors naming the node."""
+        where = node_label(proto.name, index, proto.op_type)
+        self.chooser.count_node(where)
+        node = Node(self, proto.op_type, proto.name, inputs, attrs, list(proto.output), self.opset, index)
+        try:
+            result = conv.fn(node)
+        except RelaxError as err:
+            if isinstance(err, OnnxImportError):
+                raise
+            if isinstance(err, ResourceLimitError):  # (a limit, not a model error: its type is kept)
+                raise ResourceLimitError(f"{where}: {err}") from err
+            raise OnnxImportError(f"{where}: {err}") from err
+        return list(result) if isinstance(result, (list, tuple)) else [result]
+
+    def _apply_on_choice(self, conv: Converter, proto: Any, attrs: dict[str, Any], inputs: list[Any],
+                         index: int) -> list[Any]:
+        """A node with a RankChoice input (onnx_rank_choice): converted once
+        per branch of the first one's condition, inside a relax.if when the
+        branches' results agree in rank."""
+        first = first_choice(inputs)
+        assert first is not None
+        choices = [v for v in inputs if isinstance(v, RankChoice)]
+
+        def run_side(which: bool) -> list[Any]:  # (called with first's condition assumed to be `which`)
+            side = [self.chooser.resolve(v) for v in inputs]
+            if first_choice(side) is not None:
+                return self._apply_on_choice(conv, proto, attrs, side, index)
+            return self._apply(conv, proto, attrs, side, index)
+
+        return self.chooser.split(first.cond, first, run_side, max(v.chain for v in choices),
+                                  frozenset().union(*(v.conditions | {v.key} for v in choices)),
+                                  node_label(proto.name, index, proto.op_type), list(proto.output))
 
     def _hold(self, name: str, v: Value) -> None:
         """values[name] = v, counting a Known a node made (or one a sequence holds) in held_bytes."""

@@ -65,22 +65,29 @@ def _if(n: Node) -> Any:
     try:
         outs = fb.if_(c, lambda: branch("then", then_g), lambda: branch("else", else_g))
     except RelaxError:
-        why = "depends on symbolic dims" if isinstance(cond, Known) else "is computed at run time"
-        _refuse_different_ranks(n, given["then"], given["else"], why)
-        raise
+        if not _ranks_differ(given["then"], given["else"]):
+            raise
+        return _if_by_rank_choice(n, c, then_g, else_g)
     return list(outs) if isinstance(outs, tuple) else [outs]
 
 
-def _refuse_different_ranks(n: Node, then_types: Sequence[Any], else_types: Sequence[Any], why: str) -> None:
-    """An If whose branches give one output at different ranks can only be
-    imported when its condition is known at import time (a value has one
-    rank in the graph): the error names the output and both ranks."""
-    for k, (a, b) in enumerate(zip(then_types, else_types)):
-        if isinstance(a, TensorType) and isinstance(b, TensorType) and a.ndim != b.ndim:
-            name = n.outputs[k] if k < len(n.outputs) else str(k)
-            n.fail(f"output {k} ({name!r}): then_branch gives rank {a.ndim} ({a}), else_branch rank {b.ndim} ({b}); "
-                   f"branches of different ranks are supported only when cond is known at import time, and here it "
-                   f"{why}")
+def _ranks_differ(then_types: Sequence[Any], else_types: Sequence[Any]) -> bool:
+    return len(then_types) == len(else_types) and any(
+        isinstance(a, TensorType) and isinstance(b, TensorType) and a.ndim != b.ndim
+        for a, b in zip(then_types, else_types))
+
+
+def _if_by_rank_choice(n: Node, c: Var, then_g: Any, else_g: Any) -> list[Any]:
+    """An If whose branches give an output at different ranks under a run-time
+    condition: the outputs of equal ranks from one relax.if, the others as
+    RankChoices that the nodes using them resolve (onnx_rank_choice)."""
+    imp = n.importer
+    values = dict(imp.values)
+
+    def run_side(which: bool) -> list[Any]:
+        return imp.chooser.replay(values, lambda: imp.run_subgraph(then_g if which else else_g, [], n))
+
+    return imp.chooser.split(c, None, run_side, 0, frozenset({id(c.value)}), n.where, n.outputs)
 
 
 @dataclass
