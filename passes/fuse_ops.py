@@ -197,28 +197,29 @@ class _Group:
     inputs: list[SSAValue] = field(default_factory=list)  # from outside the group
 
 
-def _reads_consumed_input(p: GraphOp) -> bool:
-    """A producer reading a buffer that a relax.call_tir_inplace writes stays
-    where it is: computed inline in a consumer after that call, it would read
-    the written data."""
+def consumed_buffers(fn: FunctionOp) -> frozenset[SSAValue]:
+    """The values of `fn` that share a buffer a relax.call_tir_inplace writes
+    (computed once per function: find_groups does not change it)."""
     from relax_xdsl.dialects.relax import CallTIRInplaceOp
 
     from relax_xdsl.aliasing import storage_classes
 
-    fn = p.parent_op()
-    while fn is not None and not isinstance(fn, FunctionOp):
-        fn = fn.parent_op()
-    if fn is None:
-        return False
     written = [c.inputs[i] for c in fn.body.walk() if isinstance(c, CallTIRInplaceOp) for _, i in c.aliased()]
     if not written:
-        return False
+        return frozenset()
     classes = storage_classes(fn)
-    consumed = {m for v in written for m in classes.get(v, frozenset({v}))}
+    return frozenset(m for v in written for m in classes.get(v, frozenset({v})))
+
+
+def _reads_consumed_input(p: GraphOp, consumed: frozenset[SSAValue]) -> bool:
+    """A producer reading a buffer that a relax.call_tir_inplace writes stays
+    where it is: computed inline in a consumer after that call, it would read
+    the written data."""
     return any(v in consumed for v in p.operands)
 
 
-def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwise_path: bool) -> GraphOp | None:
+def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwise_path: bool,
+                      consumed: frozenset[SSAValue]) -> GraphOp | None:
     """A producer to absorb: injective, or (epilogue fusion) output-fusible /
     reduction when only elementwise ops lie between it and the root and it
     has the root's shape, so each of its elements is computed once."""
@@ -229,7 +230,7 @@ def _fusable_producer(v: SSAValue, root: GraphOp, taken: set[GraphOp], elementwi
         return None
     if len(list(p.res.uses)) != 1 or _assumes(p):
         return None
-    if _reads_consumed_input(p):
+    if _reads_consumed_input(p, consumed):
         return None
     consumer = next(iter(p.res.uses)).operation
     for rule in _RULES:
@@ -264,13 +265,14 @@ def _heads_an_epilogue(o: GraphOp) -> bool:
     return False
 
 
-def _absorb(o: GraphOp, root: GraphOp, taken: set[GraphOp], members: list[GraphOp], elementwise_path: bool) -> None:
+def _absorb(o: GraphOp, root: GraphOp, taken: set[GraphOp], members: list[GraphOp], elementwise_path: bool,
+            consumed: frozenset[SSAValue]) -> None:
     path = elementwise_path and pattern_of(o) in (ELEMWISE, BROADCAST)
     for v in o.inputs:
-        p = _fusable_producer(v, root, taken, path)
+        p = _fusable_producer(v, root, taken, path, consumed)
         if p is not None:
             taken.add(p)
-            _absorb(p, root, taken, members, path)
+            _absorb(p, root, taken, members, path, consumed)
             members.append(p)
 
 
@@ -278,16 +280,19 @@ def find_groups(func: FunctionOp) -> list[_Group]:
     """Fusion groups of a function, roots taken consumers first."""
     taken: set[GraphOp] = set()
     groups = []
-    for op in reversed(list(func.walk())):
+    consumed = consumed_buffers(func)
+    ops = list(func.walk())
+    order = {op: i for i, op in enumerate(ops)}
+    for op in reversed(ops):
         if not isinstance(op, GraphOp) or op in taken or not op.SPEC.can_legalize or _assumes(op):
             continue
         group = _Group(op)
         members: list[GraphOp] = []
 
-        _absorb(op, op, taken, members, True)
+        _absorb(op, op, taken, members, True, consumed)
         if members:
             taken.add(op)
-            members.sort(key=lambda o: list(func.walk()).index(o))
+            members.sort(key=order.__getitem__)
             group.ops = [*members, op]
             _group_inputs(group)
             groups.append(group)

@@ -77,6 +77,7 @@ from xdsl.dialects.builtin import (
     MemRefType,
     ModuleOp,
     StringAttr,
+    SymbolRefAttr,
     TupleType,
     UnitAttr,
     i64,
@@ -507,7 +508,7 @@ class _HostBuilder:
 
     def _is_view(self, op: CallTIROp) -> bool:
         """A reshape-like program the host replaces by a view of its input."""
-        callee = SymbolTable.lookup_symbol(op, op.callee)
+        callee = self.lowering.callee(op, op.callee)
         kind = callee.attributes.get("relax.op") if callee is not None else None
         return isinstance(kind, StringAttr) and kind.data in VIEW_OPS and len(op.inputs) == len(op.outs) == 1
 
@@ -609,7 +610,7 @@ class _HostBuilder:
         return alloc.memref
 
     def _call_tir(self, op: CallTIROp) -> None:
-        callee = SymbolTable.lookup_symbol(op, op.callee)
+        callee = self.lowering.callee(op, op.callee)
         if isinstance(callee, PrimFuncOp):
             raise RelaxError(f"{self.label}: tensor program @{op.callee.root_reference.data} is not lowered; "
                              "run lower-tir before lower-graph")
@@ -635,7 +636,7 @@ class _HostBuilder:
         written where the caller's array is (as TVM does; `_finish` still
         copies it when it is returned, so the caller owns every result); a
         constant is copied first, since its global serves every call."""
-        callee = SymbolTable.lookup_symbol(op, op.callee)
+        callee = self.lowering.callee(op, op.callee)
         what = f"relax.call_tir_inplace @{op.callee.root_reference.data}"
         if isinstance(callee, PrimFuncOp):
             raise RelaxError(f"{self.label}: tensor program @{op.callee.root_reference.data} is not lowered; "
@@ -729,7 +730,7 @@ class _HostBuilder:
                                                   f"{dim_to_str(ad)} must equal {dim_to_str(want)}"))
 
     def _lib_call(self, op: LibCallOp) -> None:
-        callee = SymbolTable.lookup_symbol(op, op.callee)
+        callee = self.lowering.callee(op, op.callee)
         assert isinstance(callee, LibFuncOp)
         self._assert_divisors(op, f"lib.call @{op.callee.root_reference.data}")
         outs = [self._alloc(r.type, f"lib.call @{op.callee.root_reference.data}", r)  # type: ignore[arg-type]
@@ -802,6 +803,19 @@ class LowerGraph:
         self.plan_memory = plan_memory
         self.n_globals = 0
         self.declared: dict[str, func.FuncOp] = {}
+        # the callees (tensor programs, library functions) by name: SymbolTable.lookup_symbol scans the
+        # module on every call, which made lowering quadratic in the number of programs
+        self.symbols: dict[str, Operation] = {}
+        for o in module.body.ops:
+            name = o.attributes.get("sym_name") or o.properties.get("sym_name")
+            if isinstance(name, StringAttr):
+                self.symbols.setdefault(name.data, o)
+
+    def callee(self, op: Operation, ref: Any) -> Operation | None:
+        """The module-level symbol `ref` (a call's callee) names."""
+        name = ref.root_reference.data if isinstance(ref, SymbolRefAttr) and not ref.nested_references.data \
+            else None
+        return self.symbols.get(name) if name is not None else SymbolTable.lookup_symbol(op, ref)
 
     def global_for(self, op: ConstantOp, block: Block) -> SSAValue:
         t = op.result.type
