@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fuzz_programs import LARGE, Program, describe, int_programs, programs
+from fuzz_programs import ALLOC_LIMIT, LARGE, Program, describe, int_programs, programs
 from hypothesis import HealthCheck, given, seed, settings
 from relax_xdsl.passes.pipelines import PIPELINES, _split, run_pipeline
 from util import roundtrip
@@ -75,7 +75,7 @@ def small_allocation_limit() -> Iterator[None]:
     """1 GiB per buffer while a program runs, so the huge binding fails the
     same way on every machine (compiled modules read the limit when built)."""
     old = os.environ.get(MAX_ALLOC_ENV)
-    os.environ[MAX_ALLOC_ENV] = str(1 << 30)
+    os.environ[MAX_ALLOC_ENV] = str(ALLOC_LIMIT)
     try:
         yield
     finally:
