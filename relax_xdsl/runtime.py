@@ -198,6 +198,10 @@ def compile(module: ModuleOp, target: str = "c", pipeline: str = "default", **op
         raise RelaxError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    if target == "c":  # the runtime archive compiles while the pipeline runs
+        from relax_xdsl.backend.c import prepare_runtime
+
+        prepare_runtime(**options)
     loops = lower(module, pipeline)
     timings["pipeline"] = time.perf_counter() - t0
     t1 = time.perf_counter()

@@ -205,3 +205,37 @@ def test_shape_values(target: str) -> None:
     shape, flat = exe.main(x)
     assert shape == (12,) == rx.evaluate(fb.module, "main", x)[0]
     assert_close(flat, x.reshape(-1))
+
+
+def test_a_large_module_compiles_as_two_units(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Above SPLIT_BYTES of function text the C compiles as two translation
+    units side by side: the tensor programs that call no carried library
+    source in the second, the library's source and its callers (the host
+    function) in the first only. Lowered here so a small module splits."""
+    from relax_xdsl.dialects.lib import LibFuncOp
+    from relax_xdsl.dialects.tir import BufferType
+
+    from relax_xdsl.backend import c_emitter
+    from relax_xdsl.libraries import register_library_function
+
+    monkeypatch.setattr(c_emitter, "SPLIT_BYTES", 1)
+    monkeypatch.setenv("RELAX_XDSL_CACHE_DIR", str(tmp_path))
+    register_library_function("test.axpy", _axpy_ref, c_source=AXPY_C)
+    buf = BufferType.of(["n"], "float32")
+    with rx.FunctionBuilder("main") as fb:
+        fb.add_func(LibFuncOp("axpy", [buf, buf, buf], "test_axpy", "test", reference="test.axpy"))
+        x = fb.param("x", ["n"], "float32")
+        y = op.exp(op.sigmoid(x))
+        z = fb.call_lib("axpy", [x, y], TensorType.of(["n"], "float32"))
+        fb.ret(op.tanh(op.relu(z)))
+    exe = rx.compile(fb.module, target="c", pipeline="baseline")
+    emitter = c_emitter.CEmitter(exe.loops)
+    emitter.emit()
+    assert emitter.units is not None
+    first, second = emitter.units
+    assert first.count("void test_axpy(") == 1 and "void test_axpy(" not in second
+    assert "test_axpy(" not in second  # its callers stay with it
+    assert "int rxf_" in second and "int rxf_main(" in first
+    for n in SIZES:
+        x = rand((n,), seed=n)
+        assert_close(exe.main(x), np.tanh(np.maximum(2 * x + np.exp(1 / (1 + np.exp(-x))), 0)))

@@ -97,27 +97,60 @@ def _asan_loaded() -> bool:
         return True  # no /proc: let the loader say what is wrong
 
 
-def build_library(source: str, flags: Sequence[str]) -> Path:
-    """The cached shared library of `source` (compiled if missing; checked when loaded, by _load)."""
+def build_library(source: str, flags: Sequence[str], units: Sequence[str] | None = None) -> Path:
+    """The cached shared library of `source` (compiled if missing; checked
+    when loaded, by _load). `units`: the same code as translation units to
+    compile side by side (CEmitter.units), or None."""
     cc = tuple(compiler())
     path = cache_dir() / f"rx_{library_key(source, cc, flags)}.so"
     if path.is_file() and compile_cache.digest_path(path).is_file():
         return path
-    compile_to(path, source, cc, flags)
+    compile_to(path, source, cc, flags, units)
     return path
 
 
-def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str]) -> None:
-    """Compile `source` into the cache entry `path` (with its digest; see compile_cache.store)."""
+def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str],
+               units: Sequence[str] | None = None) -> None:
+    """Compile `source` (or its `units`, each to an object in its own
+    compiler process, then linked) into the cache entry `path` (with its
+    digest; see compile_cache.store)."""
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
-            src = Path(tmp) / "module.c"
-            src.write_text(source)
             out = Path(tmp) / "module.so"
-            run_compiler(cc, flags, [src], out)
+            if units:
+                objects = compile_units(cc, flags, units, Path(tmp))
+                run_compiler(cc, flags, objects, out)
+            else:
+                src = Path(tmp) / "module.c"
+                src.write_text(source)
+                run_compiler(cc, flags, [src], out)
             compile_cache.store(out, path)
     except OSError as err:
         raise compile_cache.os_error(path.parent, err, "write a compiled library") from None
+
+
+def compile_units(cc: Sequence[str], flags: Sequence[str], units: Sequence[str], tmp: Path) -> list[Path]:
+    """Each unit compiled to an object (-c) by its own compiler process, all
+    at once; RelaxError with the first failure's message."""
+    compile_flags = [f for f in flags if not _is_link_input(f) and f != "-shared"]
+    jobs = []
+    try:
+        for k, text in enumerate(units):
+            src, obj = tmp / f"module_{k}.c", tmp / f"module_{k}.o"
+            src.write_text(text)
+            jobs.append((obj, subprocess.Popen([*cc, *compile_flags, "-c", str(src), "-o", str(obj)],
+                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE, text=True, cwd=tmp)))
+        for _, proc in jobs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{err.strip()[:4000]}")
+    finally:
+        for _, proc in jobs:  # a failed one leaves none of the others running
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return [obj for obj, _ in jobs]
 
 
 def run_compiler(cc: Sequence[str], flags: Sequence[str], sources: Sequence[Path], out: Path) -> None:
@@ -299,6 +332,21 @@ def _forget_constants_when_freed(owner: object, lib: ctypes.CDLL, arrays: list[n
     weakref.finalize(owner, _forget_constants, forget, arrays).atexit = False
 
 
+def module_flags(cflags: Sequence[str] | None = None, cpu: str | None = None) -> tuple[str, ...]:
+    """The flags a module (and its runtime archive) is compiled with."""
+    chosen = cpu_flags(tuple(cflags) if cflags is not None else DEFAULT_FLAGS, cpu)
+    return (*chosen, *(f for f in REQUIRED_FLAGS if f not in chosen), *sanitizer_flags())
+
+
+def prepare_runtime(cflags: Sequence[str] | None = None, cpu: str | None = None, **_: Any) -> None:
+    """Starts building the runtime archive CModule(..., cflags, cpu) will
+    link, in the background, if it is not cached (c_runtime.prepare)."""
+    try:
+        c_runtime.prepare(compiler(), module_flags(cflags, cpu))
+    except RelaxError:
+        pass  # CModule reports it
+
+
 class CModule:
     """A loop-level module compiled to a shared library (see backend/__init__)."""
 
@@ -311,21 +359,22 @@ class CModule:
         emitter = CEmitter(module, debug=debug)
         self.debug = debug
         self.source = emitter.emit()
-        chosen = cpu_flags(tuple(cflags) if cflags is not None else DEFAULT_FLAGS, cpu)
-        compile_flags = (*chosen, *(f for f in REQUIRED_FLAGS if f not in chosen), *sanitizer_flags())
+        compile_flags = module_flags(cflags, cpu)
         # the runtime archive before the libraries it calls (BLAS): the linker resolves in order
         self.flags = (*compile_flags, *c_runtime.include_flags(), *c_runtime.link_inputs(compiler(), compile_flags),
                       *emitter.link_flags)
         python_flags = c_python.include_flags() if not debug else None
         if python_flags is not None:
             try:  # with CPython entry points; a header that does not compile only costs their speed
-                source, flags = self.source + c_python.source(emitter.signatures), (*self.flags, *python_flags)
-                self.path = build_library(source, flags)
+                entry = c_python.source(emitter.signatures)
+                source, flags = self.source + entry, (*self.flags, *python_flags)
+                units = (emitter.units[0] + entry, emitter.units[1]) if emitter.units else None
+                self.path = build_library(source, flags, units)
                 self.source, self.flags = source, flags
             except RelaxError:
                 python_flags = None
         if python_flags is None:
-            self.path = build_library(self.source, self.flags)
+            self.path = build_library(self.source, self.flags, emitter.units)
         self.globals = emitter.global_data()
         """The constants, in the order of the `rx_g` table every function takes."""
         table = (ctypes.c_void_p * max(1, len(self.globals)))(*[g.ctypes.data for g in self.globals])

@@ -15,6 +15,11 @@ sanitizers and test -D defines reach its kernels), minus include paths and
 -shared, plus -fvisibility=hidden: only rx_runtime.h's RX_API functions are
 exported from a module. Its cache entry (`rx_runtime_<key>.a`, see
 compile_cache) is keyed on the compiler, those flags and the sources' text.
+
+A cold build compiles the sources side by side, and `prepare` starts it in
+a background thread when a compile begins: gcc then works while the pass
+pipeline (Python) runs, instead of after it (on a fresh cache the archive
+was most of a small model's cold compile).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -81,36 +87,99 @@ def runtime_flags(flags: Sequence[str]) -> tuple[str, ...]:
     return (*kept, "-fvisibility=hidden", *include_flags(), *_blas_include(), *_dnnl_include())
 
 
+_building: dict[Path, threading.Thread] = {}
+_failed: dict[Path, BaseException] = {}
+_lock = threading.Lock()
+
+
+def _archive_path(cc: Sequence[str], flags: Sequence[str]) -> tuple[Path, tuple[str, ...]]:
+    rflags = runtime_flags(flags)
+    return compile_cache.cache_dir() / f"rx_runtime_{library_key(_sources_text(), cc, rflags)}.a", rflags
+
+
+def _cached(path: Path) -> bool:
+    return path.is_file() and compile_cache.digest_path(path).is_file()
+
+
+def prepare(cc: Sequence[str], flags: Sequence[str]) -> None:
+    """Starts building the archive for `cc` and `flags` in the background
+    when it is not cached yet (archive() waits for it); errors surface there."""
+    try:
+        path, rflags = _archive_path(cc, flags)
+    except RelaxError:
+        return  # (archive() reports it)
+    with _lock:
+        if path in _building or _cached(path):
+            return
+
+        def work() -> None:
+            try:
+                _build(path, cc, rflags)
+            except BaseException as err:  # noqa: BLE001 - re-raised by archive() in the caller's thread
+                _failed[path] = err
+
+        thread = threading.Thread(target=work, name="rx-runtime-archive", daemon=True)
+        _building[path] = thread
+        thread.start()
+
+
 def archive(cc: Sequence[str], flags: Sequence[str]) -> Path:
     """The cached runtime archive for modules built by `cc` with `flags` (built if missing)."""
-    rflags = runtime_flags(flags)
-    path = compile_cache.cache_dir() / f"rx_runtime_{library_key(_sources_text(), cc, rflags)}.a"
-    if path.is_file() and compile_cache.digest_path(path).is_file():
+    path, rflags = _archive_path(cc, flags)
+    with _lock:
+        thread = _building.get(path)
+    if thread is not None:
+        thread.join()
+        with _lock:
+            _building.pop(path, None)
+            err = _failed.pop(path, None)
+        if err is not None:
+            raise err
+    if _cached(path):
         try:
             os.utime(path)  # recently used: the cache's LRU trim keeps it
         except OSError:
             pass
         return path
+    _build(path, cc, rflags)
+    return path
+
+
+def _compile_all(jobs: list[tuple[str, Path, subprocess.Popen[str]]], sources: Sequence[str], tmp: str,
+                 cc: Sequence[str], rflags: Sequence[str]) -> None:
+    """Starts one compiler per source (recorded in `jobs`), then waits for each."""
+    for name in sources:
+        obj = Path(tmp) / (Path(name).stem + ".o")
+        proc = subprocess.Popen([*cc, *rflags, "-c", str(SOURCE_DIR / name), "-o", str(obj)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        jobs.append((name, obj, proc))
+    for name, _, proc in jobs:
+        _, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RelaxError(f"the C compiler failed on the runtime's {name} ({' '.join(cc)}):\n{err.strip()[:4000]}")
+
+
+def _build(path: Path, cc: Sequence[str], rflags: Sequence[str]) -> None:
+    """Compiles the sources side by side into the archive at `path`."""
     sources = [*CORE_SOURCES, *(BLAS_SOURCES if _blas_include() else ()), *(DNNL_SOURCES if _dnnl_include() else ())]
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
-            objects = []
-            for name in sources:
-                obj = Path(tmp) / (Path(name).stem + ".o")
-                proc = subprocess.run([*cc, *rflags, "-c", str(SOURCE_DIR / name), "-o", str(obj)],
-                                      capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise RelaxError(f"the C compiler failed on the runtime's {name} ({' '.join(cc)}):\n"
-                                     f"{proc.stderr.strip()[:4000]}")
-                objects.append(str(obj))
+            jobs: list[tuple[str, Path, subprocess.Popen[str]]] = []
+            try:
+                _compile_all(jobs, sources, tmp, cc, rflags)
+            finally:
+                for _, _, proc in jobs:  # a failed one leaves none of the others running
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
             built = Path(tmp) / "runtime.a"
-            proc = subprocess.run(["ar", "rcs", str(built), *objects], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RelaxError(f"ar failed building the C runtime archive:\n{proc.stderr.strip()[:2000]}")
+            proc2 = subprocess.run(["ar", "rcs", str(built), *(str(obj) for _, obj, _ in jobs)],
+                                   capture_output=True, text=True)
+            if proc2.returncode != 0:
+                raise RelaxError(f"ar failed building the C runtime archive:\n{proc2.stderr.strip()[:2000]}")
             compile_cache.store(built, path)
     except OSError as err:
         raise compile_cache.os_error(path.parent, err, "build the C runtime") from None
-    return path
 
 
 def link_inputs(cc: Sequence[str], flags: Sequence[str]) -> tuple[str, ...]:
