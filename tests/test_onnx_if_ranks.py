@@ -134,6 +134,22 @@ def test_a_chain_whose_ranks_never_agree_stops_at_max_chain() -> None:
         rx.from_onnx(_consumed(nodes, ["z"]))
 
 
+def test_more_conditions_than_max_conditions_are_refused() -> None:
+    """Each condition a value depends on doubles the branches built: five
+    Ifs (each rank 0 or 1) summed together stop at the fifth, naming it."""
+    branches = _branches()
+    conds = [f"c{i}" for i in range(5)]
+    nodes = [helper.make_node("If", [c], [f"y{i}"], name=f"if{i}", **branches) for i, c in enumerate(conds)]
+    acc = "y0"
+    for i in range(1, 5):
+        nodes.append(helper.make_node("Add", [acc, f"y{i}"], [f"s{i}"]))
+        acc = f"s{i}"
+    nodes.append(helper.make_node("ReduceSum", [acc], ["z"], keepdims=0))
+    m = onnx_model(nodes, [("x", T.FLOAT, ["n", 2]), *((c, T.BOOL, []) for c in conds)], ["z"])
+    with pytest.raises(RelaxError, match=r"depends on 5 run-time conditions .* at most 4"):
+        rx.from_onnx(m)
+
+
 def test_a_chain_to_a_graph_output_names_the_if_and_the_last_link() -> None:
     nodes = [helper.make_node("Neg", ["y"], ["a"]), helper.make_node("Abs", ["a"], ["b"])]
     with pytest.raises(RelaxError, match=r"a graph output: output 0 \('y'\) of node 'pick_rank' \(If\) \(through "
