@@ -107,7 +107,7 @@ def test_one_executable_for_every_length(module: Any, ort_step: Any, monkeypatch
     built: list[str] = []
     real_lower, real_build = rx.runtime.lower, c_backend.build_library
     monkeypatch.setattr(rx.runtime, "lower", lambda m, p: lowered.append(p) or real_lower(m, p))
-    monkeypatch.setattr(c_backend, "build_library", lambda s, f: built.append(s) or real_build(s, f))
+    monkeypatch.setattr(c_backend, "build_library", lambda s, f, u=None: built.append(s) or real_build(s, f, u))
     exe = rx.compile(module, target="c", pipeline="fast")
     assert lowered == ["fast"] and len(built) <= 1
     built.clear()
