@@ -96,6 +96,12 @@ def _fold_batch_norm() -> type[ModulePass]:
     return FoldBatchNormPass
 
 
+def _combine_parallel_matmul() -> type[ModulePass]:
+    from relax_xdsl.passes.combine_parallel_matmul import CombineParallelMatmulPass
+
+    return CombineParallelMatmulPass
+
+
 def _hoist_loop_invariants() -> type[ModulePass]:
     from relax_xdsl.passes.hoist_loop_invariants import HoistLoopInvariantsPass
 
@@ -145,6 +151,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fold-batch-norm": _fold_batch_norm,
         "simplify-layout": _simplify_layout,
         "expand-power": _expand_power,
+        "combine-parallel-matmul": _combine_parallel_matmul,
         "hoist-loop-invariants": _hoist_loop_invariants,
         "unroll-short-loops": _unroll_short_loops,
         "collapse-parallel": _collapse_parallel,

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 from relax_xdsl.passes.pipelines import run_pipeline
-from util import assert_close, onnx_model, rand, roundtrip
+from util import assert_close, check_levels, onnx_model, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import op
@@ -290,3 +290,42 @@ def test_expand_power_on_integers_wraps_like_numpy() -> None:
     x = np.array([[70000, -70000, 2**31 - 1, -(2**31)], [0, 1, -1, 1291]], dtype=np.int32)
     for got, k in zip(exe["main"](x), (2, 3), strict=True):
         np.testing.assert_array_equal(got, np.power(x, np.int32(k)))
+
+
+def _projections(bias: tuple[bool, ...], k: tuple[int, ...] = (8, 8, 8), out_dtype: str | None = None) -> object:
+    """x @ W_i (+ b_i) for each i: attention's q/k/v projections of one operand."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 8], "float32")
+        outs = []
+        for i, (with_bias, rows) in enumerate(zip(bias, k)):
+            src = x if rows == 8 else op.strided_slice(x, axes=[1], begin=[0], end=[rows])
+            y = op.matmul(src, fb.const(rand((rows, 3 + i), seed=i)), **({"out_dtype": out_dtype} if out_dtype else {}))
+            outs.append(op.add(y, fb.const(rand((3 + i,), seed=10 + i))) if with_bias else y)
+        fb.ret(fb.tuple(*outs))
+    return fb.module
+
+
+@pytest.mark.parametrize("bias", [(True, True, True), (False, False, False), (True, False, True)],
+                         ids=["all-biased", "no-bias", "mixed"])
+def test_combine_parallel_matmul(bias: tuple[bool, ...]) -> None:
+    """One matmul by the joined weights, a column slice per projection; the
+    biases are joined only when every projection has one (else the adds
+    stay, on the slices). Equal to the evaluator at n = 0, 1 and 3."""
+    module = _projections(bias)
+    combined = run_pipeline(module.clone(), "combine-parallel-matmul")
+    text = rx.print_module(roundtrip(combined))
+    assert text.count("relax.matmul") == 1 and "tensor<8x12xf32>" in text and text.count("relax.strided_slice") == 3
+    assert text.count("relax.add") == (1 if all(bias) else sum(bias))
+    cases = [(rand((n, 8), seed=n),) for n in (0, 1, 3)]
+    for (x,) in cases:
+        assert_close(rx.evaluate(combined, "main", x), rx.evaluate(module, "main", x))
+    check_levels(combined, cases)
+
+
+def test_combine_parallel_matmul_non_cases() -> None:
+    """A single matmul, weights of another row count (another operand: x's
+    slice), and a matmul with out_dtype are left alone."""
+    for module in (_projections((True,)), _projections((False, False), k=(8, 4)),
+                   _projections((False, False), out_dtype="float64")):
+        before = rx.print_module(module)
+        assert rx.print_module(run_pipeline(module.clone(), "combine-parallel-matmul")) == before
