@@ -77,17 +77,22 @@ def test_transformer_pool_is_the_peak() -> None:
     """The benchmark's block (d=256): the pool is the peak of live bytes
     (the least any placement needs) at both benchmark sizes and within 1.2x
     of it at long sequences, where the offsets that would reach it hold only
-    for some bindings; a small block's plans agree with unplanned execution."""
-    loops = rx.lower(transformer_block().module, "fast")
-    main = next(o for o in loops.body.ops if o.name == "func.func" and o.sym_name.data == "main")
-    plan = main.attributes["relax.memory_plan"].data
-    pool, peak, unshared = (plan[k].data[0] for k in ("pool_bytes", "peak_live_bytes", "unshared_bytes"))
-    for b, t in ((1, 1), (1, 16), (8, 128), (1, 512)):
-        env = {s: {"b": b, "t": t}[s.name] for s in pool.free_symbols | peak.free_symbols | unshared.free_symbols}
-        assert int(peak.subs(env)) <= int(pool.subs(env)) <= 1.2 * int(peak.subs(env))
-        assert int(pool.subs(env)) < 0.6 * int(unshared.subs(env))
-        if (b, t) in ((1, 1), (1, 16), (8, 128)):
-            assert int(pool.subs(env)) == int(peak.subs(env))
+    for some bindings, on the block with its q, k and v projections apart;
+    with them joined (combine-parallel-matmul, in the default pipeline) the
+    first fit leaves a gap the size of one projection: within 1.2x of the
+    peak. A small block's plans agree with unplanned execution."""
+    apart = PIPELINES["default"].replace("combine-parallel-matmul,", "")
+    for spec, exact in ((apart, True), ("default", False)):
+        loops = rx.lower(transformer_block().module, spec)
+        main = next(o for o in loops.body.ops if o.name == "func.func" and o.sym_name.data == "main")
+        plan = main.attributes["relax.memory_plan"].data
+        pool, peak, unshared = (plan[k].data[0] for k in ("pool_bytes", "peak_live_bytes", "unshared_bytes"))
+        for b, t in ((1, 1), (1, 16), (8, 128), (1, 512)):
+            env = {s: {"b": b, "t": t}[s.name] for s in pool.free_symbols | peak.free_symbols | unshared.free_symbols}
+            assert int(peak.subs(env)) <= int(pool.subs(env)) <= 1.2 * int(peak.subs(env))
+            assert int(pool.subs(env)) < 0.6 * int(unshared.subs(env))
+            if exact and (b, t) in ((1, 1), (1, 16), (8, 128)):
+                assert int(pool.subs(env)) == int(peak.subs(env))
     model = transformer_block(d=64, heads=2, ff=128)
     planned = rx.compile(model.module, pipeline="fast")
     unplanned = rx.compile(model.module, pipeline=PIPELINES["fast"].replace("lower-graph",

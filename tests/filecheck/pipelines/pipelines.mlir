@@ -55,6 +55,7 @@ builtin.module {
 // TIME-NEXT: fold-batch-norm {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: simplify-layout {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: expand-power {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: combine-parallel-matmul {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: offload {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: annotate-op-pattern {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: fuse-ops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
