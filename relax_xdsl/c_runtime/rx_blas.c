@@ -15,12 +15,14 @@
 static pthread_once_t rx_blas_once = PTHREAD_ONCE_INIT;
 static void rx_blas_single_thread(void) { scipy_openblas_set_num_threads(1); }
 static inline void rx_blas_init(void) { pthread_once(&rx_blas_once, rx_blas_single_thread); }
-/* How many OpenMP threads a product of `flops` reading and writing `bytes`
-   of operands is split over: 1 when it is small on both counts or inside a
-   parallel region (no nested teams). The bytes count for memory-bound
+/* How many OpenMP threads `batch` products of (m x k) @ (k x n) are split
+   over: 1 when they are small in flops and in bytes of operands, or inside
+   a parallel region (no nested teams). The bytes count for memory-bound
    products: a decode step's q @ K^T and p @ V over a whole KV cache do few
    flops per byte, and one thread cannot draw the memory bandwidth two do. */
-static inline int rx_blas_threads(double flops, double bytes) {
+static inline int rx_blas_threads(int64_t batch, int64_t m, int64_t n, int64_t k) {
+  double flops = 2.0 * batch * m * n * k;
+  double bytes = 4.0 * batch * ((double)m * k + (double)k * n + (double)m * n);
   if ((flops < RX_SMALL_GEMM_FLOPS && bytes < RX_SPLIT_BYTES) || omp_in_parallel()) return 1;
   int t = omp_get_max_threads();
   return t > 1 ? t : 1;
@@ -307,7 +309,7 @@ static void rx_gemm(int64_t m, int64_t n, int64_t k, float beta, const float* a,
   else if (m == 1 && rx_sgemv_narrow(n, k, a, b, c, beta != 0.0f))
     ;
   else {
-    int threads = rx_blas_threads(2.0 * m * n * k, 4.0 * ((double)m * k + (double)k * n + (double)m * n));
+    int threads = rx_blas_threads(1, m, n, k);
     if (threads == 1) {
       rx_gemm_block(0, m, 0, n, n, k, beta, a, b, c, 0);
       return;
@@ -329,8 +331,7 @@ static void rx_gemm_batch(int64_t batch, int64_t m, int64_t n, int64_t k, const 
   if (batch == 0 || m == 0 || n == 0) return;  /* nothing to write */
   if (k == 0) { memset(C, 0, (size_t)batch * (size_t)m * (size_t)n * sizeof(float)); return; }
   rx_blas_init();
-  int threads = rx_blas_threads(2.0 * batch * m * n * k,
-                                4.0 * batch * ((double)m * k + (double)k * n + (double)m * n));
+  int threads = rx_blas_threads(batch, m, n, k);
   if (threads == 1) {
     for (int64_t i = 0; i < batch; ++i)
       rx_gemm_block(0, m, 0, n, n, k, 0.0f, A + i * m * k, B + i * k * n, C + i * m * n, tb);
@@ -415,7 +416,7 @@ static void rx_dense(const float* A, const float* B, const float* D, float* C, i
                      int act) {
   if (m == 0 || n == 0) return;
   rx_blas_init();
-  int threads = rx_blas_threads(2.0 * m * n * k, 4.0 * ((double)m * k + (double)k * n + (double)m * n));
+  int threads = rx_blas_threads(1, m, n, k);
   if (k == 0 || rx_few_rows(m) || (m == 1 && n <= 32) || threads == 1) {
     for (int64_t i = 0; i < m; ++i) memcpy(C + i * n, D, (size_t)n * sizeof(float));
     rx_gemm(m, n, k, 1.0f, A, B, C);
