@@ -34,9 +34,9 @@ from relax_xdsl.backend import c_python, c_runtime, compile_cache
 from relax_xdsl.backend.c_emitter import CEmitter, FuncSignature
 from relax_xdsl.backend.c_names import ENTRY, FUNCTION, c_ident
 from relax_xdsl.backend.compile_cache import cache_dir as cache_dir
+from relax_xdsl.backend.toolchain import compile_objects, library_key
 from relax_xdsl.backend.toolchain import compiler as compiler
 from relax_xdsl.backend.toolchain import compiler_identity as compiler_identity
-from relax_xdsl.backend.toolchain import library_key
 from relax_xdsl.errors import INDEX_OUT_OF_RANGE, BoundsError, RelaxError, ResourceLimitError, ShapeError
 from relax_xdsl.limits import (
     LOOP_TOO_LONG,
@@ -130,27 +130,15 @@ def compile_to(path: Path, source: str, cc: Sequence[str], flags: Sequence[str],
 
 
 def compile_units(cc: Sequence[str], flags: Sequence[str], units: Sequence[str], tmp: Path) -> list[Path]:
-    """Each unit compiled to an object (-c) by its own compiler process, all
-    at once; RelaxError with the first failure's message."""
+    """Each unit written out and compiled to an object, side by side (toolchain.compile_objects)."""
     compile_flags = [f for f in flags if not _is_link_input(f) and f != "-shared"]
     jobs = []
-    try:
-        for k, text in enumerate(units):
-            src, obj = tmp / f"module_{k}.c", tmp / f"module_{k}.o"
-            src.write_text(text)
-            jobs.append((obj, subprocess.Popen([*cc, *compile_flags, "-c", str(src), "-o", str(obj)],
-                                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                               stderr=subprocess.PIPE, text=True, cwd=tmp)))
-        for _, proc in jobs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:
-                raise RelaxError(f"the C compiler failed ({' '.join(cc)}):\n{err.strip()[:4000]}")
-    finally:
-        for _, proc in jobs:  # a failed one leaves none of the others running
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    return [obj for obj, _ in jobs]
+    for k, text in enumerate(units):
+        src = tmp / f"module_{k}.c"
+        src.write_text(text)
+        jobs.append((src, tmp / f"module_{k}.o", f"translation unit {k} of the module"))
+    compile_objects(cc, compile_flags, jobs)
+    return [obj for _, obj, _ in jobs]
 
 
 def run_compiler(cc: Sequence[str], flags: Sequence[str], sources: Sequence[Path], out: Path) -> None:

@@ -189,14 +189,14 @@ class CEmitter:
         # a library function's own source (before any call) declares it as its author wrote it (`const float*`
         # parameters included); only functions defined elsewhere (generated, or linked in) get a prototype here
         library_sources = [self._library_source(f) for f in funcs if f.is_declaration]
-        prototypes = [self._prototype(f) + ";" for f in funcs
-                      if not (f.is_declaration and self._library_function(f).c_source)]
+        carried = {f.sym_name.data for f in funcs if f.is_declaration and self._library_function(f).c_source}
+        prototypes = [self._prototype(f) + ";" for f in funcs if f.sym_name.data not in carried]
         bodies = [(f, _FunctionEmitter(self, f).emit()) for f in funcs if not f.is_declaration]
         out += [*library_sources, *prototypes, *(text for _, text in bodies)]
-        self.units = self._units(library_sources, prototypes, funcs, bodies)
+        self.units = self._units(library_sources, prototypes, carried, bodies)
         return "\n".join(out) + "\n"
 
-    def _units(self, library_sources: list[str], prototypes: list[str], funcs: list[func.FuncOp],
+    def _units(self, library_sources: list[str], prototypes: list[str], carried: set[str],
                bodies: list[tuple[func.FuncOp, str]]) -> tuple[str, str] | None:
         """The module as two translation units gcc can compile side by side
         (backend/c.py), when it is large (SPLIT_BYTES of functions): the
@@ -207,8 +207,7 @@ class CEmitter:
         total = sum(len(text) for _, text in bodies)
         if total < SPLIT_BYTES:
             return None
-        carried = sorted(f.sym_name.data for f in funcs if f.is_declaration and self._library_function(f).c_source)
-        calls = re.compile(r"\b(?:" + "|".join(map(re.escape, carried)) + r")\s*\(") if carried else None
+        calls = re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(carried))) + r")\s*\(") if carried else None
         movable = sorted(((len(text), k) for k, (_, text) in enumerate(bodies)
                           if calls is None or not calls.search(text)), reverse=True)
         moved: set[int] = set()

@@ -33,7 +33,7 @@ from functools import cache
 from pathlib import Path
 
 from relax_xdsl.backend import compile_cache
-from relax_xdsl.backend.toolchain import library_key
+from relax_xdsl.backend.toolchain import compile_objects, library_key
 from relax_xdsl.errors import RelaxError
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent / "c_runtime"
@@ -103,11 +103,9 @@ def _cached(path: Path) -> bool:
 
 def prepare(cc: Sequence[str], flags: Sequence[str]) -> None:
     """Starts building the archive for `cc` and `flags` in the background
-    when it is not cached yet (archive() waits for it); errors surface there."""
-    try:
-        path, rflags = _archive_path(cc, flags)
-    except RelaxError:
-        return  # (archive() reports it)
+    when it is not cached yet (archive() waits for it); errors of the build
+    surface there."""
+    path, rflags = _archive_path(cc, flags)
     with _lock:
         if path in _building or _cached(path):
             return
@@ -145,38 +143,19 @@ def archive(cc: Sequence[str], flags: Sequence[str]) -> Path:
     return path
 
 
-def _compile_all(jobs: list[tuple[str, Path, subprocess.Popen[str]]], sources: Sequence[str], tmp: str,
-                 cc: Sequence[str], rflags: Sequence[str]) -> None:
-    """Starts one compiler per source (recorded in `jobs`), then waits for each."""
-    for name in sources:
-        obj = Path(tmp) / (Path(name).stem + ".o")
-        proc = subprocess.Popen([*cc, *rflags, "-c", str(SOURCE_DIR / name), "-o", str(obj)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        jobs.append((name, obj, proc))
-    for name, _, proc in jobs:
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            raise RelaxError(f"the C compiler failed on the runtime's {name} ({' '.join(cc)}):\n{err.strip()[:4000]}")
-
-
 def _build(path: Path, cc: Sequence[str], rflags: Sequence[str]) -> None:
     """Compiles the sources side by side into the archive at `path`."""
     sources = [*CORE_SOURCES, *(BLAS_SOURCES if _blas_include() else ()), *(DNNL_SOURCES if _dnnl_include() else ())]
     try:
         with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build_") as tmp:
-            jobs: list[tuple[str, Path, subprocess.Popen[str]]] = []
-            try:
-                _compile_all(jobs, sources, tmp, cc, rflags)
-            finally:
-                for _, _, proc in jobs:  # a failed one leaves none of the others running
-                    if proc.poll() is None:
-                        proc.kill()
-                        proc.wait()
+            jobs = [(SOURCE_DIR / name, Path(tmp) / (Path(name).stem + ".o"), f"the runtime's {name}")
+                    for name in sources]
+            compile_objects(cc, rflags, jobs)
             built = Path(tmp) / "runtime.a"
-            proc2 = subprocess.run(["ar", "rcs", str(built), *(str(obj) for _, obj, _ in jobs)],
-                                   capture_output=True, text=True)
-            if proc2.returncode != 0:
-                raise RelaxError(f"ar failed building the C runtime archive:\n{proc2.stderr.strip()[:2000]}")
+            proc = subprocess.run(["ar", "rcs", str(built), *(str(obj) for _, obj, _ in jobs)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RelaxError(f"ar failed building the C runtime archive:\n{proc.stderr.strip()[:2000]}")
             compile_cache.store(built, path)
     except OSError as err:
         raise compile_cache.os_error(path.parent, err, "build the C runtime") from None

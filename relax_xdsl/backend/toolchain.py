@@ -36,6 +36,28 @@ COMPILER_ENV = ("CPATH", "C_INCLUDE_PATH", "LIBRARY_PATH", "GCC_EXEC_PREFIX", "C
 """Environment variables gcc and clang read that can change the binary."""
 
 
+def compile_objects(cc: Sequence[str], flags: Sequence[str], jobs: Sequence[tuple[Path, Path, str]]) -> None:
+    """Each (source, object, what) compiled with -c by its own compiler
+    process, all at once (the cores work side by side); RelaxError with the
+    first failure's message, naming `what`. A failure leaves none of the
+    other processes running."""
+    procs: list[tuple[str, subprocess.Popen[str]]] = []
+    try:
+        for src, obj, what in jobs:
+            procs.append((what, subprocess.Popen([*cc, *flags, "-c", str(src), "-o", str(obj)], cwd=obj.parent,
+                                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                                 stderr=subprocess.PIPE, text=True)))
+        for what, proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RelaxError(f"the C compiler failed on {what} ({' '.join(cc)}):\n{err.strip()[:4000]}")
+    finally:
+        for _, proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 def compiler() -> list[str]:
     """The compiler command: `$CC` split like a shell would (it may carry flags), default `cc`."""
     cc = shlex.split(os.environ.get("CC", "cc"))
