@@ -75,7 +75,7 @@ class CombineParallelMatmul(RewritePattern):
         for use in x.uses:
             user = use.operation
             if use.index == 0 and user.parent_block() is block and (w := _weight(user, x)) is not None \
-                    and w.shape[0] == w0.shape[0] and all(user is not g for g, _ in group):
+                    and w.shape[0] == w0.shape[0]:
                 group.append((user, w))  # type: ignore[arg-type]
         if len(group) < 2:
             return
@@ -114,9 +114,7 @@ class CombineParallelMatmul(RewritePattern):
 
 
 def combine_parallel_matmul(module: ModuleOp) -> ModuleOp:
-    PatternRewriteWalker(GreedyRewritePatternApplier([CombineParallelMatmul(), EraseUnusedConstant()]),
-                         apply_recursively=False).rewrite_module(module)
-    PatternRewriteWalker(EraseUnusedConstant()).rewrite_module(module)
+    PatternRewriteWalker(GreedyRewritePatternApplier([CombineParallelMatmul(), EraseUnusedConstant()])).rewrite_module(module)
     return module
 
 
