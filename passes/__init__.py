@@ -102,6 +102,12 @@ def _combine_parallel_matmul() -> type[ModulePass]:
     return CombineParallelMatmulPass
 
 
+def _convert_layout() -> type[ModulePass]:
+    from relax_xdsl.passes.convert_layout import ConvertLayoutPass
+
+    return ConvertLayoutPass
+
+
 def _hoist_loop_invariants() -> type[ModulePass]:
     from relax_xdsl.passes.hoist_loop_invariants import HoistLoopInvariantsPass
 
@@ -152,6 +158,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "simplify-layout": _simplify_layout,
         "expand-power": _expand_power,
         "combine-parallel-matmul": _combine_parallel_matmul,
+        "convert-layout": _convert_layout,
         "hoist-loop-invariants": _hoist_loop_invariants,
         "unroll-short-loops": _unroll_short_loops,
         "collapse-parallel": _collapse_parallel,

@@ -82,8 +82,9 @@ def _weighted_producer(op: Operation, axis: int, ndim: int) -> tuple[np.ndarray,
         return None
     if op.attributes.get("out_dtype") is not None:
         return None
-    if op.SPEC.name == "conv2d":
-        return (w, (-1, 1, 1, 1)) if axis == 1 else None
+    if op.SPEC.name == "conv2d":  # output channels: axis 1 (NCHW) or 3 (NHWC); weights OIHW
+        nhwc = op.SPEC.decode_params(dict(op.attributes))["data_layout"] == "NHWC"
+        return (w, (-1, 1, 1, 1)) if axis == (3 if nhwc else 1) else None
     return (w, (1, -1)) if w.ndim == 2 and axis == ndim - 1 else None
 
 
@@ -127,7 +128,8 @@ class FoldBatchNorm(RewritePattern):
                                                attributes=dict(producer.attributes))
         shift = t + bias * s
         dtype = w.dtype
-        shape = (1, -1, 1, 1) if producer.SPEC.name == "conv2d" else (-1,)
+        ndim = bn.res.type.ndim  # type: ignore[union-attr]
+        shape = tuple(-1 if i == axis else 1 for i in range(ndim)) if producer.SPEC.name == "conv2d" else (-1,)
         c = ConstantOp.from_array(shift.reshape(shape).astype(dtype))
         add = graph_op("add", [scaled.res, c.result], bn.res.type)
         rewriter.replace(bn, [w2, scaled, c, add], [add.res])

@@ -139,34 +139,37 @@ def _dnnl_prefers(op: GraphOp, p: dict) -> bool:
     return macs >= DNNL_MIN_MACS
 
 
-def _divisible_channels(x: TensorType, w: TensorType, out: TensorType, groups: int) -> bool:
+def _divisible_channels(x: TensorType, w: TensorType, groups: int, layout: str) -> bool:
     """Whether a grouped conv's channel counts are static and fit its groups
     (c = groups * w's in-channels, o a multiple of groups): the library
     call's buffer types cannot state those relations, so only such convs
     are offloaded."""
-    c, ci, o = x.sym_shape[1], w.sym_shape[1], w.sym_shape[0]
+    c, ci, o = x.sym_shape[1 if layout == "NCHW" else 3], w.sym_shape[1], w.sym_shape[0]
     if not all(getattr(d, "is_Integer", False) for d in (c, ci, o)):
         return False
     return int(c) == groups * int(ci) and int(o) % groups == 0
 
 
 def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
-    """("blas" | "dnnl", decoded params) for a float32 NCHW/OIHW conv2d, or
-    None when no library takes it (it is then legalized to generated code)."""
+    """("blas" | "dnnl", decoded params) for a float32 conv2d with OIHW
+    weights, or None when no library takes it (it is then legalized to
+    generated code). NHWC data goes to oneDNN only (convert-layout makes it
+    for oneDNN)."""
     from relax_xdsl import dnnl
 
     x, w = (v.type for v in op.inputs)
     if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in (x, w, op.res.type)):
         return None
     p = op.SPEC.decode_params(dict(op.attributes))
-    if p["out_dtype"] not in (None, "float32") or p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW":
+    if p["out_dtype"] not in (None, "float32") or p["kernel_layout"] != "OIHW":
         return None
-    blas_takes = p["groups"] == 1 and tuple(p["dilation"]) in ((1,), (1, 1))
-    if p["groups"] != 1 and not _divisible_channels(x, w, op.res.type, p["groups"]):  # type: ignore[arg-type]
+    nchw = p["data_layout"] == "NCHW"
+    blas_takes = nchw and p["groups"] == 1 and tuple(p["dilation"]) in ((1,), (1, 1))
+    if p["groups"] != 1 and not _divisible_channels(x, w, p["groups"], p["data_layout"]):  # type: ignore[arg-type]
         return None  # generated code, whose legalization checks `o mod groups` when it runs
     choice = _conv_route_choice.get()
     if choice != "blas" and dnnl.available():
-        if choice == "dnnl" or not blas_takes or _dnnl_prefers(op, p):
+        if choice == "dnnl" or not blas_takes or not nchw or _dnnl_prefers(op, p):
             return "dnnl", p
     return ("blas", p) if blas_takes else None
 
@@ -187,7 +190,7 @@ def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
         # constant weights (a relax.constant, reaching C as a module global) are reordered once, not every call
         constant = isinstance(op.inputs[1].owner, ConstantOp)
         return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant,  # type: ignore[arg-type]
-                                    constant_weights=constant)
+                                    constant_weights=constant, layout=p["data_layout"])
     return blas.conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
 
 
@@ -210,7 +213,7 @@ def _is_relu6(op: GraphOp) -> bool:
 
 
 def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
-    """conv2d + a per-channel bias ((o, 1, 1) or (1, o, 1, 1)) [+ relu | relu6]."""
+    """conv2d + a per-channel bias ((o, 1, 1) or (1, o, 1, 1); NHWC: (1, 1, o) or (1, 1, 1, o)) [+ relu | relu6]."""
     conv, add = ops[0], ops[1]
     act = ""
     if len(ops) == 3:
@@ -220,8 +223,9 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     bias = _bias(conv, add)
     if bias is None or bias.ndim not in (3, 4):
         return None
-    o = conv.res.type.sym_shape[1]  # type: ignore[union-attr]
-    want = [1] * (bias.ndim - 3) + [o, 1, 1]
+    nhwc = conv.SPEC.decode_params(dict(conv.attributes))["data_layout"] == "NHWC"
+    o = conv.res.type.sym_shape[3 if nhwc else 1]  # type: ignore[union-attr]
+    want = [1] * (bias.ndim - 3) + ([1, 1, o] if nhwc else [o, 1, 1])
     if not all(dims_equal(d, e) for d, e in zip(bias.sym_shape, want)):
         return None
     return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")

@@ -36,14 +36,24 @@ def check_variant(variant: str) -> None:
         raise ValueError(f"conv2d variant {variant!r}; known: {CONV_VARIANTS}")
 
 
-def conv_buffers(variant: str, weight_in: str) -> list[BufferType]:
-    """x (n, c, h, w), w (o, `weight_in`, kh, kw), the variant's bias, y (n, o, oh, ow): float32 buffers."""
-    shapes: list[list[int | str]] = [["n", "c", "h", "w"], ["o", weight_in, "kh", "kw"]]
+LAYOUTS = ("NCHW", "NHWC")
+"""The data layouts of the conv2d library functions (weights are OIHW in both)."""
+
+
+def _channels_last(dims: list[int | str], layout: str) -> list[int | str]:
+    """An NCHW-ordered (n, c, h, w) shape (or the last three of one) in `layout`."""
+    return dims if layout == "NCHW" else [*dims[:-3], dims[-2], dims[-1], dims[-3]]
+
+
+def conv_buffers(variant: str, weight_in: str, layout: str = "NCHW") -> list[BufferType]:
+    """x (n, c, h, w), w (o, `weight_in`, kh, kw), the variant's bias, y (n, o, oh, ow): float32 buffers;
+    x, y and the bias (o, 1, 1) / (1, o, 1, 1) channels last in NHWC."""
+    shapes: list[list[int | str]] = [_channels_last(["n", "c", "h", "w"], layout), ["o", weight_in, "kh", "kw"]]
     if variant.startswith("_bias3"):
-        shapes.append(["o", 1, 1])
+        shapes.append(_channels_last(["o", 1, 1], layout))
     elif variant.startswith("_bias4"):
-        shapes.append([1, "o", 1, 1])
-    shapes.append(["n", "o", "oh", "ow"])
+        shapes.append(_channels_last([1, "o", 1, 1], layout))
+    shapes.append(_channels_last(["n", "o", "oh", "ow"], layout))
     return [BufferType.of(s, "float32") for s in shapes]
 
 
@@ -63,9 +73,10 @@ def parse_name(name: str, prefix: str, count: int) -> tuple[str, tuple[int, ...]
 
 
 def conv_reference(strides: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                   groups: int, variant: str) -> Callable[..., None]:
+                   groups: int, variant: str, layout: str = "NCHW") -> Callable[..., None]:
     """The numpy reference of a conv2d library function: the conv2d op's
     reference, then the variant's bias and relu / relu6."""
+    bias_shape = (1, -1, 1, 1) if layout == "NCHW" else (1, 1, 1, -1)
     from relax_xdsl.ops.registry import get_spec
 
     spec, spec_relu, spec_clip = get_spec("conv2d"), get_spec("relu"), get_spec("clip")
@@ -73,9 +84,9 @@ def conv_reference(strides: tuple[int, int], padding: tuple[int, int, int, int],
     def reference(x: np.ndarray, w: np.ndarray, *rest: np.ndarray) -> None:
         out = rest[-1]
         out[...] = spec.reference(x, w, strides=strides, padding=padding, dilation=dilation, groups=groups,
-                                  data_layout="NCHW", kernel_layout="OIHW", out_dtype=None)
+                                  data_layout=layout, kernel_layout="OIHW", out_dtype=None)
         if variant:
-            out += rest[0].reshape(1, -1, 1, 1)
+            out += rest[0].reshape(bias_shape)
         if variant.endswith("_relu"):
             out[...] = spec_relu.reference(out)
         elif variant.endswith("_relu6"):
@@ -84,12 +95,14 @@ def conv_reference(strides: tuple[int, int], padding: tuple[int, int, int, int],
     return reference
 
 
-def wrapper_signature(symbol: str, variant: str, weight_in: str) -> str:
+def wrapper_signature(symbol: str, variant: str, weight_in: str, layout: str = "NCHW") -> str:
     """The C declarator of a conv2d library function of this variant (the
-    library calling convention: pointers, then every buffer's dims)."""
+    library calling convention: pointers, then every buffer's dims, in
+    their layout's order)."""
     bias = "_bias" in variant
     bias_dims = (", int64_t d0, int64_t d1, int64_t d2" + (", int64_t d3" if variant.startswith("_bias4") else "")
                  if bias else "")
-    return (f"void {symbol}(float* X, float* W, {'float* B, ' if bias else ''}float* Y, int64_t n, int64_t c, "
-            f"int64_t h, int64_t w,\n              int64_t o, int64_t {weight_in}, int64_t kh, int64_t kw{bias_dims}, "
-            "int64_t n2, int64_t o2, int64_t oh, int64_t ow)")
+    x = ", ".join(f"int64_t {d}" for d in _channels_last(["n", "c", "h", "w"], layout))
+    y = ", ".join(f"int64_t {d}" for d in _channels_last(["n2", "o2", "oh", "ow"], layout))
+    return (f"void {symbol}(float* X, float* W, {'float* B, ' if bias else ''}float* Y, {x},\n"
+            f"              int64_t o, int64_t {weight_in}, int64_t kh, int64_t kw{bias_dims}, {y})")

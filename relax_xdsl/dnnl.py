@@ -11,7 +11,10 @@ small wrapper per (strides, paddings, dilations, groups, epilogue) passing
 those as constants, with the conv2d op's numpy reference for the
 interpreter and evaluator. Without oneDNN nothing is offloaded to it.
 
-Each comes in two kinds: `dnnl.conv2d...` reorders its weights into
+Each comes in two data layouts, NCHW (`dnnl.conv2d...`) and NHWC
+(`dnnl.conv2d_nhwc...`, channels last, what convert-layout makes of every
+conv it sends here: oneDNN runs it without reordering the data), and in
+two kinds: `dnnl.conv2d...` reorders its weights into
 oneDNN's layout on every call, `dnnl.conv2d_cw...` (weights that are a
 model constant, which the offload pass knows) keeps the reordered copy
 between calls; its weights operand is declared constant
@@ -40,6 +43,10 @@ from relax_xdsl.libraries import register_library_function, register_resolver
 CONV_PREFIX = "dnnl.conv2d"
 CONST_WEIGHTS_PREFIX = "dnnl.conv2d_cw"
 """The library functions whose weights are a model constant (rx_dnnl_conv2d_cw)."""
+PREFIXES = {("NCHW", False): CONV_PREFIX, ("NCHW", True): CONST_WEIGHTS_PREFIX,
+            ("NHWC", False): "dnnl.conv2d_nhwc", ("NHWC", True): "dnnl.conv2d_nhwc_cw"}
+"""A library function's name prefix by (layout, constant weights). A name
+parses one way only: no variant starts with `_cw` or `_nhwc`."""
 
 
 
@@ -104,56 +111,58 @@ def _tag(params: ConvParams, variant: str) -> str:
     return "_".join(str(v) for v in params) + variant
 
 
+def _kind(layout: str, constant_weights: bool) -> str:
+    """conv2d[_nhwc][_cw]: the middle of a library function's symbol."""
+    return "conv2d" + ("_nhwc" if layout == "NHWC" else "") + ("_cw" if constant_weights else "")
+
+
 def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int],
-                    groups: int, variant: str = "", constant_weights: bool = False) -> LibFuncOp:
-    """The `lib.func` of a float32 NCHW/OIHW conv2d on oneDNN (weights
-    o x c/groups x kh x kw), with the bias / relu epilogue of `variant`;
-    `constant_weights`: the weights operand is a model constant (its
-    reordered copy is kept between calls)."""
+                    groups: int, variant: str = "", constant_weights: bool = False,
+                    layout: str = "NCHW") -> LibFuncOp:
+    """The `lib.func` of a float32 conv2d on oneDNN, data NCHW or NHWC
+    (`layout`), weights OIHW (o x c/groups x kh x kw), with the bias / relu
+    epilogue of `variant`; `constant_weights`: the weights operand is a
+    model constant (its reordered copy is kept between calls)."""
     check_variant(variant)
     params: ConvParams = (*strides, *padding, *dilation, groups)  # type: ignore[assignment]
-    bufs = conv_buffers(variant, "ci")
+    bufs = conv_buffers(variant, "ci", layout)
     tag = _tag(params, variant)
-    kind = "conv2d_cw" if constant_weights else "conv2d"
-    prefix = CONST_WEIGHTS_PREFIX if constant_weights else CONV_PREFIX
+    kind = _kind(layout, constant_weights)
+    prefix = PREFIXES[layout, constant_weights]
     return LibFuncOp(f"dnnl_{kind}_{tag}", bufs, f"rx_dnnl_{kind}_{tag}", "dnnl", header="oneapi/dnnl/dnnl.h",
                      link=link_flags(), reference=f"{prefix}{variant}:{','.join(str(v) for v in params)}",
                      pure=True)
 
 
 def _resolve_conv(name: str) -> object:
-    """Registers `dnnl.conv2d[_cw][variant]:sh,sw,pt,pl,pb,pr,dh,dw,g` (its
-    C wrapper and numpy reference). A name parses one way only: no variant
-    starts with `_cw`."""
-    constant_weights = False
-    parsed = parse_name(name, CONV_PREFIX, 9)
-    if parsed is None:
-        parsed, constant_weights = parse_name(name, CONST_WEIGHTS_PREFIX, 9), True
-    if parsed is None:
+    """Registers `dnnl.conv2d[_nhwc][_cw][variant]:sh,sw,pt,pl,pb,pr,dh,dw,g`
+    (its C wrapper and numpy reference)."""
+    found = [(key, parsed) for key, prefix in PREFIXES.items() if (parsed := parse_name(name, prefix, 9)) is not None]
+    if not found:
         return None
-    variant, params = parsed
+    ((layout, constant_weights), (variant, params)), = found  # a name parses one way only
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
     if min(sh, sw, dh, dw, g) < 1:
         return None
-    reference = conv_reference((sh, sw), (pt, pl, pb, pr), (dh, dw), g, variant)
+    reference = conv_reference((sh, sw), (pt, pl, pb, pr), (dh, dw), g, variant, layout)
     flags = link_flags()
-    kind = "conv2d_cw" if constant_weights else "conv2d"
-    symbol = f"rx_dnnl_{kind}_{_tag(params, variant)}"  # type: ignore[arg-type]
-    source = _wrapper(symbol, f"rx_dnnl_{kind}", params, variant) if flags else ""
+    symbol = f"rx_dnnl_{_kind(layout, constant_weights)}_{_tag(params, variant)}"  # type: ignore[arg-type]
+    runtime = "rx_dnnl_conv2d_cw" if constant_weights else "rx_dnnl_conv2d"
+    source = _wrapper(symbol, runtime, params, variant, layout) if flags else ""
     return register_library_function(name, reference, c_source=source, link=flags, symbol=symbol, pure=True,
                                      constant_inputs=(1,) if constant_weights else ())
 
 
-def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str) -> str:
+def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str, layout: str) -> str:
     """The C of one conv2d library function: its calling convention's
     arguments passed on to the runtime's `runtime` (rx_dnnl_conv2d or
     rx_dnnl_conv2d_cw), with its strides, paddings, dilations and groups as
     constant arguments."""
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
     return f"""#include "rx_dnnl.h"
-{wrapper_signature(symbol, variant, "ci")} {{
+{wrapper_signature(symbol, variant, "ci", layout)} {{
   {runtime}(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
-                 {dh}, {dw}, {g}, {activation_code(variant)});
+                 {dh}, {dw}, {g}, {activation_code(variant)}, {int(layout == "NHWC")});
 }}
 """
 

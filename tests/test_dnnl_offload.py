@@ -41,14 +41,17 @@ KINDS: dict[str, tuple[int, int, tuple[int, int], tuple[int, int], tuple[int, ..
 }
 
 
-def conv_module(kind: str, epilogue: str = "", bias_shape: list[int] | None = None) -> Any:
+def conv_module(kind: str, epilogue: str = "", bias_shape: list[int] | None = None, layout: str = "NCHW") -> Any:
+    """A conv2d of `kind` on data [n, c, 7, 6] (NHWC: [n, 7, 6, c]), + a per-channel bias [+ relu | relu6]."""
     c, o, kernel, strides, padding, dilation, groups = KINDS[kind]
+    nhwc = layout == "NHWC"
     with rx.FunctionBuilder("main") as fb:
-        x = fb.param("x", ["n", c, 7, 6], "float32")
+        x = fb.param("x", ["n", 7, 6, c] if nhwc else ["n", c, 7, 6], "float32")
         w = fb.param("w", [o, c // groups, *kernel], "float32")
-        y = op.nn.conv2d(x, w, strides=strides, padding=padding, dilation=dilation, groups=groups)
+        y = op.nn.conv2d(x, w, strides=strides, padding=padding, dilation=dilation, groups=groups,
+                         data_layout=layout)
         if epilogue:
-            y = op.add(y, fb.param("b", bias_shape or [1, o, 1, 1], "float32"))
+            y = op.add(y, fb.param("b", bias_shape or ([1, 1, 1, o] if nhwc else [1, o, 1, 1]), "float32"))
         if epilogue == "bias_relu":
             y = op.nn.relu(y)
         elif epilogue == "bias_relu6":
@@ -57,13 +60,15 @@ def conv_module(kind: str, epilogue: str = "", bias_shape: list[int] | None = No
     return fb.module
 
 
-def cases(kind: str, epilogue: str = "", bias_shape: list[int] | None = None) -> list[tuple[np.ndarray, ...]]:
+def cases(kind: str, epilogue: str = "", bias_shape: list[int] | None = None,
+          layout: str = "NCHW") -> list[tuple[np.ndarray, ...]]:
     c, o, kernel, _, _, _, groups = KINDS[kind]
+    nhwc = layout == "NHWC"
     out = []
     for n in BATCHES:
-        args = [rand((n, c, 7, 6), seed=n + 1), rand((o, c // groups, *kernel), seed=n + 2)]
+        args = [rand((n, 7, 6, c) if nhwc else (n, c, 7, 6), seed=n + 1), rand((o, c // groups, *kernel), seed=n + 2)]
         if epilogue:
-            args.append(rand(tuple(bias_shape or [1, o, 1, 1]), seed=n + 3))
+            args.append(rand(tuple(bias_shape or ([1, 1, 1, o] if nhwc else [1, o, 1, 1])), seed=n + 3))
         out.append(tuple(args))
     return out
 
@@ -109,10 +114,11 @@ def test_bias_relu_epilogue_is_part_of_the_call(kind: str, epilogue: str, bias_s
 
 
 def test_fast_pipeline_sends_grouped_convs_to_dnnl() -> None:
-    """The optimizing pipeline's offload picks oneDNN for a grouped conv + bias + relu (BLAS cannot take it)."""
+    """The optimizing pipeline's offload picks oneDNN for a grouped conv + bias + relu (BLAS cannot take it),
+    channels last (convert-layout; the bias parameter permuted with the data)."""
     module = conv_module("groups4", "bias_relu")
     exe = rx.compile(module, target="c", pipeline="fast")
-    assert "rx_dnnl_conv2d_1_1_0_1_0_1_1_1_4_bias4_relu(" in exe.c_source
+    assert "rx_dnnl_conv2d_nhwc_1_1_0_1_0_1_1_1_4_bias4_relu(" in exe.c_source
     for a in cases("groups4", "bias_relu"):
         assert_close(exe.main(*a), rx.evaluate(module, "main", *a))
     assert fallbacks(exe) == 0

@@ -14,6 +14,7 @@ import pytest
 from relax_xdsl.dialects.lib import LibFuncOp
 from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.passes.offload import OffloadPattern, offload_module, register_offload_pattern
+from relax_xdsl.passes.pipelines import PIPELINES
 from util import SIZES, assert_close, check_levels, rand, roundtrip
 
 import relax_xdsl as rx
@@ -21,6 +22,9 @@ from relax_xdsl import op
 from relax_xdsl.backend.c import DEFAULT_FLAGS
 from relax_xdsl.libraries import register_library_function
 from relax_xdsl.models import transformer_block
+
+NCHW_CONVS = PIPELINES["default"].replace("convert-layout,", "")
+"""The default pipeline with convolutions left NCHW, where offload sends them to BLAS (the tests of that path)."""
 
 
 def matmul_module(a: list[Any], b: list[Any]) -> Any:
@@ -313,7 +317,7 @@ def test_conv2d_without_memory_for_columns_convolves_directly(variant: str) -> N
         if variant == "bias_relu":
             y = op.nn.relu(op.add(y, fb.param("b", [1, 4, 1, 1], "float32")))
         fb.ret(y)
-    loops = rx.lower(fb.module, "fast")
+    loops = rx.lower(fb.module, NCHW_CONVS)
     lib = CModule(loops, cflags=(*DEFAULT_FLAGS, "-DRX_TEST_CONV_DIRECT"))
     assert "-DRX_TEST_CONV_DIRECT" in lib.flags  # reaches the runtime archive's conv kernel
     for n, h in ((1, 3), (5, 9)):
@@ -346,7 +350,7 @@ def test_conv2d_stride_1_windows_columns_and_direct_agree(kernel: tuple[int, int
         if variant == "bias_relu":
             y = op.nn.relu(op.add(y, fb.param("b", [1, o, 1, 1], "float32")))
         fb.ret(y)
-    loops = rx.lower(fb.module, "fast")
+    loops = rx.lower(fb.module, NCHW_CONVS)
     libs = {flag: CModule(loops, cflags=(*DEFAULT_FLAGS, "-DRX_TEST_SMALL_GEMM",
                                          *([f"-DRX_TEST_CONV_{flag}"] if flag else [])))
             for flag in ("", "IM2COL", "DIRECT")}
@@ -379,7 +383,7 @@ def test_offloaded_relu_keeps_nan_as_relax_relu(kind: str) -> None:
             args = [rand((2, 2, 6, 6), seed=1), rand((rows, 2, 3, 3), seed=2), rand((1, rows, 1, 1), seed=3)]
         fb.ret(op.nn.relu(y))
     args[0].flat[::7] = np.nan
-    exe = rx.compile(fb.module, target="c", pipeline="fast")
+    exe = rx.compile(fb.module, target="c", pipeline=NCHW_CONVS)
     assert ("rx_blas_dense_2x2_relu(" if kind.startswith("dense") else "rx_blas_conv2d_1_1_1_1_1_1_bias4_relu(") \
         in exe.c_source
     got, want = exe.main(*args), rx.evaluate(fb.module, "main", *args)

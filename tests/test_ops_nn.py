@@ -363,7 +363,7 @@ def test_conv2d_too_small_symbolic_input_is_a_run_time_error() -> None:
         ([1, 3, 8, 8], [4, 2, 3, 3], {}, r"relax.conv2d: data in-channels.*weight in-channels.*3 vs 2"),
         ([1, 4, 8, 8], [4, 3, 3, 3], {"groups": 2}, r"in-channels.*groups 2: 4 vs 6"),
         ([1, 4, 8, 8], [3, 2, 3, 3], {"groups": 2}, r"out-channels 3 \(dim 0\) is not divisible by groups 2"),
-        (["n", 3, 8, 8], [4, 3, 3, 3], {"data_layout": "NHWC"}, r"data_layout 'NHWC' is not supported"),
+        (["n", 3, 8, 8], [4, 3, 3, 3], {"data_layout": "NCWH"}, r"data_layout 'NCWH' is not supported, only 'NCHW' or 'NHWC'"),
         (["n", 3, 8, 8], [4, 3, 3, 3], {"kernel_layout": "HWIO"}, r"kernel_layout 'HWIO' is not supported"),
         (["n", 3, 8, 8], [4, 3, 3, 3], {"padding": (1, 1, 1)}, r"padding must have 1, 2 or 4 ints.*got 3"),
         (["n", 3, 8, 8], [4, 3, 3, 3], {"padding": -1}, r"padding must be >= 0"),

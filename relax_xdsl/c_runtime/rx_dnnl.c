@@ -1,12 +1,16 @@
 /* conv2d on oneDNN's C API (see rx_dnnl.h).
 
-   A convolution primitive is created with `any` layouts for source,
-   weights and destination, so oneDNN picks its fastest (blocked) kernel;
-   the NCHW / OIHW buffers of the calling convention are reordered into
-   those layouts and the result back, each call. A pointwise conv (1x1,
-   stride 1, unpadded; ShuffleNet's grouped ones) keeps NCHW source and
-   destination: oneDNN's GEMM runs on them in place, and the two reorders
-   it saves cost as much as the convolution.
+   Source and destination are NCHW or NHWC (`nhwc`), weights OIHW.
+   NHWC (channels last; what the convert-layout pass gives every conv it
+   sends here) is taken as it is: oneDNN's channels-last kernels (brgemm,
+   depthwise) run on it in place, as fast as on its own blocked layouts.
+   For NCHW the primitive is created with `any` layouts for source, weights
+   and destination, so oneDNN picks its fastest (blocked) kernel; the
+   buffers are reordered into those layouts and the result back, each call
+   (oneDNN's NCHW kernels are several times slower than that). A pointwise
+   conv (1x1, stride 1, unpadded; ShuffleNet's grouped ones) keeps NCHW
+   source and destination: oneDNN's GEMM runs on them in place, and the
+   two reorders it saves cost as much as the convolution.
 
    Weights: rx_dnnl_conv2d reorders them on every call (a weight buffer may
    be a parameter whose contents change between calls at the same address).
@@ -30,7 +34,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 
-#define RX_DNNL_KEY 20
+#define RX_DNNL_KEY 21
 #define RX_DNNL_CACHE_MAX 512
 
 /* A constant weight buffer in the convolution's layout. */
@@ -64,29 +68,32 @@ int64_t rx_dnnl_fallbacks(void) {
 void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
                            int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                            int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
-                           int act) {
+                           int act, int nhwc) {
   int64_t cg = c / groups, og = o / groups;
+  /* element strides of a channel, a row and a column of X and of Y */
+  int64_t xc = nhwc ? 1 : h * w, xy = nhwc ? w * c : w, xx = nhwc ? c : 1;
+  int64_t yc = nhwc ? 1 : oh * ow, yy = nhwc ? ow * o : ow, yx = nhwc ? o : 1;
   for (int64_t b = 0; b < n; ++b)
     for (int64_t oc = 0; oc < o; ++oc) {
       int64_t g = oc / og;
       const float* wk = W + oc * cg * kh * kw;
-      float* out = Y + (b * o + oc) * oh * ow;
+      float* out = Y + b * o * oh * ow + oc * yc;
       for (int64_t y = 0; y < oh; ++y)
         for (int64_t x = 0; x < ow; ++x) {
           float acc = bias ? bias[oc] : 0.0f;
           for (int64_t ic = 0; ic < cg; ++ic) {
-            const float* in = X + (b * c + g * cg + ic) * h * w;
+            const float* in = X + b * c * h * w + (g * cg + ic) * xc;
             for (int64_t i = 0; i < kh; ++i) {
               int64_t iy = y * sh - pt + i * dh;
               if (iy < 0 || iy >= h) continue;
               for (int64_t j = 0; j < kw; ++j) {
                 int64_t ix = x * sw - pl + j * dw;
                 if (ix < 0 || ix >= w) continue;
-                acc += in[iy * w + ix] * wk[(ic * kh + i) * kw + j];
+                acc += in[iy * xy + ix * xx] * wk[(ic * kh + i) * kw + j];
               }
             }
           }
-          out[y * ow + x] = rx_conv_act(acc, act);
+          out[y * yy + x * yx] = rx_conv_act(acc, act);
         }
     }
 }
@@ -122,12 +129,12 @@ static dnnl_primitive_t rx_dnnl_reorder(const_dnnl_memory_desc_t from, const_dnn
   return prim;
 }
 
-/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias), created
+/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias nhwc), created
    with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
 static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   int64_t n = k[0], c = k[1], h = k[2], w = k[3], o = k[4], kh = k[5], kw = k[6], oh = k[7], ow = k[8];
   int64_t groups = k[17];
-  int has_bias = (int)k[19];
+  int has_bias = (int)k[19], nhwc = (int)k[20];
   if (!rx_dnnl_engine && dnnl_engine_create(&rx_dnnl_engine, dnnl_cpu, 0) != dnnl_success) {
     rx_dnnl_engine = NULL;
     return NULL;
@@ -138,11 +145,12 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   int ok = 1;
   dnnl_dims_t src = {n, c, h, w}, dst = {n, o, oh, ow}, bias = {o};
   dnnl_dims_t wei = {o, c, kh, kw}, gwei = {groups, o / groups, c / groups, kh, kw};
-  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[0], 4, src, dnnl_f32, dnnl_nchw) == dnnl_success;
+  dnnl_format_tag_t user = nhwc ? dnnl_nhwc : dnnl_nchw;
+  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[0], 4, src, dnnl_f32, user) == dnnl_success;
   ok &= (groups == 1 ? dnnl_memory_desc_create_with_tag(&e->user_md[1], 4, wei, dnnl_f32, dnnl_oihw)
                      : dnnl_memory_desc_create_with_tag(&e->user_md[1], 5, gwei, dnnl_f32, dnnl_goihw)) == dnnl_success;
   ok &= dnnl_memory_desc_create_with_tag(&e->user_md[2], 1, bias, dnnl_f32, dnnl_a) == dnnl_success;
-  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[3], 4, dst, dnnl_f32, dnnl_nchw) == dnnl_success;
+  ok &= dnnl_memory_desc_create_with_tag(&e->user_md[3], 4, dst, dnnl_f32, user) == dnnl_success;
   dnnl_memory_desc_t any[3] = {NULL, NULL, NULL};
   /* a pointwise conv (1x1, stride 1, no padding) on the calling convention's
      NCHW: oneDNN runs it as GEMMs on the image in place, where a blocked
@@ -150,7 +158,7 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
      as much as the convolution itself */
   int pointwise = kh == 1 && kw == 1 && k[9] == 1 && k[10] == 1 && k[11] == 0 && k[12] == 0 && k[13] == 0 &&
                   k[14] == 0 && k[15] == 1 && k[16] == 1;
-  dnnl_format_tag_t act = pointwise ? dnnl_nchw : dnnl_format_tag_any;
+  dnnl_format_tag_t act = nhwc ? dnnl_nhwc : pointwise ? dnnl_nchw : dnnl_format_tag_any;
   ok = ok && dnnl_memory_desc_create_with_tag(&any[0], 4, src, dnnl_f32, act) == dnnl_success;
   ok = ok && (groups == 1 ? dnnl_memory_desc_create_with_tag(&any[1], 4, wei, dnnl_f32, dnnl_format_tag_any)
                           : dnnl_memory_desc_create_with_tag(&any[1], 5, gwei, dnnl_f32, dnnl_format_tag_any))
@@ -215,11 +223,13 @@ static rx_dnnl_conv* rx_dnnl_get(const int64_t* key, int* owned) {
    (maximum(x, 0)) and relax.clip keep it: oneDNN's relu and clip post-ops
    turn NaN into 0, so the epilogue is this pass instead. */
 static void rx_dnnl_activate(float* Y, int64_t count, int act) {
+  /* `if (parallel: ...)`: a bare `if` clause on `parallel for simd` applies
+     to the simd construct too, so below the threshold the loop ran scalar */
   if (act == 2) {
-#pragma omp parallel for simd if (count >= 65536) schedule(static)
+#pragma omp parallel for simd if (parallel : count >= 65536) schedule(static)
     for (int64_t i = 0; i < count; ++i) Y[i] = rx_conv_act(Y[i], 2);
   } else {
-#pragma omp parallel for simd if (count >= 65536) schedule(static)
+#pragma omp parallel for simd if (parallel : count >= 65536) schedule(static)
     for (int64_t i = 0; i < count; ++i) Y[i] = rx_conv_act(Y[i], 1);
   }
 }
@@ -346,14 +356,15 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
 static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, const float* bias, float* Y,
                                int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw,
                                int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb,
-                               int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act) {
+                               int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act, int nhwc) {
   if (n == 0 || o == 0 || oh == 0 || ow == 0) return; /* an empty output: nothing to write */
   if (c == 0 || h == 0 || w == 0 || kh == 0 || kw == 0) {
     /* oneDNN takes no zero-sized input: the output is the bias (then the activation) */
-    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act);
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
     return;
   }
-  int64_t key[RX_DNNL_KEY] = {n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act, bias != NULL};
+  int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh,     ow,          sh, sw,
+                              pt, pl, pb, pr, dh, dw, groups, act, bias != NULL, nhwc};
   int owned = 0;
 #ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every convolution */
   rx_dnnl_conv* e = NULL;
@@ -365,7 +376,7 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
   if (owned) rx_dnnl_free_entry(e);
   if (failed) {
     __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
-    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act);
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
   } else if (act) {
     rx_dnnl_activate(Y, n * o * oh * ow, act);
   }
@@ -374,13 +385,15 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
 void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                     int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                    int act) {
-  rx_dnnl_conv2d_any(X, W, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act);
+                    int act, int nhwc) {
+  rx_dnnl_conv2d_any(X, W, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act,
+                     nhwc);
 }
 
 void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                        int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                       int act) {
-  rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act);
+                       int act, int nhwc) {
+  rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act,
+                     nhwc);
 }

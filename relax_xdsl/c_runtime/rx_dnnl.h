@@ -13,13 +13,14 @@
 #include "rx_runtime.h"
 
 /* Y (n x o x oh x ow) = conv2d(X (n x c x h x w), W (o x c/groups x kh x kw)),
-   NCHW / OIHW float32, strides sh / sw, paddings pt / pl / pb / pr,
+   float32, X and Y NCHW (or NHWC, channels last, when `nhwc`), W OIHW,
+   strides sh / sw, paddings pt / pl / pb / pr,
    dilations dh / dw (1: none), then + bias[oc] when `bias` is not NULL,
    then the activation `act` (rx_conv_act: 0 none, 1 relu, 2 relu6). */
 void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                     int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                    int act);
+                    int act, int nhwc);
 
 /* rx_dnnl_conv2d for weights W that are a model constant: unchanged, at
    the same address, while the module lives. Their reordered copy is made
@@ -28,7 +29,7 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
 void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                        int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                       int act);
+                       int act, int nhwc);
 
 /* Drops the kept copies of constant weights whose address is in [lo, hi):
    called when a module's constants are freed (their addresses may then
@@ -39,7 +40,7 @@ RX_API void rx_dnnl_forget_weights(const void* lo, const void* hi);
 void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
                            int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
                            int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
-                           int act);
+                           int act, int nhwc);
 
 /* How many calls of rx_dnnl_conv2d fell back to the direct loops. */
 RX_API int64_t rx_dnnl_fallbacks(void);

@@ -82,9 +82,22 @@ def _padding(ctx: Infer, padding: tuple[int, ...]) -> tuple[int, int, int, int]:
     return padding[0], padding[1], padding[2], padding[3]
 
 
-def _layout(ctx: Infer, name: str, value: str, supported: str) -> None:
-    if value != supported:
-        ctx.fail(f"{name} {value!r} is not supported, only {supported!r}; transpose with permute_dims first")
+def _layout(ctx: Infer, name: str, value: str, *supported: str) -> None:
+    if value not in supported:
+        ctx.fail(f"{name} {value!r} is not supported, only {' or '.join(map(repr, supported))}; "
+                 "transpose with permute_dims first")
+
+
+def _nchw(dims: Sequence[Any], layout: str) -> tuple[Any, ...]:
+    """(n, c, h, w) of a 4-d shape (or index tuple) in `layout` (NCHW or NHWC)."""
+    n, a, b, c = dims
+    return (n, c, a, b) if layout == "NHWC" else (n, a, b, c)
+
+
+def _from_nchw(dims: Sequence[Any], layout: str) -> tuple[Any, ...]:
+    """An (n, c, h, w) shape (or index tuple) laid out as `layout`."""
+    n, c, h, w = dims
+    return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
 
 
 def _rank(ctx: Infer, t: TensorType, rank: int, what: str, layout: str) -> None:
@@ -318,8 +331,11 @@ class BatchNorm(OpSpec):
 
 @register_op
 class Conv2d(OpSpec):
-    """relax.conv2d (R.nn.conv2d): 2-d convolution (cross-correlation), NCHW data,
-    OIHW weight, grouped when groups > 1; computed in out_dtype (default: data's)."""
+    """relax.conv2d (R.nn.conv2d): 2-d convolution (cross-correlation), NCHW
+    data (or NHWC, channels last: what convert-layout gives oneDNN's
+    convolutions, whose channels-last kernels need no reorder), OIHW weight,
+    grouped when groups > 1; computed in out_dtype (default: data's). The
+    result has the data's layout."""
 
     name = "conv2d"
     inputs = ("data", "weight")
@@ -332,9 +348,9 @@ class Conv2d(OpSpec):
     def infer(self, ctx: Infer, data: TensorType, weight: TensorType, strides: tuple[int, ...],
               padding: tuple[int, ...], dilation: tuple[int, ...], groups: int, data_layout: str,
               kernel_layout: str, out_dtype: str | None) -> TensorType:
-        _layout(ctx, "data_layout", data_layout, "NCHW")
+        _layout(ctx, "data_layout", data_layout, "NCHW", "NHWC")
         _layout(ctx, "kernel_layout", kernel_layout, "OIHW")
-        _rank(ctx, data, 4, "data", "NCHW")
+        _rank(ctx, data, 4, "data", data_layout)
         _rank(ctx, weight, 4, "weight", "OIHW")
         sh, sw = _pair(ctx, strides, "strides")
         dh, dw = _pair(ctx, dilation, "dilation")
@@ -349,7 +365,7 @@ class Conv2d(OpSpec):
             res_dtype = ctx.dtype(out_dtype, "out_dtype")
         if res_dtype == "bool":
             ctx.fail("out_dtype bool is not supported")
-        n, c, h, w = data.sym_shape
+        n, c, h, w = _nchw(data.sym_shape, data_layout)
         o, i, kh, kw = weight.sym_shape
         ctx.same(c, i * groups, f"data in-channels (dim 1) vs weight in-channels (dim 1) * groups {groups}")
         if groups > 1:
@@ -359,11 +375,15 @@ class Conv2d(OpSpec):
                 ctx.same(mod(o, groups), 0, f"weight out-channels {dim_to_str(o)} mod groups {groups}")
         oh = _window_dim(ctx, h, pt, pb, kh, sh, dh, False, "output height")
         ow = _window_dim(ctx, w, pl, pr, kw, sw, dw, False, "output width")
-        return tensor((n, o, oh, ow), res_dtype)
+        return tensor(_from_nchw((n, o, oh, ow), data_layout), res_dtype)
 
     def reference(self, data: np.ndarray, weight: np.ndarray, strides: tuple[int, ...], padding: tuple[int, ...],
                   dilation: tuple[int, ...], groups: int, data_layout: str, kernel_layout: str,
                   out_dtype: str | None) -> np.ndarray:
+        if data_layout == "NHWC":
+            out = self.reference(data.transpose(0, 3, 1, 2), weight, strides, padding, dilation, groups, "NCHW",
+                                 kernel_layout, out_dtype)
+            return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
         ctx = Infer(self.name)
         (sh, sw), (dh, dw) = _pair(ctx, strides, "strides"), _pair(ctx, dilation, "dilation")
         pt, pl, pb, pr = _padding(ctx, padding)
@@ -702,19 +722,21 @@ def _conv2d_legalize(self: Conv2d, pb: Any, inputs: list[Any], outputs: list[Any
     pt, pl, pb_, pr = _padding(ctx, padding)
     unpadded = _windows_inside(padding, ceil_mode=False)
     ct = _compute_dtype(np.dtype(out.dtype)).name
-    _, c_in, h, wd = x.shape
+    _, c_in, h, wd = _nchw(x.shape, data_layout)
     o, ci, kh, kw = w.shape
     per_group = floordiv(o, groups)  # exact: the shape rule checks o mod groups == 0
 
-    def body(n: Any, oc: Any, y: Any, xx: Any, ic: Any, ky: Any, kx: Any) -> Any:
+    def body(*idx: Any) -> Any:
+        (n, oc, y, xx), (ic, ky, kx) = _nchw(idx[:4], data_layout), idx[4:]
         g = oc // pb.index(per_group) if groups > 1 else None
         c = g * pb.index(ci) + ic if g is not None else ic
         iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
         wv = pb.cast(w[oc, ic, ky, kx], ct)
+        at = _from_nchw((n, c, iy, ix), data_layout)
         if unpadded:  # every window lies inside the input (output dims are floor-mode)
-            return pb.cast(x[n, c, iy, ix], ct) * wv
+            return pb.cast(x[at], ct) * wv
         ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(wd)])
-        v = pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], ct), 0.0 if dtypes.is_float(ct) else 0)
+        v = pb.if_then_else(ok, lambda: pb.cast(x[at], ct), 0.0 if dtypes.is_float(ct) else 0)
         return v * wv
 
     pb.compute(out, body, reduce=("add", [ci, kh, kw]),

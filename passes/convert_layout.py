@@ -1,0 +1,191 @@
+"""`convert-layout`: float32 convolutions to channels last (NHWC), and the
+layout carried from one to the next (TVM Relax's ConvertLayout with
+`{"relax.nn.conv2d": ["NHWC", "OIHW"]}`).
+
+Why: oneDNN's fast kernels on this kind of CPU (AVX2) are channels-last or
+blocked; its NCHW kernels are several times slower. Converting NCHW to its
+layout and back around each conv costs about as much as a small conv, so
+the data stays NHWC from conv to conv and is transposed only where an op
+needs NCHW. (A whole MobileNetV2 chain of oneDNN convs at batch 1: about
+35 ms reordering around each conv, 6.8 ms channels last throughout.)
+
+How, per function body, in program order:
+- a conv2d (NCHW data, OIHW weights, float32, taken by oneDNN) becomes
+  conv2d(data_layout=NHWC) on the NHWC form of its data; its NCHW result
+  is a permute_dims of the NHWC one, kept for users that need it;
+- an elementwise or broadcasting op (add, clip, relu, ...; no axis
+  parameter) with a rank-4 result whose operands all have an NHWC form, or
+  are constants (permuted here), scalars or per-channel values (height and
+  width 1: a bias parameter, permuted at run time, a small copy), is
+  computed on NHWC forms too;
+- concat along the channel axis joins NHWC forms along axis 3;
+- a value's NHWC form is the op that made it (above), or one permute_dims
+  made at its first NHWC user and shared by the rest.
+NCHW permutes that no user needs are erased: between two converted ops the
+data never leaves NHWC. Ops in nested regions (if / loop bodies) keep NCHW.
+
+Without oneDNN the pass changes nothing (the NHWC conv would be generated
+code, no faster than the NCHW one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
+from relax_xdsl.passes.graph_rewrite import constant_array, graph_op
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Block, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.rewriter import InsertPoint, Rewriter
+
+from relax_xdsl.ops.registry import BROADCAST, ELEMWISE
+
+TO_NHWC = (0, 2, 3, 1)
+TO_NCHW = (0, 3, 1, 2)
+
+
+def _float4(v: SSAValue) -> bool:
+    t = v.type
+    return isinstance(t, TensorType) and t.ndim == 4 and t.dtype == "float32"
+
+
+def _converts(op: GraphOp) -> bool:
+    """A conv2d that oneDNN takes in NHWC (as offload routes it)."""
+    from relax_xdsl import dnnl
+
+    if op.SPEC.name != "conv2d" or not all(_float4(v) for v in (*op.inputs, op.res)):
+        return False
+    p = op.SPEC.decode_params(dict(op.attributes))
+    if p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW" or p["out_dtype"] not in (None, "float32"):
+        return False
+    if p["groups"] != 1:  # oneDNN gets grouped convs whose channel counts are static (passes/offload.py)
+        c = op.inputs[0].type.sym_shape[1]  # type: ignore[union-attr]
+        o, ci = op.inputs[1].type.sym_shape[:2]  # type: ignore[union-attr]
+        if not all(getattr(d, "is_Integer", False) for d in (c, ci, o)):
+            return False
+        if int(c) != p["groups"] * int(ci) or int(o) % p["groups"]:
+            return False
+    return dnnl.available()
+
+
+def _agnostic(op: GraphOp) -> bool:
+    """An op computing each element from the elements at the same index
+    (numpy broadcasting), whatever the dims mean: it runs on NHWC as well."""
+    spec = op.SPEC
+    return (spec.pattern in (ELEMWISE, BROADCAST) and not {"axis", "axes"} & set(spec.params)
+            and len(op.results) == 1 and isinstance(op.res.type, TensorType) and op.res.type.ndim == 4)
+
+
+def _nhwc_constant(v: SSAValue) -> np.ndarray | None:
+    """A constant operand (rank <= 4, broadcast against a rank-4 NCHW
+    value) as it broadcasts against the NHWC one, or None."""
+    a = constant_array(v)
+    if a is None or a.ndim > 4:
+        return None
+    return np.ascontiguousarray(a.reshape((1,) * (4 - a.ndim) + a.shape).transpose(TO_NHWC))
+
+
+class _Converter:
+    def __init__(self, block: Block) -> None:
+        self.block = block
+        self.nhwc: dict[SSAValue, SSAValue] = {}  # an NCHW value -> its NHWC form (defined in this block)
+        self.backs: list[GraphOp] = []  # NHWC -> NCHW permutes made for converted results
+
+    def form(self, v: SSAValue, before: Operation) -> SSAValue:
+        """v's NHWC form, made before `before` when it has none yet."""
+        if v not in self.nhwc:
+            perm = graph_op("permute_dims", [v], axes=list(TO_NHWC))
+            Rewriter.insert_op(perm, InsertPoint.before(before))
+            self.nhwc[v] = perm.res
+        return self.nhwc[v]
+
+    def replace(self, op: GraphOp, new: list[Operation], result: SSAValue) -> None:
+        """`op` becomes `new` (inserted before it), its result an NCHW permute of `result`."""
+        back = graph_op("permute_dims", [result], op.res.type, axes=list(TO_NCHW))
+        Rewriter.insert_op([*new, back], InsertPoint.before(op))
+        op.res.replace_all_uses_with(back.res)
+        Rewriter.erase_op(op)
+        self.nhwc[back.res] = result
+        self.backs.append(back)
+
+    def conv(self, op: GraphOp) -> None:
+        x, w = op.inputs
+        attrs = dict(op.SPEC.decode_params(dict(op.attributes)))
+        attrs["data_layout"] = "NHWC"
+        new = graph_op("conv2d", [self.form(x, op), w], **attrs)
+        self.replace(op, [new], new.res)
+
+    def elementwise(self, op: GraphOp) -> bool:
+        if not any(v in self.nhwc for v in op.inputs):
+            return False
+        operands: list[SSAValue | np.ndarray] = []
+        for v in op.inputs:
+            t = v.type
+            if v in self.nhwc:
+                operands.append(self.nhwc[v])
+            elif isinstance(t, TensorType) and t.ndim == 0:
+                operands.append(v)
+            elif (a := _nhwc_constant(v)) is not None:
+                operands.append(a)
+            elif isinstance(t, TensorType) and t.ndim == 4 and all(d == 1 for d in t.sym_shape[2:]):
+                operands.append(self.form(v, op))  # a per-channel operand (a bias parameter): a small permute
+            else:
+                return False
+        made: list[Operation] = []
+        values: list[SSAValue] = []
+        for o in operands:
+            if isinstance(o, np.ndarray):
+                c = ConstantOp.from_array(o)
+                made.append(c)
+                values.append(c.result)
+            else:
+                values.append(o)
+        new = graph_op(op.SPEC.name, values, **op.SPEC.decode_params(dict(op.attributes)))
+        self.replace(op, [*made, new], new.res)
+        return True
+
+    def concat(self, op: GraphOp) -> bool:
+        p = op.SPEC.decode_params(dict(op.attributes))
+        if p["axis"] not in (1, -3) or not op.inputs or not all(v in self.nhwc for v in op.inputs):
+            return False
+        new = graph_op("concat", [self.nhwc[v] for v in op.inputs], axis=3)
+        self.replace(op, [new], new.res)
+        return True
+
+    def run(self) -> None:
+        for op in list(self.block.ops):
+            if not isinstance(op, GraphOp):
+                continue
+            if _converts(op):
+                self.conv(op)
+            elif op.SPEC.name == "concat" and _float4(op.res):
+                self.concat(op)
+            elif _agnostic(op):
+                self.elementwise(op)
+        for back in reversed(self.backs):
+            if not back.res.uses:
+                Rewriter.erase_op(back)
+        for op in list(self.block.ops):  # constants the converted ops no longer read
+            if isinstance(op, ConstantOp) and not op.result.uses:
+                Rewriter.erase_op(op)
+
+
+def convert_layout(module: ModuleOp) -> ModuleOp:
+    for func in module.body.ops:
+        if isinstance(func, FunctionOp) and any(isinstance(op, GraphOp) and _converts(op) for op in func.body.ops):
+            _Converter(func.body.block).run()
+    return module
+
+
+@dataclass(frozen=True)
+class ConvertLayoutPass(ModulePass):
+    """convert-layout: oneDNN's convolutions and the elementwise ops between
+    them to channels last (NHWC), with a transpose only where NCHW is needed."""
+
+    name = "convert-layout"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        convert_layout(op)
