@@ -19,6 +19,12 @@ How, per function body, in program order:
   width 1: a bias parameter, permuted at run time, a small copy), is
   computed on NHWC forms too;
 - concat along the channel axis joins NHWC forms along axis 3;
+- max_pool2d and avg_pool2d pool NHWC forms (layout=NHWC), channels the
+  inner loop;
+- a reduction over axes (mean, sum, max, ...; a global average pool is a
+  mean over H and W) reduces the NHWC form over the same dims; without
+  keepdims its result is the NCHW one when the kept dims keep their order
+  (a pool to [n, c]);
 - a value's NHWC form is the op that made it (above), or one permute_dims
   made at its first NHWC user and shared by the rest.
 NCHW permutes that no user needs are erased: between two converted ops the
@@ -41,10 +47,14 @@ from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from relax_xdsl.ops.registry import BROADCAST, ELEMWISE
+from relax_xdsl.ops.registry import BROADCAST, ELEMWISE, REDUCTION
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
+NHWC_AXIS = (0, 3, 1, 2)
+"""Where NCHW dim i is in NHWC."""
+POOLS = ("max_pool2d", "avg_pool2d")
+REDUCTIONS = ("sum", "mean", "max", "min", "prod", "variance")
 
 
 def _float4(v: SSAValue) -> bool:
@@ -155,14 +165,47 @@ class _Converter:
         self.replace(op, [new], new.res)
         return True
 
+    def pool(self, op: GraphOp) -> bool:
+        p = op.SPEC.decode_params(dict(op.attributes))
+        if p["layout"] != "NCHW" or op.inputs[0] not in self.nhwc:
+            return False
+        new = graph_op(op.SPEC.name, [self.nhwc[op.inputs[0]]], **{**p, "layout": "NHWC"})
+        self.replace(op, [new], new.res)
+        return True
+
+    def reduction(self, op: GraphOp) -> bool:
+        x = op.inputs[0]
+        if x not in self.nhwc or x.type.ndim != 4:  # type: ignore[union-attr]
+            return False
+        p = op.SPEC.decode_params(dict(op.attributes))
+        axes = range(4) if p["axis"] is None else [a % 4 for a in p["axis"]]
+        if len(set(axes)) != len(axes) or not set(axes) <= set(range(4)):
+            return False
+        kept = [NHWC_AXIS[a] for a in range(4) if a not in axes]
+        if not p["keepdims"] and kept != sorted(kept):
+            return False  # the result's dims would come out in another order
+        new = graph_op(op.SPEC.name, [self.nhwc[x]], axis=sorted(NHWC_AXIS[a] for a in axes), keepdims=p["keepdims"])
+        if p["keepdims"]:
+            self.replace(op, [new], new.res)
+            return True
+        Rewriter.insert_op(new, InsertPoint.before(op))
+        op.res.replace_all_uses_with(new.res)
+        Rewriter.erase_op(op)
+        return True
+
     def run(self) -> None:
         for op in list(self.block.ops):
             if not isinstance(op, GraphOp):
                 continue
+            name = op.SPEC.name
             if _converts(op):
                 self.conv(op)
-            elif op.SPEC.name == "concat" and _float4(op.res):
+            elif name == "concat" and _float4(op.res):
                 self.concat(op)
+            elif name in POOLS:
+                self.pool(op)
+            elif name in REDUCTIONS and op.SPEC.pattern == REDUCTION:
+                self.reduction(op)
             elif _agnostic(op):
                 self.elementwise(op)
         for back in reversed(self.backs):

@@ -102,8 +102,8 @@ def test_nhwc_direct_fallback_when_dnnl_refuses(kind: str) -> None:
 
 def small_cnn() -> tuple[Any, list[tuple[np.ndarray, ...]]]:
     """conv -> bias (a rank-3 constant) -> relu -> depthwise conv -> + residual -> relu6, then a concat with
-    another conv along the channels, a per-channel bias parameter, a scalar multiply, a max-pool (NCHW only)
-    and a last conv."""
+    another conv along the channels, a per-channel bias parameter, a scalar multiply, a max-pool, a last
+    conv, then both a global average pool to [n, 4] (mean without keepdims) and an average pool beside it."""
     rng = np.random.default_rng(0)
     with rx.FunctionBuilder("main") as fb:
 
@@ -118,25 +118,55 @@ def small_cnn() -> tuple[Any, list[tuple[np.ndarray, ...]]]:
         j = op.concat([r, op.nn.conv2d(a, const(6, 6, 1, 1))], axis=1)
         s = op.multiply(op.add(j, b), fb.const(np.float32(0.5)))
         p = op.nn.max_pool2d(s, pool_size=(2, 2), strides=(2, 2))
-        fb.ret(op.nn.conv2d(p, const(4, 12, 1, 1)))
+        y = op.nn.conv2d(p, const(4, 12, 1, 1))
+        fb.ret(fb.tuple(op.mean(y, axis=[2, 3]), op.nn.avg_pool2d(y, pool_size=(2, 2), padding=(1, 1))))
     cases = [(rand((n, 3, h, h), seed=n), rand((1, 12, 1, 1), seed=7)) for n, h in ((0, 4), (1, 6), (3, 5))]
     return fb.module, cases
 
 
 def test_data_stays_nhwc_between_convs() -> None:
-    """Every conv of the small CNN runs NHWC; the data is transposed only
-    into the first conv, around the max-pool (NCHW) and out of the last
-    conv; the bias parameter is permuted where it is added."""
+    """Every conv and pool of the small CNN runs NHWC; the data is
+    transposed only into the first conv and out of the average pool; the
+    bias parameter is permuted where it is added; the global mean needs no
+    transpose."""
     module, cases = small_cnn()
     converted = roundtrip(convert_layout(module.clone()))
     convs = ops_named(converted, "conv2d")
     assert len(convs) == 4 and all(c.attributes["data_layout"].data == "NHWC" for c in convs)  # type: ignore[attr-defined]
-    assert len(ops_named(converted, "permute_dims")) == 5  # x in, the bias in, the pool's input out and its output in, the result out
+    assert len(ops_named(converted, "permute_dims")) == 3  # x in, the bias in, the average pool's result out
+    assert all(p.SPEC.decode_params(dict(p.attributes))["layout"] == "NHWC"
+               for p in ops_named(converted, "max_pool2d") + ops_named(converted, "avg_pool2d"))
+    (mean,) = ops_named(converted, "mean")
+    assert list(mean.SPEC.decode_params(dict(mean.attributes))["axis"]) == [1, 2]
     (cat,) = ops_named(converted, "concat")
     assert cat.SPEC.decode_params(dict(cat.attributes))["axis"] == 3
     for args in cases:
         assert_close(rx.evaluate(converted, "main", *args), rx.evaluate(module, "main", *args))
     check_levels(module, cases, levels=("c",))
+
+
+@pytest.mark.parametrize("pool", ["max", "avg", "avg_include_pad"])
+@pytest.mark.parametrize(("size", "strides", "padding", "ceil"), [
+    ((2, 2), (2, 2), (0, 0), False), ((3, 3), (2, 1), (1, 0, 1, 2), True), ((3, 2), (1, 1), (1, 1), False)])
+def test_nhwc_pools_are_the_nchw_ones_transposed(pool: str, size: Any, strides: Any, padding: Any,
+                                                 ceil: bool) -> None:
+    """max_pool2d / avg_pool2d with layout=NHWC: reference and generated code (C, baseline) against the
+    NCHW op on the transposed data, padded and ceil-mode windows included."""
+    kwargs = dict(pool_size=size, strides=strides, padding=padding, ceil_mode=ceil)
+    if pool == "avg_include_pad":
+        kwargs["count_include_pad"] = True
+    fn = op.nn.max_pool2d if pool == "max" else op.nn.avg_pool2d
+    modules = []
+    for layout, shape in (("NCHW", ["n", 3, "h", "w"]), ("NHWC", ["n", "h", "w", 3])):
+        with rx.FunctionBuilder("main") as fb:
+            fb.ret(fn(fb.param("x", shape, "float32"), layout=layout, **kwargs))
+        modules.append(fb.module)
+    exe = rx.compile(modules[1], target="c", pipeline="baseline")
+    for n, h, w in ((0, 5, 5), (1, 1, 2), (2, 6, 7)):
+        x = rand((n, h, w, 3), seed=h)
+        want = np.asarray(rx.evaluate(modules[0], "main", x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1)
+        assert_close(rx.evaluate(modules[1], "main", x), want)
+        assert_close(exe.main(x), want)
 
 
 def test_what_stays_nchw() -> None:

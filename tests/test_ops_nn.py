@@ -470,7 +470,7 @@ def test_max_pool2d_too_small_input_is_a_run_time_error() -> None:
 @pytest.mark.parametrize(
     ("shape", "kwargs", "match"),
     [
-        (["n", 3, 8, 8], {"layout": "NHWC"}, r"relax.max_pool2d: layout 'NHWC' is not supported, only 'NCHW'"),
+        (["n", 3, 8, 8], {"layout": "CHWN"}, r"relax.max_pool2d: layout 'CHWN' is not supported, only 'NCHW' or 'NHWC'"),
         (["n", 3, 8, 8], {"padding": (1, 1, 1, 1, 1)}, r"padding must have 1, 2 or 4 ints.*got 5"),
         (["n", 3, 8, 8], {"pool_size": (2, 2, 2)}, r"pool_size must have 1 or 2 ints"),
         (["n", 3, 8, 8], {"pool_size": 0}, r"pool_size must be >= 1"),

@@ -417,7 +417,8 @@ class Conv2d(OpSpec):
 class _Pool2dBase(OpSpec):
     """Shared parameters and shape rule of max_pool2d / avg_pool2d (TVM's:
     ceil_mode uses ceildiv and, as PyTorch, drops a last window that would
-    start in the bottom/right padding)."""
+    start in the bottom/right padding). `layout` NCHW or NHWC (channels
+    last, what convert-layout gives a pool between oneDNN's convolutions)."""
 
     inputs = ("data",)
     params = {"pool_size": Param("ints", (1, 1)), "strides": Param("ints", (1, 1)),
@@ -430,18 +431,23 @@ class _Pool2dBase(OpSpec):
     def infer(self, ctx: Infer, data: TensorType, pool_size: tuple[int, ...], strides: tuple[int, ...],
               padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
               layout: str) -> TensorType:
-        _layout(ctx, "layout", layout, "NCHW")
-        _rank(ctx, data, 4, "data", "NCHW")
+        _layout(ctx, "layout", layout, "NCHW", "NHWC")
+        _rank(ctx, data, 4, "data", layout)
         if data.dtype == "bool" and not self.allow_bool:
             ctx.fail("data must be numeric, got bool")
         kh, kw = _pair(ctx, pool_size, "pool_size")
         sh, sw = _pair(ctx, strides, "strides")
         dh, dw = _pair(ctx, dilation, "dilation")
         pt, pl, pb, pr = _padding(ctx, padding)
-        n, c, h, w = data.sym_shape
+        n, c, h, w = _nchw(data.sym_shape, layout)
         oh = _window_dim(ctx, h, pt, pb, kh, sh, dh, ceil_mode, "output height")
         ow = _window_dim(ctx, w, pl, pr, kw, sw, dw, ceil_mode, "output width")
-        return tensor((n, c, oh, ow), data.dtype)
+        return tensor(_from_nchw((n, c, oh, ow), layout), data.dtype)
+
+    def nhwc_reference(self, data: np.ndarray, *params: Any) -> np.ndarray:
+        """The reference of NHWC data: the NCHW one of the transposed data, transposed back."""
+        out = self.reference(data.transpose(0, 3, 1, 2), *params, "NCHW")
+        return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
 
     def _windows(self, data: np.ndarray, pad_value: Any, pool_size: tuple[int, ...], strides: tuple[int, ...],
                  padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool) -> np.ndarray:
@@ -474,6 +480,8 @@ class MaxPool2d(_Pool2dBase):
     def reference(self, data: np.ndarray, pool_size: tuple[int, ...], strides: tuple[int, ...],
                   padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
                   layout: str) -> np.ndarray:
+        if layout == "NHWC":
+            return self.nhwc_reference(data, pool_size, strides, padding, dilation, ceil_mode, count_include_pad)
         if data.dtype.kind == "f":
             low: Any = -np.inf
         elif data.dtype.kind == "b":
@@ -514,6 +522,8 @@ class AvgPool2d(_Pool2dBase):
     def reference(self, data: np.ndarray, pool_size: tuple[int, ...], strides: tuple[int, ...],
                   padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool, count_include_pad: bool,
                   layout: str) -> np.ndarray:
+        if layout == "NHWC":
+            return self.nhwc_reference(data, pool_size, strides, padding, dilation, ceil_mode, count_include_pad)
         acc = _compute_dtype(data.dtype) if data.dtype.kind == "f" else np.dtype(np.int64)
         win = self._windows(data.astype(acc, copy=False), 0, pool_size, strides, padding, dilation, ceil_mode)
         sums = win.sum(axis=(4, 5))
@@ -775,7 +785,7 @@ def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: lis
     (x,), (out,) = inputs, outputs
     (kh, kw), (sh, sw), (dh, dw) = _pool_windows(self.name, pool_size, strides, dilation)
     pt, pl, _, _ = _padding(Infer(self.name), padding)
-    _, _, h, w = x.shape
+    _, _, h, w = _nchw(x.shape, layout)
     acc = "int8" if x.dtype == "bool" else x.dtype
     # a window wholly in the padding gives the pad value: -inf, the integer minimum, False for bool
     low = -math.inf if dtypes.is_float(acc) else 0 if x.dtype == "bool" or dtypes.is_unsigned(acc) else \
@@ -783,12 +793,14 @@ def _max_pool_legalize(self: MaxPool2d, pb: Any, inputs: list[Any], outputs: lis
 
     inside = _windows_inside(padding, ceil_mode)
 
-    def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+    def body(*idx: Any) -> Any:
+        (n, c, y, xx), (ky, kx) = _nchw(idx[:4], layout), idx[4:]
         iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
+        at = _from_nchw((n, c, iy, ix), layout)
         if inside:
-            return pb.cast(x[n, c, iy, ix], acc)
+            return pb.cast(x[at], acc)
         ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(w)])
-        return pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], acc), low)
+        return pb.if_then_else(ok, lambda: pb.cast(x[at], acc), low)
 
     pb.compute(out, body, reduce=("max", [kh, kw]), epilogue=lambda a, *sp: pb.cast(a, out.dtype), value_type=acc)
 
@@ -799,17 +811,19 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
     (x,), (out,) = inputs, outputs
     (kh, kw), (sh, sw), (dh, dw) = _pool_windows(self.name, pool_size, strides, dilation)
     pt, pl, pb_, pr = _padding(Infer(self.name), padding)
-    _, _, h, w = x.shape
+    _, _, h, w = _nchw(x.shape, layout)
     is_float = dtypes.is_float(x.dtype)
     acc = _compute_dtype(np.dtype(x.dtype)).name if is_float else "int64"
     if _windows_inside(padding, ceil_mode):  # every window has kh*kw taps, all in the input
-        def tap(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
-            return pb.cast(x[n, c, _window_taps(pb, y, ky, sh, 0, dh), _window_taps(pb, xx, kx, sw, 0, dw)], acc)
+        def tap(*idx: Any) -> Any:
+            (n, c, y, xx), (ky, kx) = _nchw(idx[:4], layout), idx[4:]
+            iy, ix = _window_taps(pb, y, ky, sh, 0, dh), _window_taps(pb, xx, kx, sw, 0, dw)
+            return pb.cast(x[_from_nchw((n, c, iy, ix), layout)], acc)
 
         pb.compute(out, tap, reduce=("add", [kh, kw]), epilogue=lambda s, *_: _window_mean(pb, s, kh * kw, acc, out.dtype),
                    value_type=acc)
         return
-    counts = pb.alloc(out.shape[2:], "int64")
+    counts = pb.alloc(_nchw(out.shape, layout)[2:], "int64")
 
     def count(y: Any, xx: Any, ky: Any, kx: Any) -> Any:
         iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
@@ -821,12 +835,15 @@ def _avg_pool_legalize(self: AvgPool2d, pb: Any, inputs: list[Any], outputs: lis
 
     pb.compute(counts, count, reduce=("add", [kh, kw]))
 
-    def body(n: Any, c: Any, y: Any, xx: Any, ky: Any, kx: Any) -> Any:
+    def body(*idx: Any) -> Any:
+        (n, c, y, xx), (ky, kx) = _nchw(idx[:4], layout), idx[4:]
         iy, ix = _window_taps(pb, y, ky, sh, pt, dh), _window_taps(pb, xx, kx, sw, pl, dw)
         ok = _in_bounds(pb, [iy, ix], [0, 0], [pb.index(h), pb.index(w)])
-        return pb.if_then_else(ok, lambda: pb.cast(x[n, c, iy, ix], acc), 0.0 if is_float else 0)
+        at = _from_nchw((n, c, iy, ix), layout)
+        return pb.if_then_else(ok, lambda: pb.cast(x[at], acc), 0.0 if is_float else 0)
 
-    def finish(s: Any, n: Any, c: Any, y: Any, xx: Any) -> Any:
+    def finish(s: Any, *sp: Any) -> Any:
+        _, _, y, xx = _nchw(sp, layout)
         return _window_mean(pb, s, pb.max(counts[y, xx], 1), acc, out.dtype)
 
     pb.compute(out, body, reduce=("add", [kh, kw]), epilogue=finish, value_type=acc)

@@ -1,8 +1,8 @@
 // RUN: relax-xdsl-opt %s -p convert-layout | filecheck %s
 //
 // Both convs go channels last (oneDNN installed, as CI has it); the bias constant is
-// permuted, relu and the residual add run on NHWC forms, and the data is transposed
-// only into the first conv and out before the max-pool, which is NCHW only.
+// permuted, relu, the residual add and the max-pool run on NHWC forms, and the data is
+// transposed only into the first conv and out of the pool.
 builtin.module {
   relax.function @main(%x: !relax.tensor<[n, 2, h, w], f32>) -> !relax.tensor<[n, 4, h floordiv 2, w floordiv 2], f32> {
     %0 = relax.constant dense<1.000000e+00> : tensor<4x2x3x3xf32>
@@ -26,7 +26,7 @@ builtin.module {
 // CHECK-NEXT: %[[W2:.*]] = relax.constant
 // CHECK-NEXT: %[[C2:.*]] = relax.conv2d %[[R]], %[[W2]] {padding = array<i64: 1, 1>, groups = 4 : i64, data_layout = "NHWC"}
 // CHECK-NEXT: %[[S:.*]] = relax.add %[[C2]], %[[R]] : (!relax.tensor<[n, h, w, 4], f32>, !relax.tensor<[n, h, w, 4], f32>) -> !relax.tensor<[n, h, w, 4], f32>
-// CHECK-NEXT: %[[Y:.*]] = relax.permute_dims %[[S]] {axes = array<i64: 0, 3, 1, 2>} : (!relax.tensor<[n, h, w, 4], f32>) -> !relax.tensor<[n, 4, h, w], f32>
-// CHECK-NEXT: %[[P:.*]] = relax.max_pool2d %[[Y]]
-// CHECK-NEXT: relax.return %[[P]]
+// CHECK-NEXT: %[[P:.*]] = relax.max_pool2d %[[S]] {pool_size = array<i64: 2, 2>, strides = array<i64: 2, 2>, layout = "NHWC"} : (!relax.tensor<[n, h, w, 4], f32>) -> !relax.tensor<[n, h floordiv 2, w floordiv 2, 4], f32>
+// CHECK-NEXT: %[[Y:.*]] = relax.permute_dims %[[P]] {axes = array<i64: 0, 3, 1, 2>} : (!relax.tensor<[n, h floordiv 2, w floordiv 2, 4], f32>) -> !relax.tensor<[n, 4, h floordiv 2, w floordiv 2], f32>
+// CHECK-NEXT: relax.return %[[Y]]
 // CHECK-NOT:  relax.permute_dims
