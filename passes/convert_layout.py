@@ -6,8 +6,7 @@ Why: oneDNN's fast kernels on this kind of CPU (AVX2) are channels-last or
 blocked; its NCHW kernels are several times slower. Converting NCHW to its
 layout and back around each conv costs about as much as a small conv, so
 the data stays NHWC from conv to conv and is transposed only where an op
-needs NCHW. (A whole MobileNetV2 chain of oneDNN convs at batch 1: about
-35 ms reordering around each conv, 6.8 ms channels last throughout.)
+needs NCHW (benchmarks/run.py's MobileNetV2 and ResNet rows measure it).
 
 How, per function body, in program order:
 - a conv2d (NCHW data, OIHW weights, float32, taken by oneDNN) becomes
