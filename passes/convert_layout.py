@@ -56,6 +56,12 @@ POOLS = ("max_pool2d", "avg_pool2d")
 REDUCTIONS = ("sum", "mean", "max", "min", "prod", "variance")
 
 
+def _nhwc_type(t: TensorType) -> TensorType:
+    """The type of a rank-4 NCHW value's NHWC form: given to the ops made
+    here, whose shape rules would deduce it again (sympy, per op)."""
+    return TensorType.of([t.sym_shape[i] for i in TO_NHWC], t.dtype)  # type: ignore[attr-defined]
+
+
 def _float4(v: SSAValue) -> bool:
     t = v.type
     return isinstance(t, TensorType) and t.ndim == 4 and t.dtype == "float32"
@@ -106,7 +112,7 @@ class _Converter:
     def form(self, v: SSAValue, before: Operation) -> SSAValue:
         """v's NHWC form, made before `before` when it has none yet."""
         if v not in self.nhwc:
-            perm = graph_op("permute_dims", [v], axes=list(TO_NHWC))
+            perm = graph_op("permute_dims", [v], _nhwc_type(v.type), axes=list(TO_NHWC))  # type: ignore[arg-type]
             Rewriter.insert_op(perm, InsertPoint.before(before))
             self.nhwc[v] = perm.res
         return self.nhwc[v]
@@ -124,7 +130,7 @@ class _Converter:
         x, w = op.inputs
         attrs = dict(op.SPEC.decode_params(dict(op.attributes)))
         attrs["data_layout"] = "NHWC"
-        new = graph_op("conv2d", [self.form(x, op), w], **attrs)
+        new = graph_op("conv2d", [self.form(x, op), w], _nhwc_type(op.res.type), **attrs)  # type: ignore[arg-type]
         self.replace(op, [new], new.res)
 
     def elementwise(self, op: GraphOp) -> bool:
@@ -152,7 +158,8 @@ class _Converter:
                 values.append(c.result)
             else:
                 values.append(o)
-        new = graph_op(op.SPEC.name, values, **op.SPEC.decode_params(dict(op.attributes)))
+        new = graph_op(op.SPEC.name, values, _nhwc_type(op.res.type),  # type: ignore[arg-type]
+                       **op.SPEC.decode_params(dict(op.attributes)))
         self.replace(op, [*made, new], new.res)
         return True
 
@@ -160,7 +167,7 @@ class _Converter:
         p = op.SPEC.decode_params(dict(op.attributes))
         if p["axis"] not in (1, -3) or not op.inputs or not all(v in self.nhwc for v in op.inputs):
             return False
-        new = graph_op("concat", [self.nhwc[v] for v in op.inputs], axis=3)
+        new = graph_op("concat", [self.nhwc[v] for v in op.inputs], _nhwc_type(op.res.type), axis=3)  # type: ignore[arg-type]
         self.replace(op, [new], new.res)
         return True
 
@@ -168,7 +175,8 @@ class _Converter:
         p = op.SPEC.decode_params(dict(op.attributes))
         if p["layout"] != "NCHW" or op.inputs[0] not in self.nhwc:
             return False
-        new = graph_op(op.SPEC.name, [self.nhwc[op.inputs[0]]], **{**p, "layout": "NHWC"})
+        new = graph_op(op.SPEC.name, [self.nhwc[op.inputs[0]]], _nhwc_type(op.res.type),  # type: ignore[arg-type]
+                       **{**p, "layout": "NHWC"})
         self.replace(op, [new], new.res)
         return True
 

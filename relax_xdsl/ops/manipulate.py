@@ -230,14 +230,19 @@ class Concat(OpSpec):
         for t in inputs:
             offsets.append(canon(offsets[-1] + t.shape[a]))
 
-        def pick(k: int, idx: tuple[Any, ...]) -> Any:
-            local = idx[:a] + (idx[a] - pb.index(offsets[k]) if offsets[k] != 0 else idx[a],) + idx[a + 1:]
-            if k == len(inputs) - 1:
-                return inputs[k][local]
-            return pb.if_then_else(idx[a] < pb.index(offsets[k + 1]), lambda: inputs[k][local],
-                                   lambda: pick(k + 1, idx))
+        def pick(lo: int, hi: int, idx: tuple[Any, ...]) -> Any:
+            """The element at idx from inputs lo..hi-1: a binary search over
+            the offsets, so k inputs nest log2(k) choices, not k (DenseNet
+            joins dozens along its channels; a chain that deep slowed
+            canonicalization and every element's load)."""
+            if hi - lo == 1:
+                local = idx[:a] + (idx[a] - pb.index(offsets[lo]) if offsets[lo] != 0 else idx[a],) + idx[a + 1:]
+                return inputs[lo][local]
+            mid = (lo + hi) // 2
+            return pb.if_then_else(idx[a] < pb.index(offsets[mid]), lambda: pick(lo, mid, idx),
+                                   lambda: pick(mid, hi, idx))
 
-        pb.compute(out, lambda *idx: pick(0, idx))
+        pb.compute(out, lambda *idx: pick(0, len(inputs), idx))
 
 
 @register_op
