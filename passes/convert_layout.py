@@ -69,6 +69,8 @@ def _float4(v: SSAValue) -> bool:
 
 def _converts(op: GraphOp) -> bool:
     """A conv2d that oneDNN takes in NHWC (as offload routes it)."""
+    from relax_xdsl.passes.offload import divisible_channels
+
     from relax_xdsl import dnnl
 
     if op.SPEC.name != "conv2d" or not all(_float4(v) for v in (*op.inputs, op.res)):
@@ -76,13 +78,9 @@ def _converts(op: GraphOp) -> bool:
     p = op.SPEC.decode_params(dict(op.attributes))
     if p["data_layout"] != "NCHW" or p["kernel_layout"] != "OIHW" or p["out_dtype"] not in (None, "float32"):
         return False
-    if p["groups"] != 1:  # oneDNN gets grouped convs whose channel counts are static (passes/offload.py)
-        c = op.inputs[0].type.sym_shape[1]  # type: ignore[union-attr]
-        o, ci = op.inputs[1].type.sym_shape[:2]  # type: ignore[union-attr]
-        if not all(getattr(d, "is_Integer", False) for d in (c, ci, o)):
-            return False
-        if int(c) != p["groups"] * int(ci) or int(o) % p["groups"]:
-            return False
+    x, w = (v.type for v in op.inputs)
+    if p["groups"] != 1 and not divisible_channels(x, w, p["groups"], "NCHW"):  # type: ignore[arg-type]
+        return False  # offload gives oneDNN grouped convs whose channel counts are static only
     return dnnl.available()
 
 
@@ -136,28 +134,25 @@ class _Converter:
     def elementwise(self, op: GraphOp) -> bool:
         if not any(v in self.nhwc for v in op.inputs):
             return False
-        operands: list[SSAValue | np.ndarray] = []
+        operands: list[SSAValue | np.ndarray] = []  # decided for every operand before anything is made
         for v in op.inputs:
             t = v.type
-            if v in self.nhwc:
-                operands.append(self.nhwc[v])
-            elif isinstance(t, TensorType) and t.ndim == 0:
+            if v in self.nhwc or (isinstance(t, TensorType) and t.ndim == 0):
                 operands.append(v)
             elif (a := _nhwc_constant(v)) is not None:
                 operands.append(a)
             elif isinstance(t, TensorType) and t.ndim == 4 and all(d == 1 for d in t.sym_shape[2:]):
-                operands.append(self.form(v, op))  # a per-channel operand (a bias parameter): a small permute
+                operands.append(v)  # a per-channel operand (a bias parameter): a small permute at run time
             else:
                 return False
         made: list[Operation] = []
         values: list[SSAValue] = []
         for o in operands:
             if isinstance(o, np.ndarray):
-                c = ConstantOp.from_array(o)
-                made.append(c)
+                made.append(c := ConstantOp.from_array(o))
                 values.append(c.result)
             else:
-                values.append(o)
+                values.append(o if o.type.ndim == 0 else self.form(o, op))  # type: ignore[union-attr]
         new = graph_op(op.SPEC.name, values, _nhwc_type(op.res.type),  # type: ignore[arg-type]
                        **op.SPEC.decode_params(dict(op.attributes)))
         self.replace(op, [*made, new], new.res)
@@ -186,7 +181,7 @@ class _Converter:
             return False
         p = op.SPEC.decode_params(dict(op.attributes))
         axes = range(4) if p["axis"] is None else [a % 4 for a in p["axis"]]
-        if len(set(axes)) != len(axes) or not set(axes) <= set(range(4)):
+        if len(set(axes)) != len(axes):
             return False
         kept = [NHWC_AXIS[a] for a in range(4) if a not in axes]
         if not p["keepdims"] and kept != sorted(kept):

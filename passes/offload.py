@@ -139,7 +139,7 @@ def _dnnl_prefers(op: GraphOp, p: dict) -> bool:
     return macs >= DNNL_MIN_MACS
 
 
-def _divisible_channels(x: TensorType, w: TensorType, groups: int, layout: str) -> bool:
+def divisible_channels(x: TensorType, w: TensorType, groups: int, layout: str) -> bool:
     """Whether a grouped conv's channel counts are static and fit its groups
     (c = groups * w's in-channels, o a multiple of groups): the library
     call's buffer types cannot state those relations, so only such convs
@@ -165,7 +165,7 @@ def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
         return None
     nchw = p["data_layout"] == "NCHW"
     blas_takes = nchw and p["groups"] == 1 and tuple(p["dilation"]) in ((1,), (1, 1))
-    if p["groups"] != 1 and not _divisible_channels(x, w, p["groups"], p["data_layout"]):  # type: ignore[arg-type]
+    if p["groups"] != 1 and not divisible_channels(x, w, p["groups"], p["data_layout"]):  # type: ignore[arg-type]
         return None  # generated code, whose legalization checks `o mod groups` when it runs
     choice = _conv_route_choice.get()
     if choice != "blas" and dnnl.available():

@@ -137,10 +137,11 @@ def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int]
 def _resolve_conv(name: str) -> object:
     """Registers `dnnl.conv2d[_nhwc][_cw][variant]:sh,sw,pt,pl,pb,pr,dh,dw,g`
     (its C wrapper and numpy reference)."""
-    found = [(key, parsed) for key, prefix in PREFIXES.items() if (parsed := parse_name(name, prefix, 9)) is not None]
-    if not found:
+    found = next(((key, parsed) for key, prefix in PREFIXES.items()
+                  if (parsed := parse_name(name, prefix, 9)) is not None), None)
+    if found is None:
         return None
-    ((layout, constant_weights), (variant, params)), = found  # a name parses one way only
+    (layout, constant_weights), (variant, params) = found  # a name parses one way only (PREFIXES)
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
     if min(sh, sw, dh, dw, g) < 1:
         return None

@@ -190,6 +190,13 @@ def test_what_stays_nchw() -> None:
     assert add.res.type.sym_shape[1] == 2  # type: ignore[union-attr]  # still NCHW
     args = (rand((3, 2, 5, 5), seed=1), rand((2, 2, 1, 1), seed=2), rand((3, 2, 5, 5), seed=3))
     assert_close(rx.evaluate(converted, "main", *args), rx.evaluate(fb.module, "main", *args))
+    # an op refused at its last operand leaves nothing behind for the ones before (the per-channel condition)
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 2, 5, 5], "float32")
+        y = op.nn.conv2d(x, fb.param("w", [2, 2, 1, 1], "float32"))
+        fb.ret(op.where(fb.param("c", [1, 2, 1, 1], "bool"), y, fb.param("z", ["n", 2, 5, 5], "float32")))
+    perms = ops_named(convert_layout(fb.module.clone()), "permute_dims")
+    assert [p.inputs[0].name_hint for p in perms] == ["x", None]  # x into the conv, its result back out
 
 
 def test_without_dnnl_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ a runtime assumption, so a too-small input is a ShapeError, never a crash.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -98,6 +98,11 @@ def _from_nchw(dims: Sequence[Any], layout: str) -> tuple[Any, ...]:
     """An (n, c, h, w) shape (or index tuple) laid out as `layout`."""
     n, c, h, w = dims
     return (n, h, w, c) if layout == "NHWC" else (n, c, h, w)
+
+
+def _through_nchw(data: np.ndarray, nchw_reference: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The reference of an op on NHWC data: its NCHW reference of the transposed data, transposed back."""
+    return np.ascontiguousarray(nchw_reference(data.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1))
 
 
 def _rank(ctx: Infer, t: TensorType, rank: int, what: str, layout: str) -> None:
@@ -381,9 +386,8 @@ class Conv2d(OpSpec):
                   dilation: tuple[int, ...], groups: int, data_layout: str, kernel_layout: str,
                   out_dtype: str | None) -> np.ndarray:
         if data_layout == "NHWC":
-            out = self.reference(data.transpose(0, 3, 1, 2), weight, strides, padding, dilation, groups, "NCHW",
-                                 kernel_layout, out_dtype)
-            return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+            return _through_nchw(data, lambda d: self.reference(d, weight, strides, padding, dilation, groups, "NCHW",
+                                                                kernel_layout, out_dtype))
         ctx = Infer(self.name)
         (sh, sw), (dh, dw) = _pair(ctx, strides, "strides"), _pair(ctx, dilation, "dilation")
         pt, pl, pb, pr = _padding(ctx, padding)
@@ -445,9 +449,7 @@ class _Pool2dBase(OpSpec):
         return tensor(_from_nchw((n, c, oh, ow), layout), data.dtype)
 
     def nhwc_reference(self, data: np.ndarray, *params: Any) -> np.ndarray:
-        """The reference of NHWC data: the NCHW one of the transposed data, transposed back."""
-        out = self.reference(data.transpose(0, 3, 1, 2), *params, "NCHW")
-        return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+        return _through_nchw(data, lambda d: self.reference(d, *params, "NCHW"))
 
     def _windows(self, data: np.ndarray, pad_value: Any, pool_size: tuple[int, ...], strides: tuple[int, ...],
                  padding: tuple[int, ...], dilation: tuple[int, ...], ceil_mode: bool) -> np.ndarray:
