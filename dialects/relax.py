@@ -57,9 +57,10 @@ from xdsl.traits import (
     SymbolOpInterface,
     SymbolTable,
 )
-from xdsl.utils.exceptions import VerifyException
+from xdsl.utils.exceptions import ParseError, VerifyException
 
 from relax_xdsl import dtypes
+from relax_xdsl.limits import check_alloc
 from relax_xdsl.shape import (
     Dim,
     canon,
@@ -419,7 +420,9 @@ class ConstantOp(IRDLOperation):
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
         pos = parser.pos
-        attr = parser.parse_attribute()
+        attr = _parse_splat(parser)
+        if attr is None:
+            attr = parser.parse_attribute()
         if not isinstance(attr, DenseIntOrFPElementsAttr):
             parser.raise_error("relax.constant expects a dense<...> : tensor<...> value", pos, parser.pos)
         if not isinstance(attr.get_element_type(), (IntegerType, IndexType)) and \
@@ -434,7 +437,7 @@ class ConstantOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
-        array = self.to_array()
+        array = stored_elements(self.value)  # a splat's one value: printed as one, never expanded
         if dtypes.is_float(dtypes.dtype_name(array.dtype)) and not np.isfinite(array.astype(np.float32)).all():
             # xDSL prints NaN and inf as bit patterns (0x7fc00000) that its
             # parser reads back as integers: the quoted raw-bytes form
@@ -448,6 +451,35 @@ class ConstantOp(IRDLOperation):
 
 
 _BARE_HEX = re.compile(r"\b0[xX][0-9a-fA-F]+")
+_SPLAT = re.compile(r'dense<\s*(?P<value>"0[xX][0-9a-fA-F]{1,16}"|[^<>\[\]",\s]+)\s*>\s*:\s*'
+                    r'tensor<(?P<dims>(?:[0-9]+x)+)(?P<elem>[a-z][a-z0-9]*)>')
+
+
+def _parse_splat(parser: Parser) -> DenseIntOrFPElementsAttr | None:
+    """A splat `dense<v> : tensor<AxBx...>` kept as its one value, or None
+    when the text at the parser is not one. xDSL's parser expands a splat
+    to every element: fold-constants prints exported weights as splats
+    (onnx's light zoo: `dense<2.0e-02> : tensor<4096x9216xf32>`), and a
+    few bytes of text must not ask for gigabytes. The element parses as a
+    rank-0 dense through xDSL (its spelling rules, hex and all)."""
+    text = parser.lexer.input.content
+    m = _SPLAT.match(text, parser.pos)
+    if m is None:
+        return None
+    shape = [int(d) for d in m["dims"].split("x")[:-1]]
+    count = 1
+    for d in shape:
+        count *= d
+    if count < 2:
+        return None
+    try:
+        one = Parser(parser.ctx, f"dense<{m['value']}> : tensor<{m['elem']}>").parse_attribute()
+    except (ParseError, VerifyException):
+        return None  # not one element: the whole text again, so any error points into it
+    if not isinstance(one, DenseIntOrFPElementsAttr) or not isinstance(one.data.data, bytes):
+        return None
+    parser._resume_from(m.end())  # noqa: SLF001  (the splat's text is consumed here)
+    return DenseIntOrFPElementsAttr(BuiltinTensorType(one.get_element_type(), shape), BytesAttr(one.data.data))
 
 
 def _without_strings(text: str) -> str:
@@ -456,18 +488,28 @@ def _without_strings(text: str) -> str:
     return re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
 
 
-def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
-    """The numpy array a dense attribute holds."""
+def stored_elements(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """The elements a dense attribute stores, flat: all of them, or the one
+    value of a splat (which is never expanded here)."""
     elem = attr.get_element_type()
     dtype = dtypes.dtype_name(elem)
-    shape = tuple(attr.get_shape() or ())
     np_dtype = np.int8 if dtype == "bool" else dtypes.np_dtype(dtype)
     raw = attr.data.data
     data = np.frombuffer(raw, dtype=np_dtype) if isinstance(raw, bytes) else np.asarray(
         attr.get_values(), dtype=np_dtype
     )
-    out = data.reshape(shape) if data.size == int(np.prod(shape)) else np.broadcast_to(data[0], shape)
-    return out.astype(bool) if dtype == "bool" else np.array(out)
+    return data.astype(bool) if dtype == "bool" else data
+
+
+def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """The numpy array a dense attribute holds; a splat is expanded, within
+    the allocation limit (a ResourceLimitError names the shape past it)."""
+    shape = tuple(attr.get_shape() or ())
+    data = stored_elements(attr)
+    if data.size == int(np.prod(shape, dtype=object)):
+        return np.array(data.reshape(shape))
+    check_alloc(shape, data.itemsize, "a splat constant")
+    return np.full(shape, data[0], dtype=data.dtype)
 
 
 @irdl_op_definition

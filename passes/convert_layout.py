@@ -20,6 +20,8 @@ How, per function body, in program order:
 - concat along the channel axis joins NHWC forms along axis 3;
 - max_pool2d and avg_pool2d pool NHWC forms (layout=NHWC), channels the
   inner loop;
+- local_response_norm over the channels (axis 1) runs on the NHWC form
+  over axis 3;
 - a reduction over axes (mean, sum, max, ...; a global average pool is a
   mean over H and W) reduces the NHWC form over the same dims; without
   keepdims its result is the NCHW one when the kept dims keep their order
@@ -53,6 +55,8 @@ TO_NCHW = (0, 3, 1, 2)
 NHWC_AXIS = (0, 3, 1, 2)
 """Where NCHW dim i is in NHWC."""
 POOLS = ("max_pool2d", "avg_pool2d")
+CHANNEL_OPS = ("local_response_norm",)
+"""Ops over the channel axis given by their `axis` parameter, the same on either layout."""
 REDUCTIONS = ("sum", "mean", "max", "min", "prod", "variance")
 
 
@@ -175,6 +179,15 @@ class _Converter:
         self.replace(op, [new], new.res)
         return True
 
+    def channel_op(self, op: GraphOp) -> bool:
+        x = op.inputs[0]
+        p = op.SPEC.decode_params(dict(op.attributes))
+        if x not in self.nhwc or x.type.ndim != 4 or p["axis"] % 4 != 1:  # type: ignore[union-attr]
+            return False
+        new = graph_op(op.SPEC.name, [self.nhwc[x]], _nhwc_type(op.res.type), **{**p, "axis": 3})  # type: ignore[arg-type]
+        self.replace(op, [new], new.res)
+        return True
+
     def reduction(self, op: GraphOp) -> bool:
         x = op.inputs[0]
         if x not in self.nhwc or x.type.ndim != 4:  # type: ignore[union-attr]
@@ -206,6 +219,8 @@ class _Converter:
                 self.concat(op)
             elif name in POOLS:
                 self.pool(op)
+            elif name in CHANNEL_OPS:
+                self.channel_op(op)
             elif name in REDUCTIONS and op.SPEC.pattern == REDUCTION:
                 self.reduction(op)
             elif _agnostic(op):

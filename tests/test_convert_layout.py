@@ -145,6 +145,25 @@ def test_data_stays_nhwc_between_convs() -> None:
     check_levels(module, cases, levels=("c",))
 
 
+def test_local_response_norm_runs_nhwc_between_convs() -> None:
+    """AlexNet's block (conv, relu, LRN, max pool, conv): the LRN runs on the
+    NHWC data over axis 3, so the only transposes are into the first conv
+    and out of the last; an LRN over another axis stays where it was."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3, "h", "h"], "float32")
+        y = op.nn.relu(op.nn.conv2d(x, fb.const(rand((8, 3, 3, 3), seed=1)), padding=1))
+        y = op.nn.local_response_norm(y, size=5, alpha=1e-2, beta=0.75, bias=1.0)
+        y = op.nn.conv2d(op.nn.max_pool2d(y, pool_size=(2, 2), strides=(2, 2)), fb.const(rand((4, 8, 1, 1), seed=2)))
+        fb.ret(fb.tuple(y, op.nn.local_response_norm(y, size=3, axis=2)))
+    converted = roundtrip(convert_layout(fb.module.clone()))
+    lrns = ops_named(converted, "local_response_norm")
+    assert [lrn.SPEC.decode_params(dict(lrn.attributes))["axis"] for lrn in lrns] == [3, 2]
+    assert len(ops_named(converted, "permute_dims")) == 2  # x in, the last conv's result out
+    cases = [(rand((n, 3, h, h), seed=n),) for n, h in ((0, 4), (1, 6), (3, 5))]
+    for args in cases:
+        assert_close(rx.evaluate(converted, "main", *args), rx.evaluate(fb.module, "main", *args))
+    check_levels(fb.module, cases, levels=("c",))
+
 @pytest.mark.parametrize("pool", ["max", "avg", "avg_include_pad"])
 @pytest.mark.parametrize(("size", "strides", "padding", "ceil"), [
     ((2, 2), (2, 2), (0, 0), False), ((3, 3), (2, 1), (1, 0, 1, 2), True), ((3, 2), (1, 1), (1, 1), False)])

@@ -91,6 +91,45 @@ def test_fold_small_broadcast_but_not_a_failing_index() -> None:
         exe["main"](rand((2, 4)))
 
 
+def test_fold_splats_of_exported_weights() -> None:
+    """A Gemm's transB weight made by ConstantOfShape (onnx's light zoo
+    models): full, then permute_dims, folds to one splat constant, stored as
+    one value however big, so the program reads a buffer made once at load
+    instead of filling and transposing 4 MiB on every call. Elementwise ops
+    of splats and scalars fold to splats too."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 1024])
+        w = op.permute_dims(op.full(shape=[1024, 1024], fill_value=0.5, dtype="float32"))
+        scale = op.multiply(op.ones(shape=[1024], dtype="float32"), fb.const(np.float32(3.0)))
+        fb.ret(op.matmul(x, w) * scale)
+    module = fb.module
+    after = optimized(module, "fold-constants")
+    for name in ("full", "ones", "permute_dims", "multiply"):
+        assert ops(after, name) == (1 if name == "multiply" else 0), name  # only x's multiply is left
+    text = rx.print_module(after)
+    assert "dense<5.000000e-01> : tensor<1024x1024xf32>" in text and "dense<3.000000e+00> : tensor<1024xf32>" in text
+    assert len(text) < 2000
+    check_c(module, "fold-constants", [("n", 1024)])
+
+
+def test_splat_inputs_are_not_expanded_at_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reduction of a 64 MiB splat stays an op (expanding it to fold would
+    cost the compile what the program costs); fills past the module's splat
+    budget stay ops that run on every call, as without the pass."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [1])
+        big = op.full(shape=[2**24], fill_value=2.0, dtype="float32")
+        fb.ret(x + op.sum(big, axis=[0], keepdims=True))
+    module = fb.module
+    after = optimized(module, "fold-constants")
+    assert ops(after, "full") == 0 and ops(after, "sum") == 1 and len(rx.print_module(after)) < 2000
+    assert_close(rx.compile(module, target="c")["main"](np.ones(1, np.float32)), np.array([2.0**25 + 1], np.float32))
+    from relax_xdsl.passes import fold_constants
+
+    monkeypatch.setattr(fold_constants, "SPLAT_BUDGET_BYTES", 2**20)
+    after = optimized(module, "fold-constants")
+    assert ops(after, "full") == 1 and ops(after, "sum") == 1
+
 # --- fold-batch-norm --------------------------------------------------------------------------------------------------
 
 

@@ -142,3 +142,42 @@ def test_bare_hex_float_constant_is_refused() -> None:
         rx.parse_module(text)
     ints = text.replace("[0x7FC00000, 2.0]", "[0x7F, 2]").replace("f32", "i32")
     assert rx.evaluate(rx.parse_module(ints), "main").tolist() == [127, 2]
+
+
+def splat_module(value: str, shape: list[int], elem: str) -> str:
+    dims = "x".join(map(str, shape))
+    return f"""builtin.module {{
+  relax.function @main() -> !relax.tensor<{shape}, {elem}> {{
+    %0 = relax.constant dense<{value}> : tensor<{dims}x{elem}>
+    relax.return %0 : !relax.tensor<{shape}, {elem}>
+  }}
+}}"""
+
+
+@pytest.mark.parametrize(("value", "shape", "elem", "want"), [
+    ("2.5", [3, 2], "f32", 2.5), ('"0x0000C07F"', [2, 2], "f32", np.nan), ("-7", [4], "i64", -7),
+    ("true", [3], "i1", True), ("0x7", [2, 3], "i32", 7), ("1.5", [2, 1], "f64", 1.5)])
+def test_splat_constants_stay_one_value(value: str, shape: list[int], elem: str, want: object) -> None:
+    """A splat parses, prints and round-trips as its one value (fold-constants
+    makes them from exported ConstantOfShape weights); only evaluating or
+    loading the program expands it."""
+    module = rx.parse_module(splat_module(value, shape, elem))
+    (const,) = [o for o in module.walk() if o.name == "relax.constant"]
+    assert len(const.value.data.data) == {"f32": 4, "i64": 8, "i1": 1, "i32": 4, "f64": 8}[elem]
+    again = roundtrip(module)
+    for m in (module, again):
+        got = rx.evaluate(m, "main")
+        assert got.shape == tuple(shape)
+        np.testing.assert_array_equal(got, np.full(shape, want, dtype=got.dtype))
+
+
+def test_a_huge_splat_is_a_limit_error_not_an_exhausted_machine() -> None:
+    """A few bytes of text naming 4 TB: parsing keeps one value; expanding it
+    (evaluating, compiling) is a ResourceLimitError naming the shape."""
+    module = rx.parse_module(splat_module("1.0", [10**6, 10**6], "f32"))
+    (const,) = [o for o in module.walk() if o.name == "relax.constant"]
+    assert len(const.value.data.data) == 4
+    assert "tensor<1000000x1000000xf32>" in rx.print_module(module)
+    for run in (lambda: rx.evaluate(module, "main"), lambda: rx.compile(module, target="c")):
+        with pytest.raises(rx.ResourceLimitError, match=r"splat constant.*\(1000000, 1000000\)"):
+            run()

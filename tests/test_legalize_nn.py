@@ -71,6 +71,17 @@ SOFTMAX: list[Case] = [
 ]
 
 NORMS: list[Case] = [
+    # the window runs over the channels (symbolic, 1 included) past both ends; each exponent form of the epilogue
+    ("local_response_norm", lambda x: op.nn.local_response_norm(x, size=5, alpha=0.3, beta=0.75, bias=1.0),
+     [(["n", "c", 2, 3], F)], pairs("n", "c")),
+    ("local_response_norm-even-last-axis", lambda x: op.nn.local_response_norm(x, size=2, axis=-1, beta=0.5, bias=2.0),
+     [(["n", 3, "c"], F)], pairs("n", "c")),
+    ("local_response_norm-beta1-rank2", lambda x: op.nn.local_response_norm(x, size=3, alpha=1.0, beta=1.0),
+     [(["n", "c"], F)], pairs("n", "c")),
+    ("local_response_norm-f64-powf", lambda x: op.nn.local_response_norm(x, size=4, alpha=0.5, beta=0.6, bias=0.5),
+     [([2, "c", "n"], F64)], pairs("n", "c")),
+    ("local_response_norm-f16-size1", lambda x: op.nn.local_response_norm(x, size=1, alpha=0.5),
+     [(["n", "c", 2], F16)], pairs("n", "c")),
     ("layer_norm", lambda x, g, b: op.nn.layer_norm(x, g, b, axes=[-1]),
      [(["n", 6], F), ([6], F), ([6], F)], sizes("n")),
     ("layer_norm-2axes-nocenter", lambda x, g, b: op.nn.layer_norm(x, g, b, axes=[1, 2], center=False),

@@ -277,6 +277,38 @@ def test_batch_norm_returns_one_tensor() -> None:
     assert shape_text(v) == ["n", "3", "h", "w"]
 
 
+def naive_lrn(x: np.ndarray, size: int, axis: int, alpha: float, beta: float, bias: float) -> np.ndarray:
+    """ONNX's LRN, one element at a time in float64."""
+    moved = np.moveaxis(x.astype(np.float64), axis, -1)
+    out = np.empty_like(moved)
+    c = moved.shape[-1]
+    for idx in np.ndindex(moved.shape):
+        *rest, k = idx
+        lo, hi = max(0, k - (size - 1) // 2), min(c - 1, k + size - 1 - (size - 1) // 2)
+        s = sum(float(moved[(*rest, j)]) ** 2 for j in range(lo, hi + 1))
+        out[idx] = moved[idx] / (bias + alpha / size * s) ** beta
+    return np.moveaxis(out, -1, axis).astype(x.dtype)
+
+
+@pytest.mark.parametrize(("shape", "size", "axis", "beta"), [
+    (["n", "c", 3, 2], 5, 1, 0.75), (["n", "c", 2, 2], 2, 1, 0.5), (["n", 2, "c"], 4, -1, 0.6),
+    (["n", "c"], 1, 1, 1.0), (["n", "c", 1, 1], 7, 1, 0.75)])
+@pytest.mark.parametrize(("n", "c"), [*PAIRS, (0, 3), (2, 0)])
+def test_local_response_norm_values(shape: list, size: int, axis: int, beta: float, n: int, c: int) -> None:
+    (x,), out = run([("x", shape, "float32")],
+                    lambda x: op.nn.local_response_norm(x, size=size, axis=axis, alpha=0.4, beta=beta, bias=1.5),
+                    {"n": n, "c": c})
+    assert out.shape == x.shape
+    assert_close(out, naive_lrn(x, size, axis % x.ndim, 0.4, beta, 1.5))
+
+
+@pytest.mark.parametrize(("kwargs", "dtype", "match"), [
+    ({"size": 0}, "float32", "size must be >= 1"), ({"size": 3, "axis": 4}, "float32", "axis"),
+    ({"size": 3}, "int32", "floating-point")])
+def test_local_response_norm_rejects(kwargs: dict, dtype: str, match: str) -> None:
+    with pytest.raises(rx.ShapeError, match=match):
+        out_type([("x", ["n", 3, 4, 4], dtype)], lambda x: op.nn.local_response_norm(x, **kwargs))
+
 # --- conv2d ---------------------------------------------------------------------------
 
 CONV_CASES = [

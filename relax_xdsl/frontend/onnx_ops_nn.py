@@ -1,12 +1,13 @@
 """ONNX converters for normalization, convolution and pooling beyond the
 basic 2-d forms of onnx_ops.py: InstanceNormalization, GroupNormalization,
-MeanVarianceNormalization, LpNormalization, RMSNormalization, LRN,
+MeanVarianceNormalization, LpNormalization, RMSNormalization,
 LayerNormalization's Mean / InvStdDev outputs, BatchNormalization in
 training mode, Conv / MaxPool / AveragePool in any spatial rank, LpPool,
-GlobalLpPool and ConvTranspose.
+GlobalLpPool and ConvTranspose; LRN, which is one graph op
+(local_response_norm).
 
-Normalizations are compositions of existing graph ops (layer_norm, mean,
-variance, avg_pool2d), so fusion and the row-loop schedules apply; 1-d and
+The other normalizations are compositions of existing graph ops (layer_norm,
+mean, variance), so fusion and the row-loop schedules apply; 1-d and
 2-d windows keep the conv2d / pool2d graph ops and their fast paths, other
 ranks use the N-d ops of relax_xdsl/ops/nn_extra.py.
 """
@@ -18,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import sympy
 
 from relax_xdsl.frontend import onnx_ops
 from relax_xdsl.frontend.onnx_import import Known, Node, Unavailable, Value, register_converter
@@ -171,24 +171,15 @@ def _batch_norm(n: Node) -> Sequence[Value | Unavailable]:
 
 @register_converter("LRN", attrs=("alpha", "beta", "bias", "size"))
 def _lrn(n: Node) -> Value:
-    """y = x / (bias + alpha / size * square_sum)^beta, square_sum over the
-    channels [c - floor((size-1)/2), c + ceil((size-1)/2)]: an avg_pool2d of
-    x^2 seen as (N, 1, C, rest) counting the padding, times size."""
+    """relax.local_response_norm over the channel axis 1 (its semantics are ONNX's)."""
     x = n.input(0, "X")
     size = int(n.attr("size"))
     if size < 1:
         n.fail(f"size must be >= 1, got {size}")
     if x.ndim < 2:
         n.fail(f"X must have rank >= 2 (N, C, ...), got rank {x.ndim}")
-    rest = canon(sympy.Mul(*[canon(d) for d in x.shape[2:]]))
-    sq = n.op("reshape", n.op("multiply", x, x), shape=[x.shape[0], 1, x.shape[1], rest])
-    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
-    avg = n.op("avg_pool2d", sq, pool_size=[size, 1], padding=[before, 0, after, 0], count_include_pad=True)
-    dt = x.dtype
-    base = n.op("add", _const(float(n.attr("bias", 1.0)), dt),
-                n.op("multiply", _const(float(n.attr("alpha", 1e-4)), dt), avg))
-    den = n.op("power", base, _const(float(n.attr("beta", 0.75)), dt))
-    return n.op("divide", x, n.op("reshape", den, shape=list(x.shape)))
+    return n.op("local_response_norm", x, size=size, axis=1, alpha=float(n.attr("alpha", 1e-4)),
+                beta=float(n.attr("beta", 0.75)), bias=float(n.attr("bias", 1.0)))
 
 
 # -- convolution and pooling in any rank ---------------------------------------------------------------------------

@@ -331,6 +331,51 @@ class BatchNorm(OpSpec):
         return out.astype(data.dtype, copy=False)
 
 
+@register_op
+class LocalResponseNorm(OpSpec):
+    """relax.local_response_norm (ONNX LRN, Relay's nn.lrn, torch's
+    local_response_norm): x / (bias + alpha / size * sum of x^2 over the
+    channels [c - floor((size-1)/2), c + ceil((size-1)/2)])^beta, channels
+    along `axis` (1 for NCHW; convert-layout gives 3 on NHWC data, where
+    the window is contiguous). Taps beyond the channels count as 0, and
+    alpha is divided by size, as ONNX and Relay do.
+
+    One op rather than ONNX's composition (square, an average pool over
+    (N, 1, C, rest), power, divide) because the composition's reshapes pin
+    the data to NCHW, and its generic power is a libm call per element."""
+
+    name = "local_response_norm"
+    inputs = ("data",)
+    params = {"size": Param("int", REQUIRED), "axis": Param("int", 1), "alpha": Param("float", 1e-4),
+              "beta": Param("float", 0.75), "bias": Param("float", 1.0)}
+    pattern = OPAQUE  # each output reads a window of channels
+
+    def infer(self, ctx: Infer, data: TensorType, size: int, axis: int, alpha: float, beta: float,
+              bias: float) -> TensorType:
+        _need_float(ctx, data, "data")
+        if data.ndim == 0:
+            ctx.fail("data must have rank >= 1 (a channel axis), got a scalar")
+        ctx.axis(axis, data.ndim)
+        if size < 1:
+            ctx.fail(f"size must be >= 1, got {size}")
+        return data
+
+    def reference(self, data: np.ndarray, size: int, axis: int, alpha: float, beta: float,
+                  bias: float) -> np.ndarray:
+        if data.size == 0:
+            return data.copy()
+        a = axis % data.ndim
+        ct = _compute_dtype(data.dtype)
+        x = data.astype(ct, copy=False)
+        before = (size - 1) // 2
+        pad = [(0, 0)] * data.ndim
+        pad[a] = (before, size - 1 - before)
+        squares = np.pad(x * x, pad)
+        sums = sliding_window_view(squares, size, axis=a).sum(axis=-1, dtype=ct)
+        den = (ct.type(bias) + ct.type(alpha / size) * sums) ** ct.type(beta)
+        return (x / den).astype(data.dtype, copy=False)
+
+
 # --- conv2d ---------------------------------------------------------------------------
 
 
@@ -907,10 +952,43 @@ def _adaptive_avg_pool_legalize(self: AdaptiveAvgPool2d, pb: Any, inputs: list[A
     pb.compute(out, body, reduce=("add", [eh, ew]), epilogue=finish, value_type=acc)
 
 
+def _local_response_norm_legalize(self: LocalResponseNorm, pb: Any, inputs: list[Any], outputs: list[Any], size: int,
+                                  axis: int, alpha: float, beta: float, bias: float) -> None:
+    (x,), (out,) = inputs, outputs
+    a = axis % x.ndim
+    ct = _compute_dtype(np.dtype(x.dtype)).name
+    before = (size - 1) // 2
+    channels = pb.index(x.shape[a])
+
+    def square(*idx: Any) -> Any:
+        sp, k = idx[:-1], idx[-1]
+        c = sp[a] + k - before if before else sp[a] + k
+        at = (*sp[:a], c, *sp[a + 1:])
+        v = pb.if_then_else((c >= 0) & (c < channels), lambda: pb.cast(x[at], ct), 0.0)
+        return v * v
+
+    def finish(s: Any, *sp: Any) -> Any:
+        base = s * (alpha / size) + bias
+        # the usual exponents without libm's scalar powf: b^0.75 = sqrt(b) * sqrt(sqrt(b)) (within 2 ulp)
+        if beta == 0.75:
+            root = pb.math("sqrt", base)
+            den = root * pb.math("sqrt", root)
+        elif beta == 0.5:
+            den = pb.math("sqrt", base)
+        elif beta == 1.0:
+            den = base
+        else:
+            den = pb.math("powf", base, pb.const(beta, dtypes.to_xdsl(ct)))
+        return pb.cast(pb.cast(x[sp], ct) / den, out.dtype)
+
+    pb.compute(out, square, reduce=("add", [size]), epilogue=finish, value_type=ct)
+
+
 _SoftmaxBase.legalize = _softmax_legalize  # type: ignore[method-assign,assignment]
 LayerNorm.legalize = _layer_norm_legalize  # type: ignore[method-assign,assignment]
 RmsNorm.legalize = _rms_norm_legalize  # type: ignore[method-assign,assignment]
 BatchNorm.legalize = _batch_norm_legalize  # type: ignore[method-assign,assignment]
+LocalResponseNorm.legalize = _local_response_norm_legalize  # type: ignore[method-assign,assignment]
 Conv2d.legalize = _conv2d_legalize  # type: ignore[method-assign,assignment]
 MaxPool2d.legalize = _max_pool_legalize  # type: ignore[method-assign,assignment]
 AvgPool2d.legalize = _avg_pool_legalize  # type: ignore[method-assign,assignment]
