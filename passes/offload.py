@@ -10,7 +10,9 @@ matmuls of the rank patterns in relax_xdsl/blas.py (a matmul whose right
 operand is a transpose of the last two axes reads the untransposed tensor
 with BLAS's transpose flag: attention's q @ K^T), dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
-bias as its C operand, and float32 conv2d, likewise with a per-channel
+bias as its C operand (to oneDNN's matmul instead when the matrix is a model
+constant and the epilogue is none or relu: it keeps the weights packed, see
+_dnnl_dense), and float32 conv2d, likewise with a per-channel
 bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
@@ -111,6 +113,12 @@ rule in _conv_route), `blas` (im2col + GEMM only: groups 1, dilation 1, the
 rest left to generated code) or `dnnl` (oneDNN for every conv2d)."""
 
 _conv_route_choice: ContextVar[str] = ContextVar("conv_route", default="auto")
+
+DENSE_ROUTES = ("auto", "blas")
+"""Where `offload{lib=blas dense=...}` sends a float32 matmul by a constant
+matrix (a dense layer; with its bias and relu): `auto` to oneDNN when it is
+installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. A gelu epilogue and
+weights computed at run time always go to BLAS."""
 
 
 DNNL_MIN_MACS = 4_000_000
@@ -231,6 +239,25 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")
 
 
+_dense_route_choice: ContextVar[str] = ContextVar("dense_route", default="auto")
+
+
+def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
+    """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu] when W is a
+    model constant and the route allows it (`dense=auto|dnnl`, oneDNN
+    installed), else None (BLAS then). oneDNN reorders a constant W once into
+    its packed GEMM layout; SGEMM packs it on every call, which at the rows
+    of a batch (a few to a few hundred) is a large part of the product."""
+    from relax_xdsl import dnnl
+
+    w = mm.inputs[1]
+    if _dense_route_choice.get() == "blas" or not dnnl.available() or not isinstance(w.owner, ConstantOp):
+        return None
+    if w.type.ndim != 2 or mm.inputs[0].type.ndim not in dnnl.DENSE_RANKS:  # type: ignore[union-attr]
+        return None
+    return dnnl.dense_function(mm.inputs[0].type.ndim, variant)  # type: ignore[union-attr]
+
+
 def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     """matmul(x, W) + bias [+ relu | gelu]: W a matrix, bias a row of W's columns."""
     from relax_xdsl.blas import dense_function
@@ -242,31 +269,46 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     n = mm.inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
     if bias is None or bias.ndim != 1 or not dims_equal(bias.sym_shape[0], n):
         return None
-    return dense_function(mm.inputs[0].type.ndim, ops[2].SPEC.name if len(ops) == 3 else "")  # type: ignore[union-attr]
+    act = ops[2].SPEC.name if len(ops) == 3 else ""
+    if act != "gelu" and (lib := _dnnl_dense(mm, "_bias" + ("_relu" if act else ""))) is not None:
+        return lib
+    return dense_function(mm.inputs[0].type.ndim, act)  # type: ignore[union-attr]
+
+
+def _dense_or_matmul(op: GraphOp) -> LibFuncOp | None:
+    """matmul(x, W): oneDNN's dense function when W is a model constant, else BLAS's matmul."""
+    if _blas_matmul(op) is None:
+        return None
+    return _dnnl_dense(op, "") or _blas_matmul(op)
 
 
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "gelu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul_transposed, operands=_transposed_operands))
-register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul))
+register_offload_pattern("blas", OffloadPattern("matmul", _dense_or_matmul))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "clip")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 
 
-def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto") -> ModuleOp:
-    """`conv`: where conv2d goes (CONV_ROUTES)."""
+def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto", dense: str = "auto") -> ModuleOp:
+    """`conv`: where conv2d goes (CONV_ROUTES); `dense`: where a matmul by a
+    constant matrix goes (DENSE_ROUTES)."""
     patterns = OFFLOAD_PATTERNS.get(library)
     if patterns is None:
         raise RelaxError(f"offload: no patterns for library {library!r}; known: {', '.join(OFFLOAD_PATTERNS)}")
     if conv not in CONV_ROUTES:
         raise RelaxError(f"offload: conv={conv!r} is no conv2d route; choose one of {', '.join(CONV_ROUTES)}")
+    if dense not in DENSE_ROUTES:
+        raise RelaxError(f"offload: dense={dense!r} is no dense route; choose one of {', '.join(DENSE_ROUTES)}")
     token = _conv_route_choice.set(conv)
+    dense_token = _dense_route_choice.set(dense)
     try:
         return _offload(module, patterns)
     finally:
+        _dense_route_choice.reset(dense_token)
         _conv_route_choice.reset(token)
 
 
@@ -325,11 +367,13 @@ def _chain(op: GraphOp, names: tuple[str, ...]) -> list[GraphOp] | None:
 @dataclass(frozen=True)
 class OffloadPass(ModulePass):
     """offload{lib=blas}: matching graph ops become library calls;
-    `conv=blas|dnnl` forces where conv2d goes (default `auto`)."""
+    `conv=blas|dnnl` forces where conv2d goes, `dense=blas` keeps dense
+    layers on BLAS (both default `auto`)."""
 
     name = "offload"
     lib: str = "blas"
     conv: str = "auto"
+    dense: str = "auto"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        offload_module(op, self.lib, self.conv)
+        offload_module(op, self.lib, self.conv, self.dense)

@@ -1,7 +1,9 @@
 """oneDNN library functions: conv2d of every kind (groups, depthwise,
 dilation, any strides and paddings, a per-channel bias and relu / relu6 epilogue)
-on oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py
-routes each conv2d to oneDNN or to BLAS's im2col + GEMM).
+and dense layers (a matmul by constant weights [+ bias] [+ relu]) on
+oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py routes
+each conv2d to oneDNN or to BLAS's im2col + GEMM, and each dense layer
+with constant weights to oneDNN).
 
 oneDNN is optional: the onednn-cpu-gomp wheel ships libdnnl.so and
 onednn-devel-cpu-gomp its headers. The C is the runtime's
@@ -28,6 +30,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
 from relax_xdsl.conv_library import (
     activation_code,
@@ -38,6 +42,7 @@ from relax_xdsl.conv_library import (
     wrapper_signature,
 )
 from relax_xdsl.dialects.lib import LibFuncOp
+from relax_xdsl.dialects.tir import BufferType
 from relax_xdsl.libraries import register_library_function, register_resolver
 
 CONV_PREFIX = "dnnl.conv2d"
@@ -168,4 +173,91 @@ def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str, layout
 """
 
 
+DENSE_RANKS = (2, 3, 4)
+"""Ranks of x in dense(x, W): its leading dims are the GEMM's rows."""
+DENSE_VARIANTS = ("", "_bias", "_bias_relu")
+
+
+def _dense_reference(variant: str) -> object:
+    from relax_xdsl.ops.registry import get_spec
+
+    def with_bias(a: np.ndarray, b: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(a, b, out=out)
+        out += bias
+        if variant.endswith("_relu"):
+            out[...] = get_spec("relu").reference(out)
+
+    def plain(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(a, b, out=out)
+
+    return with_bias if variant else plain
+
+
+def dense_function(ra: int, variant: str = "") -> LibFuncOp:
+    """The `lib.func` of float32 matmul(x, W) [+ bias] [+ relu] on oneDNN, x
+    of rank `ra`, W a model constant (kept in oneDNN's packed layout; the
+    operand is declared constant, so the C emitter refuses a computed one)."""
+    if ra not in DENSE_RANKS or variant not in DENSE_VARIANTS:
+        raise ValueError(f"dnnl dense of rank {ra} {variant!r}: ranks {DENSE_RANKS}, variants {DENSE_VARIANTS}")
+    lead = [f"b{i}" for i in range(ra - 2)]
+    shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), [*lead, "m", "n"]]
+    tag = f"{ra}x2{variant}"
+    return LibFuncOp(f"dnnl_dense_{tag}", [BufferType.of(s, "float32") for s in shapes], f"rx_dnnl_dense_{tag}",
+                     "dnnl", header="oneapi/dnnl/dnnl.h", link=_dense_link(), reference=f"dnnl.dense_{tag}", pure=True)
+
+
+def _dense_link() -> list[str]:
+    """oneDNN's flags, then BLAS's (a single row goes to BLAS's GEMV): [] without oneDNN."""
+    from relax_xdsl import blas
+
+    flags = link_flags()
+    return [*flags, *(f for f in blas.link_flags() if f not in flags)] if flags else []
+
+
+def _dense_wrapper(ra: int, variant: str, gemv: bool) -> str:
+    """The C of one dense function: the calling convention's dims (x's,
+    W's, the bias's, the result's) to rows, k and n for rx_dnnl_dense. With
+    `gemv` (BLAS installed), a single row goes to BLAS's dense function
+    instead: a GEMV reading W in place beats oneDNN's per-call setup there."""
+    a = [f"a{i}" for i in range(ra)]
+    c = [f"c{i}" for i in range(ra)]
+    bias = ["float* D"] if variant else []
+    dims = [*a, "b0", "b1", *(["d0"] if variant else []), *c]
+    params = ", ".join(["float* A", "float* B", *bias, "float* C", *(f"int64_t {d}" for d in dims)])
+    unused = " ".join(f"(void){d};" for d in [*c, "b0", *(["d0"] if variant else [])])
+    rows = " * ".join(a[:-1])
+    relu = variant.endswith("_relu")
+    one_row = ""
+    if gemv:
+        call = (f"rx_blas_dense_2x2{'_relu' if relu else ''}(A, B, D, C, 1, {a[-1]}, b0, b1, d0, 1, b1)" if variant
+                else f"rx_blas_matmul_2x2(A, B, C, 1, {a[-1]}, b0, b1, 1, b1)")
+        one_row = f"""  if ({rows} == 1) {{
+    {call};
+    return;
+  }}
+"""
+    return f"""#include "rx_dnnl.h"
+{'#include "rx_blas.h"' if gemv else ""}
+void rx_dnnl_dense_{ra}x2{variant}({params}) {{
+  {unused}
+{one_row}  rx_dnnl_dense(A, B, {"D" if variant else "NULL"}, C, {rows}, {a[-1]}, b1, {int(relu)});
+}}
+"""
+
+
+def register_dense() -> None:
+    from relax_xdsl import blas
+
+    blas_flags = blas.link_flags()
+    flags = _dense_link()
+    for ra in DENSE_RANKS:
+        for variant in DENSE_VARIANTS:
+            tag = f"{ra}x2{variant}"
+            register_library_function(f"dnnl.dense_{tag}", _dense_reference(variant),
+                                      c_source=_dense_wrapper(ra, variant, bool(blas_flags)) if flags else "",
+                                      link=flags,
+                                      symbol=f"rx_dnnl_dense_{tag}", pure=True, constant_inputs=(1,))
+
+
 register_resolver(_resolve_conv)
+register_dense()

@@ -1,4 +1,4 @@
-/* conv2d on oneDNN's C API (see rx_dnnl.h).
+/* conv2d and dense layers on oneDNN's C API (see rx_dnnl.h).
 
    Source and destination are NCHW or NHWC (`nhwc`), weights OIHW.
    NHWC (channels last; what the convert-layout pass gives every conv it
@@ -28,13 +28,20 @@
    of its own with a scratchpad of its own (user scratchpad mode), so calls
    from several threads may run at once. (Both are made per call: making a
    stream is cheap and malloc recycles the buffers, so keeping them per
-   thread was not faster.) */
+   thread was not faster.)
+
+   A dense layer (rx_dnnl_dense) is the same machinery around a matmul
+   primitive: its cache entry is keyed on (m, k, n, activation, bias), its
+   row-major source and destination are used as they are, and its constant
+   weights are reordered once into oneDNN's packed layout and kept. */
 #include "rx_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 
-#define RX_DNNL_KEY 21
+#define RX_DNNL_KEY 22 /* the last entry: RX_DNNL_CONV or RX_DNNL_DENSE */
+#define RX_DNNL_CONV 0
+#define RX_DNNL_DENSE 1
 #define RX_DNNL_CACHE_MAX 512
 
 /* A constant weight buffer in the convolution's layout. */
@@ -129,7 +136,52 @@ static dnnl_primitive_t rx_dnnl_reorder(const_dnnl_memory_desc_t from, const_dnn
   return prim;
 }
 
-/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias nhwc), created
+/* Makes `e`'s primitive from `pd`: the layouts it takes, its scratchpad size, and the reorders between the
+   calling convention's layouts (e->user_md) and those; 1 on success. */
+static int rx_dnnl_adopt(rx_dnnl_conv* e, const_dnnl_primitive_desc_t pd) {
+  const_dnnl_memory_desc_t md[3] = {dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                                    dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
+                                    dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)};
+  const_dnnl_memory_desc_t scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  int ok = 1;
+  for (int i = 0; i < 3; ++i) ok = ok && md[i] && dnnl_memory_desc_clone(&e->conv_md[i], md[i]) == dnnl_success;
+  e->scratch_bytes = scratch ? dnnl_memory_desc_get_size(scratch) : 0;
+  ok = ok && dnnl_primitive_create(&e->conv, pd) == dnnl_success;
+  if (ok) {
+    e->reorder[0] = rx_dnnl_reorder(e->user_md[0], e->conv_md[0], &ok);
+    e->reorder[1] = rx_dnnl_reorder(e->user_md[1], e->conv_md[1], &ok);
+    e->reorder[2] = rx_dnnl_reorder(e->conv_md[2], e->user_md[3], &ok);
+  }
+  return ok;
+}
+
+/* A dense layer's matmul in `e` (key: m k n, then zeros, act, has_bias, 0, RX_DNNL_DENSE): source and
+   destination row-major as they are, the weights (k x n, row-major) reordered into the layout oneDNN picks
+   (`any`), the bias a row; 1 on success. Called with rx_dnnl_lock held. */
+static int rx_dnnl_create_dense(rx_dnnl_conv* e) {
+  const int64_t* k = e->key;
+  int has_bias = (int)k[19];
+  dnnl_dims_t src = {k[0], k[1]}, wei = {k[1], k[2]}, bias = {1, k[2]}, dst = {k[0], k[2]};
+  int ok = dnnl_memory_desc_create_with_tag(&e->user_md[0], 2, src, dnnl_f32, dnnl_ab) == dnnl_success &&
+           dnnl_memory_desc_create_with_tag(&e->user_md[1], 2, wei, dnnl_f32, dnnl_ab) == dnnl_success &&
+           dnnl_memory_desc_create_with_tag(&e->user_md[2], 2, bias, dnnl_f32, dnnl_ab) == dnnl_success &&
+           dnnl_memory_desc_create_with_tag(&e->user_md[3], 2, dst, dnnl_f32, dnnl_ab) == dnnl_success;
+  dnnl_memory_desc_t any = NULL;
+  ok = ok && dnnl_memory_desc_create_with_tag(&any, 2, wei, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
+  dnnl_primitive_attr_t attr = NULL;
+  ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
+       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+  dnnl_primitive_desc_t pd = NULL;
+  ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], any,
+                                               has_bias ? e->user_md[2] : NULL, e->user_md[3], attr) == dnnl_success;
+  ok = ok && rx_dnnl_adopt(e, pd);
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  if (any) dnnl_memory_desc_destroy(any);
+  return ok;
+}
+
+/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias nhwc RX_DNNL_CONV), created
    with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
 static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   int64_t n = k[0], c = k[1], h = k[2], w = k[3], o = k[4], kh = k[5], kw = k[6], oh = k[7], ow = k[8];
@@ -142,6 +194,11 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   rx_dnnl_conv* e = calloc(1, sizeof *e);
   if (!e) return NULL;
   memcpy(e->key, k, sizeof e->key);
+  if (k[21] == RX_DNNL_DENSE) {
+    if (rx_dnnl_create_dense(e)) return e;
+    rx_dnnl_free_entry(e);
+    return NULL;
+  }
   int ok = 1;
   dnnl_dims_t src = {n, c, h, w}, dst = {n, o, oh, ow}, bias = {o};
   dnnl_dims_t wei = {o, c, kh, kw}, gwei = {groups, o / groups, c / groups, kh, kw};
@@ -173,20 +230,7 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   ok = ok && dnnl_convolution_forward_primitive_desc_create(
                  &pd, rx_dnnl_engine, dnnl_forward_inference, dnnl_convolution_direct, any[0], any[1],
                  has_bias ? e->user_md[2] : NULL, any[2], strides, dilates, pad_l, pad_r, attr) == dnnl_success;
-  if (ok) {
-    const_dnnl_memory_desc_t md[3] = {dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
-                                      dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0),
-                                      dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0)};
-    const_dnnl_memory_desc_t scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    for (int i = 0; i < 3; ++i) ok = ok && md[i] && dnnl_memory_desc_clone(&e->conv_md[i], md[i]) == dnnl_success;
-    e->scratch_bytes = scratch ? dnnl_memory_desc_get_size(scratch) : 0;
-    ok = ok && dnnl_primitive_create(&e->conv, pd) == dnnl_success;
-  }
-  if (ok) {
-    e->reorder[0] = rx_dnnl_reorder(e->user_md[0], e->conv_md[0], &ok);
-    e->reorder[1] = rx_dnnl_reorder(e->user_md[1], e->conv_md[1], &ok);
-    e->reorder[2] = rx_dnnl_reorder(e->conv_md[2], e->user_md[3], &ok);
-  }
+  ok = ok && rx_dnnl_adopt(e, pd);
   if (pd) dnnl_primitive_desc_destroy(pd);
   if (attr) dnnl_primitive_attr_destroy(attr);
   for (int i = 0; i < 3; ++i)
@@ -363,8 +407,8 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
     rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
     return;
   }
-  int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh,     ow,          sh, sw,
-                              pt, pl, pb, pr, dh, dw, groups, act, bias != NULL, nhwc};
+  int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh,     ow,           sh,   sw,
+                              pt, pl, pb, pr, dh, dw, groups, act, bias != NULL, nhwc, RX_DNNL_CONV};
   int owned = 0;
 #ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every convolution */
   rx_dnnl_conv* e = NULL;
@@ -396,4 +440,48 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
                        int act, int nhwc) {
   rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act,
                      nhwc);
+}
+
+/* C (m x n) = A (m x k) @ W (k x n) [+ bias], then the activation, in plain loops: what runs when oneDNN
+   refuses a dense layer or a dim is 0 (oneDNN takes no zero-sized tensor). */
+static void rx_dnnl_dense_direct(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k,
+                                 int64_t n, int act) {
+#pragma omp parallel for schedule(static) if (m * n * k >= 65536)
+  for (int64_t i = 0; i < m; ++i) {
+    float* row = C + i * n;
+    for (int64_t j = 0; j < n; ++j) row[j] = bias ? bias[j] : 0.0f;
+    for (int64_t p = 0; p < k; ++p) {
+      float a = A[i * k + p];
+      const float* w = W + p * n;
+      for (int64_t j = 0; j < n; ++j) row[j] += a * w[j];
+    }
+    if (act)
+      for (int64_t j = 0; j < n; ++j) row[j] = rx_conv_act(row[j], act);
+  }
+}
+
+void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
+                   int act) {
+  if (m == 0 || n == 0) return; /* an empty output: nothing to write */
+  if (k == 0) {
+    rx_dnnl_dense_direct(A, W, bias, C, m, k, n, act);
+    return;
+  }
+  int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, act, bias != NULL, 0,
+                              RX_DNNL_DENSE};
+  int owned = 0;
+#ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every layer */
+  rx_dnnl_conv* e = NULL;
+  (void)key;
+#else
+  rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
+#endif
+  int failed = !e || rx_dnnl_run(e, !owned, A, W, 1, bias, C);
+  if (owned) rx_dnnl_free_entry(e);
+  if (failed) {
+    __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
+    rx_dnnl_dense_direct(A, W, bias, C, m, k, n, act);
+  } else if (act) {
+    rx_dnnl_activate(C, m * n, act);
+  }
 }

@@ -31,6 +31,15 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
                        int act, int nhwc);
 
+/* A dense layer on oneDNN's matmul: C (m x n) = A (m x k) @ W (k x n), all
+   row-major, + bias (n; NULL for none), then the activation `act`
+   (rx_conv_act: 0 none, 1 relu) as a pass that keeps NaN. W is a model
+   constant, as for rx_dnnl_conv2d_cw: reordered once into the layout
+   oneDNN picks (its packed GEMM layout) and kept, which is what makes it
+   faster than a BLAS SGEMM that packs W on every call. */
+void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
+                   int act);
+
 /* Drops the kept copies of constant weights whose address is in [lo, hi):
    called when a module's constants are freed (their addresses may then
    hold another module's), while no call can still use them. */
@@ -42,6 +51,6 @@ void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, fl
                            int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
                            int act, int nhwc);
 
-/* How many calls of rx_dnnl_conv2d fell back to the direct loops. */
+/* How many calls of rx_dnnl_conv2d and rx_dnnl_dense fell back to the direct loops. */
 RX_API int64_t rx_dnnl_fallbacks(void);
 #endif /* RX_DNNL_H */

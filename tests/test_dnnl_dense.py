@@ -1,0 +1,158 @@
+"""Dense layers on oneDNN (relax_xdsl/dnnl.py, rx_dnnl_dense in
+c_runtime/rx_dnnl.c): a matmul by a model-constant matrix, with its bias row
+and relu, becomes one `dnnl.dense` call whose weights oneDNN packs once. Each
+rank of x and each epilogue is checked against the reference evaluator at a
+symbolic batch bound to 0, 1 (one row: BLAS's GEMV path of the same call),
+3 and 7, and at k = 0; the direct fallback, NaN through relu, and what stays
+on BLAS (weights computed at run time, a gelu epilogue, `dense=blas`).
+Skipped without oneDNN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from relax_xdsl.passes.offload import offload_module
+from util import assert_close, rand, roundtrip
+
+import relax_xdsl as rx
+from relax_xdsl import dnnl, op
+from relax_xdsl.backend.c import DEFAULT_FLAGS
+
+pytestmark = pytest.mark.skipif(not dnnl.available(), reason="oneDNN is not installed "
+                                "(pip install onednn-cpu-gomp onednn-devel-cpu-gomp)")
+
+BATCHES = (0, 1, 3, 7)
+LEAD = {2: [], 3: [2], 4: [2, 3]}
+"""x's dims before the batch and k, per rank: the GEMM's rows are their product with the batch."""
+
+
+def dense_module(rank: int, epilogue: str, k: int = 6, n: int = 5, weights: str = "constant") -> Any:
+    """x [*LEAD, batch, k] @ W [k, n] (+ bias [n]) (+ relu | gelu)."""
+    rng = np.random.default_rng(3)
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [*LEAD[rank], "b", k], "float32")
+        w = fb.const(rng.standard_normal((k, n)).astype(np.float32)) if weights == "constant" else \
+            op.multiply(fb.param("w", [k, n], "float32"), fb.const(np.float32(2.0)))
+        y = op.matmul(x, w)
+        if epilogue:
+            y = op.add(y, fb.const(rng.standard_normal(n).astype(np.float32)))
+        if epilogue in ("bias_relu", "bias_gelu"):
+            y = op.nn.relu(y) if epilogue == "bias_relu" else op.nn.gelu(y)
+        fb.ret(y)
+    return fb.module
+
+
+def dense_cases(rank: int, k: int = 6, weights: str = "constant") -> list[tuple[np.ndarray, ...]]:
+    out = []
+    for b in BATCHES:
+        args = [rand((*LEAD[rank], b, k), seed=b + 1)]
+        if weights != "constant":
+            args.append(rand((k, 5), seed=b + 2))
+        out.append(tuple(args))
+    return out
+
+
+def calls(module: Any, **routes: str) -> list[str]:
+    text = rx.print_module(roundtrip(offload_module(module.clone(), **routes)))
+    return [line.split("@")[1].split("(")[0] for line in text.splitlines() if "lib.call @" in line]
+
+
+@pytest.mark.parametrize("epilogue", ["", "bias", "bias_relu"])
+@pytest.mark.parametrize("rank", [2, 3, 4])
+def test_dense_is_one_dnnl_call(rank: int, epilogue: str) -> None:
+    module = dense_module(rank, epilogue)
+    variant = {"": "", "bias": "_bias", "bias_relu": "_bias_relu"}[epilogue]
+    assert calls(module) == [f"dnnl_dense_{rank}x2{variant}"]
+    exe = rx.compile(module, target="c")
+    before = int(exe.backend.lib.rx_dnnl_fallbacks())  # type: ignore[attr-defined]
+    interp = rx.compile(offload_module(module.clone()), target="interp", pipeline="baseline")
+    for args in dense_cases(rank):
+        want = rx.evaluate(module, "main", *args)
+        assert_close(exe.main(*args), want)
+        assert_close(interp.main(*args), want)  # the library function's numpy reference
+    assert int(exe.backend.lib.rx_dnnl_fallbacks()) == before  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("epilogue", ["", "bias_relu"])
+def test_an_empty_reduction_gives_the_bias(epilogue: str) -> None:
+    """k = 0: no product terms (oneDNN takes no zero-sized tensor, the direct loops do)."""
+    module = dense_module(2, epilogue, k=0)
+    exe = rx.compile(module, target="c")
+    for args in dense_cases(2, k=0):
+        assert_close(exe.main(*args), rx.evaluate(module, "main", *args))
+
+
+@pytest.mark.parametrize("epilogue", ["", "bias_relu"])
+def test_direct_fallback_when_dnnl_refuses(epilogue: str) -> None:
+    """When oneDNN cannot create or run the matmul (a build flag stands in for
+    its refusal) the call computes it with direct loops."""
+    from relax_xdsl.backend.c import CModule
+
+    module = dense_module(3, epilogue)
+    lib = CModule(rx.lower(module), cflags=(*DEFAULT_FLAGS, "-DRX_TEST_DNNL_DIRECT"))
+    for args in dense_cases(3):
+        (got,) = lib.call("main", list(args))
+        assert_close(got, rx.evaluate(module, "main", *args))
+    assert lib.lib.rx_dnnl_fallbacks() == 3  # 2, 6 and 14 rows (none: nothing to write)
+
+
+def test_nan_is_kept_through_bias_and_relu() -> None:
+    module = dense_module(2, "bias_relu", k=64, n=48)
+    exe = rx.compile(module, target="c")
+    for b in (1, 9):  # one row (BLAS's GEMV) and oneDNN's rows
+        x = rand((b, 64), seed=b)
+        x[-1, ::7] = np.nan
+        got, want = exe.main(x), rx.evaluate(module, "main", x)
+        assert np.isnan(want[-1]).all() and not np.isnan(want[:-1]).any()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        assert_close(np.nan_to_num(got), np.nan_to_num(want))
+
+
+@pytest.mark.parametrize(("epilogue", "weights", "routes"), [
+    ("bias", "computed", {}), ("", "computed", {}), ("bias_gelu", "constant", {}),
+    ("bias_relu", "constant", {"dense": "blas"})])
+def test_what_stays_on_blas(epilogue: str, weights: str, routes: dict) -> None:
+    """Weights computed at run time (oneDNN keeps a packed copy only of
+    constants), a gelu epilogue, and `dense=blas`."""
+    module = dense_module(2, epilogue, weights=weights)
+    assert all(c.startswith("blas_") for c in calls(module, **routes)) and calls(module, **routes)
+    exe = rx.compile(module, target="c", pipeline="default" if not routes else
+                     "fold-constants,offload{lib=blas dense=blas},default")
+    for args in dense_cases(2, weights=weights):
+        assert_close(exe.main(*args), rx.evaluate(module, "main", *args))
+
+
+def test_an_unknown_dense_route_is_an_error() -> None:
+    with pytest.raises(rx.RelaxError, match=r"dense='gpu' is no dense route; choose one of auto, blas"):
+        offload_module(dense_module(2, ""), dense="gpu")
+
+
+def test_two_modules_and_freed_modules_keep_their_own_weights() -> None:
+    """Two executables with the same shapes and other constant weights share
+    one oneDNN cache entry: each reads its own packed copy, calls
+    interleaved; a freed module's copies are forgotten (the next module's
+    weights often land at the same addresses)."""
+    import gc
+
+    def module(seed: int) -> Any:
+        with rx.FunctionBuilder("main") as fb:
+            x = fb.param("x", ["b", 32], "float32")
+            fb.ret(op.matmul(x, fb.const(rand((32, 24), seed=seed))))
+        return fb.module
+
+    modules = [module(1), module(2)]
+    exes = [rx.compile(m, target="c") for m in modules]
+    for b in (4, 9, 4):
+        x = rand((b, 32), seed=b)
+        for m, exe in zip(modules, exes):
+            assert_close(exe.main(x), rx.evaluate(m, "main", x))
+    del exes
+    x = rand((5, 32), seed=3)
+    for seed in range(3, 8):
+        m = module(seed)
+        exe = rx.compile(m, target="c")
+        assert_close(exe.main(x), rx.evaluate(m, "main", x))
+        del exe
+        gc.collect()
