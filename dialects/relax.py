@@ -119,7 +119,7 @@ class _Shaped:
         """Static dims lie in [0, 2**62), however the type was built (a
         ShapeError: a type is built from Python as often as parsed)."""
         for i, d in enumerate(self.dims.data):
-            check_static_dim(d, f"dim {i} of {self.name}<{shape_to_str(self.dims.data)}>")
+            check_static_dim(d, lambda i=i: f"dim {i} of {self.name}<{shape_to_str(self.dims.data)}>")
 
     @property
     def shape(self) -> tuple[Dim, ...]:

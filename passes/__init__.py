@@ -120,6 +120,12 @@ def _unroll_short_loops() -> type[ModulePass]:
     return UnrollShortLoopsPass
 
 
+def _canonicalize_ops() -> type[ModulePass]:
+    from relax_xdsl.passes.canonicalize_ops import CanonicalizeOpsPass
+
+    return CanonicalizeOpsPass
+
+
 def _collapse_parallel() -> type[ModulePass]:
     from relax_xdsl.passes.collapse_parallel import CollapseParallelPass
 
@@ -162,6 +168,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "hoist-loop-invariants": _hoist_loop_invariants,
         "unroll-short-loops": _unroll_short_loops,
         "collapse-parallel": _collapse_parallel,
+        "canonicalize-ops": _canonicalize_ops,
     }
 
 

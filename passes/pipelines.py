@@ -29,7 +29,7 @@ from relax_xdsl.ir import make_context, verify_module
 _OPTIMIZING = ("fold-constants,fold-batch-norm,convert-layout,simplify-layout,expand-power,combine-parallel-matmul,offload{lib=blas},"
                "annotate-op-pattern,"
                "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,unroll-short-loops,"
-               "canonicalize,cse,collapse-parallel,hoist-loop-invariants,schedule-loops")
+               "canonicalize-ops,cse,collapse-parallel,hoist-loop-invariants,schedule-loops")
 
 PIPELINES: dict[str, str] = {
     # what `relax_xdsl.compile(module)` runs when no pipeline is named, so the

@@ -8,7 +8,7 @@ provable equality, and binding symbols from concrete shapes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
@@ -142,16 +142,19 @@ def is_one(d: Dim) -> bool:
 _ADD, _MUL, _ATOM = 1, 2, 3
 
 
-def check_static_dim(d: sympy.Expr, what: str) -> None:
+def check_static_dim(d: sympy.Expr, what: str | Callable[[], str]) -> None:
     """Raises ShapeError when `d` is a static dim outside [0, STATIC_DIM_LIMIT)
-    or a symbolic one with an integer of magnitude STATIC_DIM_LIMIT or more."""
+    or a symbolic one with an integer of magnitude STATIC_DIM_LIMIT or more.
+    `what` names the dim in the message (a callable is called only then:
+    every type's verifier checks every dim, and wording costs more than checking)."""
     if d.is_Integer:
         if not 0 <= int(d) < STATIC_DIM_LIMIT:
-            raise ShapeError(f"{what}: static dim {int(d)} is outside [0, 2**62)")
+            raise ShapeError(f"{what if isinstance(what, str) else what()}: static dim {int(d)} is outside [0, 2**62)")
         return
     for atom in d.atoms(sympy.Integer):
         if abs(int(atom)) >= STATIC_DIM_LIMIT:
-            raise ShapeError(f"{what}: dim {dim_to_str(d)} holds the integer {int(atom)}, outside (-2**62, 2**62)")
+            raise ShapeError(f"{what if isinstance(what, str) else what()}: dim {dim_to_str(d)} holds the integer "
+                             f"{int(atom)}, outside (-2**62, 2**62)")
 
 
 def _print(e: sympy.Expr) -> tuple[str, int]:
