@@ -11,8 +11,7 @@ operand is a transpose of the last two axes reads the untransposed tensor
 with BLAS's transpose flag: attention's q @ K^T), dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
 bias as its C operand (to oneDNN's matmul instead when the matrix is a model
-constant and the epilogue is none or relu: it keeps the weights packed, see
-_dnnl_dense), and float32 conv2d, likewise with a per-channel
+constant: it keeps the weights packed, see _dnnl_dense), and float32 conv2d, likewise with a per-channel
 bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
@@ -117,8 +116,8 @@ _conv_route_choice: ContextVar[str] = ContextVar("conv_route", default="auto")
 DENSE_ROUTES = ("auto", "blas")
 """Where `offload{lib=blas dense=...}` sends a float32 matmul by a constant
 matrix (a dense layer; with its bias and relu): `auto` to oneDNN when it is
-installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. A gelu epilogue and
-weights computed at run time always go to BLAS."""
+installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. Weights computed at
+run time always go to BLAS."""
 
 
 DNNL_MIN_MACS = 4_000_000
@@ -243,7 +242,7 @@ _dense_route_choice: ContextVar[str] = ContextVar("dense_route", default="auto")
 
 
 def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
-    """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu] when W is a
+    """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu | gelu] when W is a
     model constant and the route allows it (`dense=auto|dnnl`, oneDNN
     installed), else None (BLAS then). oneDNN reorders a constant W once into
     its packed GEMM layout; SGEMM packs it on every call, which at the rows
@@ -270,7 +269,7 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     if bias is None or bias.ndim != 1 or not dims_equal(bias.sym_shape[0], n):
         return None
     act = ops[2].SPEC.name if len(ops) == 3 else ""
-    if act != "gelu" and (lib := _dnnl_dense(mm, "_bias" + ("_relu" if act else ""))) is not None:
+    if (lib := _dnnl_dense(mm, "_bias" + (f"_{act}" if act else ""))) is not None:
         return lib
     return dense_function(mm.inputs[0].type.ndim, act)  # type: ignore[union-attr]
 

@@ -1,6 +1,6 @@
 """oneDNN library functions: conv2d of every kind (groups, depthwise,
 dilation, any strides and paddings, a per-channel bias and relu / relu6 epilogue)
-and dense layers (a matmul by constant weights [+ bias] [+ relu]) on
+and dense layers (a matmul by constant weights [+ bias] [+ relu | gelu]) on
 oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py routes
 each conv2d to oneDNN or to BLAS's im2col + GEMM, and each dense layer
 with constant weights to oneDNN).
@@ -175,17 +175,26 @@ def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str, layout
 
 DENSE_RANKS = (2, 3, 4)
 """Ranks of x in dense(x, W): its leading dims are the GEMM's rows."""
-DENSE_VARIANTS = ("", "_bias", "_bias_relu")
+DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu")
+DENSE_ACT_CODES = {"": 0, "relu": 1, "gelu": 3}
+"""rx_dnnl_dense's activation codes."""
+
+
+def _dense_act(variant: str) -> str:
+    """The activation of a dense variant: "", "relu" or "gelu"."""
+    return variant.removeprefix("_bias").removeprefix("_")
 
 
 def _dense_reference(variant: str) -> object:
     from relax_xdsl.ops.registry import get_spec
 
+    act = _dense_act(variant)
+
     def with_bias(a: np.ndarray, b: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
         out += bias
-        if variant.endswith("_relu"):
-            out[...] = get_spec("relu").reference(out)
+        if act:
+            out[...] = get_spec(act).reference(out)
 
     def plain(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         np.matmul(a, b, out=out)
@@ -194,7 +203,7 @@ def _dense_reference(variant: str) -> object:
 
 
 def dense_function(ra: int, variant: str = "") -> LibFuncOp:
-    """The `lib.func` of float32 matmul(x, W) [+ bias] [+ relu] on oneDNN, x
+    """The `lib.func` of float32 matmul(x, W) [+ bias] [+ relu | gelu] on oneDNN, x
     of rank `ra`, W a model constant (kept in oneDNN's packed layout; the
     operand is declared constant, so the C emitter refuses a computed one)."""
     if ra not in DENSE_RANKS or variant not in DENSE_VARIANTS:
@@ -226,10 +235,10 @@ def _dense_wrapper(ra: int, variant: str, gemv: bool) -> str:
     params = ", ".join(["float* A", "float* B", *bias, "float* C", *(f"int64_t {d}" for d in dims)])
     unused = " ".join(f"(void){d};" for d in [*c, "b0", *(["d0"] if variant else [])])
     rows = " * ".join(a[:-1])
-    relu = variant.endswith("_relu")
+    act = _dense_act(variant)
     one_row = ""
     if gemv:
-        call = (f"rx_blas_dense_2x2{'_relu' if relu else ''}(A, B, D, C, 1, {a[-1]}, b0, b1, d0, 1, b1)" if variant
+        call = (f"rx_blas_dense_2x2{'_' + act if act else ''}(A, B, D, C, 1, {a[-1]}, b0, b1, d0, 1, b1)" if variant
                 else f"rx_blas_matmul_2x2(A, B, C, 1, {a[-1]}, b0, b1, 1, b1)")
         one_row = f"""  if ({rows} == 1) {{
     {call};
@@ -240,7 +249,7 @@ def _dense_wrapper(ra: int, variant: str, gemv: bool) -> str:
 {'#include "rx_blas.h"' if gemv else ""}
 void rx_dnnl_dense_{ra}x2{variant}({params}) {{
   {unused}
-{one_row}  rx_dnnl_dense(A, B, {"D" if variant else "NULL"}, C, {rows}, {a[-1]}, b1, {int(relu)});
+{one_row}  rx_dnnl_dense(A, B, {"D" if variant else "NULL"}, C, {rows}, {a[-1]}, b1, {DENSE_ACT_CODES[act]});
 }}
 """
 

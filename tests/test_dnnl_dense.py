@@ -1,10 +1,10 @@
 """Dense layers on oneDNN (relax_xdsl/dnnl.py, rx_dnnl_dense in
 c_runtime/rx_dnnl.c): a matmul by a model-constant matrix, with its bias row
 and relu, becomes one `dnnl.dense` call whose weights oneDNN packs once. Each
-rank of x and each epilogue is checked against the reference evaluator at a
+rank of x and each epilogue (none, bias, bias + relu, bias + gelu) is checked against the reference evaluator at a
 symbolic batch bound to 0, 1 (one row: BLAS's GEMV path of the same call),
 3 and 7, and at k = 0; the direct fallback, NaN through relu, and what stays
-on BLAS (weights computed at run time, a gelu epilogue, `dense=blas`).
+on BLAS (weights computed at run time, `dense=blas`).
 Skipped without oneDNN."""
 
 from __future__ import annotations
@@ -59,11 +59,11 @@ def calls(module: Any, **routes: str) -> list[str]:
     return [line.split("@")[1].split("(")[0] for line in text.splitlines() if "lib.call @" in line]
 
 
-@pytest.mark.parametrize("epilogue", ["", "bias", "bias_relu"])
+@pytest.mark.parametrize("epilogue", ["", "bias", "bias_relu", "bias_gelu"])
 @pytest.mark.parametrize("rank", [2, 3, 4])
 def test_dense_is_one_dnnl_call(rank: int, epilogue: str) -> None:
     module = dense_module(rank, epilogue)
-    variant = {"": "", "bias": "_bias", "bias_relu": "_bias_relu"}[epilogue]
+    variant = "_" + epilogue if epilogue else ""
     assert calls(module) == [f"dnnl_dense_{rank}x2{variant}"]
     exe = rx.compile(module, target="c")
     before = int(exe.backend.lib.rx_dnnl_fallbacks())  # type: ignore[attr-defined]
@@ -75,7 +75,7 @@ def test_dense_is_one_dnnl_call(rank: int, epilogue: str) -> None:
     assert int(exe.backend.lib.rx_dnnl_fallbacks()) == before  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("epilogue", ["", "bias_relu"])
+@pytest.mark.parametrize("epilogue", ["", "bias_relu", "bias_gelu"])
 def test_an_empty_reduction_gives_the_bias(epilogue: str) -> None:
     """k = 0: no product terms (oneDNN takes no zero-sized tensor, the direct loops do)."""
     module = dense_module(2, epilogue, k=0)
@@ -84,7 +84,7 @@ def test_an_empty_reduction_gives_the_bias(epilogue: str) -> None:
         assert_close(exe.main(*args), rx.evaluate(module, "main", *args))
 
 
-@pytest.mark.parametrize("epilogue", ["", "bias_relu"])
+@pytest.mark.parametrize("epilogue", ["", "bias_relu", "bias_gelu"])
 def test_direct_fallback_when_dnnl_refuses(epilogue: str) -> None:
     """When oneDNN cannot create or run the matmul (a build flag stands in for
     its refusal) the call computes it with direct loops."""
@@ -111,11 +111,11 @@ def test_nan_is_kept_through_bias_and_relu() -> None:
 
 
 @pytest.mark.parametrize(("epilogue", "weights", "routes"), [
-    ("bias", "computed", {}), ("", "computed", {}), ("bias_gelu", "constant", {}),
+    ("bias", "computed", {}), ("", "computed", {}), ("bias_gelu", "constant", {"dense": "blas"}),
     ("bias_relu", "constant", {"dense": "blas"})])
 def test_what_stays_on_blas(epilogue: str, weights: str, routes: dict) -> None:
     """Weights computed at run time (oneDNN keeps a packed copy only of
-    constants), a gelu epilogue, and `dense=blas`."""
+    constants), and anything under `dense=blas`."""
     module = dense_module(2, epilogue, weights=weights)
     assert all(c.startswith("blas_") for c in calls(module, **routes)) and calls(module, **routes)
     exe = rx.compile(module, target="c", pipeline="default" if not routes else

@@ -442,6 +442,17 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
                      nhwc);
 }
 
+#define RX_DNNL_GELU 3 /* a dense layer's activation codes: rx_conv_act's (0 none, 1 relu), and this */
+
+/* gelu in place, as relax.gelu's legalization and rx_blas.c's dense layers compute it. */
+static void rx_dnnl_gelu(float* C, int64_t count) {
+#pragma omp parallel for simd if (parallel : count >= 65536) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    float v = C[i];
+    C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f));
+  }
+}
+
 /* C (m x n) = A (m x k) @ W (k x n) [+ bias], then the activation, in plain loops: what runs when oneDNN
    refuses a dense layer or a dim is 0 (oneDNN takes no zero-sized tensor). */
 static void rx_dnnl_dense_direct(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k,
@@ -455,7 +466,9 @@ static void rx_dnnl_dense_direct(const float* A, const float* W, const float* bi
       const float* w = W + p * n;
       for (int64_t j = 0; j < n; ++j) row[j] += a * w[j];
     }
-    if (act)
+    if (act == RX_DNNL_GELU)
+      rx_dnnl_gelu(row, n);
+    else if (act)
       for (int64_t j = 0; j < n; ++j) row[j] = rx_conv_act(row[j], act);
   }
 }
@@ -481,6 +494,8 @@ void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, 
   if (failed) {
     __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
     rx_dnnl_dense_direct(A, W, bias, C, m, k, n, act);
+  } else if (act == RX_DNNL_GELU) {
+    rx_dnnl_gelu(C, m * n);
   } else if (act) {
     rx_dnnl_activate(C, m * n, act);
   }

@@ -33,7 +33,7 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
 
 /* A dense layer on oneDNN's matmul: C (m x n) = A (m x k) @ W (k x n), all
    row-major, + bias (n; NULL for none), then the activation `act`
-   (rx_conv_act: 0 none, 1 relu) as a pass that keeps NaN. W is a model
+   (0 none, 1 relu, 3 gelu; relax's semantics, NaN kept) as a pass. W is a model
    constant, as for rx_dnnl_conv2d_cw: reordered once into the layout
    oneDNN picks (its packed GEMM layout) and kept, which is what makes it
    faster than a BLAS SGEMM that packs W on every call. */
