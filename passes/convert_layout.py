@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
-from relax_xdsl.passes.graph_rewrite import constant_array, graph_op
+from relax_xdsl.passes.graph_rewrite import constant_array, graph_op, splat_constant, splat_value
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
@@ -96,13 +96,19 @@ def _agnostic(op: GraphOp) -> bool:
             and len(op.results) == 1 and isinstance(op.res.type, TensorType) and op.res.type.ndim == 4)
 
 
-def _nhwc_constant(v: SSAValue) -> np.ndarray | None:
+def _nhwc_constant(v: SSAValue) -> ConstantOp | None:
     """A constant operand (rank <= 4, broadcast against a rank-4 NCHW
-    value) as it broadcasts against the NHWC one, or None."""
-    a = constant_array(v)
-    if a is None or a.ndim > 4:
+    value) as it broadcasts against the NHWC one (a new constant, not yet
+    inserted; a splat stays one value), or None."""
+    t = v.type
+    if not isinstance(v.owner, ConstantOp) or not isinstance(t, TensorType) or t.ndim > 4:
         return None
-    return np.ascontiguousarray(a.reshape((1,) * (4 - a.ndim) + a.shape).transpose(TO_NHWC))
+    if (one := splat_value(v)) is not None:
+        shape = (1,) * (4 - t.ndim) + tuple(t.sym_shape)
+        return splat_constant(one, TensorType.of([shape[a] for a in TO_NHWC], t.dtype))
+    a = constant_array(v)
+    assert a is not None
+    return ConstantOp.from_array(np.ascontiguousarray(a.reshape((1,) * (4 - a.ndim) + a.shape).transpose(TO_NHWC)))
 
 
 class _Converter:
@@ -138,7 +144,7 @@ class _Converter:
     def elementwise(self, op: GraphOp) -> bool:
         if not any(v in self.nhwc for v in op.inputs):
             return False
-        operands: list[SSAValue | np.ndarray] = []  # decided for every operand before anything is made
+        operands: list[SSAValue | ConstantOp] = []  # decided for every operand before anything is made
         for v in op.inputs:
             t = v.type
             if v in self.nhwc or (isinstance(t, TensorType) and t.ndim == 0):
@@ -152,9 +158,9 @@ class _Converter:
         made: list[Operation] = []
         values: list[SSAValue] = []
         for o in operands:
-            if isinstance(o, np.ndarray):
-                made.append(c := ConstantOp.from_array(o))
-                values.append(c.result)
+            if isinstance(o, ConstantOp):
+                made.append(o)
+                values.append(o.result)
             else:
                 values.append(o if o.type.ndim == 0 else self.form(o, op))  # type: ignore[union-attr]
         new = graph_op(op.SPEC.name, values, _nhwc_type(op.res.type),  # type: ignore[arg-type]

@@ -15,8 +15,8 @@ fails (an index out of range, a bad value) also stays, so the error is
 raised when the program runs, as without the pass. `get_item` of a tuple
 value becomes the field, and constants left unused are erased.
 
-Splats (one value repeated) fold at any size up to the allocation limit,
-because the IR stores them as that one value: a static `full` / `zeros` /
+Splats (one value repeated) fold at any size, within a budget per module
+(SPLAT_BUDGET_BYTES), because the IR stores them as that one value: a static `full` / `zeros` /
 `ones` becomes a splat constant, and a layout op (permute_dims, reshape,
 broadcast_to, ...) or an elementwise op of splats becomes one. The program
 then reads a buffer made once, when the executable loads, rather than
@@ -33,11 +33,10 @@ from dataclasses import dataclass
 from math import prod
 
 import numpy as np
-from relax_xdsl.dialects.relax import ConstantOp, GetItemOp, GraphOp, TensorType, TupleOp, stored_elements
-from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, constant_array
+from relax_xdsl.dialects.relax import ConstantOp, GetItemOp, GraphOp, TensorType, TupleOp
+from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, constant_array, splat_constant, splat_value
 from xdsl.context import Context
-from xdsl.dialects.builtin import BytesAttr, DenseIntOrFPElementsAttr, ModuleOp, TupleType
-from xdsl.dialects.builtin import TensorType as BuiltinTensorType
+from xdsl.dialects.builtin import ModuleOp, TupleType
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
@@ -54,25 +53,6 @@ FOLD_CAP_BYTES = 16 * 2**20
 FILLS = ("full", "zeros", "ones")
 SPLAT_LAYOUT = ("permute_dims", "reshape", "broadcast_to", "expand_dims", "squeeze", "flatten", "tile")
 """Ops whose result, from a splat, is the same splat in another shape."""
-
-
-def splat_value(value: SSAValue) -> np.ndarray | None:
-    """The one element (a 0-d array) of a splat constant of two or more
-    elements, without expanding it; else None."""
-    owner = value.owner
-    if not isinstance(owner, ConstantOp) or prod(owner.value.get_shape() or ()) < 2:
-        return None
-    stored = stored_elements(owner.value)
-    return stored.reshape(()) if stored.size == 1 else None
-
-
-def splat_constant(scalar: np.ndarray, t: TensorType) -> ConstantOp:
-    """A constant of type t holding `scalar` in every element, stored once."""
-    data = np.where(scalar, -1, 0).astype(np.int8) if t.dtype == "bool" else scalar.astype(dtypes.np_dtype(t.dtype))
-    raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
-    elem = dtypes.to_xdsl(t.dtype)
-    shape = [int(d) for d in t.sym_shape]
-    return ConstantOp(DenseIntOrFPElementsAttr(BuiltinTensorType(elem, shape), BytesAttr(raw)))
 
 
 SPLAT_BUDGET_BYTES = 4 * 2**30

@@ -1,7 +1,8 @@
 """Small helpers the graph-level rewrites share (fold-constants,
 fold-batch-norm, simplify-layout): reading a value as a constant array,
-building a graph op whose result type its shape rule deduces, and erasing
-constants nothing uses any more.
+building a graph op whose result type its shape rule deduces, erasing
+constants nothing uses any more, and splat constants (one value stored for
+every element) read and made without expanding them.
 
 A replacement value must keep the exact type of the value it replaces
 (relax.return and relax.output compare types exactly), so `graph_op` can be
@@ -12,13 +13,17 @@ deduced one by provable equality.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from math import prod
 from typing import Any
 
 import numpy as np
-from relax_xdsl.dialects.relax import ConstantOp, GraphOp, TupleOp
+from relax_xdsl.dialects.relax import ConstantOp, GraphOp, TensorType, TupleOp, stored_elements
+from xdsl.dialects.builtin import BytesAttr, DenseIntOrFPElementsAttr
+from xdsl.dialects.builtin import TensorType as BuiltinTensorType
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
+from relax_xdsl import dtypes
 from relax_xdsl.ops.registry import get_spec
 
 
@@ -51,3 +56,22 @@ class EraseUnusedConstant(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if isinstance(op, (ConstantOp, TupleOp)) and not any(r.uses for r in op.results):
             rewriter.erase(op)
+
+
+def splat_value(value: SSAValue) -> np.ndarray | None:
+    """The one element (a 0-d array) of a splat constant of two or more
+    elements, without expanding it; else None."""
+    owner = value.owner
+    if not isinstance(owner, ConstantOp) or prod(owner.value.get_shape() or ()) < 2:
+        return None
+    stored = stored_elements(owner.value)
+    return stored.reshape(()) if stored.size == 1 else None
+
+
+def splat_constant(scalar: np.ndarray, t: TensorType) -> ConstantOp:
+    """A constant of type t holding `scalar` in every element, stored once."""
+    data = np.where(scalar, -1, 0).astype(np.int8) if t.dtype == "bool" else scalar.astype(dtypes.np_dtype(t.dtype))
+    raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
+    elem = dtypes.to_xdsl(t.dtype)
+    shape = [int(d) for d in t.sym_shape]
+    return ConstantOp(DenseIntOrFPElementsAttr(BuiltinTensorType(elem, shape), BytesAttr(raw)))

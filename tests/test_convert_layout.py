@@ -222,3 +222,24 @@ def test_without_dnnl_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     module, _ = small_cnn()
     monkeypatch.setattr(dnnl, "available", lambda: False)
     assert rx.print_module(convert_layout(module.clone())) == rx.print_module(module)
+
+
+def test_a_splat_operand_stays_one_value() -> None:
+    """A splat constant added to a conv's result (fold-constants makes them
+    from exported fills) is permuted as its one value, never expanded."""
+    from relax_xdsl.dialects.relax import ConstantOp, stored_elements
+    from relax_xdsl.passes.fold_constants import fold_constants
+
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 3, 5, 5], "float32")
+        y = op.nn.conv2d(x, fb.const(rand((8, 3, 1, 1), seed=4)))
+        fb.ret(op.add(y, op.full(shape=[1, 8, 5, 5], fill_value=0.5, dtype="float32")))
+    module = fb.module
+    converted = roundtrip(convert_layout(fold_constants(module.clone())))
+    (add,) = ops_named(converted, "add")
+    splat = add.inputs[1].owner
+    assert isinstance(splat, ConstantOp) and stored_elements(splat.value).size == 1
+    assert [int(d) for d in splat.result.type.sym_shape] == [1, 5, 5, 8]
+    for n in (0, 2):
+        args = (rand((n, 3, 5, 5), seed=n),)
+        assert_close(rx.evaluate(converted, "main", *args), rx.evaluate(module, "main", *args))
