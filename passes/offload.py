@@ -82,7 +82,9 @@ def _blas_matmul_transposed(op: GraphOp) -> LibFuncOp | None:
     if _swapped_last_axes(op.inputs[1]) is None or _blas_matmul(op) is None:
         return None
     ranks = (op.inputs[0].type.ndim, op.inputs[1].type.ndim)  # type: ignore[union-attr]
-    return matmul_function(*ranks, transposed_b=True) if ranks in MATMUL_T_RANKS else None
+    if ranks not in MATMUL_T_RANKS:
+        return None
+    return _dnnl_matmul(op, True) or matmul_function(*ranks, transposed_b=True)
 
 
 def _transposed_operands(ops: list[GraphOp]) -> list[SSAValue]:
@@ -113,11 +115,12 @@ rest left to generated code) or `dnnl` (oneDNN for every conv2d)."""
 
 _conv_route_choice: ContextVar[str] = ContextVar("conv_route", default="auto")
 
-DENSE_ROUTES = ("auto", "blas")
-"""Where `offload{lib=blas dense=...}` sends a float32 matmul by a constant
-matrix (a dense layer; with its bias and relu): `auto` to oneDNN when it is
-installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. Weights computed at
-run time always go to BLAS."""
+GEMM_ROUTES = ("auto", "blas")
+"""Where `offload{lib=blas gemm=...}` sends a float32 dense layer (a matmul
+by a constant matrix, with its bias and activation) and a batched matmul of
+computed operands (ranks 3x3 and 4x4: attention's): `auto` to oneDNN when it
+is installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. Other matmuls
+(a 2-d product of computed operands, broadcast batches) stay on BLAS."""
 
 
 DNNL_MIN_MACS = 4_000_000
@@ -238,19 +241,19 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")
 
 
-_dense_route_choice: ContextVar[str] = ContextVar("dense_route", default="auto")
+_gemm_route_choice: ContextVar[str] = ContextVar("gemm_route", default="auto")
 
 
 def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
     """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu | gelu] when W is a
-    model constant and the route allows it (`dense=auto|dnnl`, oneDNN
+    model constant and the route allows it (`gemm=auto`, oneDNN
     installed), else None (BLAS then). oneDNN reorders a constant W once into
     its packed GEMM layout; SGEMM packs it on every call, which at the rows
     of a batch (a few to a few hundred) is a large part of the product."""
     from relax_xdsl import dnnl
 
     w = mm.inputs[1]
-    if _dense_route_choice.get() == "blas" or not dnnl.available() or not isinstance(w.owner, ConstantOp):
+    if _gemm_route_choice.get() == "blas" or not dnnl.available() or not isinstance(w.owner, ConstantOp):
         return None
     if w.type.ndim != 2 or mm.inputs[0].type.ndim not in dnnl.DENSE_RANKS:  # type: ignore[union-attr]
         return None
@@ -274,11 +277,24 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     return dense_function(mm.inputs[0].type.ndim, act)  # type: ignore[union-attr]
 
 
+def _dnnl_matmul(op: GraphOp, transposed_b: bool) -> LibFuncOp | None:
+    """oneDNN's batched matmul for a product of two computed operands of
+    rank 3 or 4 (BLAS's loop of one GEMM per batch entry parallelizes over
+    the batch, and oneDNN's kernel is faster on attention's small heads)."""
+    from relax_xdsl import dnnl
+
+    ranks = (op.inputs[0].type.ndim, op.inputs[1].type.ndim)  # type: ignore[union-attr]
+    if _gemm_route_choice.get() == "blas" or not dnnl.available() or ranks not in dnnl.MATMUL_RANKS:
+        return None
+    return dnnl.matmul_function(ranks[0], transposed_b)
+
+
 def _dense_or_matmul(op: GraphOp) -> LibFuncOp | None:
-    """matmul(x, W): oneDNN's dense function when W is a model constant, else BLAS's matmul."""
+    """matmul(x, W): oneDNN's dense function when W is a model constant, its
+    batched matmul for attention's ranks, else BLAS's matmul."""
     if _blas_matmul(op) is None:
         return None
-    return _dnnl_dense(op, "") or _blas_matmul(op)
+    return _dnnl_dense(op, "") or _dnnl_matmul(op, False) or _blas_matmul(op)
 
 
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
@@ -292,22 +308,22 @@ register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("a
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
 
 
-def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto", dense: str = "auto") -> ModuleOp:
-    """`conv`: where conv2d goes (CONV_ROUTES); `dense`: where a matmul by a
-    constant matrix goes (DENSE_ROUTES)."""
+def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto", gemm: str = "auto") -> ModuleOp:
+    """`conv`: where conv2d goes (CONV_ROUTES); `gemm`: where dense layers
+    and batched matmuls go (GEMM_ROUTES)."""
     patterns = OFFLOAD_PATTERNS.get(library)
     if patterns is None:
         raise RelaxError(f"offload: no patterns for library {library!r}; known: {', '.join(OFFLOAD_PATTERNS)}")
     if conv not in CONV_ROUTES:
         raise RelaxError(f"offload: conv={conv!r} is no conv2d route; choose one of {', '.join(CONV_ROUTES)}")
-    if dense not in DENSE_ROUTES:
-        raise RelaxError(f"offload: dense={dense!r} is no dense route; choose one of {', '.join(DENSE_ROUTES)}")
+    if gemm not in GEMM_ROUTES:
+        raise RelaxError(f"offload: gemm={gemm!r} is no GEMM route; choose one of {', '.join(GEMM_ROUTES)}")
     token = _conv_route_choice.set(conv)
-    dense_token = _dense_route_choice.set(dense)
+    gemm_token = _gemm_route_choice.set(gemm)
     try:
         return _offload(module, patterns)
     finally:
-        _dense_route_choice.reset(dense_token)
+        _gemm_route_choice.reset(gemm_token)
         _conv_route_choice.reset(token)
 
 
@@ -366,13 +382,13 @@ def _chain(op: GraphOp, names: tuple[str, ...]) -> list[GraphOp] | None:
 @dataclass(frozen=True)
 class OffloadPass(ModulePass):
     """offload{lib=blas}: matching graph ops become library calls;
-    `conv=blas|dnnl` forces where conv2d goes, `dense=blas` keeps dense
-    layers on BLAS (both default `auto`)."""
+    `conv=blas|dnnl` forces where conv2d goes, `gemm=blas` keeps dense
+    layers and batched matmuls on BLAS (both default `auto`)."""
 
     name = "offload"
     lib: str = "blas"
     conv: str = "auto"
-    dense: str = "auto"
+    gemm: str = "auto"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        offload_module(op, self.lib, self.conv, self.dense)
+        offload_module(op, self.lib, self.conv, self.gemm)

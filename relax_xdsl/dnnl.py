@@ -1,7 +1,7 @@
 """oneDNN library functions: conv2d of every kind (groups, depthwise,
 dilation, any strides and paddings, a per-channel bias and relu / relu6 epilogue)
-and dense layers (a matmul by constant weights [+ bias] [+ relu | gelu]) on
-oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py routes
+dense layers (a matmul by constant weights [+ bias] [+ relu | gelu]) and
+batched matmuls of computed operands (attention's) on oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py routes
 each conv2d to oneDNN or to BLAS's im2col + GEMM, and each dense layer
 with constant weights to oneDNN).
 
@@ -254,6 +254,49 @@ void rx_dnnl_dense_{ra}x2{variant}({params}) {{
 """
 
 
+MATMUL_RANKS = ((3, 3), (4, 4))
+"""Batched products of two computed operands taken by oneDNN (attention's
+q @ K^T, with K^T read in place, and p @ V); the buffers and references are
+BLAS's (relax_xdsl/blas.py), so the two are interchangeable."""
+
+
+def matmul_function(rank: int, transposed_b: bool = False) -> LibFuncOp:
+    """The `lib.func` of a float32 batched matmul of two rank-`rank` operands
+    on oneDNN (x1 @ swapaxes(x2, -1, -2) with `transposed_b`)."""
+    from relax_xdsl import blas
+
+    tag = f"{rank}x{rank}{'_tb' if transposed_b else ''}"
+    like = blas.matmul_function(rank, rank, transposed_b)
+    return LibFuncOp(f"dnnl_matmul_{tag}", list(like.function_type.inputs.data), f"rx_dnnl_matmul_{tag}", "dnnl",
+                     header="oneapi/dnnl/dnnl.h", link=_dense_link(), reference=f"dnnl.matmul_{tag}", pure=True)
+
+
+def _matmul_wrapper(rank: int, transposed_b: bool, gemv: bool) -> str:
+    """The C of one batched matmul: batch, m, k, n from the calling
+    convention's dims for rx_dnnl_matmul; with `gemv` (BLAS installed), a
+    product of one row per batch entry (a decode step's q @ K^T) goes to
+    BLAS's same-named function, whose split over threads is made for it."""
+    tag = f"{rank}x{rank}{'_tb' if transposed_b else ''}"
+    a, b, c = ([f"{v}{i}" for i in range(rank)] for v in "abc")
+    params = ", ".join(["float* A", "float* B", "float* C", *(f"int64_t {d}" for d in (*a, *b, *c))])
+    dims = ", ".join((*a, *b, *c))
+    batch = " * ".join(a[:-2])
+    n = b[-2] if transposed_b else b[-1]
+    unused = " ".join(f"(void){d};" for d in (*b, *c))
+    one_row = f"""  if ({a[-2]} == 1) {{
+    rx_blas_matmul_{tag}(A, B, C, {dims});
+    return;
+  }}
+""" if gemv else ""
+    return f"""#include "rx_dnnl.h"
+{'#include "rx_blas.h"' if gemv else ""}
+void rx_dnnl_matmul_{tag}({params}) {{
+  {unused}
+{one_row}  rx_dnnl_matmul(A, B, C, {batch}, {a[-2]}, {a[-1]}, {n}, {int(transposed_b)});
+}}
+"""
+
+
 def register_dense() -> None:
     from relax_xdsl import blas
 
@@ -266,6 +309,13 @@ def register_dense() -> None:
                                       c_source=_dense_wrapper(ra, variant, bool(blas_flags)) if flags else "",
                                       link=flags,
                                       symbol=f"rx_dnnl_dense_{tag}", pure=True, constant_inputs=(1,))
+    for rank, _ in MATMUL_RANKS:
+        for transposed_b in (False, True):
+            tag = f"{rank}x{rank}{'_tb' if transposed_b else ''}"
+            reference = blas._matmul_t_reference if transposed_b else blas._matmul_reference  # noqa: SLF001
+            register_library_function(f"dnnl.matmul_{tag}", reference,
+                                      c_source=_matmul_wrapper(rank, transposed_b, bool(blas_flags)) if flags else "",
+                                      link=flags, symbol=f"rx_dnnl_matmul_{tag}", pure=True)
 
 
 register_resolver(_resolve_conv)

@@ -1,7 +1,9 @@
 """offload{lib=blas}: matmul(x, permute_dims(y) swapping y's last two axes)
 is one GEMM that reads y as it is stored, with BLAS's transpose flag
 (attention's q @ K^T on a key cache), instead of a transposed copy of y
-on every call."""
+on every call. These are BLAS's paths, so the tests keep GEMMs on BLAS
+(`gemm=blas`; by default oneDNN takes batched products, see
+test_dnnl_gemm.py, and reads a transposed operand in place as well)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,14 @@ from typing import Any
 import numpy as np
 import pytest
 from relax_xdsl.passes.offload import offload_module
+from relax_xdsl.passes.pipelines import PIPELINES
 from util import assert_close, check_levels, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import op
+
+BLAS_GEMMS = PIPELINES["default"].replace("offload{lib=blas}", "offload{lib=blas gemm=blas}")
+"""The default pipeline with every GEMM on BLAS."""
 
 
 def _env_shape(dims: list[Any], env: dict[str, int]) -> tuple[int, ...]:
@@ -46,7 +52,7 @@ CASES = [
 
 @pytest.mark.parametrize(("q", "k", "envs"), CASES, ids=["2x2", "3x3", "4x4"])
 def test_transposed_operand_is_read_in_place(q: list[Any], k: list[Any], envs: list[dict[str, int]]) -> None:
-    module = offload_module(scores_module(q, k))
+    module = offload_module(scores_module(q, k), gemm="blas")
     text = rx.print_module(roundtrip(module))
     rank = len(q)
     assert f"lib.call @blas_matmul_{rank}x{rank}_tb(%q, %k)" in text
@@ -78,6 +84,7 @@ def test_other_permutations_are_not_a_transpose_flag(axes: list[int]) -> None:
         fb.ret(op.matmul(q, kt))
     text = rx.print_module(offload_module(fb.module))
     assert "_tb" not in text and "relax.permute_dims" in text
+    assert "_tb" not in rx.print_module(offload_module(fb.module, gemm="blas"))
 
 
 @pytest.mark.parametrize(("batch", "m", "n", "d"), [(8, 1, 4096, 128), (1, 64, 512, 64), (1, 8, 4100, 64)],
@@ -85,7 +92,8 @@ def test_other_permutations_are_not_a_transpose_flag(axes: list[int]) -> None:
 def test_threaded_splits_of_a_transposed_product(batch: int, m: int, n: int, d: int) -> None:
     """Products large enough for rx_gemm_batch's threads: split by batch
     entries, by rows, and by column tiles of 16 (with a ragged last tile)."""
-    exe = rx.compile(scores_module(["b", "m", "d"], ["b", "n", "d"]), target="c")
+    exe = rx.compile(scores_module(["b", "m", "d"], ["b", "n", "d"]), target="c", pipeline=BLAS_GEMMS)
+    assert "rx_blas_matmul_3x3_tb" in exe.c_source
     k, q = rand((batch, n, d), seed=3), rand((batch, m, d), seed=4)
     expected = (q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)).astype(np.float32)
     np.testing.assert_allclose(exe["main"](k, q), expected, rtol=1e-4, atol=1e-4)
@@ -118,7 +126,7 @@ def test_memory_bound_products_split_over_threads(batch: int, m: int, n: int, d:
         q = fb.param("q", ["b", "m", "d"], "float32")
         scores = op.matmul(q, op.permute_dims(k, [0, 2, 1]))
         fb.ret(scores, op.matmul(scores, v))
-    exe = rx.compile(fb.module, target="c")
+    exe = rx.compile(fb.module, target="c", pipeline=BLAS_GEMMS)
     k, v, q = rand((batch, n, d), seed=3), rand((batch, n, d), seed=5), rand((batch, m, d), seed=4)
     scores = q.astype(np.float64) @ np.swapaxes(k, -1, -2).astype(np.float64)
     got = exe["main"](k, v, q)

@@ -33,7 +33,9 @@
    A dense layer (rx_dnnl_dense) is the same machinery around a matmul
    primitive: its cache entry is keyed on (m, k, n, activation, bias), its
    row-major source and destination are used as they are, and its constant
-   weights are reordered once into oneDNN's packed layout and kept. */
+   weights are reordered once into oneDNN's packed layout and kept. A
+   batched matmul of two computed operands (rx_dnnl_matmul: attention's
+   q @ K^T and p @ V) runs on every operand in place. */
 #include "rx_dnnl.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -42,6 +44,7 @@
 #define RX_DNNL_KEY 22 /* the last entry: RX_DNNL_CONV or RX_DNNL_DENSE */
 #define RX_DNNL_CONV 0
 #define RX_DNNL_DENSE 1
+#define RX_DNNL_MATMUL 2
 #define RX_DNNL_CACHE_MAX 512
 
 /* A constant weight buffer in the convolution's layout. */
@@ -181,6 +184,28 @@ static int rx_dnnl_create_dense(rx_dnnl_conv* e) {
   return ok;
 }
 
+/* A batched matmul in `e` (key: batch m k n transposed_b, then zeros, RX_DNNL_MATMUL): every operand as
+   the calling convention lays it out (row-major; B stored n x k when transposed_b), nothing reordered or
+   kept (B is computed at run time: attention's keys and values). 1 on success. Called with rx_dnnl_lock held. */
+static int rx_dnnl_create_matmul(rx_dnnl_conv* e) {
+  const int64_t* k = e->key;
+  dnnl_dims_t src = {k[0], k[1], k[2]}, wei = {k[0], k[2], k[3]}, dst = {k[0], k[1], k[3]};
+  int ok = dnnl_memory_desc_create_with_tag(&e->user_md[0], 3, src, dnnl_f32, dnnl_abc) == dnnl_success &&
+           dnnl_memory_desc_create_with_tag(&e->user_md[1], 3, wei, dnnl_f32, k[4] ? dnnl_acb : dnnl_abc) ==
+               dnnl_success &&
+           dnnl_memory_desc_create_with_tag(&e->user_md[3], 3, dst, dnnl_f32, dnnl_abc) == dnnl_success;
+  dnnl_primitive_attr_t attr = NULL;
+  ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
+       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+  dnnl_primitive_desc_t pd = NULL;
+  ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], e->user_md[1], NULL,
+                                               e->user_md[3], attr) == dnnl_success;
+  ok = ok && rx_dnnl_adopt(e, pd);
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return ok;
+}
+
 /* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias nhwc RX_DNNL_CONV), created
    with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
 static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
@@ -194,8 +219,8 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   rx_dnnl_conv* e = calloc(1, sizeof *e);
   if (!e) return NULL;
   memcpy(e->key, k, sizeof e->key);
-  if (k[21] == RX_DNNL_DENSE) {
-    if (rx_dnnl_create_dense(e)) return e;
+  if (k[21] == RX_DNNL_DENSE || k[21] == RX_DNNL_MATMUL) {
+    if (k[21] == RX_DNNL_DENSE ? rx_dnnl_create_dense(e) : rx_dnnl_create_matmul(e)) return e;
     rx_dnnl_free_entry(e);
     return NULL;
   }
@@ -396,6 +421,24 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
   return !ok;
 }
 
+/* Runs the cached primitive for `key` (created on first use) on the buffers; 0 on success. When oneDNN
+   refuses it or an allocation fails, counts a fallback and returns 1: the caller then computes the result
+   with its direct loops (a library call has no error path, so it never leaves its output unwritten). */
+static int rx_dnnl_execute(const int64_t* key, const float* X, const float* W, int const_weights,
+                           const float* bias, float* Y) {
+  int owned = 0;
+#ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing everything */
+  rx_dnnl_conv* e = NULL;
+  (void)key;
+#else
+  rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
+#endif
+  int failed = !e || rx_dnnl_run(e, !owned, X, W, const_weights, bias, Y);
+  if (owned) rx_dnnl_free_entry(e);
+  if (failed) __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
+  return failed;
+}
+
 /* rx_dnnl_conv2d and rx_dnnl_conv2d_cw. */
 static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, const float* bias, float* Y,
                                int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw,
@@ -409,17 +452,7 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
   }
   int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh,     ow,           sh,   sw,
                               pt, pl, pb, pr, dh, dw, groups, act, bias != NULL, nhwc, RX_DNNL_CONV};
-  int owned = 0;
-#ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every convolution */
-  rx_dnnl_conv* e = NULL;
-  (void)key;
-#else
-  rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
-#endif
-  int failed = !e || rx_dnnl_run(e, !owned, X, W, const_weights, bias, Y);
-  if (owned) rx_dnnl_free_entry(e);
-  if (failed) {
-    __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
+  if (rx_dnnl_execute(key, X, W, const_weights, bias, Y)) {
     rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
   } else if (act) {
     rx_dnnl_activate(Y, n * o * oh * ow, act);
@@ -482,21 +515,39 @@ void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, 
   }
   int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, act, bias != NULL, 0,
                               RX_DNNL_DENSE};
-  int owned = 0;
-#ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing every layer */
-  rx_dnnl_conv* e = NULL;
-  (void)key;
-#else
-  rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
-#endif
-  int failed = !e || rx_dnnl_run(e, !owned, A, W, 1, bias, C);
-  if (owned) rx_dnnl_free_entry(e);
-  if (failed) {
-    __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
+  if (rx_dnnl_execute(key, A, W, 1, bias, C)) {
     rx_dnnl_dense_direct(A, W, bias, C, m, k, n, act);
   } else if (act == RX_DNNL_GELU) {
     rx_dnnl_gelu(C, m * n);
   } else if (act) {
     rx_dnnl_activate(C, m * n, act);
   }
+}
+
+/* C (batch x m x n) = A (batch x m x k) @ B (batch x k x n, or stored batch x n x k when transposed_b), in
+   plain loops: the fallback of rx_dnnl_matmul. */
+static void rx_dnnl_matmul_direct(const float* A, const float* B, float* C, int64_t batch, int64_t m, int64_t k,
+                                  int64_t n, int transposed_b) {
+#pragma omp parallel for collapse(2) schedule(static) if (batch * m * n * k >= 65536)
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t i = 0; i < m; ++i) {
+      const float* a = A + (b * m + i) * k;
+      const float* w = B + b * k * n;
+      float* row = C + (b * m + i) * n;
+      for (int64_t j = 0; j < n; ++j) row[j] = 0.0f;
+      for (int64_t p = 0; p < k; ++p)
+        for (int64_t j = 0; j < n; ++j) row[j] += a[p] * (transposed_b ? w[j * k + p] : w[p * n + j]);
+    }
+}
+
+void rx_dnnl_matmul(const float* A, const float* B, float* C, int64_t batch, int64_t m, int64_t k, int64_t n,
+                    int transposed_b) {
+  if (batch == 0 || m == 0 || n == 0) return; /* an empty output: nothing to write */
+  if (k == 0) {
+    rx_dnnl_matmul_direct(A, B, C, batch, m, k, n, transposed_b);
+    return;
+  }
+  int64_t key[RX_DNNL_KEY] = {batch, m, k, n, transposed_b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                              RX_DNNL_MATMUL};
+  if (rx_dnnl_execute(key, A, B, 0, NULL, C)) rx_dnnl_matmul_direct(A, B, C, batch, m, k, n, transposed_b);
 }

@@ -40,6 +40,12 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
 void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
                    int act);
 
+/* C (batch x m x n) = A (batch x m x k) @ B (batch x k x n), all row-major;
+   with `transposed_b`, B is stored batch x n x k and read transposed in
+   place (q @ K^T). Both operands are computed at run time: nothing is kept. */
+void rx_dnnl_matmul(const float* A, const float* B, float* C, int64_t batch, int64_t m, int64_t k, int64_t n,
+                    int transposed_b);
+
 /* Drops the kept copies of constant weights whose address is in [lo, hi):
    called when a module's constants are freed (their addresses may then
    hold another module's), while no call can still use them. */
@@ -51,6 +57,6 @@ void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, fl
                            int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t groups,
                            int act, int nhwc);
 
-/* How many calls of rx_dnnl_conv2d and rx_dnnl_dense fell back to the direct loops. */
+/* How many calls of rx_dnnl_conv2d, rx_dnnl_dense and rx_dnnl_matmul fell back to the direct loops. */
 RX_API int64_t rx_dnnl_fallbacks(void);
 #endif /* RX_DNNL_H */

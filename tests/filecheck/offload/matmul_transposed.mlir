@@ -1,4 +1,4 @@
-// RUN: relax-xdsl-opt %s -p "offload{lib=blas}" | filecheck %s
+// RUN: relax-xdsl-opt %s -p "offload{lib=blas gemm=blas}" | filecheck %s
 
 // q @ K^T where K^T swaps the key cache's last two axes: one GEMM reading
 // the cache as stored (BLAS's transpose flag), the permute_dims gone. A

@@ -1,10 +1,15 @@
-"""Dense layers on oneDNN (relax_xdsl/dnnl.py, rx_dnnl_dense in
-c_runtime/rx_dnnl.c): a matmul by a model-constant matrix, with its bias row
-and relu, becomes one `dnnl.dense` call whose weights oneDNN packs once. Each
+"""GEMMs on oneDNN (relax_xdsl/dnnl.py, rx_dnnl_dense and rx_dnnl_matmul in
+c_runtime/rx_dnnl.c). A dense layer, a matmul by a model-constant matrix
+with its bias row and activation, becomes one `dnnl.dense` call whose
+weights oneDNN packs once; a batched matmul of computed operands (rank 3 or
+4, the second read transposed in place or not: attention's) one
+`dnnl.matmul` call. For dense layers, each
 rank of x and each epilogue (none, bias, bias + relu, bias + gelu) is checked against the reference evaluator at a
 symbolic batch bound to 0, 1 (one row: BLAS's GEMV path of the same call),
 3 and 7, and at k = 0; the direct fallback, NaN through relu, and what stays
-on BLAS (weights computed at run time, `dense=blas`).
+on BLAS (weights computed at run time, `gemm=blas`). For batched matmuls,
+each rank and layout at batch 0, 1 and 3 with one query row (BLAS's GEMV
+path of the same call) and several, and k = 0.
 Skipped without oneDNN."""
 
 from __future__ import annotations
@@ -111,22 +116,22 @@ def test_nan_is_kept_through_bias_and_relu() -> None:
 
 
 @pytest.mark.parametrize(("epilogue", "weights", "routes"), [
-    ("bias", "computed", {}), ("", "computed", {}), ("bias_gelu", "constant", {"dense": "blas"}),
-    ("bias_relu", "constant", {"dense": "blas"})])
+    ("bias", "computed", {}), ("", "computed", {}), ("bias_gelu", "constant", {"gemm": "blas"}),
+    ("bias_relu", "constant", {"gemm": "blas"})])
 def test_what_stays_on_blas(epilogue: str, weights: str, routes: dict) -> None:
     """Weights computed at run time (oneDNN keeps a packed copy only of
-    constants), and anything under `dense=blas`."""
+    constants), and anything under `gemm=blas`."""
     module = dense_module(2, epilogue, weights=weights)
     assert all(c.startswith("blas_") for c in calls(module, **routes)) and calls(module, **routes)
     exe = rx.compile(module, target="c", pipeline="default" if not routes else
-                     "fold-constants,offload{lib=blas dense=blas},default")
+                     "fold-constants,offload{lib=blas gemm=blas},default")
     for args in dense_cases(2, weights=weights):
         assert_close(exe.main(*args), rx.evaluate(module, "main", *args))
 
 
-def test_an_unknown_dense_route_is_an_error() -> None:
-    with pytest.raises(rx.RelaxError, match=r"dense='gpu' is no dense route; choose one of auto, blas"):
-        offload_module(dense_module(2, ""), dense="gpu")
+def test_an_unknown_gemm_route_is_an_error() -> None:
+    with pytest.raises(rx.RelaxError, match=r"gemm='gpu' is no GEMM route; choose one of auto, blas"):
+        offload_module(dense_module(2, ""), gemm="gpu")
 
 
 def test_two_modules_and_freed_modules_keep_their_own_weights() -> None:
@@ -156,3 +161,41 @@ def test_two_modules_and_freed_modules_keep_their_own_weights() -> None:
         assert_close(exe.main(x), rx.evaluate(m, "main", x))
         del exe
         gc.collect()
+
+
+def attention_module(rank: int, transposed: bool, k: Any = "d") -> Any:
+    """q [*lead, m, k] @ K^T (K stored [*lead, n, k]) or @ V [*lead, k, n], lead = (b,) or (b, 2)."""
+    lead = ["b"] if rank == 3 else ["b", 2]
+    with rx.FunctionBuilder("main") as fb:
+        q = fb.param("q", [*lead, "m", k], "float32")
+        other = fb.param("kv", [*lead, "n", k] if transposed else [*lead, k, "n"], "float32")
+        rhs = op.permute_dims(other, axes=[*range(rank - 2), rank - 1, rank - 2]) if transposed else other
+        fb.ret(op.matmul(q, rhs))
+    return fb.module
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("rank", [3, 4])
+def test_batched_matmul_is_one_dnnl_call(rank: int, transposed: bool) -> None:
+    module = attention_module(rank, transposed)
+    assert calls(module) == [f"dnnl_matmul_{rank}x{rank}{'_tb' if transposed else ''}"]
+    exe = rx.compile(module, target="c")
+    lead = (3,) if rank == 3 else (3, 2)
+    for b, m, n, d in ((0, 4, 5, 6), (1, 1, 7, 8), (3, 1, 5, 4), (3, 6, 5, 4), (1, 5, 3, 0)):
+        shape = (b, *lead[1:])
+        q = rand((*shape, m, d), seed=m)
+        kv = rand((*shape, n, d) if transposed else (*shape, d, n), seed=n)
+        assert_close(exe.main(q, kv), rx.evaluate(module, "main", q, kv))
+    assert calls(module, gemm="blas") == [f"blas_matmul_{rank}x{rank}{'_tb' if transposed else ''}"]
+
+
+def test_batched_matmul_direct_fallback_when_dnnl_refuses() -> None:
+    from relax_xdsl.backend.c import CModule
+
+    module = attention_module(4, True)
+    lib = CModule(rx.lower(module), cflags=(*DEFAULT_FLAGS, "-DRX_TEST_DNNL_DIRECT"))
+    for b in (1, 3):
+        q, kv = rand((b, 2, 4, 6), seed=b), rand((b, 2, 5, 6), seed=b + 1)
+        (got,) = lib.call("main", [q, kv])
+        assert_close(got, rx.evaluate(module, "main", q, kv))
+    assert lib.lib.rx_dnnl_fallbacks() == 2
