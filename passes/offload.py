@@ -10,12 +10,15 @@ matmuls of the rank patterns in relax_xdsl/blas.py (a matmul whose right
 operand is a transpose of the last two axes reads the untransposed tensor
 with BLAS's transpose flag: attention's q @ K^T), dense layers (matmul
 by a matrix + a bias row, optionally + relu or gelu) as one GEMM call with the
-bias as its C operand (to oneDNN's matmul instead when the matrix is a model
-constant: it keeps the weights packed, see _dnnl_dense), and float32 conv2d, likewise with a per-channel
+bias as its C operand, and float32 conv2d, likewise with a per-channel
 bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
 for groups 1, dilation 1.
+GEMMs go to oneDNN's matmul instead when it is installed (GEMM_ROUTES): a
+dense layer whose matrix is a model constant (oneDNN keeps the weights
+packed, _dnnl_dense) and a batched product of computed operands of rank 3
+or 4 (_dnnl_matmul).
 Ops no pattern matches stay as they are (and are legalized to generated
 code later).
 """
@@ -121,6 +124,8 @@ by a constant matrix, with its bias and activation) and a batched matmul of
 computed operands (ranks 3x3 and 4x4: attention's): `auto` to oneDNN when it
 is installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. Other matmuls
 (a 2-d product of computed operands, broadcast batches) stay on BLAS."""
+
+_gemm_route_choice: ContextVar[str] = ContextVar("gemm_route", default="auto")
 
 
 DNNL_MIN_MACS = 4_000_000
@@ -239,9 +244,6 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     if not all(dims_equal(d, e) for d, e in zip(bias.sym_shape, want)):
         return None
     return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")
-
-
-_gemm_route_choice: ContextVar[str] = ContextVar("gemm_route", default="auto")
 
 
 def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:

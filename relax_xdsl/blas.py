@@ -50,11 +50,11 @@ def link_flags() -> list[str]:
     return [f"-I{sob.get_include_dir()}", f"-L{lib_dir}", f"-l{sob.get_library()}", f"-Wl,-rpath,{lib_dir}"]
 
 
-def _matmul_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+def matmul_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, b, out=out)
 
 
-def _matmul_t_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+def matmul_t_reference(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
     np.matmul(a, np.swapaxes(b, -1, -2), out=out)
 
 
@@ -149,10 +149,10 @@ def _conv2d_wrapper(symbol: str, params: tuple[int, int, int, int], variant: str
 def register() -> None:
     flags = link_flags()
     for ra, rb in MATMUL_RANKS:
-        register_library_function(f"blas.matmul_{ra}x{rb}", _matmul_reference, link=flags,
+        register_library_function(f"blas.matmul_{ra}x{rb}", matmul_reference, link=flags,
                                   symbol=f"rx_blas_matmul_{ra}x{rb}", pure=True)
         if (ra, rb) in MATMUL_T_RANKS:
-            register_library_function(f"blas.matmul_{ra}x{rb}_tb", _matmul_t_reference, link=flags,
+            register_library_function(f"blas.matmul_{ra}x{rb}_tb", matmul_t_reference, link=flags,
                                       symbol=f"rx_blas_matmul_{ra}x{rb}_tb", pure=True)
         if rb == 2:
             for act in DENSE_ACTIVATIONS:

@@ -1,9 +1,10 @@
-"""oneDNN library functions: conv2d of every kind (groups, depthwise,
-dilation, any strides and paddings, a per-channel bias and relu / relu6 epilogue)
-dense layers (a matmul by constant weights [+ bias] [+ relu | gelu]) and
-batched matmuls of computed operands (attention's) on oneDNN's C API, for the `offload{lib=blas}` pass (passes/offload.py routes
-each conv2d to oneDNN or to BLAS's im2col + GEMM, and each dense layer
-with constant weights to oneDNN).
+"""oneDNN library functions on oneDNN's C API, for the `offload{lib=blas}`
+pass: conv2d of every kind (groups, depthwise, dilation, any strides and
+paddings, a per-channel bias and relu / relu6 epilogue), dense layers (a
+matmul by constant weights [+ bias] [+ relu | gelu]) and batched matmuls
+of computed operands (attention's). passes/offload.py routes each conv2d to
+oneDNN or to BLAS's im2col + GEMM, and each dense layer and batched matmul
+to oneDNN unless told `gemm=blas`.
 
 oneDNN is optional: the onednn-cpu-gomp wheel ships libdnnl.so and
 onednn-devel-cpu-gomp its headers. The C is the runtime's
@@ -212,11 +213,12 @@ def dense_function(ra: int, variant: str = "") -> LibFuncOp:
     shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), [*lead, "m", "n"]]
     tag = f"{ra}x2{variant}"
     return LibFuncOp(f"dnnl_dense_{tag}", [BufferType.of(s, "float32") for s in shapes], f"rx_dnnl_dense_{tag}",
-                     "dnnl", header="oneapi/dnnl/dnnl.h", link=_dense_link(), reference=f"dnnl.dense_{tag}", pure=True)
+                     "dnnl", header="oneapi/dnnl/dnnl.h", link=_gemm_link(), reference=f"dnnl.dense_{tag}", pure=True)
 
 
-def _dense_link() -> list[str]:
-    """oneDNN's flags, then BLAS's (a single row goes to BLAS's GEMV): [] without oneDNN."""
+def _gemm_link() -> list[str]:
+    """oneDNN's flags, then BLAS's (a single row goes to BLAS's GEMV), for
+    the dense and matmul functions: [] without oneDNN."""
     from relax_xdsl import blas
 
     flags = link_flags()
@@ -268,7 +270,7 @@ def matmul_function(rank: int, transposed_b: bool = False) -> LibFuncOp:
     tag = f"{rank}x{rank}{'_tb' if transposed_b else ''}"
     like = blas.matmul_function(rank, rank, transposed_b)
     return LibFuncOp(f"dnnl_matmul_{tag}", list(like.function_type.inputs.data), f"rx_dnnl_matmul_{tag}", "dnnl",
-                     header="oneapi/dnnl/dnnl.h", link=_dense_link(), reference=f"dnnl.matmul_{tag}", pure=True)
+                     header="oneapi/dnnl/dnnl.h", link=_gemm_link(), reference=f"dnnl.matmul_{tag}", pure=True)
 
 
 def _matmul_wrapper(rank: int, transposed_b: bool, gemv: bool) -> str:
@@ -297,11 +299,12 @@ void rx_dnnl_matmul_{tag}({params}) {{
 """
 
 
-def register_dense() -> None:
+def register_gemms() -> None:
+    """Registers every dense and batched matmul function (C wrapper and numpy reference)."""
     from relax_xdsl import blas
 
     blas_flags = blas.link_flags()
-    flags = _dense_link()
+    flags = _gemm_link()
     for ra in DENSE_RANKS:
         for variant in DENSE_VARIANTS:
             tag = f"{ra}x2{variant}"
@@ -312,11 +315,11 @@ def register_dense() -> None:
     for rank, _ in MATMUL_RANKS:
         for transposed_b in (False, True):
             tag = f"{rank}x{rank}{'_tb' if transposed_b else ''}"
-            reference = blas._matmul_t_reference if transposed_b else blas._matmul_reference  # noqa: SLF001
+            reference = blas.matmul_t_reference if transposed_b else blas.matmul_reference
             register_library_function(f"dnnl.matmul_{tag}", reference,
                                       c_source=_matmul_wrapper(rank, transposed_b, bool(blas_flags)) if flags else "",
                                       link=flags, symbol=f"rx_dnnl_matmul_{tag}", pure=True)
 
 
 register_resolver(_resolve_conv)
-register_dense()
+register_gemms()
