@@ -629,3 +629,14 @@ def test_textual_ir_with_a_wrong_result_shape_is_rejected() -> None:
     assert bad != text
     with pytest.raises(rx.IRParseError, match=r"relax.max_pool2d: result type .* differs from the deduced"):
         rx.parse_module(bad)
+
+
+def test_local_response_norm_empty_on_every_target() -> None:
+    """No channels, or no batch: an empty result on C and the interpreter, as the reference."""
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(op.nn.local_response_norm(fb.param("x", ["n", "c", 2, 2], "float32"), size=3))
+    for target in ("c", "interp"):
+        exe = rx.compile(fb.module, target=target)
+        for shape in ((2, 0, 2, 2), (0, 3, 2, 2), (1, 1, 2, 2)):
+            x = rand(shape)
+            assert_close(exe.main(x), rx.evaluate(fb.module, "main", x))
