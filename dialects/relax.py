@@ -404,7 +404,9 @@ class ConstantOp(IRDLOperation):
         )
 
     @staticmethod
-    def from_array(array: np.ndarray) -> ConstantOp:
+    def from_array(array: np.ndarray, splat_shape: Sequence[int] | None = None) -> ConstantOp:
+        """The constant holding `array`; with `splat_shape`, a splat of that
+        shape holding the one element of `array`, stored once."""
         array = np.asarray(array)
         dtype = dtypes.dtype_name(array.dtype)
         elem = dtypes.to_xdsl(dtype)
@@ -412,7 +414,10 @@ class ConstantOp(IRDLOperation):
         # per-element Python work, so million-weight constants build fast.
         data = np.where(array, -1, 0).astype(np.int8) if dtype == "bool" else array
         raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
-        return ConstantOp(DenseIntOrFPElementsAttr(BuiltinTensorType(elem, array.shape), BytesAttr(raw)))
+        if splat_shape is not None and array.size != 1:
+            raise ValueError(f"a splat holds one element, got {array.size}")
+        shape = array.shape if splat_shape is None else tuple(splat_shape)
+        return ConstantOp(DenseIntOrFPElementsAttr(BuiltinTensorType(elem, shape), BytesAttr(raw)))
 
     def to_array(self) -> np.ndarray:
         return constant_array(self.value)

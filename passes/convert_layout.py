@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
-from relax_xdsl.passes.graph_rewrite import constant_array, graph_op, splat_constant, splat_value
+from relax_xdsl.passes.graph_rewrite import graph_op, splat_constant, splat_value
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, SSAValue
@@ -103,12 +103,10 @@ def _nhwc_constant(v: SSAValue) -> ConstantOp | None:
     t = v.type
     if not isinstance(v.owner, ConstantOp) or not isinstance(t, TensorType) or t.ndim > 4:
         return None
+    shape = (1,) * (4 - t.ndim) + tuple(int(d) for d in t.sym_shape)  # as it broadcasts against rank 4
     if (one := splat_value(v)) is not None:
-        shape = (1,) * (4 - t.ndim) + tuple(t.sym_shape)
         return splat_constant(one, TensorType.of([shape[a] for a in TO_NHWC], t.dtype))
-    a = constant_array(v)
-    assert a is not None
-    return ConstantOp.from_array(np.ascontiguousarray(a.reshape((1,) * (4 - a.ndim) + a.shape).transpose(TO_NHWC)))
+    return ConstantOp.from_array(np.ascontiguousarray(v.owner.to_array().reshape(shape).transpose(TO_NHWC)))
 
 
 class _Converter:

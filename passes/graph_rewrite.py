@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 from relax_xdsl.dialects.relax import ConstantOp, GraphOp, TensorType, TupleOp, stored_elements
-from xdsl.dialects.builtin import BytesAttr, DenseIntOrFPElementsAttr
-from xdsl.dialects.builtin import TensorType as BuiltinTensorType
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter, RewritePattern
 
@@ -70,8 +68,4 @@ def splat_value(value: SSAValue) -> np.ndarray | None:
 
 def splat_constant(scalar: np.ndarray, t: TensorType) -> ConstantOp:
     """A constant of type t holding `scalar` in every element, stored once."""
-    data = np.where(scalar, -1, 0).astype(np.int8) if t.dtype == "bool" else scalar.astype(dtypes.np_dtype(t.dtype))
-    raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder("<")).tobytes()
-    elem = dtypes.to_xdsl(t.dtype)
-    shape = [int(d) for d in t.sym_shape]
-    return ConstantOp(DenseIntOrFPElementsAttr(BuiltinTensorType(elem, shape), BytesAttr(raw)))
+    return ConstantOp.from_array(scalar.astype(dtypes.np_dtype(t.dtype)), splat_shape=[int(d) for d in t.sym_shape])

@@ -82,7 +82,8 @@ def _dense_tag(ra: int, act: str) -> str:
     return f"{ra}x2{'_' + act if act else ''}"
 
 
-def _dense_reference(act: str) -> object:
+def dense_reference(act: str) -> object:
+    """The numpy semantics of a dense function with activation `act` ("", relu or gelu)."""
     from relax_xdsl.ops.registry import get_spec
 
     def reference(a: np.ndarray, b: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
@@ -156,7 +157,7 @@ def register() -> None:
                                       symbol=f"rx_blas_matmul_{ra}x{rb}_tb", pure=True)
         if rb == 2:
             for act in DENSE_ACTIVATIONS:
-                register_library_function(f"blas.dense_{_dense_tag(ra, act)}", _dense_reference(act), link=flags,
+                register_library_function(f"blas.dense_{_dense_tag(ra, act)}", dense_reference(act), link=flags,
                                           symbol=f"rx_blas_dense_{_dense_tag(ra, act)}", pure=True)
 
 

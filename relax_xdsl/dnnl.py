@@ -31,8 +31,6 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
 from relax_xdsl.conv_library import (
     activation_code,
@@ -186,23 +184,6 @@ def _dense_act(variant: str) -> str:
     return variant.removeprefix("_bias").removeprefix("_")
 
 
-def _dense_reference(variant: str) -> object:
-    from relax_xdsl.ops.registry import get_spec
-
-    act = _dense_act(variant)
-
-    def with_bias(a: np.ndarray, b: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
-        np.matmul(a, b, out=out)
-        out += bias
-        if act:
-            out[...] = get_spec(act).reference(out)
-
-    def plain(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        np.matmul(a, b, out=out)
-
-    return with_bias if variant else plain
-
-
 def dense_function(ra: int, variant: str = "") -> LibFuncOp:
     """The `lib.func` of float32 matmul(x, W) [+ bias] [+ relu | gelu] on oneDNN, x
     of rank `ra`, W a model constant (kept in oneDNN's packed layout; the
@@ -308,7 +289,8 @@ def register_gemms() -> None:
     for ra in DENSE_RANKS:
         for variant in DENSE_VARIANTS:
             tag = f"{ra}x2{variant}"
-            register_library_function(f"dnnl.dense_{tag}", _dense_reference(variant),
+            reference = blas.dense_reference(_dense_act(variant)) if variant else blas.matmul_reference
+            register_library_function(f"dnnl.dense_{tag}", reference,
                                       c_source=_dense_wrapper(ra, variant, bool(blas_flags)) if flags else "",
                                       link=flags,
                                       symbol=f"rx_dnnl_dense_{tag}", pure=True, constant_inputs=(1,))

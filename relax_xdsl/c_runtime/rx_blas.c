@@ -394,7 +394,7 @@ static void rx_activate(float* C, int64_t count, int act) {
   if (act == RX_ACT_RELU)  /* NaN stays NaN, as relax.relu's maximum(x, 0) */
     for (int64_t i = 0; i < count; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
   else if (act == RX_ACT_GELU)  /* as relax.gelu's legalization computes it */
-    for (int64_t i = 0; i < count; ++i) { float v = C[i]; C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
+    for (int64_t i = 0; i < count; ++i) C[i] = rx_gelu(C[i]);
 }
 
 /* One block of rx_dense: its part of C set to the bias, the product added

@@ -41,7 +41,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 
-#define RX_DNNL_KEY 22 /* the last entry: RX_DNNL_CONV or RX_DNNL_DENSE */
+#define RX_DNNL_KEY 22 /* the last entry: RX_DNNL_CONV, RX_DNNL_DENSE or RX_DNNL_MATMUL */
 #define RX_DNNL_CONV 0
 #define RX_DNNL_DENSE 1
 #define RX_DNNL_MATMUL 2
@@ -158,6 +158,21 @@ static int rx_dnnl_adopt(rx_dnnl_conv* e, const_dnnl_primitive_desc_t pd) {
   return ok;
 }
 
+/* Makes `e`'s primitive a matmul of its user source and destination by `weights` (+ `bias`, or NULL),
+   with a user scratchpad; 1 on success. */
+static int rx_dnnl_adopt_matmul(rx_dnnl_conv* e, const_dnnl_memory_desc_t weights, const_dnnl_memory_desc_t bias) {
+  dnnl_primitive_attr_t attr = NULL;
+  dnnl_primitive_desc_t pd = NULL;
+  int ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
+           dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
+           dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], weights, bias, e->user_md[3],
+                                             attr) == dnnl_success &&
+           rx_dnnl_adopt(e, pd);
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  if (attr) dnnl_primitive_attr_destroy(attr);
+  return ok;
+}
+
 /* A dense layer's matmul in `e` (key: m k n, then zeros, act, has_bias, 0, RX_DNNL_DENSE): source and
    destination row-major as they are, the weights (k x n, row-major) reordered into the layout oneDNN picks
    (`any`), the bias a row; 1 on success. Called with rx_dnnl_lock held. */
@@ -171,15 +186,7 @@ static int rx_dnnl_create_dense(rx_dnnl_conv* e) {
            dnnl_memory_desc_create_with_tag(&e->user_md[3], 2, dst, dnnl_f32, dnnl_ab) == dnnl_success;
   dnnl_memory_desc_t any = NULL;
   ok = ok && dnnl_memory_desc_create_with_tag(&any, 2, wei, dnnl_f32, dnnl_format_tag_any) == dnnl_success;
-  dnnl_primitive_attr_t attr = NULL;
-  ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
-       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
-  dnnl_primitive_desc_t pd = NULL;
-  ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], any,
-                                               has_bias ? e->user_md[2] : NULL, e->user_md[3], attr) == dnnl_success;
-  ok = ok && rx_dnnl_adopt(e, pd);
-  if (pd) dnnl_primitive_desc_destroy(pd);
-  if (attr) dnnl_primitive_attr_destroy(attr);
+  ok = ok && rx_dnnl_adopt_matmul(e, any, has_bias ? e->user_md[2] : NULL);
   if (any) dnnl_memory_desc_destroy(any);
   return ok;
 }
@@ -194,16 +201,7 @@ static int rx_dnnl_create_matmul(rx_dnnl_conv* e) {
            dnnl_memory_desc_create_with_tag(&e->user_md[1], 3, wei, dnnl_f32, k[4] ? dnnl_acb : dnnl_abc) ==
                dnnl_success &&
            dnnl_memory_desc_create_with_tag(&e->user_md[3], 3, dst, dnnl_f32, dnnl_abc) == dnnl_success;
-  dnnl_primitive_attr_t attr = NULL;
-  ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
-       dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
-  dnnl_primitive_desc_t pd = NULL;
-  ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], e->user_md[1], NULL,
-                                               e->user_md[3], attr) == dnnl_success;
-  ok = ok && rx_dnnl_adopt(e, pd);
-  if (pd) dnnl_primitive_desc_destroy(pd);
-  if (attr) dnnl_primitive_attr_destroy(attr);
-  return ok;
+  return ok && rx_dnnl_adopt_matmul(e, e->user_md[1], NULL);
 }
 
 /* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias nhwc RX_DNNL_CONV), created
@@ -477,77 +475,47 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
 
 #define RX_DNNL_GELU 3 /* a dense layer's activation codes: rx_conv_act's (0 none, 1 relu), and this */
 
-/* gelu in place, as relax.gelu's legalization and rx_blas.c's dense layers compute it. */
-static void rx_dnnl_gelu(float* C, int64_t count) {
+/* A dense layer's activation in place: rx_gelu, or rx_dnnl_activate's relu. */
+static void rx_dnnl_dense_act(float* C, int64_t count, int act) {
+  if (act == RX_DNNL_GELU) {
 #pragma omp parallel for simd if (parallel : count >= 65536) schedule(static)
-  for (int64_t i = 0; i < count; ++i) {
-    float v = C[i];
-    C[i] = (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f));
-  }
-}
-
-/* C (m x n) = A (m x k) @ W (k x n) [+ bias], then the activation, in plain loops: what runs when oneDNN
-   refuses a dense layer or a dim is 0 (oneDNN takes no zero-sized tensor). */
-static void rx_dnnl_dense_direct(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k,
-                                 int64_t n, int act) {
-#pragma omp parallel for schedule(static) if (m * n * k >= 65536)
-  for (int64_t i = 0; i < m; ++i) {
-    float* row = C + i * n;
-    for (int64_t j = 0; j < n; ++j) row[j] = bias ? bias[j] : 0.0f;
-    for (int64_t p = 0; p < k; ++p) {
-      float a = A[i * k + p];
-      const float* w = W + p * n;
-      for (int64_t j = 0; j < n; ++j) row[j] += a * w[j];
-    }
-    if (act == RX_DNNL_GELU)
-      rx_dnnl_gelu(row, n);
-    else if (act)
-      for (int64_t j = 0; j < n; ++j) row[j] = rx_conv_act(row[j], act);
-  }
-}
-
-void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
-                   int act) {
-  if (m == 0 || n == 0) return; /* an empty output: nothing to write */
-  if (k == 0) {
-    rx_dnnl_dense_direct(A, W, bias, C, m, k, n, act);
-    return;
-  }
-  int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, act, bias != NULL, 0,
-                              RX_DNNL_DENSE};
-  if (rx_dnnl_execute(key, A, W, 1, bias, C)) {
-    rx_dnnl_dense_direct(A, W, bias, C, m, k, n, act);
-  } else if (act == RX_DNNL_GELU) {
-    rx_dnnl_gelu(C, m * n);
+    for (int64_t i = 0; i < count; ++i) C[i] = rx_gelu(C[i]);
   } else if (act) {
-    rx_dnnl_activate(C, m * n, act);
+    rx_dnnl_activate(C, count, act);
   }
 }
 
-/* C (batch x m x n) = A (batch x m x k) @ B (batch x k x n, or stored batch x n x k when transposed_b), in
-   plain loops: the fallback of rx_dnnl_matmul. */
-static void rx_dnnl_matmul_direct(const float* A, const float* B, float* C, int64_t batch, int64_t m, int64_t k,
-                                  int64_t n, int transposed_b) {
+/* C (batch x m x n) = A (batch x m x k) @ B (batch x k x n, or stored batch x n x k when transposed_b)
+   [+ bias, a row of n], in plain loops: what runs when oneDNN refuses a dense layer or a batched matmul, or
+   k is 0 (oneDNN takes no zero-sized tensor). */
+static void rx_dnnl_gemm_direct(const float* A, const float* B, const float* bias, float* C, int64_t batch,
+                                int64_t m, int64_t k, int64_t n, int transposed_b) {
 #pragma omp parallel for collapse(2) schedule(static) if (batch * m * n * k >= 65536)
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t i = 0; i < m; ++i) {
       const float* a = A + (b * m + i) * k;
       const float* w = B + b * k * n;
       float* row = C + (b * m + i) * n;
-      for (int64_t j = 0; j < n; ++j) row[j] = 0.0f;
+      for (int64_t j = 0; j < n; ++j) row[j] = bias ? bias[j] : 0.0f;
       for (int64_t p = 0; p < k; ++p)
         for (int64_t j = 0; j < n; ++j) row[j] += a[p] * (transposed_b ? w[j * k + p] : w[p * n + j]);
     }
 }
 
+void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
+                   int act) {
+  if (m == 0 || n == 0) return; /* an empty output: nothing to write */
+  int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, act, bias != NULL, 0,
+                              RX_DNNL_DENSE};
+  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, C)) rx_dnnl_gemm_direct(A, W, bias, C, 1, m, k, n, 0);
+  rx_dnnl_dense_act(C, m * n, act);
+}
+
 void rx_dnnl_matmul(const float* A, const float* B, float* C, int64_t batch, int64_t m, int64_t k, int64_t n,
                     int transposed_b) {
   if (batch == 0 || m == 0 || n == 0) return; /* an empty output: nothing to write */
-  if (k == 0) {
-    rx_dnnl_matmul_direct(A, B, C, batch, m, k, n, transposed_b);
-    return;
-  }
   int64_t key[RX_DNNL_KEY] = {batch, m, k, n, transposed_b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                               RX_DNNL_MATMUL};
-  if (rx_dnnl_execute(key, A, B, 0, NULL, C)) rx_dnnl_matmul_direct(A, B, C, batch, m, k, n, transposed_b);
+  if (k == 0 || rx_dnnl_execute(key, A, B, 0, NULL, C))
+    rx_dnnl_gemm_direct(A, B, NULL, C, batch, m, k, n, transposed_b);
 }

@@ -164,6 +164,9 @@ static inline float rx_erff(float x) {
   float r = a < 1.0f ? x * s : copysignf(big, x);
   return x != x ? x : r;
 }
+/* gelu as relax.gelu's legalization computes it: x/2 * (1 + erf(x / sqrt 2)).
+   The library dense layers (rx_blas.c, rx_dnnl.c) apply it after the GEMM. */
+static inline float rx_gelu(float v) { return (0.5f * v) * (1.0f + rx_erff(v / 1.41421353816986083984375f)); }
 /* tanh within 3 ulp: x * P(x^2) below 0.625 (a fit of tanh(x)/x, no
    cancellation near 0), 1 - 2 / (exp(2|x|) + 1) with the sign above it,
    +-1 from 9 on; NaN passed through. */

@@ -962,9 +962,9 @@ def _local_response_norm_legalize(self: LocalResponseNorm, pb: Any, inputs: list
 
     def square(*idx: Any) -> Any:
         sp, k = idx[:-1], idx[-1]
-        c = sp[a] + k - before if before else sp[a] + k
+        c = _window_taps(pb, sp[a], k, 1, before, 1)
         at = (*sp[:a], c, *sp[a + 1:])
-        v = pb.if_then_else((c >= 0) & (c < channels), lambda: pb.cast(x[at], ct), 0.0)
+        v = pb.if_then_else(_in_bounds(pb, [c], [0], [channels]), lambda: pb.cast(x[at], ct), 0.0)
         return v * v
 
     def finish(s: Any, *sp: Any) -> Any:
