@@ -640,3 +640,22 @@ def test_local_response_norm_empty_on_every_target() -> None:
         for shape in ((2, 0, 2, 2), (0, 3, 2, 2), (1, 1, 2, 2)):
             x = rand(shape)
             assert_close(exe.main(x), rx.evaluate(fb.module, "main", x))
+
+
+@pytest.mark.parametrize("channels", ["c", 3])
+@pytest.mark.parametrize("size", [17, 2**40, 2**62])
+def test_local_response_norm_window_wider_than_the_channels(channels: str | int, size: int) -> None:
+    """A hostile size costs what the channels cost (the taps beyond them are
+    zeros): the evaluator does not pad the channel axis by size (a 16 TiB
+    MemoryError at 2**40), and the loops do not run size taps per element."""
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(op.nn.local_response_norm(fb.param("x", ["n", channels, 2, 3], "float32"), size=size, alpha=0.5,
+                                         beta=0.75, bias=2.0))
+    exes = [rx.compile(fb.module, target=t) for t in ("c", "interp")]
+    for shape in ((2, 3, 2, 3), (1, 1, 2, 3)) if channels == "c" else ((2, 3, 2, 3),):
+        x = rand(shape)
+        # naive_lrn's window, clipped to the channels, is size-independent beyond them
+        want = naive_lrn(x, min(size, 2 * shape[1] + 1), 1, 0.5 * min(size, 2 * shape[1] + 1) / size, 0.75, 2.0)
+        assert_close(rx.evaluate(fb.module, "main", x), want)
+        for exe in exes:
+            assert_close(exe.main(x), want)

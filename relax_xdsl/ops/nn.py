@@ -367,13 +367,27 @@ class LocalResponseNorm(OpSpec):
         a = axis % data.ndim
         ct = _compute_dtype(data.dtype)
         x = data.astype(ct, copy=False)
-        before = (size - 1) // 2
+        before, after = _lrn_reach(size, data.shape[a])
         pad = [(0, 0)] * data.ndim
-        pad[a] = (before, size - 1 - before)
+        pad[a] = (before, after)
         squares = np.pad(x * x, pad)
-        sums = sliding_window_view(squares, size, axis=a).sum(axis=-1, dtype=ct)
+        sums = sliding_window_view(squares, before + after + 1, axis=a).sum(axis=-1, dtype=ct)
         den = (ct.type(bias) + ct.type(alpha / size) * sums) ** ct.type(beta)
         return (x / den).astype(data.dtype, copy=False)
+
+
+def _lrn_reach(size: int, channels: Any) -> tuple[Any, Any]:
+    """How far local_response_norm's window reaches below and above a
+    channel, clamped to channels - 1: taps further out are always beyond
+    the channels (zeros), so a hostile size (2**40) costs no more than the
+    channel count, in memory and in loop trips. ints for an int channel
+    count, sympy expressions for a symbolic one."""
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    if isinstance(channels, (int, np.integer)) or getattr(channels, "is_Integer", False):
+        last = max(int(channels) - 1, 0)
+        return min(before, last), min(after, last)
+    last = sympy.Max(channels - 1, 0)
+    return canon(sympy.Min(before, last)), canon(sympy.Min(after, last))
 
 
 # --- conv2d ---------------------------------------------------------------------------
@@ -952,17 +966,23 @@ def _adaptive_avg_pool_legalize(self: AdaptiveAvgPool2d, pb: Any, inputs: list[A
     pb.compute(out, body, reduce=("add", [eh, ew]), epilogue=finish, value_type=acc)
 
 
+_LRN_UNCLAMPED = 16  # sizes up to this loop over the whole window (no min with the channels)
+
+
 def _local_response_norm_legalize(self: LocalResponseNorm, pb: Any, inputs: list[Any], outputs: list[Any], size: int,
                                   axis: int, alpha: float, beta: float, bias: float) -> None:
     (x,), (out,) = inputs, outputs
     a = axis % x.ndim
     ct = _compute_dtype(np.dtype(x.dtype)).name
-    before = (size - 1) // 2
     channels = pb.index(x.shape[a])
+    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    if size > _LRN_UNCLAMPED:  # a window wider than the channels: only the taps that can land in them
+        before, after = _lrn_reach(size, x.shape[a])
+    offset = before if isinstance(before, int) else pb.index(before)
 
     def square(*idx: Any) -> Any:
         sp, k = idx[:-1], idx[-1]
-        c = _window_taps(pb, sp[a], k, 1, before, 1)
+        c = sp[a] + k if isinstance(offset, int) and offset == 0 else sp[a] + k - offset
         at = (*sp[:a], c, *sp[a + 1:])
         v = pb.if_then_else(_in_bounds(pb, [c], [0], [channels]), lambda: pb.cast(x[at], ct), 0.0)
         return v * v
@@ -981,7 +1001,7 @@ def _local_response_norm_legalize(self: LocalResponseNorm, pb: Any, inputs: list
             den = pb.math("powf", base, pb.const(beta, dtypes.to_xdsl(ct)))
         return pb.cast(pb.cast(x[sp], ct) / den, out.dtype)
 
-    pb.compute(out, square, reduce=("add", [size]), epilogue=finish, value_type=ct)
+    pb.compute(out, square, reduce=("add", [canon(before + after + 1)]), epilogue=finish, value_type=ct)
 
 
 _SoftmaxBase.legalize = _softmax_legalize  # type: ignore[method-assign,assignment]
