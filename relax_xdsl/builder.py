@@ -464,7 +464,7 @@ class FunctionBuilder:
         if why:
             raise RelaxError(f"{what}: the values cannot join: {why}")
         if isinstance(a, TupleType):
-            return TupleType([self._join(x, y, what) for x, y in zip(a.types.data, b.types.data)])
+            return TupleType(tuple(self._join(x, y, what) for x, y in zip(a.types.data, b.types.data)))
         da, db = _dims_of(a), _dims_of(b)
         dims = [x if dims_equal(x, y) else self.fresh_symbols(1)[0] for x, y in zip(da, db)]
         return _with_dims(a, dims)
@@ -472,13 +472,13 @@ class FunctionBuilder:
     def generalize(self, t: Attribute) -> Attribute:
         """`t` with every symbolic dim a fresh symbol (a loop-carried type)."""
         if isinstance(t, TupleType):
-            return TupleType([self.generalize(e) for e in t.types.data])
+            return TupleType(tuple(self.generalize(e) for e in t.types.data))
         dims = [d if d.is_Integer else self.fresh_symbols(1)[0] for d in _dims_of(t)]
         return _with_dims(t, dims)
 
     def _substitute(self, t: Attribute, mapping: dict[Any, Any]) -> Attribute:
         if isinstance(t, TupleType):
-            return TupleType([self._substitute(e, mapping) for e in t.types.data])
+            return TupleType(tuple(self._substitute(e, mapping) for e in t.types.data))
         dims = []
         for d in _dims_of(t):
             if d.free_symbols <= set(mapping):

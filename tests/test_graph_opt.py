@@ -36,6 +36,24 @@ def check_c(module: object, spec: str, shapes: list[tuple[object, ...]], pipelin
         assert_close(exe["main"](*args), rx.evaluate(module, "main", *args))  # type: ignore[arg-type]
 
 
+# --- common subexpressions -------------------------------------------------------------------------------------------
+
+
+def test_cse_merges_ops_with_tuple_results() -> None:
+    """xDSL's cse hashes each op's result types. A tuple type whose fields
+    were held in a list (xDSL's TupleType keeps what it is given) made that
+    a TypeError on any module with split or topk (GPT-2's q/k/v split)."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 6])
+        a, b = op.split(x, 2, axis=1), op.split(x, 2, axis=1)
+        ta, tb = op.topk(x, 2, axis=1), op.topk(x, 2, axis=1)
+        fb.ret(fb.tuple(op.add(a[0], b[1]), op.add(ta[0], tb[0])))
+    after = optimized(fb.module, "cse")
+    assert ops(fb.module, "split") == 2 and ops(after, "split") == 1
+    assert ops(fb.module, "topk") == 2 and ops(after, "topk") == 1
+    check_c(fb.module, "cse", [("n", 6)])
+
+
 # --- fold-constants ---------------------------------------------------------------------------------------------------
 
 

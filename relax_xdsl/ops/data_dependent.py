@@ -470,7 +470,7 @@ class UniqueFill(OpSpec):
             y = list(x.sym_shape)
             y[a] = k
             n = x.sym_shape[a]
-        return TupleType([tensor(y, x.dtype), tensor([k], "int64"), tensor([n], "int64"), tensor([k], "int64")])
+        return TupleType((tensor(y, x.dtype), tensor([k], "int64"), tensor([n], "int64"), tensor([k], "int64")))
 
     def reference(self, x: np.ndarray, count: tuple[int, ...], sorted: bool,
                   axis: int | None) -> tuple[np.ndarray, ...]:
@@ -573,7 +573,7 @@ class TopKFill(OpSpec):
             ctx.fail(f"k {dim_to_str(k)} exceeds the axis dim {dim_to_str(n)}")
         shape = list(x.sym_shape)
         shape[a] = k
-        return TupleType([tensor(shape, x.dtype), tensor(shape, "int64")])
+        return TupleType((tensor(shape, x.dtype), tensor(shape, "int64")))
 
     def reference(self, x: np.ndarray, count: tuple[int, ...], axis: int, largest: bool,
                   sorted: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -568,7 +568,7 @@ class TopK(OpSpec):
             ctx.fail(f"k {k} exceeds the axis dim {dim_to_str(n)}")
         shape = list(x.sym_shape)
         shape[a] = sympy.Integer(k)
-        return TupleType([tensor(shape, x.dtype), tensor(shape, "int64")])
+        return TupleType((tensor(shape, x.dtype), tensor(shape, "int64")))
 
     def reference(self, x: np.ndarray, k: int, axis: int, largest: bool,
                   sorted: bool) -> tuple[np.ndarray, np.ndarray]:

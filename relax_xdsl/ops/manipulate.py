@@ -285,7 +285,7 @@ class Split(OpSpec):
             shape = list(x.sym_shape)
             shape[a] = ext
             types.append(tensor(shape, x.dtype))
-        return TupleType(types)
+        return TupleType(tuple(types))
 
     def reference(self, x: np.ndarray, indices_or_sections: Any, axis: int) -> tuple[np.ndarray, ...]:
         return tuple(p.copy() for p in np.split(x, indices_or_sections, axis=axis))
