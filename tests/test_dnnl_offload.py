@@ -210,3 +210,82 @@ def test_grouped_convs_whose_channels_do_not_fit_the_groups_stay_checked() -> No
     exe = rx.compile(fb.module)
     with pytest.raises(rx.ShapeError, match="o mod 2"):
         exe.main(np.ones((1, 4, 3, 3), "float32"), np.ones((3, 2, 1, 1), "float32"))
+
+
+def constant_conv_module(w: np.ndarray, b: np.ndarray, act: str) -> Any:
+    """conv2d (padding 1, groups from w) by constant weights, + a constant bias, then relu or relu6."""
+    o, cg = w.shape[:2]
+    c = 4
+    with rx.FunctionBuilder("main") as fb:
+        y = op.nn.conv2d(fb.param("x", ["n", c, 5, 5], "float32"), fb.const(w), padding=(1, 1), groups=c // cg)
+        y = op.add(y, fb.const(b.reshape(1, o, 1, 1)))
+        fb.ret(op.nn.relu(y) if act == "relu" else op.clip(y, 0.0, 6.0))
+    return fb.module
+
+
+def fused(exe: rx.Executable) -> int:
+    return int(exe.backend.lib.rx_dnnl_fused_activations())  # type: ignore[attr-defined]
+
+
+def nan_from_overflow() -> np.ndarray:
+    """Input whose conv by weights of 10 overflows (3e38 and -3e38 in one window)."""
+    x = rand((1, 4, 5, 5), seed=3)
+    x[0, 0, 2, 2], x[0, 1, 2, 2] = 3e38, -3e38
+    return x
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+def test_activation_is_a_post_op_only_when_no_nan_can_arise(act: str, groups: int) -> None:
+    """A constant-weight conv's relu / relu6 runs as oneDNN's clip post-op
+    (counted) when its input, weights and bias are finite and no sum can
+    overflow; otherwise as our pass, which keeps NaN as relax does (the
+    clip post-op gives 0): NaN or inf in the input, an overflow to +inf and
+    -inf in one sum, a NaN weight or bias."""
+    w = np.full((6, 4 // groups, 3, 3), 10.0, np.float32) if groups == 1 else rand((4, 1, 3, 3), seed=1) * 10
+    b = rand((w.shape[0],), seed=2)
+    module = constant_conv_module(w, b, act)
+    exe = rx.compile(module, target="c")
+    assert "rx_dnnl_conv2d_nhwc_cw_" in exe.c_source
+    x = rand((2, 4, 5, 5), seed=4) * 3
+
+    def check(arg: np.ndarray, expect_fused: bool, module: Any = module, exe: rx.Executable = exe) -> None:
+        before = fused(exe)
+        got, want = exe.main(arg), rx.evaluate(module, "main", arg)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.abs(want[np.isfinite(want)])
+        scale = max(1.0, float(finite.max())) if finite.size else 1.0  # x * 1e30: cancellation at that scale
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
+        assert fused(exe) - before == int(expect_fused)
+
+    check(x, True)
+    check(np.zeros((0, 4, 5, 5), np.float32), False)  # an empty batch: nothing runs
+    with_nan = x.copy()
+    with_nan[1, 2, 3, 4] = np.nan
+    check(with_nan, False)
+    with_inf = x.copy()
+    with_inf[0, 0, 0, 0], with_inf[1, 3, 4, 4] = np.inf, -np.inf
+    check(with_inf, False)
+    if groups == 1:
+        # sums past FLT_MAX: inf, or NaN where +inf meets -inf, depending on the order and on FMA (BLAS and
+        # oneDNN give inf here), so the result is compared with oneDNN's own conv + bias and relax's
+        # activation after it: the guard must decline (a NaN would become 0)
+        over = nan_from_overflow()
+        with rx.FunctionBuilder("main") as fb:
+            y = op.nn.conv2d(fb.param("x", ["n", 4, 5, 5], "float32"), fb.const(w), padding=(1, 1))
+            fb.ret(op.add(y, fb.const(b.reshape(1, -1, 1, 1))))
+        linear = rx.compile(fb.module, target="c").main(over)
+        assert np.isinf(linear).any()
+        before = fused(exe)
+        want = np.maximum(linear, 0) if act == "relu" else np.clip(linear, 0, 6)
+        np.testing.assert_array_equal(exe.main(over), want)
+        assert fused(exe) == before
+    check(x * 1e30, True)  # max|x| * max sum|w| is near 1e34: far from FLT_MAX
+    check(x * 1e36, False)  # near 1e40: a sum might overflow
+    nan_w, nan_b = w.copy(), b.copy()
+    nan_w[0, 0, 1, 1] = np.nan  # the centre tap: never over the padding, where oneDNN skips what the reference
+    nan_b[1] = np.nan           # multiplies by 0
+    for bad_w, bad_b in ((nan_w, b), (w, nan_b)):
+        bad = constant_conv_module(bad_w, bad_b, act)
+        bad_exe = rx.compile(bad, target="c")
+        check(x, False, bad, bad_exe)

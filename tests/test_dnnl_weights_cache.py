@@ -84,6 +84,24 @@ def test_a_freed_modules_weights_are_forgotten() -> None:
         gc.collect()
 
 
+def test_a_freed_modules_weight_bound_is_forgotten() -> None:
+    """The bound on sum|w| that lets relu run as oneDNN's post-op is kept
+    per weights address too: a NaN weight at the address of a freed
+    module's finite one must not take the post-op (which turns NaN into 0)."""
+    x = rand((2, C, HW, HW), seed=5)
+    for seed in range(1, 7):
+        w, bias = weights(seed)
+        if seed % 2 == 0:
+            w[3, 2, 1, 1] = np.nan  # the centre tap: every output of channel 3 is NaN
+        module = const_conv(w, bias)
+        exe = compile_dnnl(module)
+        got, want = exe.main(x), rx.evaluate(module, "main", x)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        assert np.isnan(got).any() == (seed % 2 == 0)
+        del exe
+        gc.collect()
+
+
 def test_weights_parameter_beside_a_constant_of_the_same_shapes() -> None:
     """One cache entry serves both convs (same shapes and epilogue): the
     parameter's contents are read on every call, the constant's kept."""

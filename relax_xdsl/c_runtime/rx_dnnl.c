@@ -35,9 +35,15 @@
    row-major source and destination are used as they are, and its constant
    weights are reordered once into oneDNN's packed layout and kept. A
    batched matmul of two computed operands (rx_dnnl_matmul: attention's
-   q @ K^T and p @ V) runs on every operand in place. */
+   q @ K^T and p @ V) runs on every operand in place.
+
+   A conv's relu / relu6 is oneDNN's clip post-op only when the call's
+   result is proven NaN-free (rx_dnnl_nan_free): oneDNN's clip turns NaN
+   into 0, where relax.relu and relax.clip keep it. Otherwise it is a
+   separate pass after an unfused primitive (a cache entry of its own). */
 #include "rx_dnnl.h"
 
+#include <float.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
 
@@ -46,6 +52,7 @@
 #define RX_DNNL_DENSE 1
 #define RX_DNNL_MATMUL 2
 #define RX_DNNL_CACHE_MAX 512
+#define RX_DNNL_POST_OP 8 /* or-ed into a conv key's activation: the activation as oneDNN's clip post-op */
 
 /* A constant weight buffer in the convolution's layout. */
 typedef struct rx_dnnl_weights {
@@ -70,9 +77,15 @@ static dnnl_engine_t rx_dnnl_engine;
 static rx_dnnl_conv* rx_dnnl_cache;
 static int64_t rx_dnnl_cached;
 static int64_t rx_dnnl_fallback_count;
+static int64_t rx_dnnl_fused_count;
+static void rx_dnnl_forget_bounds(const void* lo, const void* hi);
 
 int64_t rx_dnnl_fallbacks(void) {
   return __atomic_load_n(&rx_dnnl_fallback_count, __ATOMIC_RELAXED);
+}
+
+int64_t rx_dnnl_fused_activations(void) {
+  return __atomic_load_n(&rx_dnnl_fused_count, __ATOMIC_RELAXED);
 }
 
 void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
@@ -247,6 +260,14 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   dnnl_primitive_attr_t attr = NULL;
   ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+  if (ok && (k[18] & RX_DNNL_POST_OP)) { /* relu = clip to [0, FLT_MAX], relu6 = clip to [0, 6] */
+    dnnl_post_ops_t post = NULL;
+    float hi = (k[18] & ~RX_DNNL_POST_OP) == 2 ? 6.0f : FLT_MAX;
+    ok = dnnl_post_ops_create(&post) == dnnl_success &&
+         dnnl_post_ops_append_eltwise(post, dnnl_eltwise_clip_v2, 0.0f, hi) == dnnl_success &&
+         dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
+    if (post) dnnl_post_ops_destroy(post);
+  }
   dnnl_primitive_desc_t pd = NULL;
   dnnl_dims_t strides = {k[9], k[10]}, pad_l = {k[11], k[12]}, pad_r = {k[13], k[14]};
   dnnl_dims_t dilates = {k[15] - 1, k[16] - 1};
@@ -288,7 +309,8 @@ static rx_dnnl_conv* rx_dnnl_get(const int64_t* key, int* owned) {
 
 /* relu or relu6 (rx_conv_act) in place, NaN kept as relax.relu
    (maximum(x, 0)) and relax.clip keep it: oneDNN's relu and clip post-ops
-   turn NaN into 0, so the epilogue is this pass instead. */
+   turn NaN into 0, so unless the result is proven NaN-free
+   (rx_dnnl_nan_free) the epilogue is this pass instead. */
 static void rx_dnnl_activate(float* Y, int64_t count, int act) {
   /* `if (parallel: ...)`: a bare `if` clause on `parallel for simd` applies
      to the simd construct too, so below the threshold the loop ran scalar */
@@ -354,6 +376,7 @@ void rx_dnnl_forget_weights(const void* lo, const void* hi) {
         r = &(*r)->next;
       }
     }
+  rx_dnnl_forget_bounds(lo, hi);
   pthread_mutex_unlock(&rx_dnnl_lock);
 }
 
@@ -437,6 +460,84 @@ static int rx_dnnl_execute(const int64_t* key, const float* X, const float* W, i
   return failed;
 }
 
+/* max over output channels of sum |w| over the channel's taps, for a constant weight buffer: kept per
+   address (and shape), under rx_dnnl_lock, dropped with the weights (rx_dnnl_forget_weights) */
+typedef struct rx_dnnl_bound {
+  const float* W;
+  int64_t o, taps;
+  float bound; /* INFINITY when a weight is not finite */
+  struct rx_dnnl_bound* next;
+} rx_dnnl_bound;
+static rx_dnnl_bound* rx_dnnl_bounds;
+
+static float rx_dnnl_weight_bound(const float* W, int64_t o, int64_t taps) {
+  pthread_mutex_lock(&rx_dnnl_lock);
+  rx_dnnl_bound* r = rx_dnnl_bounds;
+  while (r && !(r->W == W && r->o == o && r->taps == taps)) r = r->next;
+  if (!r && (r = malloc(sizeof *r)) != NULL) {
+    float bound = 0.0f;
+    for (int64_t oc = 0; oc < o; ++oc) {
+      double sum = 0.0;
+      for (int64_t j = 0; j < taps; ++j) sum += fabs((double)W[oc * taps + j]);
+      if (!(sum <= FLT_MAX)) { /* a NaN or infinite weight, or a sum past float's range */
+        bound = INFINITY;
+        break;
+      }
+      if (sum > bound) bound = (float)sum * (1.0f + FLT_EPSILON);
+    }
+    *r = (rx_dnnl_bound){W, o, taps, bound, rx_dnnl_bounds};
+    rx_dnnl_bounds = r;
+  }
+  float bound = r ? r->bound : INFINITY;
+  pthread_mutex_unlock(&rx_dnnl_lock);
+  return bound;
+}
+
+static void rx_dnnl_forget_bounds(const void* lo, const void* hi) {
+  for (rx_dnnl_bound** r = &rx_dnnl_bounds; *r;) {
+    uintptr_t at = (uintptr_t)(*r)->W;
+    if (at >= (uintptr_t)lo && at < (uintptr_t)hi) {
+      rx_dnnl_bound* gone = *r;
+      *r = gone->next;
+      free(gone);
+    } else {
+      r = &(*r)->next;
+    }
+  }
+}
+
+/* Whether a conv of X by the constant W (+ bias) gives no NaN, so oneDNN's
+   clip post-op (NaN -> 0) agrees with relu / relu6 (NaN kept): every x,
+   weight and bias finite, and max|x| * max_oc sum|w| + max|b| (the largest
+   any partial sum can be) far enough below FLT_MAX that no sum overflows
+   to infinity, rounding included (taps <= 2^22: at most 1.3x growth). One
+   read of X: the largest |x| as the largest of its bits with the sign
+   cleared (IEEE floats order as their bits; NaN and inf are the largest). */
+static int rx_dnnl_nan_free(const float* X, int64_t count, const float* W, int64_t o, int64_t taps,
+                            const float* bias) {
+  if (taps > ((int64_t)1 << 22)) return 0;
+  float wb = rx_dnnl_weight_bound(W, o, taps);
+  if (!(wb < FLT_MAX)) return 0;
+  double bmax = 0.0;
+  for (int64_t i = 0; bias && i < o; ++i) {
+    double b = fabs((double)bias[i]);
+    if (!(b <= FLT_MAX)) return 0;
+    if (b > bmax) bmax = b;
+  }
+  uint32_t top = 0;
+#pragma omp parallel for simd reduction(max : top) if (parallel : count >= 65536) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t a;
+    memcpy(&a, X + i, sizeof a);
+    a &= 0x7fffffffu;
+    top = a > top ? a : top;
+  }
+  if (top >= 0x7f800000u) return 0; /* inf or NaN */
+  float xmax;
+  memcpy(&xmax, &top, sizeof xmax);
+  return (double)xmax * wb + bmax < 0.5 * FLT_MAX;
+}
+
 /* rx_dnnl_conv2d and rx_dnnl_conv2d_cw. */
 static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, const float* bias, float* Y,
                                int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw,
@@ -448,12 +549,16 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
     rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
     return;
   }
-  int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh,     ow,           sh,   sw,
-                              pt, pl, pb, pr, dh, dw, groups, act, bias != NULL, nhwc, RX_DNNL_CONV};
+  /* the activation fused as a post-op when no NaN can arise (constant weights: their bound is kept) */
+  int fused = act && const_weights && rx_dnnl_nan_free(X, n * c * h * w, W, o, c / groups * kh * kw, bias);
+  int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh, ow, sh, sw, pt, pl, pb, pr, dh,
+                              dw, groups, fused ? act | RX_DNNL_POST_OP : act, bias != NULL, nhwc, RX_DNNL_CONV};
   if (rx_dnnl_execute(key, X, W, const_weights, bias, Y)) {
     rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
-  } else if (act) {
+  } else if (act && !fused) {
     rx_dnnl_activate(Y, n * o * oh * ow, act);
+  } else if (fused) {
+    __atomic_add_fetch(&rx_dnnl_fused_count, 1, __ATOMIC_RELAXED);
   }
 }
 

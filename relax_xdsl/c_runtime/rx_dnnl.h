@@ -25,7 +25,9 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
 /* rx_dnnl_conv2d for weights W that are a model constant: unchanged, at
    the same address, while the module lives. Their reordered copy is made
    on the first call and kept (per convolution and address) until
-   rx_dnnl_forget_weights drops it. */
+   rx_dnnl_forget_weights drops it. Its relu / relu6 runs as oneDNN's clip
+   post-op when the result is proven NaN-free (finite X, W and bias, and no
+   sum can overflow): the clip would turn NaN into 0. */
 void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                        int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
@@ -59,4 +61,7 @@ void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, fl
 
 /* How many calls of rx_dnnl_conv2d, rx_dnnl_dense and rx_dnnl_matmul fell back to the direct loops. */
 RX_API int64_t rx_dnnl_fallbacks(void);
+
+/* How many calls of rx_dnnl_conv2d_cw ran their activation as oneDNN's post-op. */
+RX_API int64_t rx_dnnl_fused_activations(void);
 #endif /* RX_DNNL_H */
