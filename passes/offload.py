@@ -191,6 +191,7 @@ def _conv_route(op: GraphOp) -> tuple[str, dict] | None:
 
 def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
     from relax_xdsl import blas, dnnl
+    from relax_xdsl.conv_library import activation_code
     from relax_xdsl.ops.nn import _padding
     from relax_xdsl.ops.registry import Infer
 
@@ -204,8 +205,12 @@ def _blas_conv2d(op: GraphOp, variant: str = "") -> LibFuncOp | None:
         dilation = tuple(p["dilation"]) * (2 // len(p["dilation"]))
         # constant weights (a relax.constant, reaching C as a module global) are reordered once, not every call
         constant = isinstance(op.inputs[1].owner, ConstantOp)
+        # data made by a constant-weight conv + relu6 call (offloaded before: calls are made in program order)
+        producer = op.inputs[0].owner
+        after6 = (constant and activation_code(variant) != 0 and isinstance(producer, LibCallOp)
+                  and dnnl.bounds_by_six(producer.callee.string_value()))
         return dnnl.conv2d_function(strides, padding, dilation, p["groups"], variant,  # type: ignore[arg-type]
-                                    constant_weights=constant, layout=p["data_layout"])
+                                    constant_weights=constant, layout=p["data_layout"], after6=after6)
     return blas.conv2d_function(strides, padding, variant)  # type: ignore[arg-type]
 
 

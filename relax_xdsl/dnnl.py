@@ -33,6 +33,7 @@ from pathlib import Path
 
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
 from relax_xdsl.conv_library import (
+    LAYOUTS,
     activation_code,
     check_variant,
     conv_buffers,
@@ -47,10 +48,19 @@ from relax_xdsl.libraries import register_library_function, register_resolver
 CONV_PREFIX = "dnnl.conv2d"
 CONST_WEIGHTS_PREFIX = "dnnl.conv2d_cw"
 """The library functions whose weights are a model constant (rx_dnnl_conv2d_cw)."""
-PREFIXES = {("NCHW", False): CONV_PREFIX, ("NCHW", True): CONST_WEIGHTS_PREFIX,
-            ("NHWC", False): "dnnl.conv2d_nhwc", ("NHWC", True): "dnnl.conv2d_nhwc_cw"}
-"""A library function's name prefix by (layout, constant weights). A name
-parses one way only: no variant starts with `_cw` or `_nhwc`."""
+PREFIXES = {("NCHW", False, False): CONV_PREFIX, ("NCHW", True, False): CONST_WEIGHTS_PREFIX,
+            ("NHWC", False, False): "dnnl.conv2d_nhwc", ("NHWC", True, False): "dnnl.conv2d_nhwc_cw",
+            ("NCHW", True, True): "dnnl.conv2d_cw_after6", ("NHWC", True, True): "dnnl.conv2d_nhwc_cw_after6"}
+"""A library function's name prefix by (layout, constant weights, after a
+relu6 conv). A name parses one way only: no variant starts with `_cw`,
+`_nhwc` or `_after6`.
+
+`_after6`: the data is the result of a constant-weight conv + relu6 call
+(the offload pass knows it), so when that call ran its relu6 as oneDNN's
+post-op (proven NaN-free, rx_dnnl_nan_free) its result is in [0, 6] and
+this call need not read its data to prove its own result NaN-free
+(rx_dnnl_conv2d_cw_after6). MobileNet's depthwise convs read what the
+expanding 1x1 conv before them made."""
 
 
 
@@ -115,24 +125,37 @@ def _tag(params: ConvParams, variant: str) -> str:
     return "_".join(str(v) for v in params) + variant
 
 
-def _kind(layout: str, constant_weights: bool) -> str:
-    """conv2d[_nhwc][_cw]: the middle of a library function's symbol."""
-    return "conv2d" + ("_nhwc" if layout == "NHWC" else "") + ("_cw" if constant_weights else "")
+def _kind(layout: str, constant_weights: bool, after6: bool = False) -> str:
+    """conv2d[_nhwc][_cw[_after6]]: the middle of a library function's symbol."""
+    return ("conv2d" + ("_nhwc" if layout == "NHWC" else "") + ("_cw" if constant_weights else "")
+            + ("_after6" if after6 else ""))
+
+
+def bounds_by_six(symbol: str) -> bool:
+    """Whether the `lib.func` `symbol` is a constant-weight oneDNN conv with
+    relu6: its result, when its relu6 ran as oneDNN's post-op, is in [0, 6]."""
+    rest = symbol.removeprefix("dnnl_")  # dnnl_conv2d[_nhwc]_cw[_after6]_<params>_bias..._relu6
+    return (symbol.startswith("dnnl_") and symbol.endswith("_relu6")
+            and any(rest.startswith(_kind(layout, True) + "_") for layout in LAYOUTS))
 
 
 def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int], dilation: tuple[int, int],
                     groups: int, variant: str = "", constant_weights: bool = False,
-                    layout: str = "NCHW") -> LibFuncOp:
+                    layout: str = "NCHW", after6: bool = False) -> LibFuncOp:
     """The `lib.func` of a float32 conv2d on oneDNN, data NCHW or NHWC
     (`layout`), weights OIHW (o x c/groups x kh x kw), with the bias / relu
     epilogue of `variant`; `constant_weights`: the weights operand is a
-    model constant (its reordered copy is kept between calls)."""
+    model constant (its reordered copy is kept between calls); `after6`:
+    with constant weights and an activation, the data is the result of a
+    call that bounds_by_six (see PREFIXES)."""
     check_variant(variant)
+    if after6 and not (constant_weights and activation_code(variant)):
+        raise ValueError("conv2d after a relu6 conv: only with constant weights and an activation")
     params: ConvParams = (*strides, *padding, *dilation, groups)  # type: ignore[assignment]
     bufs = conv_buffers(variant, "ci", layout)
     tag = _tag(params, variant)
-    kind = _kind(layout, constant_weights)
-    prefix = PREFIXES[layout, constant_weights]
+    kind = _kind(layout, constant_weights, after6)
+    prefix = PREFIXES[layout, constant_weights, after6]
     return LibFuncOp(f"dnnl_{kind}_{tag}", bufs, f"rx_dnnl_{kind}_{tag}", "dnnl", header="oneapi/dnnl/dnnl.h",
                      link=link_flags(), reference=f"{prefix}{variant}:{','.join(str(v) for v in params)}",
                      pure=True)
@@ -145,14 +168,14 @@ def _resolve_conv(name: str) -> object:
                   if (parsed := parse_name(name, prefix, 9)) is not None), None)
     if found is None:
         return None
-    (layout, constant_weights), (variant, params) = found  # a name parses one way only (PREFIXES)
+    (layout, constant_weights, after6), (variant, params) = found  # a name parses one way only (PREFIXES)
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
-    if min(sh, sw, dh, dw, g) < 1:
+    if min(sh, sw, dh, dw, g) < 1 or (after6 and not activation_code(variant)):
         return None
     reference = conv_reference((sh, sw), (pt, pl, pb, pr), (dh, dw), g, variant, layout)
     flags = link_flags()
-    symbol = f"rx_dnnl_{_kind(layout, constant_weights)}_{_tag(params, variant)}"  # type: ignore[arg-type]
-    runtime = "rx_dnnl_conv2d_cw" if constant_weights else "rx_dnnl_conv2d"
+    symbol = f"rx_dnnl_{_kind(layout, constant_weights, after6)}_{_tag(params, variant)}"  # type: ignore[arg-type]
+    runtime = "rx_dnnl_conv2d" + ("_cw" if constant_weights else "") + ("_after6" if after6 else "")
     source = _wrapper(symbol, runtime, params, variant, layout) if flags else ""
     return register_library_function(name, reference, c_source=source, link=flags, symbol=symbol, pure=True,
                                      constant_inputs=(1,) if constant_weights else ())

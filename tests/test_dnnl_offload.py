@@ -289,3 +289,55 @@ def test_activation_is_a_post_op_only_when_no_nan_can_arise(act: str, groups: in
         bad = constant_conv_module(bad_w, bad_b, act)
         bad_exe = rx.compile(bad, target="c")
         check(x, False, bad, bad_exe)
+
+
+def relu6_chain_module(seed: int, second: str) -> Any:
+    """A constant-weight 1x1 conv + bias + relu6, then a depthwise one + bias + `second` (relu6 or relu) on
+    its result (MobileNet's expand + depthwise pair)."""
+    with rx.FunctionBuilder("main") as fb:
+        y = fb.param("x", ["n", 4, 6, 6], "float32")
+        y = op.nn.conv2d(y, fb.const(rand((8, 4, 1, 1), seed=seed)))
+        y = op.clip(op.add(y, fb.const(rand((1, 8, 1, 1), seed=seed + 1))), 0.0, 6.0)
+        y = op.nn.conv2d(y, fb.const(rand((8, 1, 3, 3), seed=seed + 2)), padding=(1, 1), groups=8)
+        y = op.add(y, fb.const(rand((1, 8, 1, 1), seed=seed + 3)))
+        fb.ret(op.clip(y, 0.0, 6.0) if second == "relu6" else op.nn.relu(y))
+    return fb.module
+
+
+@pytest.mark.parametrize("second", ["relu6", "relu"])
+def test_a_conv_after_a_fused_relu6_conv_does_not_read_its_data_again(second: str) -> None:
+    """The depthwise conv's data is the result of the relu6 conv before it
+    (the offload pass knows it: `_after6`). When that call fused its relu6
+    (finite input), its result is in [0, 6] and the depthwise call takes
+    the post-op without reading it; when it did not (a NaN in the input),
+    the depthwise call reads its data and finds the NaN, so NaN stays NaN,
+    also when the last fused relu6 call (the previous run's) wrote the same
+    address (with `relu` second, the first conv's result is the last one)."""
+    module = relu6_chain_module(1, second)
+    exe = rx.compile(module, target="c")
+    assert exe.c_source.count("void rx_dnnl_conv2d_nhwc_cw_after6_") == 1  # the depthwise conv's wrapper
+    assert "rx_dnnl_conv2d_cw_after6(" in exe.c_source
+    for n in (0, 1, 3):
+        x = rand((n, 4, 6, 6), seed=n) * 4
+        for poison in (False, True):
+            if poison and n:
+                x[n - 1, 1, 2, 3] = np.nan
+            before = fused(exe)
+            got, want = exe.main(x), rx.evaluate(module, "main", x)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            assert_close(got, want)
+            assert np.isnan(got).any() == (poison and n > 0)
+            assert fused(exe) - before == (0 if n == 0 or poison else 2)
+
+
+def test_after6_names() -> None:
+    assert dnnl.bounds_by_six("dnnl_conv2d_nhwc_cw_1_1_0_0_0_0_1_1_1_bias4_relu6")
+    assert dnnl.bounds_by_six("dnnl_conv2d_cw_after6_1_1_1_1_1_1_1_1_8_bias4_relu6")
+    assert not dnnl.bounds_by_six("dnnl_conv2d_nhwc_1_1_0_0_0_0_1_1_1_bias4_relu6")  # weights computed
+    assert not dnnl.bounds_by_six("dnnl_conv2d_nhwc_cw_1_1_0_0_0_0_1_1_1_bias4_relu")
+    with pytest.raises(ValueError, match="only with constant weights and an activation"):
+        dnnl.conv2d_function((1, 1), (0, 0, 0, 0), (1, 1), 1, "_bias4", constant_weights=True, after6=True)
+    from relax_xdsl.libraries import lookup
+    with pytest.raises(rx.RelaxError, match="no library function registered"):
+        lookup("dnnl.conv2d_nhwc_cw_after6_bias4:1,1,0,0,0,0,1,1,1")
+    assert lookup("dnnl.conv2d_nhwc_cw_after6_bias4_relu6:1,1,0,0,0,0,1,1,1") is not None

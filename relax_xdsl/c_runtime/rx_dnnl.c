@@ -511,10 +511,11 @@ static void rx_dnnl_forget_bounds(const void* lo, const void* hi) {
    weight and bias finite, and max|x| * max_oc sum|w| + max|b| (the largest
    any partial sum can be) far enough below FLT_MAX that no sum overflows
    to infinity, rounding included (taps <= 2^22: at most 1.3x growth). One
-   read of X: the largest |x| as the largest of its bits with the sign
-   cleared (IEEE floats order as their bits; NaN and inf are the largest). */
-static int rx_dnnl_nan_free(const float* X, int64_t count, const float* W, int64_t o, int64_t taps,
-                            const float* bias) {
+   read of X (none when `known_max` >= 0 bounds it): the largest |x| as the
+   largest of its bits with the sign cleared (IEEE floats order as their
+   bits; NaN and inf are the largest). */
+static int rx_dnnl_nan_free(const float* X, int64_t count, float known_max, const float* W, int64_t o,
+                            int64_t taps, const float* bias) {
   if (taps > ((int64_t)1 << 22)) return 0;
   float wb = rx_dnnl_weight_bound(W, o, taps);
   if (!(wb < FLT_MAX)) return 0;
@@ -524,6 +525,7 @@ static int rx_dnnl_nan_free(const float* X, int64_t count, const float* W, int64
     if (!(b <= FLT_MAX)) return 0;
     if (b > bmax) bmax = b;
   }
+  if (known_max >= 0.0f) return (double)known_max * wb + bmax < 0.5 * FLT_MAX; /* X's bound is known: no read */
   uint32_t top = 0;
 #pragma omp parallel for simd reduction(max : top) if (parallel : count >= 65536) schedule(static)
   for (int64_t i = 0; i < count; ++i) {
@@ -538,11 +540,20 @@ static int rx_dnnl_nan_free(const float* X, int64_t count, const float* W, int64
   return (double)xmax * wb + bmax < 0.5 * FLT_MAX;
 }
 
-/* rx_dnnl_conv2d and rx_dnnl_conv2d_cw. */
-static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, const float* bias, float* Y,
-                               int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw,
-                               int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb,
-                               int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act, int nhwc) {
+/* The result (address and element count) of the last constant-weight conv + relu6 call on this thread,
+   when it ran its relu6 as the post-op (so it is in [0, 6]); NULL when that call did not. Every such call
+   sets it, so rx_dnnl_conv2d_cw_after6 finds its data here only when the call that made the data fused. */
+static _Thread_local const float* rx_dnnl_six_at;
+static _Thread_local int64_t rx_dnnl_six_count;
+
+/* rx_dnnl_conv2d, rx_dnnl_conv2d_cw and rx_dnnl_conv2d_cw_after6. */
+static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, int after6, const float* bias,
+                               float* Y, int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh,
+                               int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+                               int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act, int nhwc) {
+  int six = after6 && X == rx_dnnl_six_at && n * c * h * w == rx_dnnl_six_count; /* X in [0, 6] */
+  int bounds_six = const_weights && act == 2;
+  if (bounds_six) rx_dnnl_six_at = NULL;
   if (n == 0 || o == 0 || oh == 0 || ow == 0) return; /* an empty output: nothing to write */
   if (c == 0 || h == 0 || w == 0 || kh == 0 || kw == 0) {
     /* oneDNN takes no zero-sized input: the output is the bias (then the activation) */
@@ -550,7 +561,8 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
     return;
   }
   /* the activation fused as a post-op when no NaN can arise (constant weights: their bound is kept) */
-  int fused = act && const_weights && rx_dnnl_nan_free(X, n * c * h * w, W, o, c / groups * kh * kw, bias);
+  int fused = act && const_weights &&
+              rx_dnnl_nan_free(X, n * c * h * w, six ? 6.0f : -1.0f, W, o, c / groups * kh * kw, bias);
   int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh, ow, sh, sw, pt, pl, pb, pr, dh,
                               dw, groups, fused ? act | RX_DNNL_POST_OP : act, bias != NULL, nhwc, RX_DNNL_CONV};
   if (rx_dnnl_execute(key, X, W, const_weights, bias, Y)) {
@@ -559,6 +571,10 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
     rx_dnnl_activate(Y, n * o * oh * ow, act);
   } else if (fused) {
     __atomic_add_fetch(&rx_dnnl_fused_count, 1, __ATOMIC_RELAXED);
+    if (bounds_six) {
+      rx_dnnl_six_at = Y;
+      rx_dnnl_six_count = n * o * oh * ow;
+    }
   }
 }
 
@@ -566,16 +582,24 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                     int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
                     int act, int nhwc) {
-  rx_dnnl_conv2d_any(X, W, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act,
-                     nhwc);
+  rx_dnnl_conv2d_any(X, W, 0, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
+                     act, nhwc);
 }
 
 void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                        int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
                        int act, int nhwc) {
-  rx_dnnl_conv2d_any(X, W, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups, act,
-                     nhwc);
+  rx_dnnl_conv2d_any(X, W, 1, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
+                     act, nhwc);
+}
+
+void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
+                              int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                              int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh,
+                              int64_t dw, int64_t groups, int act, int nhwc) {
+  rx_dnnl_conv2d_any(X, W, 1, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
+                     act, nhwc);
 }
 
 #define RX_DNNL_GELU 3 /* a dense layer's activation codes: rx_conv_act's (0 none, 1 relu), and this */

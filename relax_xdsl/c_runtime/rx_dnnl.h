@@ -33,6 +33,17 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
                        int act, int nhwc);
 
+/* rx_dnnl_conv2d_cw (with an activation) whose X is the result of a
+   constant-weight conv + relu6 call (the compiler knows it): when that
+   call ran its relu6 as the post-op, on this thread, into X (same address
+   and size), X is in [0, 6] and is not read again to prove this call's
+   result NaN-free. The compiler's guarantee is what makes that record
+   safe: X, live from that call to this one, cannot be written between. */
+void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
+                              int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                              int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh,
+                              int64_t dw, int64_t groups, int act, int nhwc);
+
 /* A dense layer on oneDNN's matmul: C (m x n) = A (m x k) @ W (k x n), all
    row-major, + bias (n; NULL for none), then the activation `act`
    (0 none, 1 relu, 3 gelu; relax's semantics, NaN kept) as a pass. W is a model
