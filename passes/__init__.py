@@ -138,6 +138,12 @@ def _expand_power() -> type[ModulePass]:
     return ExpandPowerPass
 
 
+def _recognize_ops() -> type[ModulePass]:
+    from relax_xdsl.passes.recognize_ops import RecognizeOpsPass
+
+    return RecognizeOpsPass
+
+
 def _simplify_layout() -> type[ModulePass]:
     from relax_xdsl.passes.simplify_layout import SimplifyLayoutPass
 
@@ -163,6 +169,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "fold-batch-norm": _fold_batch_norm,
         "simplify-layout": _simplify_layout,
         "expand-power": _expand_power,
+        "recognize-ops": _recognize_ops,
         "combine-parallel-matmul": _combine_parallel_matmul,
         "convert-layout": _convert_layout,
         "hoist-loop-invariants": _hoist_loop_invariants,

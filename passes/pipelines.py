@@ -26,7 +26,7 @@ from xdsl.utils.exceptions import ArgSpecParseError
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.ir import make_context, verify_module
 
-_OPTIMIZING = ("fold-constants,fold-batch-norm,convert-layout,simplify-layout,cse,expand-power,combine-parallel-matmul,offload{lib=blas},"
+_OPTIMIZING = ("fold-constants,fold-batch-norm,convert-layout,simplify-layout,cse,expand-power,recognize-ops,combine-parallel-matmul,offload{lib=blas},"
                "annotate-op-pattern,"
                "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,unroll-short-loops,"
                "canonicalize-ops,cse,collapse-parallel,hoist-loop-invariants,schedule-loops")
@@ -36,7 +36,8 @@ PIPELINES: dict[str, str] = {
     # plain call gives the fast code: constants folded, BatchNorm folded into
     # the weights before it, layout chains merged, equal ops merged (xDSL's
     # cse: DenseNet's 413 repeated constants), constant squares and
-    # cubes made multiplies (what exporters emit), projections of one operand
+    # cubes made multiplies (what exporters emit), written-out GELU,
+    # LayerNorm, RMSNorm and softmax made one op each, projections of one operand
     # by several constant matrices (q, k, v) joined into one matmul, then
     # matmuls, dense layers and convolutions to BLAS (scipy-openblas32) or
     # oneDNN (both dependencies), injective producers fused into their

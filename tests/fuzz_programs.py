@@ -54,6 +54,7 @@ HOSTILE_PARAMS = ("x", "rx_g", "rx_err", "a0", "r0", "int", "return", "while", "
 EDGE_FLOATS = (np.nan, np.inf, -np.inf)
 
 UNARY = {"tanh": 1.0, "sigmoid": 1.0, "erf": 1.0, "relu": None, "abs": None, "negative": None, "gelu": None,
+         "gelu_tanh": None,
          "silu": None, "exp": "exp"}
 BINARY = ("add", "subtract", "multiply", "maximum", "minimum", "divide")
 REDUCE = ("sum", "mean", "max", "min", "variance")

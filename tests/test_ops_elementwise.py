@@ -182,6 +182,7 @@ UNARY: dict[str, tuple[Callable[[float], float], Gen]] = {
     "erf": (math.erf, rand),
     "relu": (lambda v: max(v, 0.0), rand),
     "gelu": (lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))), rand),
+    "gelu_tanh": (lambda v: 0.5 * v * (1.0 + math.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3))), rand),
     "silu": (lambda v: v * _sig(v), rand),
     "negative": (lambda v: -v, rand),
     "abs": (abs, rand),

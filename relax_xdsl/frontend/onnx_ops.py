@@ -135,14 +135,7 @@ def _gelu(n: Node) -> Value:
         return n.op("gelu", x)
     if approx != "tanh":
         n.fail(f"approximate={approx!r} is not supported (none or tanh)")
-    dt = _dtype_of(x)
-
-    def c(v: float) -> Known:
-        return Known(np.array(v, dtype=dt), dt)
-
-    inner = n.op("multiply", c(math.sqrt(2 / math.pi)),
-                 n.op("add", x, n.op("multiply", c(0.044715), n.op("multiply", x, n.op("multiply", x, x)))))
-    return n.op("multiply", n.op("multiply", c(0.5), x), n.op("add", c(1.0), n.op("tanh", inner)))
+    return n.op("gelu_tanh", x)
 
 
 @register_converter("Clip", attrs=("min", "max"))

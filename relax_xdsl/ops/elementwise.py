@@ -102,6 +102,18 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return (0.5 * x * (1.0 + _erf(x / np.sqrt(2.0).astype(x.dtype)))).astype(x.dtype)
 
 
+GELU_TANH_SCALE = math.sqrt(2.0 / math.pi)
+GELU_TANH_CUBIC = 0.044715
+"""gelu_tanh's constants: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    ct = np.float64 if x.dtype == np.float64 else np.float32
+    v = x.astype(ct, copy=False)
+    inner = ct(GELU_TANH_SCALE) * (v + ct(GELU_TANH_CUBIC) * v * v * v)
+    return (ct(0.5) * v * (ct(1.0) + np.tanh(inner))).astype(x.dtype)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return (1.0 / (1.0 + np.exp(-x))).astype(x.dtype)
 
@@ -126,6 +138,10 @@ def _gelu_scalar(pb: PrimFuncBuilder, v: Expr) -> Expr:
     return 0.5 * v * (1.0 + pb.math("erf", v / math.sqrt(2.0)))
 
 
+def _gelu_tanh_scalar(pb: PrimFuncBuilder, v: Expr) -> Expr:
+    return 0.5 * v * (1.0 + pb.math("tanh", GELU_TANH_SCALE * (v + GELU_TANH_CUBIC * v * v * v)))
+
+
 Exp = _unary("exp", np.exp, _math("exp"))
 Log = _unary("log", np.log, _math("log"))
 Sqrt = _unary("sqrt", np.sqrt, _math("sqrt"))
@@ -136,6 +152,9 @@ Erf = _unary("erf", _erf, _math("erf"))
 Relu = _unary("relu", lambda x: np.maximum(x, np.zeros((), x.dtype)), lambda pb, v: pb.max(v, 0),
               float_only=False)
 Gelu = _unary("gelu", _gelu, _gelu_scalar)
+GeluTanh = _unary("gelu_tanh", _gelu_tanh, _gelu_tanh_scalar)
+GeluTanh.__doc__ = ("relax.gelu_tanh (R.nn.gelu_tanh): GELU's tanh approximation, 0.5 x (1 + tanh(sqrt(2/pi) (x + "
+                    "0.044715 x^3))), what GPT-2 computes (recognize-ops finds it written out in exported graphs).")
 Silu = _unary("silu", lambda x: x * _sigmoid(x), lambda pb, v: v * _sigmoid_scalar(pb, v))
 Negative = _unary("negative", np.negative, lambda pb, v: -v, float_only=False)
 Abs = _unary("abs", np.abs, lambda pb, v: pb.math("absf" if v.is_float else "absi", v), float_only=False)
