@@ -23,6 +23,11 @@ the C target will do and the C emitter only prints it.
   vectorizes across outputs; neither is a load strided in the induction
   variable (a matmul's B[k, j]). Loops already tagged (`vectorize`, `unroll`) keep
   their tag.
+- Any other innermost `scf.for` as long, carrying nothing, that stores only
+  at [fixed..., i] and reads what it stores only there, gets `relax.loop =
+  "vectorize"`: `omp simd`. No iteration depends on another, and gcc
+  vectorizes a body that branches (rx_expf's range checks in softmax's
+  output row) only when told: untagged, that row ran scalar.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import arith, func, memref, scf
 from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerAttr, ModuleOp, StringAttr, UnitAttr, i64
+from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
 
 MIN_WORK_ATTR = "relax.min_work"
@@ -64,6 +70,8 @@ class ScheduleLoopsPass(ModulePass):
             elif isinstance(inner, scf.ForOp) and LOOP_ATTR not in inner.attributes and \
                     reduction_update(inner) is not None and _vectorizable_reduction(inner):
                 inner.attributes[LOOP_ATTR] = StringAttr("reduce")
+            elif isinstance(inner, scf.ForOp) and LOOP_ATTR not in inner.attributes and _independent_row(inner):
+                inner.attributes[LOOP_ATTR] = StringAttr("vectorize")
 
 
 def reduction_update(op: scf.ForOp) -> arith.AddfOp | arith.MaximumfOp | arith.MinimumfOp | None:
@@ -96,3 +104,42 @@ def _vectorizable_reduction(op: scf.ForOp) -> bool:
                 return False
             unit_stride |= bool(inner.indices) and inner.indices[-1] is iv
     return unit_stride
+
+
+def _independent_row(op: scf.ForOp) -> bool:
+    """An innermost loop, 16 or more (or unknown) iterations long, carrying
+    nothing, that stores only at [fixed..., iv] and reads what it stores
+    only at its own store's index: no iteration depends on another, so it
+    may run as `omp simd`. gcc does not vectorize such a loop on its own
+    when the body branches (rx_expf's range checks: softmax's output row),
+    and `omp simd` lets it if-convert them."""
+    if op.iter_args:
+        return False
+    ub = op.ub.owner
+    if isinstance(ub, arith.ConstantOp) and ub.value.value.data < SHORT_REDUCTION:  # type: ignore[attr-defined]
+        return False
+    body = op.body.block
+    iv = body.args[0]
+    stores: dict[SSAValue, tuple[SSAValue, ...]] = {}
+    loads: list[memref.LoadOp] = []
+    for inner in body.walk():
+        if isinstance(inner, (scf.ForOp, scf.ParallelOp, scf.WhileOp, func.CallOp, memref.CopyOp,
+                              memref.AllocOp, memref.AllocaOp)):
+            return False
+        if isinstance(inner, memref.StoreOp):
+            idx = tuple(inner.indices)
+            if not idx or idx[-1] is not iv or any(_inside(i, body) for i in idx[:-1]):
+                return False
+            if stores.setdefault(inner.memref, idx) != idx:
+                return False  # two stores to one buffer at different places
+        elif isinstance(inner, memref.LoadOp):
+            loads.append(inner)
+    if not stores:
+        return False
+    return all(tuple(ld.indices) == stores[ld.memref] for ld in loads if ld.memref in stores)
+
+
+def _inside(value: SSAValue, body: Block) -> bool:
+    """Whether `value` is the loop's induction variable or defined in its body."""
+    owner = value.owner
+    return owner is body or (isinstance(owner, Operation) and body.is_ancestor(owner))

@@ -66,3 +66,23 @@ def test_row_ops_are_one_loop(name: str) -> None:
     for n in SIZES:
         v = rand((n, 8), seed=n)
         assert_close(exe.main(v), rx.evaluate(fb.module, "main", v))
+
+
+@pytest.mark.parametrize("shape", [["n", 4, 16], ["n", 2, 4, 16]])
+def test_rows_under_a_batch_loop_stay_separate_passes(shape: list) -> None:
+    """With the batch outside the rows ([n, rows, cols], [n, heads, rows,
+    cols]) the row loops are not fused: one fused loop over n would give
+    all of an image's rows to one thread at batch 1. Each pass is instead
+    collapsed over n x the next axis (both threads busy), and the output
+    row runs as `omp simd` (schedule-loops)."""
+    with rx.FunctionBuilder("main") as fb:
+        fb.ret(op.nn.softmax(fb.param("x", shape, "float32"), axis=-1))
+    loops = run_pipeline(fb.module.clone(), "legalize,lower-tir")
+    assert fuse_row_loops(loops) == 0
+    exe = rx.compile(fb.module, target="c")
+    body = exe.c_source[exe.c_source.index("int rxf_softmax(const"):]
+    assert body.count("#pragma omp parallel for collapse(2)") == 3
+    assert "#pragma omp simd\n" in body
+    for n in SIZES:
+        v = rand((n, *shape[1:]), seed=n) * 4
+        assert_close(exe.main(v), rx.evaluate(fb.module, "main", v))

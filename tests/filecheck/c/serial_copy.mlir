@@ -15,6 +15,7 @@ builtin.module {
 // CHECK:      int rxf_add(
 // CHECK:        if (((v1 - ((int64_t)0LL)) * ((((int64_t)64LL) - ((int64_t)0LL)) * 1)) < 32768) {
 // CHECK-NEXT:     for (int64_t [[P:v[0-9]+_p]] = ((int64_t)0LL); [[P]] < v1;
+// CHECK-NEXT:       #pragma omp simd
 // CHECK-NEXT:       for (int64_t [[I:v[0-9]+_i]] =
 // CHECK-NEXT:         float {{.*}} = a0[([[P]]) * 64 + [[I]]];
 // CHECK:        } else {
