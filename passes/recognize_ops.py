@@ -104,10 +104,20 @@ def _mul(p: Poly, q: Poly) -> Poly | None:
     return {d: c for d, c in out.items() if c != 0.0}
 
 
-def polynomial(value: SSAValue, x: SSAValue, depth: int = 0) -> Poly | None:
+def polynomial(value: SSAValue, x: SSAValue, depth: int = 0,
+               memo: dict[int, Poly | None] | None = None) -> Poly | None:
     """`value` as a polynomial in x (degree <= 3) built of scalar constants
     and elementwise add / subtract / multiply / divide-by-constant /
-    power / negative, else None."""
+    power / negative, else None. Each value is read once (`memo`): a
+    hostile y = y + y chain shares its operands, and read as a tree it
+    would double at every level."""
+    memo = {} if memo is None else memo
+    if id(value) not in memo:
+        memo[id(value)] = _polynomial(value, x, depth, memo)
+    return memo[id(value)]
+
+
+def _polynomial(value: SSAValue, x: SSAValue, depth: int, memo: dict[int, Poly | None]) -> Poly | None:
     if value is x:
         return {1: 1.0}
     c = scalar(value)
@@ -116,7 +126,7 @@ def polynomial(value: SSAValue, x: SSAValue, depth: int = 0) -> Poly | None:
     op = _op(value, "add", "subtract", "multiply", "divide", "power", "negative")
     if op is None or depth > MAX_DEPTH:
         return None
-    args = [polynomial(v, x, depth + 1) for v in op.inputs]
+    args = [polynomial(v, x, depth + 1, memo) for v in op.inputs]
     if any(a is None for a in args):
         return None
     name = op.SPEC.name
@@ -157,12 +167,14 @@ def _candidates(value: SSAValue) -> list[SSAValue]:
     """The non-constant values of an arithmetic tree, outermost first: the
     x of a polynomial is one of them (x may itself be an add, a bias add)."""
     out: list[SSAValue] = []
+    seen: set[int] = set()
     level = [value]
     for _ in range(MAX_DEPTH):
         nxt: list[SSAValue] = []
         for v in level:
-            if scalar(v) is not None or any(v is o for o in out):
+            if id(v) in seen or scalar(v) is not None:
                 continue
+            seen.add(id(v))
             if v is not value:
                 out.append(v)
             op = _op(v, "add", "subtract", "multiply", "divide", "power", "negative")
