@@ -34,11 +34,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relax_xdsl.dialects.tir import CheckIndexOp
 from xdsl.context import Context
-from xdsl.dialects import arith, func, memref, scf
+from xdsl.dialects import arith, cf, func, memref, scf
 from xdsl.dialects.builtin import Float32Type, Float64Type, IntegerAttr, ModuleOp, StringAttr, UnitAttr, i64
 from xdsl.ir import Block, Operation, SSAValue
 from xdsl.passes import ModulePass
+
+from relax_xdsl.dim_lowering import CHECKED_ATTR
 
 MIN_WORK_ATTR = "relax.min_work"
 SERIAL_COPY_ATTR = "relax.serial_copy"
@@ -124,8 +127,9 @@ def _independent_row(op: scf.ForOp) -> bool:
     loads: list[memref.LoadOp] = []
     for inner in body.walk():
         if isinstance(inner, (scf.ForOp, scf.ParallelOp, scf.WhileOp, func.CallOp, memref.CopyOp,
-                              memref.AllocOp, memref.AllocaOp)):
-            return False
+                              memref.AllocOp, memref.AllocaOp, cf.AssertOp, CheckIndexOp)) or \
+                CHECKED_ATTR in inner.attributes:
+            return False  # (a check's failure leaves the loop: no branch out of an omp simd loop)
         if isinstance(inner, memref.StoreOp):
             idx = tuple(inner.indices)
             if not idx or idx[-1] is not iv or any(_inside(i, body) for i in idx[:-1]):

@@ -5,7 +5,9 @@
 // what it stores only at that index. @row (softmax's output row: out[r, i] =
 // exp(x[r, i] - m) / s) is one; @shifted reads a[i + 1] of the buffer it
 // writes at a[i] (each iteration reads what the next one overwrites), @twice
-// stores one buffer at two places, @short runs 8 iterations (left to gcc).
+// stores one buffer at two places, @checked holds a check whose failure
+// leaves the loop (C forbids a branch out of an omp simd loop), @short runs
+// 8 iterations (left to gcc).
 builtin.module {
   func.func @row(%x: memref<4x64xf32>, %out: memref<4x64xf32>, %m: f32, %s: f32) {
     %c0 = arith.constant 0 : index
@@ -43,6 +45,18 @@ builtin.module {
     }
     func.return
   }
+  func.func @checked(%a: memref<64xf32>, %b: memref<64xf32>, %n: index) {
+    %c0 = arith.constant 0 : index
+    %c1 = arith.constant 1 : index
+    %c64 = arith.constant 64 : index
+    scf.for %i = %c0 to %c64 step %c1 {
+      %ok = arith.cmpi slt, %i, %n : index
+      cf.assert %ok, "index out of range"
+      %v = memref.load %a[%i] : memref<64xf32>
+      memref.store %v, %b[%i] : memref<64xf32>
+    }
+    func.return
+  }
   func.func @short(%a: memref<8xf32>, %b: memref<8xf32>) {
     %c0 = arith.constant 0 : index
     %c1 = arith.constant 1 : index
@@ -61,6 +75,8 @@ builtin.module {
 // CHECK:      func.func @shifted
 // CHECK-NOT:    relax.loop
 // CHECK:      func.func @twice
+// CHECK-NOT:    relax.loop
+// CHECK:      func.func @checked
 // CHECK-NOT:    relax.loop
 // CHECK:      func.func @short
 // CHECK-NOT:    relax.loop
