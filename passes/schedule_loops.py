@@ -140,6 +140,11 @@ def _independent_row(op: scf.ForOp) -> bool:
             loads.append(inner)
     if not stores:
         return False
+    # distinct memrefs must be distinct memory: arguments (restrict in C) and allocations, not views of one
+    # another, whose overlap omp simd would not check for
+    if not all(isinstance(m.owner, Block) or isinstance(m.owner, (memref.AllocOp, memref.AllocaOp))
+               for m in (*stores, *(ld.memref for ld in loads))):
+        return False
     return all(tuple(ld.indices) == stores[ld.memref] for ld in loads if ld.memref in stores)
 
 
