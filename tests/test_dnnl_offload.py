@@ -341,3 +341,20 @@ def test_after6_names() -> None:
     with pytest.raises(rx.RelaxError, match="no library function registered"):
         lookup("dnnl.conv2d_nhwc_cw_after6_bias4:1,1,0,0,0,0,1,1,1")
     assert lookup("dnnl.conv2d_nhwc_cw_after6_bias4_relu6:1,1,0,0,0,0,1,1,1") is not None
+
+
+def test_a_narrowing_conv_keeps_the_separate_pass() -> None:
+    """Proving a conv's result NaN-free reads its input; when the input is
+    larger than the output (a 1x1 conv from 16 channels to 4) that read costs
+    more than the activation pass it would save, so the pass stays (not
+    counted as fused), with the same result."""
+    w, b = rand((4, 16, 1, 1), seed=1), rand((4,), seed=2)
+    with rx.FunctionBuilder("main") as fb:
+        y = op.nn.conv2d(fb.param("x", ["n", 16, 5, 5], "float32"), fb.const(w))
+        fb.ret(op.nn.relu(op.add(y, fb.const(b.reshape(1, 4, 1, 1)))))
+    exe = rx.compile(fb.module, target="c")
+    assert "rx_dnnl_conv2d_nhwc_cw_" in exe.c_source
+    x = rand((2, 16, 5, 5), seed=3)
+    before = fused(exe)
+    assert_close(exe.main(x), rx.evaluate(fb.module, "main", x))
+    assert fused(exe) == before

@@ -27,7 +27,8 @@ void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y,
    on the first call and kept (per convolution and address) until
    rx_dnnl_forget_weights drops it. Its relu / relu6 runs as oneDNN's clip
    post-op when the result is proven NaN-free (finite X, W and bias, and no
-   sum can overflow): the clip would turn NaN into 0. */
+   sum can overflow; tried when X is no larger than Y): the clip would turn
+   NaN into 0. */
 void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                        int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                        int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
