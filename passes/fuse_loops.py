@@ -113,17 +113,27 @@ def _depth(op: Operation) -> int:
     return 1 + max(inner, default=0)
 
 
+def _row_accesses(op: Operation) -> tuple[tuple[SSAValue, SSAValue, SSAValue, SSAValue], _Access] | None:
+    """The bounds and accesses of a loop over every row (ROW_DEPTH) whose
+    iterations are independent: what may join a run; else None."""
+    info = _row_loop(op)
+    if info is None or _depth(op) > ROW_DEPTH:
+        return None
+    acc = _accesses(op, info[3])
+    return (info, acc) if acc is not None and _independent(acc) else None
+
+
 def _fuse_runs(block: Block) -> int:
     fused = 0
     ops = list(block.ops)
     i = 0
     while i < len(ops):
         head = ops[i]
-        info = _row_loop(head)
-        acc = _accesses(head, info[3]) if info and _depth(head) <= ROW_DEPTH else None
-        if info is None or acc is None or not _independent(acc):
+        found = _row_accesses(head)
+        if found is None:
             i += 1
             continue
+        info, acc = found
         group: list[tuple[Operation, SSAValue, _Access]] = [(head, info[3], acc)]
         movable: list[Operation] = []
         j = i + 1
@@ -133,13 +143,14 @@ def _fuse_runs(block: Block) -> int:
                 movable.append(op)
                 j += 1
                 continue
-            nxt = _row_loop(op)
-            nacc = _accesses(op, nxt[3]) if nxt and _depth(op) <= ROW_DEPTH else None
-            if (nxt is None or nacc is None or not _independent(nacc)
-                    or not all(_same(x, y) for x, y in zip(nxt[:3], info[:3]))
-                    or not all(_fusable(g[2], nacc) for g in group)):
+            nxt = _row_accesses(op)
+            if nxt is None:
                 break
-            group.append((op, nxt[3], nacc))
+            (lb, ub, step, iv), nacc = nxt
+            if not all(_same(x, y) for x, y in zip((lb, ub, step), info[:3])) or \
+                    not all(_fusable(g[2], nacc) for g in group):
+                break
+            group.append((op, iv, nacc))
             j += 1
         if len(group) > 1:
             merged = _merge(group, movable)

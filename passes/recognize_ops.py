@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from relax_xdsl.dialects.relax import GraphOp, TensorType
+from relax_xdsl.dialects.relax import ConstantOp, GraphOp, TensorType
 from relax_xdsl.passes.graph_rewrite import constant_array, graph_op, single_user, splat_constant, splat_value
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
@@ -51,6 +51,9 @@ from relax_xdsl.ops.registry import types_match
 
 Poly = dict[int, float]
 """A polynomial in x: degree -> coefficient."""
+
+ARITHMETIC = ("add", "subtract", "multiply", "divide", "power", "negative")
+"""The elementwise ops a polynomial in x is read through."""
 
 MAX_DEGREE = 3
 MAX_DEPTH = 16
@@ -123,7 +126,7 @@ def _polynomial(value: SSAValue, x: SSAValue, depth: int, memo: dict[int, Poly |
     c = scalar(value)
     if c is not None:
         return {0: c} if c != 0.0 else {}
-    op = _op(value, "add", "subtract", "multiply", "divide", "power", "negative")
+    op = _op(value, *ARITHMETIC)
     if op is None or depth > MAX_DEPTH:
         return None
     args = [polynomial(v, x, depth + 1, memo) for v in op.inputs]
@@ -177,7 +180,7 @@ def _candidates(value: SSAValue) -> list[SSAValue]:
             seen.add(id(v))
             if v is not value:
                 out.append(v)
-            op = _op(v, "add", "subtract", "multiply", "divide", "power", "negative")
+            op = _op(v, *ARITHMETIC)
             if op is not None:
                 nxt.extend(op.inputs)
         level = nxt
@@ -358,11 +361,7 @@ def _affine(value: SSAValue, norm: GraphOp, axes: tuple[int, ...]) -> SSAValue |
     if list(axes) != list(range(x.type.ndim - len(shape), x.type.ndim)):  # type: ignore[union-attr]
         return None  # not the trailing dims: the parameter's trailing dims are not the normalized ones
     array = constant_array(value)
-    if array is None:
-        return None
-    from relax_xdsl.dialects.relax import ConstantOp
-
-    return ConstantOp.from_array(array.reshape(shape)).results[0]
+    return None if array is None else ConstantOp.from_array(array.reshape(shape)).results[0]
 
 
 class FoldNormAffine(RewritePattern):

@@ -92,10 +92,15 @@ def reduction_update(op: scf.ForOp) -> arith.AddfOp | arith.MaximumfOp | arith.M
     return update if body.args[1] in update.operands else None
 
 
+def _short(op: scf.ForOp) -> bool:
+    """A constant trip bound below SHORT_REDUCTION: left to gcc."""
+    ub = op.ub.owner
+    return isinstance(ub, arith.ConstantOp) and ub.value.value.data < SHORT_REDUCTION  # type: ignore[attr-defined]
+
+
 def _vectorizable_reduction(op: scf.ForOp) -> bool:
     """Innermost, long enough, and reading at least one buffer contiguously in the induction variable."""
-    ub = op.ub.owner
-    if isinstance(ub, arith.ConstantOp) and ub.value.value.data < SHORT_REDUCTION:  # type: ignore[attr-defined]
+    if _short(op):
         return False
     iv = op.body.block.args[0]
     unit_stride = False
@@ -116,10 +121,7 @@ def _independent_row(op: scf.ForOp) -> bool:
     may run as `omp simd`. gcc does not vectorize such a loop on its own
     when the body branches (rx_expf's range checks: softmax's output row),
     and `omp simd` lets it if-convert them."""
-    if op.iter_args:
-        return False
-    ub = op.ub.owner
-    if isinstance(ub, arith.ConstantOp) and ub.value.value.data < SHORT_REDUCTION:  # type: ignore[attr-defined]
+    if op.iter_args or _short(op):
         return False
     body = op.body.block
     iv = body.args[0]

@@ -525,18 +525,19 @@ static int rx_dnnl_nan_free(const float* X, int64_t count, float known_max, cons
     if (!(b <= FLT_MAX)) return 0;
     if (b > bmax) bmax = b;
   }
-  if (known_max >= 0.0f) return (double)known_max * wb + bmax < 0.5 * FLT_MAX; /* X's bound is known: no read */
-  uint32_t top = 0;
+  float xmax = known_max; /* X's bound when known: no read */
+  if (known_max < 0.0f) {
+    uint32_t top = 0;
 #pragma omp parallel for simd reduction(max : top) if (parallel : count >= 65536) schedule(static)
-  for (int64_t i = 0; i < count; ++i) {
-    uint32_t a;
-    memcpy(&a, X + i, sizeof a);
-    a &= 0x7fffffffu;
-    top = a > top ? a : top;
+    for (int64_t i = 0; i < count; ++i) {
+      uint32_t a;
+      memcpy(&a, X + i, sizeof a);
+      a &= 0x7fffffffu;
+      top = a > top ? a : top;
+    }
+    if (top >= 0x7f800000u) return 0; /* inf or NaN */
+    memcpy(&xmax, &top, sizeof xmax);
   }
-  if (top >= 0x7f800000u) return 0; /* inf or NaN */
-  float xmax;
-  memcpy(&xmax, &top, sizeof xmax);
   return (double)xmax * wb + bmax < 0.5 * FLT_MAX;
 }
 

@@ -376,13 +376,15 @@ class LocalResponseNorm(OpSpec):
         return (x / den).astype(data.dtype, copy=False)
 
 
-def _lrn_reach(size: int, channels: Any) -> tuple[Any, Any]:
+def _lrn_reach(size: int, channels: Any, clamp: bool = True) -> tuple[Any, Any]:
     """How far local_response_norm's window reaches below and above a
-    channel, clamped to channels - 1: taps further out are always beyond
-    the channels (zeros), so a hostile size (2**40) costs no more than the
-    channel count, in memory and in loop trips. ints for an int channel
-    count, sympy expressions for a symbolic one."""
+    channel, clamped to channels - 1 (unless not `clamp`): taps further out
+    are always beyond the channels (zeros), so a hostile size (2**40) costs
+    no more than the channel count, in memory and in loop trips. ints for
+    an int channel count, sympy expressions for a symbolic one."""
     before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
+    if not clamp:
+        return before, after
     if isinstance(channels, (int, np.integer)) or getattr(channels, "is_Integer", False):
         last = max(int(channels) - 1, 0)
         return min(before, last), min(after, last)
@@ -975,14 +977,13 @@ def _local_response_norm_legalize(self: LocalResponseNorm, pb: Any, inputs: list
     a = axis % x.ndim
     ct = _compute_dtype(np.dtype(x.dtype)).name
     channels = pb.index(x.shape[a])
-    before, after = (size - 1) // 2, size - 1 - (size - 1) // 2
-    if size > _LRN_UNCLAMPED:  # a window wider than the channels: only the taps that can land in them
-        before, after = _lrn_reach(size, x.shape[a])
+    # past _LRN_UNCLAMPED, a window possibly wider than the channels: only the taps that can land in them
+    before, after = _lrn_reach(size, x.shape[a], clamp=size > _LRN_UNCLAMPED)
     offset = before if isinstance(before, int) else pb.index(before)
 
     def square(*idx: Any) -> Any:
         sp, k = idx[:-1], idx[-1]
-        c = sp[a] + k if isinstance(offset, int) and offset == 0 else sp[a] + k - offset
+        c = _window_taps(pb, sp[a], k, 1, offset, 1)
         at = (*sp[:a], c, *sp[a + 1:])
         v = pb.if_then_else(_in_bounds(pb, [c], [0], [channels]), lambda: pb.cast(x[at], ct), 0.0)
         return v * v
