@@ -144,6 +144,12 @@ def _recognize_ops() -> type[ModulePass]:
     return RecognizeOpsPass
 
 
+def _recognize_attention() -> type[ModulePass]:
+    from relax_xdsl.passes.recognize_attention import RecognizeAttentionPass
+
+    return RecognizeAttentionPass
+
+
 def _simplify_layout() -> type[ModulePass]:
     from relax_xdsl.passes.simplify_layout import SimplifyLayoutPass
 
@@ -170,6 +176,7 @@ def get_all_passes() -> dict[str, Callable[[], type[ModulePass]]]:
         "simplify-layout": _simplify_layout,
         "expand-power": _expand_power,
         "recognize-ops": _recognize_ops,
+        "recognize-attention": _recognize_attention,
         "combine-parallel-matmul": _combine_parallel_matmul,
         "convert-layout": _convert_layout,
         "hoist-loop-invariants": _hoist_loop_invariants,

@@ -304,6 +304,38 @@ def _dense_or_matmul(op: GraphOp) -> LibFuncOp | None:
     return _dnnl_dense(op, "") or _dnnl_matmul(op, False) or _blas_matmul(op)
 
 
+def attention_function(op: GraphOp) -> LibFuncOp | None:
+    """relax.attention on float32 query, key and value of rank 3 or 4 (the
+    heads among the batch dims) as one rx_blas_attention call, which keeps
+    each block of query rows' scores in cache instead of materialising the
+    score matrix; None when it does not take the op (then it is legalized).
+    It takes a bias whose every dim is 1 or the scores' (so its broadcast
+    is known when compiling) and a known scale (given, or 1/sqrt(d) of a
+    static head size d). recognize-attention fuses only what this takes."""
+    from relax_xdsl import blas
+    from relax_xdsl.ops.attention import default_scale
+
+    types = [v.type for v in (*op.inputs, op.res)]
+    if not all(isinstance(t, TensorType) and t.dtype == "float32" for t in types):
+        return None
+    q, k, v, bias, _ = types
+    if q.ndim not in blas.ATTENTION_RANKS:  # type: ignore[union-attr]
+        return None
+    qs, ks, vs = q.sym_shape, k.sym_shape, v.sym_shape  # type: ignore[union-attr]
+    if not all(dims_equal(a, b) and dims_equal(a, c) for a, b, c in zip(qs[:-2], ks[:-2], vs[:-2])):
+        return None
+    scores = [*qs[:-1], ks[-2]]
+    if not all(d == 1 or dims_equal(d, e) for d, e in zip(reversed(bias.sym_shape), reversed(scores))):  # type: ignore[union-attr]
+        return None
+    p = op.SPEC.decode_params(dict(op.attributes))
+    scale = p["scale"]
+    if scale is None:
+        if not getattr(qs[-1], "is_Integer", False):
+            return None
+        scale = default_scale(int(qs[-1]), "float32")
+    return blas.attention_function(q.ndim, bias.ndim, scale, p["zero_nan"])  # type: ignore[union-attr]
+
+
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "gelu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
@@ -313,6 +345,7 @@ register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("a
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "clip")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d))
+register_offload_pattern("blas", OffloadPattern("attention", attention_function))
 
 
 def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto", gemm: str = "auto") -> ModuleOp:

@@ -26,7 +26,7 @@ from xdsl.utils.exceptions import ArgSpecParseError
 from relax_xdsl.errors import RelaxError
 from relax_xdsl.ir import make_context, verify_module
 
-_OPTIMIZING = ("fold-constants,fold-batch-norm,convert-layout,simplify-layout,cse,expand-power,recognize-ops,combine-parallel-matmul,offload{lib=blas},"
+_OPTIMIZING = ("fold-constants,fold-batch-norm,convert-layout,simplify-layout,cse,expand-power,recognize-ops,recognize-attention,combine-parallel-matmul,offload{lib=blas},"
                "annotate-op-pattern,"
                "fuse-ops,fuse-tir,legalize,auto-schedule,lower-tir,fuse-row-loops,lower-graph,unroll-short-loops,"
                "canonicalize-ops,cse,collapse-parallel,hoist-loop-invariants,schedule-loops")

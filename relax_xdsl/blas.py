@@ -161,5 +161,86 @@ def register() -> None:
                                           symbol=f"rx_blas_dense_{_dense_tag(ra, act)}", pure=True)
 
 
+ATTENTION_PREFIX = "blas.attention:"
+ATTENTION_RANKS = (3, 4)
+"""Ranks of relax.attention's query, key and value taken by rx_blas_attention
+([b1, s, d] or [b0, b1, s, d]: the heads among the batch dims)."""
+
+
+def _attention_params(rank: int, bias_rank: int, scale: float, zero_nan: bool) -> tuple[int, int, int, int]:
+    """(rank, bias rank, zero_nan, scale's float32 bits): a name's parameters."""
+    bits = int(np.float32(scale).view(np.uint32))
+    return rank, bias_rank, int(zero_nan), bits
+
+
+def attention_function(rank: int, bias_rank: int, scale: float, zero_nan: bool) -> LibFuncOp:
+    """The `lib.func` of float32 relax.attention with query, key and value of
+    rank `rank` (ATTENTION_RANKS), a bias of rank `bias_rank` (<= rank; it
+    broadcasts to the scores), the given float32 `scale` and zero_nan."""
+    if rank not in ATTENTION_RANKS or not 0 <= bias_rank <= rank:
+        raise ValueError(f"blas attention of rank {rank}, bias rank {bias_rank}: ranks {ATTENTION_RANKS}, "
+                         f"a bias of at most that rank")
+    params = _attention_params(rank, bias_rank, scale, zero_nan)
+    batch = [f"b{i}" for i in range(rank - 2)]
+    shapes = [[*batch, "s", "d"], [*batch, "t", "d"], [*batch, "t", "dv"], [f"m{i}" for i in range(bias_rank)],
+              [*batch, "s", "dv"]]
+    tag = "_".join(str(v) for v in params)
+    return LibFuncOp(f"blas_attention_{tag}", [BufferType.of(sh, "float32") for sh in shapes],
+                     f"rx_blas_attention_{tag}", "blas", header="cblas.h", link=link_flags(),
+                     reference=ATTENTION_PREFIX + ",".join(str(v) for v in params), pure=True)
+
+
+def _resolve_attention(name: str) -> object:
+    """Registers `blas.attention:rank,bias_rank,zero_nan,scale_bits` (its C
+    wrapper and the attention op's numpy reference)."""
+    if not name.startswith(ATTENTION_PREFIX):
+        return None
+    values = name[len(ATTENTION_PREFIX):].split(",")
+    if len(values) != 4 or not all(v.isascii() and v.isdigit() and str(int(v)) == v for v in values):
+        return None
+    rank, bias_rank, zero_nan, bits = (int(v) for v in values)
+    if rank not in ATTENTION_RANKS or not 0 <= bias_rank <= rank or zero_nan > 1 or bits >= 2**32:
+        return None
+    scale = float(np.uint32(bits).view(np.float32))
+    from relax_xdsl.ops.registry import get_spec
+
+    spec = get_spec("attention")
+
+    def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
+        out[...] = spec.reference(q, k, v, bias, scale=scale, zero_nan=bool(zero_nan))
+
+    flags = link_flags()
+    symbol = "rx_blas_attention_" + "_".join(values)
+    source = _attention_wrapper(symbol, rank, bias_rank, scale, bool(zero_nan)) if flags else ""
+    return register_library_function(name, reference, c_source=source, link=flags, symbol=symbol, pure=True)
+
+
+def _attention_wrapper(symbol: str, rank: int, bias_rank: int, scale: float, zero_nan: bool) -> str:
+    """The C of one attention function: the calling convention's dims to
+    (b0, b1, s, t, d, dv) and the bias's broadcast strides (0 for a dim of
+    1, aligned to the scores' last dims) for rx_blas_attention."""
+    q, k, v, o = ([f"{x}{i}" for i in range(rank)] for x in "qkvo")
+    m = [f"m{i}" for i in range(bias_rank)]
+    dims = [*q, *k, *v, *m, *o]
+    params = ", ".join(["float* Q", "float* K", "float* V", "float* M", "float* O", *(f"int64_t {x}" for x in dims)])
+    b0 = q[0] if rank == 4 else "1"
+    lead = "\n".join(f"  md[{4 - bias_rank + i}] = {x};" for i, x in enumerate(m))
+    literal = float(np.float32(scale)).hex() + "f" if np.isfinite(np.float32(scale)) else (
+        "NAN" if np.isnan(np.float32(scale)) else ("INFINITY" if scale > 0 else "-INFINITY"))
+    return f"""#include "rx_blas.h"
+void {symbol}({params}) {{
+  {" ".join(f"(void){x};" for x in [*k, *v[:-1], *o])}
+  int64_t md[4] = {{1, 1, 1, 1}}, bst[4], step = 1;
+{lead}
+  for (int i = 3; i >= 0; --i) {{
+    bst[i] = md[i] == 1 ? 0 : step;
+    step *= md[i];
+  }}
+  rx_blas_attention(Q, K, V, M, bst, O, {b0}, {q[-3]}, {q[-2]}, {k[-2]}, {q[-1]}, {v[-1]}, {literal}, {int(zero_nan)});
+}}
+"""
+
+
 register()
 register_resolver(_resolve_conv)
+register_resolver(_resolve_attention)

@@ -603,3 +603,114 @@ void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y,
                      pl, act);
   }
 }
+
+/* ---- attention (relax.attention, relax_xdsl/ops/attention.py) ----
+   Each task is one block of query rows of one (b0, b1) entry: their scores
+   (rows x t) go to a buffer of the thread's, are scaled, biased and
+   softmaxed in place, and multiply V into the output rows. The full score
+   matrix is never written, so it never leaves the cache. */
+
+/* Query rows per task: a score block of at most 64K floats (256 KB), 8 to 128 rows. */
+static inline int64_t rx_attention_rows(int64_t t) {
+  int64_t rows = t > 0 ? 65536 / t : 64;
+  return rows > 128 ? 128 : rows < 8 ? 8 : rows;
+}
+
+/* One row's softmax(s * scale + bias) in place, as relax.softmax computes
+   it (NaN in the row gives NaN throughout; zero_nan then makes them 0). */
+static void rx_attention_softmax(float* s, const float* bias, int64_t bias_step, int64_t t, float scale, int zero_nan) {
+  float top = -INFINITY;
+  int nan = 0;
+  #pragma omp simd reduction(max : top) reduction(| : nan)
+  for (int64_t j = 0; j < t; ++j) {
+    float x = s[j] * scale + bias[j * bias_step];
+    s[j] = x;
+    top = x > top ? x : top;
+    nan |= x != x;
+  }
+  if (nan) { /* NaN in the row: NaN throughout, as the written-out softmax gives */
+    for (int64_t j = 0; j < t; ++j) s[j] = zero_nan ? 0.0f : NAN;
+    return;
+  }
+  float sum = 0.0f;
+  #pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < t; ++j) {
+    float x = s[j] - top; /* below -87 exp is subnormal (a masked score): 0, as subnormal
+                             operands slow the product with V down many times over */
+    float e = x < -87.0f ? 0.0f : rx_expf(x);
+    s[j] = e;
+    sum += e;
+  }
+  float inv = 1.0f / sum;
+  #pragma omp simd
+  for (int64_t j = 0; j < t; ++j) {
+    float p = s[j] * inv;
+    s[j] = zero_nan && p != p ? 0.0f : p;
+  }
+}
+
+/* The rows of one task without a score buffer (when none can be had): the
+   same softmax, each score recomputed per pass. Slower, same result. */
+static void rx_attention_unbuffered(const float* q, const float* k, const float* v, const float* bias,
+                                    const int64_t* bst, float* o, int64_t rows, int64_t t, int64_t d, int64_t dv,
+                                    float scale, int zero_nan) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* qi = q + i * d;
+    const float* bi = bias + i * bst[2];
+    float top = -INFINITY, sum = 0.0f;
+    for (int64_t pass = 0; pass < 3; ++pass)
+      for (int64_t j = 0; j < t; ++j) {
+        float x = 0.0f;
+        for (int64_t r = 0; r < d; ++r) x += qi[r] * k[j * d + r];
+        x = x * scale + bi[j * bst[3]];
+        if (pass == 0) {
+          top = (x > top || x != x) && top == top ? x : top;
+        } else if (pass == 1) {
+          sum += rx_expf(x - top);
+        } else {
+          float p = rx_expf(x - top) / sum;
+          if (zero_nan && p != p) p = 0.0f;
+          for (int64_t c = 0; c < dv; ++c) o[i * dv + c] = (j ? o[i * dv + c] : 0.0f) + p * v[j * dv + c];
+        }
+      }
+    if (t == 0)
+      for (int64_t c = 0; c < dv; ++c) o[i * dv + c] = 0.0f;
+  }
+}
+
+void rx_blas_attention(const float* Q, const float* K, const float* V, const float* bias, const int64_t* bst,
+                       float* O, int64_t b0, int64_t b1, int64_t s, int64_t t, int64_t d, int64_t dv, float scale,
+                       int zero_nan) {
+  if (b0 == 0 || b1 == 0 || s == 0 || dv == 0) return; /* an empty output */
+  if (t == 0) { /* no keys: every output row is an empty sum */
+    memset(O, 0, (size_t)(b0 * b1 * s * dv) * sizeof(float));
+    return;
+  }
+  rx_blas_init();
+  int64_t rb = rx_attention_rows(t), blocks = (s + rb - 1) / rb, tasks = b0 * b1 * blocks;
+  int threads = rx_blas_threads(b0 * b1, s, t, d + dv);
+  if (threads > tasks) threads = (int)tasks;
+  #pragma omp parallel num_threads(threads)
+  {
+    float* scores = (float*)malloc((size_t)(rb * t) * sizeof(float));
+    #pragma omp for schedule(static)
+    for (int64_t task = 0; task < tasks; ++task) {
+      int64_t e = task / blocks, i0 = task % blocks * rb, rows = s - i0 < rb ? s - i0 : rb;
+      int64_t e0 = e / b1, e1 = e % b1;
+      const float* q = Q + (e * s + i0) * d;
+      const float* k = K + e * t * d;
+      const float* v = V + e * t * dv;
+      const float* bi = bias + e0 * bst[0] + e1 * bst[1] + i0 * bst[2];
+      float* o = O + (e * s + i0) * dv;
+      if (!scores || d == 0) {
+        rx_attention_unbuffered(q, k, v, bi, bst, o, rows, t, d, dv, scale, zero_nan);
+        continue;
+      }
+      rx_gemm_block(0, rows, 0, t, t, d, 0.0f, q, k, scores, 1); /* q @ K^T */
+      for (int64_t i = 0; i < rows; ++i)
+        rx_attention_softmax(scores + i * t, bi + i * bst[2], bst[3], t, scale, zero_nan);
+      rx_gemm_block(0, rows, 0, dv, dv, t, 0.0f, scores, v, o, 0); /* p @ V */
+    }
+    free(scores);
+  }
+}

@@ -72,4 +72,14 @@ RX_DENSE_DECLS(_gelu)
 void rx_blas_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
                     int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
                     int64_t pt, int64_t pl, int act);
+/* relax.attention on float32, the heads among the batch: O (b0 x b1 x s x dv) =
+   softmax(Q (b0 x b1 x s x d) @ K (b0 x b1 x t x d)^T * scale + bias) @ V
+   (b0 x b1 x t x dv), all row-major; the bias is read at
+   bst[0] * i0 + bst[1] * i1 + bst[2] * row + bst[3] * column (a stride of 0
+   broadcasts). With zero_nan, NaN probabilities are 0. Blocks of query
+   rows are split over OpenMP's threads; their scores stay in a buffer of
+   the thread's (blas.py's wrapper per rank and bias rank calls this). */
+void rx_blas_attention(const float* Q, const float* K, const float* V, const float* bias, const int64_t* bst,
+                       float* O, int64_t b0, int64_t b1, int64_t s, int64_t t, int64_t d, int64_t dv, float scale,
+                       int zero_nan);
 #endif /* RX_BLAS_H */

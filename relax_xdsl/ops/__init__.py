@@ -2,6 +2,7 @@
 registers every built-in graph op."""
 
 from relax_xdsl.ops import (
+    attention,  # noqa: F401
     bitcast,  # noqa: F401
     creation,  # noqa: F401
     data_dependent,  # noqa: F401
