@@ -58,6 +58,7 @@ builtin.module {
 // TIME-NEXT: cse {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: expand-power {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: recognize-ops {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
+// TIME-NEXT: recognize-attention {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: combine-parallel-matmul {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: offload {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
 // TIME-NEXT: annotate-op-pattern {{ +[0-9]+\.[0-9]+ +[0-9]+\.[0-9]}}
