@@ -36,7 +36,7 @@ from relax_xdsl import op  # noqa: E402
 
 FUSED = PIPELINES["default"]
 UNFUSED = FUSED.replace("recognize-attention,", "")
-SWEEP = [(1, 12, 16), (1, 12, 128), (8, 4, 128), (8, 12, 128), (1, 12, 512), (1, 2, 2048)]
+SWEEP = [(1, 12, 16), (8, 12, 16), (1, 4, 32), (1, 12, 128), (8, 4, 128), (8, 12, 128), (1, 12, 512), (1, 2, 2048)]
 """(batch, heads, seq) with head size 64, queries and keys of one length."""
 MODELS = ("bert", "gpt2", "llama", "vit", "mha")
 

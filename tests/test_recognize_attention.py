@@ -101,6 +101,9 @@ def test_a_head_size_without_a_known_scale_is_still_fused() -> None:
     module = fb.module
     assert "rx_blas_attention" in rx.print_module(rx.lower(module))
     exe = rx.compile(module)
-    for b, s, t, d, e in ((1, 1, 1, 1, 1), (2, 3, 4, 0, 2), (3, 5, 2, 7, 0)):
+    # the C kernel's small-task loops (8-wide dot products of four keys, 32 value columns at a time, with
+    # their tails) and its SGEMM path (a task of 128 x 300 x 100)
+    for b, s, t, d, e in ((1, 1, 1, 1, 1), (2, 3, 4, 0, 2), (3, 5, 2, 7, 0), (2, 16, 16, 64, 64), (2, 9, 7, 19, 45),
+                          (1, 130, 300, 36, 64)):
         args = (rand((b, s, d)), rand((b, d, t), seed=1), rand((b, t, e), seed=2))
         assert_close(exe.main(*args), rx.evaluate(module, "main", *args))

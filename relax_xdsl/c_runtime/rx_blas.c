@@ -649,6 +649,80 @@ static void rx_attention_softmax(float* s, const float* bias, int64_t bias_step,
   }
 }
 
+/* Multiply-adds of a task below which its two products are loops here:
+   two SGEMM calls cost more than that work (a short sequence, many heads). */
+#define RX_ATTENTION_DIRECT_MACS 65536
+#define RX_ATTENTION_SPLIT_MACS 131072.0
+
+typedef float rx_v8 __attribute__((vector_size(32), aligned(4)));
+static inline rx_v8 rx_load8(const float* p) { return *(const rx_v8*)p; } /* unaligned, as rx_v16 */
+static inline float rx_sum8(rx_v8 v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+/* scores (rows x t) = q (rows x d) @ K^T, K stored t x d: dot products, four keys at a time (four
+   independent sums in registers, 8 floats wide), the last d mod 8 terms scalar. */
+static void rx_attention_scores_direct(const float* q, const float* k, float* scores, int64_t rows, int64_t t,
+                                       int64_t d) {
+  int64_t d8 = d / 8 * 8;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* qi = q + i * d;
+    int64_t j = 0;
+    for (; j + 4 <= t; j += 4) {
+      const float *k0 = k + j * d, *k1 = k0 + d, *k2 = k1 + d, *k3 = k2 + d;
+      rx_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+      for (int64_t r = 0; r < d8; r += 8) {
+        rx_v8 x = rx_load8(qi + r);
+        a0 += x * rx_load8(k0 + r);
+        a1 += x * rx_load8(k1 + r);
+        a2 += x * rx_load8(k2 + r);
+        a3 += x * rx_load8(k3 + r);
+      }
+      float s0 = rx_sum8(a0), s1 = rx_sum8(a1), s2 = rx_sum8(a2), s3 = rx_sum8(a3);
+      for (int64_t r = d8; r < d; ++r) {
+        s0 += qi[r] * k0[r], s1 += qi[r] * k1[r], s2 += qi[r] * k2[r], s3 += qi[r] * k3[r];
+      }
+      scores[i * t + j] = s0, scores[i * t + j + 1] = s1, scores[i * t + j + 2] = s2, scores[i * t + j + 3] = s3;
+    }
+    for (; j < t; ++j) {
+      float acc = 0.0f;
+      for (int64_t r = 0; r < d; ++r) acc += qi[r] * k[j * d + r];
+      scores[i * t + j] = acc;
+    }
+  }
+}
+
+/* o (rows x dv) = p (rows x t) @ V (t x dv): 32 output columns at a time summed in registers over the
+   keys, the last dv mod 32 columns by a plain loop. */
+static void rx_attention_values_direct(const float* p, const float* v, float* o, int64_t rows, int64_t t,
+                                       int64_t dv) {
+  int64_t d32 = dv / 32 * 32;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* pi = p + i * t;
+    float* oi = o + i * dv;
+    for (int64_t c = 0; c < d32; c += 32) {
+      rx_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+      for (int64_t j = 0; j < t; ++j) {
+        const float* vj = v + j * dv + c;
+        float pj = pi[j];
+        a0 += pj * rx_load8(vj);
+        a1 += pj * rx_load8(vj + 8);
+        a2 += pj * rx_load8(vj + 16);
+        a3 += pj * rx_load8(vj + 24);
+      }
+      *(rx_v8*)(oi + c) = a0;
+      *(rx_v8*)(oi + c + 8) = a1;
+      *(rx_v8*)(oi + c + 16) = a2;
+      *(rx_v8*)(oi + c + 24) = a3;
+    }
+    for (int64_t c = d32; c < dv; ++c) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < t; ++j) acc += pi[j] * v[j * dv + c];
+      oi[c] = acc;
+    }
+  }
+}
+
 /* The rows of one task without a score buffer (when none can be had): the
    same softmax, each score recomputed per pass. Slower, same result. */
 static void rx_attention_unbuffered(const float* q, const float* k, const float* v, const float* bias,
@@ -688,7 +762,10 @@ void rx_blas_attention(const float* Q, const float* K, const float* V, const flo
   }
   rx_blas_init();
   int64_t rb = rx_attention_rows(t), blocks = (s + rb - 1) / rb, tasks = b0 * b1 * blocks;
-  int threads = rx_blas_threads(b0 * b1, s, t, d + dv);
+  /* split from RX_ATTENTION_SPLIT_MACS: each task's work (two products, a softmax's exps) is independent,
+     so a team pays off well below a GEMM's split point */
+  double macs = (double)(b0 * b1) * s * t * (d + dv);
+  int threads = omp_in_parallel() || macs < RX_ATTENTION_SPLIT_MACS ? 1 : omp_get_max_threads();
   if (threads > tasks) threads = (int)tasks;
   #pragma omp parallel num_threads(threads)
   {
@@ -706,10 +783,13 @@ void rx_blas_attention(const float* Q, const float* K, const float* V, const flo
         rx_attention_unbuffered(q, k, v, bi, bst, o, rows, t, d, dv, scale, zero_nan);
         continue;
       }
-      rx_gemm_block(0, rows, 0, t, t, d, 0.0f, q, k, scores, 1); /* q @ K^T */
+      int small = rows * t * (d + dv) < RX_ATTENTION_DIRECT_MACS;
+      if (small) rx_attention_scores_direct(q, k, scores, rows, t, d);
+      else rx_gemm_block(0, rows, 0, t, t, d, 0.0f, q, k, scores, 1); /* q @ K^T */
       for (int64_t i = 0; i < rows; ++i)
         rx_attention_softmax(scores + i * t, bi + i * bst[2], bst[3], t, scale, zero_nan);
-      rx_gemm_block(0, rows, 0, dv, dv, t, 0.0f, scores, v, o, 0); /* p @ V */
+      if (small) rx_attention_values_direct(scores, v, o, rows, t, dv);
+      else rx_gemm_block(0, rows, 0, dv, dv, t, 0.0f, scores, v, o, 0); /* p @ V */
     }
     free(scores);
   }
