@@ -291,6 +291,20 @@ def test_activation_is_a_post_op_only_when_no_nan_can_arise(act: str, groups: in
         check(x, False, bad, bad_exe)
 
 
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+def test_grouped_conv_activation_is_our_pass(act: str) -> None:
+    """A grouped conv that is not depthwise (groups 2 of 4 channels) runs
+    on oneDNN's GEMM-based conv, whose post-ops are a scalar reference loop
+    several times slower than our pass: its activation is never a post-op."""
+    w, b = rand((6, 2, 3, 3), seed=1), rand((6,), seed=2)
+    module = constant_conv_module(w, b, act)
+    exe = rx.compile(module, target="c")
+    assert "rx_dnnl_conv2d_nhwc_cw_" in exe.c_source
+    x = rand((2, 4, 5, 5), seed=4)
+    assert_close(exe.main(x), rx.evaluate(module, "main", x))
+    assert fused(exe) == 0
+
+
 def relu6_chain_module(seed: int, second: str) -> Any:
     """A constant-weight 1x1 conv + bias + relu6, then a depthwise one + bias + `second` (relu6 or relu) on
     its result (MobileNet's expand + depthwise pair)."""
