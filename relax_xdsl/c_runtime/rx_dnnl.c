@@ -565,7 +565,7 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
      it reads X, which costs more than the pass it saves when X is larger than Y (a 1x1 conv that narrows
      the channels: SqueezeNet's squeeze convs, a bottleneck's first conv), unless X's bound is known; not for
      a grouped conv that is not depthwise (ShuffleNet's): oneDNN runs those as a GEMM-based conv whose
-     post-ops are a scalar reference loop, slower than our pass (ShuffleNet 8.7 -> 4.8-6.8 ms) */
+     post-ops are a scalar reference loop, slower than our pass */
   int fused = act && const_weights && (six || c * h * w <= o * oh * ow) && (groups == 1 || groups == c) &&
               rx_dnnl_nan_free(X, n * c * h * w, six ? 6.0f : -1.0f, W, o, c / groups * kh * kw, bias);
   int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh, ow, sh, sw, pt, pl, pb, pr, dh,
