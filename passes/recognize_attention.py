@@ -180,7 +180,7 @@ def _erase_unused(rewriter: PatternRewriter, op: object) -> None:
         o = work.pop()
         if isinstance(o, (GraphOp, ConstantOp)) and o.parent is not None and not any(r.uses for r in o.results):
             owners = [v.owner for v in o.operands]
-            rewriter.erase_op(o)
+            rewriter.erase(o)
             work.extend(owners)
 
 
