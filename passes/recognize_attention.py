@@ -30,22 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 from relax_xdsl.dialects.relax import ConstantOp, GraphOp, TensorType
 from relax_xdsl.passes.graph_rewrite import graph_op, single_user
-from relax_xdsl.passes.recognize_ops import scalar
+from relax_xdsl.passes.recognize_ops import producer, replace_with_op, scalar
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern
-from xdsl.utils.exceptions import VerifyException
 
-from relax_xdsl.errors import RelaxError
 from relax_xdsl.ops.registry import types_match
 from relax_xdsl.shape import dims_equal
-
-
-def _op(value: SSAValue, name: str) -> GraphOp | None:
-    owner = value.owner
-    return owner if isinstance(owner, GraphOp) and owner.SPEC.name == name else None
 
 
 def _only_users(value: SSAValue, users: set[Operation]) -> bool:
@@ -56,12 +49,12 @@ def _probabilities(probs: SSAValue, root: GraphOp) -> tuple[GraphOp, bool] | Non
     """(the softmax, zero_nan) behind the second matmul's left operand."""
     if single_user(probs) is not root:
         return None
-    where = _op(probs, "where")
+    where = producer(probs, "where")
     if where is None:
-        sm = _op(probs, "softmax")
+        sm = producer(probs, "softmax")
         return (sm, False) if sm is not None else None
     cond, zero, p = where.inputs
-    isnan, sm = _op(cond, "isnan"), _op(p, "softmax")
+    isnan, sm = producer(cond, "isnan"), producer(p, "softmax")
     if isnan is None or sm is None or isnan.inputs[0] is not p or scalar(zero) != 0.0:
         return None
     if single_user(cond) is not where or not _only_users(p, {isnan, where}):
@@ -75,17 +68,17 @@ def _scaled_product(x: SSAValue, user: GraphOp) -> tuple[GraphOp, float] | None:
     MatMul -> Div by sqrt(d)), the product's type kept."""
     if single_user(x) is not user:
         return None
-    mm = _op(x, "matmul")
+    mm = producer(x, "matmul")
     if mm is not None:
         return mm, 1.0
     for name in ("multiply", "divide"):
-        scaling = _op(x, name)
+        scaling = producer(x, name)
         if scaling is None:
             continue
         a, b = scaling.inputs
         orders = [(a, b), (b, a)] if name == "multiply" else [(a, b)]
         for product, factor in orders:
-            c, mm = scalar(factor), _op(product, "matmul")
+            c, mm = scalar(factor), producer(product, "matmul")
             if mm is None or c is None or (name == "divide" and c == 0.0) or product is factor:
                 continue
             if single_user(product) is scaling and types_match(product.type, x.type):
@@ -98,7 +91,7 @@ def _scores(x: SSAValue, sm: GraphOp) -> tuple[GraphOp, SSAValue | None, float] 
     found = _scaled_product(x, sm)
     if found is not None:
         return found[0], None, found[1]
-    add = _op(x, "add")
+    add = producer(x, "add")
     if add is None or single_user(x) is not sm:
         return None
     for s, bias in (tuple(add.inputs), tuple(reversed(add.inputs))):
@@ -114,7 +107,7 @@ def _key(kt: SSAValue) -> tuple[SSAValue, list[Operation]]:
 
     ndim = kt.type.ndim  # type: ignore[union-attr]
     swap = [*range(ndim - 2), ndim - 1, ndim - 2]
-    permute = _op(kt, "permute_dims")
+    permute = producer(kt, "permute_dims")
     source, axes = (kt, swap) if permute is None else (
         permute.inputs[0], [permutation(permute)[a] for a in swap])
     if axes == list(range(ndim)):
@@ -129,7 +122,7 @@ class RecognizeAttention(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         from relax_xdsl.passes.offload import attention_function
 
-        root = _op(op.results[0], "matmul") if len(op.results) == 1 else None
+        root = producer(op.results[0], "matmul") if len(op.results) == 1 else None
         if root is None:
             return
         probs, value = root.inputs
@@ -155,26 +148,16 @@ class RecognizeAttention(RewritePattern):
             zero = ConstantOp.from_array(np.zeros((), dtype=np.dtype(t.dtype)))
             bias, made = zero.results[0], [zero]
         key, key_ops = _key(kt)
-        made += key_ops
-        try:
-            new = graph_op("attention", [q, key, value, bias], root.res.type, scale=scale, zero_nan=zero_nan)
-            new.verify()
-        except (RelaxError, ValueError, VerifyException):
-            new = None
-        if new is None or attention_function(new) is None:
-            if new is not None:
-                new.drop_all_references()
-            for o in reversed(made):
-                o.drop_all_references()
-            return
-        rewriter.replace(root, [*made, new], [new.results[0]])
-        _erase_unused(rewriter, probs.owner)
+        if replace_with_op(root, rewriter, "attention", [q, key, value, bias], (*made, *key_ops),
+                           accept=lambda new: attention_function(new) is not None, scale=scale, zero_nan=zero_nan):
+            _erase_unused(rewriter, probs.owner)
 
 
 def _erase_unused(rewriter: PatternRewriter, op: object) -> None:
     """Erases op when nothing uses it, then so its operands' producers: the
     written-out chain (graph ops have no side effects; what the new op or
-    anything else still reads stays)."""
+    anything else still reads stays); without this the chain stayed in
+    the IR after the pass."""
     work = [op]
     while work:
         o = work.pop()

@@ -27,6 +27,7 @@ left unused are removed by dead-code elimination later in the pipeline.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,7 +62,7 @@ MAX_DEPTH = 16
 million adds is not walked)."""
 
 
-def _op(value: SSAValue, *names: str) -> GraphOp | None:
+def producer(value: SSAValue, *names: str) -> GraphOp | None:
     owner = value.owner
     return owner if isinstance(owner, GraphOp) and owner.SPEC.name in names else None
 
@@ -126,7 +127,7 @@ def _polynomial(value: SSAValue, x: SSAValue, depth: int, memo: dict[int, Poly |
     c = scalar(value)
     if c is not None:
         return {0: c} if c != 0.0 else {}
-    op = _op(value, *ARITHMETIC)
+    op = producer(value, *ARITHMETIC)
     if op is None or depth > MAX_DEPTH:
         return None
     args = [polynomial(v, x, depth + 1, memo) for v in op.inputs]
@@ -160,7 +161,7 @@ def _matches(p: Poly | None, want: Poly) -> bool:
 
 def _factors(value: SSAValue, depth: int = 0) -> list[SSAValue]:
     """The operands of a tree of multiplies, leaves left to right."""
-    op = _op(value, "multiply")
+    op = producer(value, "multiply")
     if op is None or depth > MAX_DEPTH:
         return [value]
     return [f for v in op.inputs for f in _factors(v, depth + 1)]
@@ -180,7 +181,7 @@ def _candidates(value: SSAValue) -> list[SSAValue]:
             seen.add(id(v))
             if v is not value:
                 out.append(v)
-            op = _op(v, *ARITHMETIC)
+            op = producer(v, *ARITHMETIC)
             if op is not None:
                 nxt.extend(op.inputs)
         level = nxt
@@ -189,11 +190,11 @@ def _candidates(value: SSAValue) -> list[SSAValue]:
 
 def _gate(value: SSAValue) -> tuple[str, SSAValue] | None:
     """("gelu" | "gelu_tanh", z) for 1 + erf(z) / 1 + tanh(z) (either order)."""
-    add = _op(value, "add")
+    add = producer(value, "add")
     if add is None:
         return None
     for a, b in (add.inputs, reversed(add.inputs)):
-        one, fn = scalar(a), _op(b, "erf", "tanh")
+        one, fn = scalar(a), producer(b, "erf", "tanh")
         if one is not None and _close(one, 1.0) and fn is not None:
             return ("gelu" if fn.SPEC.name == "erf" else "gelu_tanh"), fn.inputs[0]
     return None
@@ -203,19 +204,22 @@ def _float(value: SSAValue) -> bool:
     return isinstance(value.type, TensorType) and dtypes.is_float(value.type.dtype)
 
 
-def _replace(root: GraphOp, rewriter: PatternRewriter, name: str, operands: list[SSAValue],
-             before: tuple[Operation, ...] = (), **params: object) -> bool:
+def replace_with_op(root: GraphOp, rewriter: PatternRewriter, name: str, operands: list[SSAValue],
+                    before: tuple[Operation, ...] = (), accept: Callable[[GraphOp], bool] | None = None,
+                    **params: object) -> bool:
     """Replaces `root` by relax.<name> (after the new ops `before`, its
     operands' makers) with root's exact result type; False, nothing
-    changed, when the op's shape rule does not give that type."""
+    changed, when the op's shape rule does not give that type or `accept`
+    refuses the new op (recognize-attention: no library call takes it)."""
     try:
-        new = graph_op(name, operands, root.res.type, **params)
-    except (RelaxError, ValueError):
-        return False
-    try:
-        new.verify()
+        new: GraphOp | None = graph_op(name, operands, root.res.type, **params)
+        new.verify()  # type: ignore[union-attr]
     except (RelaxError, ValueError, VerifyException):
-        new.drop_all_references()  # no phantom use of the operands is left behind
+        new = None
+    if new is None or (accept is not None and not accept(new)):
+        for made in (*before, new):  # no phantom use of the operands is left behind
+            if made is not None and made.parent is None:
+                made.drop_all_references()
         return False
     rewriter.replace(root, [*before, new], [new.results[0]])
     return True
@@ -226,7 +230,7 @@ class RecognizeGelu(RewritePattern):
     in any order of the factors and terms."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        root = _op(op.results[0], "multiply") if len(op.results) == 1 else None
+        root = producer(op.results[0], "multiply") if len(op.results) == 1 else None
         if root is None:
             return
         factors = _factors(root.res)
@@ -247,13 +251,13 @@ class RecognizeGelu(RewritePattern):
                     p = polynomial(f, x)
                     rest = _mul(rest, p) if p is not None else None
             if _matches(rest, {1: 0.5}):
-                _replace(root, rewriter, name, [x])
+                replace_with_op(root, rewriter, name, [x])
             return
 
 
 def _mean(value: SSAValue, ndim: int) -> tuple[SSAValue, tuple[int, ...]] | None:
     """(x, normalized axes) of mean(x, axis, keepdims=True)."""
-    op = _op(value, "mean")
+    op = producer(value, "mean")
     if op is None:
         return None
     p = _params(op)
@@ -265,7 +269,7 @@ def _mean(value: SSAValue, ndim: int) -> tuple[SSAValue, tuple[int, ...]] | None
 
 def _square_of(value: SSAValue) -> SSAValue | None:
     """d for d * d or power(d, 2)."""
-    op = _op(value, "multiply", "power")
+    op = producer(value, "multiply", "power")
     if op is None:
         return None
     a, b = op.inputs
@@ -277,13 +281,13 @@ def _square_of(value: SSAValue) -> SSAValue | None:
 
 def _inverse_root(value: SSAValue, divides: bool) -> tuple[SSAValue, float] | None:
     """(v, eps) for sqrt(v + eps) (a divisor) or rsqrt(v + eps) or 1 / sqrt(v + eps) (a factor)."""
-    root = _op(value, "sqrt" if divides else "rsqrt")
-    reciprocal = _op(value, "divide") if not divides else None
+    root = producer(value, "sqrt" if divides else "rsqrt")
+    reciprocal = producer(value, "divide") if not divides else None
     if reciprocal is not None and scalar(reciprocal.inputs[0]) == 1.0:
-        root = _op(reciprocal.inputs[1], "sqrt")
+        root = producer(reciprocal.inputs[1], "sqrt")
     if root is None:
         return None
-    add = _op(root.inputs[0], "add")
+    add = producer(root.inputs[0], "add")
     if add is None:
         return None
     for a, b in (add.inputs, reversed(add.inputs)):
@@ -312,7 +316,7 @@ class RecognizeNorm(RewritePattern):
     mean(x), else rms_norm(x) with a weight of ones."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        root = _op(op.results[0], "divide", "multiply") if len(op.results) == 1 else None
+        root = producer(op.results[0], "divide", "multiply") if len(op.results) == 1 else None
         if root is None or not _float(root.res):
             return
         ndim = root.res.type.ndim  # type: ignore[union-attr]
@@ -327,7 +331,7 @@ class RecognizeNorm(RewritePattern):
             if mean_sq is None or _square_of(mean_sq[0]) is not d:
                 continue
             axes = mean_sq[1]
-            centered = _op(d, "subtract")
+            centered = producer(d, "subtract")
             mean_x = _mean(centered.inputs[1], ndim) if centered is not None else None
             if centered is not None and mean_x is not None and mean_x == (centered.inputs[0], axes):
                 x = centered.inputs[0]
@@ -335,13 +339,13 @@ class RecognizeNorm(RewritePattern):
                 if shape is None:
                     return
                 ones, zeros = _fill(x, shape, 1), _fill(x, shape, 0)
-                _replace(root, rewriter, "layer_norm", [x, ones.results[0], zeros.results[0]], (ones, zeros),
+                replace_with_op(root, rewriter, "layer_norm", [x, ones.results[0], zeros.results[0]], (ones, zeros),
                          axes=axes, epsilon=eps, center=False, scale=False)
                 return
             shape = _normalized_shape(d, axes)
             if shape is not None:
                 ones = _fill(d, shape, 1)
-                _replace(root, rewriter, "rms_norm", [d, ones.results[0]], (ones,), axes=axes, epsilon=eps)
+                replace_with_op(root, rewriter, "rms_norm", [d, ones.results[0]], (ones,), axes=axes, epsilon=eps)
             return
 
 
@@ -370,11 +374,11 @@ class FoldNormAffine(RewritePattern):
     parameter over the normalized dims."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        root = _op(op.results[0], "multiply", "add") if len(op.results) == 1 else None
+        root = producer(op.results[0], "multiply", "add") if len(op.results) == 1 else None
         if root is None:
             return
         for v, param in (tuple(root.inputs), tuple(reversed(root.inputs))):
-            norm = _op(v, "layer_norm", "rms_norm")
+            norm = producer(v, "layer_norm", "rms_norm")
             if norm is None or single_user(v) is not root or not types_match(root.res.type, v.type):
                 continue
             p = _params(norm)
@@ -395,7 +399,7 @@ class FoldNormAffine(RewritePattern):
             operands = list(norm.inputs)
             operands[slot] = affine
             before = (affine.owner,) if affine is not param else ()
-            if _replace(root, rewriter, norm.SPEC.name, operands, before, **{**p, **changes}):  # type: ignore[arg-type]
+            if replace_with_op(root, rewriter, norm.SPEC.name, operands, before, **{**p, **changes}):  # type: ignore[arg-type]
                 rewriter.erase(norm)
             return
 
@@ -404,15 +408,15 @@ class RecognizeSoftmax(RewritePattern):
     """e / sum(e, a, keepdims) with e = exp(x - max(x, a, keepdims)) -> softmax(x, a)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        root = _op(op.results[0], "divide") if len(op.results) == 1 else None
+        root = producer(op.results[0], "divide") if len(op.results) == 1 else None
         if root is None or not _float(root.res):
             return
         e, s = root.inputs
-        total, exp = _op(s, "sum"), _op(e, "exp")
-        shifted = _op(exp.inputs[0], "subtract") if exp is not None else None
+        total, exp = producer(s, "sum"), producer(e, "exp")
+        shifted = producer(exp.inputs[0], "subtract") if exp is not None else None
         if total is None or shifted is None or total.inputs[0] is not e:
             return
-        peak = _op(shifted.inputs[1], "max")
+        peak = producer(shifted.inputs[1], "max")
         ndim = root.res.type.ndim  # type: ignore[union-attr]
         pt = _params(total)
         if peak is None or peak.inputs[0] is not shifted.inputs[0] or not pt["keepdims"] or pt["axis"] is None:
@@ -423,7 +427,7 @@ class RecognizeSoftmax(RewritePattern):
         axis = pt["axis"][0] % ndim
         if [a % ndim for a in pm["axis"]] != [axis]:
             return
-        _replace(root, rewriter, "softmax", [shifted.inputs[0]], axis=axis)
+        replace_with_op(root, rewriter, "softmax", [shifted.inputs[0]], axis=axis)
 
 
 def recognize_ops(module: ModuleOp) -> ModuleOp:

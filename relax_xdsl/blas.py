@@ -225,8 +225,11 @@ def _attention_wrapper(symbol: str, rank: int, bias_rank: int, scale: float, zer
     params = ", ".join(["float* Q", "float* K", "float* V", "float* M", "float* O", *(f"int64_t {x}" for x in dims)])
     b0 = q[0] if rank == 4 else "1"
     lead = "\n".join(f"  md[{4 - bias_rank + i}] = {x};" for i, x in enumerate(m))
-    literal = float(np.float32(scale)).hex() + "f" if np.isfinite(np.float32(scale)) else (
-        "NAN" if np.isnan(np.float32(scale)) else ("INFINITY" if scale > 0 else "-INFINITY"))
+    from xdsl.dialects.builtin import Float32Type
+
+    from relax_xdsl.backend.c_emitter import float_literal
+
+    literal = float_literal(float(np.float32(scale)), Float32Type())
     return f"""#include "rx_blas.h"
 void {symbol}({params}) {{
   {" ".join(f"(void){x};" for x in [*k, *v[:-1], *o])}

@@ -116,7 +116,7 @@ def c_storage_type(t: Attribute) -> str:
     return "uint16_t" if isinstance(t, BFloat16Type) else c_type(t)
 
 
-def _float_literal(v: float, t: Attribute) -> str:
+def float_literal(v: float, t: Attribute) -> str:
     if math.isnan(v):
         return "NAN"
     if math.isinf(v):
@@ -396,7 +396,7 @@ class _FunctionEmitter:
             t = op.result.type
             val = op.value.value.data  # type: ignore[attr-defined]
             if isinstance(t, AnyFloat):
-                self.names[op.result] = f"(({c_type(t)}){_float_literal(val, t)})"
+                self.names[op.result] = f"(({c_type(t)}){float_literal(val, t)})"
             elif isinstance(t, IntegerType) and t.width.data == 1:
                 self.names[op.result] = "true" if val else "false"
             else:
