@@ -6,7 +6,8 @@ weights oneDNN packs once; a batched matmul of computed operands (rank 3 or
 `dnnl.matmul` call. For dense layers, each
 rank of x and each epilogue (none, bias, bias + relu, bias + gelu) is checked against the reference evaluator at a
 symbolic batch bound to 0, 1 (one row: BLAS's GEMV path of the same call),
-3 and 7, and at k = 0; the direct fallback, NaN through relu, and what stays
+3 and 7, and at k = 0; the direct fallback, NaN through relu, the activation
+as oneDNN's post-op only where the result is proven finite, and what stays
 on BLAS (weights computed at run time, `gemm=blas`). For batched matmuls,
 each rank and layout at batch 0, 1 and 3 with one query row (BLAS's GEMV
 path of the same call) and several, and k = 0.
@@ -113,6 +114,56 @@ def test_nan_is_kept_through_bias_and_relu() -> None:
         assert np.isnan(want[-1]).all() and not np.isnan(want[:-1]).any()
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         assert_close(np.nan_to_num(got), np.nan_to_num(want))
+
+
+def fused(exe: rx.Executable) -> int:
+    return int(exe.backend.lib.rx_dnnl_fused_activations())  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("act", ["relu", "gelu"])
+def test_activation_is_a_post_op_only_when_the_result_is_finite(act: str) -> None:
+    """A dense layer's relu / gelu runs as oneDNN's post-op (clip,
+    gelu_erf; counted) when its input, weights and bias are finite and no
+    sum can overflow, and k <= n (proving it reads x, which costs more than
+    the pass it saves when x is the larger); otherwise as our pass after
+    the GEMM, which keeps NaN as relax does (the clip post-op gives 0, and
+    gelu_erf is not specified for NaN): NaN or inf in the input, an input
+    whose sums might overflow, a NaN weight or bias, k > n."""
+    module = dense_module(2, f"bias_{act}", k=6, n=16)
+    exe = rx.compile(module, target="c")
+    assert f"rx_dnnl_dense_2x2_bias_{act}" in exe.c_source
+    x = rand((9, 6), seed=4) * 3
+
+    def check(arg: np.ndarray, expect_fused: bool, module: Any = module, exe: rx.Executable = exe) -> None:
+        before = fused(exe)
+        got, want = exe.main(arg), rx.evaluate(module, "main", arg)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = np.abs(want[np.isfinite(want)])
+        scale = max(1.0, float(finite.max())) if finite.size else 1.0
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
+        assert fused(exe) - before == int(expect_fused)
+
+    check(x, True)
+    check(np.zeros((0, 6), np.float32), False)  # no rows: nothing runs
+    check(x * 1e30, True)  # max|x| * max column sum|w| is near 1e31: far from FLT_MAX
+    huge = x.copy()
+    huge[3, 2] = 1e38  # finite, but times a column sum of several weights a sum might overflow
+    check(huge, False)
+    for bad in (np.nan, np.inf, -np.inf):
+        with_bad = x.copy()
+        with_bad[5, 1] = bad
+        check(with_bad, False)
+    rng = np.random.default_rng(3)
+    w, b = rng.standard_normal((6, 16)).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    nan_w, nan_b = w.copy(), b.copy()
+    nan_w[2, 7], nan_b[11] = np.nan, np.nan
+    for bad_w, bad_b in ((nan_w, b), (w, nan_b)):
+        with rx.FunctionBuilder("main") as fb:
+            y = op.add(op.matmul(fb.param("x", ["b", 6], "float32"), fb.const(bad_w)), fb.const(bad_b))
+            fb.ret(op.nn.relu(y) if act == "relu" else op.nn.gelu(y))
+        check(x, False, fb.module, rx.compile(fb.module, target="c"))
+    wide = dense_module(2, f"bias_{act}", k=16, n=6)  # k > n: our pass
+    check(rand((9, 16), seed=5), False, wide, rx.compile(wide, target="c"))
 
 
 @pytest.mark.parametrize(("epilogue", "weights", "routes"), [

@@ -37,10 +37,13 @@
    batched matmul of two computed operands (rx_dnnl_matmul: attention's
    q @ K^T and p @ V) runs on every operand in place.
 
-   A conv's relu / relu6 is oneDNN's clip post-op only when the call's
-   result is proven NaN-free (rx_dnnl_nan_free): oneDNN's clip turns NaN
-   into 0, where relax.relu and relax.clip keep it. Otherwise it is a
-   separate pass after an unfused primitive (a cache entry of its own). */
+   A conv's relu / relu6, and a dense layer's relu / gelu, are oneDNN
+   post-ops (clip, gelu_erf) only when the call's result is proven NaN-free
+   (rx_dnnl_nan_free): oneDNN's clip turns NaN into 0, where relax.relu and
+   relax.clip keep it, and its gelu_erf is not specified for NaN. Otherwise
+   the activation is a separate pass after an unfused primitive (a cache
+   entry of its own). The post-op saves that pass: a second trip through a
+   result that has left the cache (a transformer's widest GEMM). */
 #include "rx_dnnl.h"
 
 #include <float.h>
@@ -52,7 +55,8 @@
 #define RX_DNNL_DENSE 1
 #define RX_DNNL_MATMUL 2
 #define RX_DNNL_CACHE_MAX 512
-#define RX_DNNL_POST_OP 8 /* or-ed into a conv key's activation: the activation as oneDNN's clip post-op */
+#define RX_DNNL_POST_OP 8 /* or-ed into a key's activation: the activation as oneDNN's post-op */
+#define RX_DNNL_GELU 3    /* a dense layer's activation codes: rx_conv_act's (0 none, 1 relu), and this */
 
 /* A constant weight buffer in the convolution's layout. */
 typedef struct rx_dnnl_weights {
@@ -177,18 +181,28 @@ static int rx_dnnl_adopt_matmul(rx_dnnl_conv* e, const_dnnl_memory_desc_t weight
   dnnl_primitive_attr_t attr = NULL;
   dnnl_primitive_desc_t pd = NULL;
   int ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
-           dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success &&
-           dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], weights, bias, e->user_md[3],
-                                             attr) == dnnl_success &&
-           rx_dnnl_adopt(e, pd);
+           dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
+  if (ok && e->key[21] == RX_DNNL_DENSE && (e->key[18] & RX_DNNL_POST_OP)) {
+    /* relu as clip to [0, FLT_MAX] (the conv's), gelu as gelu_erf: after the bias */
+    dnnl_post_ops_t post = NULL;
+    int gelu = (e->key[18] & ~RX_DNNL_POST_OP) == RX_DNNL_GELU;
+    ok = dnnl_post_ops_create(&post) == dnnl_success &&
+         dnnl_post_ops_append_eltwise(post, gelu ? dnnl_eltwise_gelu_erf : dnnl_eltwise_clip_v2, 0.0f,
+                                      gelu ? 0.0f : FLT_MAX) == dnnl_success &&
+         dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
+    if (post) dnnl_post_ops_destroy(post);
+  }
+  ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], weights, bias, e->user_md[3],
+                                               attr) == dnnl_success &&
+       rx_dnnl_adopt(e, pd);
   if (pd) dnnl_primitive_desc_destroy(pd);
   if (attr) dnnl_primitive_attr_destroy(attr);
   return ok;
 }
 
-/* A dense layer's matmul in `e` (key: m k n, then zeros, act, has_bias, 0, RX_DNNL_DENSE): source and
-   destination row-major as they are, the weights (k x n, row-major) reordered into the layout oneDNN picks
-   (`any`), the bias a row; 1 on success. Called with rx_dnnl_lock held. */
+/* A dense layer's matmul in `e` (key: m k n, then zeros, act [| RX_DNNL_POST_OP], has_bias, 0,
+   RX_DNNL_DENSE): source and destination row-major as they are, the weights (k x n, row-major) reordered
+   into the layout oneDNN picks (`any`), the bias a row; 1 on success. Called with rx_dnnl_lock held. */
 static int rx_dnnl_create_dense(rx_dnnl_conv* e) {
   const int64_t* k = e->key;
   int has_bias = (int)k[19];
@@ -461,32 +475,43 @@ static int rx_dnnl_execute(const int64_t* key, const float* X, const float* W, i
 }
 
 /* max over output channels of sum |w| over the channel's taps, for a constant weight buffer: kept per
-   address (and shape), under rx_dnnl_lock, dropped with the weights (rx_dnnl_forget_weights) */
+   address (and shape), under rx_dnnl_lock, dropped with the weights (rx_dnnl_forget_weights). A conv's
+   weights hold each channel's taps together (o x taps); a dense layer's are taps x o (k x n), `by_column`. */
 typedef struct rx_dnnl_bound {
   const float* W;
-  int64_t o, taps;
+  int64_t o, taps, by_column;
   float bound; /* INFINITY when a weight is not finite */
   struct rx_dnnl_bound* next;
 } rx_dnnl_bound;
 static rx_dnnl_bound* rx_dnnl_bounds;
 
-static float rx_dnnl_weight_bound(const float* W, int64_t o, int64_t taps) {
+static float rx_dnnl_weight_bound(const float* W, int64_t o, int64_t taps, int by_column) {
   pthread_mutex_lock(&rx_dnnl_lock);
   rx_dnnl_bound* r = rx_dnnl_bounds;
-  while (r && !(r->W == W && r->o == o && r->taps == taps)) r = r->next;
-  if (!r && (r = malloc(sizeof *r)) != NULL) {
-    float bound = 0.0f;
-    for (int64_t oc = 0; oc < o; ++oc) {
-      double sum = 0.0;
-      for (int64_t j = 0; j < taps; ++j) sum += fabs((double)W[oc * taps + j]);
-      if (!(sum <= FLT_MAX)) { /* a NaN or infinite weight, or a sum past float's range */
-        bound = INFINITY;
-        break;
+  while (r && !(r->W == W && r->o == o && r->taps == taps && r->by_column == by_column)) r = r->next;
+  if (!r) {
+    double* sums = calloc((size_t)(o > 0 ? o : 1), sizeof *sums);
+    if (sums && (r = malloc(sizeof *r)) != NULL) {
+      float bound = 0.0f;
+      /* in memory order: a dense layer's columns summed row by row */
+      if (by_column) {
+        for (int64_t j = 0; j < taps; ++j)
+          for (int64_t oc = 0; oc < o; ++oc) sums[oc] += fabs((double)W[j * o + oc]);
+      } else {
+        for (int64_t oc = 0; oc < o; ++oc)
+          for (int64_t j = 0; j < taps; ++j) sums[oc] += fabs((double)W[oc * taps + j]);
       }
-      if (sum > bound) bound = (float)sum * (1.0f + FLT_EPSILON);
+      for (int64_t oc = 0; oc < o; ++oc) {
+        if (!(sums[oc] <= FLT_MAX)) { /* a NaN or infinite weight, or a sum past float's range */
+          bound = INFINITY;
+          break;
+        }
+        if (sums[oc] > bound) bound = (float)sums[oc] * (1.0f + FLT_EPSILON);
+      }
+      *r = (rx_dnnl_bound){W, o, taps, by_column, bound, rx_dnnl_bounds};
+      rx_dnnl_bounds = r;
     }
-    *r = (rx_dnnl_bound){W, o, taps, bound, rx_dnnl_bounds};
-    rx_dnnl_bounds = r;
+    free(sums);
   }
   float bound = r ? r->bound : INFINITY;
   pthread_mutex_unlock(&rx_dnnl_lock);
@@ -506,8 +531,9 @@ static void rx_dnnl_forget_bounds(const void* lo, const void* hi) {
   }
 }
 
-/* Whether a conv of X by the constant W (+ bias) gives no NaN, so oneDNN's
-   clip post-op (NaN -> 0) agrees with relu / relu6 (NaN kept): every x,
+/* Whether a conv (or, `by_column`, a dense layer) of X by the constant W (+ bias) gives no NaN nor
+   infinity, so oneDNN's clip post-op (NaN -> 0) agrees with relu / relu6 (NaN kept) and its gelu_erf
+   sees finite values only: every x,
    weight and bias finite, and max|x| * max_oc sum|w| + max|b| (the largest
    any partial sum can be) far enough below FLT_MAX that no sum overflows
    to infinity, rounding included (taps <= 2^22: at most 1.3x growth). One
@@ -515,9 +541,9 @@ static void rx_dnnl_forget_bounds(const void* lo, const void* hi) {
    largest of its bits with the sign cleared (IEEE floats order as their
    bits; NaN and inf are the largest). */
 static int rx_dnnl_nan_free(const float* X, int64_t count, float known_max, const float* W, int64_t o,
-                            int64_t taps, const float* bias) {
+                            int64_t taps, int by_column, const float* bias) {
   if (taps > ((int64_t)1 << 22)) return 0;
-  float wb = rx_dnnl_weight_bound(W, o, taps);
+  float wb = rx_dnnl_weight_bound(W, o, taps, by_column);
   if (!(wb < FLT_MAX)) return 0;
   double bmax = 0.0;
   for (int64_t i = 0; bias && i < o; ++i) {
@@ -567,7 +593,7 @@ static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights
      a grouped conv that is not depthwise (ShuffleNet's): oneDNN runs those as a GEMM-based conv whose
      post-ops are a scalar reference loop, slower than our pass */
   int fused = act && const_weights && (six || c * h * w <= o * oh * ow) && (groups == 1 || groups == c) &&
-              rx_dnnl_nan_free(X, n * c * h * w, six ? 6.0f : -1.0f, W, o, c / groups * kh * kw, bias);
+              rx_dnnl_nan_free(X, n * c * h * w, six ? 6.0f : -1.0f, W, o, c / groups * kh * kw, 0, bias);
   int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh, ow, sh, sw, pt, pl, pb, pr, dh,
                               dw, groups, fused ? act | RX_DNNL_POST_OP : act, bias != NULL, nhwc, RX_DNNL_CONV};
   if (rx_dnnl_execute(key, X, W, const_weights, bias, Y)) {
@@ -607,7 +633,6 @@ void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias,
                      act, nhwc);
 }
 
-#define RX_DNNL_GELU 3 /* a dense layer's activation codes: rx_conv_act's (0 none, 1 relu), and this */
 
 /* A dense layer's activation in place: rx_gelu, or rx_dnnl_activate's relu. */
 static void rx_dnnl_dense_act(float* C, int64_t count, int act) {
@@ -639,10 +664,19 @@ static void rx_dnnl_gemm_direct(const float* A, const float* B, const float* bia
 void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
                    int act) {
   if (m == 0 || n == 0) return; /* an empty output: nothing to write */
-  int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, act, bias != NULL, 0,
-                              RX_DNNL_DENSE};
-  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, C)) rx_dnnl_gemm_direct(A, W, bias, C, 1, m, k, n, 0);
-  rx_dnnl_dense_act(C, m * n, act);
+  /* the activation as oneDNN's post-op when the result is proven finite (reading A costs more than the
+     pass it saves when A is the larger, k > n) */
+  int fused = act && k > 0 && k <= n && rx_dnnl_nan_free(A, m * k, -1.0f, W, n, k, 1, bias);
+  int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                              fused ? act | RX_DNNL_POST_OP : act, bias != NULL, 0, RX_DNNL_DENSE};
+  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, C)) {
+    rx_dnnl_gemm_direct(A, W, bias, C, 1, m, k, n, 0);
+    fused = 0;
+  }
+  if (fused)
+    __atomic_add_fetch(&rx_dnnl_fused_count, 1, __ATOMIC_RELAXED);
+  else
+    rx_dnnl_dense_act(C, m * n, act);
 }
 
 void rx_dnnl_matmul(const float* A, const float* B, float* C, int64_t batch, int64_t m, int64_t k, int64_t n,

@@ -74,6 +74,6 @@ void rx_dnnl_conv2d_direct(const float* X, const float* W, const float* bias, fl
 /* How many calls of rx_dnnl_conv2d, rx_dnnl_dense and rx_dnnl_matmul fell back to the direct loops. */
 RX_API int64_t rx_dnnl_fallbacks(void);
 
-/* How many calls of rx_dnnl_conv2d_cw ran their activation as oneDNN's post-op. */
+/* How many calls of rx_dnnl_conv2d_cw and rx_dnnl_dense ran their activation as oneDNN's post-op. */
 RX_API int64_t rx_dnnl_fused_activations(void);
 #endif /* RX_DNNL_H */
