@@ -13,7 +13,9 @@ Besides the three built-in models, models that real exporters produce
 decoder, ViT, ResNet-18 and MobileNetV2 and torch's nn.MultiheadAttention,
 exported at benchmark time by torch.onnx (`--exporter`, dynamo by default)
 with dynamic batch and sequence, at batch 1 and 8 (sequence 128); and the
-light zoo models onnx ships, at their batch of 1. Those are compared with
+light zoo models onnx ships, at their batch of 1 (one ending in Softmax
+returns its logits too, the check that means something where the zoo's
+constant weights saturate the softmax). Those are compared with
 onnxruntime only (no numpy reference), with the `default` pipeline; they are
 skipped with a message when torch and transformers are not installed.
 
@@ -74,16 +76,29 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, budge
                         pause: float = 0.15) -> dict[str, float]:
     """Per function, the median of up to `repeat` runs, taken in rounds so
     that the machine's drift (this VM's speed varies by tens of percent over
-    seconds) falls on all of them alike. Each round gives each function a
-    block of runs (about 50 ms) after a pause and one untimed run: the other
-    runtimes' thread pools spin after a call (numpy's OpenBLAS for about
-    0.1 s, onnxruntime's, TVM's) and would otherwise steal the cores from
-    whoever runs next. Stops after `budget` seconds per function (at least 3 rounds)."""
+    seconds) falls on all of them alike. Each round gives each function,
+    after a pause, about 10 ms of untimed runs, then a block of timed runs
+    (about 50 ms). The pause is for the other runtimes' thread pools,
+    which spin after a call (numpy's OpenBLAS for about 0.1 s,
+    onnxruntime's, TVM's) and would otherwise steal the cores from whoever
+    runs next. The untimed runs are for what the pause does to the caller:
+    on this VM the first ten to twenty calls after an idle 0.15 s run up to
+    4x slower for every runtime alike (the vCPUs and caches warming up), so
+    a block timed from the first call measured the warm-up, and more so for
+    a function with a short block. Block sizes come from the median of five
+    warm-up runs, not from one. Stops after `budget` seconds per function
+    (at least 3 rounds)."""
     block: dict[str, int] = {}
+    warm: dict[str, int] = {}
     for k, fn in fns.items():
-        t0 = time.perf_counter()
-        fn()  # warm-up
-        block[k] = max(1, min(20, int(0.05 / max(time.perf_counter() - t0, 1e-6))))
+        ts = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        t = max(statistics.median(ts), 1e-6)
+        block[k] = max(1, min(20, int(0.05 / t)))
+        warm[k] = max(1, min(40, int(0.01 / t)))
     times: dict[str, list[float]] = {k: [] for k in fns}
     start = time.perf_counter()
     rounds = 0
@@ -91,7 +106,8 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, budge
             (rounds < 3 or time.perf_counter() - start < budget * len(fns)):
         for k, fn in fns.items():
             time.sleep(pause)
-            fn()
+            for _ in range(warm[k]):
+                fn()
             for _ in range(block[k]):
                 t0 = time.perf_counter()
                 fn()
