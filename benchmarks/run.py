@@ -73,21 +73,21 @@ def median_time(fn: Callable[[], object], repeat: int, budget: float) -> float:
 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, budget: float,
-                        pause: float = 0.15) -> dict[str, float]:
+                        pause: float = 0.3) -> dict[str, float]:
     """Per function, the median of up to `repeat` runs, taken in rounds so
     that the machine's drift (this VM's speed varies by tens of percent over
     seconds) falls on all of them alike. Each round gives each function,
     after a pause, about 10 ms of untimed runs, then a block of timed runs
     (about 50 ms). The pause is for the other runtimes' thread pools,
-    which spin after a call (numpy's OpenBLAS for about 0.1 s,
-    onnxruntime's, TVM's) and would otherwise steal the cores from whoever
-    runs next. The untimed runs are for what the pause does to the caller:
-    on this VM the first ten to twenty calls after an idle 0.15 s run up to
-    4x slower for every runtime alike (the vCPUs and caches warming up), so
-    a block timed from the first call measured the warm-up, and more so for
-    a function with a short block. Block sizes come from the median of five
-    warm-up runs, not from one. Stops after `budget` seconds per function
-    (at least 3 rounds)."""
+    which spin after a call (numpy's OpenBLAS for up to 0.2 s,
+    onnxruntime's for about 0.1 s, TVM's) and would otherwise steal the
+    cores from whoever runs next. The untimed runs are for what the pause
+    does to the caller: on this VM the first ten to twenty calls after an
+    idle pause run up to 4x slower for every runtime alike (the vCPUs and
+    caches warming up), so a block timed from the first call measured the
+    warm-up, and more so for a function with a short block. Block sizes
+    come from the median of five warm-up runs, not from one. Stops after
+    `budget` seconds per function (at least 3 rounds)."""
     block: dict[str, int] = {}
     warm: dict[str, int] = {}
     for k, fn in fns.items():
