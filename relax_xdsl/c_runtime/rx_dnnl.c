@@ -175,6 +175,17 @@ static int rx_dnnl_adopt(rx_dnnl_conv* e, const_dnnl_primitive_desc_t pd) {
   return ok;
 }
 
+/* Gives `attr` one eltwise post-op (`alg` with its alpha and beta): a conv's or dense layer's
+   activation; 1 on success. */
+static int rx_dnnl_eltwise_post_op(dnnl_primitive_attr_t attr, dnnl_alg_kind_t alg, float alpha, float beta) {
+  dnnl_post_ops_t post = NULL;
+  int ok = dnnl_post_ops_create(&post) == dnnl_success &&
+           dnnl_post_ops_append_eltwise(post, alg, alpha, beta) == dnnl_success &&
+           dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
+  if (post) dnnl_post_ops_destroy(post);
+  return ok;
+}
+
 /* Makes `e`'s primitive a matmul of its user source and destination by `weights` (+ `bias`, or NULL),
    with a user scratchpad; 1 on success. */
 static int rx_dnnl_adopt_matmul(rx_dnnl_conv* e, const_dnnl_memory_desc_t weights, const_dnnl_memory_desc_t bias) {
@@ -184,13 +195,9 @@ static int rx_dnnl_adopt_matmul(rx_dnnl_conv* e, const_dnnl_memory_desc_t weight
            dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
   if (ok && e->key[21] == RX_DNNL_DENSE && (e->key[18] & RX_DNNL_POST_OP)) {
     /* relu as clip to [0, FLT_MAX] (the conv's), gelu as gelu_erf: after the bias */
-    dnnl_post_ops_t post = NULL;
     int gelu = (e->key[18] & ~RX_DNNL_POST_OP) == RX_DNNL_GELU;
-    ok = dnnl_post_ops_create(&post) == dnnl_success &&
-         dnnl_post_ops_append_eltwise(post, gelu ? dnnl_eltwise_gelu_erf : dnnl_eltwise_clip_v2, 0.0f,
-                                      gelu ? 0.0f : FLT_MAX) == dnnl_success &&
-         dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
-    if (post) dnnl_post_ops_destroy(post);
+    ok = rx_dnnl_eltwise_post_op(attr, gelu ? dnnl_eltwise_gelu_erf : dnnl_eltwise_clip_v2, 0.0f,
+                                 gelu ? 0.0f : FLT_MAX);
   }
   ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], weights, bias, e->user_md[3],
                                                attr) == dnnl_success &&
@@ -275,12 +282,8 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
   if (ok && (k[18] & RX_DNNL_POST_OP)) { /* relu = clip to [0, FLT_MAX], relu6 = clip to [0, 6] */
-    dnnl_post_ops_t post = NULL;
     float hi = (k[18] & ~RX_DNNL_POST_OP) == 2 ? 6.0f : FLT_MAX;
-    ok = dnnl_post_ops_create(&post) == dnnl_success &&
-         dnnl_post_ops_append_eltwise(post, dnnl_eltwise_clip_v2, 0.0f, hi) == dnnl_success &&
-         dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
-    if (post) dnnl_post_ops_destroy(post);
+    ok = rx_dnnl_eltwise_post_op(attr, dnnl_eltwise_clip_v2, 0.0f, hi);
   }
   dnnl_primitive_desc_t pd = NULL;
   dnnl_dims_t strides = {k[9], k[10]}, pad_l = {k[11], k[12]}, pad_r = {k[13], k[14]};
@@ -632,7 +635,6 @@ void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias,
   rx_dnnl_conv2d_any(X, W, 1, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
                      act, nhwc);
 }
-
 
 /* A dense layer's activation in place: rx_gelu, or rx_dnnl_activate's relu. */
 static void rx_dnnl_dense_act(float* C, int64_t count, int act) {
