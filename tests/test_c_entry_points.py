@@ -53,6 +53,18 @@ def test_plain_inputs_take_the_entry_point(exe: rx.Executable, monkeypatch: pyte
         assert_close(exe.main(x, y), expected(x, y))
 
 
+def test_only_graph_functions_get_an_entry_point(exe: rx.Executable) -> None:
+    """Tensor programs are called from C; through the backend they take the
+    ctypes path, with the same results."""
+    programs = [name for name, sig in exe.backend.signatures().items() if sig.tensor_program]
+    assert programs and set(exe.backend.fast) == {"main"}
+    assert all(f"rxpy_f_{name}(" not in exe.c_source for name in programs)
+    assert "add" in programs
+    x, y, out = rand((4, 3), seed=5), rand((4, 3), seed=6), np.zeros((4, 3), np.float32)
+    exe.backend.call("add", [x, y, out])
+    assert_close(out, x + y)
+
+
 @pytest.mark.parametrize("kind", ["transposed", "big-endian", "float64", "subclass", "list", "misaligned", "readonly"])
 def test_other_inputs_fall_back_with_the_same_results(exe: rx.Executable, kind: str) -> None:
     x, y = rand((2, 3), seed=1), rand((2, 3), seed=2)

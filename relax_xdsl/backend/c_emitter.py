@@ -159,6 +159,9 @@ class FuncSignature:
     name: str
     params: list[tuple[str, object]]  # ("memref", (element type, [dynamic dim indexes], shape)) | ("index", None)
     results: list[tuple[Attribute, int]]  # (element type, rank)
+    tensor_program: bool = False
+    """A lowered tensor program (lower-tir's `relax.buffers`), called from the
+    graph functions' C rather than from Python."""
 
 
 @dataclass
@@ -273,7 +276,8 @@ class CEmitter:
                 raise RelaxError(f"@{f.sym_name.data}: the C target returns memrefs only, got {t}")
             params += [f"void** r{k}", f"int64_t* r{k}_dims"]
             results.append((t.get_element_type(), len(t.get_shape())))
-        self.signatures[f.sym_name.data] = FuncSignature(f.sym_name.data, sig_params, results)
+        self.signatures[f.sym_name.data] = FuncSignature(f.sym_name.data, sig_params, results,
+                                                         tensor_program="relax.buffers" in f.attributes)
         return f"int {name}({', '.join(params)})"
 
     def global_data(self) -> list[np.ndarray]:

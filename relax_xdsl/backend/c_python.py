@@ -10,6 +10,13 @@ parameters), bool arrays holding only bytes 0 and 1. Anything else, and any call
 None, and the ctypes path (backend/c.py) checks, converts, calls and words
 the error as before. Needs Python's and numpy's C headers; without them the
 library is built without these entry points.
+
+Only graph functions get one (what `Executable` exposes): a tensor program
+is called from its graph function's C, and `backend.call` of one goes
+through ctypes. An entry point is a few hundred lines of C once numpy's
+macros expand, and a model such as DenseNet-121 lowers to nearly two
+hundred tensor programs: their entry points were most of the compiler's
+work on the library's first translation unit.
 """
 
 from __future__ import annotations
@@ -114,11 +121,11 @@ def _fixed_typenums(sig: FuncSignature) -> bool:
 
 
 def source(signatures: dict[str, FuncSignature]) -> str:
-    """The C text appended to a library: the entry points and
+    """The C text appended to a library: the graph functions' entry points and
     `rxpy_functions(table)`, which returns {entry point's C name (c_names.ENTRY):
     callable} bound to one module's constants table (keys in C text are
     identifiers, never names from the IR)."""
-    entries = [_entry(sig) for sig in signatures.values() if _fixed_typenums(sig)]
+    entries = [_entry(sig) for sig in signatures.values() if not sig.tensor_program and _fixed_typenums(sig)]
     methods = "".join(f"  {{{c_string(name)}, (PyCFunction)(void (*)(void)){name}, METH_FASTCALL, NULL}},\n"
                       for name, _ in entries)
     # the Python and numpy versions key the build cache: the entry points are built against their ABI
