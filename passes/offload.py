@@ -17,7 +17,7 @@ pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
 for groups 1, dilation 1.
 GEMMs go to oneDNN's matmul instead when it is installed (GEMM_ROUTES): a
 dense layer whose matrix is a model constant (oneDNN keeps the weights
-packed, _dnnl_dense) and a batched product of computed operands of rank 3
+in the layout its kernel picks, _dnnl_dense) and a batched product of computed operands of rank 3
 or 4 (_dnnl_matmul).
 Ops no pattern matches stay as they are (and are legalized to generated
 code later).
@@ -255,8 +255,12 @@ def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
     """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu | gelu] when W is a
     model constant and the route allows it (`gemm=auto`, oneDNN
     installed), else None (BLAS then). oneDNN reorders a constant W once into
-    its packed GEMM layout; SGEMM packs it on every call, which at the rows
-    of a batch (a few to a few hundred) is a large part of the product."""
+    the layout its matmul kernel picks: a packed one where it has brgemm
+    kernels for the CPU (AVX-512), where SGEMM packs W on
+    every call, which at the rows of a batch (a few to a few hundred) is a
+    large part of the product. On plain AVX2, oneDNN 3.2's f32 matmul is its
+    own SGEMM on W as it is (its verbose log says `gemm:jit`, weights `ab`);
+    there the two routes were measured on par, with no consistent winner."""
     from relax_xdsl import dnnl
 
     w = mm.inputs[1]

@@ -209,7 +209,7 @@ def _dense_act(variant: str) -> str:
 
 def dense_function(ra: int, variant: str = "") -> LibFuncOp:
     """The `lib.func` of float32 matmul(x, W) [+ bias] [+ relu | gelu] on oneDNN, x
-    of rank `ra`, W a model constant (kept in oneDNN's packed layout; the
+    of rank `ra`, W a model constant (kept in the layout oneDNN's matmul picks; the
     operand is declared constant, so the C emitter refuses a computed one)."""
     if ra not in DENSE_RANKS or variant not in DENSE_VARIANTS:
         raise ValueError(f"dnnl dense of rank {ra} {variant!r}: ranks {DENSE_RANKS}, variants {DENSE_VARIANTS}")

@@ -33,7 +33,8 @@
    A dense layer (rx_dnnl_dense) is the same machinery around a matmul
    primitive: its cache entry is keyed on (m, k, n, activation, bias), its
    row-major source and destination are used as they are, and its constant
-   weights are reordered once into oneDNN's packed layout and kept. A
+   weights are reordered once into the layout the primitive picks (packed for oneDNN's brgemm
+   kernels; as they are on plain AVX2, where its f32 matmul is its SGEMM) and kept. A
    batched matmul of two computed operands (rx_dnnl_matmul: attention's
    q @ K^T and p @ V) runs on every operand in place.
 

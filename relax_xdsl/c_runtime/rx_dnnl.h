@@ -49,8 +49,9 @@ void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias,
    row-major, + bias (n; NULL for none), then the activation `act`
    (0 none, 1 relu, 3 gelu; relax's semantics, NaN kept) as a pass. W is a model
    constant, as for rx_dnnl_conv2d_cw: reordered once into the layout
-   oneDNN picks (its packed GEMM layout) and kept, which is what makes it
-   faster than a BLAS SGEMM that packs W on every call. */
+   oneDNN picks and kept. Where that is a packed layout (its brgemm kernels,
+   on AVX-512) this saves the packing a BLAS SGEMM does on
+   every call; on plain AVX2 oneDNN's f32 matmul is its own SGEMM. */
 void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
                    int act);
 
