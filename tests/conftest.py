@@ -68,14 +68,6 @@ SLOW_VARIANTS = frozenset({
     "tests/test_offload.py::test_pointwise_conv2d_reads_the_image_in_place[-few-rows]",
     "tests/test_filecheck.py::test_filecheck[pipelines/pipelines.mlir]",
     "tests/test_filecheck.py::test_filecheck[diagnostics/passes.mlir]",
-    "tests/test_sanitizers.py::test_asan_reports_an_out_of_bounds_write",
-    "tests/test_sanitizers.py::test_a_clean_library_passes_under_both",
-    "tests/test_onnx_conformance.py::test_a_hang_costs_one_case",
-    "tests/test_onnx_conformance.py::test_a_crash_costs_one_case",
-    "tests/test_c_backend.py::test_concurrent_compiles_of_one_module",
-    "tests/test_cli_opt.py::test_dot_at_every_stage",
-    "tests/test_llm_decoder.py::test_greedy_decode_matches_onnxruntime_c[baseline-1]",
-    "tests/test_llm_decoder.py::test_greedy_decode_matches_onnxruntime_c[baseline-2]",
 })
 
 
