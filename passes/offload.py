@@ -255,12 +255,12 @@ def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
     """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu | gelu] when W is a
     model constant and the route allows it (`gemm=auto`, oneDNN
     installed), else None (BLAS then). oneDNN reorders a constant W once into
-    the layout its matmul kernel picks: a packed one where it has brgemm
-    kernels for the CPU (AVX-512), where SGEMM packs W on
-    every call, which at the rows of a batch (a few to a few hundred) is a
-    large part of the product. On plain AVX2, oneDNN 3.2's f32 matmul is its
-    own SGEMM on W as it is (its verbose log says `gemm:jit`, weights `ab`);
-    there the two routes were measured on par, with no consistent winner."""
+    the layout its matmul kernel picks. With brgemm kernels for the CPU
+    (AVX-512) that layout is packed, which saves the packing SGEMM does on
+    every call: at a batch's rows (a few to a few hundred) a large part of
+    the product. On plain AVX2, oneDNN 3.2's f32 matmul is its own SGEMM on W
+    as it is (its verbose log says `gemm:jit`, weights `ab`); there the two
+    routes were measured on par, with no consistent winner."""
     from relax_xdsl import dnnl
 
     w = mm.inputs[1]
