@@ -97,7 +97,12 @@ def contenders(model: Any, routes: list[str]) -> dict[str, Callable[[np.ndarray]
 
 
 def bench(model: Any, x: np.ndarray, routes: list[str], repeat: int, budget: float) -> dict[str, float]:
-    fns = contenders(model, routes)
+    return checked_medians(contenders(model, routes), x, repeat, budget)
+
+
+def checked_medians(fns: dict[str, Callable[[np.ndarray], Any]], x: np.ndarray, repeat: int,
+                    budget: float) -> dict[str, float]:
+    """Each contender's result checked against onnxruntime's (fns["onnxruntime"]), then their interleaved medians."""
     want = fns["onnxruntime"](x)
     for label, fn in fns.items():
         got = np.asarray(fn(x))

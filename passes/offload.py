@@ -15,10 +15,11 @@ bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
 for groups 1, dilation 1.
-GEMMs go to oneDNN's matmul instead when it is installed (GEMM_ROUTES): a
-dense layer whose matrix is a model constant (oneDNN keeps the weights
-in the layout its kernel picks, _dnnl_dense) and a batched product of computed operands of rank 3
-or 4 (_dnnl_matmul).
+A dense layer whose matrix is a model constant goes to BLAS's packed dense
+kernels, its weights packed here, once (_packed_dense), or to oneDNN's
+matmul on AVX-512 (_dense_route); a batched product of computed operands of
+rank 3 or 4 to oneDNN's matmul when it is installed (_dnnl_matmul). See
+GEMM_ROUTES.
 Ops no pattern matches stay as they are (and are legalized to generated
 code later).
 """
@@ -118,12 +119,19 @@ rest left to generated code) or `dnnl` (oneDNN for every conv2d)."""
 
 _conv_route_choice: ContextVar[str] = ContextVar("conv_route", default="auto")
 
-GEMM_ROUTES = ("auto", "blas")
+GEMM_ROUTES = ("auto", "blas", "dnnl", "packed")
 """Where `offload{lib=blas gemm=...}` sends a float32 dense layer (a matmul
 by a constant matrix, with its bias and activation) and a batched matmul of
-computed operands (ranks 3x3 and 4x4: attention's): `auto` to oneDNN when it
-is installed (relax_xdsl/dnnl.py), `blas` to BLAS's GEMM. Other matmuls
-(a 2-d product of computed operands, broadcast batches) stay on BLAS."""
+computed operands (ranks 3x3 and 4x4: attention's).
+- `packed`: a dense layer to BLAS's packed dense kernels (its weights packed
+  once, here: blas.pack_dense_weights); batched matmuls as `auto`.
+- `dnnl`: both to oneDNN when it is installed (relax_xdsl/dnnl.py), else BLAS.
+- `auto`: batched matmuls to oneDNN when installed; a dense layer to oneDNN
+  when installed and this machine has AVX-512 (its brgemm kernels keep the
+  weights packed), else packed (_dense_route).
+- `blas`: both to BLAS's GEMM.
+Other matmuls (a 2-d product of computed operands, broadcast batches) stay
+on BLAS."""
 
 _gemm_route_choice: ContextVar[str] = ContextVar("gemm_route", default="auto")
 
@@ -251,22 +259,97 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
     return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")
 
 
-def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
-    """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu | gelu] when W is a
-    model constant and the route allows it (`gemm=auto`, oneDNN
-    installed), else None (BLAS then). oneDNN reorders a constant W once into
-    the layout its matmul kernel picks. With brgemm kernels for the CPU
-    (AVX-512) that layout is packed, which saves the packing SGEMM does on
-    every call: at a batch's rows (a few to a few hundred) a large part of
-    the product. On plain AVX2, oneDNN 3.2's f32 matmul is its own SGEMM on W
-    as it is (its verbose log says `gemm:jit`, weights `ab`); there the two
-    routes were measured on par, with no consistent winner."""
-    from relax_xdsl import dnnl
+def _dense_route(mm: GraphOp) -> str | None:
+    """"packed" or "dnnl" for matmul(x, W) when W is a model constant matrix
+    and x of a rank both take, else None (BLAS's GEMM then). The route is
+    GEMM_ROUTES's choice. Under `auto`, oneDNN gets the layer only where
+    its matmul keeps W packed: its brgemm kernels, on AVX-512. Elsewhere
+    (AVX2) oneDNN 3.2's f32 matmul is its own SGEMM on W as it is
+    (`gemm:jit`, weights `ab` in its verbose log), which packs W on every
+    call, as OpenBLAS's does; the packed kernels read W packed once, here.
+    The machine compiling decides, as for `-march=native`."""
+    from relax_xdsl import blas, dnnl
 
     w = mm.inputs[1]
-    if _gemm_route_choice.get() == "blas" or not dnnl.available() or not isinstance(w.owner, ConstantOp):
+    choice = _gemm_route_choice.get()
+    if choice == "blas" or not isinstance(w.owner, ConstantOp) or w.type.ndim != 2:  # type: ignore[union-attr]
         return None
-    if w.type.ndim != 2 or mm.inputs[0].type.ndim not in dnnl.DENSE_RANKS:  # type: ignore[union-attr]
+    if _blas_matmul(mm) is None:
+        return None
+    rank = mm.inputs[0].type.ndim  # type: ignore[union-attr]
+    dnnl_takes = dnnl.available() and rank in dnnl.DENSE_RANKS
+    if choice == "dnnl":
+        return "dnnl" if dnnl_takes else None
+    if choice == "auto" and dnnl_takes and auto_dense_library() == "dnnl":
+        return "dnnl"
+    return "packed" if rank in blas.PACKED_DENSE_RANKS else None
+
+
+def auto_dense_library() -> str:
+    """Where `gemm=auto` sends a dense layer on this machine: "dnnl" (oneDNN
+    installed, AVX-512) or "packed" (see _dense_route)."""
+    from relax_xdsl import dnnl
+    from relax_xdsl.backend.toolchain import machine_cpu_features
+
+    return "dnnl" if dnnl.available() and "avx512f" in (machine_cpu_features() or ()) else "packed"
+
+
+def _dense_variant(ops: list[GraphOp]) -> str | None:
+    """The dense epilogue of a matched chain (matmul [, add [, relu | gelu]]):
+    "", "_bias", "_bias_relu" or "_bias_gelu"; None when the add's other
+    operand is no bias row of W's columns."""
+    if len(ops) == 1:
+        return ""
+    bias = _bias(ops[0], ops[1])
+    n = ops[0].inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
+    if bias is None or bias.ndim != 1 or not dims_equal(bias.sym_shape[0], n):
+        return None
+    return "_bias" + (f"_{ops[2].SPEC.name}" if len(ops) == 3 else "")
+
+
+def _packed_dense(ops: list[GraphOp]) -> LibFuncOp | None:
+    """matmul(x, W) [+ bias [+ relu | gelu]] on the `packed` route (_dense_route)."""
+    from relax_xdsl.blas import packed_dense_function
+
+    variant = _dense_variant(ops)
+    if variant is None or _dense_route(ops[0]) != "packed":
+        return None
+    return packed_dense_function(ops[0].inputs[0].type.ndim, variant)  # type: ignore[union-attr]
+
+
+_packed_constants: ContextVar[dict[SSAValue, SSAValue]] = ContextVar("packed_constants")
+
+
+def _packed_operands(ops: list[GraphOp]) -> list[SSAValue]:
+    """x, W packed (a new constant after W's, made once per W and pass), then
+    the bias. A splat W (one value, stored once) is its own packing: it is
+    read as it is, not expanded."""
+    from relax_xdsl.dialects.relax import stored_elements
+
+    from relax_xdsl.blas import pack_dense_weights
+
+    w = ops[0].inputs[1]
+    made = _packed_constants.get()
+    owner = w.owner
+    assert isinstance(owner, ConstantOp)  # (checked by _dense_route)
+    if w not in made and stored_elements(owner.value).size == 1:
+        made[w] = w
+    if w not in made:
+        packed = ConstantOp.from_array(pack_dense_weights(owner.to_array()))
+        packed.result.name_hint = f"{w.name_hint}_packed" if w.name_hint else "packed"
+        Rewriter.insert_op(packed, InsertPoint.after(owner))
+        made[w] = packed.result
+    bias = [v for v in ops[1].inputs if v is not ops[0].res] if len(ops) > 1 else []
+    return [ops[0].inputs[0], made[w], *bias]
+
+
+def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
+    """oneDNN's dense function for matmul(x, W) [+ bias] [+ relu | gelu] on
+    the `dnnl` route (_dense_route). oneDNN reorders a constant W once into
+    the layout its matmul kernel picks."""
+    from relax_xdsl import dnnl
+
+    if _dense_route(mm) != "dnnl":
         return None
     return dnnl.dense_function(mm.inputs[0].type.ndim, variant)  # type: ignore[union-attr]
 
@@ -275,17 +358,15 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     """matmul(x, W) + bias [+ relu | gelu]: W a matrix, bias a row of W's columns."""
     from relax_xdsl.blas import dense_function
 
-    mm, add = ops[0], ops[1]
+    mm = ops[0]
     if _blas_matmul(mm) is None or mm.inputs[1].type.ndim != 2:  # type: ignore[union-attr]
         return None
-    bias = _bias(mm, add)
-    n = mm.inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
-    if bias is None or bias.ndim != 1 or not dims_equal(bias.sym_shape[0], n):
+    variant = _dense_variant(ops)
+    if variant is None:
         return None
-    act = ops[2].SPEC.name if len(ops) == 3 else ""
-    if (lib := _dnnl_dense(mm, "_bias" + (f"_{act}" if act else ""))) is not None:
+    if (lib := _dnnl_dense(mm, variant)) is not None:
         return lib
-    return dense_function(mm.inputs[0].type.ndim, act)  # type: ignore[union-attr]
+    return dense_function(mm.inputs[0].type.ndim, variant.removeprefix("_bias").removeprefix("_"))  # type: ignore[union-attr]
 
 
 def _dnnl_matmul(op: GraphOp, transposed_b: bool) -> LibFuncOp | None:
@@ -340,6 +421,9 @@ def attention_function(op: GraphOp) -> LibFuncOp | None:
     return blas.attention_function(q.ndim, bias.ndim, scale, p["zero_nan"])  # type: ignore[union-attr]
 
 
+for _chain_ops in (("add", "relu"), ("add", "gelu"), ("add",)):
+    register_offload_pattern("blas", OffloadPattern("matmul", _packed_dense, _chain_ops, operands=_packed_operands))
+register_offload_pattern("blas", OffloadPattern("matmul", lambda op: _packed_dense([op]), operands=_packed_operands))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "gelu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
@@ -364,9 +448,11 @@ def offload_module(module: ModuleOp, library: str = "blas", conv: str = "auto", 
         raise RelaxError(f"offload: gemm={gemm!r} is no GEMM route; choose one of {', '.join(GEMM_ROUTES)}")
     token = _conv_route_choice.set(conv)
     gemm_token = _gemm_route_choice.set(gemm)
+    packed_token = _packed_constants.set({})
     try:
         return _offload(module, patterns)
     finally:
+        _packed_constants.reset(packed_token)
         _gemm_route_choice.reset(gemm_token)
         _conv_route_choice.reset(token)
 
@@ -426,8 +512,9 @@ def _chain(op: GraphOp, names: tuple[str, ...]) -> list[GraphOp] | None:
 @dataclass(frozen=True)
 class OffloadPass(ModulePass):
     """offload{lib=blas}: matching graph ops become library calls;
-    `conv=blas|dnnl` forces where conv2d goes, `gemm=blas` keeps dense
-    layers and batched matmuls on BLAS (both default `auto`)."""
+    `conv=blas|dnnl` forces where conv2d goes, `gemm=blas|dnnl|packed`
+    where dense layers and batched matmuls go (GEMM_ROUTES; both default
+    `auto`)."""
 
     name = "offload"
     lib: str = "blas"

@@ -107,6 +107,70 @@ def dense_function(ra: int, act: str = "") -> LibFuncOp:
                      header="cblas.h", link=link_flags(), reference=f"blas.dense_{tag}", pure=True)
 
 
+PACKED_DENSE_RANKS = (2, 3, 4)
+"""Ranks of x taken by the packed dense functions (its leading dims folded into the rows)."""
+
+PACKED_DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu")
+"""Epilogues of the packed dense functions: none, a bias row, a bias then relu or gelu."""
+
+PANEL = 16
+"""Columns per panel of packed dense weights (rx_blas.c's RX_PANEL)."""
+
+
+def pack_dense_weights(w: np.ndarray) -> np.ndarray:
+    """W (k x n) in the order rx_blas.c's packed dense kernels read it, with
+    its shape kept: the n // 16 full panels of 16 columns, each k rows of 16,
+    then the last n % 16 columns as k rows. SGEMM repacks its B like this on
+    every call; a dense layer's weights are a model constant, so they are
+    packed once, when compiling (offload's packed GEMM route)."""
+    k, n = w.shape
+    full = n // PANEL
+    panels = w[:, :full * PANEL].reshape(k, full, PANEL).transpose(1, 0, 2).reshape(-1)
+    return np.concatenate([panels, w[:, full * PANEL:].reshape(-1)]).reshape(k, n)
+
+
+def unpack_dense_weights(packed: np.ndarray) -> np.ndarray:
+    """The inverse of pack_dense_weights."""
+    k, n = packed.shape
+    full = n // PANEL
+    flat = packed.reshape(-1)
+    w = np.empty((k, n), dtype=packed.dtype)
+    w[:, :full * PANEL] = flat[:full * PANEL * k].reshape(full, k, PANEL).transpose(1, 0, 2).reshape(k, full * PANEL)
+    w[:, full * PANEL:] = flat[full * PANEL * k:].reshape(k, n - full * PANEL)
+    return w
+
+
+def packed_dense_reference(variant: str) -> object:
+    """The numpy semantics of a packed dense function: its weights unpacked,
+    then matmul, the bias and the activation of `variant`."""
+    from relax_xdsl.ops.registry import get_spec
+
+    act = variant.removeprefix("_bias").removeprefix("_")
+
+    def reference(a: np.ndarray, packed: np.ndarray, *rest: np.ndarray) -> None:
+        *bias, out = rest
+        np.matmul(a, unpack_dense_weights(packed), out=out)
+        if bias:
+            out += bias[0]
+        if act:
+            out[...] = get_spec(act).reference(out)
+
+    return reference
+
+
+def packed_dense_function(ra: int, variant: str) -> LibFuncOp:
+    """The `lib.func` of float32 matmul(x, W) [+ bias [+ relu | gelu]] with W
+    packed (pack_dense_weights), x of rank `ra` (2, 3 or 4)."""
+    if variant not in PACKED_DENSE_VARIANTS:
+        raise ValueError(f"packed dense variant {variant!r}; known: {PACKED_DENSE_VARIANTS}")
+    lead = [f"b{i}" for i in range(ra - 2)]
+    shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), [*lead, "m", "n"]]
+    tag = f"{ra}x2{variant}"
+    return LibFuncOp(f"blas_packed_dense_{tag}", [BufferType.of(s, "float32") for s in shapes],
+                     f"rx_blas_packed_dense_{tag}", "blas", header="cblas.h", link=link_flags(),
+                     reference=f"blas.packed_dense_{tag}", pure=True)
+
+
 CONV_PREFIX = "blas.conv2d"
 
 
@@ -159,6 +223,9 @@ def register() -> None:
             for act in DENSE_ACTIVATIONS:
                 register_library_function(f"blas.dense_{_dense_tag(ra, act)}", dense_reference(act), link=flags,
                                           symbol=f"rx_blas_dense_{_dense_tag(ra, act)}", pure=True)
+            for variant in PACKED_DENSE_VARIANTS:
+                register_library_function(f"blas.packed_dense_{ra}x2{variant}", packed_dense_reference(variant),
+                                          link=flags, symbol=f"rx_blas_packed_dense_{ra}x2{variant}", pure=True)
 
 
 ATTENTION_PREFIX = "blas.attention:"

@@ -3,8 +3,9 @@ pass: conv2d of every kind (groups, depthwise, dilation, any strides and
 paddings, a per-channel bias and relu / relu6 epilogue), dense layers (a
 matmul by constant weights [+ bias] [+ relu | gelu]) and batched matmuls
 of computed operands (attention's). passes/offload.py routes each conv2d to
-oneDNN or to BLAS's im2col + GEMM, and each dense layer and batched matmul
-to oneDNN unless told `gemm=blas`.
+oneDNN or to BLAS's im2col + GEMM, each batched matmul to oneDNN unless
+told `gemm=blas`, and a dense layer to oneDNN on AVX-512 or when told
+`gemm=dnnl` (elsewhere to BLAS's kernels on weights packed when compiling).
 
 oneDNN is optional: the onednn-cpu-gomp wheel ships libdnnl.so and
 onednn-devel-cpu-gomp its headers. The C is the runtime's

@@ -28,10 +28,10 @@ def matmul_module() -> object:
 
 
 def test_compile_without_a_pipeline_offloads_the_matmul_to_a_library() -> None:
-    """The matmul by a constant goes to oneDNN's dense function when oneDNN is installed, else to BLAS."""
-    from relax_xdsl import dnnl
+    """The matmul by a constant goes to a dense function on packed weights (oneDNN's on AVX-512)."""
+    from relax_xdsl.passes.offload import auto_dense_library
 
-    called = "func.call @rx_dnnl_dense_" if dnnl.available() else "func.call @rx_blas_"
+    called = "func.call @rx_dnnl_dense_" if auto_dense_library() == "dnnl" else "func.call @rx_blas_packed_dense_2x2("
     module = matmul_module()
     assert called in rx.print_module(rx.lower(module))  # type: ignore[arg-type]
     exe = rx.compile(module, target="c")  # type: ignore[arg-type]

@@ -6,9 +6,11 @@ weights oneDNN packs once; a batched matmul of computed operands (rank 3 or
 `dnnl.matmul` call. For dense layers, each
 rank of x and each epilogue (none, bias, bias + relu, bias + gelu) is checked against the reference evaluator at a
 symbolic batch bound to 0, 1 (one row: BLAS's GEMV path of the same call),
-3 and 7, and at k = 0; the direct fallback, NaN through relu, the activation
+3 and 7, and at k = 0; the direct fallback (NaN through relu: test_packed_dense.py), the activation
 as oneDNN's post-op only where the result is proven finite, and what stays
-on BLAS (weights computed at run time, `gemm=blas`). For batched matmuls,
+on BLAS (weights computed at run time, `gemm=blas`). Dense layers are
+compiled with `gemm=dnnl` (DNNL): `auto` sends them to oneDNN only on
+AVX-512, and to BLAS's packed kernels elsewhere (test_packed_dense.py). For batched matmuls,
 each rank and layout at batch 0, 1 and 3 with one query row (BLAS's GEMV
 path of the same call) and several, and k = 0.
 Skipped without oneDNN."""
@@ -20,7 +22,8 @@ from typing import Any
 import numpy as np
 import pytest
 from relax_xdsl.passes.offload import offload_module
-from util import assert_close, rand, roundtrip
+from relax_xdsl.passes.pipelines import PIPELINES
+from util import LEAD, assert_close, dense_module, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import dnnl, op
@@ -29,27 +32,10 @@ from relax_xdsl.backend.c import DEFAULT_FLAGS
 pytestmark = pytest.mark.skipif(not dnnl.available(), reason="oneDNN is not installed "
                                 "(pip install onednn-cpu-gomp onednn-devel-cpu-gomp)")
 
+DNNL = PIPELINES["default"].replace("offload{lib=blas}", "offload{lib=blas gemm=dnnl}")
+"""The default pipeline with dense layers on oneDNN whatever the CPU."""
+
 BATCHES = (0, 1, 3, 7)
-LEAD = {2: [], 3: [2], 4: [2, 3]}
-"""x's dims before the batch and k, per rank: the GEMM's rows are their product with the batch."""
-
-
-def dense_module(rank: int, epilogue: str, k: int = 6, n: int = 5, weights: str = "constant") -> Any:
-    """x [*LEAD, batch, k] @ W [k, n] (+ bias [n]) (+ relu | gelu)."""
-    rng = np.random.default_rng(3)
-    with rx.FunctionBuilder("main") as fb:
-        x = fb.param("x", [*LEAD[rank], "b", k], "float32")
-        w = fb.const(rng.standard_normal((k, n)).astype(np.float32)) if weights == "constant" else \
-            op.multiply(fb.param("w", [k, n], "float32"), fb.const(np.float32(2.0)))
-        y = op.matmul(x, w)
-        if epilogue:
-            y = op.add(y, fb.const(rng.standard_normal(n).astype(np.float32)))
-        if epilogue in ("bias_relu", "bias_gelu"):
-            y = op.nn.relu(y) if epilogue == "bias_relu" else op.nn.gelu(y)
-        fb.ret(y)
-    return fb.module
-
-
 def dense_cases(rank: int, k: int = 6, weights: str = "constant") -> list[tuple[np.ndarray, ...]]:
     out = []
     for b in BATCHES:
@@ -70,10 +56,10 @@ def calls(module: Any, **routes: str) -> list[str]:
 def test_dense_is_one_dnnl_call(rank: int, epilogue: str) -> None:
     module = dense_module(rank, epilogue)
     variant = "_" + epilogue if epilogue else ""
-    assert calls(module) == [f"dnnl_dense_{rank}x2{variant}"]
-    exe = rx.compile(module, target="c")
+    assert calls(module, gemm="dnnl") == [f"dnnl_dense_{rank}x2{variant}"]
+    exe = rx.compile(module, target="c", pipeline=DNNL)
     before = int(exe.backend.lib.rx_dnnl_fallbacks())  # type: ignore[attr-defined]
-    interp = rx.compile(offload_module(module.clone()), target="interp", pipeline="baseline")
+    interp = rx.compile(offload_module(module.clone(), gemm="dnnl"), target="interp", pipeline="baseline")
     for args in dense_cases(rank):
         want = rx.evaluate(module, "main", *args)
         assert_close(exe.main(*args), want)
@@ -85,7 +71,7 @@ def test_dense_is_one_dnnl_call(rank: int, epilogue: str) -> None:
 def test_an_empty_reduction_gives_the_bias(epilogue: str) -> None:
     """k = 0: no product terms (oneDNN takes no zero-sized tensor, the direct loops do)."""
     module = dense_module(2, epilogue, k=0)
-    exe = rx.compile(module, target="c")
+    exe = rx.compile(module, target="c", pipeline=DNNL)
     for args in dense_cases(2, k=0):
         assert_close(exe.main(*args), rx.evaluate(module, "main", *args))
 
@@ -97,23 +83,11 @@ def test_direct_fallback_when_dnnl_refuses(epilogue: str) -> None:
     from relax_xdsl.backend.c import CModule
 
     module = dense_module(3, epilogue)
-    lib = CModule(rx.lower(module), cflags=(*DEFAULT_FLAGS, "-DRX_TEST_DNNL_DIRECT"))
+    lib = CModule(rx.lower(module, DNNL), cflags=(*DEFAULT_FLAGS, "-DRX_TEST_DNNL_DIRECT"))
     for args in dense_cases(3):
         (got,) = lib.call("main", list(args))
         assert_close(got, rx.evaluate(module, "main", *args))
     assert lib.lib.rx_dnnl_fallbacks() == 3  # 2, 6 and 14 rows (none: nothing to write)
-
-
-def test_nan_is_kept_through_bias_and_relu() -> None:
-    module = dense_module(2, "bias_relu", k=64, n=48)
-    exe = rx.compile(module, target="c")
-    for b in (1, 9):  # one row (BLAS's GEMV) and oneDNN's rows
-        x = rand((b, 64), seed=b)
-        x[-1, ::7] = np.nan
-        got, want = exe.main(x), rx.evaluate(module, "main", x)
-        assert np.isnan(want[-1]).all() and not np.isnan(want[:-1]).any()
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-        assert_close(np.nan_to_num(got), np.nan_to_num(want))
 
 
 def fused(exe: rx.Executable) -> int:
@@ -130,7 +104,7 @@ def test_activation_is_a_post_op_only_when_the_result_is_finite(act: str) -> Non
     gelu_erf is not specified for NaN): NaN or inf in the input, an input
     whose sums might overflow, a NaN weight or bias, k > n."""
     module = dense_module(2, f"bias_{act}", k=6, n=16)
-    exe = rx.compile(module, target="c")
+    exe = rx.compile(module, target="c", pipeline=DNNL)
     assert f"rx_dnnl_dense_2x2_bias_{act}" in exe.c_source
     x = rand((9, 6), seed=4) * 3
 
@@ -161,17 +135,17 @@ def test_activation_is_a_post_op_only_when_the_result_is_finite(act: str) -> Non
         with rx.FunctionBuilder("main") as fb:
             y = op.add(op.matmul(fb.param("x", ["b", 6], "float32"), fb.const(bad_w)), fb.const(bad_b))
             fb.ret(op.nn.relu(y) if act == "relu" else op.nn.gelu(y))
-        check(x, False, fb.module, rx.compile(fb.module, target="c"))
+        check(x, False, fb.module, rx.compile(fb.module, target="c", pipeline=DNNL))
     wide = dense_module(2, f"bias_{act}", k=16, n=6)  # k > n: our pass
-    check(rand((9, 16), seed=5), False, wide, rx.compile(wide, target="c"))
+    check(rand((9, 16), seed=5), False, wide, rx.compile(wide, target="c", pipeline=DNNL))
 
 
 @pytest.mark.parametrize(("epilogue", "weights", "routes"), [
     ("bias", "computed", {}), ("", "computed", {}), ("bias_gelu", "constant", {"gemm": "blas"}),
     ("bias_relu", "constant", {"gemm": "blas"})])
 def test_what_stays_on_blas(epilogue: str, weights: str, routes: dict) -> None:
-    """Weights computed at run time (oneDNN keeps a packed copy only of
-    constants), and anything under `gemm=blas`."""
+    """Weights computed at run time (only constants are packed, by oneDNN
+    or when compiling), and anything under `gemm=blas`."""
     module = dense_module(2, epilogue, weights=weights)
     assert all(c.startswith("blas_") for c in calls(module, **routes)) and calls(module, **routes)
     exe = rx.compile(module, target="c", pipeline="default" if not routes else
@@ -181,7 +155,7 @@ def test_what_stays_on_blas(epilogue: str, weights: str, routes: dict) -> None:
 
 
 def test_an_unknown_gemm_route_is_an_error() -> None:
-    with pytest.raises(rx.RelaxError, match=r"gemm='gpu' is no GEMM route; choose one of auto, blas"):
+    with pytest.raises(rx.RelaxError, match=r"gemm='gpu' is no GEMM route; choose one of auto, blas, dnnl, packed"):
         offload_module(dense_module(2, ""), gemm="gpu")
 
 
@@ -199,7 +173,7 @@ def test_two_modules_and_freed_modules_keep_their_own_weights() -> None:
         return fb.module
 
     modules = [module(1), module(2)]
-    exes = [rx.compile(m, target="c") for m in modules]
+    exes = [rx.compile(m, target="c", pipeline=DNNL) for m in modules]
     for b in (4, 9, 4):
         x = rand((b, 32), seed=b)
         for m, exe in zip(modules, exes):
@@ -208,7 +182,7 @@ def test_two_modules_and_freed_modules_keep_their_own_weights() -> None:
     x = rand((5, 32), seed=3)
     for seed in range(3, 8):
         m = module(seed)
-        exe = rx.compile(m, target="c")
+        exe = rx.compile(m, target="c", pipeline=DNNL)
         assert_close(exe.main(x), rx.evaluate(m, "main", x))
         del exe
         gc.collect()

@@ -88,7 +88,10 @@ def _two_uses(x: rx.Var) -> rx.Var:
 
 
 def test_models_on_the_fast_pipeline() -> None:
-    for model, sizes, marker in ((mlp(), [(1,), (4,)], "rx_blas_dense_2x2_relu"),
+    from relax_xdsl.passes.offload import auto_dense_library
+
+    dense = "rx_dnnl_dense_2x2_bias_relu" if auto_dense_library() == "dnnl" else "rx_blas_packed_dense_2x2_bias_relu"
+    for model, sizes, marker in ((mlp(), [(1,), (4,)], dense),
                                  (cnn(), [(1,), (2,)], "rx_dnnl_conv2d_nhwc_cw_1_1_1_1_1_1_1_1_1_bias4_relu"),
                                  (transformer_block(), [(1, 1), (2, 7)], "fused_")):
         exe = rx.compile(model.module, target="c", pipeline="fast")

@@ -58,6 +58,30 @@ LEVELS = ("legalized", "interp", "c")
 """Every level an op is checked at, against the reference evaluator."""
 
 
+LEAD = {2: [], 3: [2], 4: [2, 3]}
+"""x's dims before the batch and k in dense_module, per rank: the GEMM's rows are their product with the batch."""
+
+
+def dense_module(rank: int, epilogue: str, k: int = 6, n: int = 5, weights: str = "constant", seed: int = 3) -> Any:
+    """x [*LEAD, b, k] @ W [k, n] (+ bias [n]) (+ relu | gelu): a dense layer,
+    its W and bias constants (W computed from a parameter with
+    `weights="computed"`), `epilogue` one of "", bias, bias_relu, bias_gelu."""
+    from relax_xdsl import op
+
+    rng = np.random.default_rng(seed)
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", [*LEAD[rank], "b", k], "float32")
+        w = fb.const(rng.standard_normal((k, n)).astype(np.float32)) if weights == "constant" else \
+            op.multiply(fb.param("w", [k, n], "float32"), fb.const(np.float32(2.0)))
+        y = op.matmul(x, w)
+        if epilogue:
+            y = op.add(y, fb.const(rng.standard_normal(n).astype(np.float32)))
+        if epilogue in ("bias_relu", "bias_gelu"):
+            y = op.nn.relu(y) if epilogue == "bias_relu" else op.nn.gelu(y)
+        fb.ret(y)
+    return fb.module
+
+
 def check_levels(module: ModuleOp, cases: list[tuple[np.ndarray, ...]], levels: tuple[str, ...] = LEVELS,
                  func: str = "main") -> None:
     """Runs `func` on each input tuple (one per binding of the symbols) with

@@ -47,7 +47,7 @@ def helper_names() -> frozenset[str]:
     take one, except the BLAS library functions blas.py registers under
     their own symbols."""
     names = re.findall(r"\brx\w*", "".join(c_runtime.text(name) for name in c_runtime.HEADERS))
-    return frozenset(n for n in names if not re.fullmatch(r"rx_blas_(matmul|dense)_\w+", n))
+    return frozenset(n for n in names if not re.fullmatch(r"rx_blas_(matmul|dense|packed_dense)_\w+", n))
 
 
 @cache

@@ -65,6 +65,29 @@ RX_DENSE_DECLS(_relu)
 RX_DENSE_DECLS(_gelu)
 #undef RX_DENSE_DECLS
 
+/* matmul(x, W) [+ bias [, then relu | gelu]] with W (k x n) a model constant
+   packed when compiling (blas.pack_dense_weights: its full panels of 16
+   columns, k rows of 16 each, then the last n % 16 columns as k rows), x of
+   rank 2, 3 or 4: rx_blas_packed_dense_<rank>x2[_bias[_relu|_gelu]]. */
+#define RX_PACKED_BIAS_0
+#define RX_PACKED_DIM_0
+#define RX_PACKED_BIAS_1 float* D,
+#define RX_PACKED_DIM_1 int64_t d0,
+#define RX_PACKED_DECLS(VARIANT, B) \
+  void rx_blas_packed_dense_2x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##B float* C, int64_t a0, int64_t a1, \
+                                         int64_t b0, int64_t b1, RX_PACKED_DIM_##B int64_t c0, int64_t c1); \
+  void rx_blas_packed_dense_3x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##B float* C, int64_t a0, int64_t a1, \
+                                         int64_t a2, int64_t b0, int64_t b1, RX_PACKED_DIM_##B int64_t c0, \
+                                         int64_t c1, int64_t c2); \
+  void rx_blas_packed_dense_4x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##B float* C, int64_t a0, int64_t a1, \
+                                         int64_t a2, int64_t a3, int64_t b0, int64_t b1, RX_PACKED_DIM_##B \
+                                         int64_t c0, int64_t c1, int64_t c2, int64_t c3);
+RX_PACKED_DECLS(, 0)
+RX_PACKED_DECLS(_bias, 1)
+RX_PACKED_DECLS(_bias_relu, 1)
+RX_PACKED_DECLS(_bias_gelu, 1)
+#undef RX_PACKED_DECLS
+
 /* Y (n x o x oh x ow) = conv2d(X (n x c x h x w), W (o x c x kh x kw)),
    groups 1, dilation 1, top / left padding pt / pl (the bottom / right
    padding is implied by oh / ow), then + bias[oc] when `bias` is not NULL,
