@@ -2,7 +2,7 @@
 scipy-openblas32 (a wheel that ships OpenBLAS and `cblas.h` with
 `scipy_`-prefixed symbols).
 
-Their C is the runtime's relax_xdsl/c_runtime/rx_blas.c (compiled once into
+Their C is the runtime's relax_xdsl/c_runtime/rx_blas.c and rx_packed.c (compiled once into
 the runtime archive, see backend/c_runtime.py), following the library
 calling convention of relax_xdsl/libraries.py; this module registers them
 with their numpy references, which the interpreter and evaluator run.
@@ -114,11 +114,11 @@ PACKED_DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu")
 """Epilogues of the packed dense functions: none, a bias row, a bias then relu or gelu."""
 
 PANEL = 16
-"""Columns per panel of packed dense weights (rx_blas.c's RX_PANEL)."""
+"""Columns per panel of packed dense weights (rx_packed.c's RX_PANEL)."""
 
 
 def pack_dense_weights(w: np.ndarray) -> np.ndarray:
-    """W (k x n) in the order rx_blas.c's packed dense kernels read it, with
+    """W (k x n) in the order rx_packed.c's dense kernels read it, with
     its shape kept: the n // 16 full panels of 16 columns, each k rows of 16,
     then the last n % 16 columns as k rows. SGEMM repacks its B like this on
     every call; a dense layer's weights are a model constant, so they are

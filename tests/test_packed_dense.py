@@ -1,5 +1,5 @@
 """Dense layers on weights packed when compiling (offload's `packed` GEMM
-route; blas.pack_dense_weights, rx_blas.c's rx_dense_packed). A matmul by a
+route; blas.pack_dense_weights, rx_packed.c's rx_dense_packed). A matmul by a
 model-constant matrix, with its bias row and relu / gelu, becomes one
 `blas.packed_dense` call reading a new constant: W's panels of 16 columns
 (k rows each), then its last n % 16 columns. Checked against the reference

@@ -40,7 +40,7 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "c_runtime"
 """The runtime's C sources and headers (package data)."""
 
 CORE_SOURCES = ("rx_runtime.c",)
-BLAS_SOURCES = ("rx_blas.c",)
+BLAS_SOURCES = ("rx_blas.c", "rx_packed.c")
 DNNL_SOURCES = ("rx_dnnl.c",)
 HEADERS = ("rx_runtime.h", "rx_blas.h", "rx_dnnl.h", "rx_python.h")
 

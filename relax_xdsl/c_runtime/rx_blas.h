@@ -1,7 +1,8 @@
 /* relax_xdsl's BLAS library functions (relax_xdsl/blas.py registers them):
    matmuls and dense layers on scipy-openblas32's SGEMM / SGEMV, register
    tiles for GEMMs of a few rows, and conv2d as im2col or shifted windows
-   then one GEMM. Defined in rx_blas.c, part of the runtime archive when
+   then one GEMM; dense layers on weights packed when compiling. Defined in
+   rx_blas.c and rx_packed.c, part of the runtime archive when
    scipy-openblas32 is installed.
 
    Each function follows the library calling convention
@@ -12,6 +13,7 @@
 #ifndef RX_BLAS_H
 #define RX_BLAS_H
 #include "rx_runtime.h"
+#include <omp.h>
 
 /* GEMMs of 2..RX_SMALL_GEMM_ROWS rows run in register tiles reading the
    weights in place (rx_sgemm_small): SGEMM would pack all of B on every
@@ -28,6 +30,29 @@
 #ifndef RX_SPLIT_BYTES
 #define RX_SPLIT_BYTES 262144.0
 #endif
+
+/* Shared by rx_blas.c and rx_packed.c. */
+/* How many OpenMP threads `batch` products of (m x k) @ (k x n) are split
+   over: 1 when they are small in flops and in bytes of operands, or inside
+   a parallel region (no nested teams). The bytes count for memory-bound
+   products: a decode step's q @ K^T and p @ V over a whole KV cache do few
+   flops per byte, and one thread cannot draw the memory bandwidth two do. */
+static inline int rx_blas_threads(int64_t batch, int64_t m, int64_t n, int64_t k) {
+  double flops = 2.0 * batch * m * n * k;
+  double bytes = 4.0 * batch * ((double)m * k + (double)k * n + (double)m * n);
+  if ((flops < RX_SMALL_GEMM_FLOPS && bytes < RX_SPLIT_BYTES) || omp_in_parallel()) return 1;
+  int t = omp_get_max_threads();
+  return t > 1 ? t : 1;
+}
+
+enum { RX_ACT_NONE, RX_ACT_RELU, RX_ACT_GELU };
+
+static inline void rx_activate(float* C, int64_t count, int act) {
+  if (act == RX_ACT_RELU)  /* NaN stays NaN, as relax.relu's maximum(x, 0) */
+    for (int64_t i = 0; i < count; ++i) { float v = C[i]; C[i] = v < 0.0f ? 0.0f : v; }
+  else if (act == RX_ACT_GELU)  /* as relax.gelu's legalization computes it */
+    for (int64_t i = 0; i < count; ++i) C[i] = rx_gelu(C[i]);
+}
 
 /* x1 @ x2 for each offloaded rank pair (blas.MATMUL_RANKS): x1's leading
    dims folded into the rows when x2 is a matrix, else one strided batch. */
