@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 
 from relax_xdsl.dialects.lib import LibCallOp, LibFuncOp
 from relax_xdsl.dialects.relax import ConstantOp, FunctionOp, GraphOp, TensorType
@@ -285,9 +286,11 @@ def _dense_route(mm: GraphOp) -> str | None:
     return "packed" if rank in blas.PACKED_DENSE_RANKS else None
 
 
+@cache
 def auto_dense_library() -> str:
     """Where `gemm=auto` sends a dense layer on this machine: "dnnl" (oneDNN
-    installed, AVX-512) or "packed" (see _dense_route)."""
+    installed, AVX-512) or "packed" (see _dense_route). Asked once per
+    process (/proc/cpuinfo is long on a many-core machine)."""
     from relax_xdsl import dnnl
     from relax_xdsl.backend.toolchain import machine_cpu_features
 
