@@ -506,15 +506,29 @@ def stored_elements(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
     return data.astype(bool) if dtype == "bool" else data
 
 
+CONSTANT_ALIGNMENT = 64
+"""Bytes to which constant_array aligns its arrays' data. The C target hands
+them to compiled code as its constant table, as deployed weights are
+aligned (deploy.py's `.balign 64`) and as result buffers are: the kernels'
+32- and 64-byte loads of a weight row then never straddle two cache lines
+(numpy's own allocations are aligned to 16 bytes)."""
+
+
 def constant_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
-    """The numpy array a dense attribute holds; a splat is expanded, within
-    the allocation limit (a ResourceLimitError names the shape past it)."""
+    """The numpy array a dense attribute holds, a C-contiguous copy aligned
+    to CONSTANT_ALIGNMENT; a splat is expanded, within the allocation limit
+    (a ResourceLimitError names the shape past it)."""
     shape = tuple(attr.get_shape() or ())
     data = stored_elements(attr)
-    if data.size == int(np.prod(shape, dtype=object)):
-        return np.array(data.reshape(shape))
-    check_alloc(shape, data.itemsize, "a splat constant")
-    return np.full(shape, data[0], dtype=data.dtype)
+    whole = data.size == int(np.prod(shape, dtype=object))
+    if not whole:
+        check_alloc(shape, data.itemsize, "a splat constant")
+    nbytes = int(np.prod(shape, dtype=object)) * data.itemsize
+    raw = np.empty(nbytes + CONSTANT_ALIGNMENT, dtype=np.uint8)
+    start = -raw.ctypes.data % CONSTANT_ALIGNMENT
+    out = raw[start:start + nbytes].view(data.dtype).reshape(shape)
+    out[...] = data.reshape(shape) if whole else data[0]
+    return out
 
 
 @irdl_op_definition

@@ -324,9 +324,9 @@ _packed_constants: ContextVar[dict[SSAValue, SSAValue]] = ContextVar("packed_con
 
 
 def _packed_operands(ops: list[GraphOp]) -> list[SSAValue]:
-    """x, W packed (a new constant after W's, made once per W and pass), then
-    the bias. A splat W (one value, stored once) is its own packing: it is
-    read as it is, not expanded."""
+    """chain_operands with W packed (a new constant after W's, made once per
+    W and pass). A splat W (one value, stored once) is its own packing: it
+    is read as it is, not expanded."""
     from relax_xdsl.dialects.relax import stored_elements
 
     from relax_xdsl.blas import pack_dense_weights
@@ -342,8 +342,8 @@ def _packed_operands(ops: list[GraphOp]) -> list[SSAValue]:
         packed.result.name_hint = f"{w.name_hint}_packed" if w.name_hint else "packed"
         Rewriter.insert_op(packed, InsertPoint.after(owner))
         made[w] = packed.result
-    bias = [v for v in ops[1].inputs if v is not ops[0].res] if len(ops) > 1 else []
-    return [ops[0].inputs[0], made[w], *bias]
+    x, _, *bias = chain_operands(ops)
+    return [x, made[w], *bias]
 
 
 def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
@@ -480,12 +480,7 @@ def _offload(module: ModuleOp, patterns: list[OffloadPattern]) -> ModuleOp:
                 if table.lookup_symbol(module, name) is None:
                     module.body.block.add_op(lib)
                 read = list(op.inputs)
-                if pattern.operands is not None:
-                    operands = pattern.operands(ops)
-                else:
-                    operands = list(op.inputs)
-                    for prev, nxt in zip(ops, ops[1:]):
-                        operands += [v for v in nxt.inputs if v is not prev.res]
+                operands = pattern.operands(ops) if pattern.operands is not None else chain_operands(ops)
                 call = LibCallOp(name, operands, [ops[-1].res.type])
                 Rewriter.insert_op(call, InsertPoint.before(ops[-1]))
                 ops[-1].res.replace_all_uses_with(call.results[0])
@@ -496,6 +491,14 @@ def _offload(module: ModuleOp, patterns: list[OffloadPattern]) -> ModuleOp:
                         Rewriter.erase_op(v.owner)
                 break
     return module
+
+
+def chain_operands(ops: list[GraphOp]) -> list[SSAValue]:
+    """A matched chain's call operands by default: the first op's, then each later op's other operand."""
+    operands = list(ops[0].inputs)
+    for prev, nxt in zip(ops, ops[1:]):
+        operands += [v for v in nxt.inputs if v is not prev.res]
+    return operands
 
 
 def _chain(op: GraphOp, names: tuple[str, ...]) -> list[GraphOp] | None:

@@ -142,18 +142,15 @@ def unpack_dense_weights(packed: np.ndarray) -> np.ndarray:
 
 def packed_dense_reference(variant: str) -> object:
     """The numpy semantics of a packed dense function: its weights unpacked,
-    then matmul, the bias and the activation of `variant`."""
-    from relax_xdsl.ops.registry import get_spec
-
-    act = variant.removeprefix("_bias").removeprefix("_")
+    then dense_reference's (matmul_reference's without a bias)."""
+    dense = dense_reference(variant.removeprefix("_bias").removeprefix("_"))
 
     def reference(a: np.ndarray, packed: np.ndarray, *rest: np.ndarray) -> None:
-        *bias, out = rest
-        np.matmul(a, unpack_dense_weights(packed), out=out)
-        if bias:
-            out += bias[0]
-        if act:
-            out[...] = get_spec(act).reference(out)
+        w = unpack_dense_weights(packed)
+        if len(rest) == 2:  # a bias, then the output
+            dense(a, w, *rest)  # type: ignore[operator]
+        else:
+            matmul_reference(a, w, *rest)
 
     return reference
 

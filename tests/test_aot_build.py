@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from util import gemm_pipeline
 
 import relax_xdsl as rx
 from relax_xdsl import op
@@ -23,7 +24,7 @@ from relax_xdsl.cli.driver import main as cli_main
 from relax_xdsl.shape import sym
 
 EXAMPLE = Path(rx.__file__).parent / "examples" / "mlp.mlir"
-BLAS_GEMMS = "fold-constants,offload{lib=blas gemm=blas},default"
+BLAS_GEMMS = gemm_pipeline("blas")
 """The default pipeline with dense layers on OpenBLAS's SGEMM (by default
 their weights are packed when compiling and no OpenBLAS call is left), so
 the build depends on libscipy_openblas.so, copied next to it."""

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from relax_xdsl.passes.offload import offload_module
-from relax_xdsl.passes.pipelines import PIPELINES
-from util import LEAD, assert_close, dense_module, rand, roundtrip
+from util import LEAD, assert_close, dense_module, gemm_pipeline, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import dnnl, op
@@ -32,7 +31,7 @@ from relax_xdsl.backend.c import DEFAULT_FLAGS
 pytestmark = pytest.mark.skipif(not dnnl.available(), reason="oneDNN is not installed "
                                 "(pip install onednn-cpu-gomp onednn-devel-cpu-gomp)")
 
-DNNL = PIPELINES["default"].replace("offload{lib=blas}", "offload{lib=blas gemm=dnnl}")
+DNNL = gemm_pipeline("dnnl")
 """The default pipeline with dense layers on oneDNN whatever the CPU."""
 
 BATCHES = (0, 1, 3, 7)

@@ -12,13 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 from relax_xdsl.passes.offload import offload_module
-from relax_xdsl.passes.pipelines import PIPELINES
-from util import assert_close, check_levels, rand, roundtrip
+from util import assert_close, check_levels, gemm_pipeline, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import op
 
-BLAS_GEMMS = PIPELINES["default"].replace("offload{lib=blas}", "offload{lib=blas gemm=blas}")
+BLAS_GEMMS = gemm_pipeline("blas")
 """The default pipeline with every GEMM on BLAS."""
 
 

@@ -18,14 +18,13 @@ import numpy as np
 import pytest
 from relax_xdsl.dialects.relax import ConstantOp
 from relax_xdsl.passes.offload import offload_module
-from relax_xdsl.passes.pipelines import PIPELINES
-from util import LEAD, assert_close, dense_module, rand, roundtrip
+from util import LEAD, assert_close, dense_module, gemm_pipeline, rand, roundtrip
 
 import relax_xdsl as rx
 from relax_xdsl import blas, op
 from relax_xdsl.backend.c import DEFAULT_FLAGS
 
-PACKED = PIPELINES["default"].replace("offload{lib=blas}", "offload{lib=blas gemm=packed}")
+PACKED = gemm_pipeline("packed")
 """The default pipeline with dense layers on packed weights whatever the CPU (`auto` picks oneDNN on AVX-512)."""
 
 @pytest.mark.parametrize(("k", "n"), [(3, 10), (5, 16), (7, 37), (0, 5), (4, 0), (1, 1), (33, 48)])
@@ -107,8 +106,7 @@ def test_nan_is_kept_through_bias_and_relu(gemm: str) -> None:
     if gemm == "dnnl" and not dnnl.available():
         pytest.skip("oneDNN is not installed")
     module = dense_module(2, "bias_relu", k=64, n=48)
-    exe = rx.compile(module, target="c", pipeline=PIPELINES["default"].replace(
-        "offload{lib=blas}", f"offload{{lib=blas gemm={gemm}}}"))
+    exe = rx.compile(module, target="c", pipeline=gemm_pipeline(gemm))
     assert f"rx_{'blas_packed' if gemm == 'packed' else gemm}_dense_2x2" in exe.c_source
     for b in (1, 9):  # one row (the packed one-row kernel, BLAS's GEMV) and several
         x = rand((b, 64), seed=b)
@@ -179,3 +177,13 @@ def test_a_splat_weight_is_read_as_it_is() -> None:
     exe = rx.compile(small, target="c", pipeline=PACKED)
     x = rand((3, 20), seed=1)
     assert_close(exe.main(x), rx.evaluate(small, "main", x))
+
+
+def test_constants_reach_c_aligned() -> None:
+    """The constant table's arrays start at multiples of 64 bytes
+    (dialects.relax.CONSTANT_ALIGNMENT), so no 32-byte panel load straddles
+    two cache lines."""
+    from relax_xdsl.dialects.relax import CONSTANT_ALIGNMENT
+
+    exe = rx.compile(dense_module(3, "bias_relu", k=5, n=37), target="c", pipeline=PACKED)
+    assert exe.backend.globals and all(g.ctypes.data % CONSTANT_ALIGNMENT == 0 for g in exe.backend.globals)

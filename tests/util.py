@@ -58,6 +58,13 @@ LEVELS = ("legalized", "interp", "c")
 """Every level an op is checked at, against the reference evaluator."""
 
 
+def gemm_pipeline(route: str) -> str:
+    """The default pipeline with offload's GEMM route `route` (passes/offload.py's GEMM_ROUTES)."""
+    from relax_xdsl.passes.pipelines import PIPELINES
+
+    return PIPELINES["default"].replace("offload{lib=blas}", f"offload{{lib=blas gemm={route}}}")
+
+
 LEAD = {2: [], 3: [2], 4: [2, 3]}
 """x's dims before the batch and k in dense_module, per rank: the GEMM's rows are their product with the batch."""
 

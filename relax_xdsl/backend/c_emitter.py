@@ -291,24 +291,8 @@ class CEmitter:
             v = g.initial_value
             if not isinstance(v, DenseIntOrFPElementsAttr):
                 raise RelaxError(f"memref.global @{g.sym_name.data} has no dense initial value")
-            out.append(aligned_array(constant_array(v)))
+            out.append(constant_array(v))  # (aligned: CONSTANT_ALIGNMENT)
         return out
-
-
-CONSTANT_ALIGNMENT = 64
-"""Bytes to which each constant of the `rx_g` table is aligned, as the
-deployed weights are (deploy.py's `.balign 64`) and as result buffers are:
-the kernels' 32- and 64-byte loads of a weight row then never straddle two
-cache lines (numpy's own allocations are aligned to 16 bytes)."""
-
-
-def aligned_array(a: np.ndarray) -> np.ndarray:
-    """A C-contiguous copy of `a` whose data starts at a multiple of CONSTANT_ALIGNMENT."""
-    raw = np.empty(a.nbytes + CONSTANT_ALIGNMENT, dtype=np.uint8)
-    start = -raw.ctypes.data % CONSTANT_ALIGNMENT
-    out = raw[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
-    out[...] = a
-    return out
 
 
 @dataclass
