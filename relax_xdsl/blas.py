@@ -157,14 +157,17 @@ def packed_dense_reference(variant: str) -> object:
 
 def packed_dense_function(ra: int, variant: str) -> LibFuncOp:
     """The `lib.func` of float32 matmul(x, W) [+ bias [+ relu | gelu]] with W
-    packed (pack_dense_weights), x of rank `ra` (2, 3 or 4)."""
+    packed (pack_dense_weights), x of rank `ra` (2, 3 or 4). The kernels
+    (rx_packed.c) are the runtime's own and call no OpenBLAS, so a module
+    whose only library calls are these links no libscipy_openblas (and an
+    ahead-of-time build does not ship it)."""
     if variant not in PACKED_DENSE_VARIANTS:
         raise ValueError(f"packed dense variant {variant!r}; known: {PACKED_DENSE_VARIANTS}")
     lead = [f"b{i}" for i in range(ra - 2)]
     shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), [*lead, "m", "n"]]
     tag = f"{ra}x2{variant}"
     return LibFuncOp(f"blas_packed_dense_{tag}", [BufferType.of(s, "float32") for s in shapes],
-                     f"rx_blas_packed_dense_{tag}", "blas", header="cblas.h", link=link_flags(),
+                     f"rx_blas_packed_dense_{tag}", "blas", header="rx_blas.h",
                      reference=f"blas.packed_dense_{tag}", pure=True)
 
 
@@ -221,8 +224,10 @@ def register() -> None:
                 register_library_function(f"blas.dense_{_dense_tag(ra, act)}", dense_reference(act), link=flags,
                                           symbol=f"rx_blas_dense_{_dense_tag(ra, act)}", pure=True)
             for variant in PACKED_DENSE_VARIANTS:
+                # the runtime archive's own kernels (rx_packed.c): its header, no OpenBLAS to link
                 register_library_function(f"blas.packed_dense_{ra}x2{variant}", packed_dense_reference(variant),
-                                          link=flags, symbol=f"rx_blas_packed_dense_{ra}x2{variant}", pure=True)
+                                          c_source='#include "rx_blas.h"\n',
+                                          symbol=f"rx_blas_packed_dense_{ra}x2{variant}", pure=True)
 
 
 ATTENTION_PREFIX = "blas.attention:"

@@ -91,6 +91,21 @@ def test_directory_is_self_contained_without_python(mlp: tuple[Path, Any], tmp_p
     assert got.shape == (2, 10)
 
 
+def test_packed_dense_build_ships_no_openblas(tmp_path: Path) -> None:
+    """Dense layers on the runtime's packed kernels call no OpenBLAS: the
+    directory neither holds nor needs libscipy_openblas.so."""
+    out = tmp_path / "packed"
+    assert cli_main(["build", str(EXAMPLE), "-o", str(out), "--pipeline", gemm_pipeline("packed")]) == 0
+    assert not list(out.glob("libscipy_openblas*"))
+    make(out)
+    ldd = subprocess.run(["ldd", str(out / "libmodel.so")], capture_output=True, text=True, check=True).stdout
+    assert "openblas" not in ldd and "not found" not in ldd, ldd
+    module = rx.parse_module(EXAMPLE.read_text())
+    x = np.random.default_rng(1).standard_normal((3, 784)).astype(np.float32)
+    (got,) = run_arrays(out, tmp_path, [x], 1)
+    np.testing.assert_allclose(got, rx.evaluate(module, "main", x), rtol=1e-4, atol=1e-5)
+
+
 def test_header_documents_the_entry_point(mlp: tuple[Path, Any]) -> None:
     header = (mlp[0] / "model.h").read_text()
     assert "int model_main(const rx_tensor* inputs, int n_inputs, rx_tensor* outputs, int n_outputs);" in header
