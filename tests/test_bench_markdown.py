@@ -62,3 +62,18 @@ def test_markdown_to_a_directory_fails_before_timing(run: ModuleType, tmp_path: 
         run.main(["--models", "mlp", "--markdown", str(tmp_path)])
     assert exc.value.code == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_a_child_process_gets_the_options_but_not_the_models_or_the_page(run: ModuleType) -> None:
+    """Each model is timed in a child `run.py --models NAME --rows-to FILE`:
+    the parent's other options pass on, its model list and --markdown do not."""
+    argv = ["--models", "mlp", "bert", "--repeat", "3", "--markdown=out.md", "--no-tvm"]
+    rest = run._drop_option(run._drop_option(argv, "--models", True), "--markdown", False)
+    assert rest == ["--repeat", "3", "--no-tvm"]
+    assert run._drop_option(["--markdown", "x.md", "--budget", "1"], "--markdown", False) == ["--budget", "1"]
+
+
+def test_rows_come_back_from_json_as_they_left(run: ModuleType) -> None:
+    import json
+
+    assert [run._tuples(r) for r in json.loads(json.dumps(ROWS))] == ROWS
