@@ -30,11 +30,9 @@ writes the final tables to PATH too, under a header naming the machine's CPU,
 the date and the command, so a results page is one run's output.
 
 Each model is compiled and timed in a fresh child process (`--same-process`
-runs them all in this one): what ran earlier in a process changes later
-timings of every runtime in it. In one process that had compiled and timed
-the nine models before it, the MultiheadAttention model ran at batch 1 in
-1.7x the time onnxruntime took in a process of its own, and at batch 8 at
-1.30x onnxruntime against 1.01x alone.
+runs them all in this one): what ran earlier in a process changed later
+timings of every runtime in it, onnxruntime's as much as ours, so a model
+late in the list measured slower than the same model alone.
 """
 
 from __future__ import annotations
@@ -76,6 +74,10 @@ EXPORTED_SIZES = [(1, 128), (8, 128)]  # (batch, sequence); image models use the
 ALL_MODELS = [*SIZES, *exported_models.MODELS, *exported_models.LIGHT_ZOO]
 
 
+MIN_ROUNDS = 5
+"""Rounds interleaved_medians always runs, whatever `repeat` and `budget` say."""
+
+
 def median_time(fn: Callable[[], object], repeat: int, budget: float) -> float:
     """Median of up to `repeat` runs (fewer if they exceed `budget` seconds)."""
     return interleaved_medians({"": fn}, repeat, budget, pause=0.0)[""]
@@ -95,8 +97,11 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, budge
     idle pause run up to 4x slower for every runtime alike (the vCPUs and
     caches warming up), so a block timed from the first call measured the
     warm-up, and more so for a function with a short block. Block sizes
-    come from the median of five warm-up runs, not from one. Stops after
-    `budget` seconds per function (at least 3 rounds)."""
+    come from the median of five warm-up runs, not from one. Runs at least
+    MIN_ROUNDS rounds, then more until every function has `repeat` timed
+    runs or `budget` seconds per function have passed: a fast function
+    fills `repeat` in its first block, and with one round a change in the
+    machine's speed between two blocks would become their ratio."""
     block: dict[str, int] = {}
     warm: dict[str, int] = {}
     for k, fn in fns.items():
@@ -111,8 +116,8 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeat: int, budge
     times: dict[str, list[float]] = {k: [] for k in fns}
     start = time.perf_counter()
     rounds = 0
-    while min(len(v) for v in times.values()) < repeat and \
-            (rounds < 3 or time.perf_counter() - start < budget * len(fns)):
+    while rounds < MIN_ROUNDS or (min(len(v) for v in times.values()) < repeat and
+                                  time.perf_counter() - start < budget * len(fns)):
         for k, fn in fns.items():
             time.sleep(pause)
             for _ in range(warm[k]):
