@@ -247,12 +247,33 @@ def results_tables(rows: list[tuple[Any, ...]], peak: float) -> list[str]:
     return lines
 
 
+def vector_isa() -> str:
+    """", AVX-512" / ", AVX2" / "": the widest x86 vector extension this
+    machine has, which decides the dense route (`auto`) and the kernels."""
+    from relax_xdsl.backend.toolchain import machine_cpu_features
+
+    features = machine_cpu_features() or ()
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2")):
+        if flag in features:
+            return f", {name}"
+    return ""
+
+
 def versions(rows: list[tuple[Any, ...]]) -> str:
     """Python's and the contenders' versions (onnxruntime and TVM when they ran)."""
     parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
-    for kind, module, label in (("ort", "onnxruntime", "onnxruntime"), ("tvm", "tvm", "TVM")):
-        if any(r[0] == kind for r in rows):
-            parts.append(f"{label} {getattr(sys.modules.get(module), '__version__', '?')}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    for kind, dists, label in (("ort", ("onnxruntime",), "onnxruntime"), ("tvm", ("apache-tvm", "tvm"), "TVM")):
+        if any(r[0] == kind for r in rows):  # (timed in child processes: asked of the installed package)
+            found = "?"
+            for dist in dists:
+                try:
+                    found = version(dist)
+                    break
+                except PackageNotFoundError:
+                    continue
+            parts.append(f"{label} {found}")
     return ", ".join(parts)
 
 
@@ -267,7 +288,7 @@ def markdown_report(rows: list[tuple[Any, ...]], peak: float, command: str, cpu:
         "",
         f"One run of `{command}` on {when.strftime('%Y-%m-%d %H:%M UTC')}.",
         "",
-        f"- CPU: {cpu} ({cores} logical core{'s' if cores != 1 else ''})",
+        f"- CPU: {cpu} ({cores} logical core{'s' if cores != 1 else ''}{vector_isa()})",
         f"- BLAS peak (numpy float32 2048x2048 matmul): {peak:.1f} GFLOP/s",
         f"- {versions(rows)}",
         "",
