@@ -24,5 +24,5 @@ builtin.module {
 // CHECK:      %{{.*}} = lib.call @blas_packed_dense_2x2_bias_relu(%x, %w_packed, %b) : (!relax.tensor<[n, 2], f32>, !relax.tensor<[2, 18], f32>, !relax.tensor<[18], f32>) -> !relax.tensor<[n, 18], f32>
 // CHECK-NEXT: %{{.*}} = lib.call @blas_packed_dense_2x2(%x, %w_packed) : (!relax.tensor<[n, 2], f32>, !relax.tensor<[2, 18], f32>) -> !relax.tensor<[n, 18], f32>
 // CHECK-NEXT: %{{.*}} = relax.add %w, %w
-// CHECK:      lib.func @blas_packed_dense_2x2_bias_relu (!tir.buffer<[m, k], f32>, !tir.buffer<[k, n], f32>, !tir.buffer<[n], f32>, !tir.buffer<[m, n], f32>) -> () {symbol = "rx_blas_packed_dense_2x2_bias_relu", library = "blas", header = "cblas.h", {{.*}} reference = "blas.packed_dense_2x2_bias_relu", pure}
+// CHECK:      lib.func @blas_packed_dense_2x2_bias_relu (!tir.buffer<[m, k], f32>, !tir.buffer<[k, n], f32>, !tir.buffer<[n], f32>, !tir.buffer<[m, n], f32>) -> () {symbol = "rx_blas_packed_dense_2x2_bias_relu", library = "blas", header = "rx_blas.h", reference = "blas.packed_dense_2x2_bias_relu", pure}
 // CHECK:      lib.func @blas_packed_dense_2x2 (!tir.buffer<[m, k], f32>, !tir.buffer<[k, n], f32>, !tir.buffer<[m, n], f32>) -> () {symbol = "rx_blas_packed_dense_2x2"
