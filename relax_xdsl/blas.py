@@ -223,11 +223,12 @@ def register() -> None:
             for act in DENSE_ACTIVATIONS:
                 register_library_function(f"blas.dense_{_dense_tag(ra, act)}", dense_reference(act), link=flags,
                                           symbol=f"rx_blas_dense_{_dense_tag(ra, act)}", pure=True)
-            for variant in PACKED_DENSE_VARIANTS:
-                # the runtime archive's own kernels (rx_packed.c): its header, no OpenBLAS to link
-                register_library_function(f"blas.packed_dense_{ra}x2{variant}", packed_dense_reference(variant),
-                                          c_source='#include "rx_blas.h"\n',
-                                          symbol=f"rx_blas_packed_dense_{ra}x2{variant}", pure=True)
+    for ra in PACKED_DENSE_RANKS:
+        for variant in PACKED_DENSE_VARIANTS:
+            # the runtime archive's own kernels (rx_packed.c): its header, no OpenBLAS to link
+            register_library_function(f"blas.packed_dense_{ra}x2{variant}", packed_dense_reference(variant),
+                                      c_source='#include "rx_blas.h"\n',
+                                      symbol=f"rx_blas_packed_dense_{ra}x2{variant}", pure=True)
 
 
 ATTENTION_PREFIX = "blas.attention:"
