@@ -14,7 +14,8 @@ bias as its C operand, and float32 conv2d, likewise with a per-channel
 bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it is installed, for
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
-for groups 1, dilation 1.
+for groups 1, dilation 1. A channels-last conv on oneDNN also takes a
+residual add after its bias [+ relu] (_conv2d_bias_residual).
 A dense layer whose matrix is a model constant goes to BLAS's packed dense
 kernels, its weights packed here, once (_packed_dense), or to oneDNN's
 matmul on AVX-512 (_dense_route); a batched product of computed operands of
@@ -249,15 +250,36 @@ def _blas_conv2d_bias(ops: list[GraphOp]) -> LibFuncOp | None:
         if ops[2].SPEC.name == "clip" and not _is_relu6(ops[2]):
             return None
         act = "_relu6" if ops[2].SPEC.name == "clip" else "_relu"
+    bias = _conv_bias_variant(conv, add)
+    return None if bias is None else _blas_conv2d(conv, bias + act)
+
+
+def _conv_bias_variant(conv: GraphOp, add: GraphOp) -> str | None:
+    """"_bias3" or "_bias4" when the add's other operand is a per-channel bias of the conv's result."""
     bias = _bias(conv, add)
     if bias is None or bias.ndim not in (3, 4):
         return None
     nhwc = conv.SPEC.decode_params(dict(conv.attributes))["data_layout"] == "NHWC"
     o = conv.res.type.sym_shape[3 if nhwc else 1]  # type: ignore[union-attr]
     want = [1] * (bias.ndim - 3) + ([1, 1, o] if nhwc else [o, 1, 1])
-    if not all(dims_equal(d, e) for d, e in zip(bias.sym_shape, want)):
+    return f"_bias{bias.ndim}" if all(dims_equal(d, e) for d, e in zip(bias.sym_shape, want)) else None
+
+
+def _conv2d_bias_residual(ops: list[GraphOp]) -> LibFuncOp | None:
+    """conv2d + a per-channel bias + a residual of the result's type [+ relu]
+    (ResNet's and MobileNetV2's shortcut add) on oneDNN, channels last (the
+    layout convert-layout gives the convs it sends there; oneDNN reads the
+    residual in its binary post-op as its destination is laid out)."""
+    conv, add, residual_add = ops[:3]
+    if conv.SPEC.decode_params(dict(conv.attributes))["data_layout"] != "NHWC":
         return None
-    return _blas_conv2d(conv, f"_bias{bias.ndim}{act}")
+    residual = _bias(add, residual_add)
+    if residual is None or not types_match(residual, add.res.type):
+        return None
+    route, bias = _conv_route(conv), _conv_bias_variant(conv, add)
+    if route is None or route[0] != "dnnl" or bias is None:
+        return None
+    return _blas_conv2d(conv, f"{bias}_add{'_relu' if len(ops) == 4 else ''}")
 
 
 def _dense_route(mm: GraphOp) -> str | None:
@@ -432,6 +454,8 @@ register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul_transposed, operands=_transposed_operands))
 register_offload_pattern("blas", OffloadPattern("matmul", _dense_or_matmul))
+register_offload_pattern("blas", OffloadPattern("conv2d", _conv2d_bias_residual, ("add", "add", "relu")))
+register_offload_pattern("blas", OffloadPattern("conv2d", _conv2d_bias_residual, ("add", "add")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "clip")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))

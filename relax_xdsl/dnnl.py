@@ -1,6 +1,7 @@
 """oneDNN library functions on oneDNN's C API, for the `offload{lib=blas}`
 pass: conv2d of every kind (groups, depthwise, dilation, any strides and
-paddings, a per-channel bias and relu / relu6 epilogue), dense layers (a
+paddings, a per-channel bias and relu / relu6 epilogue, a residual add
+before the relu), dense layers (a
 matmul by constant weights [+ bias] [+ relu | gelu]) and batched matmuls
 of computed operands (attention's). passes/offload.py routes each conv2d to
 oneDNN or to BLAS's im2col + GEMM, each batched matmul to oneDNN unless
@@ -35,10 +36,12 @@ from pathlib import Path
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
 from relax_xdsl.conv_library import (
     LAYOUTS,
+    RESIDUAL_VARIANTS,
     activation_code,
     check_variant,
     conv_buffers,
     conv_reference,
+    has_residual,
     parse_name,
     wrapper_signature,
 )
@@ -118,6 +121,9 @@ def link_flags() -> list[str]:
     return [f"-I{inc}", f"-L{lib}", "-ldnnl", f"-Wl,-rpath,{lib}"]
 
 
+ALL_CONV_VARIANTS = CONV_VARIANTS + RESIDUAL_VARIANTS
+"""oneDNN's conv2d functions also take a residual (its binary post-op)."""
+
 ConvParams = tuple[int, int, int, int, int, int, int, int, int]
 """(sh, sw, pt, pl, pb, pr, dh, dw, groups)."""
 
@@ -149,7 +155,7 @@ def conv2d_function(strides: tuple[int, int], padding: tuple[int, int, int, int]
     model constant (its reordered copy is kept between calls); `after6`:
     with constant weights and an activation, the data is the result of a
     call that bounds_by_six (see PREFIXES)."""
-    check_variant(variant)
+    check_variant(variant, ALL_CONV_VARIANTS)
     if after6 and not (constant_weights and activation_code(variant)):
         raise ValueError("conv2d after a relu6 conv: only with constant weights and an activation")
     params: ConvParams = (*strides, *padding, *dilation, groups)  # type: ignore[assignment]
@@ -166,7 +172,7 @@ def _resolve_conv(name: str) -> object:
     """Registers `dnnl.conv2d[_nhwc][_cw][variant]:sh,sw,pt,pl,pb,pr,dh,dw,g`
     (its C wrapper and numpy reference)."""
     found = next(((key, parsed) for key, prefix in PREFIXES.items()
-                  if (parsed := parse_name(name, prefix, 9)) is not None), None)
+                  if (parsed := parse_name(name, prefix, 9, ALL_CONV_VARIANTS)) is not None), None)
     if found is None:
         return None
     (layout, constant_weights, after6), (variant, params) = found  # a name parses one way only (PREFIXES)
@@ -190,7 +196,8 @@ def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str, layout
     sh, sw, pt, pl, pb, pr, dh, dw, g = params
     return f"""#include "rx_dnnl.h"
 {wrapper_signature(symbol, variant, "ci", layout)} {{
-  {runtime}(X, W, {"B" if "_bias" in variant else "NULL"}, Y, n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
+  {runtime}(X, W, {"B" if "_bias" in variant else "NULL"}, {"R" if has_residual(variant) else "NULL"}, Y,
+                 n, c, h, w, o, kh, kw, oh, ow, {sh}, {sw}, {pt}, {pl}, {pb}, {pr},
                  {dh}, {dw}, {g}, {activation_code(variant)}, {int(layout == "NHWC")});
 }}
 """

@@ -44,7 +44,14 @@
    relax.clip keep it, and its gelu_erf is not specified for NaN. Otherwise
    the activation is a separate pass after an unfused primitive (a cache
    entry of its own). The post-op saves that pass: a second trip through a
-   result that has left the cache (a transformer's widest GEMM). */
+   result that has left the cache (a transformer's widest GEMM).
+
+   A conv may add a residual R (ResNet's shortcut) before its activation:
+   oneDNN's binary add post-op reads R as the caller lays out Y (the
+   offload pass sends only channels-last convs, where that is the
+   destination's own layout). The NaN-free proof then reads R as well.
+   Should oneDNN refuse it, the conv runs without it and one pass of ours
+   adds R and applies the activation. */
 #include "rx_dnnl.h"
 
 #include <float.h>
@@ -58,6 +65,10 @@
 #define RX_DNNL_CACHE_MAX 512
 #define RX_DNNL_POST_OP 8 /* or-ed into a key's activation: the activation as oneDNN's post-op */
 #define RX_DNNL_GELU 3    /* a dense layer's activation codes: rx_conv_act's (0 none, 1 relu), and this */
+/* A key's RX_DNNL_OPERANDS entry (19): which optional operands the call has */
+#define RX_DNNL_HAS_BIAS 1
+#define RX_DNNL_HAS_RESIDUAL 2 /* + R (the destination's shape and layout) as a binary post-op, before the act */
+#define RX_DNNL_RESIDUAL(key) ((key)[19] & RX_DNNL_HAS_RESIDUAL)
 
 /* A constant weight buffer in the convolution's layout. */
 typedef struct rx_dnnl_weights {
@@ -176,13 +187,17 @@ static int rx_dnnl_adopt(rx_dnnl_conv* e, const_dnnl_primitive_desc_t pd) {
   return ok;
 }
 
-/* Gives `attr` one eltwise post-op (`alg` with its alpha and beta): a conv's or dense layer's
-   activation; 1 on success. */
-static int rx_dnnl_eltwise_post_op(dnnl_primitive_attr_t attr, dnnl_alg_kind_t alg, float alpha, float beta) {
+/* Gives `attr` its post-ops: + a residual tensor laid out as `residual` (a binary add, post-op 0; none
+   when NULL), then one eltwise post-op (`alg` with its alpha and beta; none when `eltwise` is 0): a
+   conv's or dense layer's residual add and activation, in the order of the graph ops; 1 on success. */
+static int rx_dnnl_post_ops(dnnl_primitive_attr_t attr, const_dnnl_memory_desc_t residual, int eltwise,
+                            dnnl_alg_kind_t alg, float alpha, float beta) {
+  if (!residual && !eltwise) return 1;
   dnnl_post_ops_t post = NULL;
-  int ok = dnnl_post_ops_create(&post) == dnnl_success &&
-           dnnl_post_ops_append_eltwise(post, alg, alpha, beta) == dnnl_success &&
-           dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
+  int ok = dnnl_post_ops_create(&post) == dnnl_success;
+  if (ok && residual) ok = dnnl_post_ops_append_binary(post, dnnl_binary_add, residual) == dnnl_success;
+  if (ok && eltwise) ok = dnnl_post_ops_append_eltwise(post, alg, alpha, beta) == dnnl_success;
+  ok = ok && dnnl_primitive_attr_set_post_ops(attr, post) == dnnl_success;
   if (post) dnnl_post_ops_destroy(post);
   return ok;
 }
@@ -194,11 +209,11 @@ static int rx_dnnl_adopt_matmul(rx_dnnl_conv* e, const_dnnl_memory_desc_t weight
   dnnl_primitive_desc_t pd = NULL;
   int ok = dnnl_primitive_attr_create(&attr) == dnnl_success &&
            dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
-  if (ok && e->key[21] == RX_DNNL_DENSE && (e->key[18] & RX_DNNL_POST_OP)) {
-    /* relu as clip to [0, FLT_MAX] (the conv's), gelu as gelu_erf: after the bias */
+  if (ok && e->key[21] == RX_DNNL_DENSE) {
+    /* relu as clip to [0, FLT_MAX] (the conv's), gelu as gelu_erf: after the bias and the residual */
     int gelu = (e->key[18] & ~RX_DNNL_POST_OP) == RX_DNNL_GELU;
-    ok = rx_dnnl_eltwise_post_op(attr, gelu ? dnnl_eltwise_gelu_erf : dnnl_eltwise_clip_v2, 0.0f,
-                                 gelu ? 0.0f : FLT_MAX);
+    ok = rx_dnnl_post_ops(attr, RX_DNNL_RESIDUAL(e->key) ? e->user_md[3] : NULL, e->key[18] & RX_DNNL_POST_OP,
+                          gelu ? dnnl_eltwise_gelu_erf : dnnl_eltwise_clip_v2, 0.0f, gelu ? 0.0f : FLT_MAX);
   }
   ok = ok && dnnl_matmul_primitive_desc_create(&pd, rx_dnnl_engine, e->user_md[0], weights, bias, e->user_md[3],
                                                attr) == dnnl_success &&
@@ -208,12 +223,12 @@ static int rx_dnnl_adopt_matmul(rx_dnnl_conv* e, const_dnnl_memory_desc_t weight
   return ok;
 }
 
-/* A dense layer's matmul in `e` (key: m k n, then zeros, act [| RX_DNNL_POST_OP], has_bias, 0,
+/* A dense layer's matmul in `e` (key: m k n, then zeros, act [| RX_DNNL_POST_OP], RX_DNNL_OPERANDS, 0,
    RX_DNNL_DENSE): source and destination row-major as they are, the weights (k x n, row-major) reordered
    into the layout oneDNN picks (`any`), the bias a row; 1 on success. Called with rx_dnnl_lock held. */
 static int rx_dnnl_create_dense(rx_dnnl_conv* e) {
   const int64_t* k = e->key;
-  int has_bias = (int)k[19];
+  int has_bias = (int)(k[19] & RX_DNNL_HAS_BIAS);
   dnnl_dims_t src = {k[0], k[1]}, wei = {k[1], k[2]}, bias = {1, k[2]}, dst = {k[0], k[2]};
   int ok = dnnl_memory_desc_create_with_tag(&e->user_md[0], 2, src, dnnl_f32, dnnl_ab) == dnnl_success &&
            dnnl_memory_desc_create_with_tag(&e->user_md[1], 2, wei, dnnl_f32, dnnl_ab) == dnnl_success &&
@@ -239,12 +254,12 @@ static int rx_dnnl_create_matmul(rx_dnnl_conv* e) {
   return ok && rx_dnnl_adopt_matmul(e, e->user_md[1], NULL);
 }
 
-/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act has_bias nhwc RX_DNNL_CONV), created
-   with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
+/* The convolution for `key` (n c h w o kh kw oh ow sh sw pt pl pb pr dh dw groups act RX_DNNL_OPERANDS nhwc
+   RX_DNNL_CONV), created with its reorders; NULL when oneDNN refuses it. Called with rx_dnnl_lock held. */
 static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   int64_t n = k[0], c = k[1], h = k[2], w = k[3], o = k[4], kh = k[5], kw = k[6], oh = k[7], ow = k[8];
   int64_t groups = k[17];
-  int has_bias = (int)k[19], nhwc = (int)k[20];
+  int has_bias = (int)(k[19] & RX_DNNL_HAS_BIAS), nhwc = (int)k[20];
   if (!rx_dnnl_engine && dnnl_engine_create(&rx_dnnl_engine, dnnl_cpu, 0) != dnnl_success) {
     rx_dnnl_engine = NULL;
     return NULL;
@@ -282,10 +297,11 @@ static rx_dnnl_conv* rx_dnnl_create(const int64_t* k) {
   dnnl_primitive_attr_t attr = NULL;
   ok = ok && dnnl_primitive_attr_create(&attr) == dnnl_success &&
        dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success;
-  if (ok && (k[18] & RX_DNNL_POST_OP)) { /* relu = clip to [0, FLT_MAX], relu6 = clip to [0, 6] */
-    float hi = (k[18] & ~RX_DNNL_POST_OP) == 2 ? 6.0f : FLT_MAX;
-    ok = rx_dnnl_eltwise_post_op(attr, dnnl_eltwise_clip_v2, 0.0f, hi);
-  }
+  /* the residual (as the destination is laid out for the caller), then relu = clip to [0, FLT_MAX] or
+     relu6 = clip to [0, 6] */
+  float hi = (k[18] & ~RX_DNNL_POST_OP) == 2 ? 6.0f : FLT_MAX;
+  ok = ok && rx_dnnl_post_ops(attr, RX_DNNL_RESIDUAL(k) ? e->user_md[3] : NULL, k[18] & RX_DNNL_POST_OP,
+                              dnnl_eltwise_clip_v2, 0.0f, hi);
   dnnl_primitive_desc_t pd = NULL;
   dnnl_dims_t strides = {k[9], k[10]}, pad_l = {k[11], k[12]}, pad_r = {k[13], k[14]};
   dnnl_dims_t dilates = {k[15] - 1, k[16] - 1};
@@ -401,9 +417,9 @@ void rx_dnnl_forget_weights(const void* lo, const void* hi) {
 /* Runs the convolution `e` (cached when `cached`, so it may keep constant
    weights); 0 on success, 1 when oneDNN or an allocation failed. */
 static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float* W, int const_weights,
-                       const float* bias, float* Y) {
+                       const float* bias, const float* R, float* Y) {
   dnnl_stream_t stream = NULL;
-  dnnl_memory_t mem[8] = {NULL};
+  dnnl_memory_t mem[8] = {NULL}, residual = NULL;
   void* buf[4] = {NULL};
   int ok = dnnl_stream_create(&stream, rx_dnnl_engine, dnnl_stream_default_flags) == dnnl_success;
   /* the weights already in the convolution's layout (kept constant weights), or NULL */
@@ -413,6 +429,8 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
   void* user[4] = {(void*)X, (void*)W, (void*)bias, Y};
   for (int i = 0; i < 4 && ok; ++i)
     if (i != 2 || bias) ok = dnnl_memory_create(&mem[i], e->user_md[i], rx_dnnl_engine, user[i]) == dnnl_success;
+  if (ok && RX_DNNL_RESIDUAL(e->key))
+    ok = dnnl_memory_create(&residual, e->user_md[3], rx_dnnl_engine, (void*)R) == dnnl_success;
   for (int i = 0; i < 3 && ok; ++i) {
     int user_index = i == 2 ? 3 : i;
     if (!e->reorder[i]) {
@@ -437,9 +455,10 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
       ok = dnnl_primitive_execute(e->reorder[i], stream, 2, args) == dnnl_success;
     }
   if (ok) {
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem[4]}, {DNNL_ARG_WEIGHTS, mem[5]}, {DNNL_ARG_DST, mem[6]}};
+    dnnl_exec_arg_t args[6] = {{DNNL_ARG_SRC, mem[4]}, {DNNL_ARG_WEIGHTS, mem[5]}, {DNNL_ARG_DST, mem[6]}};
     int nargs = 3;
     if (bias) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[2]};
+    if (residual) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, residual};
     if (mem[7]) args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[7]};
     ok = dnnl_primitive_execute(e->conv, stream, nargs, args) == dnnl_success;
   }
@@ -456,6 +475,7 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
   for (int i = 0; i < 4; ++i)
     if (mem[i]) dnnl_memory_destroy(mem[i]);
   if (mem[7]) dnnl_memory_destroy(mem[7]);
+  if (residual) dnnl_memory_destroy(residual);
   for (int i = 0; i < 4; ++i) free(buf[i]);
   return !ok;
 }
@@ -464,7 +484,7 @@ static int rx_dnnl_run(rx_dnnl_conv* e, int cached, const float* X, const float*
    refuses it or an allocation fails, counts a fallback and returns 1: the caller then computes the result
    with its direct loops (a library call has no error path, so it never leaves its output unwritten). */
 static int rx_dnnl_execute(const int64_t* key, const float* X, const float* W, int const_weights,
-                           const float* bias, float* Y) {
+                           const float* bias, const float* R, float* Y) {
   int owned = 0;
 #ifdef RX_TEST_DNNL_DIRECT /* tests: oneDNN refusing everything */
   rx_dnnl_conv* e = NULL;
@@ -472,7 +492,7 @@ static int rx_dnnl_execute(const int64_t* key, const float* X, const float* W, i
 #else
   rx_dnnl_conv* e = rx_dnnl_get(key, &owned);
 #endif
-  int failed = !e || rx_dnnl_run(e, !owned, X, W, const_weights, bias, Y);
+  int failed = !e || rx_dnnl_run(e, !owned, X, W, const_weights, bias, R, Y);
   if (owned) rx_dnnl_free_entry(e);
   if (failed) __atomic_add_fetch(&rx_dnnl_fallback_count, 1, __ATOMIC_RELAXED);
   return failed;
@@ -535,17 +555,31 @@ static void rx_dnnl_forget_bounds(const void* lo, const void* hi) {
   }
 }
 
-/* Whether a conv (or, `by_column`, a dense layer) of X by the constant W (+ bias) gives no NaN nor
-   infinity, so oneDNN's clip post-op (NaN -> 0) agrees with relu / relu6 (NaN kept) and its gelu_erf
-   sees finite values only: every x,
-   weight and bias finite, and max|x| * max_oc sum|w| + max|b| (the largest
-   any partial sum can be) far enough below FLT_MAX that no sum overflows
-   to infinity, rounding included (taps <= 2^22: at most 1.3x growth). One
-   read of X (none when `known_max` >= 0 bounds it): the largest |x| as the
-   largest of its bits with the sign cleared (IEEE floats order as their
-   bits; NaN and inf are the largest). */
+/* The largest |x| of X's `count` floats, as the largest of their bits with the sign cleared (IEEE floats
+   order as their bits; NaN and inf are the largest): INFINITY when one is not finite. One read of X. */
+static float rx_dnnl_abs_max(const float* X, int64_t count) {
+  uint32_t top = 0;
+#pragma omp parallel for simd reduction(max : top) if (parallel : count >= 65536) schedule(static)
+  for (int64_t i = 0; i < count; ++i) {
+    uint32_t a;
+    memcpy(&a, X + i, sizeof a);
+    a &= 0x7fffffffu;
+    top = a > top ? a : top;
+  }
+  if (top >= 0x7f800000u) return INFINITY; /* inf or NaN */
+  float max;
+  memcpy(&max, &top, sizeof max);
+  return max;
+}
+
+/* Whether a conv (or, `by_column`, a dense layer) of X by the constant W (+ bias) (+ the residual R of
+   `r_count` floats) gives no NaN nor infinity, so oneDNN's clip post-op (NaN -> 0) agrees with relu /
+   relu6 (NaN kept) and its gelu_erf sees finite values only: every x, weight, bias and residual finite,
+   and max|x| * max_oc sum|w| + max|b| + max|r| (the largest any partial sum can be) far enough below
+   FLT_MAX that no sum overflows to infinity, rounding included (taps <= 2^22: at most 1.3x growth).
+   One read of X (none when `known_max` >= 0 bounds it) and of R. */
 static int rx_dnnl_nan_free(const float* X, int64_t count, float known_max, const float* W, int64_t o,
-                            int64_t taps, int by_column, const float* bias) {
+                            int64_t taps, int by_column, const float* bias, const float* R, int64_t r_count) {
   if (taps > ((int64_t)1 << 22)) return 0;
   float wb = rx_dnnl_weight_bound(W, o, taps, by_column);
   if (!(wb < FLT_MAX)) return 0;
@@ -555,20 +589,10 @@ static int rx_dnnl_nan_free(const float* X, int64_t count, float known_max, cons
     if (!(b <= FLT_MAX)) return 0;
     if (b > bmax) bmax = b;
   }
-  float xmax = known_max; /* X's bound when known: no read */
-  if (known_max < 0.0f) {
-    uint32_t top = 0;
-#pragma omp parallel for simd reduction(max : top) if (parallel : count >= 65536) schedule(static)
-    for (int64_t i = 0; i < count; ++i) {
-      uint32_t a;
-      memcpy(&a, X + i, sizeof a);
-      a &= 0x7fffffffu;
-      top = a > top ? a : top;
-    }
-    if (top >= 0x7f800000u) return 0; /* inf or NaN */
-    memcpy(&xmax, &top, sizeof xmax);
-  }
-  return (double)xmax * wb + bmax < 0.5 * FLT_MAX;
+  float xmax = known_max >= 0.0f ? known_max : rx_dnnl_abs_max(X, count); /* X's bound when known: no read */
+  float rmax = R ? rx_dnnl_abs_max(R, r_count) : 0.0f;
+  if (!(xmax < INFINITY && rmax < INFINITY)) return 0;
+  return (double)xmax * wb + bmax + rmax < 0.5 * FLT_MAX;
 }
 
 /* The result (address and element count) of the last constant-weight conv + relu6 call on this thread,
@@ -577,63 +601,86 @@ static int rx_dnnl_nan_free(const float* X, int64_t count, float known_max, cons
 static _Thread_local const float* rx_dnnl_six_at;
 static _Thread_local int64_t rx_dnnl_six_count;
 
+/* Y = act(Y + R) in place, NaN kept (rx_conv_act): a residual conv's epilogue when oneDNN did not run it. */
+static void rx_dnnl_add_activate(float* Y, const float* R, int64_t count, int act) {
+#pragma omp parallel for simd if (parallel : count >= 65536) schedule(static)
+  for (int64_t i = 0; i < count; ++i) Y[i] = rx_conv_act(Y[i] + R[i], act);
+}
+
 /* rx_dnnl_conv2d, rx_dnnl_conv2d_cw and rx_dnnl_conv2d_cw_after6. */
 static void rx_dnnl_conv2d_any(const float* X, const float* W, int const_weights, int after6, const float* bias,
-                               float* Y, int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh,
-                               int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
-                               int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act, int nhwc) {
+                               const float* R, float* Y, int64_t n, int64_t c, int64_t h, int64_t w, int64_t o,
+                               int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw, int64_t pt,
+                               int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups, int act,
+                               int nhwc) {
   int six = after6 && X == rx_dnnl_six_at && n * c * h * w == rx_dnnl_six_count; /* X in [0, 6] */
-  int bounds_six = const_weights && act == 2;
-  if (bounds_six) rx_dnnl_six_at = NULL;
+  int bounds_six = const_weights && act == 2 && !R;
+  if (const_weights && act == 2) rx_dnnl_six_at = NULL;
+  int64_t count = n * o * oh * ow;
   if (n == 0 || o == 0 || oh == 0 || ow == 0) return; /* an empty output: nothing to write */
   if (c == 0 || h == 0 || w == 0 || kh == 0 || kw == 0) {
-    /* oneDNN takes no zero-sized input: the output is the bias (then the activation) */
-    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
+    /* oneDNN takes no zero-sized input: the output is the bias (then the residual and the activation) */
+    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups,
+                          R ? 0 : act, nhwc);
+    if (R) rx_dnnl_add_activate(Y, R, count, act);
     return;
   }
   /* the activation fused as a post-op when no NaN can arise (constant weights: their bound is kept); proving
      it reads X, which costs more than the pass it saves when X is larger than Y (a 1x1 conv that narrows
      the channels: SqueezeNet's squeeze convs, a bottleneck's first conv), unless X's bound is known; not for
      a grouped conv that is not depthwise (ShuffleNet's): oneDNN runs those as a GEMM-based conv whose
-     post-ops are a scalar reference loop, slower than our pass */
+     post-ops are a scalar reference loop, slower than our pass. A residual is read for the proof too. */
   int fused = act && const_weights && (six || c * h * w <= o * oh * ow) && (groups == 1 || groups == c) &&
-              rx_dnnl_nan_free(X, n * c * h * w, six ? 6.0f : -1.0f, W, o, c / groups * kh * kw, 0, bias);
+              rx_dnnl_nan_free(X, n * c * h * w, six ? 6.0f : -1.0f, W, o, c / groups * kh * kw, 0, bias, R,
+                               count);
+  int64_t operands = (bias ? RX_DNNL_HAS_BIAS : 0) | (R ? RX_DNNL_HAS_RESIDUAL : 0);
   int64_t key[RX_DNNL_KEY] = {n,  c,  h,  w,  o,  kh, kw,     oh, ow, sh, sw, pt, pl, pb, pr, dh,
-                              dw, groups, fused ? act | RX_DNNL_POST_OP : act, bias != NULL, nhwc, RX_DNNL_CONV};
-  if (rx_dnnl_execute(key, X, W, const_weights, bias, Y)) {
-    rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act, nhwc);
+                              dw, groups, fused ? act | RX_DNNL_POST_OP : act, operands, nhwc, RX_DNNL_CONV};
+  if (rx_dnnl_execute(key, X, W, const_weights, bias, R, Y)) {
+    if (R) {
+      /* without the residual post-op (an NCHW destination oneDNN blocks may refuse it), then a pass */
+      key[18] = 0;
+      key[19] &= ~RX_DNNL_HAS_RESIDUAL;
+      if (rx_dnnl_execute(key, X, W, const_weights, bias, NULL, Y))
+        rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, 0,
+                              nhwc);
+      rx_dnnl_add_activate(Y, R, count, act);
+    } else {
+      rx_dnnl_conv2d_direct(X, W, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, dh, dw, groups, act,
+                            nhwc);
+    }
   } else if (act && !fused) {
-    rx_dnnl_activate(Y, n * o * oh * ow, act);
+    rx_dnnl_activate(Y, count, act);
   } else if (fused) {
     __atomic_add_fetch(&rx_dnnl_fused_count, 1, __ATOMIC_RELAXED);
     if (bounds_six) {
       rx_dnnl_six_at = Y;
-      rx_dnnl_six_count = n * o * oh * ow;
+      rx_dnnl_six_count = count;
     }
   }
 }
 
-void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
-                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                    int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                    int act, int nhwc) {
-  rx_dnnl_conv2d_any(X, W, 0, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
+void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, const float* R, float* Y, int64_t n, int64_t c,
+                    int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh,
+                    int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw,
+                    int64_t groups, int act, int nhwc) {
+  rx_dnnl_conv2d_any(X, W, 0, 0, bias, R, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
                      act, nhwc);
 }
 
-void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
-                       int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                       int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                       int act, int nhwc) {
-  rx_dnnl_conv2d_any(X, W, 1, 0, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
+void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, const float* R, float* Y, int64_t n,
+                       int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                       int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw,
+                       int64_t groups, int act, int nhwc) {
+  rx_dnnl_conv2d_any(X, W, 1, 0, bias, R, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
                      act, nhwc);
 }
 
-void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
-                              int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
-                              int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh,
-                              int64_t dw, int64_t groups, int act, int nhwc) {
-  rx_dnnl_conv2d_any(X, W, 1, 1, bias, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
+void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias, const float* R, float* Y, int64_t n,
+                              int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh,
+                              int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr,
+                              int64_t dh, int64_t dw, int64_t groups, int act, int nhwc) {
+  rx_dnnl_conv2d_any(X, W, 1, 1, bias, R, Y, n, c, h, w, o, kh, kw, oh, ow, sh, sw, pt, pl, pb, pr, dh, dw, groups,
                      act, nhwc);
 }
 
@@ -669,10 +716,10 @@ void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, 
   if (m == 0 || n == 0) return; /* an empty output: nothing to write */
   /* the activation as oneDNN's post-op when the result is proven finite (reading A costs more than the
      pass it saves when A is the larger, k > n) */
-  int fused = act && k > 0 && k <= n && rx_dnnl_nan_free(A, m * k, -1.0f, W, n, k, 1, bias);
+  int fused = act && k > 0 && k <= n && rx_dnnl_nan_free(A, m * k, -1.0f, W, n, k, 1, bias, NULL, 0);
   int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                               fused ? act | RX_DNNL_POST_OP : act, bias != NULL, 0, RX_DNNL_DENSE};
-  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, C)) {
+  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, NULL, C)) {
     rx_dnnl_gemm_direct(A, W, bias, C, 1, m, k, n, 0);
     fused = 0;
   }
@@ -687,6 +734,6 @@ void rx_dnnl_matmul(const float* A, const float* B, float* C, int64_t batch, int
   if (batch == 0 || m == 0 || n == 0) return; /* an empty output: nothing to write */
   int64_t key[RX_DNNL_KEY] = {batch, m, k, n, transposed_b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                               RX_DNNL_MATMUL};
-  if (k == 0 || rx_dnnl_execute(key, A, B, 0, NULL, C))
+  if (k == 0 || rx_dnnl_execute(key, A, B, 0, NULL, NULL, C))
     rx_dnnl_gemm_direct(A, B, NULL, C, batch, m, k, n, transposed_b);
 }

@@ -16,23 +16,25 @@
    float32, X and Y NCHW (or NHWC, channels last, when `nhwc`), W OIHW,
    strides sh / sw, paddings pt / pl / pb / pr,
    dilations dh / dw (1: none), then + bias[oc] when `bias` is not NULL,
-   then the activation `act` (rx_conv_act: 0 none, 1 relu, 2 relu6). */
-void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
-                    int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                    int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                    int act, int nhwc);
+   then + R (a residual of Y's shape and layout, not Y's storage) when `R`
+   is not NULL, as oneDNN's binary post-op, then the activation `act`
+   (rx_conv_act: 0 none, 1 relu, 2 relu6). */
+void rx_dnnl_conv2d(const float* X, const float* W, const float* bias, const float* R, float* Y, int64_t n, int64_t c,
+                    int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh,
+                    int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw,
+                    int64_t groups, int act, int nhwc);
 
 /* rx_dnnl_conv2d for weights W that are a model constant: unchanged, at
    the same address, while the module lives. Their reordered copy is made
    on the first call and kept (per convolution and address) until
    rx_dnnl_forget_weights drops it. Its relu / relu6 runs as oneDNN's clip
-   post-op when the result is proven NaN-free (finite X, W and bias, and no
-   sum can overflow; tried when X is no larger than Y): the clip would turn
-   NaN into 0. */
-void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c, int64_t h,
-                       int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow, int64_t sh, int64_t sw,
-                       int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw, int64_t groups,
-                       int act, int nhwc);
+   post-op when the result is proven NaN-free (finite X, W, bias and
+   residual, and no sum can overflow; tried when X is no larger than Y):
+   the clip would turn NaN into 0. */
+void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, const float* R, float* Y, int64_t n,
+                       int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
+                       int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh, int64_t dw,
+                       int64_t groups, int act, int nhwc);
 
 /* rx_dnnl_conv2d_cw (with an activation) whose X is the result of a
    constant-weight conv + relu6 call (the compiler knows it): when that
@@ -40,10 +42,10 @@ void rx_dnnl_conv2d_cw(const float* X, const float* W, const float* bias, float*
    and size), X is in [0, 6] and is not read again to prove this call's
    result NaN-free. The compiler's guarantee is what makes that record
    safe: X, live from that call to this one, cannot be written between. */
-void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias, float* Y, int64_t n, int64_t c,
-                              int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh, int64_t ow,
-                              int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr, int64_t dh,
-                              int64_t dw, int64_t groups, int act, int nhwc);
+void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias, const float* R, float* Y, int64_t n,
+                              int64_t c, int64_t h, int64_t w, int64_t o, int64_t kh, int64_t kw, int64_t oh,
+                              int64_t ow, int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t pb, int64_t pr,
+                              int64_t dh, int64_t dw, int64_t groups, int act, int nhwc);
 
 /* A dense layer on oneDNN's matmul: C (m x n) = A (m x k) @ W (k x n), all
    row-major, + bias (n; NULL for none), then the activation `act`
