@@ -9,7 +9,11 @@
    these kernels read them as packed: W (k x n) is stored as its n / 16
    full panels of 16 columns, each k rows of 16 floats, then the last n % 16
    columns as k rows of n % 16 (the same k * n floats, no padding, so the
-   buffer keeps W's type). A register tile of 6 rows x 16 columns (12
+   buffer keeps W's type). The tail is read as it is, 16 floats from each
+   of its rows of n % 16 (the lanes past the row read the next row and are
+   never written out), but for its last 16 rows, whose reads would pass the
+   buffer's end: those come from a zero-padded copy on the stack (16 x 16
+   floats at most, made once per call). A register tile of 6 rows x 16 columns (12
    accumulators of 8 floats: AVX2's 16 registers hold them with the panel's
    two vectors and the broadcast of A) runs over all of k; A is read in
    place, rows of it a block at a time small enough to stay in L2 while
@@ -21,18 +25,34 @@ typedef int32_t rx_vi8 __attribute__((vector_size(32), aligned(4)));
 
 static inline rx_v8 rx_relu_v8(rx_v8 r) { return (rx_v8)((rx_vi8)r & ~(rx_vi8)(r < (rx_v8){0})); } /* NaN stays */
 
+/* A panel: rows [0, k1) of 16 floats `ldp` apart from p (the tail's rows are n % 16 apart), then rows
+   [k1, k) from q, 16 apart (the tail's last rows, zero-padded; NULL when k1 is k). */
+typedef struct {
+  const float* p;
+  int64_t ldp, k1;
+  const float* q;
+} rx_panel;
+
 /* C[0:MR, 0:16] = A[0:MR, :] @ P (k x 16) + bias16 (NULL: 0), relu'd when act is RX_ACT_RELU. */
 static inline __attribute__((always_inline)) void rx_panel_tile(const int MR, int64_t K, const float* restrict A,
-                                                                int64_t lda, const float* restrict P,
-                                                                float* restrict C, int64_t ldc,
-                                                                const float* bias16, int act) {
+                                                                int64_t lda, rx_panel P, float* restrict C,
+                                                                int64_t ldc, const float* bias16, int act) {
   rx_v8 c0[RX_PANEL_ROWS], c1[RX_PANEL_ROWS];
   rx_v8 d0 = bias16 ? *(const rx_v8*)bias16 : (rx_v8){0}, d1 = bias16 ? *(const rx_v8*)(bias16 + 8) : (rx_v8){0};
   for (int i = 0; i < MR; ++i) c0[i] = d0, c1[i] = d1;
-  for (int64_t k = 0; k < K; ++k) {
-    rx_v8 b0 = *(const rx_v8*)(P + k * RX_PANEL), b1 = *(const rx_v8*)(P + k * RX_PANEL + 8);
+  for (int64_t k = 0; k < P.k1; ++k) {
+    rx_v8 b0 = *(const rx_v8*)(P.p + k * P.ldp), b1 = *(const rx_v8*)(P.p + k * P.ldp + 8);
     for (int i = 0; i < MR; ++i) {
       rx_v8 a = A[i * lda + k] - (rx_v8){0}; /* a splat, no add */
+      c0[i] += a * b0;
+      c1[i] += a * b1;
+    }
+  }
+  for (int64_t k = P.k1; k < K; ++k) {
+    const float* q = P.q + (k - P.k1) * RX_PANEL;
+    rx_v8 b0 = *(const rx_v8*)q, b1 = *(const rx_v8*)(q + 8);
+    for (int i = 0; i < MR; ++i) {
+      rx_v8 a = A[i * lda + k] - (rx_v8){0};
       c0[i] += a * b0;
       c1[i] += a * b1;
     }
@@ -45,20 +65,21 @@ static inline __attribute__((always_inline)) void rx_panel_tile(const int MR, in
 
 /* One row: c[0:16] = a @ P + bias16, four sums over k (k mod 4) so the
    multiply-adds do not wait on each other. */
-static void rx_panel_row(int64_t K, const float* restrict a, const float* restrict P, float* restrict c,
-                         const float* bias16, int act) {
+static inline __attribute__((always_inline)) void rx_panel_row(int64_t K, const float* restrict a, rx_panel P,
+                                                               float* restrict c, const float* bias16, int act) {
   rx_v8 s[4][2] = {{{0}}};
   int64_t k = 0;
-  for (; k + 4 <= K; k += 4)
+  for (; k + 4 <= P.k1; k += 4)
     for (int u = 0; u < 4; ++u) {
       rx_v8 x = a[k + u] - (rx_v8){0};
-      s[u][0] += x * *(const rx_v8*)(P + (k + u) * RX_PANEL);
-      s[u][1] += x * *(const rx_v8*)(P + (k + u) * RX_PANEL + 8);
+      s[u][0] += x * *(const rx_v8*)(P.p + (k + u) * P.ldp);
+      s[u][1] += x * *(const rx_v8*)(P.p + (k + u) * P.ldp + 8);
     }
   for (; k < K; ++k) {
+    const float* b = k < P.k1 ? P.p + k * P.ldp : P.q + (k - P.k1) * RX_PANEL;
     rx_v8 x = a[k] - (rx_v8){0};
-    s[0][0] += x * *(const rx_v8*)(P + k * RX_PANEL);
-    s[0][1] += x * *(const rx_v8*)(P + k * RX_PANEL + 8);
+    s[0][0] += x * *(const rx_v8*)b;
+    s[0][1] += x * *(const rx_v8*)(b + 8);
   }
   for (int v = 0; v < 2; ++v) {
     rx_v8 r = (s[0][v] + s[1][v]) + (s[2][v] + s[3][v]);
@@ -67,28 +88,38 @@ static void rx_panel_row(int64_t K, const float* restrict a, const float* restri
   }
 }
 
+/* One tile of `mr` rows (1 to 6) at `a` through the panel P into `out`: constant row counts, so each tile's
+   accumulators stay in registers. */
+static inline __attribute__((always_inline)) void rx_panel_tiles(int mr, int64_t K, const float* a, rx_panel P,
+                                                                 float* out, int64_t ldc, const float* bias16,
+                                                                 int act) {
+  switch (mr) {
+    case 6: rx_panel_tile(6, K, a, K, P, out, ldc, bias16, act); break;
+    case 5: rx_panel_tile(5, K, a, K, P, out, ldc, bias16, act); break;
+    case 4: rx_panel_tile(4, K, a, K, P, out, ldc, bias16, act); break;
+    case 3: rx_panel_tile(3, K, a, K, P, out, ldc, bias16, act); break;
+    case 2: rx_panel_tile(2, K, a, K, P, out, ldc, bias16, act); break;
+    default: rx_panel_row(K, a, P, out, bias16, act); break;
+  }
+}
+
 /* Rows [i0, i1) of C through one panel (16 columns starting at column j of C,
-   the first w of them written: a narrower last panel goes through a tile on
-   the stack), in tiles of 6 rows and fewer for the last ones. */
+   the first w of them written: the narrower tail panel goes through a tile on
+   the stack), in tiles of 6 rows and fewer for the last ones. A full panel's
+   tiles are their own copies, with its constant row stride and no padded rows. */
 __attribute__((noinline, noclone))  /* one copy: the activation is tested once per tile */
-static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, const float* P, float* C, int64_t n,
+static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, rx_panel P, float* C, int64_t n,
                           int64_t j, int64_t w, const float* bias16, int act) {
   float tile[RX_PANEL_ROWS * RX_PANEL];
   for (int64_t i = i0; i < i1; i += RX_PANEL_ROWS) {
     int mr = i1 - i < RX_PANEL_ROWS ? (int)(i1 - i) : RX_PANEL_ROWS;
-    float* out = w == RX_PANEL ? C + i * n + j : tile;
-    int64_t ldc = w == RX_PANEL ? n : RX_PANEL;
     const float* a = A + i * K;
-    switch (mr) {  /* constant row counts: each tile's accumulators stay in registers */
-      case 6: rx_panel_tile(6, K, a, K, P, out, ldc, bias16, act); break;
-      case 5: rx_panel_tile(5, K, a, K, P, out, ldc, bias16, act); break;
-      case 4: rx_panel_tile(4, K, a, K, P, out, ldc, bias16, act); break;
-      case 3: rx_panel_tile(3, K, a, K, P, out, ldc, bias16, act); break;
-      case 2: rx_panel_tile(2, K, a, K, P, out, ldc, bias16, act); break;
-      default: rx_panel_row(K, a, P, out, bias16, act); break;
-    }
-    if (w != RX_PANEL)
+    if (w == RX_PANEL) {
+      rx_panel_tiles(mr, K, a, (rx_panel){P.p, RX_PANEL, K, NULL}, C + i * n + j, n, bias16, act);
+    } else {
+      rx_panel_tiles(mr, K, a, P, tile, RX_PANEL, bias16, act);
       for (int r = 0; r < mr; ++r) memcpy(C + (i + r) * n + j, tile + r * RX_PANEL, (size_t)w * sizeof(float));
+    }
     if (act == RX_ACT_GELU)
       for (int r = 0; r < mr; ++r) rx_activate(C + (i + r) * n + j, w, act);
   }
@@ -96,9 +127,9 @@ static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, con
 
 /* Rows [i0, i1) x panels [p0, p1) of C = act(A @ W + D): row blocks whose
    A stays in L2, each through every panel of the range. `tail`: the last
-   panel zero-padded to 16 columns (NULL when n is a multiple of 16). */
+   panel (n % 16 columns; unused when n is a multiple of 16). */
 static void rx_packed_block(int64_t i0, int64_t i1, int64_t p0, int64_t p1, const float* A, const float* W,
-                            const float* tail, const float* D, const float* dtail, float* C, int64_t k, int64_t n,
+                            rx_panel tail, const float* D, const float* dtail, float* C, int64_t k, int64_t n,
                             int act) {
   int64_t full = n / RX_PANEL;
   int64_t mc = 131072 / (4 * (k > 0 ? k : 1)) / RX_PANEL_ROWS * RX_PANEL_ROWS;
@@ -107,8 +138,8 @@ static void rx_packed_block(int64_t i0, int64_t i1, int64_t p0, int64_t p1, cons
     int64_t ie = ic + mc < i1 ? ic + mc : i1;
     for (int64_t p = p0; p < p1; ++p) {
       if (p < full)
-        rx_panel_rows(ic, ie, k, A, W + p * k * RX_PANEL, C, n, p * RX_PANEL, RX_PANEL, D ? D + p * RX_PANEL : NULL,
-                      act);
+        rx_panel_rows(ic, ie, k, A, (rx_panel){W + p * k * RX_PANEL, RX_PANEL, k, NULL}, C, n, p * RX_PANEL,
+                      RX_PANEL, D ? D + p * RX_PANEL : NULL, act);
       else
         rx_panel_rows(ic, ie, k, A, tail, C, n, p * RX_PANEL, n - p * RX_PANEL, D ? dtail : NULL, act);
     }
@@ -118,36 +149,22 @@ static void rx_packed_block(int64_t i0, int64_t i1, int64_t p0, int64_t p1, cons
 /* C (m x n) = act(A (m x k) @ W + D) with W packed as above, D a row of n
    or NULL (no bias). Split over OpenMP's threads when large
    (rx_blas_threads): by panels when there are enough of them for every
-   thread or few rows, else by blocks of rows. The last n % 16 columns are
-   first copied into a zero-padded panel (k x 16 floats); when that copy
-   cannot be allocated, they are computed one sum at a time. */
+   thread or few rows, else by blocks of rows. */
 __attribute__((noinline, noclone))  /* one copy for the twelve entry points (less to compile) */
 static void rx_dense_packed(const float* A, const float* W, const float* D, float* C, int64_t m, int64_t k, int64_t n,
                             int act) {
   if (m == 0 || n == 0) return;
   int64_t full = n / RX_PANEL, t = n - full * RX_PANEL, panels = full + (t > 0);
-  float* tail = NULL;
+  /* the tail's last rows (at most 16) zero-padded: rows before them can read 16 floats in the buffer */
+  float last[RX_PANEL * RX_PANEL] __attribute__((aligned(32))) = {0};
   float dtail[RX_PANEL] = {0};
-  const float* packed_tail = W + full * RX_PANEL * k;  /* k rows of t */
+  int64_t k1 = k - (k < RX_PANEL ? k : RX_PANEL);
+  rx_panel tail = {W + full * RX_PANEL * k, t, k1, last};
   if (t > 0) {
-#ifndef RX_TEST_PACKED_TAIL_DIRECT
-    tail = (float*)malloc((size_t)(k > 0 ? k : 1) * RX_PANEL * sizeof(float));
-#endif
-    if (!tail) {  /* (RX_TEST_PACKED_TAIL_DIRECT: tests of this path) */
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t jj = 0; jj < t; ++jj) {
-          float s = D ? D[full * RX_PANEL + jj] : 0.0f;
-          for (int64_t kk = 0; kk < k; ++kk) s += A[i * k + kk] * packed_tail[kk * t + jj];
-          C[i * n + full * RX_PANEL + jj] = s;
-          rx_activate(C + i * n + full * RX_PANEL + jj, 1, act);
-        }
-      panels = full;
-    } else {
-      for (int64_t kk = 0; kk < k; ++kk)
-        for (int64_t jj = 0; jj < RX_PANEL; ++jj) tail[kk * RX_PANEL + jj] = jj < t ? packed_tail[kk * t + jj] : 0.0f;
-      if (D)
-        for (int64_t jj = 0; jj < t; ++jj) dtail[jj] = D[full * RX_PANEL + jj];
-    }
+    for (int64_t kk = k1; kk < k; ++kk)
+      memcpy(last + (kk - k1) * RX_PANEL, tail.p + kk * t, (size_t)t * sizeof(float));
+    if (D)
+      for (int64_t jj = 0; jj < t; ++jj) dtail[jj] = D[full * RX_PANEL + jj];
   }
   int threads = rx_blas_threads(1, m, n, k);
   if (threads == 1) {
@@ -165,7 +182,6 @@ static void rx_dense_packed(const float* A, const float* W, const float* D, floa
       }
     }
   }
-  free(tail);
 }
 
 #define RX_PACKED_DEFS(VARIANT, BIAS, CODE) \
