@@ -15,7 +15,8 @@ bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
 for groups 1, dilation 1. A channels-last conv on oneDNN also takes a
-residual add after its bias [+ relu] (_conv2d_bias_residual).
+residual add after its bias [+ relu] (_conv2d_bias_residual), and a dense
+layer on oneDNN or packed weights one after its bias (_dense_variant).
 A dense layer whose matrix is a model constant goes to BLAS's packed dense
 kernels, its weights packed here, once (_packed_dense), or to oneDNN's
 matmul on AVX-512 (_dense_route); a batched product of computed operands of
@@ -320,20 +321,40 @@ def auto_dense_library() -> str:
 
 
 def _dense_variant(ops: list[GraphOp]) -> str | None:
-    """The dense epilogue of a matched chain (matmul [, add [, relu | gelu]]):
-    "", "_bias", "_bias_relu" or "_bias_gelu"; None when the add's other
-    operand is no bias row of W's columns."""
+    """The dense epilogue of a matched chain (matmul [, add [, relu | gelu |
+    add]]): "", "_bias", "_bias_relu", "_bias_gelu" or "_bias_add" (a
+    residual of the result's type); None when the add's other operand is no
+    bias row of W's columns, or the second add's no such residual."""
     if len(ops) == 1:
         return ""
     bias = _bias(ops[0], ops[1])
     n = ops[0].inputs[1].type.sym_shape[1]  # type: ignore[union-attr]
     if bias is None or bias.ndim != 1 or not dims_equal(bias.sym_shape[0], n):
         return None
+    if len(ops) == 3 and ops[2].SPEC.name == "add":
+        residual = _bias(ops[1], ops[2])
+        if residual is None or not types_match(residual, ops[1].res.type) or _feeds_a_norm(ops[2]):
+            return None
+        return "_bias_add"
     return "_bias" + (f"_{ops[2].SPEC.name}" if len(ops) == 3 else "")
 
 
+NORMS_THAT_READ_THEIR_ADD = ("layer_norm", "rms_norm")
+"""Ops whose fused kernel takes an add before them into its own pass over the
+rows (fuse-ops): a post-norm transformer's residual add (BERT's) is left to
+them, not taken into the dense call before it: on BERT, oneDNN's binary
+post-op there measured slower than the add read by the LayerNorm."""
+
+
+def _feeds_a_norm(add: GraphOp) -> bool:
+    """Whether `add`'s only user is one of NORMS_THAT_READ_THEIR_ADD."""
+    uses = list(add.res.uses)
+    return (len(uses) == 1 and isinstance(user := uses[0].operation, GraphOp)
+            and user.SPEC.name in NORMS_THAT_READ_THEIR_ADD)
+
+
 def _packed_dense(ops: list[GraphOp]) -> LibFuncOp | None:
-    """matmul(x, W) [+ bias [+ relu | gelu]] on the `packed` route (_dense_route)."""
+    """matmul(x, W) [+ bias [+ relu | gelu | + a residual]] on the `packed` route (_dense_route)."""
     from relax_xdsl.blas import packed_dense_function
 
     variant = _dense_variant(ops)
@@ -380,7 +401,8 @@ def _dnnl_dense(mm: GraphOp, variant: str) -> LibFuncOp | None:
 
 
 def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
-    """matmul(x, W) + bias [+ relu | gelu]: W a matrix, bias a row of W's columns."""
+    """matmul(x, W) + bias [+ relu | gelu | + a residual (oneDNN only)]: W a
+    matrix, bias a row of W's columns."""
     from relax_xdsl.blas import dense_function
 
     mm = ops[0]
@@ -389,7 +411,7 @@ def _blas_dense(ops: list[GraphOp]) -> LibFuncOp | None:
     variant = _dense_variant(ops)
     if variant is None:
         return None
-    if (lib := _dnnl_dense(mm, variant)) is not None:
+    if (lib := _dnnl_dense(mm, variant)) is not None or variant == "_bias_add":
         return lib
     return dense_function(mm.inputs[0].type.ndim, variant.removeprefix("_bias").removeprefix("_"))  # type: ignore[union-attr]
 
@@ -446,9 +468,10 @@ def attention_function(op: GraphOp) -> LibFuncOp | None:
     return blas.attention_function(q.ndim, bias.ndim, scale, p["zero_nan"])  # type: ignore[union-attr]
 
 
-for _chain_ops in (("add", "relu"), ("add", "gelu"), ("add",)):
+for _chain_ops in (("add", "add"), ("add", "relu"), ("add", "gelu"), ("add",)):
     register_offload_pattern("blas", OffloadPattern("matmul", _packed_dense, _chain_ops, operands=_packed_operands))
 register_offload_pattern("blas", OffloadPattern("matmul", lambda op: _packed_dense([op]), operands=_packed_operands))
+register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "add")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add", "gelu")))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",)))

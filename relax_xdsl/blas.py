@@ -110,8 +110,9 @@ def dense_function(ra: int, act: str = "") -> LibFuncOp:
 PACKED_DENSE_RANKS = (2, 3, 4)
 """Ranks of x taken by the packed dense functions (its leading dims folded into the rows)."""
 
-PACKED_DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu")
-"""Epilogues of the packed dense functions: none, a bias row, a bias then relu or gelu."""
+PACKED_DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu", "_bias_add")
+"""Epilogues of the packed dense functions: none, a bias row, a bias then relu or gelu, a bias then a
+residual of the result's shape (added to each tile while it is in cache)."""
 
 PANEL = 16
 """Columns per panel of packed dense weights (rx_packed.c's RX_PANEL)."""
@@ -142,12 +143,17 @@ def unpack_dense_weights(packed: np.ndarray) -> np.ndarray:
 
 def packed_dense_reference(variant: str) -> object:
     """The numpy semantics of a packed dense function: its weights unpacked,
-    then dense_reference's (matmul_reference's without a bias)."""
-    dense = dense_reference(variant.removeprefix("_bias").removeprefix("_"))
+    then dense_reference's (matmul_reference's without a bias; then + the
+    residual with one)."""
+    dense = dense_reference("" if variant == "_bias_add" else variant.removeprefix("_bias").removeprefix("_"))
 
     def reference(a: np.ndarray, packed: np.ndarray, *rest: np.ndarray) -> None:
         w = unpack_dense_weights(packed)
-        if len(rest) == 2:  # a bias, then the output
+        if len(rest) == 3:  # a bias, a residual, then the output
+            bias, residual, out = rest
+            dense(a, w, bias, out)  # type: ignore[operator]
+            out += residual
+        elif len(rest) == 2:  # a bias, then the output
             dense(a, w, *rest)  # type: ignore[operator]
         else:
             matmul_reference(a, w, *rest)
@@ -156,7 +162,7 @@ def packed_dense_reference(variant: str) -> object:
 
 
 def packed_dense_function(ra: int, variant: str) -> LibFuncOp:
-    """The `lib.func` of float32 matmul(x, W) [+ bias [+ relu | gelu]] with W
+    """The `lib.func` of float32 matmul(x, W) [+ bias [+ relu | gelu | + residual]] with W
     packed (pack_dense_weights), x of rank `ra` (2, 3 or 4). The kernels
     (rx_packed.c) are the runtime's own and call no OpenBLAS, so a module
     whose only library calls are these links no libscipy_openblas (and an
@@ -164,7 +170,8 @@ def packed_dense_function(ra: int, variant: str) -> LibFuncOp:
     if variant not in PACKED_DENSE_VARIANTS:
         raise ValueError(f"packed dense variant {variant!r}; known: {PACKED_DENSE_VARIANTS}")
     lead = [f"b{i}" for i in range(ra - 2)]
-    shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), [*lead, "m", "n"]]
+    residual = [[*lead, "m", "n"]] if variant == "_bias_add" else []
+    shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), *residual, [*lead, "m", "n"]]
     tag = f"{ra}x2{variant}"
     return LibFuncOp(f"blas_packed_dense_{tag}", [BufferType.of(s, "float32") for s in shapes],
                      f"rx_blas_packed_dense_{tag}", "blas", header="rx_blas.h",

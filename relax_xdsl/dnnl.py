@@ -33,6 +33,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
 from relax_xdsl.conv_library import (
     LAYOUTS,
@@ -205,14 +207,24 @@ def _wrapper(symbol: str, runtime: str, params: ConvParams, variant: str, layout
 
 DENSE_RANKS = (2, 3, 4)
 """Ranks of x in dense(x, W): its leading dims are the GEMM's rows."""
-DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu")
+DENSE_VARIANTS = ("", "_bias", "_bias_relu", "_bias_gelu", "_bias_add")
+"""Dense epilogues: none, a bias row [then relu or gelu], a bias row then a
+residual of the result's shape (a transformer block's shortcut; oneDNN's
+binary post-op reads it while the result is in cache)."""
 DENSE_ACT_CODES = {"": 0, "relu": 1, "gelu": 3}
 """rx_dnnl_dense's activation codes."""
 
 
 def _dense_act(variant: str) -> str:
     """The activation of a dense variant: "", "relu" or "gelu"."""
-    return variant.removeprefix("_bias").removeprefix("_")
+    return "" if variant == "_bias_add" else variant.removeprefix("_bias").removeprefix("_")
+
+
+def dense_residual_reference(a: np.ndarray, w: np.ndarray, bias: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    """The numpy semantics of a dense function with a residual: matmul, + the bias row, + r."""
+    np.matmul(a, w, out=out)
+    out += bias
+    out += r
 
 
 def dense_function(ra: int, variant: str = "") -> LibFuncOp:
@@ -222,7 +234,8 @@ def dense_function(ra: int, variant: str = "") -> LibFuncOp:
     if ra not in DENSE_RANKS or variant not in DENSE_VARIANTS:
         raise ValueError(f"dnnl dense of rank {ra} {variant!r}: ranks {DENSE_RANKS}, variants {DENSE_VARIANTS}")
     lead = [f"b{i}" for i in range(ra - 2)]
-    shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), [*lead, "m", "n"]]
+    residual = [[*lead, "m", "n"]] if variant == "_bias_add" else []
+    shapes = [[*lead, "m", "k"], ["k", "n"], *([["n"]] if variant else []), *residual, [*lead, "m", "n"]]
     tag = f"{ra}x2{variant}"
     return LibFuncOp(f"dnnl_dense_{tag}", [BufferType.of(s, "float32") for s in shapes], f"rx_dnnl_dense_{tag}",
                      "dnnl", header="oneapi/dnnl/dnnl.h", link=_gemm_link(), reference=f"dnnl.dense_{tag}", pure=True)
@@ -241,21 +254,25 @@ def _dense_wrapper(ra: int, variant: str, gemv: bool) -> str:
     """The C of one dense function: the calling convention's dims (x's,
     W's, the bias's, the result's) to rows, k and n for rx_dnnl_dense. With
     `gemv` (BLAS installed), a single row goes to BLAS's dense function
-    instead: a GEMV reading W in place beats oneDNN's per-call setup there."""
+    instead: a GEMV reading W in place beats oneDNN's per-call setup there
+    (then the residual is added to its one row)."""
     a = [f"a{i}" for i in range(ra)]
     c = [f"c{i}" for i in range(ra)]
+    r = [f"r{i}" for i in range(ra)] if variant == "_bias_add" else []
     bias = ["float* D"] if variant else []
-    dims = [*a, "b0", "b1", *(["d0"] if variant else []), *c]
-    params = ", ".join(["float* A", "float* B", *bias, "float* C", *(f"int64_t {d}" for d in dims)])
-    unused = " ".join(f"(void){d};" for d in [*c, "b0", *(["d0"] if variant else [])])
+    dims = [*a, "b0", "b1", *(["d0"] if variant else []), *r, *c]
+    params = ", ".join(["float* A", "float* B", *bias, *(["float* R"] if r else []), "float* C",
+                        *(f"int64_t {d}" for d in dims)])
+    unused = " ".join(f"(void){d};" for d in [*c, *r, "b0", *(["d0"] if variant else [])])
     rows = " * ".join(a[:-1])
     act = _dense_act(variant)
     one_row = ""
     if gemv:
         call = (f"rx_blas_dense_2x2{'_' + act if act else ''}(A, B, D, C, 1, {a[-1]}, b0, b1, d0, 1, b1)" if variant
                 else f"rx_blas_matmul_2x2(A, B, C, 1, {a[-1]}, b0, b1, 1, b1)")
+        add = "\n    for (int64_t j = 0; j < b1; ++j) C[j] += R[j];" if r else ""
         one_row = f"""  if ({rows} == 1) {{
-    {call};
+    {call};{add}
     return;
   }}
 """
@@ -263,7 +280,8 @@ def _dense_wrapper(ra: int, variant: str, gemv: bool) -> str:
 {'#include "rx_blas.h"' if gemv else ""}
 void rx_dnnl_dense_{ra}x2{variant}({params}) {{
   {unused}
-{one_row}  rx_dnnl_dense(A, B, {"D" if variant else "NULL"}, C, {rows}, {a[-1]}, b1, {DENSE_ACT_CODES[act]});
+{one_row}  rx_dnnl_dense(A, B, {"D" if variant else "NULL"}, {"R" if r else "NULL"}, C, {rows}, {a[-1]}, b1,
+                {DENSE_ACT_CODES[act]});
 }}
 """
 
@@ -320,7 +338,8 @@ def register_gemms() -> None:
     for ra in DENSE_RANKS:
         for variant in DENSE_VARIANTS:
             tag = f"{ra}x2{variant}"
-            reference = blas.dense_reference(_dense_act(variant)) if variant else blas.matmul_reference
+            reference = (dense_residual_reference if variant == "_bias_add"
+                         else blas.dense_reference(_dense_act(variant)) if variant else blas.matmul_reference)
             register_library_function(f"dnnl.dense_{tag}", reference,
                                       c_source=_dense_wrapper(ra, variant, bool(blas_flags)) if flags else "",
                                       link=flags,

@@ -90,27 +90,40 @@ RX_DENSE_DECLS(_relu)
 RX_DENSE_DECLS(_gelu)
 #undef RX_DENSE_DECLS
 
-/* matmul(x, W) [+ bias [, then relu | gelu]] with W (k x n) a model constant
-   packed when compiling (blas.pack_dense_weights: its full panels of 16
+/* matmul(x, W) [+ bias [, then relu | gelu | + a residual R of the result's shape]] with W (k x n) a
+   model constant packed when compiling (blas.pack_dense_weights: its full panels of 16
    columns, k rows of 16 each, then the last n % 16 columns as k rows), x of
-   rank 2, 3 or 4: rx_blas_packed_dense_<rank>x2[_bias[_relu|_gelu]]. */
+   rank 2, 3 or 4: rx_blas_packed_dense_<rank>x2[_bias[_relu|_gelu|_add]]. */
 #define RX_PACKED_BIAS_0
 #define RX_PACKED_DIM_0
 #define RX_PACKED_BIAS_1 float* D,
 #define RX_PACKED_DIM_1 int64_t d0,
+#define RX_PACKED_BIAS_2 float* D, float* R,
+#define RX_PACKED_DIM_2 int64_t d0,
+#define RX_PACKED_R_0_2
+#define RX_PACKED_R_0_3
+#define RX_PACKED_R_0_4
+#define RX_PACKED_R_1_2
+#define RX_PACKED_R_1_3
+#define RX_PACKED_R_1_4
+#define RX_PACKED_R_2_2 int64_t r0, int64_t r1,
+#define RX_PACKED_R_2_3 int64_t r0, int64_t r1, int64_t r2,
+#define RX_PACKED_R_2_4 int64_t r0, int64_t r1, int64_t r2, int64_t r3,
 #define RX_PACKED_DECLS(VARIANT, B) \
   void rx_blas_packed_dense_2x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##B float* C, int64_t a0, int64_t a1, \
-                                         int64_t b0, int64_t b1, RX_PACKED_DIM_##B int64_t c0, int64_t c1); \
+                                         int64_t b0, int64_t b1, RX_PACKED_DIM_##B RX_PACKED_R_##B##_2 int64_t c0, \
+                                         int64_t c1); \
   void rx_blas_packed_dense_3x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##B float* C, int64_t a0, int64_t a1, \
-                                         int64_t a2, int64_t b0, int64_t b1, RX_PACKED_DIM_##B int64_t c0, \
-                                         int64_t c1, int64_t c2); \
+                                         int64_t a2, int64_t b0, int64_t b1, RX_PACKED_DIM_##B RX_PACKED_R_##B##_3 \
+                                         int64_t c0, int64_t c1, int64_t c2); \
   void rx_blas_packed_dense_4x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##B float* C, int64_t a0, int64_t a1, \
                                          int64_t a2, int64_t a3, int64_t b0, int64_t b1, RX_PACKED_DIM_##B \
-                                         int64_t c0, int64_t c1, int64_t c2, int64_t c3);
+                                         RX_PACKED_R_##B##_4 int64_t c0, int64_t c1, int64_t c2, int64_t c3);
 RX_PACKED_DECLS(, 0)
 RX_PACKED_DECLS(_bias, 1)
 RX_PACKED_DECLS(_bias_relu, 1)
 RX_PACKED_DECLS(_bias_gelu, 1)
+RX_PACKED_DECLS(_bias_add, 2)
 #undef RX_PACKED_DECLS
 
 /* Y (n x o x oh x ow) = conv2d(X (n x c x h x w), W (o x c x kh x kw)),

@@ -711,16 +711,21 @@ static void rx_dnnl_gemm_direct(const float* A, const float* B, const float* bia
     }
 }
 
-void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
-                   int act) {
+void rx_dnnl_dense(const float* A, const float* W, const float* bias, const float* R, float* C, int64_t m,
+                   int64_t k, int64_t n, int act) {
   if (m == 0 || n == 0) return; /* an empty output: nothing to write */
   /* the activation as oneDNN's post-op when the result is proven finite (reading A costs more than the
      pass it saves when A is the larger, k > n) */
-  int fused = act && k > 0 && k <= n && rx_dnnl_nan_free(A, m * k, -1.0f, W, n, k, 1, bias, NULL, 0);
+  int fused = act && k > 0 && k <= n && rx_dnnl_nan_free(A, m * k, -1.0f, W, n, k, 1, bias, R, m * n);
+  int64_t operands = (bias ? RX_DNNL_HAS_BIAS : 0) | (R ? RX_DNNL_HAS_RESIDUAL : 0);
   int64_t key[RX_DNNL_KEY] = {m, k, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                              fused ? act | RX_DNNL_POST_OP : act, bias != NULL, 0, RX_DNNL_DENSE};
-  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, NULL, C)) {
+                              fused ? act | RX_DNNL_POST_OP : act, operands, 0, RX_DNNL_DENSE};
+  if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, R, C)) {
     rx_dnnl_gemm_direct(A, W, bias, C, 1, m, k, n, 0);
+    if (R) {
+#pragma omp parallel for simd if (parallel : m * n >= 65536) schedule(static)
+      for (int64_t i = 0; i < m * n; ++i) C[i] += R[i];
+    }
     fused = 0;
   }
   if (fused)

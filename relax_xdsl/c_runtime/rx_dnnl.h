@@ -48,14 +48,15 @@ void rx_dnnl_conv2d_cw_after6(const float* X, const float* W, const float* bias,
                               int64_t dh, int64_t dw, int64_t groups, int act, int nhwc);
 
 /* A dense layer on oneDNN's matmul: C (m x n) = A (m x k) @ W (k x n), all
-   row-major, + bias (n; NULL for none), then the activation `act`
+   row-major, + bias (n; NULL for none), + R (m x n, a residual, not C's
+   storage; NULL for none) as oneDNN's binary post-op, then the activation `act`
    (0 none, 1 relu, 3 gelu; relax's semantics, NaN kept) as a pass. W is a model
    constant, as for rx_dnnl_conv2d_cw: reordered once into the layout
    oneDNN picks and kept. Where that is a packed layout (its brgemm kernels,
    on AVX-512) this saves the packing a BLAS SGEMM does on
    every call; on plain AVX2 oneDNN's f32 matmul is its own SGEMM. */
-void rx_dnnl_dense(const float* A, const float* W, const float* bias, float* C, int64_t m, int64_t k, int64_t n,
-                   int act);
+void rx_dnnl_dense(const float* A, const float* W, const float* bias, const float* R, float* C, int64_t m,
+                   int64_t k, int64_t n, int act);
 
 /* C (batch x m x n) = A (batch x m x k) @ B (batch x k x n), all row-major;
    with `transposed_b`, B is stored batch x n x k and read transposed in

@@ -108,8 +108,8 @@ static inline __attribute__((always_inline)) void rx_panel_tiles(int mr, int64_t
    the stack), in tiles of 6 rows and fewer for the last ones. A full panel's
    tiles are their own copies, with its constant row stride and no padded rows. */
 __attribute__((noinline, noclone))  /* one copy: the activation is tested once per tile */
-static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, rx_panel P, float* C, int64_t n,
-                          int64_t j, int64_t w, const float* bias16, int act) {
+static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, rx_panel P, const float* R, float* C,
+                          int64_t n, int64_t j, int64_t w, const float* bias16, int act) {
   float tile[RX_PANEL_ROWS * RX_PANEL];
   for (int64_t i = i0; i < i1; i += RX_PANEL_ROWS) {
     int mr = i1 - i < RX_PANEL_ROWS ? (int)(i1 - i) : RX_PANEL_ROWS;
@@ -120,6 +120,12 @@ static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, rx_
       rx_panel_tiles(mr, K, a, P, tile, RX_PANEL, bias16, act);
       for (int r = 0; r < mr; ++r) memcpy(C + (i + r) * n + j, tile + r * RX_PANEL, (size_t)w * sizeof(float));
     }
+    if (R) /* the residual, while the tile is in cache */
+      for (int r = 0; r < mr; ++r) {
+        float* c = C + (i + r) * n + j;
+        const float* add = R + (i + r) * n + j;
+        for (int64_t jj = 0; jj < w; ++jj) c[jj] += add[jj];
+      }
     if (act == RX_ACT_GELU)
       for (int r = 0; r < mr; ++r) rx_activate(C + (i + r) * n + j, w, act);
   }
@@ -129,8 +135,8 @@ static void rx_panel_rows(int64_t i0, int64_t i1, int64_t K, const float* A, rx_
    A stays in L2, each through every panel of the range. `tail`: the last
    panel (n % 16 columns; unused when n is a multiple of 16). */
 static void rx_packed_block(int64_t i0, int64_t i1, int64_t p0, int64_t p1, const float* A, const float* W,
-                            rx_panel tail, const float* D, const float* dtail, float* C, int64_t k, int64_t n,
-                            int act) {
+                            rx_panel tail, const float* D, const float* dtail, const float* R, float* C, int64_t k,
+                            int64_t n, int act) {
   int64_t full = n / RX_PANEL;
   int64_t mc = 131072 / (4 * (k > 0 ? k : 1)) / RX_PANEL_ROWS * RX_PANEL_ROWS;
   if (mc < RX_PANEL_ROWS) mc = RX_PANEL_ROWS;
@@ -138,21 +144,21 @@ static void rx_packed_block(int64_t i0, int64_t i1, int64_t p0, int64_t p1, cons
     int64_t ie = ic + mc < i1 ? ic + mc : i1;
     for (int64_t p = p0; p < p1; ++p) {
       if (p < full)
-        rx_panel_rows(ic, ie, k, A, (rx_panel){W + p * k * RX_PANEL, RX_PANEL, k, NULL}, C, n, p * RX_PANEL,
+        rx_panel_rows(ic, ie, k, A, (rx_panel){W + p * k * RX_PANEL, RX_PANEL, k, NULL}, R, C, n, p * RX_PANEL,
                       RX_PANEL, D ? D + p * RX_PANEL : NULL, act);
       else
-        rx_panel_rows(ic, ie, k, A, tail, C, n, p * RX_PANEL, n - p * RX_PANEL, D ? dtail : NULL, act);
+        rx_panel_rows(ic, ie, k, A, tail, R, C, n, p * RX_PANEL, n - p * RX_PANEL, D ? dtail : NULL, act);
     }
   }
 }
 
-/* C (m x n) = act(A (m x k) @ W + D) with W packed as above, D a row of n
-   or NULL (no bias). Split over OpenMP's threads when large
+/* C (m x n) = act(A (m x k) @ W + D + R) with W packed as above, D a row of n
+   or NULL (no bias), R a residual of m x n or NULL (none). Split over OpenMP's threads when large
    (rx_blas_threads): by panels when there are enough of them for every
    thread or few rows, else by blocks of rows. */
 __attribute__((noinline, noclone))  /* one copy for the twelve entry points (less to compile) */
-static void rx_dense_packed(const float* A, const float* W, const float* D, float* C, int64_t m, int64_t k, int64_t n,
-                            int act) {
+static void rx_dense_packed(const float* A, const float* W, const float* D, const float* R, float* C, int64_t m,
+                            int64_t k, int64_t n, int act) {
   if (m == 0 || n == 0) return;
   int64_t full = n / RX_PANEL, t = n - full * RX_PANEL, panels = full + (t > 0);
   /* the tail's last rows (at most 16) zero-padded: rows before them can read 16 floats in the buffer */
@@ -168,17 +174,17 @@ static void rx_dense_packed(const float* A, const float* W, const float* D, floa
   }
   int threads = rx_blas_threads(1, m, n, k);
   if (threads == 1) {
-    rx_packed_block(0, m, 0, panels, A, W, tail, D, dtail, C, k, n, act);
+    rx_packed_block(0, m, 0, panels, A, W, tail, D, dtail, R, C, k, n, act);
   } else {
     #pragma omp parallel num_threads(threads)
     {
       int64_t nt = omp_get_num_threads(), th = omp_get_thread_num();
       if (panels >= 2 * nt || m < 2 * RX_PANEL_ROWS * nt) {
-        rx_packed_block(0, m, panels * th / nt, panels * (th + 1) / nt, A, W, tail, D, dtail, C, k, n, act);
+        rx_packed_block(0, m, panels * th / nt, panels * (th + 1) / nt, A, W, tail, D, dtail, R, C, k, n, act);
       } else {
         int64_t tiles = (m + RX_PANEL_ROWS - 1) / RX_PANEL_ROWS;
         int64_t i0 = tiles * th / nt * RX_PANEL_ROWS, i1 = tiles * (th + 1) / nt * RX_PANEL_ROWS;
-        rx_packed_block(i0, i1 < m ? i1 : m, 0, panels, A, W, tail, D, dtail, C, k, n, act);
+        rx_packed_block(i0, i1 < m ? i1 : m, 0, panels, A, W, tail, D, dtail, R, C, k, n, act);
       }
     }
   }
@@ -186,26 +192,30 @@ static void rx_dense_packed(const float* A, const float* W, const float* D, floa
 
 #define RX_PACKED_DEFS(VARIANT, BIAS, CODE) \
   void rx_blas_packed_dense_2x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##BIAS float* C, int64_t a0, \
-                                         int64_t a1, int64_t b0, int64_t b1, RX_PACKED_DIM_##BIAS int64_t c0, \
-                                         int64_t c1) { \
+                                         int64_t a1, int64_t b0, int64_t b1, RX_PACKED_DIM_##BIAS \
+                                         RX_PACKED_R_##BIAS##_2 int64_t c0, int64_t c1) { \
     rx_dense_packed(A, W, RX_PACKED_ARG_##BIAS, C, a0, b0, b1, CODE); \
   } \
   void rx_blas_packed_dense_3x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##BIAS float* C, int64_t a0, \
                                          int64_t a1, int64_t a2, int64_t b0, int64_t b1, RX_PACKED_DIM_##BIAS \
-                                         int64_t c0, int64_t c1, int64_t c2) { \
+                                         RX_PACKED_R_##BIAS##_3 int64_t c0, int64_t c1, int64_t c2) { \
     rx_dense_packed(A, W, RX_PACKED_ARG_##BIAS, C, a0 * a1, b0, b1, CODE); \
   } \
   void rx_blas_packed_dense_4x2##VARIANT(float* A, float* W, RX_PACKED_BIAS_##BIAS float* C, int64_t a0, \
                                          int64_t a1, int64_t a2, int64_t a3, int64_t b0, int64_t b1, \
-                                         RX_PACKED_DIM_##BIAS int64_t c0, int64_t c1, int64_t c2, int64_t c3) { \
+                                         RX_PACKED_DIM_##BIAS RX_PACKED_R_##BIAS##_4 int64_t c0, int64_t c1, \
+                                         int64_t c2, int64_t c3) { \
     rx_dense_packed(A, W, RX_PACKED_ARG_##BIAS, C, a0 * a1 * a2, b0, b1, CODE); \
   }
-#define RX_PACKED_ARG_0 NULL
-#define RX_PACKED_ARG_1 D
+#define RX_PACKED_ARG_0 NULL, NULL
+#define RX_PACKED_ARG_1 D, NULL
+#define RX_PACKED_ARG_2 D, R
 RX_PACKED_DEFS(, 0, RX_ACT_NONE)
 RX_PACKED_DEFS(_bias, 1, RX_ACT_NONE)
 RX_PACKED_DEFS(_bias_relu, 1, RX_ACT_RELU)
 RX_PACKED_DEFS(_bias_gelu, 1, RX_ACT_GELU)
+RX_PACKED_DEFS(_bias_add, 2, RX_ACT_NONE)
 #undef RX_PACKED_DEFS
 #undef RX_PACKED_ARG_0
 #undef RX_PACKED_ARG_1
+#undef RX_PACKED_ARG_2
