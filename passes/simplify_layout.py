@@ -2,7 +2,8 @@
 
 - permute_dims of permute_dims is one permute_dims (out dim i of the outer
   is the inner's dim p2[i], which is x's dim p1[p2[i]]); the identity
-  permutation is removed;
+  permutation is removed, and one that moves only axes of extent 1 is a
+  reshape;
 - a chain of reshape-like ops (reshape, flatten, squeeze, expand_dims: none
   moves an element in row-major order) is one reshape to the last one's
   deduced shape; a reshape-like op to exactly its operand's type is removed;
@@ -18,6 +19,18 @@
   key cache, and it hides the transpose that offload reads as a BLAS flag.
   The product is the same up to rounding (c is finite and nonzero).
 
+- a take of one constant index along an axis moves through the layout ops
+  before it, towards the tensor they rearrange: through permute_dims (the
+  take of the axis it came from, then the other axes permuted), through a
+  reshape-like op where the axis is one of its operand's (the take there,
+  then the reshape), and where the axis splits one of its operand's (A*M
+  into A, M: a strided_slice of that axis, then the reshape). torch's
+  nn.MultiheadAttention splits its packed q, k and v projection as
+  reshape, permute_dims, squeeze, then a take per projection: the
+  intermediate with three users was copied whole before each take copied
+  its third again; afterwards each projection is one copy from the GEMM's
+  result.
+
 A permute_dims of a constant (a transposed weight before a matmul) is
 fold-constants' work. Ops left without users are erased; the element-count
 equality a chain relied on is still recorded by the single reshape's shape
@@ -26,9 +39,11 @@ rule (proved, or checked at run time).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import sympy
 from relax_xdsl.dialects.relax import GraphOp, TensorType
 from relax_xdsl.passes.graph_rewrite import EraseUnusedConstant, constant_array, graph_op, single_user
 from xdsl.context import Context
@@ -37,7 +52,7 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
-from relax_xdsl.shape import dims_equal
+from relax_xdsl.shape import canon, dims_equal, is_one
 
 RESHAPE_LIKE = frozenset({"reshape", "flatten", "squeeze", "expand_dims"})
 
@@ -72,6 +87,11 @@ class SimplifyPermuteDims(RewritePattern):
         perm, src = permutation(op), op.inputs[0]
         if perm == tuple(range(len(perm))) and src.type == op.res.type:
             rewriter.replace(op, [], [src])
+            return
+        shape = src.type.sym_shape  # type: ignore[union-attr]
+        moved = [a for a in perm if not is_one(shape[a])]
+        if moved == sorted(moved):  # only axes of extent 1 move: no element moves
+            rewriter.replace(op, [graph_op("reshape", [src], op.res.type, shape=list(op.res.type.sym_shape))])  # type: ignore[union-attr]
             return
         inner = src.owner
         if not _is(inner, "permute_dims"):
@@ -176,10 +196,74 @@ class MoveScaleOffTransposedOperand(RewritePattern):
         rewriter.erase(scale)
 
 
+def _static(d: object) -> int | None:
+    return int(d) if isinstance(d, int) or getattr(d, "is_Integer", False) else None  # type: ignore[call-overload]
+
+
+def _product(dims: Sequence[object]) -> sympy.Expr:
+    return sympy.Mul(*[canon(d) for d in dims])  # type: ignore[arg-type]
+
+
+class TakeConstantIndexThroughLayout(RewritePattern):
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if not _is(op, "take"):
+            return
+        assert isinstance(op, GraphOp)
+        src, indices = op.inputs
+        index, layout = constant_array(indices), src.owner
+        axis = op.SPEC.decode_params(dict(op.attributes))["axis"]
+        if (index is None or index.shape != () or axis is None
+                or not (_is(layout, "permute_dims") or _is(layout, RESHAPE_LIKE))):
+            return
+        assert isinstance(layout, GraphOp)
+        shape = src.type.sym_shape  # type: ignore[union-attr]
+        a = axis % len(shape)
+        extent = _static(shape[a])
+        c = int(index)
+        if extent is None or not -extent <= c < extent:
+            return  # (the take's own check reports it when it runs)
+        c %= extent
+        y = layout.inputs[0]
+        if _is(layout, "permute_dims"):
+            perm = permutation(layout)
+            taken = graph_op("take", [y, indices], axis=perm[a])
+            rest = [q - (q > perm[a]) for q in perm if q != perm[a]]
+            new = [taken, graph_op("permute_dims", [taken.res], op.res.type, axes=rest)]
+        else:
+            first = _take_before_reshape(y, indices, c, extent, shape[:a], shape[a + 1:])
+            if first is None:
+                return
+            new = [first, graph_op("reshape", [first.res], op.res.type, shape=list(op.res.type.sym_shape))]  # type: ignore[union-attr]
+        rewriter.replace(op, new, [new[-1].res])
+        if not layout.res.uses:
+            rewriter.erase(layout)
+
+
+def _take_before_reshape(y: SSAValue, indices: SSAValue, c: int, extent: int, before: Sequence[object],
+                         after: Sequence[object]) -> GraphOp | None:
+    """What a take of index c (of `extent`) along the axis between dims
+    `before` and `after` of a reshape of y is on y itself: a take of y's axis
+    j when that axis is it (the dims before it hold as many elements as
+    `before`), or a strided_slice of y's axis j when that axis is it and
+    the first dims of `after` flattened (extent * width); None otherwise."""
+    ys = y.type.sym_shape  # type: ignore[union-attr]
+    lead, inner = _product(before), _product(after)
+    for j in range(len(ys)):
+        tail = _product(ys[j + 1:])
+        if not (dims_equal(_product(ys[:j]), lead) and dims_equal(ys[j] * tail, extent * inner)):
+            continue
+        if dims_equal(ys[j], extent) and dims_equal(tail, inner):
+            return graph_op("take", [y, indices], axis=j)
+        width = _static(sympy.simplify(inner / tail))
+        if width is not None and width >= 1 and dims_equal(ys[j], extent * width):
+            return graph_op("strided_slice", [y], axes=[j], begin=[c * width], end=[(c + 1) * width])
+    return None
+
+
 def simplify_layout(module: ModuleOp) -> ModuleOp:
     PatternRewriteWalker(GreedyRewritePatternApplier(
         [SimplifyPermuteDims(), SimplifyReshape(), BatchedTransposeThroughReshapes(), MoveScaleOffTransposedOperand(),
-         EraseUnusedConstant()])).rewrite_module(module)
+         TakeConstantIndexThroughLayout(), EraseUnusedConstant()])).rewrite_module(module)
     return module
 
 

@@ -231,6 +231,19 @@ def test_permute_dims_chains() -> None:
     check_c(module, "simplify-layout", [("n", 2, 3, 4)])
 
 
+def test_permute_dims_moving_only_unit_axes_is_a_reshape() -> None:
+    """No element moves when only axes of extent 1 change places; a symbolic axis counts as moving."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["n", 1, 5, 1])
+        unit = op.permute_dims(x, axes=[0, 1, 3, 2])  # a reshape to [n, 1, 1, 5]
+        real = op.permute_dims(x, axes=[2, 1, 0, 3])  # n and 5 swap: stays
+        fb.ret(op.relu(unit), real)
+    module = fb.module
+    after = optimized(module, "simplify-layout")
+    assert ops(after, "permute_dims") == 1 and ops(after, "reshape") == 1
+    check_c(module, "simplify-layout", [("n", 1, 5, 1)])
+
+
 def test_reshape_chains() -> None:
     with rx.FunctionBuilder("main") as fb:
         x = fb.param("x", ["n", 6, 4])
@@ -283,6 +296,57 @@ def test_scalar_factor_moves_off_a_transposed_matmul_operand() -> None:
         offloaded = rx.print_module(run_pipeline(module.clone(), f"simplify-layout,{spec}"))
         assert offloaded.count(call) == 1, spec
     check_c(module, "simplify-layout", [(2, "n", 4), (2, "n", 4)])
+
+
+def test_take_of_a_constant_index_moves_through_layout_ops() -> None:
+    """torch's nn.MultiheadAttention split of its packed projection:
+    reshape (768 -> 3 x 256), permute_dims, squeeze, then a take per
+    projection (indices 0, 1 and the negative -1) becomes a strided_slice of
+    the projection per take; a take through a permute of a symbolic axis and
+    one through a reshape that keeps the axis stay takes (of the axis they
+    came from); an index out of range is left to the take's own check."""
+    with rx.FunctionBuilder("main") as fb:
+        x = fb.param("x", ["s", "n", 768])
+        packed = op.squeeze(op.permute_dims(op.reshape(x, shape=[1, "s", "n", 3, 256]), axes=[3, 1, 2, 0, 4]),
+                            axis=[3])
+        q, k, v = (op.take(packed, fb.const(np.int64(i)), axis=0) for i in (0, 1, -1))
+        y = fb.param("y", [4, "n", 5])
+        moved = op.take(op.permute_dims(y, axes=[1, 2, 0]), fb.const(np.int64(2)), axis=2)  # y's axis 0
+        kept = op.take(op.reshape(y, shape=[4, "n", 5, 1]), fb.const(np.int64(-2)), axis=0)
+        fb.ret(q, k, v, moved, kept)
+    module = fb.module
+    after = optimized(module, "simplify-layout")
+    text = rx.print_module(after)
+    assert ops(after, "take") == 2 and ops(after, "strided_slice") == 3 and ops(after, "squeeze") == 0
+    assert "begin = #relax.dims<[512]>, end = #relax.dims<[768]>" in text  # index -1 of 3: the last 256
+    check_c(module, "simplify-layout", [("n", "n", 768), (4, "n", 5)])
+
+    with rx.FunctionBuilder("main") as fb:
+        y = fb.param("y", [4, "n", 5])
+        fb.ret(op.take(op.permute_dims(y, axes=[1, 2, 0]), fb.const(np.int64(4)), axis=2))
+    assert ops(optimized(fb.module, "simplify-layout"), "permute_dims") == 1  # 4 is out of range: unchanged
+    with pytest.raises(rx.RelaxError, match="index 4"):
+        rx.compile(fb.module, target="c")["main"](rand((4, 2, 5)))
+
+
+def test_take_through_layout_on_torch_mha_export() -> None:
+    """The rewrite on the graph torch.onnx (dynamo) exports for
+    nn.MultiheadAttention: no take is left, and the projection is not
+    copied whole (tests/test_exported_models.py checks its results against
+    onnxruntime)."""
+    pytest.importorskip("torch")
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import exported_models as em
+
+    if em.available() is not None:
+        pytest.skip(em.available())
+    module = rx.from_onnx(em.export("mha", "dynamo"))
+    before = ops(module, "take")
+    after = optimized(module, "simplify-layout")
+    assert before == 3 and ops(after, "take") == 0 and ops(after, "squeeze") == 0
 
 
 # --- an exported graph ------------------------------------------------------------------------------------------------
