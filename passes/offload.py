@@ -15,7 +15,7 @@ bias [+ relu | relu6 (a clip to [0, 6])]: to oneDNN (relax_xdsl/dnnl.py) when it
 every kind (groups, depthwise, dilation) except small layers and
 pointwise (1x1) layers that BLAS also takes (_dnnl_prefers), else to BLAS
 for groups 1, dilation 1. A channels-last conv on oneDNN also takes a
-residual add after its bias [+ relu] (_conv2d_bias_residual), and a dense
+residual add and relu after its bias (_conv2d_bias_residual), and a dense
 layer on oneDNN or packed weights one after its bias (_dense_variant).
 A dense layer whose matrix is a model constant goes to BLAS's packed dense
 kernels, its weights packed here, once (_packed_dense), or to oneDNN's
@@ -267,10 +267,11 @@ def _conv_bias_variant(conv: GraphOp, add: GraphOp) -> str | None:
 
 
 def _conv2d_bias_residual(ops: list[GraphOp]) -> LibFuncOp | None:
-    """conv2d + a per-channel bias + a residual of the result's type [+ relu]
-    (ResNet's and MobileNetV2's shortcut add) on oneDNN, channels last (the
-    layout convert-layout gives the convs it sends there; oneDNN reads the
-    residual in its binary post-op as its destination is laid out)."""
+    """conv2d + a per-channel bias + a residual of the result's type + relu
+    (ResNet's shortcut) on oneDNN, channels last (the layout convert-layout
+    gives the convs it sends there; oneDNN reads the residual in its binary
+    post-op as its destination is laid out). See RESIDUAL_VARIANTS for why
+    not without the relu."""
     conv, add, residual_add = ops[:3]
     if conv.SPEC.decode_params(dict(conv.attributes))["data_layout"] != "NHWC":
         return None
@@ -280,7 +281,7 @@ def _conv2d_bias_residual(ops: list[GraphOp]) -> LibFuncOp | None:
     route, bias = _conv_route(conv), _conv_bias_variant(conv, add)
     if route is None or route[0] != "dnnl" or bias is None:
         return None
-    return _blas_conv2d(conv, f"{bias}_add{'_relu' if len(ops) == 4 else ''}")
+    return _blas_conv2d(conv, f"{bias}_add_relu")
 
 
 def _dense_route(mm: GraphOp) -> str | None:
@@ -478,7 +479,6 @@ register_offload_pattern("blas", OffloadPattern("matmul", _blas_dense, ("add",))
 register_offload_pattern("blas", OffloadPattern("matmul", _blas_matmul_transposed, operands=_transposed_operands))
 register_offload_pattern("blas", OffloadPattern("matmul", _dense_or_matmul))
 register_offload_pattern("blas", OffloadPattern("conv2d", _conv2d_bias_residual, ("add", "add", "relu")))
-register_offload_pattern("blas", OffloadPattern("conv2d", _conv2d_bias_residual, ("add", "add")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "relu")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add", "clip")))
 register_offload_pattern("blas", OffloadPattern("conv2d", _blas_conv2d_bias, ("add",)))

@@ -1,10 +1,10 @@
 """A residual add in a conv's epilogue (conv_library.RESIDUAL_VARIANTS,
-c_runtime/rx_dnnl.c): conv2d + bias + a residual of the result's type
-[+ relu], channels last, is one oneDNN call whose binary post-op reads the
+c_runtime/rx_dnnl.c): conv2d + bias + a residual of the result's type +
+relu, channels last, is one oneDNN call whose binary post-op reads the
 residual. Checked against the graph's evaluation at a symbolic batch bound
 to 0, 1 and 3, for several conv kinds; NaN and infinity in the residual
 kept as relax.add and relax.relu keep them; oneDNN refusing the call; what
-is not fused (a broadcast residual, NCHW). Skipped without oneDNN."""
+is not fused (no relu after the add, a broadcast residual, NCHW). Skipped without oneDNN."""
 
 from __future__ import annotations
 
@@ -84,14 +84,13 @@ def counters(exe: rx.Executable) -> tuple[int, int]:
     return int(lib.rx_dnnl_fallbacks()), int(lib.rx_dnnl_fused_activations())
 
 
-@pytest.mark.parametrize("relu", [False, True], ids=["add", "add_relu"])
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_residual_is_part_of_the_call(kind: str, relu: bool) -> None:
+def test_residual_is_part_of_the_call(kind: str) -> None:
     """One call, on the interpreter (the numpy reference) and in C, equal to the graph's evaluation."""
-    module = residual_module(kind, relu)
+    module = residual_module(kind, True)
     text = rx.print_module(offload_module(module.clone(), conv="dnnl"))
     assert text.count("lib.call") == 1 and "relax.add" not in text and "relax.relu" not in text
-    assert f"_bias4_add{'_relu' if relu else ''}(" in text
+    assert "_bias4_add_relu(" in text
     check_levels(rx.parse_module(text), cases(kind), levels=("interp", "c"))
 
 
@@ -142,10 +141,13 @@ def test_direct_fallback_when_dnnl_refuses() -> None:
     assert lib.lib.rx_dnnl_fallbacks() == 4  # batches 1 and 3: the residual call, then the plain one
 
 
-def test_broadcast_residual_and_nchw_are_not_fused() -> None:
-    """A residual that broadcasts (one image for the batch) is no operand of the output's shape, and NCHW
-    convs keep the add (the binary post-op is taken on the layout convert-layout gives): both stay graph
-    adds, with the same results."""
+def test_no_relu_broadcast_residual_and_nchw_are_not_fused() -> None:
+    """A residual add with no relu after it (MobileNetV2's: the binary post-op alone measured slower than
+    the add as a pass), a residual that broadcasts (one image for the batch: no operand of the output's
+    shape) and NCHW convs (the binary post-op is taken on the layout convert-layout gives) keep the graph
+    add, with the same results."""
+    text = rx.print_module(offload_module(residual_module("pointwise", False), conv="dnnl"))
+    assert "_add" not in text.replace("relax.add", "") and "relax.add" in text and "_bias4(" in text
     oh, ow = out_hw("groups1")
     module = residual_module("groups1", True, residual_shape=[1, oh, ow, 6])
     text = rx.print_module(offload_module(module.clone(), conv="dnnl"))
