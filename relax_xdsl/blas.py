@@ -95,6 +95,14 @@ def dense_reference(act: str) -> object:
     return reference
 
 
+def dense_residual_reference(a: np.ndarray, w: np.ndarray, bias: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
+    """The numpy semantics of a dense function with a residual (oneDNN's and the packed one, W unpacked):
+    matmul, + the bias row, + r."""
+    np.matmul(a, w, out=out)
+    out += bias
+    out += r
+
+
 def dense_function(ra: int, act: str = "") -> LibFuncOp:
     """The `lib.func` of float32 matmul(x, W) + bias (+ relu / gelu), x of rank `ra`."""
     if act not in DENSE_ACTIVATIONS:
@@ -143,16 +151,14 @@ def unpack_dense_weights(packed: np.ndarray) -> np.ndarray:
 
 def packed_dense_reference(variant: str) -> object:
     """The numpy semantics of a packed dense function: its weights unpacked,
-    then dense_reference's (matmul_reference's without a bias; then + the
-    residual with one)."""
-    dense = dense_reference("" if variant == "_bias_add" else variant.removeprefix("_bias").removeprefix("_"))
+    then dense_reference's (matmul_reference's without a bias,
+    dense_residual_reference's with a residual)."""
+    dense = dense_reference(variant.removeprefix("_bias").removeprefix("_")) if variant != "_bias_add" else None
 
     def reference(a: np.ndarray, packed: np.ndarray, *rest: np.ndarray) -> None:
         w = unpack_dense_weights(packed)
         if len(rest) == 3:  # a bias, a residual, then the output
-            bias, residual, out = rest
-            dense(a, w, bias, out)  # type: ignore[operator]
-            out += residual
+            dense_residual_reference(a, w, *rest)
         elif len(rest) == 2:  # a bias, then the output
             dense(a, w, *rest)  # type: ignore[operator]
         else:

@@ -33,8 +33,6 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-
 from relax_xdsl.conv_library import CONV_VARIANTS as CONV_VARIANTS
 from relax_xdsl.conv_library import (
     LAYOUTS,
@@ -220,13 +218,6 @@ def _dense_act(variant: str) -> str:
     return "" if variant == "_bias_add" else variant.removeprefix("_bias").removeprefix("_")
 
 
-def dense_residual_reference(a: np.ndarray, w: np.ndarray, bias: np.ndarray, r: np.ndarray, out: np.ndarray) -> None:
-    """The numpy semantics of a dense function with a residual: matmul, + the bias row, + r."""
-    np.matmul(a, w, out=out)
-    out += bias
-    out += r
-
-
 def dense_function(ra: int, variant: str = "") -> LibFuncOp:
     """The `lib.func` of float32 matmul(x, W) [+ bias] [+ relu | gelu] on oneDNN, x
     of rank `ra`, W a model constant (kept in the layout oneDNN's matmul picks; the
@@ -338,7 +329,7 @@ def register_gemms() -> None:
     for ra in DENSE_RANKS:
         for variant in DENSE_VARIANTS:
             tag = f"{ra}x2{variant}"
-            reference = (dense_residual_reference if variant == "_bias_add"
+            reference = (blas.dense_residual_reference if variant == "_bias_add"
                          else blas.dense_reference(_dense_act(variant)) if variant else blas.matmul_reference)
             register_library_function(f"dnnl.dense_{tag}", reference,
                                       c_source=_dense_wrapper(ra, variant, bool(blas_flags)) if flags else "",

@@ -722,10 +722,7 @@ void rx_dnnl_dense(const float* A, const float* W, const float* bias, const floa
                               fused ? act | RX_DNNL_POST_OP : act, operands, 0, RX_DNNL_DENSE};
   if (k == 0 || rx_dnnl_execute(key, A, W, 1, bias, R, C)) {
     rx_dnnl_gemm_direct(A, W, bias, C, 1, m, k, n, 0);
-    if (R) {
-#pragma omp parallel for simd if (parallel : m * n >= 65536) schedule(static)
-      for (int64_t i = 0; i < m * n; ++i) C[i] += R[i];
-    }
+    if (R) rx_dnnl_add_activate(C, R, m * n, 0); /* the activation (gelu too) after it */
     fused = 0;
   }
   if (fused)
